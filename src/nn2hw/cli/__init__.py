@@ -1,0 +1,53 @@
+"""The ``nn2hw`` command line: a thin shell over the Python API.
+
+Each command lives in its own module ``nn2hw.cli.<command>`` exposing ``register(subparsers)``;
+the module's handler calls the API and prints. Library errors (``Nn2hwError``) become one
+paragraph on stderr and exit code 2; nothing else is caught, so real bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from nn2hw import __version__
+from nn2hw.errors import Nn2hwError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nn2hw",
+        description="Co-search a pretrained network, its compression and its hardware design.",
+    )
+    parser.add_argument("--version", action="version", version=f"nn2hw {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nn2hw`` script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except Nn2hwError as exc:
+        from nn2hw.cli._common import print_error
+
+        print_error(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nn2hw: interrupted; completed work is saved.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # python -m nn2hw.cli
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Helpers shared by the CLI commands: console, error printing, JSON output, KEY=VALUE parsing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from nn2hw.errors import ConfigError, Nn2hwError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_error(exc: Nn2hwError) -> None:
+    """One paragraph on stderr: 'error: <cause> Fix: <fix>'."""
+    err_console.print(f"[bold red]error:[/] {exc.cause}", soft_wrap=True)
+    if exc.fix:
+        err_console.print(f"[bold]fix:[/] {exc.fix}", soft_wrap=True)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON, creating parent folders; returns the path."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=2, default=_default) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"Cannot write {target}: {exc.strerror}.", "Pick a writable path.") from None
+    return target
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def parse_key_values(pairs: Iterable[str] | None, option: str = "--hw-param") -> dict[str, str]:
+    """['rows=32', 'dataflow=ws'] -> {'rows': '32', 'dataflow': 'ws'}, with a clear error otherwise."""
+    result: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{option} {pair!r} is not KEY=VALUE.", f"Write e.g. {option} rows=32.")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

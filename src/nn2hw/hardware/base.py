@@ -1,0 +1,197 @@
+"""What every hardware template shares: cost records, the template interface and its registry.
+
+A template (FPGA tiled conv, systolic array, NVDLA-, ShiDianNao- or Eyeriss-style dataflow, a
+heterogeneous system...) declares its design parameters, its device presets, a resource model
+and a cost function vectorized over many designs. It never imports torch: it reads a
+``Workload`` and returns frozen records whose totals are folds over layers.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nn2hw.errors import ConfigError
+from nn2hw.registry import Registry
+from nn2hw.workload import Workload
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one layer on one design. ``breakdown_cycles`` holds the per-component totals
+    (e.g. input/weight/output transfer and compute) that explain ``bottleneck``."""
+
+    name: str
+    op: str
+    macs: int
+    cycles: float
+    latency_ms: float
+    bottleneck: str
+    breakdown_cycles: Mapping[str, float] = field(default_factory=dict)
+    energy_mj: float | None = None
+    engine: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "macs": self.macs, "cycles": self.cycles,
+                "latency_ms": self.latency_ms, "bottleneck": self.bottleneck,
+                "breakdown_cycles": dict(self.breakdown_cycles), "energy_mj": self.energy_mj, "engine": self.engine}
+
+
+@dataclass(frozen=True)
+class Uncosted:
+    """An operation a template does not cost, and why (never silently dropped)."""
+
+    name: str
+    op: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResourceUse:
+    """Use of one resource against its budget, in ``unit``."""
+
+    name: str
+    used: float
+    available: float
+    unit: str = ""
+
+    @property
+    def fits(self) -> bool:
+        return self.used <= self.available
+
+    @property
+    def utilization(self) -> float:
+        return self.used / self.available if self.available else float("inf")
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """Cost of a whole workload on one design: per-layer records, resources and totals."""
+
+    template: str
+    device: str
+    design: Mapping[str, Any]
+    clock_mhz: float
+    layers: tuple[LayerCost, ...]
+    uncosted: tuple[Uncosted, ...] = ()
+    resources: tuple[ResourceUse, ...] = ()
+    area_mm2: float | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_cycles(self) -> float:
+        return sum(layer.cycles for layer in self.layers)
+
+    @property
+    def latency_ms(self) -> float:
+        return sum(layer.latency_ms for layer in self.layers)
+
+    @property
+    def energy_mj(self) -> float | None:
+        energies = [layer.energy_mj for layer in self.layers]
+        return None if any(e is None for e in energies) else sum(energies)  # type: ignore[misc]
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def fits(self) -> bool:
+        return all(r.fits for r in self.resources)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Machine-readable form; ``total_cycles``, ``latency_ms``, ``design`` and ``layers`` are stable keys."""
+        return {
+            "template": self.template,
+            "device": self.device,
+            "design": _jsonable(self.design),
+            "clock_mhz": self.clock_mhz,
+            "total_cycles": self.total_cycles,
+            "latency_ms": self.latency_ms,
+            "energy_mj": self.energy_mj,
+            "area_mm2": self.area_mm2,
+            "macs": self.macs,
+            "fits": self.fits,
+            "resources": [{"name": r.name, "used": r.used, "available": r.available, "unit": r.unit,
+                           "fits": r.fits} for r in self.resources],
+            "layers": [layer.to_dict() for layer in self.layers],
+            "uncosted": [{"name": u.name, "op": u.op, "reason": u.reason} for u in self.uncosted],
+            "notes": list(self.notes),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    """Designs may hold nested dataclasses/tuples; make them JSON values."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool)) or value is None else json.loads(json.dumps(value))
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """Result of a design-space exploration: the best feasible design and the Pareto set."""
+
+    best: NetworkCost
+    pareto: tuple[NetworkCost, ...]
+    n_designs: int
+    n_feasible: int
+    seconds: float
+    objective: str = "latency_ms"
+
+
+class HardwareTemplate(ABC):
+    """A family of accelerators with a parameter space, device presets and a cost model."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def devices(self) -> Sequence[str]:
+        """Names of the device presets this template knows (boards, technology nodes...)."""
+
+    @abstractmethod
+    def parse_design(self, params: Mapping[str, str]) -> Any:
+        """A design from user parameters (``--design``/``--hw-param`` strings), validated."""
+
+    @abstractmethod
+    def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
+        """Cost of ``workload`` on one design (resources are reported, not enforced)."""
+
+    @abstractmethod
+    def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
+                **options: Any) -> Exploration:
+        """Best feasible design for ``workload`` over a grid (vectorized), plus the Pareto set."""
+
+
+TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw analyze --help")
+
+
+def split_hardware(spec: str) -> tuple[str, str | None]:
+    """'fpga:zcu102' -> ('fpga', 'zcu102'); 'systolic' -> ('systolic', None)."""
+    template, _, device = spec.partition(":")
+    if not template:
+        raise ConfigError(f"Empty hardware name in {spec!r}.", "Write TEMPLATE[:DEVICE], e.g. fpga:zcu102.")
+    return template, device or None
+
+
+def get_template(spec: str) -> tuple[HardwareTemplate, str | None]:
+    """The registered template and device named by a 'TEMPLATE[:DEVICE]' string."""
+    import nn2hw.hardware  # noqa: F401  (registers the built-in templates)
+
+    name, device = split_hardware(spec)
+    template = TEMPLATES.get(name)
+    if device is not None and device not in template.devices():
+        from nn2hw.registry import suggest
+
+        raise ConfigError(
+            f"Template {name!r} has no device {device!r}.{suggest(device, list(template.devices()))}",
+            f"Use one of: {', '.join(template.devices())}.",
+        )
+    return template, device
