@@ -1,0 +1,121 @@
+"""The strategy interface: propose candidates as index vectors over a categorical space.
+
+Every strategy is handed to Optuna as a sampler (``nn2hw.search.sampler``), so storage,
+resume and multi-worker studies work the same for all of them. Our own strategies (random,
+evolution, REINFORCE, FNAS) keep no state that cannot be rebuilt: the sampler replays every
+completed trial into ``tell`` in trial order, and ``ask`` draws its randomness from
+(seed, trial number). A resumed or second worker therefore continues exactly where the study is.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nn2hw.errors import ConfigError
+from nn2hw.registry import Registry
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a strategy learns from one finished trial.
+
+    ``metric`` is the accuracy the reward uses (top-1 by default, in percent), ``None`` when the
+    candidate was not trained (it missed a spec or a resource). ``latency_ms`` is ``None`` when
+    no design could run it at all.
+    """
+
+    number: int
+    indices: tuple[int, ...]
+    feasible: bool
+    metric: float | None
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """The HotNAS reward (reference §2.7): alpha*R_acc + (1-alpha)*R_lat over two bands.
+
+    ``acc_band`` = (a_lo, a_hi) in percent, ``lat_band`` = (l_lo, l_hi) in ms; l_hi is the
+    latency spec. ``spec_ms`` is the hard latency spec the FNAS reward uses.
+    """
+
+    spec_ms: float
+    acc_band: tuple[float, float]
+    lat_band: tuple[float, float]
+    alpha: float = 0.7
+
+    def __post_init__(self) -> None:
+        lo, hi = self.acc_band
+        llo, lhi = self.lat_band
+        if not (lo < hi and 0 < llo < lhi and self.spec_ms > 0 and 0 <= self.alpha <= 1):
+            raise ConfigError(
+                f"Reward bands must satisfy acc_lo < acc_hi, 0 < lat_lo < lat_hi, alpha in [0, 1]; got "
+                f"acc {self.acc_band}, latency {self.lat_band}, alpha {self.alpha}.",
+                "Fix the bands in the search configuration.",
+            )
+
+    def r_acc(self, acc: float | None) -> float:
+        lo, hi = self.acc_band
+        if acc is None or acc < lo:
+            return -1.0
+        if acc > hi:
+            return 1.0
+        return 2 * (acc - lo) / (hi - lo) - 1
+
+    def r_lat(self, latency_ms: float | None) -> float:
+        lo, hi = self.lat_band
+        if latency_ms is None:
+            return -1.0
+        if latency_ms > hi:
+            return hi - latency_ms  # negative, grows with the violation (as coded by HotNAS)
+        if latency_ms < lo:
+            return 1.0
+        return 2 * (hi - latency_ms) / (hi - lo) - 1
+
+    def hotnas(self, obs: Observation) -> float:
+        return self.alpha * self.r_acc(obs.metric) + (1 - self.alpha) * self.r_lat(obs.latency_ms)
+
+
+class Strategy(ABC):
+    """Proposes index vectors over ``choice_counts`` and learns from observations."""
+
+    name: ClassVar[str]
+
+    def __init__(self, choice_counts: Sequence[int], reward: RewardConfig, seed: int = 0, **options: Any) -> None:
+        if not choice_counts or any(n < 1 for n in choice_counts):
+            raise ConfigError("A search space needs at least one dimension, each with a choice.",
+                              "Widen the search space configuration.")
+        self.counts = tuple(int(n) for n in choice_counts)
+        self.reward = reward
+        self.seed = int(seed)
+        unknown = set(options) - set(self.option_names())
+        if unknown:
+            raise ConfigError(f"Strategy {self.name!r} has no options {sorted(unknown)}.",
+                              f"Use: {', '.join(self.option_names()) or 'none'}.")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return ()
+
+    def rng(self, number: int) -> np.random.Generator:
+        """Randomness for trial ``number``: the same on a resume or another worker."""
+        return np.random.default_rng([self.seed, number])
+
+    def random_indices(self, rng: np.random.Generator) -> tuple[int, ...]:
+        return tuple(int(rng.integers(n)) for n in self.counts)
+
+    @abstractmethod
+    def ask(self, number: int) -> tuple[int, ...]:
+        """The candidate for trial ``number``."""
+
+    def tell(self, obs: Observation) -> None:  # noqa: B027 - stateless strategies learn nothing
+        """Learn from a finished trial (called in trial order, once per trial)."""
+
+
+StrategyFactory = Callable[..., Any]
+STRATEGIES: Registry[StrategyFactory] = Registry("search strategy", "nn2hw search --help")

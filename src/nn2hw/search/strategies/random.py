@@ -1,0 +1,14 @@
+"""Uniform random search: the baseline every other strategy must beat."""
+
+from __future__ import annotations
+
+from nn2hw.search.strategies.base import Strategy
+
+
+class RandomSearch(Strategy):
+    """Each trial draws every dimension uniformly, from (seed, trial number)."""
+
+    name = "random"
+
+    def ask(self, number: int) -> tuple[int, ...]:
+        return self.random_indices(self.rng(number))

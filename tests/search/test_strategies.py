@@ -1,0 +1,119 @@
+"""Strategies on a synthetic space: they learn, they are deterministic, and a resumed study
+continues exactly as an uninterrupted one (for the strategies that replay their history)."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import FrozenTrial
+
+from nn2hw.errors import ConfigError, UnknownNameError
+from nn2hw.search.strategies.sampler import SamplerContext
+from nn2hw.search.strategies import STRATEGIES, Observation, RewardConfig, build_sampler
+from nn2hw.search.strategies.reinforce import Reinforce
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+COUNTS = (4, 4, 4, 4, 4, 4)
+NAMES = tuple(f"d{i}" for i in range(len(COUNTS)))
+REWARD = RewardConfig(spec_ms=7.0, acc_band=(80.0, 95.0), lat_band=(5.0, 7.0))
+
+
+def toy(indices) -> tuple[float, float]:
+    """Accuracy falls and latency drops as indices grow; the spec needs sum(indices) >= 10."""
+    idx = np.asarray(indices)
+    latency = 10.0 - 0.3 * idx.sum()
+    accuracy = 95.0 - 0.6 * idx.sum() - 2.0 * (idx[0] != 1)
+    return float(accuracy), float(latency)
+
+
+def observe(t: FrozenTrial) -> Observation:
+    return Observation(t.number, tuple(t.params[n] for n in NAMES), t.user_attrs["feasible"],
+                       t.user_attrs["metric"], t.user_attrs["latency_ms"])
+
+
+def context(seed=0, **options) -> SamplerContext:
+    return SamplerContext(NAMES, COUNTS, REWARD, seed, observe, options)
+
+
+def run(strategy: str, n: int, storage=None, study_name="toy", seed=0):
+    sampler, info = build_sampler(strategy, context(seed))
+    directions = ["maximize"] * info.objectives if info.objectives == 1 else ["maximize", "minimize"]
+    study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler, directions=directions,
+                                load_if_exists=True)
+    while len(study.trials) < n:
+        trial = study.ask()
+        idx = [trial.suggest_categorical(name, list(range(c))) for name, c in zip(NAMES, COUNTS)]
+        acc, lat = toy(idx)
+        feasible = lat <= REWARD.spec_ms
+        trial.set_user_attr("feasible", feasible)
+        trial.set_user_attr("metric", acc if feasible else None)
+        trial.set_user_attr("latency_ms", lat)
+        trial.set_constraint("latency_ms", lat - REWARD.spec_ms)
+        value = acc if feasible else 0.0
+        study.tell(trial, [value] if info.objectives == 1 else [value, lat])
+    return study
+
+
+def best_feasible(study) -> float:
+    return max((t.user_attrs["metric"] for t in study.trials if t.user_attrs["feasible"]), default=0.0)
+
+
+def test_registry_lists_the_issue_strategies():
+    assert set(STRATEGIES.names()) == {"reinforce", "fnas", "random", "evolution", "tpe", "nsga2"}
+    with pytest.raises(UnknownNameError, match="Did you mean 'reinforce'"):
+        STRATEGIES.get("reinforc")
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_is_deterministic_and_stays_in_the_space(name):
+    a, b = run(name, 25), run(name, 25)
+    params = [tuple(t.params.values()) for t in a.trials]
+    assert params == [tuple(t.params.values()) for t in b.trials]
+    assert all(0 <= v < 4 for p in params for v in p)
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "reinforce", "fnas"])
+def test_resume_continues_exactly(tmp_path, name):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    run(name, 12, storage=url)
+    resumed = run(name, 30, storage=url)  # a fresh process would rebuild its state the same way
+    straight = run(name, 30)
+    assert [t.params for t in resumed.trials] == [t.params for t in straight.trials]
+
+
+def test_learning_strategies_beat_random_on_the_toy():
+    scores = {name: np.mean([best_feasible(run(name, 60, seed=s)) for s in range(3)])
+              for name in ("random", "reinforce", "evolution", "tpe")}
+    assert scores["reinforce"] > scores["random"] or scores["evolution"] > scores["random"]
+    assert scores["tpe"] >= scores["random"]
+
+
+def test_reinforce_raises_its_reward():
+    strategy = Reinforce(COUNTS, REWARD, seed=0, lr=0.05)
+    rewards = []
+    for number in range(150):
+        idx = strategy.ask(number)
+        acc, lat = toy(idx)
+        obs = Observation(number, idx, lat <= 7.0, acc if lat <= 7.0 else None, lat)
+        rewards.append(REWARD.hotnas(obs))
+        strategy.tell(obs)
+    assert np.mean(rewards[-30:]) > np.mean(rewards[:30]) + 0.2
+
+
+def test_hotnas_reward_bands():
+    r = RewardConfig(spec_ms=10, acc_band=(80, 89), lat_band=(7, 10), alpha=0.7)
+    assert r.r_acc(90) == 1 and r.r_acc(70) == -1 and r.r_acc(84.5) == pytest.approx(0.0)
+    assert r.r_lat(6) == 1 and r.r_lat(12) == -2 and r.r_lat(None) == -1 and r.r_lat(8.5) == pytest.approx(0.0)
+    assert r.hotnas(Observation(0, (0,), True, 89.5, 6.0)) == pytest.approx(1.0)
+
+
+def test_bad_options_are_clear():
+    with pytest.raises(ConfigError, match="baseline"):
+        Reinforce(COUNTS, REWARD, baseline="median")
+    with pytest.raises(ConfigError, match="no options"):
+        build_sampler("evolution", context(colour="red"))
+    with pytest.raises(ConfigError, match="rejects its options"):
+        build_sampler("tpe", context(colour="red"))
+    with pytest.raises(ConfigError, match="bands"):
+        RewardConfig(spec_ms=5, acc_band=(90, 80), lat_band=(1, 5))
