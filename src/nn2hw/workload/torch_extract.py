@@ -41,13 +41,19 @@ KNOWN_LEAVES = (nn.Conv1d, nn.Conv2d, nn.Linear) + _ACT_MODULES + _NORM_MODULES 
     _ADAPTIVE_POOL_MODULES + _PAD_MODULES + _FLATTEN_MODULES
 
 
+COMPRESSION_FIELDS_ATTR = "nn2hw_layer_fields"
+"""Module attribute where ``nn2hw.compress`` transforms record the Layer fields they set (bit
+widths, ``kept_per_kernel``) that the tensor shapes alone cannot show."""
+
+
 def module_fields(module: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> dict[str, Any] | None:
     """Layer fields of a leaf module (``None`` for aliases such as dropout)."""
+    recorded = dict(getattr(module, COMPRESSION_FIELDS_ATTR, {}))
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-        return conv_fields(in_shape, out_shape, tuple(module.weight.shape), module.stride, module.padding,
-                           module.dilation, module.groups, module.bias is not None)
+        return {**conv_fields(in_shape, out_shape, tuple(module.weight.shape), module.stride, module.padding,
+                              module.dilation, module.groups, module.bias is not None), **recorded}
     if isinstance(module, nn.Linear):
-        return linear_fields(in_shape, out_shape, module.bias is not None)
+        return {**linear_fields(in_shape, out_shape, module.bias is not None), **recorded}
     if isinstance(module, _ALIAS_MODULES):
         return None
     fields = shape_fields(in_shape, out_shape)

@@ -1,0 +1,124 @@
+"""Torch-side building blocks of the transforms, imported only when a model is rewritten.
+
+Masks and fake quantizers are weight parametrizations (``torch.nn.utils.parametrize``): the
+module's ``weight`` is recomputed from ``parametrizations.weight.original`` on every use, so an
+optimizer step on the original can never revive a pruned weight or leave the quantization grid.
+Their state (mask, integer bits) is in buffers, hence in the ``state_dict`` of a result bundle.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from nn2hw.errors import PlanError
+from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR
+
+WEIGHT_MODULES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+
+
+def weight_module(model: nn.Module, name: str, kinds: tuple[type, ...] = WEIGHT_MODULES,
+                  transform: str = "this transform") -> nn.Module:
+    """The module called ``name`` in ``model``, which must be one of ``kinds``; a ``PlanError`` otherwise."""
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        raise PlanError(
+            f"Layer {name!r} is not a module of the model (a functional op, or a second call of a shared "
+            f"module), so {transform} cannot rewrite its weights.",
+            "Leave it out of the plan, or define it as an nn.Conv2d / nn.Linear module called once.",
+        ) from None
+    if not isinstance(module, kinds):
+        raise PlanError(
+            f"Layer {name!r} is a {type(module).__name__}; {transform} rewrites "
+            f"{' / '.join(k.__name__ for k in kinds)} modules only.",
+            "Leave this layer out of that part of the plan.",
+        )
+    return module
+
+
+def is_compressed(module: nn.Module) -> bool:
+    """Whether an nn2hw transform already rewrote ``module``."""
+    return hasattr(module, COMPRESSION_FIELDS_ATTR)
+
+
+def record_fields(module: nn.Module, **fields: int) -> None:
+    """Record Layer fields on ``module`` for the workload extractor (bits, kept weights per kernel)."""
+    setattr(module, COMPRESSION_FIELDS_ATTR, {**getattr(module, COMPRESSION_FIELDS_ATTR, {}), **fields})
+
+
+def set_weight(module: nn.Module, weight: torch.Tensor, name: str = "weight") -> None:
+    """Replace a parameter by a new tensor (new shape allowed), keeping its requires_grad flag."""
+    old = getattr(module, name)
+    if parametrize.is_parametrized(module, name):
+        raise PlanError(
+            f"The {name} of {type(module).__name__} is parametrized, so its shape cannot be changed.",
+            "Cut channels and expand kernels on the plain base model, before other parametrizations.",
+        )
+    setattr(module, name, nn.Parameter(weight.detach().clone().contiguous(), requires_grad=old.requires_grad))
+
+
+def set_buffer(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    """Replace a registered buffer (e.g. a BatchNorm running mean) by a new tensor."""
+    module._buffers[name] = value.detach().clone().contiguous()
+
+
+def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``q`` in the forward pass, the identity's gradient in the backward pass (STE)."""
+    return x + (q - x).detach()
+
+
+def fixed_point(x: torch.Tensor, bits: int, int_bits: int) -> torch.Tensor:
+    """Round to a multiple of 2^-frac and clamp to [-2^(int-1), 2^(int-1) - 2^-frac] (frac = bits - int)."""
+    step = 2.0 ** (int_bits - bits)
+    top = 2.0 ** (int_bits - 1)
+    return torch.clamp(torch.round(x / step) * step, -top, top - step)
+
+
+class WeightMask(nn.Module):
+    """Weight parametrization ``w * mask``; the mask is a buffer (saved in the state_dict)."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask
+
+
+class FixedPointWeight(nn.Module):
+    """Weight parametrization: fixed-point fake quantization with a straight-through gradient.
+
+    ``int_bits`` is a buffer so that a reloaded bundle uses the value chosen on the trained
+    weights, not one recomputed from freshly initialized ones.
+    """
+
+    def __init__(self, bits: int, int_bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+        self.register_buffer("int_bits", torch.tensor(int_bits, dtype=torch.int64))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return straight_through(weight, fixed_point(weight, self.bits, int(self.int_bits)))
+
+
+class ActivationQuantizer:
+    """Forward hook (output) or pre-hook (first input) that fake-quantizes activations (STE)."""
+
+    def __init__(self, bits: int, int_bits: int) -> None:
+        self.bits = bits
+        self.int_bits = int_bits
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        return straight_through(x, fixed_point(x, self.bits, self.int_bits))
+
+    def __call__(self, module: nn.Module, args: tuple, *output: torch.Tensor):
+        if output:  # forward hook: replace the output
+            return self.quantize(output[0])
+        return (self.quantize(args[0]), *args[1:])  # pre-hook: replace the first input
+
+
+def add_weight_parametrization(module: nn.Module, parametrization: nn.Module) -> None:
+    """Chain ``parametrization`` after any already on ``module.weight``."""
+    parametrize.register_parametrization(module, "weight", parametrization)

@@ -1,0 +1,238 @@
+"""Channel cut: keep the top-k output filters of a conv/linear layer by L2 norm, coupling-aware.
+
+The score of a filter is HotNAS's (``ztNAS_cut_channel``): the sum over its input channels of
+the L2 norm of each kernel (for a linear layer, the sum of absolute weights). The cut follows
+the workload graph, not a separate one: the kept indices flow through BatchNorm, activations,
+pools, residual adds and depthwise convs (which are cut with their producer), into the input
+channels of every consumer conv/linear, through flattens (each channel's H*W features) and
+concats (at the input's channel offset). Layers coupled by a residual add or an element-wise
+multiply (one ``Workload.coupling_groups`` group) are cut together, by one set of indices chosen
+on their summed scores; a group pinned by its ``fixed_by`` reasons (network output, option-A
+shortcut pad, an op nn2hw does not understand) is refused with those reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nn2hw.compress.base import Problem, Transform
+from nn2hw.errors import PlanError
+from nn2hw.workload.layer import CouplingGroup, Layer, OpKind, Workload
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from nn2hw.plan import LayerChoice
+
+_SLICEABLE_PARAM_OPS = frozenset({"BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "PReLU"})
+"""Module ops with per-channel parameters the cut can slice (other parameter-free ops just pass)."""
+_PARAM_OPS = frozenset({"GroupNorm", "LayerNorm", "batch_norm", "layer_norm", "group_norm", "instance_norm",
+                        "prelu"}) | _SLICEABLE_PARAM_OPS
+_FUNCTIONAL_COMPUTE_OPS = frozenset({"conv1d", "conv2d", "linear"})
+
+
+def cut_groups(workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[CouplingGroup, int]:
+    """The coupling groups the choices really cut (narrower than now), with their new width."""
+    groups: dict[CouplingGroup, int] = {}
+    for name, choice in choices.items():
+        layer = workload.layer(name)
+        group = workload.group_of(name)
+        if group is not None and name in group.layers and choice.out_channels < layer.out_channels:
+            groups.setdefault(group, choice.out_channels)
+    return groups
+
+
+class ChannelCut(Transform):
+    name = "channel_cut"
+    fields = ("out_channels",)
+    order = 0
+    summary = "keep the top-k output filters by L2 norm; coupled layers cut together (out_channels)"
+
+    def problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+        found: list[Problem] = []
+        for name, choice in choices.items():
+            layer, k = workload.layer(name), choice.out_channels
+            group = workload.group_of(name)
+            if k > layer.out_channels:
+                found.append((f"Layer {name!r}: a cut to {k} channels is above its width of {layer.out_channels}.",
+                              f"Choose out_channels between 1 and {layer.out_channels}."))
+            elif k == layer.out_channels:
+                continue  # keeping every channel is always allowed
+            elif group is None or name not in group.layers:
+                producer = group.layers if group is not None else ()
+                found.append((f"Layer {name!r} ({layer.conv_type or layer.kind.value}) does not define its own "
+                              f"channels: they follow its input.",
+                              f"Cut the layer(s) that feed it instead: {', '.join(producer) or 'none can be cut'}."))
+            elif layer.kind is OpKind.CONV and layer.groups > 1:
+                found.append((f"Layer {name!r} is a grouped conv (groups={layer.groups}); nn2hw cuts standard "
+                              f"convs, linear layers and the depthwise convs that follow them.",
+                              "Leave this layer's width unchanged."))
+            elif not group.cuttable:
+                found.append((f"Layer {name!r} cannot be cut: its channels are fixed by "
+                              f"{', '.join(group.fixed_by)} (coupling group {list(group.layers)}).",
+                              "Leave this layer's width unchanged."))
+        if found:
+            return found
+        for group, width in cut_groups(workload, choices).items():
+            named = {n: choices[n].out_channels for n in group.layers if n in choices}
+            if len(named) < len(group.layers) or len(set(named.values())) > 1:
+                missing = [n for n in group.layers if n not in named]
+                found.append((
+                    f"The cut breaks coupling group {list(group.layers)} (their outputs are added or multiplied "
+                    f"together): " + (f"{missing} are not cut" if missing else f"widths differ: {named}") + ".",
+                    f"Give every layer of the group the same out_channels (e.g. {width}); "
+                    f"Plan.with_cut(workload, layer, {width}) does it.",
+                ))
+        return found or self._consumer_problems(workload, choices)
+
+    def _consumer_problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+        """Ops whose input channels the cut changes but that the torch side cannot slice."""
+        try:
+            new = workload.with_changes(self.changes(workload, choices))
+        except PlanError as exc:
+            return [(exc.cause, exc.fix)]
+        found = []
+        for old in workload.layers:
+            changed = new.layer(old.name).in_channels != old.in_channels
+            if not changed or old.kind is OpKind.INPUT:
+                continue
+            if old.op in _FUNCTIONAL_COMPUTE_OPS or (old.op in _PARAM_OPS and old.op not in _SLICEABLE_PARAM_OPS):
+                found.append((f"The cut changes the input channels of {old.name!r} ({old.op}), whose parameters "
+                              f"nn2hw cannot slice.",
+                              "Leave the layers feeding it unchanged, or use nn.Conv2d / nn.Linear / "
+                              "nn.BatchNorm2d modules there."))
+            elif old.kind is OpKind.CONV and old.groups > 1 and old.conv_type != "depthwise":
+                found.append((f"The cut changes the input channels of grouped conv {old.name!r} "
+                              f"(groups={old.groups}).", "Leave the layers feeding it unchanged."))
+            elif old.kind is OpKind.CONCAT and sum(workload.layer(i).out_channels for i in old.inputs) != \
+                    old.out_channels:
+                found.append((f"Concat {old.name!r} reads one tensor twice; nn2hw cannot place the cut's offsets.",
+                              "Leave the layers feeding it unchanged."))
+        return found
+
+    def changes(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[str, dict[str, Any]]:
+        return {name: {"out_channels": choice.out_channels} for name, choice in choices.items()}
+
+    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+        from nn2hw.compress import _torch
+
+        kept_by_layer = {}
+        for group, width in cut_groups(workload, choices).items():
+            modules = [_torch.weight_module(model, n, transform="channel_cut") for n in group.layers]
+            idx = top_filters(sum(filter_scores(m.weight) for m in modules), width)
+            kept_by_layer.update({n: idx for n in group.layers})
+        if kept_by_layer:
+            propagate_cut(model, workload, kept_by_layer)
+
+
+def filter_scores(weight: torch.Tensor) -> torch.Tensor:
+    """Per output filter: the sum over inputs of each kernel's L2 norm (|w| summed for a linear layer)."""
+    return weight.detach().reshape(weight.shape[0], weight.shape[1], -1).norm(dim=2).sum(dim=1)
+
+
+def top_filters(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` highest scores, ties to the lower index, returned in ascending order."""
+    import torch
+
+    order = torch.sort(-scores, stable=True).indices[:k]
+    return torch.sort(order).values
+
+
+def _kept_after(layer: Layer, srcs: list[Layer], kept: dict[str, Any]) -> Any:
+    """Kept output-channel indices of a non-cut layer, from those of its inputs (None: all kept)."""
+    import torch
+
+    ins = [kept.get(s.name) for s in srcs]
+    if all(i is None for i in ins):
+        return None
+    if layer.kind is OpKind.CONCAT:
+        parts, offset = [], 0
+        for src, idx in zip(srcs, ins):
+            parts.append((idx if idx is not None else torch.arange(src.out_channels)) + offset)
+            offset += src.out_channels
+        return torch.cat(parts)
+    primary = next((k for s, k in zip(srcs, ins) if s.out_channels == layer.in_channels and k is not None), None)
+    if layer.kind is OpKind.RESHAPE:
+        area = layer.in_h * layer.in_w
+        return (primary[:, None] * area + torch.arange(area)).flatten()
+    if layer.conv_type == "depthwise":
+        multiplier = layer.out_channels // layer.in_channels
+        return (primary[:, None] * multiplier + torch.arange(multiplier)).flatten()
+    if layer.is_compute:
+        return None  # a consumer: its input shrinks, its output does not
+    if layer.kind in (OpKind.POOL, OpKind.ACT, OpKind.NORM, OpKind.ELTWISE) or (
+            layer.kind is OpKind.SLICE and layer.in_channels == layer.out_channels):
+        return primary
+    raise PlanError(f"The cut reaches {layer.name!r} ({layer.op}), which nn2hw cannot carry a channel cut through.",
+                    "Leave the layers feeding it unchanged.")
+
+
+def propagate_cut(model: nn.Module, workload: Workload, cut: Mapping[str, torch.Tensor]) -> None:
+    """Slice every module the cut reaches, walking the workload graph in topological order.
+
+    ``cut`` maps the cut conv/linear layers to their kept output indices. Each layer's kept
+    output indices (None when all are kept) are derived from its inputs' and drive the edits.
+    """
+    kept: dict[str, Any] = {}
+    for layer in workload.layers:
+        srcs = [workload.layer(i) for i in layer.inputs]
+        in_kept = next((kept[s.name] for s in srcs if kept.get(s.name) is not None), None)
+        out_kept = cut.get(layer.name)
+        if out_kept is None and layer.kind is not OpKind.INPUT:
+            out_kept = _kept_after(layer, srcs, kept)
+        kept[layer.name] = out_kept
+        if in_kept is None and out_kept is None:
+            continue
+        if layer.is_compute:
+            _slice_compute(model, layer, in_kept, out_kept)
+        elif layer.op in _SLICEABLE_PARAM_OPS:
+            _slice_channel_params(model, layer, in_kept)
+
+
+def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) -> None:
+    from nn2hw.compress import _torch
+
+    module = _torch.weight_module(model, layer.name, transform="channel_cut")
+    weight = module.weight.detach()
+    depthwise = layer.conv_type == "depthwise"
+    if out_kept is not None:
+        weight = weight[out_kept]
+        if module.bias is not None:
+            _torch.set_weight(module, module.bias.detach()[out_kept], "bias")
+    if in_kept is not None and not depthwise:
+        weight = weight[:, in_kept]
+    _torch.set_weight(module, weight)
+    if isinstance(module, _torch.nn.Linear):
+        module.out_features, module.in_features = weight.shape[0], weight.shape[1]
+        return
+    module.out_channels = weight.shape[0]
+    if depthwise:
+        module.in_channels = module.groups = len(in_kept)
+    else:
+        module.in_channels = weight.shape[1]
+
+
+def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
+    """Slice the per-channel parameters and buffers of a BatchNorm / InstanceNorm / PReLU module."""
+    from nn2hw.compress import _torch
+
+    try:
+        module = model.get_submodule(layer.name)
+    except AttributeError:
+        return  # a functional op of the same kind without parameters
+    if type(module).__name__ != layer.op:
+        return
+    if isinstance(module, _torch.nn.PReLU):
+        if module.num_parameters > 1:
+            _torch.set_weight(module, module.weight.detach()[in_kept])
+            module.num_parameters = len(in_kept)
+        return
+    for pname in ("weight", "bias"):
+        if getattr(module, pname, None) is not None:
+            _torch.set_weight(module, getattr(module, pname).detach()[in_kept], pname)
+    for bname in ("running_mean", "running_var"):
+        if getattr(module, bname, None) is not None:
+            _torch.set_buffer(module, bname, getattr(module, bname)[in_kept])
+    module.num_features = len(in_kept)

@@ -1,0 +1,86 @@
+"""Per-layer fixed-point quantization of weights and, optionally, activations (HotNAS §2.5).
+
+A value is rounded to a multiple of 2^-frac and clamped to [-2^(int-1), 2^(int-1) - 2^-frac],
+with bits = int + frac. ``int`` may be 0 or negative (all bits fractional, a range below ±0.5),
+as HotNAS's "0 integer bits" for ResNet-18 weights; frac stays within 0..32.
+
+Weights are fake-quantized by a weight parametrization, activations (the layer's input and its
+output) by forward hooks; both pass gradients straight through (STE) so the model fine-tunes.
+
+Integer bits when only a total width is given:
+- weights: ``auto_int_bits``: with max|w| = f * 2^e (0.5 <= f < 1), int = e + 1, the range
+  [-2^e, 2^e) holds every weight, so nothing is clipped and every other bit is resolution. The
+  chosen value is a buffer, saved with the weights.
+- activations: half the bits (``default_act_int_bits``): 8-bit activations cover [-8, 8) in steps
+  of 1/16. Give ``act_int_bits`` for layers whose activations are larger.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nn2hw.compress.base import Problem, Transform
+from nn2hw.workload.layer import Workload
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from nn2hw.plan import LayerChoice
+
+MAX_FRAC_BITS = 32
+
+
+def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
+    """Integer bits for ``bits``-bit weights: the fewest for which max|w| lies in range unclipped."""
+    largest = float(weight.detach().abs().max()) if weight.numel() else 0.0
+    int_bits = math.frexp(largest)[1] + 1 if largest > 0 else 1
+    return max(bits - MAX_FRAC_BITS, min(bits, int_bits))
+
+
+def default_act_int_bits(bits: int) -> int:
+    """Integer bits of ``bits``-bit activations when none are given: half of them."""
+    return bits // 2
+
+
+class Quantize(Transform):
+    name = "quantize"
+    fields = ("weight_bits", "weight_int_bits", "act_bits", "act_int_bits")
+    order = 3
+    summary = "fixed-point fake quantization (STE) of weights and optionally activations (weight_bits, act_bits)"
+
+    def problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+        return [(f"Layer {name!r} ({workload.layer(name).kind.value}) has no weights to quantize.",
+                 "Quantize conv and linear layers only.") for name in choices if not workload.layer(name).is_compute]
+
+    def changes(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, choice in choices.items():
+            fields = out.setdefault(name, {})
+            if choice.weight_bits is not None:
+                fields["weight_bits"] = choice.weight_bits
+            if choice.act_bits is not None:
+                fields["input_bits"] = fields["output_bits"] = choice.act_bits
+        return out
+
+    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+        from nn2hw.compress import _torch
+
+        for name, choice in choices.items():
+            module = _torch.weight_module(model, name, transform="quantize")
+            if choice.weight_bits is not None:
+                bits = choice.weight_bits
+                int_bits = choice.weight_int_bits
+                if int_bits is None:
+                    int_bits = auto_int_bits(module.weight, bits)
+                _torch.add_weight_parametrization(module, _torch.FixedPointWeight(bits, int_bits))
+                _torch.record_fields(module, weight_bits=bits)
+            if choice.act_bits is not None:
+                bits = choice.act_bits
+                int_bits = default_act_int_bits(bits) if choice.act_int_bits is None else choice.act_int_bits
+                quantizer = _torch.ActivationQuantizer(bits, int_bits)
+                module.register_forward_pre_hook(quantizer)
+                module.register_forward_hook(quantizer)
+                _torch.record_fields(module, input_bits=bits, output_bits=bits)
