@@ -1,0 +1,168 @@
+"""Persistent, resumable, multi-worker studies on an Optuna RDB storage.
+
+A study lives in any SQLAlchemy URL (a SQLite file in the run folder by default, PostgreSQL for
+workers on several machines). It records who it is (model, dataset, hardware, specs, strategy,
+space): resuming with different settings is refused with the differences named. Trials of a
+worker that died (SIGKILL, power loss) stop heart-beating and are failed on the next start, so a
+resume repeats none of the completed trials and loses none.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+import sqlalchemy as sa
+from optuna.storages import RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.trial import TrialState
+
+from nn2hw.errors import StudyError
+
+IDENTITY_ATTR = "nn2hw_identity"
+HEARTBEAT_S = 10
+GRACE_S = 40
+_CREATE_ATTEMPTS = 5
+
+
+def storage_url_for(path: str) -> str:
+    """'runs/x/study.db' -> 'sqlite:///runs/x/study.db'; URLs pass through."""
+    return path if "://" in path else f"sqlite:///{path}"
+
+
+def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> RDBStorage:
+    """An RDB storage with heartbeats; an unreachable or malformed URL is a ``StudyError``."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are 'experimental' in Optuna; we rely on them knowingly
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+                                  grace_period=grace_s)
+        except ModuleNotFoundError as exc:
+            raise StudyError(f"The storage URL {_redact(url)} needs the Python module {exc.name!r}.",
+                             'Install it, e.g. pip install "nn2hw[postgres]" for PostgreSQL.') from None
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
+            # Workers starting together on a fresh database race to create Optuna's tables.
+            if attempt + 1 == _CREATE_ATTEMPTS:
+                raise _unreachable(url, exc) from None
+            time.sleep(0.2 * (attempt + 1))
+        except Exception as exc:  # SQLAlchemy raises many kinds: bad URL, refused connection, auth...
+            raise _unreachable(url, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _unreachable(url: str, exc: BaseException) -> StudyError:
+    return StudyError(
+        f"Cannot open the study storage {_redact(url)}: {type(exc).__name__}: {_first_line(exc)}.",
+        "Check the URL (dialect://user:password@host:port/database), that the server is running and "
+        "reachable, and the credentials; or use a local file with --storage sqlite:///study.db.",
+    )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before printing it."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def study_exists(storage: RDBStorage, name: str) -> bool:
+    return any(s.study_name == name for s in storage.get_all_studies())
+
+
+def identity_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """'key: stored -> wanted' for every setting that differs (JSON-normalized)."""
+    norm = lambda v: json.loads(json.dumps(v, sort_keys=True))  # noqa: E731
+    keys = sorted(set(stored) | set(wanted))
+    return [f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in keys if norm(stored.get(k)) != norm(wanted.get(k))]
+
+
+def open_study(storage: RDBStorage, name: str, identity: Mapping[str, Any], sampler: optuna.samplers.BaseSampler,
+               directions: Sequence[str], mode: str) -> optuna.Study:
+    """Create (``mode='new'``), resume (``'resume'``) or join (``'join'``: create or resume) a study.
+
+    A new study whose name is taken, or a resumed one whose identity differs, is refused with a
+    ``StudyError`` naming the fix. Stale trials of dead workers are failed so they are re-run.
+    """
+    if mode not in ("new", "resume", "join"):
+        raise ValueError(mode)
+    exists = study_exists(storage, name)
+    if exists and mode == "new":
+        raise StudyError(f"A study named {name!r} already exists in this storage.",
+                         "Pass --resume to continue it, or choose a new name with --study.")
+    if not exists and mode == "resume":
+        raise StudyError(f"There is no study named {name!r} to resume in this storage.",
+                         "Drop --resume to start it, or check --study and --storage.")
+    with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": we beat in ask/tell ourselves
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                    directions=list(directions), load_if_exists=True)
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if stored is None:
+        study.set_user_attr(IDENTITY_ATTR, json.loads(json.dumps(dict(identity))))
+    else:
+        diffs = identity_differences(stored, identity)
+        if diffs:
+            raise StudyError(
+                f"Study {name!r} was started with different settings: {'; '.join(diffs)}.",
+                "Resume it with its original settings, or start a new study with another --study name.",
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def count_trials(study: optuna.Study) -> dict[str, int]:
+    """Trials by state, for budgets and progress."""
+    trials = study.get_trials(deepcopy=False)
+    return {
+        "total": len(trials),
+        "complete": sum(t.state is TrialState.COMPLETE for t in trials),
+        "running": sum(t.state is TrialState.RUNNING for t in trials),
+        "failed": sum(t.state is TrialState.FAIL for t in trials),
+    }
+
+
+@contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Record the trial's heartbeat while the block runs (ask/tell gets none from Optuna itself),
+    so that a worker that dies leaves a trial the next start recognizes as stale."""
+    storage = study._storage
+    if not (isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)):
+        yield
+        return
+    interval = storage.get_heartbeat_interval()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

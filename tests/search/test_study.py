@@ -1,0 +1,131 @@
+"""Studies: create/resume/identity checks, storage errors, stale trials, shared evaluations,
+and two workers on one real PostgreSQL study."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nn2hw.errors import StudyError
+from nn2hw.search.evaluations import EvaluationStore
+from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study, storage_url_for
+from tests.search.postgres import postgres_server
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+IDENTITY = {"model": "resnet20", "dataset": "fashion-mnist", "spec": {"latency_ms": 1.0}}
+
+
+def sampler():
+    return optuna.samplers.RandomSampler(seed=0)
+
+
+def test_new_resume_and_identity(tmp_path):
+    storage = open_storage(storage_url_for(str(tmp_path / "s.db")))
+    open_study(storage, "a", IDENTITY, sampler(), ["maximize"], "new")
+    with pytest.raises(StudyError, match="already exists.*--resume"):
+        open_study(storage, "a", IDENTITY, sampler(), ["maximize"], "new")
+    with pytest.raises(StudyError, match="no study named 'b'"):
+        open_study(storage, "b", IDENTITY, sampler(), ["maximize"], "resume")
+    other = {**IDENTITY, "spec": {"latency_ms": 2.0}}
+    with pytest.raises(StudyError, match=r"spec: .*latency_ms.*1\.0.*2\.0.*new study"):
+        open_study(storage, "a", other, sampler(), ["maximize"], "resume")
+    assert open_study(storage, "a", IDENTITY, sampler(), ["maximize"], "resume").study_name == "a"
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://nobody:secret@127.0.0.1:1/none", "notadialect://x"])
+def test_unreachable_storage_is_a_clear_error(url):
+    with pytest.raises(StudyError, match="Cannot open the study storage") as info:
+        open_storage(url)
+    assert "secret" not in str(info.value)
+
+
+def test_trials_of_a_dead_worker_are_failed_on_resume(tmp_path):
+    url = storage_url_for(str(tmp_path / "s.db"))
+    study = open_study(open_storage(url, heartbeat_s=1, grace_s=1), "a", IDENTITY, sampler(), ["maximize"], "new")
+    done = study.ask()
+    study.tell(done, 1.0)
+    with heartbeat(study, study.ask()):
+        time.sleep(0.2)  # the worker "dies" here: its trial stays RUNNING and stops heart-beating
+    time.sleep(2.5)
+    resumed = open_study(open_storage(url, heartbeat_s=1, grace_s=1), "a", IDENTITY, sampler(), ["maximize"],
+                         "resume")
+    states = [t.state for t in resumed.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]
+    assert count_trials(resumed) == {"total": 2, "complete": 1, "running": 0, "failed": 1}
+
+
+def test_one_worker_computes_each_key(tmp_path):
+    engine = open_storage(storage_url_for(str(tmp_path / "s.db"))).engine
+    calls = []
+
+    def compute():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"top1": 90.0}
+
+    results = []
+    workers = [threading.Thread(target=lambda i=i: results.append(
+        EvaluationStore(engine, f"w{i}", poll_s=0.05).evaluate("k", compute))) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(calls) == 1
+    assert sorted(r.computed for r in results) == [False, False, True]
+    assert all(r.metrics == {"top1": 90.0} for r in results)
+
+
+def test_failed_evaluation_writes_nothing_and_stale_claims_are_taken_over(tmp_path):
+    engine = open_storage(storage_url_for(str(tmp_path / "s.db"))).engine
+    store = EvaluationStore(engine, "a")
+    with pytest.raises(RuntimeError):
+        store.evaluate("k", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert store.lookup("k") is None
+    assert store._try_claim("k")  # claimed by 'a', which then "dies"
+    late = EvaluationStore(engine, "b", stale_after_s=0.2, poll_s=0.05)
+    time.sleep(0.3)
+    assert late.evaluate("k", lambda: {"top1": 1.0}).computed
+
+
+def _worker(url: str, name: str, n_trials: int, trained: list, done_by: list, errors: list) -> None:
+    try:
+        storage = open_storage(url)
+        study = open_study(storage, name, IDENTITY, optuna.samplers.RandomSampler(), ["maximize"], "join")
+        me = f"w{threading.get_ident()}"
+        store = EvaluationStore(storage.engine, me, poll_s=0.05)
+        while count_trials(study)["total"] < n_trials:
+            trial = study.ask()
+            x = trial.suggest_categorical("x", [0, 1, 2, 3])  # few choices: workers collide often
+
+            def train(x=x):
+                trained.append(x)
+                time.sleep(0.2)
+                return {"top1": float(x)}
+
+            study.tell(trial, store.evaluate(f"x={x}", train).metrics["top1"])
+            done_by.append(me)
+    except Exception as exc:  # surfaced by the test, not swallowed by the thread
+        errors.append(exc)
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_postgres_study():
+    with postgres_server() as url:
+        trained, done_by, errors = [], [], []
+        workers = [threading.Thread(target=_worker, args=(url, "shared", 12, trained, done_by, errors))
+                   for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert not errors, errors
+        assert len(set(done_by)) == 2  # both workers completed trials
+        study = optuna.load_study(study_name="shared", storage=url)
+        numbers = [t.number for t in study.trials]
+        assert len(numbers) == len(set(numbers)) >= 12
+        assert all(t.state is TrialState.COMPLETE for t in study.trials)
+        assert sorted(trained) == sorted(set(trained))  # no candidate trained twice
