@@ -1,0 +1,98 @@
+"""iSpace: bottleneck-driven dimensions, coupling-aware cuts, config validation, decoding."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nn2hw.errors import ConfigError
+from nn2hw.plan import Plan
+from nn2hw.space import Dimension, SpaceConfig, build_space
+from nn2hw.workload import from_module
+from tests.workload.nets import TinyResNet
+
+W = from_module(TinyResNet(), (1, 3, 32, 32), name="tiny")
+CONVS = [l.name for l in W.compute_layers if l.kind.value == "conv"]
+
+
+def fake_patterns(layers, zeros):
+    return tuple(range(4))  # the caller picks ids from weights; any valid ids do here
+
+
+def space(bottleneck="C", config=None, **kw):
+    return build_space(W, {n: bottleneck for n in CONVS}, Plan.for_workload(W), config, patterns=fake_patterns,
+                       default_zeros=lambda k: 3, **kw)
+
+
+def test_compute_bound_layers_get_patterns_and_coupling_aware_cuts():
+    s = space("C")
+    techniques = {d.technique for d in s.dimensions}
+    assert techniques == {"pattern", "channels"}
+    cuts = [d for d in s.dimensions if d.technique == "channels"]
+    # only the cuttable groups: each block's inner conv (residual outputs are pinned by the option-A pad)
+    assert [d.layers for d in cuts] == [("layer1.0.conv1",), ("layer1.1.conv1",), ("layer2.0.conv1",)]
+    assert cuts[0].choices == (None, 14, 12, 10, 8) and cuts[0].labels[0] == "16 ch"
+
+
+def test_weight_and_io_bound_layers_get_quantization_and_expansion():
+    assert {d.technique for d in space("W").dimensions} == {"quantize", "channels"}
+    assert {d.technique for d in space("I").dimensions} == {"expand"}
+
+
+def test_decode_builds_a_valid_plan():
+    s = space("C")
+    leanest = s.decode(s.leanest())
+    applied = leanest.plan.apply(W)
+    assert applied.macs < W.macs
+    assert s.decode([0] * len(s.dimensions)).plan.choices == {}
+    with pytest.raises(ConfigError, match="outside"):
+        s.decode([99] * len(s.dimensions))
+
+
+def test_config_restricts_and_extends(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("exclude: ['conv1']\n"
+                    "techniques:\n  channels: {keep: [0.5]}\n"
+                    "overrides:\n  'layer2.*': {quantize: [8, 4], pattern: false}\n")
+    s = space("C", SpaceConfig.load(path))
+    names = [d.name for d in s.dimensions]
+    assert "pattern:conv1" not in names and "pattern:layer2.0.conv1" not in names
+    assert "quantize:layer2.0.conv1" in names
+    assert [d.choices for d in s.dimensions if d.name == "channels:layer1.0.conv1"] == [(None, 8)]
+
+
+@pytest.mark.parametrize("text, match", [
+    ({"techniqes": {}}, "Unknown top-level section 'techniqes'.*Did you mean 'techniques'"),
+    ({"techniques": {"quantise": {}}}, "Unknown technique 'quantise'"),
+    ({"techniques": {"quantize": {"bits": [0]}}}, "bit widths"),
+    ({"techniques": {"channels": {"keep": [1.5]}}}, "kept fractions"),
+    ({"techniques": {"pattern": {"bottlenecks": ["X"]}}}, "O/I/W/C"),
+    ({"overrides": {"x": {"expand": [2]}}}, "odd kernel"),
+    ({"include": "conv1"}, "list of non-empty strings"),
+])
+def test_bad_configs_name_the_field(tmp_path, text, match):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(text))
+    with pytest.raises(ConfigError, match=match):
+        SpaceConfig.load(path)
+
+
+def test_malformed_files_are_clear(tmp_path):
+    (tmp_path / "bad.yaml").write_text("techniques: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        SpaceConfig.load(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="No space configuration file"):
+        SpaceConfig.load(tmp_path / "missing.json")
+
+
+def test_hardware_knobs_join_the_space_and_decode():
+    knob = Dimension("hw:ports", "hardware", (), (None, {"Wp": 10, "Ip": 10, "Op": 12}), ("auto", "10/10/12"), 0)
+    s = space("I", hardware=[knob])
+    assert s.dimensions[-1] is knob
+    assert s.decode([0] * (len(s.dimensions) - 1) + [1]).hardware == {"Wp": 10, "Ip": 10, "Op": 12}
+    assert space("I", SpaceConfig.from_dict({"hardware": []}), hardware=[knob]).dimensions[-1] is not knob
+
+
+def test_space_key_changes_with_the_space():
+    assert space("C").key == space("C").key != space("W").key
