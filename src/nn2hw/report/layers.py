@@ -1,0 +1,80 @@
+"""The per-layer table of a search, in the style of HotNAS: what limited each layer on the base
+design, which technique the search applied, the choice, and the latency it saved."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nn2hw.hardware.base import NetworkCost
+from nn2hw.plan import LayerChoice, Plan
+from nn2hw.workload import Workload
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer: base and solution latency on their own best designs, and what changed."""
+
+    layer: str
+    bottleneck: str
+    technique: str
+    choice: str
+    base_ms: float
+    solution_ms: float
+
+    @property
+    def saved_ms(self) -> float:
+        return self.base_ms - self.solution_ms
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "saved_ms": self.saved_ms}
+
+
+def describe_choice(choice: LayerChoice, before: Workload, after: Workload, name: str) -> str:
+    """'64->48 ch; 4 patterns, 6/9 kept; 8-bit weights; 3x3->5x5' for the fields a choice sets."""
+    old, new = before.layer(name), after.layer(name)
+    parts = []
+    if choice.out_channels is not None:
+        parts.append(f"{old.out_channels}->{new.out_channels} ch")
+    if choice.expand:
+        parts.append(f"{old.kernel_h}x{old.kernel_w}->{new.kernel_h}x{new.kernel_w}")
+    if choice.patterns:
+        parts.append(f"{len(choice.patterns)} patterns, {new.kept_weights}/{new.kernel_area} kept")
+    if choice.weight_bits is not None:
+        parts.append(f"{choice.weight_bits}-bit weights")
+    if choice.act_bits is not None:
+        parts.append(f"{choice.act_bits}-bit activations")
+    if not parts and old.in_channels != new.in_channels:
+        parts.append(f"{old.in_channels}->{new.in_channels} input ch (follows a cut)")
+    return "; ".join(parts) or "-"
+
+
+_TECHNIQUE = {"channel_cut": "channel cut", "kernel_pattern": "pattern pruning", "quantize": "quantization",
+              "kernel_expand": "kernel expansion"}
+
+
+def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[str, str], plan: Plan,
+               before: Workload, after: Workload) -> list[LayerRow]:
+    """Rows for every layer the cost model costed, in network order."""
+    solved = {c.name: c for c in solution.layers}
+    rows = []
+    for cost in base.layers:
+        choice = plan.choices.get(cost.name, LayerChoice())
+        technique = ", ".join(_TECHNIQUE.get(t, t) for t in choice.transforms) or (
+            "follows a cut" if before.layer(cost.name).in_channels != after.layer(cost.name).in_channels else "-")
+        after_ms = solved[cost.name].latency_ms if cost.name in solved else 0.0
+        rows.append(LayerRow(cost.name, bottlenecks.get(cost.name, "?"), technique,
+                             describe_choice(choice, before, after, cost.name), cost.latency_ms, after_ms))
+    return rows
+
+
+def write_layers_csv(path: str | Path, rows: list[LayerRow]) -> Path:
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0].to_dict()) if rows else ["layer"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.to_dict().items()})
+    return path
