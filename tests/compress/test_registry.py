@@ -1,0 +1,71 @@
+"""The contract of every registered transform: rewriting the model and rewriting its workload agree.
+
+For each transform (parametrized over the registry) and for all of them combined, on several
+models: ``from_module(plan.apply(model), x) == plan.apply(from_module(model, x))`` on every
+layer's names, channels, kernel, padding, kept weights per kernel and bit widths; the rewritten
+model runs; the caller's model is untouched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nn2hw.compress import TRANSFORMS, ordered_transforms
+from nn2hw.plan import Plan
+from nn2hw.workload import from_module
+from tests.compress.cases import EXAMPLES, MODELS, everything, model_case, signature
+
+
+def test_every_transform_has_an_example():
+    assert set(TRANSFORMS.names()) == set(EXAMPLES), "add an example plan for each new transform to cases.py"
+    assert [t.name for t in ordered_transforms()] == ["channel_cut", "kernel_expand", "kernel_pattern", "quantize"]
+
+
+def _check_agreement(model_name: str, build) -> tuple:
+    model, x, workload = model_case(model_name)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = build(Plan.for_workload(workload, model_name), workload, model)
+    assert plan.choices, "the example plan must choose something"
+    new = plan.apply(model)
+    assert signature(from_module(new, x, name=model_name)) == signature(plan.apply(workload))
+    assert new(x).shape == model(x).shape
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(hasattr(m, "nn2hw_layer_fields") for m in model.modules())
+    return plan, workload, new
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+@pytest.mark.parametrize("transform", TRANSFORMS.names())
+def test_model_and_workload_rewrites_agree(transform, model_name):
+    plan, workload, _ = _check_agreement(model_name, EXAMPLES[transform])
+    assert {transform} == {t for c in plan.choices.values() for t in c.transforms}
+    assert plan.apply(workload) != workload
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_all_transforms_combined_agree(model_name):
+    plan, workload, new = _check_agreement(model_name, everything)
+    assert {t for c in plan.choices.values() for t in c.transforms} == set(TRANSFORMS.names())
+    assert plan.apply(workload).macs < workload.macs
+
+
+def test_workload_side_needs_no_torch():
+    """plan.apply(workload) and validate run without importing torch (cost checks stay instant)."""
+    code = (
+        "import sys, json\n"
+        "from nn2hw.workload import Workload\n"
+        "from nn2hw.plan import Plan\n"
+        "w = Workload.from_json(sys.stdin.read())\n"
+        "p = Plan.for_workload(w, 'x').with_quantization(w, 8).with_choice('layer1.0.conv1', out_channels=4, "
+        "patterns=[1, 2, 3, 4], expand=1)\n"
+        "assert p.apply(w).layer('layer1.0.conv1').kept_per_kernel == 25 - 6\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    _, _, workload = model_case("tiny_resnet")
+    done = subprocess.run([sys.executable, "-c", code], input=workload.to_json(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
