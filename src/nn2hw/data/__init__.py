@@ -1,0 +1,14 @@
+"""Datasets: CIFAR-10 (python batches), Fashion-MNIST (IDX) and ImageFolder trees (ImageNet).
+
+``load_dataset(name, split, data_dir=None, download=False)`` returns a ``Dataset`` whose batches
+are float images in [0, 1] (normalized once a ``Normalize`` is attached) with int64 labels.
+Splits: ``train``, ``test``, and for CIFAR-10 the evaluation-only ``test-partial`` (1017 of the
+10000 test images, always reported as partial). ``DATASETS`` lists the registered datasets.
+"""
+
+from nn2hw.data import cifar10, fashion_mnist, imagefolder  # noqa: F401  (registers the datasets)
+from nn2hw.data.base import DATASETS, NO_AUGMENT, ArrayDataset, Augment, Dataset, Normalize, load_dataset
+from nn2hw.data.imagefolder import ImageFolderDataset, load_image_folder
+
+__all__ = ["DATASETS", "NO_AUGMENT", "ArrayDataset", "Augment", "Dataset", "ImageFolderDataset", "Normalize",
+           "load_dataset", "load_image_folder"]

@@ -1,0 +1,86 @@
+"""Test helpers for datasets: a local HTTP server, generated IDX/CIFAR files, the real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import pickle
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nn2hw.data import Dataset, load_dataset
+from nn2hw.errors import DatasetError
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on a free loopback port in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file (uint8) for ``array``: magic 0x08 << 8 | ndim, big-endian dims, data."""
+    header = (0x0800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_fmnist(count: int, seed: int = 0) -> dict[str, bytes]:
+    """Raw IDX bytes of a small fake Fashion-MNIST (both splits with ``count`` images)."""
+    rng = np.random.default_rng(seed)
+    files = {}
+    for prefix in ("train", "t10k"):
+        files[f"{prefix}-images-idx3-ubyte"] = idx_bytes(rng.integers(0, 256, (count, 28, 28)))
+        files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes(rng.integers(0, 10, (count,)))
+    return files
+
+
+def cifar_batch_bytes(count: int, seed: int = 0) -> bytes:
+    """A python batch in the official layout (pickled dict with bytes keys)."""
+    rng = np.random.default_rng(seed)
+    batch = {b"batch_label": b"testing batch 1 of 1", b"labels": rng.integers(0, 10, count).tolist(),
+             b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * count}
+    return pickle.dumps(batch, protocol=2)
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+@functools.cache
+def _fmnist(split: str) -> Dataset | str:
+    try:
+        return load_dataset("fashion-mnist", split)
+    except DatasetError as exc:
+        return str(exc)
+
+
+def real_fmnist(split: str) -> Dataset:
+    """The real Fashion-MNIST split (Debian package or NN2HW_DATA); skips with the reason when absent."""
+    data = _fmnist(split)
+    if isinstance(data, str):
+        pytest.skip(f"Fashion-MNIST is not installed: {data}")
+    return data
