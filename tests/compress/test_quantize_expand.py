@@ -1,0 +1,113 @@
+"""Quantization (error bounds, clamping, integer bits, STE gradients) and kernel expansion (same function)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nn2hw.compress._torch import fixed_point
+from nn2hw.compress.quantize import auto_int_bits
+from nn2hw.errors import PlanError
+from nn2hw.plan import LayerChoice, Plan
+from nn2hw.workload import from_module
+from tests.compress.cases import model_case
+
+
+@pytest.mark.parametrize("bits, int_bits", [(8, 1), (8, 0), (4, 2), (16, 3), (6, -2)])
+def test_fixed_point_grid_error_and_clamp(bits, int_bits):
+    """Reference §2.5: round to a multiple of 2^-frac, clamp to [-2^(int-1), 2^(int-1) - 2^-frac]."""
+    step, top = 2.0 ** (int_bits - bits), 2.0 ** (int_bits - 1)
+    x = torch.linspace(-1.5 * top, 1.5 * top, 2001, dtype=torch.float64)
+    q = fixed_point(x, bits, int_bits)
+    assert torch.equal(torch.round(q / step), q / step)  # on the grid
+    assert q.min() == -top and q.max() == top - step  # clamped
+    inside = (x >= -top) & (x <= top - step)
+    assert (q - x)[inside].abs().max() <= step / 2 + 1e-12
+    assert len(q.unique()) <= 2 ** bits
+
+
+def test_auto_int_bits_keeps_the_largest_weight_unclipped():
+    assert auto_int_bits(torch.tensor([0.9, -0.3]), 8) == 1  # [-1, 1)
+    assert auto_int_bits(torch.tensor([0.3]), 8) == 0  # [-0.5, 0.5), HotNAS's "0 int bits"
+    assert auto_int_bits(torch.tensor([-3.0]), 8) == 3  # [-4, 4)
+    assert auto_int_bits(torch.tensor([0.01]), 8) == -5  # [-2^-7, 2^-7): all 8 bits for the fraction
+    assert auto_int_bits(torch.zeros(3), 8) == 1
+    for w in (torch.tensor([0.9]), torch.tensor([0.3]), torch.tensor([-3.0])):
+        assert fixed_point(w, 8, auto_int_bits(w, 8)).sub(w).abs().max() <= 2.0 ** (auto_int_bits(w, 8) - 9)
+
+
+def test_quantized_weights_and_ste_gradient():
+    model, x, workload = model_case("tiny_resnet")
+    plan = Plan.for_workload(workload, "t").with_quantization(workload, 4, "layer1.0.conv1", weight_int_bits=0)
+    new = plan.apply(model).train()
+    conv = new.get_submodule("layer1.0.conv1")
+    w = conv.weight
+    assert len(w.unique()) <= 16 and torch.equal(w, fixed_point(w, 4, 0))
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    new(x).square().sum().backward()
+    original = conv.parametrizations.weight.original
+    assert original.grad is not None and original.grad.abs().sum() > 0  # the STE passes gradients through
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    opt = torch.optim.SGD(new.parameters(), lr=0.1)
+    opt.step()
+    assert torch.equal(conv.weight, fixed_point(conv.weight, 4, 0))  # still on the grid after a step
+
+
+def test_activation_quantization_reaches_workload_and_gradients():
+    model, x, workload = model_case("mini_mobilenet_v2")
+    plan = Plan.for_workload(workload, "m").with_quantization(workload, None, "features.1.*", act_bits=4,
+                                                              act_int_bits=2)
+    layer = plan.apply(workload).layer("features.1.conv.3")
+    assert (layer.weight_bits, layer.input_bits, layer.output_bits) == (16, 4, 4)
+    new = plan.apply(model)
+    seen = []
+    new.get_submodule("features.1.conv.3").register_forward_hook(lambda m, a, out: seen.append((a[0], out)))
+    x = x.clone().requires_grad_(True)
+    new(x).sum().backward()
+    (inp, out), = seen
+    for t in (inp, out):
+        assert torch.equal(t, fixed_point(t, 4, 2))
+    assert x.grad.abs().sum() > 0
+
+
+def test_eight_bit_weights_change_the_output_little():
+    model, x, workload = model_case("tiny_resnet")
+    new = Plan.for_workload(workload, "t").with_quantization(workload, 8).apply(model)
+    assert {l.weight_bits for l in from_module(new, x).compute_layers} == {8}
+    ref = model(x)
+    assert (new(x) - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_bad_bits():
+    with pytest.raises(PlanError, match=r"weight_bits=33 is not an integer in 1..32"):
+        LayerChoice(weight_bits=33)
+    with pytest.raises(PlanError, match=r"act_bits=0 is not an integer in 1..32"):
+        LayerChoice(act_bits=0)
+    with pytest.raises(PlanError, match=r"weight_int_bits=9 is not an integer in -24..8"):
+        LayerChoice(weight_bits=8, weight_int_bits=9)
+    with pytest.raises(PlanError, match="weight_int_bits is set without weight_bits"):
+        LayerChoice(weight_int_bits=2)
+    with pytest.raises(PlanError, match="weight_bits=True"):
+        LayerChoice(weight_bits=True)
+
+
+@pytest.mark.parametrize("stride, dilation, groups", [(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 1, 4)])
+def test_kernel_expansion_keeps_the_function(stride, dilation, groups):
+    conv = nn.Sequential(nn.Conv2d(4, 8, 3, stride, dilation, dilation, groups=groups))
+    x = torch.randn(2, 4, 11, 11)
+    plan = Plan("seq", input_shape=(2, 4, 11, 11)).with_choice("0", expand=1)
+    new = plan.apply(conv)
+    assert new[0].kernel_size == (5, 5) and new[0].padding == (2 * dilation,) * 2  # padding (= dilation) grows by dilation
+    torch.testing.assert_close(new(x), conv(x), rtol=0, atol=1e-6)
+
+
+def test_kernel_expansion_on_models():
+    model, x, workload = model_case("concat_net")
+    plan = Plan.for_workload(workload, "c").with_choice("b", expand=1).with_choice("stem", expand=2)
+    new = plan.apply(model)
+    torch.testing.assert_close(new(x), model(x), rtol=0, atol=1e-6)
+    layer = plan.apply(workload).layer("b")
+    assert (layer.kernel_h, layer.kernel_w, layer.pad_h, layer.pad_w) == (7, 7, 3, 3)
+    with pytest.raises(PlanError, match="not a 2-D convolution"):
+        plan.with_choice("fc", expand=1).validate(workload)
