@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nn2hw import zoo
 from nn2hw.compress.kernel_pattern import has_library, library_size
 from nn2hw.plan import Plan
 from nn2hw.workload import Workload, from_module
@@ -46,6 +47,9 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mobile_like": (_seeded(MobileLike), (2, 3, 16, 16)),
     "mini_mobilenet_v2": (_seeded(MiniMobileNetV2), (1, 3, 16, 16)),
     "concat_net": (_seeded(ConcatNet), (1, 3, 8, 8)),
+    "resnet20": (_seeded(lambda: zoo.build("resnet20", "cifar10")), (1, 3, 32, 32)),
+    "mobilenetv2_fmnist": (_seeded(lambda: zoo.build("mobilenetv2_fmnist", "fashion-mnist")), (1, 1, 28, 28)),
+    "mobilenet_v2": (_seeded(lambda: zoo.build("mobilenet_v2", "imagenet")), (1, 3, 224, 224)),
 }
 
 

@@ -1,0 +1,162 @@
+"""Result bundles: a folder that rebuilds a compressed, fine-tuned model exactly, never a pickled module.
+
+Layout::
+
+    plan.json       the Plan (base model id, dataset, per-layer choices, hardware config)
+    weights.pt      the transformed model's state_dict (torch.save of tensors only)
+    hardware.json   the hardware config, when there is one
+    bundle.json     base model, dataset, plan key, nn2hw and torch versions, sha256 of weights.pt
+
+``load_bundle`` builds the base architecture (``nn2hw.zoo.build(..., pretrained=False)`` or a
+``builder`` of yours), applies the plan to get the same structure (cut channels, expanded
+kernels, mask and quantizer parametrizations, activation hooks), then loads the weights
+strictly: the outputs are bit-identical to the saved model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nn2hw import __version__
+from nn2hw.errors import CheckpointError, UnknownNameError
+from nn2hw.plan import Plan
+
+if TYPE_CHECKING:
+    from torch import nn
+
+BUNDLE_FORMAT = "nn2hw-bundle"
+BUNDLE_VERSION = 1
+PLAN_FILE, WEIGHTS_FILE, HARDWARE_FILE, BUNDLE_FILE = "plan.json", "weights.pt", "hardware.json", "bundle.json"
+
+Builder = Callable[[str, "str | None"], "nn.Module"]
+"""Builds an untrained base model from (base model id, dataset); the zoo's ``build`` by default."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hardware_dict(hardware: Any) -> dict[str, Any]:
+    """A JSON-able dict from a mapping, a dataclass (e.g. a template's design) or an object with to_dict()."""
+    if dataclasses.is_dataclass(hardware) and not isinstance(hardware, type):
+        hardware = dataclasses.asdict(hardware)
+    elif hasattr(hardware, "to_dict"):
+        hardware = hardware.to_dict()
+    if not isinstance(hardware, Mapping):
+        raise CheckpointError(f"The hardware config is a {type(hardware).__name__}, not a mapping.",
+                              "Pass a dict, a dataclass or an object with to_dict().")
+    try:
+        return json.loads(json.dumps(dict(hardware), sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"The hardware config is not JSON-serializable: {exc}.",
+                              "Use only strings, numbers, booleans, lists and dicts in it.") from None
+
+
+def _structure(plan: Plan, builder: Builder | None) -> nn.Module:
+    """The base architecture with the plan applied: the transformed model's structure."""
+    if builder is None:
+        from nn2hw import zoo
+
+        try:
+            base = zoo.build(plan.base_model, plan.dataset, pretrained=False)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"The bundle's base model is not in the zoo: {exc.cause}",
+                                   f"{exc.fix} For a model outside the zoo, pass builder=... to save_bundle "
+                                   f"and load_bundle.") from None
+    else:
+        base = builder(plan.base_model, plan.dataset)
+    return plan.apply(base)
+
+
+def _mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """'' when both state dicts have the same keys and shapes; else the named differences."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(found) if tuple(expected[k].shape) != tuple(found[k].shape))
+    parts = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected)):
+        if keys:
+            parts.append(f"{label} {keys[:5]}{' ...' if len(keys) > 5 else ''} ({len(keys)})")
+    if shapes:
+        parts.append("shape mismatches " + ", ".join(
+            f"{k}: {tuple(found[k].shape)} vs {tuple(expected[k].shape)} expected" for k in shapes[:5]))
+    return "; ".join(parts)
+
+
+def save_bundle(folder: str | Path, model: nn.Module, plan: Plan, hardware: Any = None, *,
+                builder: Builder | None = None) -> Path:
+    """Write ``model`` (already transformed by ``plan``) as a result bundle in ``folder``.
+
+    ``hardware`` defaults to ``plan.hardware``. The plan is first re-applied to a fresh base
+    model and the state_dict keys and shapes compared, so a bundle that could not be reloaded
+    is never written.
+    """
+    import torch
+
+    folder = Path(folder)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    problem = _mismatch(_structure(plan, builder).state_dict(), state)
+    if problem:
+        raise CheckpointError(f"The model does not have the structure plan {plan.key} gives {plan.base_model!r}: "
+                              f"{problem}.", "Save the model that plan.apply(base model) returned (then trained).")
+    hardware = plan.to_dict()["hardware"] if hardware is None else hardware
+    folder.mkdir(parents=True, exist_ok=True)
+    plan.save(folder / PLAN_FILE)
+    torch.save(state, folder / WEIGHTS_FILE)
+    if hardware is not None:
+        (folder / HARDWARE_FILE).write_text(json.dumps(_hardware_dict(hardware), indent=1, sort_keys=True) + "\n")
+    elif (folder / HARDWARE_FILE).exists():
+        (folder / HARDWARE_FILE).unlink()
+    record = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "base_model": plan.base_model,
+              "dataset": plan.dataset, "plan_key": plan.key, "nn2hw_version": __version__,
+              "torch_version": torch.__version__, "weights_sha256": _sha256(folder / WEIGHTS_FILE)}
+    (folder / BUNDLE_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return folder
+
+
+def load_bundle(folder: str | Path, *, builder: Builder | None = None) -> tuple[nn.Module, Plan, dict | None]:
+    """Rebuild a bundle's model exactly: (model in eval mode, plan, hardware config or None)."""
+    import torch
+
+    folder = Path(folder)
+    missing = [name for name in (BUNDLE_FILE, PLAN_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder} is not a complete nn2hw bundle: {', '.join(missing)} missing.",
+                              "Give the folder written by save_bundle, with all its files.")
+    try:
+        record = json.loads((folder / BUNDLE_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{folder / BUNDLE_FILE} is not valid JSON ({exc.msg}).",
+                              "Restore the bundle.json written by save_bundle.") from None
+    if not isinstance(record, dict) or record.get("format") != BUNDLE_FORMAT:
+        raise CheckpointError(f"{folder / BUNDLE_FILE} is not an nn2hw bundle record.",
+                              "Give the folder written by save_bundle.")
+    found = _sha256(folder / WEIGHTS_FILE)
+    if found != record.get("weights_sha256"):
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} fails its checksum: sha256 {found[:16]}..., bundle.json "
+                              f"records {str(record.get('weights_sha256'))[:16]}....",
+                              "The weights were changed or truncated: copy the bundle again from its source.")
+    plan = Plan.load(folder / PLAN_FILE)
+    if plan.key != record.get("plan_key"):
+        raise CheckpointError(f"{folder / PLAN_FILE} (key {plan.key}) is not the plan the weights were saved with "
+                              f"(key {record.get('plan_key')}).",
+                              "Restore the bundle's plan.json; to change the plan, apply it and save a new bundle.")
+    model = _structure(plan, builder)
+    state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    problem = _mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit plan {plan.key} on {plan.base_model!r}: "
+                              f"{problem}.", "Save the bundle again from the trained model with save_bundle.")
+    model.load_state_dict(state, strict=True)
+    hardware_path = folder / HARDWARE_FILE
+    hardware = json.loads(hardware_path.read_text()) if hardware_path.is_file() else None
+    return model.eval(), plan, hardware
