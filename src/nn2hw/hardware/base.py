@@ -156,6 +156,11 @@ class HardwareTemplate(ABC):
     def devices(self) -> Sequence[str]:
         """Names of the device presets this template knows (boards, technology nodes...)."""
 
+    def split_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(design parameters, template options) of ``--hw-param`` pairs; by default all are design
+        parameters. Options go to ``cost``/``explore`` as keyword arguments."""
+        return dict(params), {}
+
     @abstractmethod
     def parse_design(self, params: Mapping[str, str]) -> Any:
         """A design from user parameters (``--design``/``--hw-param`` strings), validated."""
