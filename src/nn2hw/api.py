@@ -1,0 +1,228 @@
+"""The public Python API: one call per job. The ``nn2hw`` CLI is a thin shell over these functions.
+
+>>> from nn2hw.api import analyze
+>>> result = analyze(model="resnet18", hardware="fpga:zcu102", design="70,36,64,64,7,18,6,6",
+...                  clock_mhz=100)                      # doctest: +SKIP
+>>> round(result.latency_ms, 4)                          # doctest: +SKIP
+14.8816
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nn2hw import __version__
+from nn2hw.detect import BOTTLENECK_NAMES, DetectReport, detect
+from nn2hw.errors import ConfigError, HardwareError, Nn2hwError
+from nn2hw.hardware.base import Exploration, NetworkCost
+from nn2hw.paths import cache_root
+from nn2hw.workload import Layer, Workload
+
+__all__ = ["AnalysisResult", "analyze", "load_workload"]
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """A workload costed on one hardware design: the cost records, the bottleneck report, the
+    exploration that chose the design (if any) and how the design was chosen."""
+
+    workload: Workload
+    hardware: str
+    cost: NetworkCost
+    bottlenecks: DetectReport
+    exploration: Exploration | None = None
+    design_source: str = "given"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_cycles(self) -> float:
+        return self.cost.total_cycles
+
+    @property
+    def latency_ms(self) -> float:
+        return self.cost.latency_ms
+
+    @property
+    def design(self) -> Mapping[str, Any]:
+        return self.cost.design
+
+    def layer_shape(self, name: str) -> str:
+        """'64x3 k7x7 s2 -> 112x112' for a conv, '512 -> 1000' for a linear layer."""
+        return shape_text(self.workload.layer(name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Machine-readable result. ``total_cycles``, ``latency_ms``, ``design`` and ``layers`` (each
+        with ``name``, ``cycles`` and ``bottleneck``) are stable keys other tools read."""
+        data = self.cost.to_dict()
+        shares = {r.name: r.share for r in self.bottlenecks.layers}
+        for layer in data["layers"]:
+            layer["shape"] = self.layer_shape(layer["name"])
+            layer["share"] = shares.get(layer["name"], 0.0)
+            layer["bottleneck_meaning"] = BOTTLENECK_NAMES.get(layer["bottleneck"], layer["bottleneck"])
+        data.update({
+            "model": self.workload.name,
+            "hardware": self.hardware,
+            "design_source": self.design_source,
+            "options": dict(self.options),
+            "bottleneck_share": dict(self.bottlenecks.share_by_bottleneck),
+            "component_cycles": dict(self.bottlenecks.component_cycles),
+            "exploration": None if self.exploration is None else exploration_dict(self.exploration),
+            "nn2hw_version": __version__,
+        })
+        return data
+
+
+def exploration_dict(exploration: Exploration) -> dict[str, Any]:
+    """Summary of an exploration: grid size, feasible count, time and the Pareto set."""
+    return {
+        "n_designs": exploration.n_designs,
+        "n_feasible": exploration.n_feasible,
+        "seconds": exploration.seconds,
+        "objective": exploration.objective,
+        "best": {"design": dict(exploration.best.design), "latency_ms": exploration.best.latency_ms,
+                 "total_cycles": exploration.best.total_cycles},
+        "pareto": [{"design": dict(p.design), "latency_ms": p.latency_ms, "total_cycles": p.total_cycles,
+                    "resources": {r.name: r.used for r in p.resources}} for p in exploration.pareto],
+    }
+
+
+def shape_text(layer: Layer) -> str:
+    """A compact shape: 'MxN k7x7 s2 -> RxC' (grouped convs add 'g2'), 'N -> M' for linear layers."""
+    if layer.conv_type is None:
+        return f"{layer.in_channels} -> {layer.out_channels}"
+    groups = "" if layer.groups == 1 else (" dw" if layer.conv_type == "depthwise" else f" g{layer.groups}")
+    stride = "" if (layer.stride_h, layer.stride_w) == (1, 1) else f" s{layer.stride_h}"
+    return (f"{layer.out_channels}x{layer.in_channels} k{layer.kernel_h}x{layer.kernel_w}{stride}{groups} -> "
+            f"{layer.out_h}x{layer.out_w}")
+
+
+# --- workloads --------------------------------------------------------------------------------
+def load_workload(model: str | None = None, dataset: str | None = None, onnx: str | Path | None = None,
+                  workload: Workload | Mapping[str, Any] | str | Path | None = None) -> Workload:
+    """The workload named by exactly one of: a zoo ``model`` (with its ``dataset`` variant), an
+    ``onnx`` file, or a ``workload`` (a ``Workload``, its dict, or a path to its JSON)."""
+    given = [name for name, value in (("model", model), ("onnx", onnx), ("workload", workload)) if value is not None]
+    if len(given) != 1:
+        raise ConfigError(f"Give exactly one network source, got {given or 'none'}.",
+                          "Pass model=NAME (--model), onnx=FILE (--onnx) or workload=....")
+    if dataset is not None and model is None:
+        raise ConfigError("A dataset was given without a zoo model.", "Use --dataset together with --model.")
+    if model is not None:
+        return zoo_workload(model, dataset)
+    if onnx is not None:
+        from nn2hw.workload import from_onnx
+
+        return from_onnx(onnx)
+    if isinstance(workload, Workload):
+        return workload
+    if isinstance(workload, Mapping):
+        return Workload.from_dict(workload)
+    path = Path(str(workload))
+    try:
+        return Workload.from_json(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"Cannot read workload file {path}: {exc.strerror}.", "Give a readable JSON file.") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Workload file {path} is not JSON ({exc.msg}, line {exc.lineno}).",
+                          "Give a file written by Workload.to_json().") from None
+
+
+def _source_fingerprint() -> str:
+    """Hash of the zoo and extractor sources: a cached workload is reused only while they are unchanged."""
+    import nn2hw.workload as wpkg
+    import nn2hw.zoo as zpkg
+
+    digest = hashlib.sha256(__version__.encode())
+    for pkg in (zpkg, wpkg):
+        root = Path(pkg.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def zoo_workload(name: str, dataset: str | None = None) -> Workload:
+    """The zoo model's workload, cached as JSON under ``NN2HW_CACHE/workloads`` so that analysing a
+    zoo model again needs no torch (the cache key covers the zoo and extractor sources)."""
+    from nn2hw import zoo
+
+    variant = zoo.entry(name).variant(dataset)
+    path = cache_root() / "workloads" / f"{name}-{variant.dataset}-{_source_fingerprint()}.json"
+    if path.is_file():
+        try:
+            return Workload.from_json(path.read_text())
+        except (OSError, ValueError, Nn2hwError):
+            path.unlink(missing_ok=True)  # corrupt entry: rebuild below
+    built = zoo.workload(name, variant.dataset)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            tmp.write(built.to_json(indent=None))
+        os.replace(tmp.name, path)
+    except OSError:
+        pass  # an unwritable cache only costs speed next time
+    return built
+
+
+# --- analysis ---------------------------------------------------------------------------------
+def _require_fit(cost: NetworkCost, label: str) -> None:
+    """A HardwareError naming every resource the design exceeds and by how much."""
+    over = [r for r in cost.resources if not r.fits]
+    if not over:
+        return
+    parts = "; ".join(f"{r.name} needs {r.used:,.0f} of {r.available:,.0f} {r.unit} (+{r.used - r.available:,.0f}, "
+                      f"+{r.used / r.available - 1:.1%})" for r in over)
+    raise HardwareError(
+        f"Design [{label}] does not fit {cost.device}: {parts}.",
+        "Shrink the design (Tm, Tn, tiles, ports), choose a larger device, or let --explore find one that fits; "
+        "for BRAM, --bram as-run or off reproduces the published (unrealistic) checks.")
+
+
+def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Path | None = None,
+            workload: Workload | Mapping[str, Any] | str | Path | None = None, hardware: str = "fpga:zcu102",
+            design: Any = None, dw_design: Any = None, hw_params: Mapping[str, Any] | None = None,
+            clock_mhz: float | str | None = None, variant: str = "head", compat_shapes: bool = False,
+            bram: str = "realistic", explore: bool = False) -> AnalysisResult:
+    """Cost a network on a hardware template: per-layer cycles, bottlenecks, resources, totals.
+
+    With ``design`` the design is costed and must fit the device (a ``HardwareError`` names the
+    resource and by how much otherwise). With ``explore=True``, or when no design is given, the
+    template's design-space exploration picks the best feasible design; design fields in
+    ``hw_params`` then fix or list values of the grid (e.g. ``{"Tr": "32,64"}``). Other
+    ``hw_params`` are template options (e.g. ``linear="engine"``, ``dsp=900``).
+    """
+    from nn2hw.hardware import get_template
+
+    wl = load_workload(model=model, dataset=dataset, onnx=onnx, workload=workload)
+    template, device = get_template(hardware)
+    design_params, options = template.split_params(dict(hw_params or {}))
+    options.update(variant=variant, compat_shapes=compat_shapes, bram=bram)
+    if clock_mhz is not None:
+        options["clock_mhz"] = clock_mhz
+    exploration = None
+    if explore or design is None:
+        if design is not None or dw_design is not None:
+            raise ConfigError("Both a design and --explore were given.",
+                              "Drop --design/--dw-design to explore, or drop --explore to cost that design.")
+        exploration = template.explore(wl, device, grid=design_params or None, **options)
+        cost = exploration.best
+        source = ("best design of the exploration" if explore else
+                  "no --design given: best feasible design of the exploration (default grid)")
+    else:
+        params = {**design_params, "design": design}
+        if dw_design is not None:
+            params["dw_design"] = dw_design
+        chosen = template.parse_design(params)
+        cost = template.cost(wl, chosen, device, **options)
+        _require_fit(cost, getattr(chosen, "label", str(chosen)))
+        source = "given"
+    return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,
+                          bottlenecks=detect(cost), exploration=exploration, design_source=source,
+                          options={k: v for k, v in options.items()})

@@ -1,0 +1,138 @@
+"""``nn2hw analyze``: cost a network on a hardware design, layer by layer, with its bottlenecks.
+
+    nn2hw analyze --model resnet18 --hardware fpga:zcu102 --design 70,36,64,64,7,18,6,6 --clock-mhz 100
+    nn2hw analyze --model mobilenet_v2 --explore --json result.json
+    nn2hw analyze --onnx net.onnx --hardware fpga:pynq-z1 --hw-param Tr=16,32 --explore
+
+Without ``--design`` the exploration picks the best feasible design of the default grid (the
+HotNAS grid for the FPGA template) and says so. A thin shell over ``nn2hw.api.analyze``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from typing import Any
+
+from rich.table import Table
+
+from nn2hw.cli._common import console, parse_key_values, write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``nn2hw analyze``."""
+    parser = subparsers.add_parser(
+        "analyze", help="cost a network on a hardware design (per-layer cycles, bottlenecks, resources)",
+        description="Cost a zoo model or an ONNX file on a hardware template: per-layer shape, MACs, cycles, "
+                    "milliseconds, bottleneck (O: storing output, I: loading input, W: loading weights, "
+                    "C: computing) and share of the total, the ops not costed, resources and totals.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
+    source.add_argument("--onnx", metavar="FILE", help="ONNX file to read the network from")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="input variant of the zoo model (imagenet, cifar10, fashion-mnist; default: the model's)")
+    parser.add_argument("--hardware", default="fpga:zcu102", metavar="TEMPLATE[:DEVICE]",
+                        help="hardware template and device (default fpga:zcu102; FPGA devices: zcu102, zc706, "
+                             "vc707, pynq-z1)")
+    parser.add_argument("--design", metavar="Tm,Tn,Tr,Tc,Tk,Wp,Ip,Op", help="the design to cost")
+    parser.add_argument("--dw-design", metavar="Tm,Tn,Tr,Tc,Tk[,Wp,Ip,Op]",
+                        help="depthwise engine of the design (shares the ports of --design)")
+    parser.add_argument("--hw-param", action="append", metavar="KEY=VALUE",
+                        help="a design field (Tm=64, Tm_d=576, word_bits=32; with --explore a list: Tr=32,64) or a "
+                             "template option (linear=engine, lutram_share=0.5, dsp=900, bram18=..., port_bits=...)")
+    parser.add_argument("--clock-mhz", metavar="F", help="clock in MHz (default: the device's; HotNAS DSE files: 100)")
+    parser.add_argument("--variant", default="head", metavar="NAME",
+                        help="latency formula: head (default), v0, v1, fnas or fpga15")
+    parser.add_argument("--compat-shapes", action="store_true",
+                        help="reproduce the HotNAS DSE's sequential shape tracking (wrong shapes, published numbers)")
+    parser.add_argument("--bram", default="realistic", metavar="MODEL",
+                        help="BRAM model: realistic (default), hotnas, as-run (reproduces the published optima) or off")
+    parser.add_argument("--explore", action="store_true", help="search the design space and report the best design")
+    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nn2hw.api import analyze
+
+    result = analyze(model=args.model, dataset=args.dataset, onnx=args.onnx, hardware=args.hardware,
+                     design=args.design, dw_design=args.dw_design, hw_params=parse_key_values(args.hw_param),
+                     clock_mhz=args.clock_mhz, variant=args.variant, compat_shapes=args.compat_shapes,
+                     bram=args.bram, explore=args.explore)
+    print_result(result, show_pareto=args.explore)
+    if args.json:
+        path = write_json(args.json, result.to_dict())
+        console.print(f"wrote {path}")
+    return 0
+
+
+def _ms(value: float) -> str:
+    return f"{round(value, 6):,}"
+
+
+def _design_text(design: Any) -> str:
+    label = getattr(design, "label", None)
+    if label:
+        return label
+    if isinstance(design, dict):
+        main = ",".join(str(v) for k, v in design.items() if k not in ("dw", "word_bits"))
+        dw = design.get("dw")
+        extra = f"; dw {','.join(str(v) for v in dw.values())}" if dw else ""
+        bits = f" ({design['word_bits']}-bit)" if design.get("word_bits", 16) != 16 else ""
+        return f"[{main}]{extra}{bits}"
+    return str(design)
+
+
+def print_result(result: Any, show_pareto: bool = False) -> None:
+    """The per-layer table, the ops not costed, resources, bottleneck shares and totals."""
+    cost = result.cost
+    options = result.options
+    console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz "
+                  f"(variant {options.get('variant', 'head')}, BRAM model {options.get('bram', 'realistic')}"
+                  f"{', compat shapes' if options.get('compat_shapes') else ''})")
+    console.print(f"design {_design_text(cost.design)}  [dim]({result.design_source})[/]")
+
+    total = cost.total_cycles or 1.0
+    table = Table(title="per-layer cost", title_justify="left")
+    for col, justify in (("#", "right"), ("layer", "left"), ("shape", "left"), ("MACs", "right"),
+                         ("cycles", "right"), ("ms", "right"), ("bottleneck", "center"), ("share", "right")):
+        table.add_column(col, justify=justify)
+    for i, layer in enumerate(cost.layers, 1):
+        table.add_row(str(i), layer.name, result.layer_shape(layer.name), f"{layer.macs:,}", f"{layer.cycles:,.0f}",
+                      f"{layer.latency_ms:.4f}", layer.bottleneck, f"{layer.cycles / total:.1%}")
+    console.print(table)
+
+    if cost.uncosted:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for op in cost.uncosted:
+            grouped[op.reason].append(op.name)
+        console.print(f"[bold]not costed[/] ({len(cost.uncosted)} ops):")
+        for reason, names in grouped.items():
+            console.print(f"  {len(names)} x {reason}: [dim]{', '.join(names)}[/]", soft_wrap=True)
+
+    resources = Table(title="resources", title_justify="left")
+    for col in ("resource", "used", "available", "unit", "use", "fits"):
+        resources.add_column(col, justify="left" if col in ("resource", "unit") else "right")
+    for r in cost.resources:
+        resources.add_row(r.name, f"{r.used:,.0f}", f"{r.available:,.0f}", r.unit, f"{r.utilization:.1%}",
+                          "yes" if r.fits else "[red]NO[/]")
+    console.print(resources)
+    for note in cost.notes:
+        console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+
+    shares = result.bottlenecks.share_by_bottleneck
+    console.print("bottleneck share of latency: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
+    console.print(f"[bold]total[/]: {cost.total_cycles:,.1f} cycles = [bold]{_ms(cost.latency_ms)} ms[/] at "
+                  f"{cost.clock_mhz:g} MHz; {cost.macs:,} MACs in {len(cost.layers)} costed layers")
+
+    exploration = result.exploration
+    if exploration is not None:
+        console.print(f"exploration: {exploration.n_designs:,} designs, {exploration.n_feasible:,} feasible, "
+                      f"{exploration.seconds * 1e3:.1f} ms")
+        if show_pareto and exploration.pareto:
+            pareto = Table(title="Pareto set (latency vs DSP and BRAM)", title_justify="left")
+            for col in ("design", "ms", *(r.name for r in exploration.pareto[0].resources)):
+                pareto.add_column(col, justify="left" if col == "design" else "right")
+            for p in exploration.pareto:
+                pareto.add_row(_design_text(p.design), _ms(p.latency_ms), *(f"{r.used:,.0f}" for r in p.resources))
+            console.print(pareto)
