@@ -12,8 +12,8 @@ def from_module(model, example_input, name=None, method="auto"):
     return _from_module(model, example_input, name=name, method=method)
 
 
-def from_onnx(path, name=None):
+def from_onnx(path, name=None, input_shape=None):
     """Extract the workload of an ONNX file (see ``nn2hw.workload.onnx_extract.from_onnx``)."""
     from nn2hw.workload.onnx_extract import from_onnx as _from_onnx
 
-    return _from_onnx(path, name=name)
+    return _from_onnx(path, name=name, input_shape=input_shape)

@@ -28,7 +28,26 @@ POOL_OPS = frozenset({"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_ma
 CONCAT_OPS = frozenset({"cat", "concat", "concatenate"})
 PAD_OPS = frozenset({"pad", "constant_pad_nd"})
 SLICE_OPS = frozenset({"getitem", "narrow", "select"})
-NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm"})
+NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"})
+
+ONNX_OP_NAMES = {
+    "LeakyRelu": "leaky_relu", "LogSoftmax": "log_softmax", "Max": "maximum", "Min": "minimum",
+    "Slice": "getitem", "Gather": "getitem", "BatchNormalization": "batch_norm", "LayerNormalization": "layer_norm",
+    "GroupNormalization": "group_norm", "InstanceNormalization": "instance_norm",
+    "GlobalAveragePool": "adaptive_avg_pool2d", "GlobalMaxPool": "adaptive_max_pool2d", "ReduceMean": "mean",
+    "ReduceMax": "amax", "AveragePool": "avg_pool2d", "MaxPool": "max_pool2d", "Concat": "cat", "Cast": "to",
+    "CastLike": "type_as", "QuantizeLinear": "to", "DequantizeLinear": "to", "Mean": "sum",
+    "LRN": "local_response_norm",
+}
+"""ONNX op types whose torch-side name differs from ``normalize_op_name(op_type)``: lets the ONNX
+reader classify a node exactly as the torch extractors classify the same operation. ONNX 'Mean' is
+the element-wise mean of its inputs (like a sum), not a reduction; pools take their attributes in
+the reader."""
+
+
+def onnx_op_name(op_type: str) -> str:
+    """The classifier's name for an ONNX op type: 'LeakyRelu' -> 'leaky_relu', 'Relu' -> 'relu'."""
+    return ONNX_OP_NAMES.get(op_type) or normalize_op_name(op_type)
 
 
 def normalize_op_name(raw: str) -> str:
