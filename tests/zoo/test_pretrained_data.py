@@ -9,6 +9,7 @@ import torch
 from nn2hw import zoo
 from nn2hw.zoo.checkpoints import file_sha256, resolve
 
+pytestmark = pytest.mark.data
 CIFAR_RESNETS = ["resnet20", "resnet32", "resnet44", "resnet56"]
 
 
