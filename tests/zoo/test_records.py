@@ -70,6 +70,7 @@ def test_every_entry_is_consistent(name):
     assert model.name == name and set(model.datasets) <= set(DATASETS)
     for variant in model.variants:
         for source in variant.sources:
-            assert source.url.startswith("https://") and source.checksum_note and source.transform
-            assert source.url.endswith("/" + source.file_name)
+            assert source.checksum_note and source.transform
+            assert source.url.startswith("https://") or source.packaged
+            assert not source.url or source.url.endswith("/" + source.file_name)
             assert source.expected_hash and (source.full_hash or len(source.expected_hash) >= 8)
