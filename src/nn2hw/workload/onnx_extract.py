@@ -22,6 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nn2hw.errors import ConfigError, ModelError
 from nn2hw.workload._classify import (
     ALIAS_OPS,
@@ -83,7 +85,8 @@ def _load(onnx: Any, path: Path) -> Any:
         onnx.checker.check_model(str(path) if model.ByteSize() > _MAX_PROTO_BYTES else model)
     except Exception as exc:  # onnx.checker.ValidationError and protobuf errors
         raise ModelError(f"{path} is not a valid ONNX model: the ONNX checker says: {_first_line(exc)}",
-                         f"Repair the file or {REEXPORT_FIX}.") from None
+                         f"Repair the file or {REEXPORT_FIX} (if it uses an opset newer than the installed onnx "
+                         "package knows, upgrade onnx).") from None
     if not model.graph.node:
         raise ModelError(f"{path} holds an ONNX graph with no operations.", "Export the full model.")
     return model
@@ -173,6 +176,17 @@ def _scope_path(parts: Sequence[str]) -> str:
     return ".".join(path)
 
 
+def _reads(node: Any) -> Iterator[str]:
+    """Tensor names a node reads, including outer names used inside its subgraphs (If, Loop)."""
+    yield from (name for name in node.input if name)
+    for attr in node.attribute:
+        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            defined = {name for n in sub.node for name in n.output} | {v.name for v in sub.input} | \
+                {t.name for t in sub.initializer}
+            for inner in sub.node:
+                yield from (name for name in _reads(inner) if name not in defined)
+
+
 def _torch_scopes(node: Any) -> tuple[str, bool, str] | None:
     """(module path, whether that module is a torch.nn leaf, op name) from torch.export metadata."""
     meta = {p.key: p.value for p in node.metadata_props}
@@ -198,7 +212,7 @@ class _Reader:
         self.shapes: dict[str, Shape | None] = {t.name: tuple(int(d) for d in t.dims) for t in self.graph.initializer}
         for value in (*self.graph.input, *self.graph.value_info, *self.graph.output):
             self.shapes[value.name] = _static_shape(value.type) or self.shapes.get(value.name)
-        self.consumers = Counter(name for node in self.graph.node for name in self._referenced(node))
+        self.consumers = Counter(name for node in self.graph.node for name in _reads(node))
         self.consumers.update(o.name for o in self.graph.output)
         self.layers: list[Layer] = []
         self.position: dict[str, int] = {}
@@ -207,19 +221,9 @@ class _Reader:
         self.producer: dict[str, str] = {}  # activation tensor name -> layer name
 
     # --- graph helpers ------------------------------------------------------------------------
-    def _referenced(self, node: Any) -> Iterator[str]:
-        """Tensor names a node reads, including outer names used inside its subgraphs (If, Loop)."""
-        yield from (name for name in node.input if name)
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                defined = {name for n in sub.node for name in n.output} | {v.name for v in sub.input} | \
-                    {t.name for t in sub.initializer}
-                for inner in sub.node:
-                    yield from (name for name in self._referenced(inner) if name not in defined)
-
     def _data_inputs(self, node: Any) -> list[str]:
         """The activations a node reads (CastLike reads only the type of its second input)."""
-        names = node.input[:1] if node.op_type == "CastLike" else self._referenced(node)
+        names = node.input[:1] if node.op_type == "CastLike" else _reads(node)
         return list(dict.fromkeys(name for name in names if name in self.producer))
 
     def _const(self, name: str) -> Any:
@@ -233,8 +237,6 @@ class _Reader:
                 return self.onnx.numpy_helper.to_array(attrs["value"])
             for key in ("value_ints", "value_floats", "value_int", "value_float"):
                 if key in attrs:
-                    import numpy as np
-
                     return np.asarray(attrs[key])
         return None
 
@@ -479,7 +481,6 @@ def _fold_shape_arithmetic(onnx: Any, model: Any) -> bool:
     evaluator computes them once (output names kept, so parameter names survive). Runs only when
     an activation is unsized; returns whether anything was folded.
     """
-    import numpy as np
     from onnx.reference import ReferenceEvaluator
 
     graph = model.graph
@@ -513,7 +514,7 @@ def _fold_shape_arithmetic(onnx: Any, model: Any) -> bool:
     if not unsized or not fold:
         return False
     folded = {id(node) for node in fold}
-    needed = {n for node in graph.node if id(node) not in folded for n in node.input} | \
+    needed = {n for node in graph.node if id(node) not in folded for n in _reads(node)} | \
         {o.name for o in graph.output}
     nodes = [node for node in fold if node.op_type not in SHAPE_OPS or node.output[0] not in known]
     wanted = sorted(needed & foldable)
