@@ -1,0 +1,17 @@
+"""Accuracy evaluation: HotNAS's short fine-tune, frozen top-1/top-5 tests, a SQLite cache, evaluators.
+
+- ``finetune(model, train_data, batches=100, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-4,
+  seed=0)`` trains in place, seeded and deterministic, on 2 threads by default;
+- ``test(model, data) -> Metrics`` (top1/top5 in percent, n_images, partial);
+- ``Evaluator``: the protocol of a pluggable evaluator (any ``model -> Mapping[str, float]``),
+  ``FinetuneEvaluator`` the default one;
+- ``AccuracyCache``: results per (plan key, model, dataset, split, settings), shared by processes.
+"""
+
+from nn2hw.evaluate.cache import AccuracyCache, CacheKey, checked_metrics, make_key
+from nn2hw.evaluate.evaluator import Evaluator, FinetuneEvaluator, prepare
+from nn2hw.evaluate.loops import FinetuneResult, FinetuneSettings, Metrics, finetune, test
+from nn2hw.evaluate.runtime import run_context
+
+__all__ = ["AccuracyCache", "CacheKey", "Evaluator", "FinetuneEvaluator", "FinetuneResult", "FinetuneSettings",
+           "Metrics", "checked_metrics", "finetune", "make_key", "prepare", "run_context", "test"]

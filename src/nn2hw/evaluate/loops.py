@@ -1,0 +1,195 @@
+"""HotNAS fast evaluation: fine-tune a changed model for a few batches, then measure top-1/top-5.
+
+Defaults follow HotNAS (reference section 2.8): one pass stopped after 100 mini-batches of 32,
+SGD lr 0.1, momentum 0.9, weight decay 1e-4, from the pretrained weights. Every setting is a field
+of ``FinetuneSettings``, whose ``key`` identifies a run in the accuracy cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from nn2hw.data.base import NO_AUGMENT, Augment, Dataset, check_batch_size
+from nn2hw.errors import ConfigError, ModelError
+from nn2hw.evaluate.runtime import run_context
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Accuracy of a frozen model on a dataset split (top1/top5 in percent)."""
+
+    top1: float
+    top5: float
+    n_images: int
+    partial: bool
+    dataset: str = ""
+    split: str = ""
+    full_size: int = 0
+
+    @property
+    def description(self) -> str:
+        """One line for people; says PARTIAL when the images are a subset of the split."""
+        where = f" on {self.dataset} {self.split}".rstrip() if self.dataset else ""
+        count = (f"PARTIAL test set ({self.n_images} of {self.full_size} images)" if self.partial
+                 else f"{self.n_images} images")
+        return f"top-1 {self.top1:.2f} %, top-5 {self.top5:.2f} %{where} ({count})"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def as_mapping(self) -> dict[str, float]:
+        """The evaluator-protocol view: every value a float (``partial`` is 1.0 or 0.0)."""
+        return {"top1": self.top1, "top5": self.top5, "n_images": float(self.n_images),
+                "partial": 1.0 if self.partial else 0.0}
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Every knob of the short fine-tune (HotNAS defaults); ``batches=0`` means no fine-tuning."""
+
+    batches: int = 100
+    batch_size: int = 32
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    seed: int = 0
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batches, int) or self.batches < 0:
+            raise ConfigError(f"Fine-tune batches {self.batches!r} is not a non-negative integer.",
+                              "Use e.g. 100 (HotNAS), or 0 to skip fine-tuning.")
+        check_batch_size(self.batch_size)
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"Fine-tune {name}={value!r} must be a finite number >= 0.",
+                                  "Use the HotNAS defaults lr=0.1, momentum=0.9, weight_decay=1e-4.")
+
+    @property
+    def key(self) -> str:
+        """Canonical JSON of the settings: the cache key part that says how a model was fine-tuned."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """What a fine-tune did: batches and images seen, losses, wall time."""
+
+    batches: int
+    images: int
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+
+def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_size: int = 32, lr: float = 0.1,
+             momentum: float = 0.9, weight_decay: float = 1e-4, seed: int = 0, augment: bool | Augment = True,
+             threads: int | None = None, progress: bool = True) -> FinetuneResult:
+    """Fine-tune ``model`` in place for ``batches`` mini-batches of ``train_data`` (HotNAS defaults).
+
+    Data order and augmentation are drawn from ``seed``; the same seed gives the same weights.
+    ``augment``: True uses the dataset's training augmentation, False none, or an ``Augment``.
+    Raises ``ModelError`` when the loss stops being finite (the learning rate is too high).
+    """
+    settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment))
+    data = train_data if augment is True else train_data.with_augment(augment if augment else NO_AUGMENT)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params and batches:
+        raise ModelError("The model has no trainable parameters to fine-tune.",
+                         "Unfreeze some parameters, or use batches=0 to only test.")
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay) if params else None
+    losses: list[float] = []
+    start = time.perf_counter()
+    was_training = model.training
+    with run_context(seed, threads) as generator, _progress("fine-tune", batches, progress) as (bar, task):
+        model.train()
+        try:
+            for step, indices in enumerate(_sample(len(data), settings, generator)):
+                images, labels = data.batch(indices, generator)
+                loss = nn.functional.cross_entropy(model(images), labels)
+                if not torch.isfinite(loss):
+                    raise ModelError(f"Fine-tuning diverged: the loss is {loss.item()} at batch {step + 1}.",
+                                     f"Lower the learning rate (lr={lr}) or check the model's changes.")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                bar.update(task, advance=1)
+        finally:
+            model.train(was_training)
+    return FinetuneResult(batches, batches * batch_size, losses[0] if losses else math.nan,
+                          losses[-1] if losses else math.nan, time.perf_counter() - start)
+
+
+def _sample(size: int, settings: FinetuneSettings, generator: torch.Generator):
+    """``settings.batches`` index batches from seeded shuffles, a new shuffle at each pass."""
+    if settings.batches and size < settings.batch_size:
+        raise ConfigError(f"The training data has {size} images, fewer than one batch of {settings.batch_size}.",
+                          "Use a smaller batch size or a larger training set.")
+    order = np.empty(0, dtype=np.int64)
+    for _ in range(settings.batches):
+        if len(order) < settings.batch_size:
+            order = torch.randperm(size, generator=generator).numpy()
+        yield order[: settings.batch_size]
+        order = order[settings.batch_size:]
+
+
+def test(model: nn.Module, data: Dataset, batch_size: int = 256, threads: int | None = None,
+         progress: bool = True) -> Metrics:
+    """Top-1/top-5 (percent) of ``model`` in eval mode on every image of ``data``.
+
+    The result is ``partial`` whenever ``data`` holds fewer images than its split (e.g. the
+    CIFAR-10 ``test-partial`` split, or ``data.take(n)``).
+    """
+    check_batch_size(batch_size)
+    if len(data) == 0:
+        raise ConfigError(f"{data.name} {data.split} holds no images.", "Evaluate on a non-empty split.")
+    correct1 = correct5 = 0
+    was_training = model.training
+    model.eval()
+    steps = math.ceil(len(data) / batch_size)
+    try:
+        with run_context(None, threads), torch.no_grad(), _progress("test", steps, progress) as (bar, task):
+            for images, labels in data.batches(batch_size):
+                logits = model(images)
+                if logits.ndim != 2 or logits.shape[0] != len(labels):
+                    raise ModelError(f"The model returns shape {tuple(logits.shape)} for a batch of {len(labels)}; "
+                                     "expected [batch, classes].", "Return class logits from forward().")
+                top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+                hits = top == labels.view(-1, 1)
+                correct1 += int(hits[:, 0].sum())
+                correct5 += int(hits.any(dim=1).sum())
+                bar.update(task, advance=1)
+    finally:
+        model.train(was_training)
+    n = len(data)
+    return Metrics(100.0 * correct1 / n, 100.0 * correct5 / n, n, data.partial, data.name, data.split,
+                   data.full_size)
+
+
+test.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into test modules
+
+
+class _progress:
+    """A transient Rich bar (``disable`` when ``enabled`` is False); yields (progress, task id)."""
+
+    def __init__(self, label: str, total: int, enabled: bool) -> None:
+        self._bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             transient=True, disable=not enabled)
+        self._total = total
+
+    def __enter__(self):
+        self._bar.__enter__()
+        return self._bar, self._bar.add_task("", total=self._total)
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
