@@ -28,7 +28,7 @@ from nn2hw import __version__
 from nn2hw.compress import ordered_transforms
 from nn2hw.compress.base import Problem
 from nn2hw.compress.kernel_pattern import DEFAULT_PATN, has_library, top_patterns
-from nn2hw.compress.quantize import MAX_FRAC_BITS
+from nn2hw.compress.quantize import MAX_FRAC_BITS, activation_int_bits
 from nn2hw.errors import PlanError
 from nn2hw.registry import suggest
 from nn2hw.workload import OpKind, Workload
@@ -375,17 +375,29 @@ class Plan:
 
     def with_quantization(self, workload: Workload, weight_bits: int | None = 8, layers: str = "*", *,
                           weight_int_bits: int | None = None, act_bits: int | None = None,
-                          act_int_bits: int | None = None) -> Plan:
-        """Quantize every conv/linear layer matching the glob ``layers`` (8-bit weights by default)."""
+                          act_int_bits: int | None = None, model: nn.Module | None = None,
+                          calibration: Any = None) -> Plan:
+        """Quantize every conv/linear layer matching the glob ``layers`` (8-bit weights by default).
+
+        With ``act_bits`` and a ``calibration`` batch (plus the base ``model``), each layer's
+        activation integer bits are chosen from the largest |input| / |output| it sees on the
+        batch and written into the plan (``nn2hw.compress.quantize.activation_int_bits``).
+        """
         chosen = [l.name for l in workload.compute_layers
                   if fnmatch.fnmatchcase(l.name, layers) and l.op not in _FUNCTIONAL_COMPUTE_OPS]
         if not chosen:
             raise PlanError(f"No conv/linear layer matches {layers!r} in {workload.name!r}.",
                             "Check the layer glob against the workload's layer names.")
+        per_layer = {}
+        if calibration is not None:
+            if model is None or act_bits is None or act_int_bits is not None:
+                raise PlanError("Calibration chooses activation integer bits: it needs act_bits and the base "
+                                "model, and no act_int_bits.", "Pass act_bits=..., model=... and calibration=batch.")
+            per_layer = activation_int_bits(model, chosen, calibration, act_bits)
         plan = self
         for name in chosen:
             plan = plan.with_choice(name, weight_bits=weight_bits, weight_int_bits=weight_int_bits,
-                                    act_bits=act_bits, act_int_bits=act_int_bits)
+                                    act_bits=act_bits, act_int_bits=per_layer.get(name, act_int_bits))
         return plan
 
     # --- checking and applying ----------------------------------------------------------------

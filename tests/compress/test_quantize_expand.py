@@ -111,3 +111,19 @@ def test_kernel_expansion_on_models():
     assert (layer.kernel_h, layer.kernel_w, layer.pad_h, layer.pad_w) == (7, 7, 3, 3)
     with pytest.raises(PlanError, match="not a 2-D convolution"):
         plan.with_choice("fc", expand=1).validate(workload)
+
+
+def test_calibrated_activation_int_bits_hold_the_largest_values():
+    model, x, workload = model_case("tiny_resnet")
+    batch = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 3
+    plan = Plan.for_workload(workload, "t").with_quantization(workload, 8, act_bits=8, model=model,
+                                                              calibration=batch)
+    largest = {}
+    for layer in workload.compute_layers:
+        model.get_submodule(layer.name).register_forward_hook(
+            lambda m, a, out, n=layer.name: largest.__setitem__(n, max(a[0].abs().max(), out.abs().max())))
+    model(batch)
+    for name, choice in plan.choices.items():
+        assert 2.0 ** (choice.act_int_bits - 2) <= largest[name] <= 2.0 ** (choice.act_int_bits - 1), name
+    with pytest.raises(PlanError, match="needs act_bits and the base model"):
+        Plan("t").with_quantization(workload, 8, calibration=batch, model=model)

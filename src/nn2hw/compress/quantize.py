@@ -11,14 +11,17 @@ Integer bits when only a total width is given:
 - weights: ``auto_int_bits``: with max|w| = f * 2^e (0.5 <= f < 1), int = e + 1, the range
   [-2^e, 2^e) holds every weight, so nothing is clipped and every other bit is resolution. The
   chosen value is a buffer, saved with the weights.
-- activations: half the bits (``default_act_int_bits``): 8-bit activations cover [-8, 8) in steps
-  of 1/16. Give ``act_int_bits`` for layers whose activations are larger.
+- activations: ``activation_int_bits`` applies the same rule to the largest |input| or |output|
+  of each layer on a calibration batch (``Plan.with_quantization(..., calibration=batch)`` stores
+  the result in the plan, which stays self-contained). Without calibration, half the bits
+  (``default_act_int_bits``): 8-bit activations cover [-8, 8) in steps of 1/16, which clips the
+  large pre-BatchNorm outputs of many layers: calibrate.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nn2hw.compress.base import Problem, Transform
@@ -35,9 +38,37 @@ MAX_FRAC_BITS = 32
 
 def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
     """Integer bits for ``bits``-bit weights: the fewest for which max|w| lies in range unclipped."""
-    largest = float(weight.detach().abs().max()) if weight.numel() else 0.0
+    return int_bits_for(float(weight.detach().abs().max()) if weight.numel() else 0.0, bits)
+
+
+def int_bits_for(largest: float, bits: int) -> int:
+    """Integer bits for ``bits``-bit values whose largest magnitude is ``largest``: int = e + 1 for
+    largest = f * 2^e (0.5 <= f < 1), so [-2^e, 2^e) holds it; within [bits - 32, bits]."""
     int_bits = math.frexp(largest)[1] + 1 if largest > 0 else 1
     return max(bits - MAX_FRAC_BITS, min(bits, int_bits))
+
+
+def activation_int_bits(model: nn.Module, layers: Iterable[str], batch: torch.Tensor, bits: int) -> dict[str, int]:
+    """Per layer, integer bits that hold its largest |input| and |output| on ``batch`` (eval mode)."""
+    import torch
+
+    largest: dict[str, float] = {}
+    handles = []
+    for name in layers:
+        def record(module, args, output, _name=name):
+            seen = max(float(args[0].detach().abs().max()), float(output.detach().abs().max()))
+            largest[_name] = max(largest.get(_name, 0.0), seen)
+
+        handles.append(model.get_submodule(name).register_forward_hook(record))
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(batch)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return {name: int_bits_for(value, bits) for name, value in largest.items()}
 
 
 def default_act_int_bits(bits: int) -> int:
