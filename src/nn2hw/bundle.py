@@ -9,7 +9,7 @@ Layout::
 
 ``load_bundle`` builds the base architecture (``nn2hw.zoo.build(..., pretrained=False)`` or a
 ``builder`` of yours), applies the plan to get the same structure (cut channels, expanded
-kernels, mask and quantizer parametrizations, activation hooks), then loads the weights
+kernels, mask and quantizer parametrizations, activation quantizers), then loads the weights
 strictly: the outputs are bit-identical to the saved model's.
 """
 

@@ -433,7 +433,7 @@ class Plan:
 
     def validate(self, workload: Workload) -> None:
         """Raise one ``PlanError`` naming every problem of this plan for ``workload``."""
-        found = self.problems(workload)
+        found = list(dict.fromkeys(self.problems(workload)))  # a graph-wide problem may come from several steps
         if len(found) == 1:
             raise PlanError(*found[0])
         if found:

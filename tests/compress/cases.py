@@ -15,7 +15,7 @@ from nn2hw import zoo
 from nn2hw.compress.kernel_pattern import has_library, library_size
 from nn2hw.plan import Plan
 from nn2hw.workload import Workload, from_module
-from tests.compress.nets import ConcatNet, MiniMobileNetV2
+from tests.compress.nets import ConcatNet, HookOnlyNet, MiniMobileNetV2
 from tests.workload.nets import MobileLike, TinyResNet
 
 torch.set_num_threads(1)  # tiny convs on a shared 2-core machine run ~15x faster without torch's thread pool
@@ -47,6 +47,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mobile_like": (_seeded(MobileLike), (2, 3, 16, 16)),
     "mini_mobilenet_v2": (_seeded(MiniMobileNetV2), (1, 3, 16, 16)),
     "concat_net": (_seeded(ConcatNet), (1, 3, 8, 8)),
+    "hook_only_net": (_seeded(HookOnlyNet), (1, 3, 8, 8)),
     "resnet20": (_seeded(lambda: zoo.build("resnet20", "cifar10")), (1, 3, 32, 32)),
     "mobilenetv2_fmnist": (_seeded(lambda: zoo.build("mobilenetv2_fmnist", "fashion-mnist")), (1, 1, 28, 28)),
     "mobilenet_v2": (_seeded(lambda: zoo.build("mobilenet_v2", "imagenet")), (1, 3, 224, 224)),

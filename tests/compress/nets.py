@@ -59,3 +59,20 @@ class ConcatNet(nn.Module):
         y = self.pool(torch.relu(self.mix(torch.cat([s, self.a(s), torch.relu(self.b(s))], dim=1))))
         y = torch.cat([y, self.c(y)], dim=1)
         return self.fc(torch.flatten(y, 1))
+
+
+class HookOnlyNet(nn.Module):
+    """Shape-dependent control flow: torch.fx cannot trace it, so the workload comes from hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.b = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.a(x)))
+        if x.shape[-1] > 4:
+            y = y + self.b(y)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))

@@ -61,13 +61,15 @@ def test_activation_quantization_reaches_workload_and_gradients():
     layer = plan.apply(workload).layer("features.1.conv.3")
     assert (layer.weight_bits, layer.input_bits, layer.output_bits) == (16, 4, 4)
     new = plan.apply(model)
+    dw = new.get_submodule("features.1.conv.3")
+    assert isinstance(dw, nn.Conv2d)
     seen = []
-    new.get_submodule("features.1.conv.3").register_forward_hook(lambda m, a, out: seen.append((a[0], out)))
+    dw.register_forward_hook(lambda m, a, out: seen.append((a[0], out)))
     x = x.clone().requires_grad_(True)
     new(x).sum().backward()
     (inp, out), = seen
-    for t in (inp, out):
-        assert torch.equal(t, fixed_point(t, 4, 2))
+    expected = fixed_point(nn.Conv2d.forward(dw, fixed_point(inp, 4, 2)), 4, 2)  # input and output quantized
+    assert torch.equal(out, expected) and not torch.equal(inp, fixed_point(inp, 4, 2))
     assert x.grad.abs().sum() > 0
 
 

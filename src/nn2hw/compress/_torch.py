@@ -104,19 +104,41 @@ class FixedPointWeight(nn.Module):
 
 
 class ActivationQuantizer:
-    """Forward hook (output) or pre-hook (first input) that fake-quantizes activations (STE)."""
+    """Fixed-point fake quantization of activations with a straight-through gradient."""
 
     def __init__(self, bits: int, int_bits: int) -> None:
         self.bits = bits
         self.int_bits = int_bits
 
-    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return straight_through(x, fixed_point(x, self.bits, self.int_bits))
 
-    def __call__(self, module: nn.Module, args: tuple, *output: torch.Tensor):
-        if output:  # forward hook: replace the output
-            return self.quantize(output[0])
-        return (self.quantize(args[0]), *args[1:])  # pre-hook: replace the first input
+
+_ACT_QUANTIZED: dict[type, type] = {}
+ACT_QUANTIZER_ATTR = "nn2hw_act_quantizer"
+
+
+def _act_quantized_class(cls: type) -> type:
+    """A subclass of ``cls`` whose forward quantizes its first input and its output.
+
+    It keeps ``cls.__module__`` so that tracers (torch.fx's leaf test) treat it as they treat
+    ``cls``; being inside forward, the quantization neither changes the tensors the module's
+    hooks see as inputs nor appears as separate ops in a trace.
+    """
+    if cls not in _ACT_QUANTIZED:
+        def forward(self, x, *args, **kwargs):
+            quantize = getattr(self, ACT_QUANTIZER_ATTR)
+            return quantize(super(sub, self).forward(quantize(x), *args, **kwargs))
+
+        sub = type(f"ActQuantized{cls.__name__}", (cls,), {"forward": forward, "__module__": cls.__module__})
+        _ACT_QUANTIZED[cls] = sub
+    return _ACT_QUANTIZED[cls]
+
+
+def quantize_activations(module: nn.Module, bits: int, int_bits: int) -> None:
+    """Make ``module`` fake-quantize its first input and its output to ``bits``-bit fixed point."""
+    setattr(module, ACT_QUANTIZER_ATTR, ActivationQuantizer(bits, int_bits))
+    module.__class__ = _act_quantized_class(type(module))
 
 
 def add_weight_parametrization(module: nn.Module, parametrization: nn.Module) -> None:

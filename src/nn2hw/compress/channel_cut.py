@@ -121,7 +121,7 @@ class ChannelCut(Transform):
         kept_by_layer = {}
         for group, width in cut_groups(workload, choices).items():
             modules = [_torch.weight_module(model, n, transform="channel_cut") for n in group.layers]
-            idx = top_filters(sum(filter_scores(m.weight) for m in modules), width)
+            idx = top_filters(sum(filter_scores(m.weight) for m in modules), width).cpu()  # index any device
             kept_by_layer.update({n: idx for n in group.layers})
         if kept_by_layer:
             propagate_cut(model, workload, kept_by_layer)

@@ -5,7 +5,7 @@ with bits = int + frac. ``int`` may be 0 or negative (all bits fractional, a ran
 as HotNAS's "0 integer bits" for ResNet-18 weights; frac stays within 0..32.
 
 Weights are fake-quantized by a weight parametrization, activations (the layer's input and its
-output) by forward hooks; both pass gradients straight through (STE) so the model fine-tunes.
+output) inside the layer's forward (``_torch.quantize_activations``); both pass gradients straight through (STE) so the model fine-tunes.
 
 Integer bits when only a total width is given:
 - weights: ``auto_int_bits``: with max|w| = f * 2^e (0.5 <= f < 1), int = e + 1, the range
@@ -111,7 +111,5 @@ class Quantize(Transform):
             if choice.act_bits is not None:
                 bits = choice.act_bits
                 int_bits = default_act_int_bits(bits) if choice.act_int_bits is None else choice.act_int_bits
-                quantizer = _torch.ActivationQuantizer(bits, int_bits)
-                module.register_forward_pre_hook(quantizer)
-                module.register_forward_hook(quantizer)
+                _torch.quantize_activations(module, bits, int_bits)
                 _torch.record_fields(module, input_bits=bits, output_bits=bits)

@@ -249,15 +249,19 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
     recorder = _FunctionRecorder(on_function)
     handles = []
     for mod_name, module in model.named_modules():
-        if len(list(module.children())) or not (isinstance(module, KNOWN_LEAVES) or list(module.parameters(False))):
+        parametrized = torch.nn.utils.parametrize.is_parametrized(module)  # its only children: parametrizations
+        if (len(list(module.children())) and not parametrized) or \
+                not (isinstance(module, KNOWN_LEAVES) or list(module.parameters(False))):
             continue
 
         def pre(mod, args, _n=mod_name):
             recorder.depth += 1
 
         def post(mod, args, out, _n=mod_name):
-            recorder.depth -= 1
-            record(_n, type(mod).__name__, args, out, lambda ins, o, m=mod: module_fields(m, ins[0], o))
+            try:  # still inside the module: reading a parametrized weight's shape runs ops not to record
+                record(_n, type(mod).__name__, args, out, lambda ins, o, m=mod: module_fields(m, ins[0], o))
+            finally:
+                recorder.depth -= 1
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     for i, x in enumerate(inputs):
