@@ -14,9 +14,18 @@ import argparse
 from collections import defaultdict
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
-from nn2hw.cli._common import console, parse_key_values, write_json
+from nn2hw.cli._common import console as terminal_console
+from nn2hw.cli._common import parse_key_values, write_json
+
+PIPE_WIDTH = 140
+"""Output width when stdout is not a terminal (files, pipes): wide enough for the per-layer table."""
+
+
+def _console() -> Console:
+    return terminal_console if terminal_console.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     print_result(result, show_pareto=args.explore)
     if args.json:
         path = write_json(args.json, result.to_dict())
-        console.print(f"wrote {path}")
+        _console().print(f"wrote {path}")
     return 0
 
 
@@ -85,6 +94,7 @@ def _design_text(design: Any) -> str:
 
 def print_result(result: Any, show_pareto: bool = False) -> None:
     """The per-layer table, the ops not costed, resources, bottleneck shares and totals."""
+    console = _console()
     cost = result.cost
     options = result.options
     console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz "
@@ -94,9 +104,10 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
 
     total = cost.total_cycles or 1.0
     table = Table(title="per-layer cost", title_justify="left")
+    widest = max((len(layer.name) for layer in cost.layers), default=5)
     for col, justify in (("#", "right"), ("layer", "left"), ("shape", "left"), ("MACs", "right"),
                          ("cycles", "right"), ("ms", "right"), ("bottleneck", "center"), ("share", "right")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=col != "shape", min_width=widest if col == "layer" else None)
     for i, layer in enumerate(cost.layers, 1):
         table.add_row(str(i), layer.name, result.layer_shape(layer.name), f"{layer.macs:,}", f"{layer.cycles:,.0f}",
                       f"{layer.latency_ms:.4f}", layer.bottleneck, f"{layer.cycles / total:.1%}")

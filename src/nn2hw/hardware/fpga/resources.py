@@ -25,7 +25,6 @@ BRAM, four models (reference notes 2.12; see docs/fpga-cost-model.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
 
 import numpy as np
 
@@ -40,6 +39,10 @@ BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 
 HOTNAS_BLOCK_BITS = 18000
 ASRUN_BLOCK_BITS = 1824
 ASRUN_LIMIT = 18000
+LUTRAM_DEFAULT_DEPTH = 64
+"""Memories this shallow go to LUTRAM by default (a BRAM18 would be at most 1/8 used in depth)."""
+LUTRAM_MAX_DEPTH = 256
+"""Deepest memory that may go to LUTRAM (RAM256X1D: four 64-deep LUTs muxed inside one slice)."""
 DEFAULT_LUTRAM_SHARE = 0.75
 """Share of the device's LUTRAM-capable LUTs the buffers may take (the rest: shift registers, logic)."""
 
@@ -56,18 +59,27 @@ def dsp_per_mac(word_bits: int) -> int:
     return 1 if word_bits == 16 else 5
 
 
-def bram18_blocks(depth: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """RAMB18s for a depth x width memory in its cheapest aspect ratio."""
-    best = None
+def bram18_shape(depth: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cheapest RAMB18 aspect ratio for a depth x width memory: (its depth, its width)."""
+    best = best_d = best_w = None
     for d, w in BRAM18_SHAPES:
         blocks = np.ceil(depth / d) * np.ceil(width / w)
-        best = blocks if best is None else np.minimum(best, blocks)
-    return best
+        if best is None:
+            best, best_d, best_w = blocks, np.full_like(blocks, d), np.full_like(blocks, w)
+        else:
+            better = blocks <= best  # ties go to the wider shape
+            best = np.where(better, blocks, best)
+            best_d, best_w = np.where(better, d, best_d), np.where(better, w, best_w)
+    return best_d, best_w
 
 
 def lutram_luts(depth: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """LUTs for a depth x width simple-dual-port LUTRAM (RAM32M 32x6 / RAM64M 64x3 per 4 LUTs)."""
-    return np.where(depth <= 32, 4 * np.ceil(width / 6), 4 * np.ceil(depth / 64) * np.ceil(width / 3))
+    """LUTs of a depth x width simple-dual-port LUTRAM: RAM32M (32 x 6 per 4 LUTs) up to 32 deep,
+    RAM64M (64 x 3 per 4 LUTs) up to 64, RAM128X1D/RAM256X1D (2 LUTs per 64 words per bit) up to
+    256; deeper memories are not LUTRAM candidates (infinite cost)."""
+    return np.where(depth <= 32, 4 * np.ceil(width / 6),
+                    np.where(depth <= 64, 4 * np.ceil(width / 3),
+                             np.where(depth <= LUTRAM_MAX_DEPTH, 2 * np.ceil(depth / 64) * width, np.inf)))
 
 
 @dataclass(frozen=True)
@@ -99,26 +111,67 @@ def buffers(d: DesignArrays) -> list[Buffer]:
 
 @dataclass(frozen=True)
 class MemoryUse:
-    """Realistic on-chip memory of every design: BRAM18s, LUTRAM LUTs and where each buffer went."""
+    """Realistic on-chip memory of every design: BRAM18s, LUTRAM LUTs, and the bits of each
+    buffer's width placed in LUTRAM (designs x buffers; 0: all in BRAM)."""
 
     bram18: np.ndarray
     luts: np.ndarray
-    in_lutram: np.ndarray  # (designs, buffers) booleans
+    lutram_bits: np.ndarray
+    widths: np.ndarray
     names: tuple[str, ...]
+
+    def placement(self, i: int) -> str:
+        """'weight buffer partly (4,176 of 40,320 bits) in LUTRAM' for design ``i`` ('' when all in BRAM)."""
+        parts = []
+        for name, bits, width in zip(self.names, self.lutram_bits[i], self.widths[i]):
+            if bits >= width:
+                parts.append(f"{name} buffer in LUTRAM")
+            elif bits > 0:
+                parts.append(f"{name} buffer partly ({bits:,.0f} of {width:,.0f} bits) in LUTRAM")
+        return ", ".join(parts)
 
 
 def realistic_memory(d: DesignArrays, bram_avail: float, lut_avail: float) -> MemoryUse:
-    """Place each buffer in BRAM18 or LUTRAM so that the larger utilisation is smallest."""
+    """Place the buffers (see the module docstring).
+
+    Default placement: memories at most 64 deep in LUTRAM, the rest in BRAM18. If that does not
+    fit, start from everything in BRAM and move width columns of the LUTRAM candidates (at most
+    256 deep) to LUTRAM, cheapest LUTs per freed BRAM18 first, until the BRAM fits: this uses the
+    fewest LUTs of any placement that fits the BRAM, so if it overflows the LUTRAM budget no
+    placement fits.
+    """
     bufs = buffers(d)
-    bram = np.stack([b.copies * bram18_blocks(b.depth, b.width) for b in bufs])  # (k, D)
-    luts = np.stack([b.copies * lutram_luts(b.depth, b.width) for b in bufs])
-    masks = np.array(list(product((0.0, 1.0), repeat=len(bufs))))  # (2^k, k); row 0 = all in BRAM
-    bram_m = (1.0 - masks) @ bram  # (2^k, D)
-    lut_m = masks @ luts
-    util = np.maximum(bram_m / bram_avail, lut_m / lut_avail)
-    pick = np.argmin(util, axis=0)
-    cols = np.arange(len(d))
-    return MemoryUse(bram_m[pick, cols], lut_m[pick, cols], masks[pick].astype(bool), tuple(b.name for b in bufs))
+    copies = np.array([[b.copies] for b in bufs], dtype=float)  # (k, 1)
+    depth = np.stack([b.depth for b in bufs])  # (k, D)
+    width = np.stack([b.width for b in bufs])
+    shape_d, shape_w = bram18_shape(depth, width)
+    col_blocks = copies * np.ceil(depth / shape_d)  # BRAM18 per shape_w-bit column
+    blocks = col_blocks * np.ceil(width / shape_w)
+    luts = copies * lutram_luts(depth, width)
+    tiny = depth <= LUTRAM_DEFAULT_DEPTH
+    default_bram = np.where(tiny, 0.0, blocks).sum(axis=0)
+    default_luts = np.where(tiny, luts, 0.0).sum(axis=0)
+    default_fits = (default_bram <= bram_avail) & (default_luts <= lut_avail)
+
+    overflow = np.maximum(blocks.sum(axis=0) - bram_avail, 0.0)  # BRAM18 to free from the all-BRAM placement
+    ratio = np.where(np.isfinite(luts), luts / blocks, np.inf)
+    order = np.argsort(ratio, axis=0, kind="stable")
+    movable = np.take_along_axis(np.where(np.isfinite(luts), blocks, 0.0), order, axis=0)
+    freed_before = np.cumsum(movable, axis=0) - movable
+    need = np.clip(overflow - freed_before, 0.0, movable)  # blocks to free from each buffer, in order
+    sorted_cols = np.take_along_axis(col_blocks, order, axis=0)
+    sorted_w = np.take_along_axis(shape_w, order, axis=0)
+    sorted_width = np.take_along_axis(width, order, axis=0)
+    moved_sorted = np.minimum(np.ceil(need / sorted_cols) * sorted_w, sorted_width)
+    moved = np.empty_like(moved_sorted)
+    np.put_along_axis(moved, order, moved_sorted, axis=0)
+    spill_bram = (col_blocks * np.ceil((width - moved) / shape_w)).sum(axis=0)
+    spill_luts = np.where(moved > 0, copies * lutram_luts(depth, moved), 0.0).sum(axis=0)
+
+    bram = np.where(default_fits, default_bram, spill_bram)
+    lut = np.where(default_fits, default_luts, spill_luts)
+    in_lut = np.where(default_fits[None, :], np.where(tiny, width, 0.0), moved)
+    return MemoryUse(bram, lut, in_lut.T, width.T, tuple(b.name for b in bufs))
 
 
 def hotnas_bram(d: DesignArrays, block_bits: int, include_dw: bool) -> np.ndarray:
@@ -173,7 +226,8 @@ def resource_arrays(d: DesignArrays, device: FpgaDevice, bram: str, lutram_share
     zeros = np.zeros(len(keys[0]))
     distinct = DesignArrays(*keys[:5], zeros, zeros, zeros, *keys[5:], has_dw=d.has_dw, word_bits=d.word_bits)
     mem = realistic_memory(distinct, float(device.bram18), max(lut_budget, 1.0))  # ports do not matter
-    memory = MemoryUse(mem.bram18[inverse], mem.luts[inverse], mem.in_lutram[inverse], mem.names)
+    memory = MemoryUse(mem.bram18[inverse], mem.luts[inverse], mem.lutram_bits[inverse], mem.widths[inverse],
+                       mem.names)
     names = ["DSP", "port bits"]
     used = [dsp_per_mac(d.word_bits) * (d.Tm * d.Tn + d.dTm), d.word_bits * (d.Wp + d.Ip + d.Op)]
     available = [float(device.dsp), float(device.port_bits)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,8 @@ class FpgaOptions:
         """Validated options from keyword arguments or ``--hw-param`` strings."""
         unknown = [k for k in options if k not in OPTION_KEYS]
         if unknown:
-            raise ConfigError(f"Unknown FPGA option {unknown[0]!r}.{suggest(unknown[0], list(OPTION_KEYS))}",
+            known = [*OPTION_KEYS, *sorted(DESIGN_KEYS)]
+            raise ConfigError(f"Unknown FPGA option {unknown[0]!r}.{suggest(unknown[0], known)}",
                               f"Options: {', '.join(OPTION_KEYS)}; design fields: {', '.join(sorted(DESIGN_KEYS))}.")
         opts = dict(options)
         linear = str(opts.get("linear", "host"))
@@ -114,6 +115,10 @@ def _check_bits(plan: LayerPlan, word_bits: int) -> None:
             raise HardwareError(
                 f"Layer {layer.name!r} has {bits}-bit operands; the 16-bit fixed-point datapath cannot run them.",
                 "Quantize the layer to 16 bits or fewer, or use a 32-bit floating-point design (word_bits=32).")
+
+
+def _has_depthwise(workload: Workload) -> bool:
+    return any(layer.conv_type == "depthwise" for layer in workload.layers)
 
 
 def _layer_op(layer: Layer) -> str:
@@ -221,16 +226,19 @@ class FpgaTemplate(HardwareTemplate):
                          f"{len(plan.compat_changed)} convolutions, from {plan.compat_changed[0]!r} on; this "
                          "reproduces the published files, not the real network")
         mem = res.memory
-        placed = [name for name, lut in zip(mem.names, mem.in_lutram[0]) if lut]
+        placed = mem.placement(0)
         fits = mem.bram18[0] <= dev.bram18 and mem.luts[0] <= res.lut_budget
         notes.append(f"realistic on-chip memory: {mem.bram18[0]:,.0f} of {dev.bram18:,} BRAM18 and "
-                     f"{mem.luts[0]:,.0f} of {res.lut_budget:,.0f} LUTRAM LUTs"
-                     + (f" ({', '.join(placed)} buffer{'s' if len(placed) > 1 else ''} in LUTRAM)" if placed else "")
-                     + ("" if fits else f": does NOT fit {dev.name}") + ("" if opts.bram == "realistic"
-                                                                         else " (not enforced in this BRAM mode)"))
+                     f"{mem.luts[0]:,.0f} of {res.lut_budget:,.0f} LUTRAM LUTs" + (f" ({placed})" if placed else "")
+                     + ("" if fits else f": does NOT fit {dev.name}")
+                     + ("" if opts.bram == "realistic" else " (not enforced in this BRAM mode)"))
         return tuple(notes)
 
     # --- exploration --------------------------------------------------------------------------
+    def default_grid(self, workload: Workload) -> Mapping[str, Sequence[int]]:
+        """The HotNAS grid's axes (with a depthwise engine when the workload has depthwise convs)."""
+        return FpgaGrid.hotnas(depthwise=any(layer.conv_type == "depthwise" for layer in workload.layers)).as_dict
+
     def explore(self, workload: Workload, device: str | FpgaDevice | None = None, grid: Any = None,
                 **options: Any) -> Exploration:
         """Best feasible design of ``grid`` (default: the HotNAS grid; a dict of param -> values
@@ -238,7 +246,7 @@ class FpgaTemplate(HardwareTemplate):
         start = time.perf_counter()
         opts = FpgaOptions.parse(options)
         dev = opts.device(device)
-        has_dw_layers = any(layer.conv_type == "depthwise" for layer in workload.layers)
+        has_dw_layers = _has_depthwise(workload)
         word_bits = 16
         if grid is None:
             grid = FpgaGrid.hotnas(depthwise=has_dw_layers)
