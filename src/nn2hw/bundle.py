@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nn2hw import __version__
 from nn2hw.errors import CheckpointError, UnknownNameError
-from nn2hw.plan import Plan
+from nn2hw.plan import Plan, _thaw
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,8 +54,8 @@ def _hardware_dict(hardware: Any) -> dict[str, Any]:
     if not isinstance(hardware, Mapping):
         raise CheckpointError(f"The hardware config is a {type(hardware).__name__}, not a mapping.",
                               "Pass a dict, a dataclass or an object with to_dict().")
-    try:
-        return json.loads(json.dumps(dict(hardware), sort_keys=True, allow_nan=False))
+    try:  # nested mappings may be read-only views (a Plan's hardware is frozen): thaw them first
+        return json.loads(json.dumps(_thaw(hardware), sort_keys=True, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"The hardware config is not JSON-serializable: {exc}.",
                               "Use only strings, numbers, booleans, lists and dicts in it.") from None
