@@ -366,8 +366,14 @@ class Plan:
             raise PlanError("with_patterns needs either the pattern ids or the base model to choose them from.",
                             "Pass patterns=[...] or model=<the base nn.Module>.")
         else:
-            ids = {k: top_patterns([model.get_submodule(l.name).weight for l in chosen if l.kernel_h == k],
-                                   patn, zeros, keep_last) for k in sizes}
+            weights = {l.name: model.get_submodule(l.name).weight for l in chosen}
+            grown = [n for n, l in zip(weights, chosen) if weights[n].shape[-1] != l.kernel_h]
+            if grown:
+                raise PlanError(f"Layers {grown} have other kernel sizes in the workload than in the model "
+                                f"(expanded?), so the model's weights cannot choose their patterns.",
+                                "Pass the pattern ids of the expanded kernel's library explicitly.")
+            ids = {k: top_patterns([weights[l.name] for l in chosen if l.kernel_h == k], patn, zeros, keep_last)
+                   for k in sizes}
         plan = self
         for l in chosen:
             plan = plan.with_choice(l.name, patterns=ids[l.kernel_h], pattern_zeros=zeros, pattern_keep_last=keep_last)

@@ -138,3 +138,12 @@ def test_masked_model_is_a_plain_nn_module():
     new = Plan.for_workload(workload, "t").with_patterns(workload, "layer1.*", model=model).apply(model)
     assert isinstance(new.get_submodule("layer1.0.conv1"), nn.Conv2d)
     assert "layer1.0.conv1.parametrizations.weight.0.mask" in new.state_dict()
+
+
+def test_helper_refuses_to_choose_patterns_for_expanded_kernels():
+    model, x, workload = model_case("tiny_resnet")
+    plan = Plan.for_workload(workload, "t").with_choice("layer1.0.conv1", expand=1)
+    with pytest.raises(PlanError, match=r"\['layer1.0.conv1'\] have other kernel sizes"):
+        plan.with_patterns(plan.apply(workload), "layer1.0.*", model=model)
+    explicit = plan.with_patterns(plan.apply(workload), "layer1.0.conv1", [0, 923])
+    assert explicit.apply(workload).layer("layer1.0.conv1").kept_per_kernel == 19

@@ -192,6 +192,8 @@ def propagate_cut(model: nn.Module, workload: Workload, cut: Mapping[str, torch.
 
 
 def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) -> None:
+    from torch import nn
+
     from nn2hw.compress import _torch
 
     module = _torch.weight_module(model, layer.name, transform="channel_cut")
@@ -204,7 +206,7 @@ def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) 
     if in_kept is not None and not depthwise:
         weight = weight[:, in_kept]
     _torch.set_weight(module, weight)
-    if isinstance(module, _torch.nn.Linear):
+    if isinstance(module, nn.Linear):
         module.out_features, module.in_features = weight.shape[0], weight.shape[1]
         return
     module.out_channels = weight.shape[0]
@@ -216,6 +218,8 @@ def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) 
 
 def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
     """Slice the per-channel parameters and buffers of a BatchNorm / InstanceNorm / PReLU module."""
+    from torch import nn
+
     from nn2hw.compress import _torch
 
     try:
@@ -224,7 +228,7 @@ def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
         return  # a functional op of the same kind without parameters
     if type(module).__name__ != layer.op:
         return
-    if isinstance(module, _torch.nn.PReLU):
+    if isinstance(module, nn.PReLU):
         if module.num_parameters > 1:
             _torch.set_weight(module, module.weight.detach()[in_kept])
             module.num_parameters = len(in_kept)

@@ -44,16 +44,18 @@ class KernelExpand(Transform):
         return out
 
     def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+        from torch import nn
+
         from nn2hw.compress import _torch
         from nn2hw.errors import PlanError
 
         for name, choice in choices.items():
-            conv = _torch.weight_module(model, name, (_torch.nn.Conv2d,), "kernel_expand")
+            conv = _torch.weight_module(model, name, (nn.Conv2d,), "kernel_expand")
             if isinstance(conv.padding, str):
                 raise PlanError(f"Conv {name!r} uses padding={conv.padding!r}; kernel expansion needs numeric "
                                 f"padding to grow it.", "Give the conv explicit integer padding.")
             e = choice.expand
-            _torch.set_weight(conv, _torch.nn.functional.pad(conv.weight.detach(), (e, e, e, e)))
+            _torch.set_weight(conv, nn.functional.pad(conv.weight.detach(), (e, e, e, e)))
             kh, kw = conv.kernel_size
             conv.kernel_size = (kh + 2 * e, kw + 2 * e)
             conv.padding = (conv.padding[0] + e * conv.dilation[0], conv.padding[1] + e * conv.dilation[1])
