@@ -105,8 +105,10 @@ def test_unknown_base_model_and_mismatched_weights(saved, tmp_path):
 
 def test_nested_hardware_of_a_plan_is_saved(tmp_path):
     """A plan freezes nested hardware mappings (read-only views): the bundle still writes plain JSON."""
+    factory, _ = MODELS["concat_net"]
     model, x, workload = model_case("concat_net")
     hardware = {"template": "fpga", "design": {"Tm": 64, "dw": None}, "resources": [{"name": "DSP", "used": 9}]}
     plan = Plan.for_workload(workload, "concat_net").with_hardware(hardware)
-    folder = save_bundle(tmp_path / "b", plan.apply(model), plan, plan.hardware)
+    folder = save_bundle(tmp_path / "b", plan.apply(model), plan, plan.hardware,
+                         builder=lambda name, dataset: factory())
     assert json.loads((folder / "hardware.json").read_text()) == hardware
