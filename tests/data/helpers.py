@@ -58,6 +58,30 @@ def fake_fmnist(count: int, seed: int = 0) -> dict[str, bytes]:
     return files
 
 
+def install_fake_fmnist(monkeypatch: pytest.MonkeyPatch, root: Path, count: int) -> dict[str, bytes]:
+    """Make a ``count``-image fake Fashion-MNIST the official one (sizes, MD5s, split sizes) and search
+    only folders under ``root`` (NN2HW_DATA=root/data, NN2HW_CACHE=root/cache, system root/system)."""
+    from nn2hw.data import fashion_mnist
+
+    files = fake_fmnist(count)
+    for name, raw in files.items():
+        monkeypatch.setitem(fashion_mnist._FILES, name, (len(raw), md5(raw), md5(gz(raw))))
+    monkeypatch.setattr(fashion_mnist, "SPLIT_SIZE", {"train": count, "test": count})
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", (root / "system",))
+    monkeypatch.setenv("NN2HW_DATA", str(root / "data"))
+    monkeypatch.setenv("NN2HW_CACHE", str(root / "cache"))
+    return files
+
+
+def write_files(folder: Path, files: dict[str, bytes], compress: bool = True, only: tuple[str, ...] = ()) -> Path:
+    """Write IDX ``files`` into ``folder`` (gzip-compressed or raw; ``only`` a subset)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, raw in files.items():
+        if not only or name in only:
+            (folder / (name + ".gz" if compress else name)).write_bytes(gz(raw) if compress else raw)
+    return folder
+
+
 def cifar_batch_bytes(count: int, seed: int = 0) -> bytes:
     """A python batch in the official layout (pickled dict with bytes keys)."""
     rng = np.random.default_rng(seed)

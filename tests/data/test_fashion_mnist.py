@@ -10,33 +10,18 @@ import pytest
 from nn2hw.data import fashion_mnist, load_dataset
 from nn2hw.data.fashion_mnist import parse_idx
 from nn2hw.errors import DatasetError
-from tests.data.helpers import fake_fmnist, gz, md5, real_fmnist, serve
+from tests.data.helpers import fake_fmnist, install_fake_fmnist, real_fmnist, serve, write_files
 
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path) -> dict[str, bytes]:
     """A 12-image fake Fashion-MNIST whose sizes/MD5s replace the official ones; no other folder searched."""
-    files = fake_fmnist(12)
-    for name, raw in files.items():
-        monkeypatch.setitem(fashion_mnist._FILES, name, (len(raw), md5(raw), md5(gz(raw))))
-    monkeypatch.setattr(fashion_mnist, "SPLIT_SIZE", {"train": 12, "test": 12})
-    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", (tmp_path / "system",))
-    monkeypatch.setenv("NN2HW_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("NN2HW_CACHE", str(tmp_path / "cache"))
-    return files
-
-
-def _write(folder: Path, files: dict[str, bytes], compress: bool = True, only: tuple[str, ...] = ()) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, raw in files.items():
-        if not only or name in only:
-            (folder / (name + ".gz" if compress else name)).write_bytes(gz(raw) if compress else raw)
-    return folder
+    return install_fake_fmnist(monkeypatch, tmp_path, 12)
 
 
 def test_raw_and_gz_files_load_the_same(fake, tmp_path):
-    a = load_dataset("fashion-mnist", "test", _write(tmp_path / "a", fake, compress=True))
-    b = load_dataset("fashion-mnist", "test", _write(tmp_path / "b", fake, compress=False))
+    a = load_dataset("fashion-mnist", "test", write_files(tmp_path / "a", fake, compress=True))
+    b = load_dataset("fashion-mnist", "test", write_files(tmp_path / "b", fake, compress=False))
     assert len(a) == 12 and a.image_shape == (1, 28, 28) and not a.partial
     assert np.array_equal(a.pixels, b.pixels) and np.array_equal(a.labels, b.labels)
     expected = np.frombuffer(fake["t10k-images-idx3-ubyte"], np.uint8, offset=16).reshape(12, 1, 28, 28)
@@ -44,11 +29,11 @@ def test_raw_and_gz_files_load_the_same(fake, tmp_path):
 
 
 def test_search_order_data_then_system_then_cache(fake, tmp_path):
-    _write(tmp_path / "cache" / "fashion-mnist", fake)
+    write_files(tmp_path / "cache" / "fashion-mnist", fake)
     assert load_dataset("fashion-mnist", "train").source == str(tmp_path / "cache" / "fashion-mnist")
-    _write(tmp_path / "system", fake)
+    write_files(tmp_path / "system", fake)
     assert load_dataset("fashion-mnist", "train").source == str(tmp_path / "system")
-    _write(tmp_path / "data" / "fashion-mnist", fake)
+    write_files(tmp_path / "data" / "fashion-mnist", fake)
     assert load_dataset("fashion-mnist", "train").source == str(tmp_path / "data" / "fashion-mnist")
 
 
@@ -64,7 +49,7 @@ def test_absent_data_dir_is_named(fake, tmp_path):
 
 
 def test_incomplete_folder_names_the_missing_file_and_how_to_get_it(fake, tmp_path):
-    folder = _write(tmp_path / "half", fake, only=("t10k-images-idx3-ubyte",))
+    folder = write_files(tmp_path / "half", fake, only=("t10k-images-idx3-ubyte",))
     with pytest.raises(DatasetError) as info:
         load_dataset("fashion-mnist", "test", folder)
     assert "lacks t10k-labels-idx1-ubyte" in info.value.cause
@@ -81,19 +66,19 @@ def test_nothing_anywhere_lists_every_searched_folder(fake, tmp_path):
 
 
 def test_truncated_gzip_and_truncated_raw_are_reported(fake, tmp_path):
-    folder = _write(tmp_path / "cut", fake)
+    folder = write_files(tmp_path / "cut", fake)
     labels = folder / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:-9])
     with pytest.raises(DatasetError, match="damaged or truncated gzip"):
         load_dataset("fashion-mnist", "test", folder)
-    raw = _write(tmp_path / "raw", fake, compress=False)
+    raw = write_files(tmp_path / "raw", fake, compress=False)
     (raw / "t10k-images-idx3-ubyte").write_bytes(fake["t10k-images-idx3-ubyte"][:1000])
     with pytest.raises(DatasetError, match=r"truncated: 1000 of 9424 bytes"):
         load_dataset("fashion-mnist", "test", raw)
 
 
 def test_checksum_mismatch_is_reported(fake, tmp_path):
-    folder = _write(tmp_path / "bad", fake, compress=False)
+    folder = write_files(tmp_path / "bad", fake, compress=False)
     data = bytearray(fake["t10k-images-idx3-ubyte"])
     data[500] ^= 0xFF
     (folder / "t10k-images-idx3-ubyte").write_bytes(bytes(data))
@@ -110,7 +95,7 @@ def test_parse_idx_rejects_wrong_kind_and_bad_length():
 
 
 def test_download_from_a_local_server_into_the_cache(fake, tmp_path, monkeypatch):
-    served = _write(tmp_path / "server", fake)
+    served = write_files(tmp_path / "server", fake)
     with serve(served) as url:
         monkeypatch.setattr(fashion_mnist, "BASE_URL", url)
         data = load_dataset("fashion-mnist", "test", download=True)
@@ -120,7 +105,7 @@ def test_download_from_a_local_server_into_the_cache(fake, tmp_path, monkeypatch
 
 
 def test_download_with_a_wrong_checksum_keeps_nothing(fake, tmp_path, monkeypatch):
-    served = _write(tmp_path / "server", fake)
+    served = write_files(tmp_path / "server", fake)
     monkeypatch.setitem(fashion_mnist._FILES, "t10k-images-idx3-ubyte",
                         (*fashion_mnist._FILES["t10k-images-idx3-ubyte"][:2], "0" * 32))
     with serve(served) as url:

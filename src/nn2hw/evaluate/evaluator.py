@@ -12,13 +12,14 @@ top-1/top-5 on a test split, with the model's zoo normalization.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from torch import nn
 
 from nn2hw.data import Dataset, Normalize, load_dataset
-from nn2hw.errors import ConfigError, DatasetError
+from nn2hw.errors import ConfigError, DatasetError, PlanError
 from nn2hw.evaluate.loops import FinetuneSettings, Metrics, finetune, test
 
 
@@ -113,3 +114,58 @@ class FinetuneEvaluator:
 
     def __call__(self, model: nn.Module) -> Mapping[str, float]:
         return self.evaluate(model).as_mapping()
+
+
+@dataclass(frozen=True)
+class ZooEvaluation:
+    """The result of ``evaluate_zoo_model``: what was evaluated and its metrics."""
+
+    model: str
+    dataset: str
+    split: str
+    metrics: Metrics
+    checkpoint: str
+    plan_key: str | None
+    settings: FinetuneSettings
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record; ``top1``/``top5`` (percent) and ``n_images`` are names other tools read."""
+        m = self.metrics
+        return {"model": self.model, "dataset": self.dataset, "split": self.split, "top1": m.top1, "top5": m.top5,
+                "n_images": m.n_images, "partial": m.partial, "full_size": m.full_size,
+                "checkpoint": self.checkpoint, "plan_key": self.plan_key, "finetune": asdict(self.settings)}
+
+
+def evaluate_zoo_model(model: str, dataset: str, split: str = "test", *, data_dir: str | Path | None = None,
+                       download: bool = False, checkpoint: str | Path | None = None, plan: str | Path | None = None,
+                       settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
+                       threads: int | None = None, progress: bool = True) -> ZooEvaluation:
+    """Load zoo ``model``'s weights for ``dataset`` (or ``checkpoint``), apply ``plan``, fine-tune, test.
+
+    The plan must be one written for the same base model (and dataset, when it names one). The
+    test split is loaded before the model is built, so missing data fails fast.
+    """
+    from nn2hw import zoo
+
+    zoo.entry(model).variant(dataset)  # an unknown model or dataset variant fails before any loading
+    loaded_plan = _load_plan(plan, model, dataset) if plan is not None else None
+    evaluator = FinetuneEvaluator(dataset, model=model, split=split, data_dir=data_dir, download=download,
+                                  settings=settings, test_batch_size=test_batch_size, threads=threads,
+                                  progress=progress)
+    evaluator.test_data()
+    network = zoo.build(model, dataset, pretrained=checkpoint is None, checkpoint=checkpoint)
+    if loaded_plan is not None:
+        network = loaded_plan.apply(network)
+    metrics = evaluator.evaluate(network)
+    return ZooEvaluation(model, dataset, split, metrics, str(checkpoint) if checkpoint else "zoo",
+                         loaded_plan.key if loaded_plan is not None else None, settings)
+
+
+def _load_plan(path: str | Path, model: str, dataset: str):
+    from nn2hw.plan import Plan
+
+    plan = Plan.load(path)
+    if plan.base_model != model or (plan.dataset is not None and plan.dataset != dataset):
+        raise PlanError(f"The plan {path} was made for {plan.base_model!r} on {plan.dataset!r}, not {model!r} on "
+                        f"{dataset!r}.", "Evaluate the plan's own model and dataset, or build a plan for this one.")
+    return plan

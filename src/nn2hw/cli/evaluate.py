@@ -1,0 +1,67 @@
+"""``nn2hw evaluate``: top-1/top-5 of a zoo model (optionally with a plan and a short fine-tune).
+
+    nn2hw evaluate --model resnet20 --dataset cifar10 --split test-partial
+    nn2hw evaluate --model resnet20 --dataset fashion-mnist --plan plan.json --finetune-batches 100 --json out.json
+
+Loads the zoo checkpoint for the model and dataset (or ``--checkpoint``), applies ``--plan``,
+fine-tunes ``--finetune-batches`` mini-batches (HotNAS settings), then tests. ``--json`` writes
+``top1``, ``top5`` (percent), ``n_images``, ``partial``, ``dataset``, ``split`` and ``model``. A thin
+shell over ``nn2hw.evaluate.evaluate_zoo_model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nn2hw.cli._common import console, write_json
+
+DATASET_CHOICES = ("cifar10", "fashion-mnist", "imagenet")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``nn2hw evaluate``."""
+    parser = subparsers.add_parser(
+        "evaluate", help="top-1/top-5 of a zoo model on a dataset (with an optional plan and fine-tune)",
+        description="Measure a zoo model's top-1/top-5 accuracy on a dataset split: load its checkpoint, apply a "
+                    "plan, fine-tune briefly (HotNAS: 100 batches of 32, SGD lr 0.1, momentum 0.9, wd 1e-4) and "
+                    "test. Results on the partial CIFAR-10 split are marked PARTIAL.")
+    parser.add_argument("--model", required=True, metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
+    parser.add_argument("--dataset", required=True, choices=DATASET_CHOICES, help="dataset (and model variant)")
+    parser.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the documented locations)")
+    parser.add_argument("--split", default="test", choices=("test", "test-partial"),
+                        help="test split (test-partial: the first 1017 CIFAR-10 test images; default test)")
+    parser.add_argument("--download", action="store_true", help="download a missing dataset (official URL, checked)")
+    parser.add_argument("--checkpoint", metavar="FILE", help="weights to load instead of the zoo checkpoint")
+    parser.add_argument("--plan", metavar="FILE", help="plan JSON to apply before fine-tuning and testing")
+    parser.add_argument("--finetune-batches", type=int, default=0, metavar="B",
+                        help="fine-tune this many batches on the train split first (HotNAS: 100; default 0)")
+    parser.add_argument("--finetune-batch-size", type=int, default=32, metavar="N", help="fine-tune batch (32)")
+    parser.add_argument("--lr", type=float, default=0.1, help="fine-tune learning rate (0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="fine-tune seed (0)")
+    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="test batch size (256)")
+    parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default 2, or NN2HW_THREADS)")
+    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nn2hw.evaluate import FinetuneSettings, evaluate_zoo_model
+
+    settings = FinetuneSettings(batches=args.finetune_batches, batch_size=args.finetune_batch_size, lr=args.lr,
+                                seed=args.seed)
+    result = evaluate_zoo_model(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
+                                checkpoint=args.checkpoint, plan=args.plan, settings=settings,
+                                test_batch_size=args.batch_size, threads=args.threads,
+                                progress=console.is_terminal)
+    m = result.metrics
+    what = f"{result.model}" + (f" + plan {result.plan_key}" if result.plan_key else "")
+    tuned = f", fine-tuned {settings.batches} batches" if settings.batches else ""
+    console.print(f"{what} on {result.dataset} {result.split}{tuned}: top-1 {m.top1:.2f} %, top-5 {m.top5:.2f} %, "
+                  f"{m.n_images} images", soft_wrap=True)
+    if m.partial:
+        console.print(f"[bold yellow]PARTIAL test set ({m.n_images} of {m.full_size} images)[/]: a quick check, not "
+                      "the full test-set accuracy.", soft_wrap=True)
+    if args.json:
+        path = write_json(args.json, result.to_dict())
+        console.print(f"wrote {path}")
+    return 0
