@@ -49,7 +49,8 @@ def test_key_is_stable_and_content_based(resnet):
     assert plan.with_choice("layer1.0.conv2", patterns=[4, 1, 9, 31]).key != plan.key
     assert {plan, Plan.from_json(plan.to_json())} == {plan}  # hashable and usable in sets
     # the key is the sha256 of the canonical JSON content, the same in every process and version
-    canonical = b'{"base_model":"resnet20","dataset":"cifar10","hardware":null,"layers":{"layer1.0.conv1":{"weight_bits":8}}}'
+    canonical = (b'{"base_model":"resnet20","dataset":"cifar10","hardware":null,'
+                 b'"layers":{"layer1.0.conv1":{"weight_bits":8}}}')
     assert Plan("resnet20", "cifar10", {"layer1.0.conv1": LayerChoice(weight_bits=8)}).key == \
         hashlib.sha256(canonical).hexdigest()[:16]
 
@@ -82,7 +83,8 @@ def test_unknown_layers_are_named_with_close_names(resnet):
     with pytest.raises(PlanError) as err:
         plan.validate(workload)
     text = str(err.value)
-    assert "2 problems" in text and "no layer 'layer1.0.conv3'" in text and "Did you mean 'layer1.0.conv2', 'layer1.0.conv1'" in text
+    assert "2 problems" in text and "no layer 'layer1.0.conv3'" in text
+    assert "Did you mean 'layer1.0.conv2', 'layer1.0.conv1'" in text
     assert "'bn1' is a norm op" in text
 
 

@@ -100,7 +100,7 @@ def test_kernel_expansion_keeps_the_function(stride, dilation, groups):
     x = torch.randn(2, 4, 11, 11)
     plan = Plan("seq", input_shape=(2, 4, 11, 11)).with_choice("0", expand=1)
     new = plan.apply(conv)
-    assert new[0].kernel_size == (5, 5) and new[0].padding == (2 * dilation,) * 2  # padding (= dilation) grows by dilation
+    assert new[0].kernel_size == (5, 5) and new[0].padding == (2 * dilation,) * 2  # grows by the dilation
     torch.testing.assert_close(new(x), conv(x), rtol=0, atol=1e-6)
 
 

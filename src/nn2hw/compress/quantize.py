@@ -5,7 +5,8 @@ with bits = int + frac. ``int`` may be 0 or negative (all bits fractional, a ran
 as HotNAS's "0 integer bits" for ResNet-18 weights; frac stays within 0..32.
 
 Weights are fake-quantized by a weight parametrization, activations (the layer's input and its
-output) inside the layer's forward (``_torch.quantize_activations``); both pass gradients straight through (STE) so the model fine-tunes.
+output) inside the layer's forward (``_torch.quantize_activations``); both pass gradients straight
+through (STE) so the model fine-tunes.
 
 Integer bits when only a total width is given:
 - weights: ``auto_int_bits``: with max|w| = f * 2^e (0.5 <= f < 1), int = e + 1, the range
