@@ -189,7 +189,8 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
             workload: Workload | Mapping[str, Any] | str | Path | None = None, hardware: str = "fpga:zcu102",
             design: Any = None, dw_design: Any = None, hw_params: Mapping[str, Any] | None = None,
             clock_mhz: float | str | None = None, variant: str = "head", compat_shapes: bool = False,
-            bram: str = "realistic", explore: bool = False) -> AnalysisResult:
+            bram: str = "realistic", explore: bool = False, hardware_file: str | Path | None = None,
+            backend: str = "analytic") -> AnalysisResult:
     """Cost a network on a hardware template: per-layer cycles, bottlenecks, resources, totals.
 
     With ``design`` the design is costed and must fit the device (a ``HardwareError`` names the
@@ -197,12 +198,29 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     template's design-space exploration picks the best feasible design; design fields in
     ``hw_params`` then fix or list values of the grid (e.g. ``{"Tr": "32,64"}``). Other
     ``hw_params`` are template options (e.g. ``linear="engine"``, ``dsp=900``).
+
+    ASIC templates (systolic, nvdla, shidiannao, eyeriss, hetero): ``hw_params`` with one value
+    each describe the design to cost (the rest from the template's preset); ``hardware_file`` (YAML
+    or JSON, see ``nn2hw.hardware.asic.hwfile``) gives template, technology, design or chip and
+    budgets; ``backend="scalesim"|"zigzag"`` re-costs the (chosen) systolic design with that peer.
     """
     from nn2hw.hardware import get_template
 
     wl = load_workload(model=model, dataset=dataset, onnx=onnx, workload=workload)
+    spec = None
+    if hardware_file is not None:
+        from nn2hw.hardware.asic.hwfile import load_hardware_file
+
+        spec = load_hardware_file(hardware_file)
+        hardware = f"{spec.template}:{spec.technology}" if spec.technology else spec.template
+        if design is None and not explore:
+            design = spec.design
     template, device = get_template(hardware)
     design_params, options = template.split_params(dict(hw_params or {}))
+    if spec is not None:
+        options.update(spec.options())
+    if design is None and not explore and hasattr(template, "design_from_params"):
+        design = template.design_from_params(design_params)
     options.update(variant=variant, compat_shapes=compat_shapes, bram=bram)
     if clock_mhz is not None:
         options["clock_mhz"] = clock_mhz
@@ -223,6 +241,12 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
         cost = template.cost(wl, chosen, device, **options)
         _require_fit(cost, getattr(chosen, "label", str(chosen)))
         source = "given"
+    if backend != "analytic":
+        from nn2hw.peers import cost_with
+
+        chosen_design = template.parse_design({"design": dict(cost.design)})
+        cost = cost_with(backend, wl, template.name, chosen_design, device, options.get("clock_mhz"))
+        source = f"{source}; costed by the {backend} backend"
     return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,
                           bottlenecks=detect(cost), exploration=exploration, design_source=source,
                           options={k: v for k, v in options.items()})

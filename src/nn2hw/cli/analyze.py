@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bram", default="realistic", metavar="MODEL",
                         help="BRAM model: realistic (default), hotnas, as-run (reproduces the published optima) or off")
     parser.add_argument("--explore", action="store_true", help="search the design space and report the best design")
+    parser.add_argument("--hardware-file", metavar="FILE",
+                        help="YAML/JSON hardware description (ASIC template or heterogeneous chip, technology, "
+                             "budgets); see docs/asic-cost-models.md")
+    parser.add_argument("--backend", default="analytic", choices=("analytic", "scalesim", "zigzag"),
+                        help="cost model: analytic (default) or a peer simulator for systolic designs (optional "
+                             "extra: scripts/install_peers.sh)")
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     parser.set_defaults(handler=_run)
 
@@ -67,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     result = analyze(model=args.model, dataset=args.dataset, onnx=args.onnx, hardware=args.hardware,
                      design=args.design, dw_design=args.dw_design, hw_params=parse_key_values(args.hw_param),
                      clock_mhz=args.clock_mhz, variant=args.variant, compat_shapes=args.compat_shapes,
-                     bram=args.bram, explore=args.explore)
+                     bram=args.bram, explore=args.explore, hardware_file=args.hardware_file, backend=args.backend)
     print_result(result, show_pareto=args.explore)
     if args.json:
         path = write_json(args.json, result.to_dict())
@@ -108,9 +114,16 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     for col, justify in (("#", "right"), ("layer", "left"), ("shape", "left"), ("MACs", "right"),
                          ("cycles", "right"), ("ms", "right"), ("bottleneck", "center"), ("share", "right")):
         table.add_column(col, justify=justify, no_wrap=col != "shape", min_width=widest if col == "layer" else None)
+    with_energy = bool(cost.layers) and all(layer.energy_mj is not None for layer in cost.layers)
+    if with_energy:
+        table.add_column("mJ", justify="right")
+    with_engine = len({layer.engine for layer in cost.layers}) > 1  # heterogeneous chips: which sub ran it
+    if with_engine:
+        table.add_column("engine", justify="left")
     for i, layer in enumerate(cost.layers, 1):
         table.add_row(str(i), layer.name, result.layer_shape(layer.name), f"{layer.macs:,}", f"{layer.cycles:,.0f}",
-                      f"{layer.latency_ms:.4f}", layer.bottleneck, f"{layer.cycles / total:.1%}")
+                      f"{layer.latency_ms:.4f}", layer.bottleneck, f"{layer.cycles / total:.1%}",
+                      *([f"{layer.energy_mj:.5f}"] if with_energy else []), *([layer.engine] if with_engine else []))
     console.print(table)
 
     if cost.uncosted:
@@ -135,6 +148,12 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     console.print("bottleneck share of latency: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
     console.print(f"[bold]total[/]: {cost.total_cycles:,.1f} cycles = [bold]{_ms(cost.latency_ms)} ms[/] at "
                   f"{cost.clock_mhz:g} MHz; {cost.macs:,} MACs in {len(cost.layers)} costed layers")
+    if cost.energy_mj is not None or cost.area_mm2 is not None:
+        compute = getattr(cost, "compute_cycles", None)
+        console.print("  " + "; ".join(part for part in (
+            f"{compute:,.0f} compute cycles without memory stalls" if compute is not None else "",
+            f"energy [bold]{cost.energy_mj:.5f} mJ[/]" if cost.energy_mj is not None else "",
+            f"area [bold]{cost.area_mm2:.3f} mm^2[/]" if cost.area_mm2 is not None else "") if part))
 
     exploration = result.exploration
     if exploration is not None:

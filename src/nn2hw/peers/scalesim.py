@@ -97,6 +97,7 @@ class ScaleSimLayer:
     Total Cycles and stall cycles, and its SRAM/DRAM access counts (words of its 1-byte word)."""
 
     name: str
+    macs: int
     compute_cycles: float
     total_cycles_reported: float
     stall_cycles: float
@@ -123,7 +124,7 @@ class ScaleSimResult:
     def to_network_cost(self, workload_name: str = "", clock_mhz: float = 1000.0) -> NetworkCost:
         """The result as nn2hw records (device 'scalesim'; no energy: SCALE-Sim counts accesses only)."""
         per_ms = 1.0 / (clock_mhz * 1e3)
-        layers = tuple(LayerCost(name=x.name, op="conv", macs=0, cycles=x.compute_cycles,
+        layers = tuple(LayerCost(name=x.name, op="conv", macs=x.macs, cycles=x.compute_cycles,
                                  latency_ms=x.compute_cycles * per_ms, bottleneck="compute",
                                  breakdown_cycles={"compute_cycles": x.compute_cycles, "stall_cycles": x.stall_cycles},
                                  engine="scalesim") for x in self.layers)
@@ -144,8 +145,8 @@ def run(workload: Workload, design: SystolicDesign, *, timeout_s: float = 1800, 
         g = float(table.G[i])
         c, a = compute[i], access[i]
         layers.append(ScaleSimLayer(
-            name=name, compute_cycles=g * (c["Total Cycles"] + 1), total_cycles_reported=g * c["Total Cycles"],
-            stall_cycles=g * c["Stall Cycles"], sram_reads_ifmap=g * a["SRAM IFMAP Reads"],
+            name=name, macs=int(table.macs[i]), compute_cycles=g * (c["Total Cycles"] + 1),
+            total_cycles_reported=g * c["Total Cycles"], stall_cycles=g * c["Stall Cycles"], sram_reads_ifmap=g * a["SRAM IFMAP Reads"],
             sram_reads_filter=g * a["SRAM Filter Reads"], sram_writes_ofmap=g * a["SRAM OFMAP Writes"],
             dram_reads_ifmap=g * a["DRAM IFMAP Reads"], dram_reads_filter=g * a["DRAM Filter Reads"],
             dram_writes_ofmap=g * a["DRAM OFMAP Writes"]))

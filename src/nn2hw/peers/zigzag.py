@@ -145,6 +145,7 @@ class ZigZagLayer:
     on/off-loading and stalls) and ideal cycles, plus its raw per-memory numbers."""
 
     name: str
+    macs: int
     energy_pj: dict[str, float]
     latency_cycles: float
     ideal_cycles: float
@@ -179,7 +180,7 @@ class ZigZagResult:
     def to_network_cost(self, clock_mhz: float = 1000.0) -> NetworkCost:
         """The result as nn2hw records (device 'zigzag'; cycles = ZigZag's latency_total2)."""
         per_ms = 1.0 / (clock_mhz * 1e3)
-        layers = tuple(LayerCost(name=x.name, op="conv", macs=0, cycles=x.latency_cycles,
+        layers = tuple(LayerCost(name=x.name, op="conv", macs=x.macs, cycles=x.latency_cycles,
                                  latency_ms=x.latency_cycles * per_ms, bottleneck="compute",
                                  breakdown_cycles={"compute_cycles": x.ideal_cycles}, energy_mj=x.energy_total_pj * 1e-9,
                                  engine="zigzag") for x in self.layers)
@@ -204,11 +205,12 @@ def run(workload: Workload, design: SystolicDesign, technology: str | Technology
     peer = run_driver("zigzag", "_zigzag_driver.py", inputs, [opt], timeout_s=timeout_s, use_cache=use_cache)
     by_name = {x["name"]: x for x in peer.data["layers"]}
     layers = []
-    for name in table.names:
+    for i, name in enumerate(table.names):
         raw = by_name[_zz_name(name)]
         energy = {"mac": raw["mac_energy"], "rf": 0.0, "sram": 0.0, "dram": 0.0}
         for key, value in raw["energy_by_memory"].items():
             energy[_level(key.split("@", 1)[1])] += value
-        layers.append(ZigZagLayer(name=name, energy_pj=energy, latency_cycles=raw["latency_total2"],
+        layers.append(ZigZagLayer(name=name, macs=int(table.macs[i]), energy_pj=energy,
+                                  latency_cycles=raw["latency_total2"],
                                   ideal_cycles=raw["ideal_cycle"], spatial_mapping=raw["spatial_mapping"], raw=raw))
     return ZigZagResult(tuple(layers), design, tech.name, peer.seconds, peer.cached, str(peer.workdir))

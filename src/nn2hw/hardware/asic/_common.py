@@ -422,6 +422,9 @@ class Budgets:
     max_sram_kib: float | None = None
     max_dram_bw: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def resources(self, pes: float, area: float, sram_kib: float, dram_bw: float) -> tuple[ResourceUse, ...]:
         pairs = (("pes", pes, self.max_pes, "PEs"), ("area", area, self.max_area_mm2, "mm^2"),
                  ("sram", sram_kib, self.max_sram_kib, "KiB"), ("dram_bw", dram_bw, self.max_dram_bw, "words/cycle"))
@@ -474,8 +477,51 @@ class AsicTemplate(HardwareTemplate):
     def technology(self, device: str | Technology | None) -> Technology:
         return get_technology(self.default_technology if device is None else device)
 
-    def parse_design(self, params: Mapping[str, str]) -> Any:
+    def parse_design(self, params: Mapping[str, Any]) -> Any:
+        """A design from ``KEY=VALUE`` parameters (``preset=`` first, then overrides). ``design`` may
+        be a design of this template, a preset name or a mapping of parameters."""
+        params = dict(params)
+        given = params.pop("design", None)
+        if params.pop("dw_design", None) is not None:
+            raise ConfigError(f"The {self.name} template has no separate depthwise engine (--dw-design).",
+                              "Drop --dw-design; depthwise layers run on the array itself or use hetero.")
+        if isinstance(given, self.design_type):
+            return self.design_type(**{**given.to_dict(), **params}) if params else given
+        if isinstance(given, str):
+            params.setdefault("preset", given)
+        elif isinstance(given, Mapping):
+            params = {**given, **params}
+        elif given is not None:
+            raise ConfigError(f"A {self.name} design cannot be built from {type(given).__name__}.",
+                              "Give --hw-param KEY=VALUE pairs or a --hardware-file.")
         return self.design_type.from_params(params)
+
+    OPTION_KEYS: ClassVar[tuple[str, ...]] = ("clock_mhz", "objective", "max_pes", "max_area_mm2", "max_sram_kib",
+                                              "max_dram_bw")
+
+    def split_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(design parameters, options) of ``--hw-param`` pairs; ``max_*`` become ``budgets``."""
+        known = {f.name for f in fields(self.design_type)} | {"preset"}
+        design = {k: v for k, v in params.items() if k in known}
+        options = {k: v for k, v in params.items() if k not in known}
+        unknown = sorted(set(options) - set(self.OPTION_KEYS))
+        if unknown:
+            from nn2hw.registry import suggest
+
+            raise ConfigError(f"Unknown {self.name} parameter {unknown[0]!r}."
+                              f"{suggest(unknown[0], sorted(known | set(self.OPTION_KEYS)))}",
+                              f"Design parameters: {', '.join(sorted(known))}; options: {', '.join(self.OPTION_KEYS)}.")
+        limits = {k: options.pop(k) for k in ("max_pes", "max_area_mm2", "max_sram_kib", "max_dram_bw") if k in options}
+        if limits:
+            options["budgets"] = Budgets(**{k: as_float(v, k) for k, v in limits.items()})
+        return design, options
+
+    def design_from_params(self, params: Mapping[str, Any]) -> Any:
+        """The design ``--hw-param`` values describe (one value each), or None to explore: no
+        parameter at all, or a list of values (``rows=16,32``) for some axis."""
+        if not params or any(len(grid_values(v)) > 1 for v in params.values()):
+            return None
+        return self.design_type.from_params({k: grid_values(v)[0] for k, v in params.items()})
 
     def as_design(self, design: Any) -> Any:
         if isinstance(design, self.design_type):
@@ -551,14 +597,17 @@ class AsicTemplate(HardwareTemplate):
         """All designs of the cartesian product of ``grid`` (plus the default axes for missing keys
         when ``with_defaults``); the rest of each design comes from the default preset. Invalid
         combinations are skipped; unknown keys are an error."""
-        known = {f.name for f in fields(self.design_type)}
+        known = {f.name for f in fields(self.design_type)} | {"preset"}
         unknown = sorted(set(grid or {}) - known)
         if unknown:
             raise ConfigError(f"Unknown {self.name} grid axis/axes {', '.join(unknown)}.",
                               f"Use design parameters: {', '.join(sorted(known))}.")
-        merged = {**(self.grid_axes if with_defaults else {}), **(grid or {})}
+        merged = {**(self.grid_axes if with_defaults else {}), **{k: grid_values(v) for k, v in (grid or {}).items()}}
+        preset = merged.pop("preset", [])
+        if len(preset) > 1:
+            raise ConfigError(f"Explore one {self.name} preset at a time, got {preset}.", "Give a single preset=.")
         keys = sorted(merged)
-        base = self.design_type.from_params({}).to_dict()
+        base = self.design_type.from_params({"preset": preset[0]} if preset else {}).to_dict()
         designs, errors = [], []
         for combo in itertools.product(*(merged[k] for k in keys)):
             try:
@@ -620,6 +669,15 @@ def pick_best(scores: Mapping[str, np.ndarray], ok: np.ndarray, objective: str) 
     keys = [np.where(ok, scores[k], inf) for k in (objective, "latency_ms", "energy_mj", "area_mm2")]
     order = np.lexsort((np.arange(ok.size), *reversed(keys)))
     return int(order[0])
+
+
+def grid_values(value: Any) -> list[Any]:
+    """Grid values from a list, a comma-separated string ('16,32') or one value."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
 
 
 def totals(arrays: CostArrays, clock_mhz: float) -> dict[str, np.ndarray]:

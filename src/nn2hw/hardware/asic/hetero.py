@@ -41,7 +41,7 @@ from nn2hw.hardware.asic._common import (
     AsicNetworkCost, AsicTemplate, CostArrays, LayerTable, as_choice, as_float, as_int, network_cost, pareto_front,
 )
 from nn2hw.hardware.asic.technology import Technology, get_technology, load_technologies
-from nn2hw.hardware.base import TEMPLATES, Exploration, HardwareTemplate, LayerCost
+from nn2hw.hardware.base import TEMPLATES, Exploration, HardwareTemplate, LayerCost, ResourceUse
 from nn2hw.registry import suggest
 from nn2hw.workload import Workload
 
@@ -140,6 +140,9 @@ class SystemBudgets:
         if self.max_area_mm2 is not None:
             object.__setattr__(self, "max_area_mm2", as_float(self.max_area_mm2, "area budget (max_area_mm2)"))
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_pes": self.max_pes, "max_dram_bw": self.max_dram_bw, "max_area_mm2": self.max_area_mm2}
+
 
 @dataclass(frozen=True)
 class Specs:
@@ -154,6 +157,9 @@ class Specs:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, as_float(value, f"{name} spec"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "energy_mj": self.energy_mj, "area_mm2": self.area_mm2}
 
     def met(self, latency: np.ndarray, energy: np.ndarray, area: np.ndarray) -> np.ndarray:
         ok = np.ones(np.shape(latency), dtype=bool)
@@ -551,11 +557,42 @@ class HeteroTemplate(HardwareTemplate):
     def default_grid(self, workload: Workload) -> Mapping[str, Sequence[Any]]:
         return {}
 
-    def parse_design(self, params: Mapping[str, str]) -> HeteroDesign:
-        """``subs=systolic,shidiannao:default`` (TEMPLATE[:PRESET] per sub) and ``technology=``."""
+    OPTION_KEYS = ("clock_mhz", "objective", "n_subs", "templates", "max_pes", "max_dram_bw", "max_area_mm2",
+                   "latency_ms", "energy_mj", "area_mm2")
+
+    def split_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(chip parameters ``subs``/``technology``, options): budgets ``max_*`` become a
+        ``SystemBudgets``, specs ``latency_ms``/``energy_mj``/``area_mm2`` a ``Specs``."""
+        design = {k: v for k, v in params.items() if k in ("subs", "technology")}
+        options = {k: v for k, v in params.items() if k not in design}
+        unknown = sorted(set(options) - set(self.OPTION_KEYS))
+        if unknown:
+            raise ConfigError(f"Unknown hetero parameter {unknown[0]!r}.{suggest(unknown[0], list(self.OPTION_KEYS))}",
+                              f"Chip: subs=, technology=; options: {', '.join(self.OPTION_KEYS)}.")
+        budgets = {k: options.pop(k) for k in ("max_pes", "max_dram_bw", "max_area_mm2") if k in options}
+        specs = {k: options.pop(k) for k in ("latency_ms", "energy_mj", "area_mm2") if k in options}
+        if budgets:
+            options["budgets"] = SystemBudgets(**budgets)
+        if specs:
+            options["specs"] = Specs(**specs)
+        if "templates" in options:
+            options["templates"] = tuple(t.strip() for t in str(options["templates"]).split(",") if t.strip())
+        return design, options
+
+    def design_from_params(self, params: Mapping[str, Any]) -> HeteroDesign | None:
+        """The chip named by ``subs=`` (None without it: the chip is searched)."""
+        return self.parse_design(params) if params.get("subs") else None
+
+    def parse_design(self, params: Mapping[str, Any]) -> HeteroDesign:
+        """``subs=systolic,shidiannao:default`` (TEMPLATE[:PRESET] per sub) and ``technology=``; or
+        ``design=`` a ``HeteroDesign``."""
         params = dict(params)
+        given = params.pop("design", None)
+        if isinstance(given, HeteroDesign):
+            return given
         spec = params.pop("subs", None)
         technology = params.pop("technology", "45nm")
+        params.pop("dw_design", None)
         if params:
             raise ConfigError(f"Unknown hetero parameter(s) {', '.join(sorted(params))}.",
                               "Use subs=TEMPLATE[:PRESET],... and technology=, or describe the chip in --hardware-file.")
@@ -570,23 +607,41 @@ class HeteroTemplate(HardwareTemplate):
         return HeteroDesign(tuple(subs), technology)
 
     def cost(self, workload: Workload, design: Any = None, device: str | None = None, **options: Any) -> AsicNetworkCost:
-        """One network on a chip: each layer on its (assigned or fastest) sub; latency = sum."""
+        """One network on a chip: each layer on its (assigned or fastest) sub; latency = sum. The
+        chip's PEs, DRAM bandwidth and area are reported against ``budgets`` when given."""
         if not isinstance(design, HeteroDesign):
             design = self.parse_design(design or {})
         if device is not None and device != design.technology:
             design = HeteroDesign(design.subs, device, design.assignment)
         system = cost_system({workload.name: workload}, design, clock_mhz=options.get("clock_mhz"))
-        return system.networks[workload.name]
+        cost = system.networks[workload.name]
+        budgets = options.get("budgets")
+        if isinstance(budgets, SystemBudgets):
+            pairs = (("pes", system.pes, budgets.max_pes, "PEs"), ("dram_bw", system.dram_bw, budgets.max_dram_bw,
+                     "words/cycle"), ("area", system.area_mm2, budgets.max_area_mm2, "mm^2"))
+            cost = replace(cost, resources=tuple(ResourceUse(n, float(u), float(a), unit) for n, u, a, unit in pairs
+                                                 if a is not None))
+        return cost
 
     def explore(self, workload: Workload, device: str | None = None, grid: Any = None, **options: Any) -> Exploration:
-        """Search a chip for one network (HERALD-style); ``grid`` may restrict the per-template space."""
+        """Search a chip for one network (HERALD-style). ``grid`` maps sub templates to their grid
+        axes (e.g. ``{"nvdla": {"atomic_c": [16, 32]}}``); ``technology`` in it picks the technology."""
+        grid = dict(grid or {})
+        technology = str(grid.pop("technology", device or "45nm"))
+        bad = sorted(set(grid) - set(SUB_TEMPLATES))
+        if bad:
+            raise ConfigError(f"Unknown hetero grid key(s) {bad}.",
+                              f"Give per-template grids under {', '.join(SUB_TEMPLATES)}, or subs= to cost one chip.")
         found = explore(workload, options.get("budgets"), options.get("specs"), n_subs=options.get("n_subs", 2),
-                        templates=options.get("templates", SUB_TEMPLATES), space=grid,
-                        technology=device or "45nm", clock_mhz=options.get("clock_mhz"),
+                        templates=options.get("templates", SUB_TEMPLATES), space=grid or None,
+                        technology=technology, clock_mhz=options.get("clock_mhz"),
                         objective=options.get("objective", "latency_ms"))
-        best = found.best.networks[workload.name]
-        pareto = tuple(s.networks[workload.name] for s in found.pareto)
-        return Exploration(best=best, pareto=pareto, n_designs=found.n_chips, n_feasible=found.n_feasible,
+        budgets = options.get("budgets")
+
+        def record(system: SystemCost) -> AsicNetworkCost:
+            return self.cost(workload, system.design, technology, clock_mhz=system.clock_mhz, budgets=budgets)
+
+        return Exploration(best=record(found.best), pareto=tuple(record(s) for s in found.pareto), n_designs=found.n_chips, n_feasible=found.n_feasible,
                            seconds=found.seconds, objective=found.objective)
 
 
