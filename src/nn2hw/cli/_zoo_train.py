@@ -1,0 +1,58 @@
+"""``nn2hw zoo train``: train a zoo model from scratch (the Fashion-MNIST zoo), resumable per epoch.
+
+    nn2hw zoo train resnet20 --dataset fashion-mnist --out resnet20-fmnist.pt --threads 1
+    nn2hw zoo train resnet20 --dataset fashion-mnist --out resnet20-fmnist.pt --threads 1 --resume
+
+A thin shell over ``nn2hw.zoo.train.train``; enrolled through ``nn2hw.cli.zoo.zoo_subcommand``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nn2hw.cli._common import console, write_json
+from nn2hw.cli.zoo import zoo_subcommand
+
+
+@zoo_subcommand
+def register_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train", help="train a zoo model from scratch (Fashion-MNIST)",
+        description="Train a zoo model from scratch with nn2hw's recipe (SGD + Nesterov momentum, warm-up + cosine "
+                    "learning rate, random crop + flip, weight decay 5e-4) and save its state_dict. The training "
+                    "state is saved after every epoch to OUT.state; --resume continues from it.")
+    parser.add_argument("model", metavar="MODEL", help="zoo model, e.g. resnet20, mobilenetv2_fmnist, vgg_fmnist")
+    parser.add_argument("--dataset", default="fashion-mnist", help="dataset to train on (fashion-mnist)")
+    parser.add_argument("--epochs", type=int, metavar="E", help="epochs (default per model: resnet20 30, "
+                                                               "mobilenetv2_fmnist 15, vgg_fmnist 20)")
+    parser.add_argument("--out", metavar="FILE", help="state_dict file (default runs/zoo/MODEL-DATASET.pt)")
+    parser.add_argument("--seed", type=int, metavar="S", help="seed for init, data order and augmentation (0)")
+    parser.add_argument("--resume", action="store_true", help="continue the training saved in OUT.state")
+    parser.add_argument("--lr", type=float, help="peak learning rate (0.1)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="batch size (128)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch threads (default 1: the committed checkpoints were trained with 1)")
+    parser.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the documented locations)")
+    parser.add_argument("--json", metavar="FILE", help="also write the result (accuracy, sha256, history) as JSON")
+    parser.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from nn2hw.zoo.train import recipe_for, train
+
+    recipe = recipe_for(args.model, epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size)
+    result = train(args.model, args.dataset, recipe, out=args.out, resume=args.resume, threads=args.threads,
+                   data_dir=args.data_dir, progress=console.is_terminal, console=console)
+    m = result.metrics
+    console.print(f"{result.model} on {result.dataset}: top-1 {m.top1:.2f} %, top-5 {m.top5:.2f} % on "
+                  f"{m.n_images} test images after {recipe.epochs} epochs ({result.train_seconds / 60:.1f} min)",
+                  soft_wrap=True)
+    console.print(f"saved {result.path} (sha256 {result.sha256})", soft_wrap=True)
+    if args.json:
+        record = {"model": result.model, "dataset": result.dataset, "path": str(result.path), "sha256": result.sha256,
+                  "top1": m.top1, "top5": m.top5, "n_images": m.n_images, "recipe": asdict(recipe),
+                  "train_seconds": result.train_seconds, "history": [asdict(h) for h in result.history]}
+        console.print(f"wrote {write_json(args.json, record)}")
+    return 0
