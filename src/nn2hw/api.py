@@ -225,6 +225,9 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     if clock_mhz is not None:
         options["clock_mhz"] = clock_mhz
     exploration = None
+    if design is None and dw_design is not None and not explore:
+        raise ConfigError("A depthwise design was given without the standard engine's design.",
+                          "Give --design Tm,Tn,Tr,Tc,Tk,Wp,Ip,Op together with --dw-design, or use --explore.")
     if explore or design is None:
         if design is not None or dw_design is not None:
             raise ConfigError("Both a design and --explore were given.",

@@ -87,6 +87,7 @@ def test_hw_params_set_fields_options_and_grid_values(capsys, tmp_path):
     (["--model", "alexnet", "--hw-param", "Tm"], ["is not KEY=VALUE"]),
     (["--model", "resnet18", "--explore", "--bram", "hotnas"], ["limiting resource", "closest design"]),
     (["--onnx", "no-such-file.onnx"], ["no-such-file.onnx"]),
+    (["--model", "alexnet", "--dw-design", "64,1,32,32,3"], ["without the standard engine's design"]),
 ])
 def test_bad_input_gives_exit_code_2_and_one_paragraph(capsys, argv, words):
     code, out, err = run(capsys, *argv)
@@ -96,6 +97,21 @@ def test_bad_input_gives_exit_code_2_and_one_paragraph(capsys, argv, words):
     flat = " ".join(err.split())
     for word in words:
         assert word in flat
+
+
+def test_onnx_and_zoo_model_cost_the_same(capsys, tmp_path):
+    pytest.importorskip("onnx")
+    from nn2hw import zoo
+    from nn2hw.workload.onnx_export import to_onnx
+
+    path = to_onnx(zoo.build("resnet20"), (1, 3, 32, 32), tmp_path / "r20.onnx")
+    totals = []
+    for source in (["--onnx", str(path)], ["--model", "resnet20"]):
+        target = tmp_path / "out.json"
+        code, _, _ = run(capsys, *source, "--design", "16,16,32,32,3,8,8,8", "--json", str(target))
+        assert code == 0
+        totals.append(json.loads(target.read_text())["total_cycles"])
+    assert totals[0] == totals[1]
 
 
 def test_analyze_explore_does_not_import_torch_once_the_workload_is_cached(workload_cache):

@@ -120,3 +120,14 @@ def test_unknown_device_and_template():
 def test_depthwise_ports_must_match():
     with pytest.raises(ConfigError, match="share one port split"):
         parse_design("160,12,32,32,3,10,10,10", "576,1,32,32,3,10,10,12")
+
+
+def test_malformed_grids():
+    from nn2hw.hardware.fpga import FpgaGrid
+
+    with pytest.raises(ConfigError, match="lacks \\['Wp', 'Ip', 'Op'\\]"):
+        FpgaGrid((("Tm", (70,)), ("Tr", (32,)), ("Tc", (32,))))
+    with pytest.raises(ConfigError, match="Unknown grid parameter 'Tx'. Did you mean"):
+        TEMPLATE.explore(zoo_net("alexnet"), "zcu102", grid={"Tx": 3})
+    with pytest.raises(ConfigError, match="grid parameter Tr must be a positive integer, got 'big'"):
+        TEMPLATE.explore(zoo_net("alexnet"), "zcu102", grid={"Tr": "32,big"})

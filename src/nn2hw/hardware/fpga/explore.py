@@ -31,6 +31,8 @@ CCONV_ORDER = ("Tm", "Tc", "Tr", "Wp", "Ip", "Op", "Tn", "Tk")
 DW_ORDER = ("Wp", "Ip", "Op", "Tm_d", "Tm", "Tc_d", "Tr_d", "Tc", "Tr", "Tn", "Tk", "Tk_d")
 """Loop order of Interface/explore_conv_dconv.py (outermost first)."""
 GRID_KEYS = frozenset(DW_ORDER)
+REQUIRED_KEYS = ("Tm", "Tr", "Tc", "Wp", "Ip", "Op")
+DW_REQUIRED_KEYS = ("Tr_d", "Tc_d")
 _EVAL_CHUNK = 16_384
 """Design x layer cells per NumPy pass: small arrays stay in cache and in the allocator's pool
 (large temporaries cost a page fault per 4 KiB, which dominated the sweep)."""
@@ -45,12 +47,17 @@ class FpgaGrid:
     name: str = "custom"
 
     def __post_init__(self) -> None:
-        for key, values in self.ranges:
+        ranges = dict(self.ranges)
+        for key in ranges:
             if key not in GRID_KEYS:
                 raise ConfigError(f"Unknown grid parameter {key!r}.{suggest(key, sorted(GRID_KEYS))}",
                                   f"Use: {', '.join(sorted(GRID_KEYS))}.")
-            if not values:
-                raise ConfigError(f"Grid parameter {key} has no values.", f"Give at least one value for {key}.")
+        required = REQUIRED_KEYS + (DW_REQUIRED_KEYS if "Tm_d" in ranges else ())
+        missing = [k for k in required if k not in ranges]
+        if missing:
+            raise ConfigError(f"Grid '{self.name}' lacks {missing}.",
+                              "Give every parameter, or use FpgaGrid.from_ranges to start from the HotNAS grid.")
+        object.__setattr__(self, "ranges", tuple((k, _values(k, v)) for k, v in ranges.items()))
 
     @property
     def as_dict(self) -> dict[str, tuple[int, ...]]:
@@ -92,6 +99,7 @@ class FpgaGrid:
         base = cls.hotnas(depthwise or any(k in DW_KEYS for k in parsed))
         label = f"{base.name} with {', '.join(parsed)} set" if parsed else base.name
         return cls(tuple({**base.as_dict, **parsed}.items()), label if name == "custom" else name)
+
 
 def _values(key: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, str):

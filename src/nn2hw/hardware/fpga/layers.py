@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from nn2hw.errors import ConfigError, HardwareError
+from nn2hw.errors import HardwareError
 from nn2hw.hardware.base import Uncosted
 from nn2hw.workload import Layer, OpKind, Workload
 
@@ -167,8 +167,6 @@ def compat_shapes(workload: Workload) -> tuple[Workload, tuple[str, ...]]:
 @lru_cache(maxsize=64)
 def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: bool = False) -> LayerPlan:
     """Split ``workload`` between the engines (see the module docstring); cached per workload."""
-    if linear not in LINEAR_MODES:
-        raise ConfigError(f"Unknown linear mode {linear!r}.", f"Use linear={' or linear='.join(LINEAR_MODES)}.")
     changed: tuple[str, ...] = ()
     if compat:
         workload, changed = compat_shapes(workload)
