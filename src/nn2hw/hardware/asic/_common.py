@@ -639,12 +639,14 @@ class AsicTemplate(HardwareTemplate):
             self.raise_unmappable(table, arrays, designs[0])
         ok = budgets.mask(arrays.pes, arrays.area_mm2, arrays.sram_kib, bws) & mappable
         if not ok.any():
+            m = mappable
             raise InfeasibleError(
-                f"No {self.name} design of the grid ({len(designs)} designs) meets the budgets: the smallest "
-                f"reachable values are {arrays.pes.min():.0f} PEs, {arrays.area_mm2.min():.3f} mm^2, "
-                f"{arrays.sram_kib.min():.0f} KiB of buffers and {bws.min():g} words/cycle of DRAM bandwidth.",
+                f"No {self.name} design of the grid ({len(designs)} designs, {int(m.sum())} of them able to map every "
+                f"layer) meets the budgets: the smallest reachable values are {arrays.pes[m].min():.0f} PEs, "
+                f"{arrays.area_mm2[m].min():.3f} mm^2, {arrays.sram_kib[m].min():.0f} KiB of buffers and "
+                f"{bws[m].min():g} words/cycle of DRAM bandwidth.",
                 "Raise the budgets to at least those values or add smaller designs to the grid.",
-                best_bound=float(arrays.area_mm2.min()),
+                best_bound=float(arrays.area_mm2[m].min()),
             )
         scores = totals(arrays, clock)
         best = pick_best(scores, ok, objective)

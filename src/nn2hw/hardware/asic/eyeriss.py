@@ -195,14 +195,15 @@ class EyerissTemplate(AsicTemplate):
 def select(energy: np.ndarray, latency: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per design (row), the index of the DNN-Chip Predictor's pick among the valid candidates:
     the minimum of (E - Emin)/Emax + (L - Lmin)/Lmax, the first on ties; -1 where none is valid."""
-    e = np.where(valid, energy, np.nan)
-    lat = np.where(valid, latency, np.nan)
     any_valid = valid.any(axis=1)
-    with np.errstate(all="ignore"):
-        e_min, e_max = np.nanmin(e, axis=1, keepdims=True), np.nanmax(e, axis=1, keepdims=True)
-        l_min, l_max = np.nanmin(lat, axis=1, keepdims=True), np.nanmax(lat, axis=1, keepdims=True)
-        metric = (e - e_min) / e_max + (lat - l_min) / l_max
-    metric = np.where(valid, metric, np.inf)
+    inf = np.inf
+    e_min = np.where(valid, energy, inf).min(axis=1, keepdims=True)
+    e_max = np.where(valid, energy, -inf).max(axis=1, keepdims=True)
+    l_min = np.where(valid, latency, inf).min(axis=1, keepdims=True)
+    l_max = np.where(valid, latency, -inf).max(axis=1, keepdims=True)
+    with np.errstate(all="ignore"):  # rows without a valid candidate give inf/nan, masked below
+        metric = (energy - e_min) / e_max + (latency - l_min) / l_max
+    metric = np.where(valid, metric, inf)
     return np.where(any_valid, np.argmin(metric, axis=1), -1)
 
 
