@@ -194,11 +194,14 @@ def unique_rows(*cols: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     if len(cols[0]) <= 1:
         return cols, np.zeros(len(cols[0]), dtype=np.int64)
     code = np.zeros(len(cols[0]), dtype=np.int64)
+    span = 1  # codes are below span
     for col in cols:
         values, rank = np.unique(col, return_inverse=True)
+        if span * len(values) >= 2**62:  # re-rank so the mixed-radix code cannot overflow
+            _, code = np.unique(code, return_inverse=True)
+            code, span = code.reshape(-1).astype(np.int64), int(code.max()) + 1
         code = code * len(values) + rank.reshape(-1)
-        _, code = np.unique(code, return_inverse=True)  # re-rank: codes stay below len(rows)
-        code = code.reshape(-1).astype(np.int64)
+        span *= len(values)
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     return tuple(col[first] for col in cols), inverse.reshape(-1)
 
