@@ -32,7 +32,38 @@ IMPORT_NAMES = {"scalesim": "scalesim", "zigzag": "zigzag"}
 
 def install_command(peer: str) -> str:
     """The command that creates ``peer``'s venv (shown in errors and docs)."""
-    return f"scripts/install_peers.sh {peer}   (or: nn2hw peers install {peer})"
+    return f"nn2hw peers install {peer}   (or scripts/install_peers.sh {peer} in a checkout)"
+
+
+def install_root() -> Path:
+    """Where ``install`` puts the venvs: $NN2HW_PEERS, else .peers in the nn2hw checkout (git-ignored),
+    else .peers in the current folder."""
+    if os.environ.get(PEERS_ENV, "").strip():
+        return Path(os.environ[PEERS_ENV]).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[3]
+    return (checkout if (checkout / ".git").exists() else Path.cwd()) / ".peers"
+
+
+def install(peer: str, python: str = sys.executable, timeout_s: float = 1800) -> Path:
+    """Create ``peer``'s own venv under ``install_root()`` and pip-install its pinned packages
+    (``PACKAGES``); returns the venv's Python."""
+    if peer not in PACKAGES:
+        raise ConfigError(f"Unknown peer {peer!r}.", f"Use one of: {', '.join(PACKAGES)}.")
+    target = install_root() / peer
+    steps = [[python, "-m", "venv", str(target)],
+             [str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"],
+             [str(target / "bin" / "python"), "-m", "pip", "install", "-q", *PACKAGES[peer]]]
+    for step in steps:
+        try:
+            proc = subprocess.run(step, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise HardwareError(f"Installing {peer} timed out after {timeout_s:.0f} s.", "Retry on a faster network.") from None
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
+            raise HardwareError(f"Installing {peer} failed at `{' '.join(step)}`: {tail}",
+                                "Check network access to PyPI, or install by hand: "
+                                f"python -m venv {target} && {target}/bin/pip install {' '.join(PACKAGES[peer])}")
+    return target / "bin" / "python"
 
 
 def candidate_roots() -> list[Path]:
