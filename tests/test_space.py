@@ -40,6 +40,12 @@ def test_weight_and_io_bound_layers_get_quantization_and_expansion():
     assert {d.technique for d in space("I").dimensions} == {"expand"}
 
 
+def test_3x3_layers_offer_three_pattern_densities():
+    dim = next(d for d in space("C").dimensions if d.technique == "pattern")
+    assert dim.labels == ("dense", "4 patterns, 6/9 kept", "4 patterns, 5/9 kept", "4 patterns, 4/9 kept")
+    assert dim.leanest == 3
+
+
 def test_decode_builds_a_valid_plan():
     s = space("C")
     leanest = s.decode(s.leanest())
@@ -88,10 +94,10 @@ def test_malformed_files_are_clear(tmp_path):
 
 def test_hardware_knobs_join_the_space_and_decode():
     knob = Dimension("hw:ports", "hardware", (), (None, {"Wp": 10, "Ip": 10, "Op": 12}), ("auto", "10/10/12"), 0)
-    s = space("I", hardware=[knob])
+    assert knob not in space("I", hardware=[knob]).dimensions  # by default the DSE picks every axis
+    s = space("I", SpaceConfig.from_dict({"hardware": ["po*"]}), hardware=[knob])
     assert s.dimensions[-1] is knob
     assert s.decode([0] * (len(s.dimensions) - 1) + [1]).hardware == {"Wp": 10, "Ip": 10, "Op": 12}
-    assert space("I", SpaceConfig.from_dict({"hardware": []}), hardware=[knob]).dimensions[-1] is not knob
 
 
 def test_space_key_changes_with_the_space():

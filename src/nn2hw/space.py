@@ -150,7 +150,7 @@ class TechniqueRule:
 
 
 _DEFAULT_RULES: dict[str, TechniqueRule] = {
-    "pattern": TechniqueRule(True, ("C",), ()),  # options: pattern zero counts; () = the library default
+    "pattern": TechniqueRule(True, ("C",), ()),  # options: zeros per kernel; () = DEFAULT_3X3_ZEROS / library default
     "channels": TechniqueRule(True, ("C", "W"), (0.875, 0.75, 0.625, 0.5)),  # kept fractions
     "quantize": TechniqueRule(True, ("W",), (12, 8, 6)),  # weight bits below the base width
     "expand": TechniqueRule(True, ("I", "O"), (1, 3)),  # kernel sizes that may grow by 2
@@ -172,7 +172,7 @@ class SpaceConfig:
     exclude: tuple[str, ...] = ()
     rules: Mapping[str, TechniqueRule] = field(default_factory=lambda: dict(_DEFAULT_RULES))
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    hardware: tuple[str, ...] | None = None  # None: every knob the template offers
+    hardware: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> SpaceConfig:
@@ -216,9 +216,7 @@ class SpaceConfig:
             _known(spec, TECHNIQUES, f"technique in overrides[{glob!r}]")
             checked[str(glob)] = {t: (False if v is False else _options(t, v, f"overrides[{glob!r}].{t}"))
                                   for t, v in spec.items()}
-        hardware = data.get("hardware")
-        if hardware is not None:
-            hardware = tuple(_globs(hardware, "hardware"))
+        hardware = _globs(data.get("hardware", []), "hardware")
         return cls(include, exclude, rules, checked, hardware)
 
 
@@ -278,6 +276,11 @@ def _rule(name: str, spec: Any, default: TechniqueRule) -> TechniqueRule:
 PatternChooser = Callable[[Sequence[Layer], int], tuple[int, ...]]
 """(layers of one kernel size, zeros) -> PATn pattern ids; the caller picks them from weights."""
 
+DEFAULT_3X3_ZEROS = (3, 4, 5)
+"""3x3 kernels keep 6, 5 or 4 weights by default: HotNAS's z=3 library, its z=4 one, and the
+4-entry patterns of PatDNN. Small layers on a large MAC array are limited by kernel positions,
+not channels, so these are the levers that shorten them."""
+
 
 def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, config: SpaceConfig | None = None,
                 patterns: PatternChooser | None = None, hardware: Sequence[Dimension] = (),
@@ -286,7 +289,7 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
 
     ``patterns`` chooses the pattern ids of a kernel size (from the pretrained weights); without
     it no pattern dimension is offered. ``hardware`` are the template's knob dimensions, kept
-    when ``config.hardware`` names them (all when it is None).
+    when ``config.hardware`` names them.
     """
     config = config or SpaceConfig()
     layers = [l for l in workload.compute_layers
@@ -305,9 +308,7 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
             if technique == "channels":
                 cut_groups.add(dim.layers)
             dims.append(dim)
-    wanted = config.hardware
-    dims += [d for d in hardware if wanted is None or any(fnmatch.fnmatchcase(d.name.split(":", 1)[-1], g)
-                                                            for g in wanted)]
+    dims += [d for d in hardware if any(fnmatch.fnmatchcase(d.name.split(":", 1)[-1], g) for g in config.hardware)]
     return SearchSpace(base, tuple(dims))
 
 
@@ -325,7 +326,7 @@ def _pattern_dim(workload: Workload, layer: Layer, options: tuple, patterns: Pat
     k = layer.kernel_h
     if patterns is None or layer.kind is not OpKind.CONV or k != layer.kernel_w or k < 3 or k % 2 == 0:
         return None
-    zeros = options or ((default_zeros(k),) if default_zeros else ())
+    zeros = options or (DEFAULT_3X3_ZEROS if k == 3 else (default_zeros(k),) if default_zeros else ())
     choices: list[Any] = [None]
     labels = ["dense"]
     for z in zeros:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from nn2hw.errors import ConfigError, ModelError, PlanError
 from nn2hw.workload import Layer, OpKind, Workload, from_module
-from tests.workload.nets import MobileLike, TinyResNet
+from tests.workload.nets import MobileLike, TinyResNet, Untraceable, WithUnknownOps
 
 
 def conv(name, cin, cout, size, k=3, inputs=(), **kw):
@@ -104,3 +104,10 @@ def test_fewer_channels_never_add_macs(keeps, layer):
 
 
 _RESNET = from_module(TinyResNet(), (1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("net, shape", [(TinyResNet, (1, 3, 32, 32)), (MobileLike, (2, 3, 16, 16)),
+                                        (Untraceable, (1, 3, 8, 8)), (WithUnknownOps, (1, 2, 20))])
+def test_no_change_is_the_identity(net, shape):
+    w = from_module(net(), shape)
+    assert w.with_changes({}) == w

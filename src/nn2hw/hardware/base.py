@@ -174,6 +174,15 @@ class HardwareTemplate(ABC):
                 **options: Any) -> Exploration:
         """Best feasible design for ``workload`` over a grid (vectorized), plus the Pareto set."""
 
+    def default_grid(self, workload: Workload) -> Mapping[str, Sequence[Any]]:
+        """The axes of the default exploration grid for ``workload`` (parameter -> values).
+
+        The co-search offers every axis with several values as a hardware knob ("auto" or one
+        value); ``explore(grid={axis: [value]})`` must accept such a restriction. A template
+        without a grid offers no knobs.
+        """
+        return {}
+
 
 TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw analyze --help")
 

@@ -141,8 +141,9 @@ def function_fields(name: str, in_shapes: Sequence[Shape], out_shape: Shape) -> 
     same = tuple(in_shape) == tuple(out_shape)
     if name in ALIAS_OPS or (name in RESHAPE_OPS and same):
         return None
-    if name in ELTWISE_OPS:
-        return {**fields, "kind": OpKind.ELTWISE if len(in_shapes) > 1 else OpKind.ACT}
+    if name in ELTWISE_OPS:  # one tensor input: scaling (same shape) or a reduction such as x.sum()
+        kind = OpKind.ELTWISE if len(in_shapes) > 1 else OpKind.ACT if same else OpKind.OTHER
+        return {**fields, "kind": kind}
     if name in ACT_OPS and same:
         return {**fields, "kind": OpKind.ACT}
     if name in NORM_OPS and same:
