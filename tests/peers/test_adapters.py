@@ -84,7 +84,8 @@ def _three_layers() -> Workload:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not installed("scalesim"), reason="SCALE-Sim venv not installed (scripts/install_peers.sh scalesim)")
+@pytest.mark.skipif(not installed("scalesim"),
+                    reason="SCALE-Sim venv not installed (nn2hw peers install scalesim)")
 @pytest.mark.parametrize("flow", ["ws", "os", "is"])
 def test_live_scalesim_matches_the_closed_form(flow):
     design = SystolicDesign(rows=16, cols=8, dataflow=flow)
@@ -94,7 +95,7 @@ def test_live_scalesim_matches_the_closed_form(flow):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not installed("zigzag"), reason="ZigZag venv not installed (scripts/install_peers.sh zigzag)")
+@pytest.mark.skipif(not installed("zigzag"), reason="ZigZag venv not installed (nn2hw peers install zigzag)")
 def test_live_zigzag_energy_within_20_percent():
     design = SystolicDesign(rows=16, cols=16, dataflow="ws")
     workload = Workload("r20-1", (replace(resnet20().layer("layer2.1.conv1"), inputs=()),))

@@ -57,7 +57,8 @@ def install(peer: str, python: str = sys.executable, timeout_s: float = 1800) ->
         try:
             proc = subprocess.run(step, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise HardwareError(f"Installing {peer} timed out after {timeout_s:.0f} s.", "Retry on a faster network.") from None
+            raise HardwareError(f"Installing {peer} timed out after {timeout_s:.0f} s.",
+                                "Retry on a faster network.") from None
         if proc.returncode != 0:
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
             raise HardwareError(f"Installing {peer} failed at `{' '.join(step)}`: {tail}",

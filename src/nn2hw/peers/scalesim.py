@@ -133,7 +133,8 @@ class ScaleSimResult:
                                                  f"({self.seconds:.1f} s{', cached' if self.cached else ''})",))
 
 
-def run(workload: Workload, design: SystolicDesign, *, timeout_s: float = 1800, use_cache: bool = True) -> ScaleSimResult:
+def run(workload: Workload, design: SystolicDesign, *, timeout_s: float = 1800,
+        use_cache: bool = True) -> ScaleSimResult:
     """Run SCALE-Sim on the conv/linear layers of ``workload`` for ``design`` (compute cycles, no stalls)."""
     table = LayerTable.from_workload(workload)
     inputs = {"topology.csv": topology_csv(table), "layout.csv": layout_csv(table), "config.cfg": config_cfg(design)}
@@ -146,7 +147,8 @@ def run(workload: Workload, design: SystolicDesign, *, timeout_s: float = 1800, 
         c, a = compute[i], access[i]
         layers.append(ScaleSimLayer(
             name=name, macs=int(table.macs[i]), compute_cycles=g * (c["Total Cycles"] + 1),
-            total_cycles_reported=g * c["Total Cycles"], stall_cycles=g * c["Stall Cycles"], sram_reads_ifmap=g * a["SRAM IFMAP Reads"],
+            total_cycles_reported=g * c["Total Cycles"], stall_cycles=g * c["Stall Cycles"],
+            sram_reads_ifmap=g * a["SRAM IFMAP Reads"],
             sram_reads_filter=g * a["SRAM Filter Reads"], sram_writes_ofmap=g * a["SRAM OFMAP Writes"],
             dram_reads_ifmap=g * a["DRAM IFMAP Reads"], dram_reads_filter=g * a["DRAM Filter Reads"],
             dram_writes_ofmap=g * a["DRAM OFMAP Writes"]))

@@ -126,7 +126,7 @@ def workload_layers(table: LayerTable) -> list[dict[str, Any]]:
         g = "[g]" if grouped else ""
         dims = (["B"] + (["G"] if grouped else []) + ["K", "C", "OY", "OX", "FY", "FX"])
         sizes = ([int(table.N[i])] + ([int(table.G[i])] if grouped else [])
-                 + [int(table.K[i]), int(table.C[i]), int(table.E[i]), int(table.F[i]), int(table.R[i]), int(table.S[i])])
+                 + [int(v[i]) for v in (table.K, table.C, table.E, table.F, table.R, table.S)])
         layers.append({
             "id": i, "name": _zz_name(name), "operator_type": "Conv",
             "equation": f"O[b]{g}[k][oy][ox]+=W{g}[k][c][fy][fx]*I[b]{g}[c][iy][ix]",
@@ -182,10 +182,12 @@ class ZigZagResult:
         per_ms = 1.0 / (clock_mhz * 1e3)
         layers = tuple(LayerCost(name=x.name, op="conv", macs=x.macs, cycles=x.latency_cycles,
                                  latency_ms=x.latency_cycles * per_ms, bottleneck="compute",
-                                 breakdown_cycles={"compute_cycles": x.ideal_cycles}, energy_mj=x.energy_total_pj * 1e-9,
+                                 breakdown_cycles={"compute_cycles": x.ideal_cycles},
+                                 energy_mj=x.energy_total_pj * 1e-9,
                                  engine="zigzag") for x in self.layers)
         return NetworkCost(template="systolic", device="zigzag", design=self.design.to_dict(), clock_mhz=clock_mhz,
-                           layers=layers, notes=(f"ZigZag 3.9.1 ({self.seconds:.1f} s{', cached' if self.cached else ''})",))
+                           layers=layers,
+                           notes=(f"ZigZag 3.9.1 ({self.seconds:.1f} s{', cached' if self.cached else ''})",))
 
 
 def _level(memory: str) -> str:

@@ -110,7 +110,7 @@ def test_impossible_chip_budget_reports_the_smallest_reachable_values():
      "budgets", "max_pes"),
     ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "nvdla"}], "assignment": {"x": "b"}},
      "sub_accelerators", "unknown sub-accelerators"),
-    ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "nvdla"}, {"name": "a", "template": "nvdla"}]},
+    ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "nvdla"}] * 2},
      "sub_accelerators", "unique"),
 ])
 def test_malformed_hardware_files_name_the_field_and_what_is_expected(tmp_path, text, where, expected):

@@ -60,7 +60,8 @@ def test_groups_run_one_after_another():
 
 def test_linear_batch_streams_rows():
     one = SYSTOLIC.cost(Workload("l", (linear("fc", 64, 10),)), SystolicDesign(rows=8, cols=8, dataflow="ws"))
-    many = SYSTOLIC.cost(Workload("l", (linear("fc", 64, 10, batch=32),)), SystolicDesign(rows=8, cols=8, dataflow="ws"))
+    many = SYSTOLIC.cost(Workload("l", (linear("fc", 64, 10, batch=32),)),
+                         SystolicDesign(rows=8, cols=8, dataflow="ws"))
     folds = 8 * 2
     assert one.compute_cycles == folds * (16 + 8 + 1 - 2)
     assert many.compute_cycles == folds * (16 + 8 + 32 - 2)

@@ -142,8 +142,8 @@ class LayerTable:
             E=col(lambda x: x.out_h), F=col(lambda x: x.out_w), R=col(lambda x: x.kernel_h),
             S=col(lambda x: x.kernel_w), stride_h=col(lambda x: x.stride_h), stride_w=col(lambda x: x.stride_w),
             H=col(lambda x: x.in_h), W=col(lambda x: x.in_w),
-            Hp=col(lambda x: min(x.in_h + 2 * x.pad_h, (x.out_h - 1) * x.stride_h + x.dilation_h * (x.kernel_h - 1) + 1)),
-            Wp=col(lambda x: min(x.in_w + 2 * x.pad_w, (x.out_w - 1) * x.stride_w + x.dilation_w * (x.kernel_w - 1) + 1)),
+            Hp=col(lambda x: _extent(x.in_h, x.pad_h, x.out_h, x.stride_h, x.dilation_h, x.kernel_h)),
+            Wp=col(lambda x: _extent(x.in_w, x.pad_w, x.out_w, x.stride_w, x.dilation_w, x.kernel_w)),
             is_linear=np.array([layer.kind is OpKind.LINEAR for layer in layers], dtype=bool),
             macs=col(lambda x: x.macs), in_bits=col(lambda x: x.input_bits), w_bits=col(lambda x: x.weight_bits),
             out_bits=col(lambda x: x.output_bits), uncosted=tuple(uncosted),
@@ -178,17 +178,10 @@ class LayerTable:
     def ofmap(self) -> np.ndarray:
         return self.G * self.P * self.K
 
-    def subset(self, index: Sequence[int]) -> LayerTable:
-        """The table of the layers at ``index`` (order kept)."""
-        idx = np.asarray(index, dtype=np.int64)
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in values.items():
-            if isinstance(value, np.ndarray):
-                values[name] = value[idx]
-            elif name in ("names", "ops", "conv_types"):
-                values[name] = tuple(value[i] for i in idx)
-        values["uncosted"] = ()
-        return LayerTable(**values)
+
+def _extent(size: int, pad: int, out: int, stride: int, dilation: int, kernel: int) -> int:
+    """Input rows (or columns) a convolution reads, padding included: what the last output needs."""
+    return min(size + 2 * pad, (out - 1) * stride + dilation * (kernel - 1) + 1)
 
 
 @lru_cache(maxsize=64)
@@ -278,7 +271,8 @@ class CostArrays:
 
 
 def energy_levels(tech: Technology, table: LayerTable, *, rf: np.ndarray, noc: np.ndarray | float,
-                  buffers: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], dram: np.ndarray) -> dict[str, np.ndarray]:
+                  buffers: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  dram: np.ndarray) -> dict[str, np.ndarray]:
     """Energy per level (pJ, shape (D, L)) from word counts.
 
     ``buffers`` yields (accesses in words, words written from DRAM, buffer KiB per design) for
@@ -289,7 +283,7 @@ def energy_levels(tech: Technology, table: LayerTable, *, rf: np.ndarray, noc: n
     sram = 0.0
     for accesses, fills, kib in buffers:
         per_word = tech.sram_word_pj(kib)[:, None]
-        fill_pj = per_word if tech.fill_pj is None else tech.fill_pj
+        fill_pj = per_word if tech.sram_fill_pj is None else tech.sram_fill_pj
         sram = sram + accesses * per_word + fills * fill_pj
     shape = np.broadcast_shapes(np.shape(dram), mac.shape)
     return {"mac": np.broadcast_to(mac, shape), "rf": np.broadcast_to(rf * tech.rf_pj, shape),
@@ -579,7 +573,8 @@ class AsicTemplate(HardwareTemplate):
     def notes(self, design: Any) -> tuple[str, ...]:
         return ()
 
-    def cost(self, workload: Workload, design: Any = None, device: str | None = None, **options: Any) -> AsicNetworkCost:
+    def cost(self, workload: Workload, design: Any = None, device: str | None = None,
+             **options: Any) -> AsicNetworkCost:
         """Per-layer latency (cycles with stalls, compute cycles without), energy per level and area
         of ``workload`` on one design, at ``clock_mhz`` (default: the technology's clock)."""
         tech = self.technology(device)

@@ -89,7 +89,8 @@ def tilings(M: int, C: int, E: int) -> dict[str, np.ndarray]:
     return out
 
 
-def layer_candidates(M: int, C: int, E: int, F: int, R: int, S: int, H: int, W: int, stride: int) -> dict[str, np.ndarray]:
+def layer_candidates(M: int, C: int, E: int, F: int, R: int, S: int, H: int, W: int,
+                     stride: int) -> dict[str, np.ndarray]:
     """Latency (cycles), access counts per level (elements) and resource use of every tiling of one
     layer, with the DNN-Chip Predictor's formulas (batch 1, one group, C3 = 1)."""
     t = tilings(M, C, E)
@@ -136,7 +137,7 @@ class EyerissTemplate(AsicTemplate):
                                             "dram_ofmap")}
         chosen = np.zeros((D, L, 9), dtype=np.int64)
         mapped = np.ones((D, L), dtype=bool)
-        unit = {"dram": tech.dram_pj, "fill": tech.fill_pj, "noc": tech.noc_pj, "rf": tech.rf_pj}
+        unit = {"dram": tech.dram_pj, "fill": tech.sram_fill_pj, "noc": tech.noc_pj, "rf": tech.rf_pj}
         glb_pj = tech.sram_word_pj(col["glb_kib"])[:, None]
         for i in range(L):
             cand = layer_candidates(int(table.K[i]), int(table.C[i]), int(table.E[i]), int(table.F[i]), int(table.R[i]),
@@ -163,7 +164,8 @@ class EyerissTemplate(AsicTemplate):
         scale = {"in": table.in_bits / wb, "w": table.w_bits / wb, "out": table.out_bits / wb}
         dram_words = reps * (out["dram_ifmap"] * scale["in"] + out["dram_filter"] * scale["w"]
                              + out["dram_ofmap"] * scale["out"])
-        traffic = {"dram_ifmap": reps * out["dram_ifmap"] * scale["in"], "dram_filter": reps * out["dram_filter"] * scale["w"],
+        traffic = {"dram_ifmap": reps * out["dram_ifmap"] * scale["in"],
+                   "dram_filter": reps * out["dram_filter"] * scale["w"],
                    "dram_ofmap": reps * out["dram_ofmap"] * scale["out"], "sram_glb": reps * out["glb"] * scale["in"],
                    "fill": reps * out["fill"] * scale["in"], "noc": reps * out["noc"] * scale["in"],
                    "rf": reps * out["rf"] * scale["in"]}

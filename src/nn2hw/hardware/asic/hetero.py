@@ -114,7 +114,8 @@ class HeteroDesign:
         get_technology(self.technology)
         bad = {k: v for k, v in self.assignment.items() if v not in names}
         if bad:
-            raise ConfigError(f"The assignment names unknown sub-accelerators {bad}.", f"Use one of: {', '.join(names)}.")
+            raise ConfigError(f"The assignment names unknown sub-accelerators {bad}.",
+                              f"Use one of: {', '.join(names)}.")
 
     def sub(self, name: str) -> SubAccelerator:
         return next(s for s in self.subs if s.name == name)
@@ -207,7 +208,8 @@ class SystemCost:
         else:
             for sub in self.design.subs:
                 layers = [k for k, v in self.assignment.items() if v == sub.name]
-                lines.append(f"{sub.name} ({sub.label()}): {len(layers)} layers, busy {self.sub_busy_ms[sub.name]:.4f} ms")
+                lines.append(f"{sub.name} ({sub.label()}): {len(layers)} layers, "
+                             f"busy {self.sub_busy_ms[sub.name]:.4f} ms")
         lines.append(f"chip: {self.pes} PEs, {self.dram_bw:g} words/cycle, {self.area_mm2:.3f} mm^2; latency "
                      f"{self.latency_ms:.4f} ms, energy {self.energy_mj:.4f} mJ")
         return lines
@@ -259,7 +261,8 @@ def candidate_designs(templates: Sequence[str], space: Mapping[str, Mapping[str,
     return subs
 
 
-def cost_candidates(table: LayerTable, subs: Sequence[SubAccelerator], tech: Technology, clock_mhz: float) -> Candidates:
+def cost_candidates(table: LayerTable, subs: Sequence[SubAccelerator], tech: Technology,
+                    clock_mhz: float) -> Candidates:
     """Per-layer latency and energy of every candidate, one vectorized call per template."""
     C, L = len(subs), len(table)
     latency, energy = np.full((C, L), np.inf), np.zeros((C, L))
@@ -595,7 +598,8 @@ class HeteroTemplate(HardwareTemplate):
         params.pop("dw_design", None)
         if params:
             raise ConfigError(f"Unknown hetero parameter(s) {', '.join(sorted(params))}.",
-                              "Use subs=TEMPLATE[:PRESET],... and technology=, or describe the chip in --hardware-file.")
+                              "Use subs=TEMPLATE[:PRESET],... and technology=, or describe the chip in "
+                              "--hardware-file.")
         if not spec:
             raise ConfigError("A hetero chip needs its sub-accelerators.",
                               "Give --hw-param subs=nvdla,shidiannao or a --hardware-file describing them.")
@@ -606,7 +610,8 @@ class HeteroTemplate(HardwareTemplate):
             subs.append(SubAccelerator(f"sub{k}", template, design))
         return HeteroDesign(tuple(subs), technology)
 
-    def cost(self, workload: Workload, design: Any = None, device: str | None = None, **options: Any) -> AsicNetworkCost:
+    def cost(self, workload: Workload, design: Any = None, device: str | None = None,
+             **options: Any) -> AsicNetworkCost:
         """One network on a chip: each layer on its (assigned or fastest) sub; latency = sum. The
         chip's PEs, DRAM bandwidth and area are reported against ``budgets`` when given."""
         if not isinstance(design, HeteroDesign):
@@ -641,7 +646,8 @@ class HeteroTemplate(HardwareTemplate):
         def record(system: SystemCost) -> AsicNetworkCost:
             return self.cost(workload, system.design, technology, clock_mhz=system.clock_mhz, budgets=budgets)
 
-        return Exploration(best=record(found.best), pareto=tuple(record(s) for s in found.pareto), n_designs=found.n_chips, n_feasible=found.n_feasible,
+        return Exploration(best=record(found.best), pareto=tuple(record(s) for s in found.pareto),
+                           n_designs=found.n_chips, n_feasible=found.n_feasible,
                            seconds=found.seconds, objective=found.objective)
 
 

@@ -64,7 +64,8 @@ class ShiDianNaoTemplate(AsicTemplate):
     name = "shidiannao"
     description = "ShiDianNao-style output stationary, parallel over output rows x columns"
     design_type = ShiDianNaoDesign
-    pe_fields, sram_fields, reg_words_per_pe = ("pe_rows", "pe_cols"), ("nbin_kib", "sb_kib", "nbout_kib"), REG_WORDS_PER_PE
+    pe_fields, sram_fields = ("pe_rows", "pe_cols"), ("nbin_kib", "sb_kib", "nbout_kib")
+    reg_words_per_pe = REG_WORDS_PER_PE
     grid_axes = {"pe_rows": (4, 8, 16, 32), "pe_cols": (4, 8, 16, 32), "nbin_kib": (32, 64, 256),
                     "sb_kib": (64, 128, 512), "sram_bw": (16, 32, 64)}
 

@@ -93,7 +93,8 @@ class SystolicTemplate(AsicTemplate):
     name = "systolic"
     description = "TPU-like systolic array, weight/output/input stationary (SCALE-Sim compute model)"
     design_type = SystolicDesign
-    pe_fields, sram_fields, reg_words_per_pe = ("rows", "cols"), ("ifmap_kib", "filter_kib", "ofmap_kib"), REG_WORDS_PER_PE
+    pe_fields, sram_fields = ("rows", "cols"), ("ifmap_kib", "filter_kib", "ofmap_kib")
+    reg_words_per_pe = REG_WORDS_PER_PE
     grid_axes = {"rows": (8, 16, 32, 64, 128), "cols": (8, 16, 32, 64, 128), "dataflow": DATAFLOWS,
                     "ifmap_kib": (32, 128, 512), "filter_kib": (32, 128, 512), "ofmap_kib": (32, 128)}
 
@@ -108,7 +109,8 @@ class SystolicTemplate(AsicTemplate):
         ib, kb, ob = table.in_bits, table.w_bits, table.out_bits
         G, P, T, K = table.G, table.P, table.T, table.K
         I_u, W_u, O_u = table.ifmap[None, :], table.weights[None, :], table.ofmap[None, :]
-        cap_i, cap_w, cap_o = capacity(col["ifmap_kib"], ib), capacity(col["filter_kib"], kb), capacity(col["ofmap_kib"], ob)
+        cap_i, cap_w = capacity(col["ifmap_kib"], ib), capacity(col["filter_kib"], kb)
+        cap_o = capacity(col["ofmap_kib"], ob)
         c_used = np.minimum(cols[:, None], np.where(f == 2, P, K))
         # partial sums of one column fold live across the row folds (ws: P x cols, is: cols x K)
         psum_set = np.where(f == 0, P * c_used, c_used * K)

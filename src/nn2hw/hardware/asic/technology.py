@@ -39,7 +39,7 @@ class Technology:
     sram_pj: float
     sram_ref_kib: float
     sram_size_exponent: float
-    sram_fill_pj: float | None
+    sram_fill_pj: float | None  # per word written into a buffer from DRAM (None: a normal buffer access)
     dram_pj: float
     mac_um2: float
     reg_um2_per_word: float
@@ -60,11 +60,6 @@ class Technology:
         """Energy of one buffer access (pJ per word) for buffers of ``kib`` KiB (vectorized)."""
         size = np.maximum(np.asarray(kib, dtype=float), 1e-9)
         return self.sram_pj * (size / self.sram_ref_kib) ** self.sram_size_exponent
-
-    @property
-    def fill_pj(self) -> float | None:
-        """Extra energy per word written into a buffer from DRAM (None: a normal buffer access)."""
-        return self.sram_fill_pj
 
     def area_mm2(self, pes: np.ndarray | float, reg_words_per_pe: np.ndarray | float,
                  sram_kib: np.ndarray | float) -> np.ndarray:
@@ -111,6 +106,7 @@ def preset_params(template: str, preset: str) -> dict[str, Any]:
     """The parameters of design preset ``preset`` of ``template``, with a clear error if unknown."""
     presets = load_presets().get(template, {})
     if preset not in presets:
-        raise UnknownNameError(f"Template {template!r} has no design preset {preset!r}.{suggest(preset, list(presets))}",
+        raise UnknownNameError(f"Template {template!r} has no design preset {preset!r}."
+                               f"{suggest(preset, list(presets))}",
                                f"Use one of: {', '.join(presets) or '(none)'}.")
     return dict(presets[preset]["params"])
