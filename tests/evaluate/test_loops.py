@@ -76,6 +76,7 @@ def test_finetune_is_deterministic_given_the_seed():
 def test_finetune_learns_and_reports():
     model, result = _tuned(0, batches=60)
     assert (result.batches, result.images) == (60, 960)
+    assert all(p.is_contiguous() for p in model.parameters())  # channels-last only while training
     assert result.last_loss < result.first_loss
     assert evaluate.test(model, bright_dark(200, seed=5), threads=1, progress=False).top1 > 90.0
 
