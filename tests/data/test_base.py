@@ -20,7 +20,7 @@ def test_registered_datasets_declare_splits_and_shapes(name):
     source = DATASETS.get(name)
     assert source.name == name and {"train", "test"} <= set(source.splits)
     assert len(source.image_shape) == 3
-    with pytest.raises(ConfigError, match=f"no split 'validation'"):
+    with pytest.raises(ConfigError, match="no split 'validation'"):
         load_dataset(name, "validation")
 
 
@@ -42,7 +42,8 @@ def test_batches_scale_and_normalize():
     data = _data().normalized(Normalize((0.5, 0.25), (0.5, 2.0)))
     images, labels = data.batch(np.array([1, 0]))
     raw = torch.from_numpy(_data().pixels[[1, 0]]).float() / 255
-    assert torch.allclose(images[:, 0], (raw[:, 0] - 0.5) / 0.5) and torch.allclose(images[:, 1], (raw[:, 1] - 0.25) / 2)
+    assert torch.allclose(images[:, 0], (raw[:, 0] - 0.5) / 0.5)
+    assert torch.allclose(images[:, 1], (raw[:, 1] - 0.25) / 2)
     assert labels.tolist() == [1, 0] and labels.dtype == torch.int64
     assert [len(y) for _, y in data.batches(4)] == [4, 2]
     with pytest.raises(DatasetError, match="2 channels but the normalization has 1"):

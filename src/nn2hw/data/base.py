@@ -72,13 +72,13 @@ NO_AUGMENT = Augment()
 
 def _random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Zero-pad by ``padding`` and crop back to the original size at a random offset per image."""
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(-1, images.shape[1], -1, w + 2 * padding)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).view(n, 1, h, 1).expand(-1, c, -1, w + 2 * padding)
     picked = padded.gather(2, rows)
-    cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(-1, images.shape[1], h, -1)
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).view(n, 1, 1, w).expand(-1, c, h, -1)
     return picked.gather(3, cols)
 
 

@@ -114,7 +114,8 @@ class AccuracyCache:
                 raise
         return cursor.rowcount == 1
 
-    def get_or_compute(self, key: CacheKey, compute: Callable[[], Mapping[str, float]]) -> tuple[dict[str, float], bool]:
+    def get_or_compute(self, key: CacheKey,
+                       compute: Callable[[], Mapping[str, float]]) -> tuple[dict[str, float], bool]:
         """(metrics, was_cached): the cached metrics, or ``compute()``'s result stored then returned.
 
         Nothing is written when ``compute`` raises. When another process stored the same key while
