@@ -25,7 +25,7 @@ from nn2hw.hardware.base import Exploration, NetworkCost
 from nn2hw.paths import cache_root
 from nn2hw.workload import Layer, Workload
 
-__all__ = ["AnalysisResult", "analyze", "load_workload"]
+__all__ = ["AnalysisResult", "analyze", "load_workload", "search"]
 
 
 @dataclass(frozen=True)
@@ -253,3 +253,26 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,
                           bottlenecks=detect(cost), exploration=exploration, design_source=source,
                           options={k: v for k, v in options.items()})
+
+
+def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj: float | None = None,
+           area_mm2: float | None = None, hardware: str = "fpga:zcu102", hw_params: Mapping[str, Any] | None = None,
+           evaluator: Any = None, progress: bool = True, **settings: Any) -> Any:
+    """Co-search ``model``'s changes, compression and hardware design under the specs; returns a
+    ``nn2hw.search.SearchResult`` and writes the bundle and reports to ``settings['out']``.
+
+    ``hw_params`` are split by the template into grid restrictions (design fields, e.g.
+    ``{"Tr": "32,64"}``) and cost options (e.g. ``{"bram": "as-run"}``); every other keyword is a
+    ``nn2hw.search.SearchSettings`` field (``strategy``, ``trials``, ``minutes``, ``storage``,
+    ``study``, ``resume``, ``workers``, ``seed``, ``out``, ``space_config``, ...). ``evaluator``
+    replaces the default short fine-tune + test: any callable ``model -> {"top1": ...}``.
+    """
+    from nn2hw.hardware.base import get_template
+    from nn2hw.search import SearchSettings, Spec, run_search
+
+    template, _ = get_template(hardware)
+    grid, options = template.split_params(dict(hw_params or {}))
+    spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2)
+    config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
+                            hw_grid=grid, **settings)
+    return run_search(config, evaluator=evaluator, progress=progress)

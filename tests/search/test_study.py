@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from nn2hw.errors import StudyError
 from nn2hw.search.evaluations import EvaluationStore
-from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study, storage_url_for
+from nn2hw.search.study import (count_trials, fail_orphaned_trials, heartbeat, open_storage, open_study, owner_id,
+                                 storage_url_for)
 from tests.search.postgres import postgres_server
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,3 +130,22 @@ def test_two_workers_on_one_postgres_study():
         assert len(numbers) == len(set(numbers)) >= 12
         assert all(t.state is TrialState.COMPLETE for t in study.trials)
         assert sorted(trained) == sorted(set(trained))  # no candidate trained twice
+
+
+def test_a_killed_local_owner_is_failed_and_its_claim_taken_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ghost = f"{owner_id().split(':')[0]}:{dead.stdout.strip()}:w0"  # a pid of this host that has exited
+    url = storage_url_for(str(tmp_path / "s.db"))
+    study = open_study(open_storage(url), "a", IDENTITY, sampler(), ["maximize"], "new")
+    alive = study.ask()
+    alive.set_user_attr("owner", owner_id())
+    orphan = study.ask()
+    orphan.set_user_attr("owner", ghost)
+    assert fail_orphaned_trials(study) == 1
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.FAIL]
+    engine = open_storage(url).engine
+    EvaluationStore(engine, ghost)._try_claim("k")
+    assert EvaluationStore(engine, "me", stale_after_s=3600).evaluate("k", lambda: {"top1": 2.0}).computed

@@ -16,6 +16,15 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+PIPE_WIDTH = 140
+"""Output width when stdout is not a terminal (files, pipes): wide enough for per-layer tables."""
+
+
+def wide_console() -> Console:
+    """The terminal console, or a fixed-width one when output goes to a file or pipe."""
+    return console if console.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
+
+
 def print_error(exc: Nn2hwError) -> None:
     """One paragraph on stderr: 'error: <cause> Fix: <fix>'."""
     err_console.print(f"[bold red]error:[/] {exc.cause}", soft_wrap=True)

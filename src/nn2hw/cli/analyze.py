@@ -14,18 +14,11 @@ import argparse
 from collections import defaultdict
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-from nn2hw.cli._common import console as terminal_console
+from nn2hw.cli._common import wide_console
 from nn2hw.cli._common import parse_key_values, write_json
 
-PIPE_WIDTH = 140
-"""Output width when stdout is not a terminal (files, pipes): wide enough for the per-layer table."""
-
-
-def _console() -> Console:
-    return terminal_console if terminal_console.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     print_result(result, show_pareto=args.explore)
     if args.json:
         path = write_json(args.json, result.to_dict())
-        _console().print(f"wrote {path}")
+        wide_console().print(f"wrote {path}")
     return 0
 
 
@@ -100,7 +93,7 @@ def _design_text(design: Any) -> str:
 
 def print_result(result: Any, show_pareto: bool = False) -> None:
     """The per-layer table, the ops not costed, resources, bottleneck shares and totals."""
-    console = _console()
+    console = wide_console()
     cost = result.cost
     options = result.options
     console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz "

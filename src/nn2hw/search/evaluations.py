@@ -3,8 +3,8 @@
 A table ``nn2hw_evaluations`` in the study's own database maps an evaluation key (plan key +
 dataset + fine-tune settings + seed) to its metrics. Claiming a key is an atomic insert, so
 when two workers propose the same candidate one trains it and the other waits for the result.
-A claimant refreshes its claim while it trains; a claim that stops being refreshed (its worker
-died) is taken over. A failed evaluation releases its claim and writes no result.
+A claimant refreshes its claim while it trains; a claim that stops being refreshed, or whose
+owner process on this host is gone, is taken over. A failed evaluation releases its claim and writes no result.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from nn2hw.errors import StudyError
+from nn2hw.search.study import owner_dead
 
 _META = sa.MetaData()
 EVALUATIONS = sa.Table(
@@ -70,10 +71,15 @@ class EvaluationStore:
         except sa.exc.IntegrityError:
             pass
         with self.engine.begin() as conn:
-            taken = conn.execute(
+            row = conn.execute(sa.select(EVALUATIONS.c.owner, EVALUATIONS.c.status, EVALUATIONS.c.heartbeat)
+                               .where(EVALUATIONS.c.key == key)).first()
+            if row is None or row.status != "running":
+                return False
+            if row.heartbeat >= now - self.stale_after_s and not owner_dead(row.owner):
+                return False
+            taken = conn.execute(  # compare-and-set on the owner seen: one taker wins
                 EVALUATIONS.update()
-                .where(EVALUATIONS.c.key == key, EVALUATIONS.c.status == "running",
-                       EVALUATIONS.c.heartbeat < now - self.stale_after_s)
+                .where(EVALUATIONS.c.key == key, EVALUATIONS.c.status == "running", EVALUATIONS.c.owner == row.owner)
                 .values(owner=self.owner, heartbeat=now)
             ).rowcount
         return taken == 1

@@ -1,0 +1,138 @@
+"""``nn2hw search``: hot-start co-search of network changes, compression and hardware design.
+
+    nn2hw search --model resnet20 --dataset fashion-mnist --hardware fpga:zcu102 --latency-ms 0.25 \\
+        --strategy reinforce --trials 40 --out runs/r20
+    nn2hw search ... --resume                     # continue the same study after an interruption
+    nn2hw search ... --storage postgresql://user@host/db --study shared --workers 2   # many workers
+
+Writes into --out: plan.json, weights.pt, hardware.json, bundle.json (the bundle), report.json,
+layers.csv, trials.csv, pareto.csv, pareto.png and summary.html. A thin shell over
+``nn2hw.api.search``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from typing import Any
+
+from rich.table import Table
+
+from nn2hw.cli._common import err_console, parse_key_values, wide_console
+
+STRATEGY_NAMES = ("reinforce", "fnas", "random", "evolution", "tpe", "nsga2")
+"""The built-in strategies, for --help (the registry, checked at run time, is the authority)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``nn2hw search`` (without importing torch or the strategies: the parser must stay cheap)."""
+    p = subparsers.add_parser(
+        "search", help="co-search network, compression and hardware under latency/energy/area specs",
+        description="Start from a pretrained zoo model, search channel cuts, kernel patterns, quantization, kernel "
+                    "expansion and the hardware design, and return the most accurate network that meets every "
+                    "spec under the cost model (re-checked before it is returned).")
+    p.add_argument("--model", required=True, metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
+    p.add_argument("--dataset", required=True, metavar="NAME", help="cifar10, fashion-mnist or imagenet")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of the dataset files (default: NN2HW_DATA, system "
+                                                     "locations, the download cache)")
+    p.add_argument("--split", default="test", help="split to measure accuracy on (test; test-partial for CIFAR-10 "
+                                                   "here: 1017 images, reported as partial)")
+    p.add_argument("--checkpoint", metavar="FILE", help="base model weights (default: the zoo's)")
+    p.add_argument("--hardware", default="fpga:zcu102", metavar="TEMPLATE[:DEVICE]", help="default fpga:zcu102")
+    p.add_argument("--hw-param", action="append", metavar="KEY=VALUE",
+                   help="grid restriction (Tr=32,64) or cost option (bram=as-run, variant=v0, clock_mhz=100)")
+    p.add_argument("--latency-ms", type=float, metavar="X", help="latency spec in ms")
+    p.add_argument("--energy-mj", type=float, metavar="E", help="energy spec in mJ (ASIC templates)")
+    p.add_argument("--area-mm2", type=float, metavar="A", help="area spec in mm2 (ASIC templates)")
+    p.add_argument("--strategy", default="reinforce", metavar="NAME",
+                   help=f"one of {', '.join(STRATEGY_NAMES)} (default reinforce)")
+    p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
+                   help="strategy option, e.g. lr=0.05, baseline=hotnas, population=16")
+    budget = p.add_argument_group("budget (the first reached stops the search)")
+    budget.add_argument("--trials", type=int, metavar="N", help="candidates to propose (default 40)")
+    budget.add_argument("--minutes", type=float, metavar="M", help="wall-time limit for starting new trials")
+    p.add_argument("--finetune-batches", type=int, default=100, metavar="B",
+                   help="fine-tune batches per candidate that meets the specs (default 100, HotNAS)")
+    p.add_argument("--final-batches", type=int, default=500, metavar="B",
+                   help="fine-tune batches of the winner before its final measurement (default 500)")
+    p.add_argument("--search-images", type=int, default=2000, metavar="N",
+                   help="score candidates on the first N images of the split (default 2000)")
+    p.add_argument("--metric", default="top1", choices=("top1", "top5"), help="accuracy to maximize")
+    p.add_argument("--space", metavar="FILE", help="YAML/JSON restricting or extending the search space")
+    p.add_argument("--storage", metavar="URL", help="study storage (default: sqlite file study.db in --out)")
+    p.add_argument("--study", metavar="NAME", help="study name (default from model, dataset, hardware, specs)")
+    p.add_argument("--resume", action="store_true", help="continue an existing study")
+    p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on this machine")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--threads", type=int, metavar="T", help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/<study>)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=_run)
+
+
+def _value(text: str) -> Any:
+    """'0.05' -> 0.05, '16' -> 16, 'true' -> True, 'hotnas' -> 'hotnas'."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from nn2hw.api import search
+    from nn2hw.evaluate.loops import FinetuneSettings
+
+    options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
+    trials = args.trials if args.trials is not None or args.minutes is not None else 40
+    try:
+        result = search(
+            args.model, args.dataset, latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2,
+            hardware=args.hardware, hw_params=parse_key_values(args.hw_param), progress=not args.quiet,
+            data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
+            strategy_options=options, trials=trials, minutes=args.minutes,
+            finetune=replace(FinetuneSettings(), batches=args.finetune_batches, seed=args.seed),
+            final_batches=args.final_batches, search_images=args.search_images, metric=args.metric,
+            space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,
+            workers=args.workers, seed=args.seed, out=args.out, threads=args.threads)
+    except KeyboardInterrupt:
+        err_console.print("[bold]interrupted:[/] every completed trial is saved in the study; continue with the "
+                          "same command plus --resume.")
+        return 130
+    print_result(result)
+    return 0
+
+
+def print_result(result: Any) -> None:
+    """Base vs solution, trial counts, the per-layer table and the files written."""
+    console = wide_console()
+    spec = ", ".join(f"{k} <= {v:g}" for k, v in result.spec.items())
+    table = Table(title=f"search result (spec: {spec})")
+    for column in ("", "latency ms", "top-1 %", "top-5 %", "design"):
+        table.add_column(column, justify="left" if column in ("", "design") else "right")
+    for label, s in (("base model", result.baseline), ("solution", result.solution)):
+        design = s.cost.design.label if hasattr(s.cost.design, "label") else str(s.cost.design)
+        table.add_row(label, f"{s.cost.latency_ms:.6g}", f"{s.metrics.get('top1', float('nan')):.2f}",
+                      f"{s.metrics.get('top5', float('nan')):.2f}", design)
+    console.print(table)
+    base, sol = result.baseline, result.solution
+    saved = 100 * (1 - sol.cost.latency_ms / base.cost.latency_ms)
+    console.print(f"latency {saved:.1f} % lower, top-1 {sol.metrics['top1'] - base.metrics['top1']:+.2f} points "
+                  f"({int(sol.metrics.get('n_images', 0))} images"
+                  f"{', PARTIAL split' if sol.metrics.get('partial') else ''})")
+    t = result.trials
+    console.print(f"trials: {t['total']} ({t['feasible']} met the specs, {t['trained']} trained here, "
+                  f"{t['reused']} reused, {t['infeasible']} missed a spec, {t['failed']} failed)")
+    rows = Table(title="per layer (bottleneck on the base design: O output, I input, W weights, C compute)")
+    for column in ("layer", "bottleneck", "technique", "choice", "base ms", "solution ms", "saved ms"):
+        rows.add_column(column, justify="right" if column.endswith("ms") else "left")
+    for r in result.rows:
+        rows.add_row(r.layer, r.bottleneck, r.technique, r.choice, f"{r.base_ms:.5f}", f"{r.solution_ms:.5f}",
+                     f"{r.saved_ms:.5f}")
+    console.print(rows)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    console.print(f"wrote {result.out_dir}: " + ", ".join(sorted({k for k in result.files})))

@@ -1,0 +1,260 @@
+"""Finalize = the guarantee: re-cost the best candidates, re-check every spec and resource,
+fine-tune the winner longer, re-measure it, and export the bundle and the reports.
+
+A candidate whose re-check fails is never returned (the next best is tried); when none passes,
+an ``InfeasibleError`` says so with the best latency seen. The base model and the solution are
+measured on the whole ``split``; candidates were scored during the search on its first
+``search_images`` images only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nn2hw import __version__
+from nn2hw.bundle import save_bundle
+from nn2hw.errors import InfeasibleError
+from nn2hw.hardware.base import NetworkCost
+from nn2hw.plan import Plan
+from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
+from nn2hw.report.layers import LayerRow, write_layers_csv
+from nn2hw.search.runner import Evaluator, SearchContext, default_evaluator
+
+KEY_METRICS = ("top1", "top5", "n_images", "partial")
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A network (plan) on its design, with its cost and measured metrics."""
+
+    plan: Plan
+    cost: NetworkCost
+    metrics: Mapping[str, float]
+    trial: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from nn2hw.hardware.base import _jsonable
+
+        return {"latency_ms": self.cost.latency_ms, "energy_mj": self.cost.energy_mj,
+                "area_mm2": self.cost.area_mm2, "total_cycles": self.cost.total_cycles,
+                **{k: self.metrics[k] for k in KEY_METRICS if k in self.metrics},
+                "design": _jsonable(self.cost.design), "plan_key": self.plan.network_key, "trial": self.trial,
+                "changed_layers": len(self.plan.choices)}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search returns and writes to ``report.json``."""
+
+    spec: Mapping[str, float]
+    baseline: Solution
+    solution: Solution
+    trials: Mapping[str, int]
+    out_dir: Path
+    files: Mapping[str, str]
+    settings: Mapping[str, Any]
+    wall_s: float
+    notes: tuple[str, ...] = ()
+    rows: tuple[LayerRow, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": dict(self.spec), "baseline": self.baseline.to_dict(), "solution": self.solution.to_dict(),
+                "trials": dict(self.trials), "settings": dict(self.settings), "wall_s": self.wall_s,
+                "files": dict(self.files), "notes": list(self.notes),
+                "layers": [r.to_dict() for r in self.rows],
+                "versions": {"nn2hw": __version__, "python": platform.python_version(), **_library_versions()}}
+
+
+def _library_versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    return {"torch": torch.__version__, "numpy": numpy.__version__, "optuna": optuna.__version__}
+
+
+def ranked_candidates(study: optuna.Study, metric: str) -> list[FrozenTrial]:
+    """Completed candidates that met the specs: best metric first, then lower latency, earlier trial;
+    one trial per distinct network."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("feasible") and t.user_attrs.get(metric) is not None]
+    done.sort(key=lambda t: (-t.user_attrs[metric], t.user_attrs["latency_ms"], t.number))
+    seen: set[str] = set()
+    unique = []
+    for t in done:
+        if t.user_attrs["plan_key"] not in seen:
+            seen.add(t.user_attrs["plan_key"])
+            unique.append(t)
+    return unique
+
+
+def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[Plan, NetworkCost] | str:
+    """Re-cost a candidate on its own best design and re-check specs and resources; the plan and
+    cost when it passes, else the reason it does not."""
+    plan = Plan.from_dict(trial.user_attrs["plan"])
+    workload = plan.apply(ctx.workload)
+    best = ctx.target.best(workload, trial.user_attrs.get("knobs") or {})
+    cost = ctx.target.recost(workload, best.design)
+    if not cost.fits:
+        over = [f"{r.name} {r.used:g} > {r.available:g}" for r in cost.resources if not r.fits]
+        return f"trial {trial.number}: design exceeds {', '.join(over)}"
+    miss = ctx.spec.describe_miss(cost)
+    if miss:
+        return f"trial {trial.number}: {miss}"
+    return plan.with_hardware(_hardware(ctx, cost)), cost
+
+
+def _hardware(ctx: SearchContext, cost: NetworkCost) -> dict[str, Any]:
+    from nn2hw.hardware.base import _jsonable
+
+    return {"template": cost.template, "device": cost.device, "spec": ctx.settings.hardware,
+            "design": _jsonable(cost.design), "clock_mhz": cost.clock_mhz,
+            "options": dict(ctx.settings.hw_options),
+            "resources": [{"name": r.name, "used": r.used, "available": r.available, "unit": r.unit}
+                          for r in cost.resources]}
+
+
+def measure(ctx: SearchContext, plan: Plan, evaluator: Evaluator):
+    """(model, metrics) of ``plan`` applied to a copy of the base model and scored by ``evaluator``."""
+    model = plan.apply(ctx.model)
+    return model, {k: float(v) for k, v in evaluator(model).items()}
+
+
+def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float, final_evaluator: Evaluator | None = None,
+             base_evaluator: Evaluator | None = None, progress: bool = False) -> SearchResult:
+    """Pick, re-check, fine-tune longer, measure and export. ``study=None``: the base model already
+    meets the specs and is returned on its best design."""
+    s = ctx.settings
+    out = s.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    base_eval = base_evaluator or default_evaluator(s, None, 0, progress)
+    final_eval = final_evaluator or default_evaluator(s, None, s.final_batches, progress)
+    _, base_metrics = measure(ctx, ctx.space.base, base_eval)
+    baseline = Solution(ctx.space.base.with_hardware(_hardware(ctx, ctx.base_cost)), ctx.base_cost, base_metrics)
+    notes: list[str] = []
+    counts = trial_counts(study)
+    if study is None:
+        notes.append("The unmodified model already meets every spec; it is returned on its best design.")
+        plan, cost, trial_no = baseline.plan, ctx.base_cost, None
+    else:
+        picked = None
+        for trial in ranked_candidates(study, s.metric)[: s.top_k]:
+            checked = guaranteed(ctx, trial)
+            if isinstance(checked, str):
+                notes.append(f"Re-check refused {checked}.")
+                continue
+            picked = (*checked, trial.number)
+            break
+        if picked is None:
+            write_trials_csv(out / "trials.csv", study, ctx)
+            best = min((t.user_attrs["latency_ms"] for t in study.trials if t.user_attrs.get("latency_ms")),
+                       default=None)
+            raise InfeasibleError(
+                f"No candidate of the {counts['total']} trials met every spec and passed the re-check"
+                + (f" (lowest latency seen: {best:.6g} ms)" if best is not None else "") + ".",
+                "Resume the study with more trials (--resume --trials N), relax the spec, or widen the space.",
+                best_bound=best)
+        plan, cost, trial_no = picked
+    model, metrics = measure(ctx, plan, final_eval) if study is not None else measure(ctx, plan, base_eval)
+    solution = Solution(plan, cost, metrics, trial_no)
+    save_bundle(out, model, plan, plan.hardware)
+    rows = layer_rows(ctx.base_cost, cost, ctx.bottlenecks, plan, ctx.workload, plan.apply(ctx.workload))
+    files = write_reports(ctx, study, baseline, solution, rows, notes)
+    result = SearchResult(s.spec.to_dict(), baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
+                          tuple(notes), tuple(rows))
+    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    return result
+
+
+def _settings_dict(ctx: SearchContext) -> dict[str, Any]:
+    s = ctx.settings
+    return {**s.identity(), "trials": s.trials, "minutes": s.minutes, "workers": s.workers,
+            "study": s.study_name, "storage": _redacted(s.storage_url), "final_batches": s.final_batches,
+            "space_size": ctx.space.size, "space_dimensions": len(ctx.space.dimensions),
+            "base_metric_during_search": ctx.base_metric}
+
+
+def _redacted(url: str) -> str:
+    from nn2hw.search.study import _redact
+
+    return _redact(url)
+
+
+def trial_counts(study: optuna.Study | None) -> dict[str, int]:
+    if study is None:
+        return {"total": 0, "complete": 0, "feasible": 0, "trained": 0, "reused": 0, "infeasible": 0, "failed": 0}
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state is TrialState.COMPLETE]
+    feasible = [t for t in done if t.user_attrs.get("feasible")]
+    return {"total": len(trials), "complete": len(done), "feasible": len(feasible),
+            "trained": sum(bool(t.user_attrs.get("trained_here")) for t in feasible),
+            "reused": sum(not t.user_attrs.get("trained_here") for t in feasible),
+            "infeasible": len(done) - len(feasible),
+            "failed": sum(t.state is TrialState.FAIL for t in trials)}
+
+
+def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Path:
+    names = ctx.space.names
+    fields = ["trial", "state", "feasible", "reason", "latency_ms", "energy_mj", "area_mm2", "top1", "top5",
+              "trained_here", "plan_key", "changes"]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for t in study.get_trials(deepcopy=False):
+            a = t.user_attrs
+            changes = "; ".join(f"{d.name}={label}" for d, label in ctx.space.changes(
+                [int(t.params[n]) for n in names])) if set(names) <= set(t.params) else ""
+            writer.writerow({"trial": t.number, "state": t.state.name, "feasible": a.get("feasible"),
+                             "reason": a.get("reason") or a.get("error", ""), "latency_ms": a.get("latency_ms"),
+                             "energy_mj": a.get("energy_mj"), "area_mm2": a.get("area_mm2"), "top1": a.get("top1"),
+                             "top5": a.get("top5"), "trained_here": a.get("trained_here"),
+                             "plan_key": a.get("plan_key"), "changes": changes})
+    return path
+
+
+def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solution, solution: Solution,
+                  rows: Sequence[LayerRow], notes: list[str]) -> dict[str, str]:
+    """layers.csv, trials.csv, pareto.csv/png and summary.html in the output folder."""
+    s, out = ctx.settings, ctx.settings.out_dir
+    files = {"bundle": str(out), "layers": str(write_layers_csv(out / "layers.csv", list(rows)))}
+    metric = s.metric
+    points = []
+    if study is not None:
+        files["trials"] = str(write_trials_csv(out / "trials.csv", study, ctx))
+        points = [ParetoPoint(t.number, t.user_attrs["latency_ms"], t.user_attrs[metric], bool(t.user_attrs["feasible"]))
+                  for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if t.user_attrs.get(metric) is not None]
+        files["pareto_csv"] = str(write_pareto_csv(out / "pareto.csv", points))
+    spec_ms = s.spec.latency_ms
+    png = plot_pareto(out / "pareto.png", points, spec_ms, (baseline.cost.latency_ms, baseline.metrics[metric]),
+                      (solution.cost.latency_ms, solution.metrics[metric]),
+                      f"{s.model} on {s.hardware}: {metric} vs latency ({len(points)} trained candidates)")
+    files["pareto_png"] = str(png)
+    facts = {
+        "model / dataset": f"{s.model} / {s.dataset}",
+        "hardware": f"{s.hardware} ({baseline.cost.clock_mhz:g} MHz)",
+        "spec": ", ".join(f"{k} <= {v:g}" for k, v in s.spec.limits.items()),
+        "base latency (ms)": baseline.cost.latency_ms,
+        "solution latency (ms)": solution.cost.latency_ms,
+        f"base {metric} (%)": baseline.metrics[metric],
+        f"solution {metric} (%)": solution.metrics[metric],
+        "images measured": f"{int(solution.metrics.get('n_images', 0))}"
+                           + (" (PARTIAL split)" if solution.metrics.get("partial") else ""),
+        "strategy / trials": f"{s.strategy} / {trial_counts(study)['total']}",
+        "base design": _short(baseline.cost.design),
+        "solution design": _short(solution.cost.design),
+    }
+    files["summary"] = str(write_html(out / "summary.html", f"nn2hw search: {s.model}", facts, rows, png, notes))
+    return files
+
+
+def _short(design: Any) -> str:
+    return design.label if hasattr(design, "label") else str(design)

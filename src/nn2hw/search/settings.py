@@ -1,0 +1,115 @@
+"""Everything one search needs, as one validated, picklable record (workers receive a copy)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nn2hw.errors import ConfigError
+from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.search.spec import Spec
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A co-search: model, data, hardware, specs, strategy, budget, fine-tuning, storage, output.
+
+    - ``trials``/``minutes``: the budget (either or both; the first reached stops the search).
+      Trials count every candidate proposed, including those that miss a spec (never trained).
+    - ``finetune``: the short fine-tune of each candidate that meets the specs (HotNAS: 100
+      batches of 32); ``search_images``: the first N images of ``split`` score candidates
+      (None: all); ``final_batches``: the longer fine-tune of the winner, then tested on all of
+      ``split``.
+    - ``storage``: an SQLAlchemy URL (default: ``study.db`` in ``out``); ``study``: its name
+      (default from model, dataset, hardware and specs); ``resume`` continues it.
+    - ``metric``: the accuracy the search maximizes ('top1' or 'top5', in percent).
+    - reward: ``alpha``, ``acc_band`` (default: base metric - 10 .. base metric) and
+      ``lat_band`` (default: 0.7 x spec .. spec), as HotNAS.
+    """
+
+    model: str
+    dataset: str
+    spec: Spec
+    hardware: str = "fpga:zcu102"
+    hw_options: Mapping[str, Any] = field(default_factory=dict)
+    hw_grid: Mapping[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    split: str = "test"
+    checkpoint: str | None = None
+    strategy: str = "reinforce"
+    strategy_options: Mapping[str, Any] = field(default_factory=dict)
+    trials: int | None = 40
+    minutes: float | None = None
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    search_images: int | None = 2000
+    final_batches: int = 500
+    top_k: int = 3
+    storage: str | None = None
+    study: str | None = None
+    resume: bool = False
+    workers: int = 1
+    seed: int = 0
+    out: str | None = None
+    space_config: str | None = None
+    metric: str = "top1"
+    alpha: float = 0.7
+    acc_band: tuple[float, float] | None = None
+    lat_band: tuple[float, float] | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials is None and self.minutes is None:
+            raise ConfigError("The search has no budget.", "Give --trials N or --minutes M (or both).")
+        if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 1):
+            raise ConfigError(f"--trials must be a positive integer, got {self.trials!r}.", "Give e.g. --trials 40.")
+        if self.minutes is not None and (not math.isfinite(self.minutes) or self.minutes <= 0):
+            raise ConfigError(f"--minutes must be a positive number, got {self.minutes!r}.", "Give e.g. --minutes 10.")
+        for name, low in (("workers", 1), ("final_batches", 0), ("top_k", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.", f"Fix {name}.")
+        if self.search_images is not None and (not isinstance(self.search_images, int) or self.search_images < 1):
+            raise ConfigError(f"search_images must be a positive integer, got {self.search_images!r}.",
+                              "Give e.g. --search-images 2000, or leave it unset to score on the whole split.")
+        if self.metric not in ("top1", "top5"):
+            raise ConfigError(f"Unknown metric {self.metric!r}.", "Use top1 or top5.")
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.study):
+            raise ConfigError(f"Study name {self.study!r} is not a simple name.",
+                              "Use letters, digits, '.', '_' and '-' (up to 128 characters).")
+        for band in (self.acc_band, self.lat_band):
+            if band is not None and (len(band) != 2 or not band[0] < band[1]):
+                raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
+                                  "Give e.g. --acc-band 85 92.")
+
+    @property
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        limits = "-".join(f"{k.split('_')[0]}{v:g}" for k, v in self.spec.limits.items())
+        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.model}-{self.dataset}-{self.hardware}-{limits}")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / self.study_name
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage:
+            return self.storage if "://" in self.storage else f"sqlite:///{self.storage}"
+        return f"sqlite:///{self.out_dir / 'study.db'}"
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed study must share with its start (the budget and worker count may change)."""
+        return {
+            "model": self.model, "dataset": self.dataset, "checkpoint": self.checkpoint, "split": self.split,
+            "hardware": self.hardware, "hw_options": dict(self.hw_options), "hw_grid": dict(self.hw_grid),
+            "spec": self.spec.to_dict(), "strategy": self.strategy, "strategy_options": dict(self.strategy_options),
+            "finetune": self.finetune.key, "search_images": self.search_images, "seed": self.seed,
+            "metric": self.metric, "alpha": self.alpha,
+            "acc_band": list(self.acc_band) if self.acc_band else None,
+            "lat_band": list(self.lat_band) if self.lat_band else None,
+        }

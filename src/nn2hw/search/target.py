@@ -1,0 +1,61 @@
+"""The hardware side of a candidate: its best design on a template, found by the vectorized DSE.
+
+``HardwareTarget`` wraps a registered template, a device and cost options; ``best`` runs the
+template's design-space exploration on a candidate workload with the grid axes the strategy
+fixed (hardware knobs), so every candidate is costed on the best design for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nn2hw.hardware.base import HardwareTemplate, NetworkCost, get_template
+from nn2hw.space import Dimension
+from nn2hw.workload import Workload
+
+
+@dataclass(frozen=True)
+class HardwareTarget:
+    """A template + device + options (+ grid overrides) that costs workloads on their best design."""
+
+    spec: str
+    template: HardwareTemplate
+    device: str | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    grid: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str, options: Mapping[str, Any] | None = None,
+              grid: Mapping[str, Any] | None = None) -> HardwareTarget:
+        template, device = get_template(spec)
+        return cls(spec, template, device, dict(options or {}), dict(grid or {}))
+
+    def best(self, workload: Workload, knobs: Mapping[str, Any] | None = None) -> NetworkCost:
+        """The cost of ``workload`` on its best feasible design (knobs pin grid axes)."""
+        grid = {**self.grid, **{k: [v] for k, v in (knobs or {}).items()}}
+        return self.template.explore(workload, self.device, grid or None, **self.options).best
+
+    def recost(self, workload: Workload, design: Any) -> NetworkCost:
+        """The cost of ``workload`` on one exact design (the guarantee re-check)."""
+        return self.template.cost(workload, design, self.device, **self.options)
+
+    def knob_dimensions(self, workload: Workload) -> list[Dimension]:
+        """One dimension per grid axis with several values: 'auto' (the DSE picks) or one value."""
+        ranges = self.template.default_grid(workload)
+        dims = []
+        for name, values in ranges.items():
+            if name in self.grid or len(values) < 2:
+                continue  # the user fixed it, or there is nothing to choose
+            dims.append(Dimension(f"hw:{name}", "hardware", (), (None, *({name: v} for v in values)),
+                                  ("auto", *(f"{name}={v}" for v in values)), leanest=0))
+        return dims
+
+    def identity(self) -> dict[str, Any]:
+        return {"hardware": self.spec, "options": dict(self.options), "grid": {k: _plain(v) for k, v in
+                                                                                self.grid.items()}}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
