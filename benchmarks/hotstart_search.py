@@ -1,0 +1,166 @@
+"""Hot-start co-search on the Fashion-MNIST zoo: a HotNAS-style table and a strategy comparison.
+
+    python benchmarks/hotstart_search.py                      # both parts, defaults below
+    python benchmarks/hotstart_search.py --part table --models resnet20
+    python benchmarks/hotstart_search.py --part compare --trials 40 --seeds 3
+
+Part 1 (table): per model, the base model on its best ZCU102 design (latency, top-1 on the full
+test set) and the searched solution under a latency spec of --fraction x base (latency, top-1
+after the final fine-tune, wall time of the whole search). Target (issue 4): ResNet-20 at 60 %
+of its base latency within 0.5 % top-1 of the base, in under 15 minutes on a 2-core machine.
+
+Part 2 (compare): every strategy at the same trial budget over several seeds on ResNet-20 at the
+same spec: best search score under the spec (top-1 on the first --search-images test images
+after the 100-batch fine-tune) and trials to the first candidate that meets the spec. All runs
+share one storage database, so a candidate already trained by any run is reused (same result,
+less time). Figures are printed and written to --out as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from nn2hw.errors import InfeasibleError
+from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.search import SearchSettings, Spec, run_search
+from nn2hw.search.runner import prepare
+
+HARDWARE = "fpga:zcu102"
+
+
+def base_latency(model: str) -> float:
+    ctx = prepare(SearchSettings(model=model, dataset="fashion-mnist", spec=Spec(latency_ms=1.0), hardware=HARDWARE),
+                  evaluator=lambda m: {"top1": 0.0})
+    return ctx.base_cost.latency_ms
+
+
+def table(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for model in args.models.split(","):
+        spec = args.fraction * base_latency(model)
+        start = time.perf_counter()
+        out = Path(args.out) / f"table-{model}"
+        try:
+            result = run_search(SearchSettings(
+                model=model, dataset="fashion-mnist", spec=Spec(latency_ms=spec), hardware=HARDWARE,
+                strategy=args.strategy, trials=args.trials, seed=0, out=str(out), study=f"table-{model}",
+                search_images=args.search_images, final_batches=args.final_batches,
+                finetune=FinetuneSettings(batches=args.finetune_batches)), progress=False)
+        except InfeasibleError as exc:
+            rows.append({"model": model, "spec_ms": spec, "error": exc.cause})
+            print(f"{model}: {exc.cause}")
+            continue
+        wall = time.perf_counter() - start
+        b, s = result.baseline, result.solution
+        rows.append({"model": model, "spec_ms": spec, "base_ms": b.cost.latency_ms, "base_top1": b.metrics["top1"],
+                     "solution_ms": s.cost.latency_ms, "solution_top1": s.metrics["top1"],
+                     "latency_reduction_pct": 100 * (1 - s.cost.latency_ms / b.cost.latency_ms),
+                     "top1_change": s.metrics["top1"] - b.metrics["top1"], "wall_s": wall,
+                     "trials": result.trials["total"], "trained": result.trials["trained"],
+                     "base_design": result.to_dict()["baseline"]["design"],
+                     "solution_design": result.to_dict()["solution"]["design"]})
+    print(f"\nHotNAS-style table (ZCU102, spec = {args.fraction:.0%} of the base latency, strategy {args.strategy}, "
+          f"{args.trials} trials)")
+    print(f"{'model':<20} {'base ms':>9} {'base top1':>9} {'spec ms':>9} {'sol ms':>9} {'sol top1':>9} "
+          f"{'lat -%':>7} {'d top1':>7} {'wall s':>7}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['model']:<20} {'':>9} {'':>9} {r['spec_ms']:>9.4f}  {r['error']}")
+            continue
+        print(f"{r['model']:<20} {r['base_ms']:>9.4f} {r['base_top1']:>9.2f} {r['spec_ms']:>9.4f} "
+              f"{r['solution_ms']:>9.4f} {r['solution_top1']:>9.2f} {r['latency_reduction_pct']:>7.1f} "
+              f"{r['top1_change']:>+7.2f} {r['wall_s']:>7.0f}")
+    for r in rows:
+        if r["model"] == "resnet20" and "error" not in r:
+            ok = r["top1_change"] >= -0.5 and r["wall_s"] < 15 * 60 and r["solution_ms"] <= r["spec_ms"]
+            print(f"target (ResNet-20: spec met, top-1 within 0.5 %, < 15 min): {'PASS' if ok else 'FAIL'}")
+    return rows
+
+
+def first_feasible(study: optuna.Study) -> int | None:
+    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if t.user_attrs.get("feasible")]
+    return min(numbers) + 1 if numbers else None
+
+
+def compare(args: argparse.Namespace) -> list[dict]:
+    model = "resnet20"
+    spec = args.fraction * base_latency(model)
+    storage = f"sqlite:///{Path(args.out).resolve() / 'compare.db'}"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for strategy in args.strategies.split(","):
+        for seed in range(args.seeds):
+            name = f"compare-{strategy}-s{seed}-t{args.trials}"
+            start = time.perf_counter()
+            resume = name in optuna.get_all_study_names(storage)  # an interrupted benchmark continues
+            settings = SearchSettings(model=model, dataset="fashion-mnist", spec=Spec(latency_ms=spec),
+                                      hardware=HARDWARE, strategy=strategy, trials=args.trials, seed=seed,
+                                      storage=storage, study=name, out=str(Path(args.out) / name), resume=resume,
+                                      search_images=args.search_images, final_batches=0, top_k=1,
+                                      finetune=FinetuneSettings(batches=args.finetune_batches))
+            try:
+                run_search(settings, progress=False, log=lambda _: None)
+            except InfeasibleError:
+                pass  # no feasible candidate within the budget: scored as such below
+            study = optuna.load_study(study_name=name, storage=storage)
+            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            scores = [t.user_attrs["top1"] for t in done if t.user_attrs.get("feasible")]
+            rows.append({"strategy": strategy, "seed": seed, "best_top1": max(scores, default=None),
+                         "feasible": len(scores), "first_feasible": first_feasible(study),
+                         "wall_s": time.perf_counter() - start})
+            print(f"{strategy:<10} seed {seed}: best {rows[-1]['best_top1']}, feasible {len(scores)}/{args.trials}, "
+                  f"first at {rows[-1]['first_feasible']}, {rows[-1]['wall_s']:.0f} s")
+    print(f"\nstrategy comparison: ResNet-20 (Fashion-MNIST), spec {spec:.4f} ms = {args.fraction:.0%} of base, "
+          f"{args.trials} trials, {args.seeds} seeds (unfound = 0 % score, first feasible = budget + 1)")
+    print(f"{'strategy':<10} {'mean best top1':>15} {'mean first feasible':>20} {'feasible share':>15}")
+    summary = {}
+    for strategy in args.strategies.split(","):
+        mine = [r for r in rows if r["strategy"] == strategy]
+        best = statistics.mean(r["best_top1"] or 0.0 for r in mine)
+        first = statistics.mean(r["first_feasible"] or args.trials + 1 for r in mine)
+        share = statistics.mean(r["feasible"] / args.trials for r in mine)
+        summary[strategy] = best
+        print(f"{strategy:<10} {best:>15.2f} {first:>20.1f} {share:>15.0%}")
+    if "random" in summary:
+        for strategy in ("reinforce", "tpe"):
+            if strategy in summary:
+                verdict = "PASS" if summary[strategy] > summary["random"] else "FAIL"
+                print(f"{strategy} beats random on mean best top-1: {verdict}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("table", "compare", "both"), default="both")
+    parser.add_argument("--models", default="resnet20,mobilenetv2_fmnist,vgg_fmnist")
+    parser.add_argument("--strategy", default="reinforce", help="strategy of the table runs")
+    parser.add_argument("--strategies", default="reinforce,tpe,evolution,random")
+    parser.add_argument("--fraction", type=float, default=0.6, help="latency spec as a fraction of the base")
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--finetune-batches", type=int, default=100)
+    parser.add_argument("--final-batches", type=int, default=500)
+    parser.add_argument("--search-images", type=int, default=2000)
+    parser.add_argument("--out", default="runs/bench-hotstart")
+    args = parser.parse_args()
+    results = {}
+    if args.part in ("table", "both"):
+        results["table"] = table(args)
+    if args.part in ("compare", "both"):
+        results["compare"] = compare(args)
+    path = Path(args.out) / "hotstart_search.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"args": vars(args), **results}, indent=2) + "\n")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
