@@ -107,3 +107,17 @@ class WithUnknownOps(nn.Module):
         y = torch.fft.rfft(self.conv(x), dim=-1).abs()
         out, _ = self.rnn(y[:, :, :16] if y.shape[-1] >= 16 else F.pad(y, (0, 16 - y.shape[-1])))
         return self.fc(out[:, -1])
+
+
+class SelfConcat(nn.Module):
+    """One tensor concatenated with itself, then added to itself: ops that read an operand twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(8, 5, 3, padding=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        z = torch.cat([y, y], dim=1)
+        return self.b(z + z)

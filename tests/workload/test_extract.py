@@ -7,7 +7,7 @@ import torch
 
 from nn2hw.errors import ConfigError, ModelError
 from nn2hw.workload import OpKind, Workload, from_module
-from tests.workload.nets import MobileLike, TinyResNet, Untraceable, WithUnknownOps
+from tests.workload.nets import MobileLike, SelfConcat, TinyResNet, Untraceable, WithUnknownOps
 
 
 def _signature(w: Workload) -> list[tuple]:
@@ -15,7 +15,8 @@ def _signature(w: Workload) -> list[tuple]:
              l.stride_h, l.pad_h, l.groups) for l in w.compute_layers]
 
 
-@pytest.mark.parametrize("net, shape", [(TinyResNet, (1, 3, 32, 32)), (MobileLike, (2, 3, 16, 16))])
+@pytest.mark.parametrize("net, shape", [(TinyResNet, (1, 3, 32, 32)), (MobileLike, (2, 3, 16, 16)),
+                                        (SelfConcat, (1, 3, 8, 8))])
 def test_fx_and_hooks_give_the_same_graph(net, shape):
     model = net()
     fx, hooks = from_module(model, shape, method="fx"), from_module(model, shape, method="hooks")
@@ -63,6 +64,17 @@ def test_depthwise_se_and_concat_coupling():
     assert w.group_of("branch_a").cuttable  # a concat input can be cut on its own
     head = w.layer("head.1")
     assert (head.kind, head.in_channels, head.batch) == (OpKind.LINEAR, 16 * 64, 2)
+
+
+@pytest.mark.parametrize("method", ["fx", "hooks"])
+def test_a_tensor_concatenated_with_itself_counts_twice(method):
+    w = from_module(SelfConcat(), (1, 3, 8, 8), method=method)
+    cat, add = w.layer("cat"), w.layer("add")
+    assert (cat.kind, cat.inputs, cat.in_channels, cat.out_channels) == (OpKind.CONCAT, ("a", "a"), 4, 8)
+    assert (add.kind, add.inputs) == (OpKind.ELTWISE, ("cat",))  # z + z reads one channel space: listed once
+    assert not w.unsupported and Workload.from_json(w.to_json()) == w
+    cut = w.with_changes({"a": {"out_channels": 3}})
+    assert (cut.layer("cat").out_channels, cut.layer("add").out_channels, cut.layer("b").in_channels) == (6, 6, 6)
 
 
 def test_untraceable_model_falls_back_to_hooks():

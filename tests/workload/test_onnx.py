@@ -15,9 +15,10 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from nn2hw.errors import ConfigError, ModelError  # noqa: E402
 from nn2hw.workload import OpKind, Workload, from_module, from_onnx  # noqa: E402
 from nn2hw.workload.onnx_export import to_onnx  # noqa: E402
-from tests.workload.nets import MobileLike, TinyResNet, Untraceable  # noqa: E402
+from tests.workload.nets import MobileLike, SelfConcat, TinyResNet, Untraceable  # noqa: E402
 
-NETS = {"tiny_resnet": (TinyResNet, (1, 3, 32, 32)), "mobile_like": (MobileLike, (2, 3, 16, 16))}
+NETS = {"tiny_resnet": (TinyResNet, (1, 3, 32, 32)), "mobile_like": (MobileLike, (2, 3, 16, 16)),
+        "self_concat": (SelfConcat, (1, 3, 8, 8))}
 EXPORTERS = {"dynamo": True, "torchscript": False}
 
 
@@ -27,11 +28,17 @@ def _signature(w: Workload) -> list[tuple]:
              l.kernel_w, l.stride_h, l.stride_w, l.pad_h, l.pad_w, l.groups, l.macs) for l in w.compute_layers]
 
 
+def _concat_operands(w: Workload) -> list[list[tuple[OpKind, int]]]:
+    """What each concat reads, in order and with repeats: its inputs' kinds and channels."""
+    return [[(w.layer(i).kind, w.layer(i).out_channels) for i in l.inputs] for l in w if l.kind is OpKind.CONCAT]
+
+
 def _assert_same_workload(torch_w: Workload, onnx_w: Workload) -> None:
     assert onnx_w.source == "onnx"
     assert _signature(onnx_w) == _signature(torch_w)
     assert onnx_w.macs == torch_w.macs
     assert Counter(l.kind for l in onnx_w) == Counter(l.kind for l in torch_w)
+    assert _concat_operands(onnx_w) == _concat_operands(torch_w)
     assert [(g.layers, g.cuttable, len(g.followers)) for g in onnx_w.coupling_groups] == \
         [(g.layers, g.cuttable, len(g.followers)) for g in torch_w.coupling_groups]
     assert [onnx_w.layer(o).kind for o in onnx_w.outputs] == [torch_w.layer(o).kind for o in torch_w.outputs]

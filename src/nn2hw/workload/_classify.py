@@ -45,6 +45,16 @@ the element-wise mean of its inputs (like a sum), not a reduction; pools take th
 the reader."""
 
 
+def layer_inputs(kind: OpKind, producers: Sequence[str]) -> tuple[str, ...]:
+    """``Layer.inputs`` from the producers of an op's activation operands, in operand order.
+
+    A concat keeps every operand, repeats included: its channels are the sum over its inputs, so
+    ``torch.cat([x, x], 1)`` must list x twice. Any other op lists each producer once (``x + x``
+    reads one channel space).
+    """
+    return tuple(producers) if kind is OpKind.CONCAT else tuple(dict.fromkeys(producers))
+
+
 def onnx_op_name(op_type: str) -> str:
     """The classifier's name for an ONNX op type: 'LeakyRelu' -> 'leaky_relu', 'Relu' -> 'relu'."""
     return ONNX_OP_NAMES.get(op_type) or normalize_op_name(op_type)

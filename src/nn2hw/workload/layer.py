@@ -53,6 +53,9 @@ class Layer:
     keep their input and output shapes so that channel changes propagate through them.
     Bit widths are per operand, as stored on the accelerator. ``kept_per_kernel`` is the number
     of weights a kernel pattern keeps (PATr); ``None`` means a dense kernel.
+    ``inputs`` names the layers producing the op's activation operands, in operand order: each
+    once, except for a concat, which lists every operand (``cat([x, x])`` names x twice) so that
+    its output channels are the sum over ``inputs``.
     """
 
     name: str

@@ -29,6 +29,7 @@ from nn2hw.workload._classify import (
     ALIAS_OPS,
     conv_fields,
     function_fields,
+    layer_inputs,
     linear_fields,
     onnx_op_name,
     pool_fields,
@@ -222,9 +223,10 @@ class _Reader:
 
     # --- graph helpers ------------------------------------------------------------------------
     def _data_inputs(self, node: Any) -> list[str]:
-        """The activations a node reads (CastLike reads only the type of its second input)."""
+        """The activations a node reads, in input order with repeats (``Concat(x, x)`` reads x twice);
+        CastLike reads only the type of its second input."""
         names = node.input[:1] if node.op_type == "CastLike" else _reads(node)
-        return list(dict.fromkeys(name for name in names if name in self.producer))
+        return [name for name in names if name in self.producer]
 
     def _const(self, name: str) -> Any:
         """The value of a constant tensor as a NumPy array, ``None`` if it is not a constant."""
@@ -353,7 +355,8 @@ class _Reader:
         op = node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}"
         name = self._unique(self._name(node, is_compute))
         try:
-            layer = Layer(name=name, op=op, inputs=tuple(dict.fromkeys(self.producer[d] for d in data)), **fields)
+            inputs = layer_inputs(OpKind(fields["kind"]), [self.producer[d] for d in data])
+            layer = Layer(name=name, op=op, inputs=inputs, **fields)
         except ConfigError as exc:
             raise ModelError(f"Node {node.name or op!r} ({op}) of {self.path} describes an impossible layer: "
                              f"{exc.cause}", f"The file is malformed: {REEXPORT_FIX}.") from None

@@ -21,6 +21,7 @@ from nn2hw.errors import ConfigError, ModelError
 from nn2hw.workload._classify import (
     conv_fields,
     function_fields,
+    layer_inputs,
     linear_fields,
     normalize_op_name,
     pool_fields,
@@ -95,7 +96,7 @@ class _Builder:
                 break
             unique = f"{name}_{i}"
         self.names.add(unique)
-        self.layers.append(Layer(name=unique, op=op, inputs=tuple(dict.fromkeys(resolved)), **fields))
+        self.layers.append(Layer(name=unique, op=op, inputs=layer_inputs(OpKind(fields["kind"]), resolved), **fields))
         self.alias[name] = unique
         return unique
 
@@ -122,6 +123,14 @@ def _first_meta(meta: Any) -> TensorMetadata | None:
     return None
 
 
+def _operands(node: torch.fx.Node) -> list[torch.fx.Node]:
+    """The nodes ``node`` reads, in argument order with repeats (``all_input_nodes`` lists each
+    once, which would make ``torch.cat([x, x], 1)`` look like a 1-input op)."""
+    found: list[torch.fx.Node] = []
+    torch.fx.node.map_arg((node.args, node.kwargs), found.append)
+    return found
+
+
 def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) -> Workload:
     gm = torch.fx.symbolic_trace(model)
     ShapeProp(gm).propagate(*inputs)
@@ -139,7 +148,7 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
         if node.op == "output":
             outputs = [b.resolve(a.name) for a in node.all_input_nodes if a.name in active]
             continue
-        srcs = [a for a in node.all_input_nodes if a.name in active]
+        srcs = [a for a in _operands(node) if a.name in active]
         if node.op == "get_attr" or not srcs or meta is None:
             continue  # parameters, constants and non-tensor values (x.size(0)) are not activations
         in_shapes = [tuple(_first_meta(s.meta.get("tensor_meta")).shape) for s in srcs
