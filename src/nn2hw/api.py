@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -134,32 +133,25 @@ def load_workload(model: str | None = None, dataset: str | None = None, onnx: st
                           "Give a file written by Workload.to_json().") from None
 
 
-def _source_fingerprint() -> str:
-    """Hash of the zoo and extractor sources: a cached workload is reused only while they are unchanged."""
-    import nn2hw.workload as wpkg
-    import nn2hw.zoo as zpkg
-
-    digest = hashlib.sha256(__version__.encode())
-    for pkg in (zpkg, wpkg):
-        root = Path(pkg.__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def zoo_workload(name: str, dataset: str | None = None) -> Workload:
-    """The zoo model's workload, cached as JSON under ``NN2HW_CACHE/workloads`` so that analysing a
-    zoo model again needs no torch (the cache key covers the zoo and extractor sources)."""
+    """The zoo model's workload (batch 1), without torch whenever possible: from the user cache
+    (JSON under ``NN2HW_CACHE/workloads``), else from the workloads packaged with nn2hw
+    (``nn2hw.zoo.bake``), else extracted with torch and cached. Cached and packaged workloads are
+    used only when made from the running zoo and extractor sources (``source_fingerprint``)."""
     from nn2hw import zoo
+    from nn2hw.zoo.bake import baked_workload, source_fingerprint
 
     variant = zoo.entry(name).variant(dataset)
-    path = cache_root() / "workloads" / f"{name}-{variant.dataset}-{_source_fingerprint()}.json"
+    fingerprint = source_fingerprint()
+    path = cache_root() / "workloads" / f"{name}-{variant.dataset}-{fingerprint}.json"
     if path.is_file():
         try:
             return Workload.from_json(path.read_text())
         except (OSError, ValueError, Nn2hwError):
             path.unlink(missing_ok=True)  # corrupt entry: rebuild below
+    packaged = baked_workload(name, variant.dataset, fingerprint)
+    if packaged is not None:
+        return packaged
     built = zoo.workload(name, variant.dataset)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -114,11 +114,12 @@ def test_onnx_and_zoo_model_cost_the_same(capsys, tmp_path):
     assert totals[0] == totals[1]
 
 
-def test_analyze_explore_does_not_import_torch_once_the_workload_is_cached(workload_cache):
-    # the template path never needs torch; the zoo workload was cached by the tests above
-    code = ("import sys; from nn2hw.cli import main; rc = main(['analyze', '--model', 'resnet18', '--explore']);"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(rc)")
-    env = {**os.environ, "NN2HW_CACHE": str(workload_cache)}
+def test_analyze_explore_on_a_fresh_install_does_not_import_torch(tmp_path):
+    # issue 2: analyze --explore in < 3 s start-up included; with an empty cache the zoo workload comes
+    # packaged with nn2hw (nn2hw.zoo.bake), and the template path never needs torch
+    code = ("import sys; from nn2hw.cli import main; rc = main(['analyze', '--model', 'resnet18', '--hardware', "
+            "'fpga:zcu102', '--explore']); print('TORCH' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(rc)")
+    env = {**os.environ, "NN2HW_CACHE": str(tmp_path / "empty-cache")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("NO-TORCH")
+    assert "Pareto set" in done.stdout and done.stdout.strip().endswith("NO-TORCH")
