@@ -9,7 +9,9 @@ cconv+dconv for MobileNetV2) and reports the grid size, the wall time of the vec
 best), the layer-design evaluations per second, the full ``explore`` call (which also builds
 the cost records of the best design and the Pareto set), and the time to cost one design on
 the whole network. Last, it times ``nn2hw analyze --model resnet18 --hardware fpga:zcu102
---explore`` as a subprocess, start-up included, with a cold and a warm workload cache.
+--explore`` as a subprocess, start-up included: first with an empty ``NN2HW_CACHE`` (a fresh
+install: the workload comes packaged with nn2hw, or is extracted with torch if the packaged
+data is stale), then twice more with the same cache.
 
 Targets (issue 2): ResNet-18 sweep < 20 ms, >= 1e7 layer-design evaluations/s, one design on a
 whole network < 1 ms, ``analyze --explore`` < 3 s. Timings are medians over ``--repeat`` runs.
@@ -30,6 +32,7 @@ from pathlib import Path
 from nn2hw.hardware.fpga import TEMPLATE, FpgaGrid, enumerate_grid, get_device
 from nn2hw.hardware.fpga.explore import first_minimum
 from nn2hw.hardware.fpga.layers import plan_layers
+from nn2hw.zoo.bake import BAKE_COMMAND, baked_workload
 
 NETWORKS = ("resnet18", "resnet50", "mobilenet_v2", "vgg16")
 TARGET_SWEEP_MS = 20.0
@@ -100,10 +103,12 @@ def main() -> int:
     launcher = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from nn2hw.cli import main; "
                                                                             "sys.exit(main(sys.argv[1:]))"]
     command = [*launcher, "analyze", "--model", "resnet18", "--hardware", "fpga:zcu102", "--explore"]
+    source = ("packaged workload, no torch" if baked_workload("resnet18", "imagenet") is not None else
+              f"packaged workloads stale ({BAKE_COMMAND}): torch import + trace")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NN2HW_CACHE": cache}
         timings = []
-        for label in ("cold cache (builds the model with torch)", "warm cache (no torch)", "warm cache (no torch)"):
+        for label in (f"cold, empty NN2HW_CACHE ({source})", "warm, same cache", "warm, same cache"):
             start = time.perf_counter()
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
@@ -114,9 +119,9 @@ def main() -> int:
     for label, seconds in timings:
         print(f"nn2hw analyze --model resnet18 --hardware fpga:zcu102 --explore, {label}: {seconds:.2f} s")
     warm = min(s for _, s in timings[1:])
-    checks.append((f"analyze --explore {warm:.2f} s (warm workload cache) < {TARGET_CLI_S:g} s", warm < TARGET_CLI_S))
-    checks.append((f"analyze --explore {timings[0][1]:.2f} s (cold: torch import + trace) < {TARGET_CLI_S:g} s",
-                   timings[0][1] < TARGET_CLI_S))
+    checks.append((f"analyze --explore {warm:.2f} s (warm) < {TARGET_CLI_S:g} s", warm < TARGET_CLI_S))
+    checks.append((f"analyze --explore {timings[0][1]:.2f} s (cold: empty NN2HW_CACHE, start-up included) < "
+                   f"{TARGET_CLI_S:g} s", timings[0][1] < TARGET_CLI_S))
 
     print()
     for text, passed in checks:
