@@ -59,9 +59,11 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
         except ModuleNotFoundError as exc:
             raise StudyError(f"The storage URL {_redact(url)} needs the Python module {exc.name!r}.",
                              'Install it, e.g. pip install "nn2hw[postgres]" for PostgreSQL.') from None
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
-            # Workers starting together on a fresh database race to create Optuna's tables.
-            if attempt + 1 == _CREATE_ATTEMPTS:
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
+            # Workers starting together on a fresh database race to create Optuna's tables
+            # (SQLite reports it as an OperationalError "... already exists").
+            creation_race = not isinstance(exc, sa.exc.OperationalError) or "already exists" in str(exc)
+            if not creation_race or attempt + 1 == _CREATE_ATTEMPTS:
                 raise _unreachable(url, exc) from None
             time.sleep(0.2 * (attempt + 1))
         except Exception as exc:  # SQLAlchemy raises many kinds: bad URL, refused connection, auth...
