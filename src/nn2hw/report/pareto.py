@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nn2hw.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class ParetoPoint:
@@ -44,13 +42,11 @@ def plot_pareto(path: str | Path, points: Sequence[ParetoPoint], spec_ms: float 
                 base: tuple[float, float] | None = None, solution: tuple[float, float] | None = None,
                 title: str = "") -> Path:
     """Scatter of trained candidates (latency vs top-1), the front, the spec, base and solution."""
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("Plots need matplotlib.", 'pip install "nn2hw[plots]"') from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     ok = [p for p in points if p.feasible]
     miss = [p for p in points if not p.feasible]
