@@ -10,16 +10,14 @@ owner process on this host is gone, is taken over. A failed evaluation releases 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from nn2hw.errors import StudyError
-from nn2hw.search.study import owner_dead
+from nn2hw.search.study import every, owner_dead
 
 _META = sa.MetaData()
 EVALUATIONS = sa.Table(
@@ -98,22 +96,6 @@ class EvaluationStore:
                 conn.execute(EVALUATIONS.update().where(mine).values(status="done", metrics=json.dumps(dict(metrics)),
                                                                      heartbeat=time.time()))
 
-    @contextmanager
-    def _heartbeat(self, key: str) -> Iterator[None]:
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.refresh_s):
-                self._refresh(key)
-
-        thread = threading.Thread(target=beat, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-
     def evaluate(self, key: str, compute: Callable[[], Mapping[str, float]],
                  timeout_s: float = 24 * 3600) -> Evaluated:
         """The metrics of ``key``: stored, computed here (claimed), or awaited from another worker."""
@@ -124,7 +106,7 @@ class EvaluationStore:
                 return Evaluated(stored, computed=False)
             if self._try_claim(key):
                 try:
-                    with self._heartbeat(key):
+                    with every(self.refresh_s, lambda: self._refresh(key)):
                         metrics = compute()
                 except BaseException:
                     self._finish(key, None)

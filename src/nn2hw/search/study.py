@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -208,14 +208,21 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     if not (isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)):
         yield
         return
-    interval = storage.get_heartbeat_interval()
+    with every(storage.get_heartbeat_interval(), lambda: storage.record_heartbeat(trial._trial_id), first=True):
+        yield
+
+
+@contextmanager
+def every(interval_s: float, action: Callable[[], None], first: bool = False) -> Iterator[None]:
+    """Run ``action`` every ``interval_s`` seconds in a background thread while the block runs
+    (once at the start too when ``first``): heartbeats of trials and of evaluation claims."""
     stop = threading.Event()
 
     def beat() -> None:
-        while True:
-            storage.record_heartbeat(trial._trial_id)
-            if stop.wait(interval):
-                return
+        if first:
+            action()
+        while not stop.wait(interval_s):
+            action()
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
