@@ -24,6 +24,10 @@ def test_scalesim_topology_folds_padding_and_strides_into_the_input_it_reads():
     assert [x.strip() for x in rows[0][:8]] == ["s2", "33", "33", "3", "3", "16", "32", "2"]
     assert [x.strip() for x in rows[1][:8]] == ["fc", "4", "1", "1", "1", "64", "10", "1"]
     assert [x.strip() for x in rows[2][5:7]] == ["8", "8"]  # one group's channels and filters
+    # a 1x1 stride-2 downsample spans (28-1)*2+1 = 55 rows but reads only 28 of them (both peers count 28)
+    down = LayerTable.from_workload(Workload("d", (conv("ds", 64, 128, 56, k=1, stride=2, pad=0),)))
+    assert scalesim.topology_csv(down).splitlines()[1].split(",")[1:3] == [" 55", " 55"]
+    assert down.ifmap[0] == 64 * 28 * 28
     cfg = scalesim.config_cfg(SystolicDesign(rows=8, cols=4, dataflow="is"))
     assert "ArrayHeight = 8" in cfg and "ArrayWidth = 4" in cfg and "Dataflow = is" in cfg and "CALC" in cfg
 

@@ -12,8 +12,8 @@ description and reports energy per memory level and latency. The adapter writes 
   per-word buffer energy for that size, and DRAM at its per-word energy and the design's
   bandwidth. Every port has a one-word minimum width, so an access costs per word moved;
 - the spatial mapping of the dataflow: ws D1 <- C,FY,FX (the im2col window) and D2 <- K; os
-  D1 <- OX,OY (pixels) and D2 <- K; is D1 <- C,FY,FX and D2 <- OX,OY; each factor is the
-  divisor of its loop, chosen so that their product fills as much of the array dimension as possible.
+  D1 <- OX,OY (pixels) and D2 <- K; is D1 <- C,FY,FX and D2 <- OX,OY, with the factors that
+  need the fewest temporal iterations (as im2col folding does; see ``_unroll``).
 
 ZigZag then searches loop orders (``opt='energy'`` by default). It models no interconnect
 energy; neither does nn2hw's systolic template.
@@ -80,19 +80,22 @@ def accelerator(design: SystolicDesign, tech: Technology) -> dict[str, Any]:
                                   "sizes": [design.rows, design.cols]}}
 
 
-def _divisors(n: int, limit: int) -> list[int]:
-    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
-
-
 def _unroll(dims: list[tuple[str, int]], size: int) -> list[str]:
-    """Factors of ``dims`` (each a divisor of its loop) with the largest product that fits ``size``;
-    ties prefer larger factors on earlier dims."""
-    best: tuple[int, tuple[int, ...]] = (0, ())
-    for combo in itertools.product(*(_divisors(n, size) for _, n in dims)):
+    """Spatial factors of ``dims`` (each at most its loop size, product at most ``size``) that need
+    the fewest temporal iterations (product of ceil(loop / factor)), as im2col folding does; ties
+    prefer a fuller array, then larger factors on earlier dims. ZigZag splits a factor that does not
+    divide its loop evenly over the iterations ("uneven" mapping)."""
+    best: tuple[float, int, tuple[int, ...]] | None = None
+    for combo in itertools.product(*(range(1, min(n, size) + 1) for _, n in dims)):
         product = math.prod(combo)
-        if product <= size and (product, combo) > best:
-            best = (product, combo)
-    out = [f"{name}, {f}" for (name, _), f in zip(dims, best[1]) if f > 1]
+        if product > size:
+            continue
+        iterations = math.prod(-(-n // f) for (_, n), f in zip(dims, combo))
+        key = (iterations, -product, tuple(-f for f in combo))
+        if best is None or key < best:
+            best = key
+    factors = [-f for f in best[2]] if best else [1] * len(dims)
+    out = [f"{name}, {f}" for (name, _), f in zip(dims, factors) if f > 1]
     return out or [f"{dims[0][0]}, 1"]
 
 

@@ -94,8 +94,9 @@ class LayerTable:
 
     ``C``/``K`` are the input/output channels of one group (a depthwise conv has C = 1), ``G``
     the group count, ``P`` the output pixels N*E*F, ``T`` the window C*R*S of one group. ``Hp``,
-    ``Wp`` are the input extent the convolution reads, padding included (trailing rows a stride
-    skips are dropped); ``H``/``W`` are the unpadded input. Linear layers
+    ``Wp`` are the input rows/columns the convolution spans, padding included (up to the last
+    output's window), ``touched`` the input pixels its windows read (a stride longer than the window
+    skips some); ``H``/``W`` are the unpadded input. Linear layers
     are 1x1 convolutions on a 1x1 map with N = the rows they are applied to.
     """
 
@@ -116,6 +117,7 @@ class LayerTable:
     W: np.ndarray
     Hp: np.ndarray
     Wp: np.ndarray
+    touched: np.ndarray
     is_linear: np.ndarray
     macs: np.ndarray
     in_bits: np.ndarray
@@ -144,6 +146,8 @@ class LayerTable:
             H=col(lambda x: x.in_h), W=col(lambda x: x.in_w),
             Hp=col(lambda x: _extent(x.in_h, x.pad_h, x.out_h, x.stride_h, x.dilation_h, x.kernel_h)),
             Wp=col(lambda x: _extent(x.in_w, x.pad_w, x.out_w, x.stride_w, x.dilation_w, x.kernel_w)),
+            touched=col(lambda x: _touched(x.in_h, x.pad_h, x.out_h, x.stride_h, x.dilation_h, x.kernel_h)
+                        * _touched(x.in_w, x.pad_w, x.out_w, x.stride_w, x.dilation_w, x.kernel_w)),
             is_linear=np.array([layer.kind is OpKind.LINEAR for layer in layers], dtype=bool),
             macs=col(lambda x: x.macs), in_bits=col(lambda x: x.input_bits), w_bits=col(lambda x: x.weight_bits),
             out_bits=col(lambda x: x.output_bits), uncosted=tuple(uncosted),
@@ -167,8 +171,8 @@ class LayerTable:
 
     @property
     def ifmap(self) -> np.ndarray:
-        """Distinct input words read (padded maps, all groups)."""
-        return self.N * self.G * self.C * self.Hp * self.Wp
+        """Distinct input words read (padded maps, touched pixels only, all groups)."""
+        return self.N * self.G * self.C * self.touched
 
     @property
     def weights(self) -> np.ndarray:
@@ -180,8 +184,16 @@ class LayerTable:
 
 
 def _extent(size: int, pad: int, out: int, stride: int, dilation: int, kernel: int) -> int:
-    """Input rows (or columns) a convolution reads, padding included: what the last output needs."""
+    """Input rows (or columns) a convolution spans, padding included: up to what the last output needs."""
     return min(size + 2 * pad, (out - 1) * stride + dilation * (kernel - 1) + 1)
+
+
+def _touched(size: int, pad: int, out: int, stride: int, dilation: int, kernel: int) -> int:
+    """Input rows (or columns) its windows actually touch: the span, less the rows a stride longer
+    than the window skips (a 1x1 stride-2 conv reads every other row), as SCALE-Sim and ZigZag count."""
+    if stride > dilation * (kernel - 1) + 1:
+        return out * kernel
+    return _extent(size, pad, out, stride, dilation, kernel)
 
 
 @lru_cache(maxsize=64)

@@ -482,7 +482,7 @@ def cost_system(workloads: Mapping[str, Workload] | Workload, design: HeteroDesi
         chosen, layers = _layer_assignment(workload, design, tech, clock)
         busy_ms = {s: sum(lc.latency_ms for lc in layers if chosen[lc.name] == s) for s in names}
         networks = {net: AsicNetworkCost(
-            template="hetero", device=tech.name, design=design.to_dict(), clock_mhz=clock, layers=tuple(layers),
+            template="hetero", device=tech.name, design=_chip_dict(design), clock_mhz=clock, layers=tuple(layers),
             uncosted=LayerTable.from_workload(workload).uncosted, area_mm2=_area(design, tech),
             notes=("layers run in order, each on its sub-accelerator (engine); latency = their sum",),
             technology=tech.name)}
@@ -492,6 +492,11 @@ def cost_system(workloads: Mapping[str, Workload] | Workload, design: HeteroDesi
                       networks=networks, sub_busy_ms=busy_ms, latency_ms=latency, energy_mj=energy,
                       area_mm2=_area(design, tech), pes=int(sum(_pes(s, tech) for s in design.subs)),
                       dram_bw=sum(s.dram_bw for s in design.subs), clock_mhz=clock, mode=mode)
+
+
+def _chip_dict(design: HeteroDesign) -> dict[str, Any]:
+    """The chip without its per-layer assignment (each layer record names its sub in ``engine``)."""
+    return {"technology": design.technology, "sub_accelerators": [s.to_dict() for s in design.subs]}
 
 
 def _cost_or_none(sub: SubAccelerator, workload: Workload, tech: Technology, clock: float) -> AsicNetworkCost | None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from nn2hw.hardware.asic._common import (
     AsicDesign, AsicTemplate, CostArrays, LayerTable, as_choice, as_float, as_int, capacity, cdiv,
-    design_columns, energy_levels, full, refetch, words,
+    design_columns, energy_levels, full, words,
 )
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
@@ -89,6 +89,47 @@ def compute_cycles(table: LayerTable, rows: np.ndarray, cols: np.ndarray, flow: 
             "fold_c": fold_c, "folds": folds}
 
 
+def dram_traffic(table: LayerTable, flow: np.ndarray, rows: np.ndarray, cols: np.ndarray, fold_r: np.ndarray,
+                 fold_c: np.ndarray, caps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """DRAM elements of input, filters and outputs (D, L), the partial-sum spill factor, and whether
+    the row folds are the outer loop, for the cheaper of the two fold orders.
+
+    Per group, an operand indexed by both fold dimensions is fetched once; one indexed only by the
+    inner folds is fetched once if all of it fits its SRAM, else once per outer fold; one indexed
+    only by the outer folds is fetched once if one outer fold's share fits, else once per inner
+    fold. Partial sums accumulate over the row folds (ws, is): with column folds outer one column
+    fold's outputs, with row folds outer all outputs must fit the ofmap SRAM, or they spill to DRAM
+    (written and read back per row fold: 2 x row folds - 1 transfers). Column folds outer is
+    SCALE-Sim's order and wins ties. Larger SRAMs never add traffic: each order's traffic only
+    falls as a buffer grows, and so does their minimum.
+    """
+    cap_i, cap_w, cap_o = caps
+    G = table.G
+    sr_cols = np.where(flow[:, None] == 1, table.P, table.T)  # what the rows map: ws/is T, os P
+    sc_cols = np.where(flow[:, None] == 2, table.P, table.K)  # what the columns map: ws/os K, is P
+    r_frac = np.minimum(rows[:, None], sr_cols) / sr_cols
+    c_frac = np.minimum(cols[:, None], sc_cols) / sc_cols
+    ig, wg, og = table.ifmap / G, table.weights / G, table.ofmap / G
+    f = flow[:, None]
+
+    def once_or(unique: np.ndarray, share: np.ndarray, cap: np.ndarray, sweeps: np.ndarray) -> np.ndarray:
+        return np.where(unique * share <= cap, 1.0, sweeps) * unique
+
+    one = np.ones_like(r_frac)
+    spill_if = lambda share: np.where(og * share <= cap_o, 1, 2 * fold_r - 1)  # noqa: E731
+    # column folds outer (A) and row folds outer (B)
+    i_a = np.where(f == 2, ig * one, once_or(ig, one, cap_i, fold_c))
+    i_b = np.where(f == 2, ig * one, once_or(ig, r_frac, cap_i, fold_c))
+    w_a = np.where(f == 0, wg * one, np.where(f == 1, once_or(wg, c_frac, cap_w, fold_r), once_or(wg, one, cap_w, fold_c)))
+    w_b = np.where(f == 0, wg * one, np.where(f == 1, once_or(wg, one, cap_w, fold_r), once_or(wg, r_frac, cap_w, fold_c)))
+    s_a = np.where(f == 1, 1, spill_if(c_frac))
+    s_b = np.where(f == 1, 1, spill_if(one))
+    total_a, total_b = i_a + w_a + og * s_a, i_b + w_b + og * s_b
+    rows_outer = total_b < total_a
+    pick = lambda a, b: G * np.where(rows_outer, b, a)  # noqa: E731
+    return pick(i_a, i_b), pick(w_a, w_b), pick(og * s_a, og * s_b), np.where(rows_outer, s_b, s_a), rows_outer
+
+
 class SystolicTemplate(AsicTemplate):
     name = "systolic"
     description = "TPU-like systolic array, weight/output/input stationary (SCALE-Sim compute model)"
@@ -111,16 +152,8 @@ class SystolicTemplate(AsicTemplate):
         I_u, W_u, O_u = table.ifmap[None, :], table.weights[None, :], table.ofmap[None, :]
         cap_i, cap_w = capacity(col["ifmap_kib"], ib), capacity(col["filter_kib"], kb)
         cap_o = capacity(col["ofmap_kib"], ob)
-        c_used = np.minimum(cols[:, None], np.where(f == 2, P, K))
-        # partial sums of one column fold live across the row folds (ws: P x cols, is: cols x K)
-        psum_set = np.where(f == 0, P * c_used, c_used * K)
-        psum_fits = psum_set <= cap_o
-        spill = np.where((f != 1) & ~psum_fits, 2 * fold_r - 1, 1)
-        dram_i = refetch(I_u, I_u <= cap_i, fold_c)
-        w_tile = T * np.minimum(cols[:, None], K)
-        dram_w = np.where(f == 0, W_u, np.where(f == 1, refetch(W_u, w_tile <= cap_w, fold_r),
-                                                refetch(W_u, W_u <= cap_w, fold_c)))
-        dram_o = O_u * spill
+        dram_i, dram_w, dram_o, spill, rows_outer = dram_traffic(table, flow, rows, cols, fold_r, fold_c,
+                                                                 (cap_i, cap_w, cap_o))
         dram_words = words(dram_i, ib, wb) + words(dram_w, kb, wb) + words(dram_o, ob, wb)
         # buffer accesses (elements): broadcast reads of the moving operands, psum read-modify-write
         gpt = G * P * T
@@ -148,6 +181,7 @@ class SystolicTemplate(AsicTemplate):
         def mapping(d: int, i: int) -> str:
             return (f"{DATAFLOWS[flow[d]]}: {int(fold_r[d, i])} row x {int(fold_c[d, i])} col folds"
                     + (f" x {int(G[i])} groups" if G[i] > 1 else "")
+                    + (", row folds outer" if rows_outer[d, i] else ", column folds outer")
                     + ("; psums spill to DRAM" if spill[d, i] > 1 else ""))
 
         return CostArrays(
