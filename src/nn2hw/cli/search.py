@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, metavar="M", help="wall-time limit for starting new trials")
     p.add_argument("--finetune-batches", type=int, default=100, metavar="B",
                    help="fine-tune batches per candidate that meets the specs (default 100, HotNAS)")
+    p.add_argument("--finetune-lr", type=float, default=0.01, metavar="LR",
+                   help="fine-tune learning rate (default 0.01; HotNAS used 0.1, which wrecks small pretrained "
+                        "models: see docs/search.md)")
     p.add_argument("--final-batches", type=int, default=500, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 500)")
     p.add_argument("--search-images", type=int, default=2000, metavar="N",
@@ -81,8 +84,6 @@ def _value(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from nn2hw.api import search
     from nn2hw.evaluate.loops import FinetuneSettings
 
@@ -94,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
             hardware=args.hardware, hw_params=parse_key_values(args.hw_param), progress=not args.quiet,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
-            finetune=replace(FinetuneSettings(), batches=args.finetune_batches, seed=args.seed),
+            finetune=FinetuneSettings(batches=args.finetune_batches, lr=args.finetune_lr, seed=args.seed),
             final_batches=args.final_batches, search_images=args.search_images, metric=args.metric,
             space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,
             workers=args.workers, seed=args.seed, out=args.out, threads=args.threads)
