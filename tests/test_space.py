@@ -7,6 +7,8 @@ import json
 import pytest
 
 from nn2hw.errors import ConfigError
+from nn2hw.hardware.asic._common import AsicTemplate
+from nn2hw.hardware.fpga import FpgaTemplate
 from nn2hw.plan import Plan
 from nn2hw.space import Dimension, SpaceConfig, build_space
 from nn2hw.workload import from_module
@@ -20,9 +22,9 @@ def fake_patterns(layers, zeros):
     return tuple(range(4))  # the caller picks ids from weights; any valid ids do here
 
 
-def space(bottleneck="C", config=None, **kw):
-    return build_space(W, {n: bottleneck for n in CONVS}, Plan.for_workload(W), config, patterns=fake_patterns,
-                       default_zeros=lambda k: 3, **kw)
+def space(bottleneck="C", config=None, remedies=FpgaTemplate.remedies, **kw):
+    return build_space(W, {n: bottleneck for n in CONVS}, Plan.for_workload(W), remedies=remedies, config=config,
+                       patterns=fake_patterns, default_zeros=lambda k: 3, **kw)
 
 
 def test_compute_bound_layers_get_patterns_and_coupling_aware_cuts():
@@ -38,6 +40,15 @@ def test_compute_bound_layers_get_patterns_and_coupling_aware_cuts():
 def test_weight_and_io_bound_layers_get_quantization_and_expansion():
     assert {d.technique for d in space("W").dimensions} == {"quantize", "channels"}
     assert {d.technique for d in space("I").dimensions} == {"expand"}
+
+
+def test_the_template_says_which_techniques_relieve_its_bottlenecks():
+    asic = {d.technique for d in space("compute", remedies=AsicTemplate.remedies).dimensions}
+    assert asic == {"channels"}  # dense-kernel arrays: patterns would not shorten anything
+    assert {d.technique for d in space("dram", remedies=AsicTemplate.remedies).dimensions} == {"quantize", "channels"}
+    assert space("fill-drain", remedies=AsicTemplate.remedies).dimensions == ()
+    custom = SpaceConfig.from_dict({"techniques": {"quantize": {"bottlenecks": ["compute"]}}})
+    assert "quantize" in {d.technique for d in space("compute", custom, remedies=AsicTemplate.remedies).dimensions}
 
 
 def test_3x3_layers_offer_three_pattern_densities():
@@ -73,7 +84,7 @@ def test_config_restricts_and_extends(tmp_path):
     ({"techniques": {"quantise": {}}}, "Unknown technique 'quantise'"),
     ({"techniques": {"quantize": {"bits": [0]}}}, "bit widths"),
     ({"techniques": {"channels": {"keep": [1.5]}}}, "kept fractions"),
-    ({"techniques": {"pattern": {"bottlenecks": ["X"]}}}, "O/I/W/C"),
+    ({"techniques": {"pattern": {"bottlenecks": ["X"]}}}, "O/I/W/C/compute"),
     ({"overrides": {"x": {"expand": [2]}}}, "odd kernel"),
     ({"include": "conv1"}, "list of non-empty strings"),
 ])

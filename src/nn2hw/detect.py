@@ -98,7 +98,9 @@ def detect(cost: NetworkCost) -> DetectReport:
         letter = classify(parts) if all(k in layer.breakdown_cycles for k in COMPONENTS) else layer.bottleneck
         records.append(LayerBottleneck(layer.name, letter, layer.cycles, layer.cycles / total if total else 0.0,
                                        parts["input"], parts["weight"], parts["output"], parts["compute"]))
-    letters = list(dict.fromkeys([*BOTTLENECK_NAMES, *(r.bottleneck for r in records)]))
+    used = [r.bottleneck for r in records]
+    fpga = [k for k in BOTTLENECK_NAMES] if any(k in BOTTLENECK_NAMES for k in used) else []
+    letters = list(dict.fromkeys([*fpga, *used]))  # all four O/I/W/C on the FPGA, else the labels seen
     shares = {k: sum(r.cycles for r in records if r.bottleneck == k) / total if total else 0.0 for k in letters}
     components = {k: sum(getattr(r, f"{k}_cycles") for r in records) for k in COMPONENTS}
     return DetectReport(tuple(records), total, shares, components)

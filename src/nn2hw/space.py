@@ -1,10 +1,13 @@
 """iSpace: the joint search space of network changes, compression and hardware knobs.
 
-Built automatically from a workload and its per-layer bottlenecks (iDetect), following HotNAS:
+Built automatically from a workload and its per-layer bottlenecks, with the remedies the hardware
+template declares (``HardwareTemplate.remedies``). On the FPGA template this is HotNAS's iSpace:
 - compute-bound (C) layers get kernel-pattern pruning and channel cuts;
 - weight-bound (W) layers get quantization (and channel cuts: fewer filters, fewer weights);
 - input/output-bound (I/O) layers get kernel expansion (a larger kernel is free while the layer
   waits on memory, and may raise accuracy); the port split is a hardware knob of the same space.
+On the ASIC dataflow templates (which run dense kernels) compute-bound layers get channel cuts and
+memory-bound ones quantization and channel cuts.
 A config file (YAML or JSON, ``SpaceConfig``) restricts or extends every rule, validated with
 precise errors. The space is a tuple of categorical ``Dimension``s; choice 0 of each is "leave it
 as it is" (or "let the DSE choose" for hardware knobs), so the all-zero vector is the base model.
@@ -26,7 +29,8 @@ from nn2hw.plan import Plan
 from nn2hw.registry import suggest
 from nn2hw.workload import Layer, OpKind, Workload
 
-BOTTLENECKS = ("O", "I", "W", "C")
+BOTTLENECKS = ("O", "I", "W", "C", "compute", "mapping", "fill-drain", "sram-bandwidth", "dram")
+"""Labels the templates use: the FPGA's O/I/W/C (iDetect) and the ASIC dataflows' words."""
 TECHNIQUES = ("pattern", "channels", "quantize", "expand")
 
 
@@ -142,18 +146,19 @@ _APPLY: dict[str, Callable[[Plan, Dimension, Any], Plan]] = {
 # --- configuration -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TechniqueRule:
-    """When a technique is offered (layers with one of ``bottlenecks``) and with which options."""
+    """When a technique is offered (layers with one of ``bottlenecks``; None: the bottlenecks the
+    hardware template says it relieves, ``HardwareTemplate.remedies``) and with which options."""
 
     enabled: bool = True
-    bottlenecks: tuple[str, ...] = ()
+    bottlenecks: tuple[str, ...] | None = None
     options: tuple[Any, ...] = ()
 
 
 _DEFAULT_RULES: dict[str, TechniqueRule] = {
-    "pattern": TechniqueRule(True, ("C",), ()),  # options: zeros per kernel; () = DEFAULT_3X3_ZEROS / library default
-    "channels": TechniqueRule(True, ("C", "W"), (0.875, 0.75, 0.625, 0.5)),  # kept fractions
-    "quantize": TechniqueRule(True, ("W",), (12, 8, 6)),  # weight bits below the base width
-    "expand": TechniqueRule(True, ("I", "O"), (1, 3)),  # kernel sizes that may grow by 2
+    "pattern": TechniqueRule(options=()),  # zeros per kernel; () = DEFAULT_3X3_ZEROS / the library default
+    "channels": TechniqueRule(options=(0.875, 0.75, 0.625, 0.5)),  # kept fractions
+    "quantize": TechniqueRule(options=(12, 8, 6)),  # weight bits below the base width
+    "expand": TechniqueRule(options=(1, 3)),  # kernel sizes that may grow by 2
 }
 _OPTION_NAME = {"pattern": "zeros", "channels": "keep", "quantize": "bits", "expand": "kernels"}
 
@@ -264,12 +269,14 @@ def _rule(name: str, spec: Any, default: TechniqueRule) -> TechniqueRule:
     _known(spec, ("enabled", "bottlenecks", _OPTION_NAME[name]), f"field of techniques.{name}")
     enabled = spec.get("enabled", True)
     _expect(isinstance(enabled, bool), f"techniques.{name}.enabled", enabled, "true or false")
-    bottlenecks = spec.get("bottlenecks", list(default.bottlenecks))
-    _expect(isinstance(bottlenecks, list) and all(b in BOTTLENECKS for b in bottlenecks),
-            f"techniques.{name}.bottlenecks", bottlenecks, f"a list of {'/'.join(BOTTLENECKS)}")
+    bottlenecks = spec.get("bottlenecks")
+    if bottlenecks is not None:
+        _expect(isinstance(bottlenecks, list) and all(b in BOTTLENECKS for b in bottlenecks),
+                f"techniques.{name}.bottlenecks", bottlenecks, f"a list of {'/'.join(BOTTLENECKS)}")
+        bottlenecks = tuple(bottlenecks)
     options = spec.get(_OPTION_NAME[name])
     opts = default.options if options is None else _options(name, options, f"techniques.{name}.{_OPTION_NAME[name]}")
-    return TechniqueRule(enabled, tuple(bottlenecks), opts)
+    return TechniqueRule(enabled, bottlenecks, opts)
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -282,10 +289,14 @@ DEFAULT_3X3_ZEROS = (3, 4, 5)
 not channels, so these are the levers that shorten them."""
 
 
-def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, config: SpaceConfig | None = None,
+def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, *,
+                remedies: Mapping[str, Sequence[str]], config: SpaceConfig | None = None,
                 patterns: PatternChooser | None = None, hardware: Sequence[Dimension] = (),
                 default_zeros: Callable[[int], int] | None = None) -> SearchSpace:
-    """The joint space for ``workload`` given each compute layer's bottleneck letter (O/I/W/C).
+    """The joint space for ``workload`` given each compute layer's bottleneck label.
+
+    ``remedies`` maps a label to the techniques that relieve it on the hardware template
+    (``HardwareTemplate.remedies``); a rule of ``config`` that names its own bottlenecks wins.
 
     ``patterns`` chooses the pattern ids of a kernel size (from the pretrained weights); without
     it no pattern dimension is offered. ``hardware`` are the template's knob dimensions, kept
@@ -299,7 +310,7 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
     cut_groups: set[tuple[str, ...]] = set()
     for layer in layers:
         for technique in TECHNIQUES:
-            options = _layer_options(layer, technique, bottlenecks.get(layer.name), config)
+            options = _layer_options(layer, technique, bottlenecks.get(layer.name), config, remedies)
             if options is None:
                 continue
             dim = _DIMENSION[technique](workload, layer, options, patterns, default_zeros)
@@ -312,13 +323,16 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
     return SearchSpace(base, tuple(dims))
 
 
-def _layer_options(layer: Layer, technique: str, bottleneck: str | None, config: SpaceConfig) -> tuple | None:
+def _layer_options(layer: Layer, technique: str, bottleneck: str | None, config: SpaceConfig,
+                   remedies: Mapping[str, Sequence[str]]) -> tuple | None:
     """Options of ``technique`` for ``layer``: an override wins, else the bottleneck rule."""
     for glob, spec in config.overrides.items():
         if fnmatch.fnmatchcase(layer.name, glob) and technique in spec:
             return None if spec[technique] is False else spec[technique]
     rule = config.rules[technique]
-    return rule.options if rule.enabled and bottleneck in rule.bottlenecks else None
+    relieved = rule.bottlenecks if rule.bottlenecks is not None else tuple(
+        label for label, techniques in remedies.items() if technique in techniques)
+    return rule.options if rule.enabled and bottleneck in relieved else None
 
 
 def _pattern_dim(workload: Workload, layer: Layer, options: tuple, patterns: PatternChooser | None,

@@ -153,7 +153,8 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
         console.print(f"exploration: {exploration.n_designs:,} designs, {exploration.n_feasible:,} feasible, "
                       f"{exploration.seconds * 1e3:.1f} ms")
         if show_pareto and exploration.pareto:
-            pareto = Table(title="Pareto set (latency vs DSP and BRAM)", title_justify="left")
+            names = ", ".join(r.name for r in exploration.pareto[0].resources)
+            pareto = Table(title=f"Pareto set (latency vs {names})" if names else "Pareto set", title_justify="left")
             for col in ("design", "ms", *(r.name for r in exploration.pareto[0].resources)):
                 pareto.add_column(col, justify="left" if col == "design" else "right")
             for p in exploration.pareto:

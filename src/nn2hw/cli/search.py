@@ -112,12 +112,14 @@ def print_result(result: Any) -> None:
     console = wide_console()
     spec = ", ".join(f"{k} <= {v:g}" for k, v in result.spec.items())
     table = Table(title=f"search result (spec: {spec})")
-    for column in ("", "latency ms", "top-1 %", "top-5 %", "design"):
+    extra = [k for k in ("energy_mj", "area_mm2") if getattr(result.baseline.cost, k) is not None]
+    for column in ("", "latency ms", *(k.replace("_", " ") for k in extra), "top-1 %", "top-5 %", "design"):
         table.add_column(column, justify="left" if column in ("", "design") else "right")
     for label, s in (("base model", result.baseline), ("solution", result.solution)):
         design = s.cost.design.label if hasattr(s.cost.design, "label") else str(s.cost.design)
-        table.add_row(label, f"{s.cost.latency_ms:.6g}", f"{s.metrics.get('top1', float('nan')):.2f}",
-                      f"{s.metrics.get('top5', float('nan')):.2f}", design)
+        table.add_row(label, f"{s.cost.latency_ms:.6g}", *(f"{getattr(s.cost, k):.6g}" for k in extra),
+                      f"{s.metrics.get('top1', float('nan')):.2f}", f"{s.metrics.get('top5', float('nan')):.2f}",
+                      design)
     console.print(table)
     base, sol = result.baseline, result.solution
     saved = 100 * (1 - sol.cost.latency_ms / base.cost.latency_ms)
@@ -127,7 +129,9 @@ def print_result(result: Any) -> None:
     t = result.trials
     console.print(f"trials: {t['total']} ({t['feasible']} met the specs, {t['trained']} trained here, "
                   f"{t['reused']} reused, {t['infeasible']} missed a spec, {t['failed']} failed)")
-    rows = Table(title="per layer (bottleneck on the base design: O output, I input, W weights, C compute)")
+    legend = " (O storing output, I loading input, W loading weights, C computing)" if any(
+        r.bottleneck in ("O", "I", "W", "C") for r in result.rows) else ""
+    rows = Table(title=f"per layer: bottleneck on the base design{legend}, what the search changed")
     for column in ("layer", "bottleneck", "technique", "choice", "base ms", "solution ms", "saved ms"):
         rows.add_column(column, justify="right" if column.endswith("ms") else "left")
     for r in result.rows:

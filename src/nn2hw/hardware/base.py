@@ -151,6 +151,9 @@ class HardwareTemplate(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    remedies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Bottleneck label -> the compression techniques ('pattern', 'channels', 'quantize', 'expand')
+    that shorten a layer with that bottleneck on this template; the co-search offers them."""
 
     @abstractmethod
     def devices(self) -> Sequence[str]:

@@ -88,7 +88,6 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | None = None) -> Sea
     check the specs against what the space can reach (an impossible spec stops here, at once)."""
     from nn2hw import zoo
     from nn2hw.compress.kernel_pattern import default_zeros
-    from nn2hw.detect import detect
     from nn2hw.workload import from_module
 
     model = zoo.build(settings.model, settings.dataset, pretrained=True, checkpoint=settings.checkpoint)
@@ -97,11 +96,12 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | None = None) -> Sea
     workload = from_module(model, (1, *variant.input_shape), name=settings.model)
     target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid)
     base_cost = target.best(workload)
-    bottlenecks = {row.name: row.bottleneck for row in detect(base_cost).layers}
+    bottlenecks = {layer.name: layer.bottleneck for layer in base_cost.layers}  # each template's own labels
     config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
     base_plan = Plan.for_workload(workload, settings.model, settings.dataset)
-    space = build_space(workload, bottlenecks, base_plan, config, patterns=_pattern_chooser(model),
-                        hardware=target.knob_dimensions(workload), default_zeros=default_zeros)
+    space = build_space(workload, bottlenecks, base_plan, remedies=target.template.remedies, config=config,
+                        patterns=_pattern_chooser(model), hardware=target.knob_dimensions(workload),
+                        default_zeros=default_zeros)
     bound_cost = target.best(space.decode(space.leanest()).plan.apply(workload))
     _check_reachable(settings, space, base_cost, bound_cost)
     _check_strategy(settings, space)

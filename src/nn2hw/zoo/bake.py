@@ -3,9 +3,9 @@
 ``python -m nn2hw.zoo.bake`` extracts every registered model x dataset variant (batch 1) and
 writes each as ``workloads/<name>-<dataset>.json.gz``, a gzip JSON record
 ``{"fingerprint": ..., "workload": {...}}``. ``baked_workload`` serves a record only while its
-fingerprint equals ``source_fingerprint()`` (the zoo and extractor sources of the running
-nn2hw), so an edited architecture or extractor falls back to a real extraction, never to a
-stale workload. Reading needs no torch; baking does.
+fingerprint equals ``source_fingerprint()`` (the architecture and extractor sources and the
+entries' shapes in the running nn2hw), so an edited architecture or extractor falls back to a real
+extraction, never to a stale workload. Reading needs no torch; baking does.
 """
 
 from __future__ import annotations
@@ -26,14 +26,26 @@ SUFFIX = ".json.gz"
 
 
 def source_fingerprint() -> str:
-    """Hash of nn2hw's version and the zoo and extractor sources: what a stored workload depends on."""
-    import nn2hw.workload as workload_pkg
+    """Hash of what a zoo workload depends on: nn2hw's version, the architecture, factory and
+    extractor sources, and every entry's factory, options, input shapes and class counts.
 
+    Checkpoint sources, accuracies and other metadata are left out, so registering weights does
+    not invalidate the baked workloads; changing a layer, a shape or the extractor does.
+    """
+    import nn2hw.workload as workload_pkg
+    from nn2hw.zoo.factory import entry, list_models
+
+    zoo_dir = Path(__file__).parent
+    files = [*sorted((zoo_dir / "archs").rglob("*.py")), zoo_dir / "factory.py",
+             *sorted(Path(workload_pkg.__file__).parent.rglob("*.py"))]
     digest = hashlib.sha256(__version__.encode())
-    for root in (Path(__file__).parent, Path(workload_pkg.__file__).parent):
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for path in files:
+        digest.update(path.relative_to(zoo_dir.parent).as_posix().encode())
+        digest.update(path.read_bytes())
+    for name in list_models():
+        e = entry(name)
+        shapes = [(v.dataset, list(v.input_shape), v.num_classes) for v in e.variants]
+        digest.update(json.dumps([e.name, e.factory, [list(o) for o in e.options], shapes], default=repr).encode())
     return digest.hexdigest()[:16]
 
 

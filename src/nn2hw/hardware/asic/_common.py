@@ -462,6 +462,11 @@ class AsicTemplate(HardwareTemplate):
     with PEs the product of the design's ``pe_fields`` and buffers the sum of its ``sram_fields``.
     """
 
+    remedies = {"compute": ("channels",), "dram": ("quantize", "channels"), "sram-bandwidth": ("quantize", "channels")}
+    """Arrays run every weight of a dense kernel (patterns are not skipped) and move words of the
+    operands' bit widths: fewer channels shorten compute; fewer weight bits and fewer channels
+    shorten memory-bound layers. Fill/drain and mapping losses have no compression remedy."""
+
     design_type: ClassVar[type]
     pe_fields: ClassVar[tuple[str, ...]] = ()
     sram_fields: ClassVar[tuple[str, ...]] = ()

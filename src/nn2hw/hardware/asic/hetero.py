@@ -556,6 +556,8 @@ class HeteroTemplate(HardwareTemplate):
     under ``budgets`` (``SystemBudgets``) and ``specs``. Several networks: ``hetero.explore``.
     """
 
+    remedies = AsicTemplate.remedies
+
     name = "hetero"
     description = "heterogeneous chip of dataflow sub-accelerators (NASAIC multi-DNN / HERALD layer assignment)"
 

@@ -131,6 +131,9 @@ class FpgaTemplate(HardwareTemplate):
     name = "fpga"
     description = ("Tiled-convolution FPGA accelerator (Zhang FPGA'15 / FNAS / HotNAS): a Tm x Tn MAC array with "
                    "Tr x Tc tiles, an optional depthwise engine, ports Wp/Ip/Op; latency Lat1/Lat2/Lat.")
+    remedies = {"C": ("pattern", "channels"), "W": ("quantize", "channels"), "I": ("expand",), "O": ("expand",)}
+    """HotNAS's iSpace: patterns shorten tComp (kept weights replace K^2), fewer weight bits shorten
+    tW, channel cuts shorten both; a memory-bound layer takes a larger kernel for free."""
 
     def devices(self) -> tuple[str, ...]:
         return tuple(load_devices())
