@@ -20,7 +20,8 @@ import fnmatch
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,77 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "size": self.size, "dimensions": [d.to_dict() for d in self.dimensions]}
+
+
+@dataclass(frozen=True)
+class JointCandidate:
+    """A decoded point of a joint space: one plan per network and the hardware knobs."""
+
+    indices: tuple[int, ...]
+    plans: Mapping[str, Plan]
+    hardware: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class JointSpace:
+    """The spaces of one or several networks searched together for one chip.
+
+    With one network its dimensions keep their names (a single-model study reads as before);
+    with several each name is prefixed ``'<network>/'``. Hardware knobs are shared: give them to
+    one part only.
+    """
+
+    parts: tuple[tuple[str, SearchSpace], ...]
+
+    @cached_property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        if len(self.parts) == 1:
+            return self.parts[0][1].dimensions
+        return tuple(replace(d, name=f"{net}/{d.name}") for net, space in self.parts for d in space.dimensions)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dimensions)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(len(d.choices) for d in self.dimensions)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.counts)
+
+    @property
+    def key(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(json.dumps([[net, space.key] for net, space in self.parts]).encode()).hexdigest()[:16]
+
+    @property
+    def bases(self) -> dict[str, Plan]:
+        return {net: space.base for net, space in self.parts}
+
+    def decode(self, indices: Sequence[int]) -> JointCandidate:
+        if len(indices) != len(self.dimensions):
+            raise ConfigError(f"A candidate needs {len(self.dimensions)} indices, got {len(indices)}.",
+                              "Decode vectors proposed for this space only.")
+        plans, hardware, start = {}, {}, 0
+        for net, space in self.parts:
+            part = space.decode(indices[start:start + len(space.dimensions)])
+            plans[net] = part.plan
+            hardware.update(part.hardware)
+            start += len(space.dimensions)
+        return JointCandidate(tuple(int(i) for i in indices), plans, hardware)
+
+    def leanest(self) -> tuple[int, ...]:
+        return tuple(d.leanest for d in self.dimensions)
+
+    def changes(self, indices: Sequence[int]) -> list[tuple[Dimension, str]]:
+        return [(d, d.labels[i]) for d, i in zip(self.dimensions, indices) if i != 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "size": self.size, "networks": [net for net, _ in self.parts],
+                "dimensions": [d.to_dict() for d in self.dimensions]}
 
 
 def _apply_pattern(plan: Plan, dim: Dimension, value: Mapping[str, Any]) -> Plan:

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nn2hw.hardware.fpga import (TEMPLATE, FpgaDesign, FpgaGrid, enumerate_grid, get_device, load_devices,
-                                 parse_design)
+from nn2hw.hardware.fpga import TEMPLATE, FpgaDesign, FpgaGrid, enumerate_grid, get_device, load_devices, parse_design
 from nn2hw.hardware.fpga.layers import compat_shapes
 from nn2hw.workload import Layer, OpKind, Workload
 from tests.hardware.nets import chain, conv, zoo_net

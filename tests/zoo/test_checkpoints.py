@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 import torch

@@ -16,9 +16,8 @@ from typing import Any
 
 from rich.table import Table
 
-from nn2hw.cli._common import wide_console
-from nn2hw.cli._common import parse_key_values, write_json
-
+from nn2hw.cli._common import parse_key_values, wide_console, write_json
+from nn2hw.hardware.base import design_label
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,19 +77,6 @@ def _ms(value: float) -> str:
     return f"{round(value, 6):,}"
 
 
-def _design_text(design: Any) -> str:
-    label = getattr(design, "label", None)
-    if label:
-        return label
-    if isinstance(design, dict):
-        main = ",".join(str(v) for k, v in design.items() if k not in ("dw", "word_bits"))
-        dw = design.get("dw")
-        extra = f"; dw {','.join(str(v) for v in dw.values())}" if dw else ""
-        bits = f" ({design['word_bits']}-bit)" if design.get("word_bits", 16) != 16 else ""
-        return f"[{main}]{extra}{bits}"
-    return str(design)
-
-
 def print_result(result: Any, show_pareto: bool = False) -> None:
     """The per-layer table, the ops not costed, resources, bottleneck shares and totals."""
     console = wide_console()
@@ -99,7 +85,7 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz "
                   f"(variant {options.get('variant', 'head')}, BRAM model {options.get('bram', 'realistic')}"
                   f"{', compat shapes' if options.get('compat_shapes') else ''})")
-    console.print(f"design {_design_text(cost.design)}  [dim]({result.design_source})[/]")
+    console.print(f"design {design_label(cost.design)}  [dim]({result.design_source})[/]")
 
     total = cost.total_cycles or 1.0
     table = Table(title="per-layer cost", title_justify="left")
@@ -158,5 +144,5 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
             for col in ("design", "ms", *(r.name for r in exploration.pareto[0].resources)):
                 pareto.add_column(col, justify="left" if col == "design" else "right")
             for p in exploration.pareto:
-                pareto.add_row(_design_text(p.design), _ms(p.latency_ms), *(f"{r.used:,.0f}" for r in p.resources))
+                pareto.add_row(design_label(p.design), _ms(p.latency_ms), *(f"{r.used:,.0f}" for r in p.resources))
             console.print(pareto)

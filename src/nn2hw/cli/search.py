@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from nn2hw.cli._common import err_console, parse_key_values, wide_console
+from nn2hw.hardware.base import design_label
 
 STRATEGY_NAMES = ("reinforce", "fnas", "random", "evolution", "tpe", "nsga2")
 """The built-in strategies, for --help (the registry, checked at run time, is the authority)."""
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", help="split to measure accuracy on (test; test-partial for CIFAR-10 "
                                                    "here: 1017 images, reported as partial)")
     p.add_argument("--checkpoint", metavar="FILE", help="base model weights (default: the zoo's)")
+    p.add_argument("--with", dest="companions", action="append", metavar="MODEL:DATASET[:SPLIT]",
+                   help="another network sharing the chip (repeatable; NASAIC-style joint search on "
+                        "--hardware hetero, e.g. --with mobilenetv2_fmnist:fashion-mnist)")
     p.add_argument("--hardware", default="fpga:zcu102", metavar="TEMPLATE[:DEVICE]", help="default fpga:zcu102")
     p.add_argument("--hw-param", action="append", metavar="KEY=VALUE",
                    help="grid restriction (Tr=32,64) or cost option (bram=as-run, variant=v0, clock_mhz=100)")
@@ -86,6 +90,7 @@ def _value(text: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from nn2hw.api import search
     from nn2hw.evaluate.loops import FinetuneSettings
+    from nn2hw.search.settings import Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
@@ -98,7 +103,8 @@ def _run(args: argparse.Namespace) -> int:
             finetune=FinetuneSettings(batches=args.finetune_batches, lr=args.finetune_lr, seed=args.seed),
             final_batches=args.final_batches, search_images=args.search_images, metric=args.metric,
             space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,
-            workers=args.workers, seed=args.seed, out=args.out, threads=args.threads)
+            workers=args.workers, seed=args.seed, out=args.out, threads=args.threads,
+            companions=tuple(Member.parse(text) for text in args.companions or ()))
     except KeyboardInterrupt:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study; continue with the "
                           "same command plus --resume.")
@@ -116,12 +122,23 @@ def print_result(result: Any) -> None:
     for column in ("", "latency ms", *(k.replace("_", " ") for k in extra), "top-1 %", "top-5 %", "design"):
         table.add_column(column, justify="left" if column in ("", "design") else "right")
     for label, s in (("base model", result.baseline), ("solution", result.solution)):
-        design = s.cost.design.label if hasattr(s.cost.design, "label") else str(s.cost.design)
+        design = design_label(s.cost.design)
         table.add_row(label, f"{s.cost.latency_ms:.6g}", *(f"{getattr(s.cost, k):.6g}" for k in extra),
                       f"{s.metrics.get('top1', float('nan')):.2f}", f"{s.metrics.get('top5', float('nan')):.2f}",
                       design)
     console.print(table)
     base, sol = result.baseline, result.solution
+    if len(sol.plans) > 1:
+        where = sol.to_dict()["networks"]
+        nets = Table(title="networks on the chip")
+        for column in ("network", "base top-1 %", "solution top-1 %", "runs on", "busy ms"):
+            nets.add_column(column, justify="left" if column in ("network", "runs on") else "right")
+        for net, info in where.items():
+            nets.add_row(net, f"{base.networks[net]['top1']:.2f}", f"{info['top1']:.2f}", str(info["runs_on"]),
+                         f"{info['sub_busy_ms']:.5g}")
+        console.print(nets)
+        for note in sol.cost.notes:
+            console.print(f"chip: {note}")
     saved = 100 * (1 - sol.cost.latency_ms / base.cost.latency_ms)
     console.print(f"latency {saved:.1f} % lower, top-1 {sol.metrics['top1'] - base.metrics['top1']:+.2f} points "
                   f"({int(sol.metrics.get('n_images', 0))} images"

@@ -80,14 +80,32 @@ class NetworkCost:
     resources: tuple[ResourceUse, ...] = ()
     area_mm2: float | None = None
     notes: tuple[str, ...] = ()
+    parallel_engines: bool = False
+    """True when the engines run at the same time (several networks on a heterogeneous chip): the
+    totals are then the busiest engine's sum, not the sum over all layers."""
+
+    def critical_layers(self) -> tuple[LayerCost, ...]:
+        """The layers the totals add up: all of them, or for parallel engines those of the busiest."""
+        if not self.parallel_engines or not self.layers:
+            return self.layers
+        busy = self.engine_latency_ms()
+        critical = max(busy, key=busy.__getitem__)
+        return tuple(layer for layer in self.layers if layer.engine == critical)
 
     @property
     def total_cycles(self) -> float:
-        return sum(layer.cycles for layer in self.layers)
+        return sum(layer.cycles for layer in self.critical_layers())
 
     @property
     def latency_ms(self) -> float:
-        return sum(layer.latency_ms for layer in self.layers)
+        return sum(layer.latency_ms for layer in self.critical_layers())
+
+    def engine_latency_ms(self) -> dict[str, float]:
+        """Busy time per engine (sub-accelerator), in ms."""
+        busy: dict[str, float] = {}
+        for layer in self.layers:
+            busy[layer.engine] = busy.get(layer.engine, 0.0) + layer.latency_ms
+        return busy
 
     @property
     def energy_mj(self) -> float | None:
@@ -107,7 +125,7 @@ class NetworkCost:
         return {
             "template": self.template,
             "device": self.device,
-            "design": _jsonable(self.design),
+            "design": jsonable(self.design),
             "clock_mhz": self.clock_mhz,
             "total_cycles": self.total_cycles,
             "latency_ms": self.latency_ms,
@@ -120,18 +138,34 @@ class NetworkCost:
             "layers": [layer.to_dict() for layer in self.layers],
             "uncosted": [{"name": u.name, "op": u.op, "reason": u.reason} for u in self.uncosted],
             "notes": list(self.notes),
+            "parallel_engines": self.parallel_engines,
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Designs may hold nested dataclasses/tuples; make them JSON values."""
     if hasattr(value, "to_dict"):
         return value.to_dict()
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value if isinstance(value, (int, float, str, bool)) or value is None else json.loads(json.dumps(value))
+
+
+def design_label(design: Any) -> str:
+    """A design in one short line: its ``label`` when it has one (FPGA '70,36,...', a hetero
+    chip's subs), else '[v1,v2,...]' of its fields (with '; dw ...' for a depthwise engine)."""
+    label = getattr(design, "label", None)
+    if isinstance(label, str) and label:
+        return label
+    if isinstance(design, Mapping):
+        main = ",".join(str(v) for k, v in design.items() if k not in ("dw", "word_bits"))
+        dw = design.get("dw")
+        extra = f"; dw {','.join(str(v) for v in dw.values())}" if dw else ""
+        bits = f" ({design['word_bits']}-bit)" if design.get("word_bits", 16) != 16 else ""
+        return f"[{main}]{extra}{bits}"
+    return str(design)
 
 
 @dataclass(frozen=True)

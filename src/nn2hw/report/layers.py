@@ -56,17 +56,21 @@ _TECHNIQUE = {"channel_cut": "channel cut", "kernel_pattern": "pattern pruning",
 
 
 def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[str, str], plan: Plan,
-               before: Workload, after: Workload) -> list[LayerRow]:
-    """Rows for every layer the cost model costed, in network order."""
+               before: Workload, after: Workload, prefix: str = "") -> list[LayerRow]:
+    """Rows for every layer the cost model costed, in network order. ``prefix`` selects one
+    network's layers of a multi-network chip (named 'network/layer')."""
     solved = {c.name: c for c in solution.layers}
     rows = []
     for cost in base.layers:
-        choice = plan.choices.get(cost.name, LayerChoice())
+        if not cost.name.startswith(prefix):
+            continue
+        name = cost.name[len(prefix):]
+        choice = plan.choices.get(name, LayerChoice())
         technique = ", ".join(_TECHNIQUE.get(t, t) for t in choice.transforms) or (
-            "follows a cut" if before.layer(cost.name).in_channels != after.layer(cost.name).in_channels else "-")
+            "follows a cut" if before.layer(name).in_channels != after.layer(name).in_channels else "-")
         after_ms = solved[cost.name].latency_ms if cost.name in solved else 0.0
-        rows.append(LayerRow(cost.name, bottlenecks.get(cost.name, "?"), technique,
-                             describe_choice(choice, before, after, cost.name), cost.latency_ms, after_ms))
+        rows.append(LayerRow(cost.name, bottlenecks.get(name, "?"), technique,
+                             describe_choice(choice, before, after, name), cost.latency_ms, after_ms))
     return rows
 
 

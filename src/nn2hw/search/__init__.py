@@ -58,8 +58,8 @@ def run_search(settings: SearchSettings, evaluator: Evaluator | None = None,
     base_eval = evaluator
     final_eval = final_evaluator or evaluator
     if settings.spec.met(ctx.base_cost):
-        log(f"The unmodified {settings.model} already meets the spec on {settings.hardware} "
-            f"({ctx.base_cost.latency_ms:.6g} ms); returning it on its best design.")
+        log(f"The unmodified {' + '.join(m.model for m in settings.members)} already meets the spec on "
+            f"{settings.hardware} ({ctx.base_cost.latency_ms:.6g} ms); returning it on its best design.")
         return finalize(ctx, None, time.time() - start, final_eval, base_eval, progress)
     study, store, info = open_run(ctx, "resume" if settings.resume else "new", owner_id("w0"))
     deadline = start + settings.minutes * 60 if settings.minutes else None

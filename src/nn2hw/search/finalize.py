@@ -22,33 +22,52 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nn2hw import __version__
 from nn2hw.bundle import save_bundle
-from nn2hw.errors import InfeasibleError
-from nn2hw.hardware.base import NetworkCost
-from nn2hw.plan import Plan
+from nn2hw.errors import ConfigError, InfeasibleError
+from nn2hw.hardware.base import NetworkCost, design_label
+from nn2hw.plan import Plan, _thaw
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import LayerRow, write_layers_csv
-from nn2hw.search.runner import Evaluator, SearchContext, default_evaluator
+from nn2hw.search.runner import Evaluator, SearchContext, default_evaluator, joint_metrics
 
 KEY_METRICS = ("top1", "top5", "n_images", "partial")
 
 
 @dataclass(frozen=True)
 class Solution:
-    """A network (plan) on its design, with its cost and measured metrics."""
+    """The networks (one plan each) on their design, with the cost and measured metrics.
 
-    plan: Plan
+    ``metrics`` are the networks' mean (one network: its own); ``networks`` each network's."""
+
+    plans: Mapping[str, Plan]
     cost: NetworkCost
     metrics: Mapping[str, float]
+    networks: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     trial: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        from nn2hw.hardware.base import _jsonable
+    @property
+    def plan(self) -> Plan:
+        """The plan of a single-network search."""
+        if len(self.plans) != 1:
+            raise ConfigError(f"This solution has {len(self.plans)} networks ({', '.join(self.plans)}).",
+                              "Read solution.plans[name].")
+        return next(iter(self.plans.values()))
 
-        return {"latency_ms": self.cost.latency_ms, "energy_mj": self.cost.energy_mj,
-                "area_mm2": self.cost.area_mm2, "total_cycles": self.cost.total_cycles,
-                **{k: self.metrics[k] for k in KEY_METRICS if k in self.metrics},
-                "design": _jsonable(self.cost.design), "plan_key": self.plan.network_key, "trial": self.trial,
-                "changed_layers": len(self.plan.choices)}
+    def to_dict(self) -> dict[str, Any]:
+        from nn2hw.hardware.base import jsonable
+        from nn2hw.search.runner import joint_key
+
+        out = {"latency_ms": self.cost.latency_ms, "energy_mj": self.cost.energy_mj,
+               "area_mm2": self.cost.area_mm2, "total_cycles": self.cost.total_cycles,
+               **{k: self.metrics[k] for k in KEY_METRICS if k in self.metrics},
+               "design": jsonable(self.cost.design), "plan_key": joint_key(self.plans), "trial": self.trial,
+               "changed_layers": sum(len(p.choices) for p in self.plans.values())}
+        if len(self.plans) > 1:
+            busy = self.cost.engine_latency_ms()
+            engines = {layer.name.split("/", 1)[0]: layer.engine for layer in self.cost.layers}
+            out["networks"] = {net: {**{k: m[k] for k in KEY_METRICS if k in m}, "runs_on": engines.get(net),
+                                     "sub_busy_ms": busy.get(engines.get(net, ""), 0.0)}
+                               for net, m in self.networks.items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -96,54 +115,73 @@ def ranked_candidates(study: optuna.Study, metric: str) -> list[FrozenTrial]:
     return unique
 
 
-def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[Plan, NetworkCost] | str:
-    """Re-cost a candidate on its own best design and re-check specs and resources; the plan and
-    cost when it passes, else the reason it does not."""
-    plan = Plan.from_dict(trial.user_attrs["plan"])
-    workload = plan.apply(ctx.workload)
-    best = ctx.target.best(workload, trial.user_attrs.get("knobs") or {})
-    cost = ctx.target.recost(workload, best.design)
+def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[dict[str, Plan], NetworkCost] | str:
+    """Re-cost a candidate on its own best design and re-check specs and resources; the plans
+    (carrying the hardware) and the cost when it passes, else the reason it does not."""
+    plans = {net: Plan.from_dict(data) for net, data in trial.user_attrs["plans"].items()}
+    workloads = ctx.workloads(plans)
+    best = ctx.target.best(workloads, trial.user_attrs.get("knobs") or {})
+    cost = ctx.target.recost(workloads, best.design)
     if not cost.fits:
         over = [f"{r.name} {r.used:g} > {r.available:g}" for r in cost.resources if not r.fits]
         return f"trial {trial.number}: design exceeds {', '.join(over)}"
     miss = ctx.spec.describe_miss(cost)
     if miss:
         return f"trial {trial.number}: {miss}"
-    return plan.with_hardware(_hardware(ctx, cost)), cost
+    hardware = _hardware(ctx, cost)
+    return {net: plan.with_hardware(hardware) for net, plan in plans.items()}, cost
 
 
 def _hardware(ctx: SearchContext, cost: NetworkCost) -> dict[str, Any]:
-    from nn2hw.hardware.base import _jsonable
+    from nn2hw.hardware.base import jsonable
 
     return {"template": cost.template, "device": cost.device, "spec": ctx.settings.hardware,
-            "design": _jsonable(cost.design), "clock_mhz": cost.clock_mhz,
-            "options": dict(ctx.settings.hw_options),
+            "design": jsonable(cost.design), "clock_mhz": cost.clock_mhz,
+            "options": jsonable(dict(ctx.settings.hw_options)),
             "resources": [{"name": r.name, "used": r.used, "available": r.available, "unit": r.unit}
                           for r in cost.resources]}
 
 
-def measure(ctx: SearchContext, plan: Plan, evaluator: Evaluator):
-    """(model, metrics) of ``plan`` applied to a copy of the base model and scored by ``evaluator``."""
-    model = plan.apply(ctx.model)
-    return model, {k: float(v) for k, v in evaluator(model).items()}
+def measure(ctx: SearchContext, plans: Mapping[str, Plan], evaluators: Mapping[str, Evaluator]
+            ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """(models, metrics) of every network: its plan applied to a copy of its base model, scored."""
+    models, metrics = {}, {}
+    for m in ctx.members:
+        models[m.name] = plans[m.name].apply(m.model)
+        metrics[m.name] = {k: float(v) for k, v in evaluators[m.name](models[m.name]).items()}
+    return models, metrics
 
 
-def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float, final_evaluator: Evaluator | None = None,
-             base_evaluator: Evaluator | None = None, progress: bool = False) -> SearchResult:
-    """Pick, re-check, fine-tune longer, measure and export. ``study=None``: the base model already
-    meets the specs and is returned on its best design."""
+def _evaluators(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None, batches: int,
+                progress: bool) -> dict[str, Evaluator]:
+    """Per network: the user's evaluator, else the default one (test the whole split after
+    ``batches`` of fine-tuning)."""
+    found = {}
+    for m in ctx.members:
+        chosen = given.get(m.name) if isinstance(given, Mapping) else given
+        found[m.name] = chosen or default_evaluator(ctx.settings, m.member, None, batches, progress)
+    return found
+
+
+def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
+             final_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+             base_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+             progress: bool = False) -> SearchResult:
+    """Pick, re-check, fine-tune longer, measure and export. ``study=None``: the base models already
+    meet the specs and are returned on their best design."""
     s = ctx.settings
     out = s.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    base_eval = base_evaluator or default_evaluator(s, None, 0, progress)
-    final_eval = final_evaluator or default_evaluator(s, None, s.final_batches, progress)
-    _, base_metrics = measure(ctx, ctx.space.base, base_eval)
-    baseline = Solution(ctx.space.base.with_hardware(_hardware(ctx, ctx.base_cost)), ctx.base_cost, base_metrics)
+    base_evals = _evaluators(ctx, base_evaluator, 0, progress)
+    base_hw = _hardware(ctx, ctx.base_cost)
+    base_plans = {net: plan.with_hardware(base_hw) for net, plan in ctx.space.bases.items()}
+    base_models, base_networks = measure(ctx, base_plans, base_evals)
+    baseline = Solution(base_plans, ctx.base_cost, joint_metrics(base_networks), base_networks)
     notes: list[str] = []
     counts = trial_counts(study)
     if study is None:
         notes.append("The unmodified model already meets every spec; it is returned on its best design.")
-        plan, cost, trial_no = baseline.plan, ctx.base_cost, None
+        solution, models = baseline, base_models
     else:
         picked = None
         for trial in ranked_candidates(study, s.metric)[: s.top_k]:
@@ -162,16 +200,32 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float, fina
                 + (f" (lowest latency seen: {best:.6g} ms)" if best is not None else "") + ".",
                 "Resume the study with more trials (--resume --trials N), relax the spec, or widen the space.",
                 best_bound=best)
-        plan, cost, trial_no = picked
-    model, metrics = measure(ctx, plan, final_eval) if study is not None else measure(ctx, plan, base_eval)
-    solution = Solution(plan, cost, metrics, trial_no)
-    save_bundle(out, model, plan, plan.hardware)
-    rows = layer_rows(ctx.base_cost, cost, ctx.bottlenecks, plan, ctx.workload, plan.apply(ctx.workload))
+        plans, cost, trial_no = picked
+        models, networks = measure(ctx, plans, _evaluators(ctx, final_evaluator, s.final_batches, progress))
+        solution = Solution(plans, cost, joint_metrics(networks), networks, trial_no)
+    _save_bundles(ctx, out, models, solution)
+    rows = [row for m in ctx.members
+            for row in layer_rows(ctx.base_cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
+                                  m.workload, solution.plans[m.name].apply(m.workload),
+                                  prefix=f"{m.name}/" if len(ctx.members) > 1 else "")]
     files = write_reports(ctx, study, baseline, solution, rows, notes)
     result = SearchResult(s.spec.to_dict(), baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
                           tuple(notes), tuple(rows))
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     return result
+
+
+def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solution: Solution) -> None:
+    """One bundle in ``out`` (one network), or one per network in ``out/<network>`` plus the chip's
+    ``hardware.json`` in ``out`` (several)."""
+    if len(ctx.members) == 1:
+        (net, plan), = solution.plans.items()
+        save_bundle(out, models[net], plan, plan.hardware)
+        return
+    for net, plan in solution.plans.items():
+        save_bundle(out / net, models[net], plan, plan.hardware)
+    (out / "hardware.json").write_text(json.dumps(_thaw(next(iter(solution.plans.values())).hardware), indent=1,
+                                                  sort_keys=True, default=str) + "\n")
 
 
 def _settings_dict(ctx: SearchContext) -> dict[str, Any]:
@@ -236,10 +290,11 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
     spec_ms = s.spec.latency_ms
     png = plot_pareto(out / "pareto.png", points, spec_ms, (baseline.cost.latency_ms, baseline.metrics[metric]),
                       (solution.cost.latency_ms, solution.metrics[metric]),
-                      f"{s.model} on {s.hardware}: {metric} vs latency ({len(points)} trained candidates)")
+                      f"{' + '.join(m.model for m in s.members)} on {s.hardware}: {metric} vs latency "
+                      f"({len(points)} trained candidates)")
     files["pareto_png"] = str(png)
     facts = {
-        "model / dataset": f"{s.model} / {s.dataset}",
+        "networks": " + ".join(f"{m.model} ({m.dataset}, {m.split})" for m in s.members),
         "hardware": f"{s.hardware} ({baseline.cost.clock_mhz:g} MHz)",
         "spec": ", ".join(f"{k} <= {v:g}" for k, v in s.spec.limits.items()),
         "base latency (ms)": baseline.cost.latency_ms,
@@ -249,12 +304,11 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
         "images measured": f"{int(solution.metrics.get('n_images', 0))}"
                            + (" (PARTIAL split)" if solution.metrics.get("partial") else ""),
         "strategy / trials": f"{s.strategy} / {trial_counts(study)['total']}",
-        "base design": _short(baseline.cost.design),
-        "solution design": _short(solution.cost.design),
+        "base design": design_label(baseline.cost.design),
+        "solution design": design_label(solution.cost.design),
     }
-    files["summary"] = str(write_html(out / "summary.html", f"nn2hw search: {s.model}", facts, rows, png, notes))
+    title = f"nn2hw search: {' + '.join(m.model for m in s.members)}"
+    files["summary"] = str(write_html(out / "summary.html", title, facts, rows, png, [*notes, *solution.cost.notes]))
     return files
 
 
-def _short(design: Any) -> str:
-    return design.label if hasattr(design, "label") else str(design)

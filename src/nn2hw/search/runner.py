@@ -28,12 +28,12 @@ from nn2hw.errors import HardwareError, InfeasibleError, Nn2hwError, PlanError
 from nn2hw.hardware.base import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.evaluations import EvaluationStore
-from nn2hw.search.settings import SearchSettings
+from nn2hw.search.settings import Member, SearchSettings
 from nn2hw.search.strategies import Observation, RewardConfig, StrategyInfo, build_sampler
 from nn2hw.search.strategies.sampler import SamplerContext
 from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study, owner_id
 from nn2hw.search.target import HardwareTarget
-from nn2hw.space import SearchSpace, SpaceConfig, build_space
+from nn2hw.space import JointSpace, SpaceConfig, build_space
 from nn2hw.workload import Workload
 
 Evaluator = Callable[[nn.Module], Mapping[str, float]]
@@ -41,25 +41,46 @@ NO_DESIGN_MS = 1e12  # objective value standing in for "no design can run it" (O
 
 
 @dataclass
-class SearchContext:
-    """What every worker prepares once: base model, workload, costs, space, evaluator, reward."""
+class MemberContext:
+    """One network of the search: its pretrained model, workload and evaluator."""
 
-    settings: SearchSettings
+    member: Member
     model: nn.Module
     workload: Workload
-    target: HardwareTarget
-    base_cost: NetworkCost
-    bottlenecks: dict[str, str]
-    space: SearchSpace
-    bound_cost: NetworkCost
     evaluator: Evaluator
     evaluator_id: str
+
+    @property
+    def name(self) -> str:
+        return self.member.model
+
+
+@dataclass
+class SearchContext:
+    """What every worker prepares once: the networks, costs, space, reward."""
+
+    settings: SearchSettings
+    members: tuple[MemberContext, ...]
+    target: HardwareTarget
+    base_cost: NetworkCost
+    bottlenecks: dict[str, dict[str, str]]
+    space: JointSpace
+    bound_cost: NetworkCost
     reward: RewardConfig | None = None
     base_metric: float | None = None
 
     @property
     def spec(self):
         return self.settings.spec
+
+    def workloads(self, plans: Mapping[str, Plan] | None = None) -> Workload | dict[str, Workload]:
+        """The networks' workloads (rewritten by ``plans``): one workload, or a dict of several."""
+        return _workloads(self.members, plans)
+
+
+def _workloads(members: tuple[MemberContext, ...], plans: Mapping[str, Plan] | None) -> Workload | dict[str, Workload]:
+    done = {m.name: plans[m.name].apply(m.workload) if plans else m.workload for m in members}
+    return next(iter(done.values())) if len(done) == 1 else done
 
 
 def _pattern_chooser(model: nn.Module) -> Callable:
@@ -72,49 +93,75 @@ def _pattern_chooser(model: nn.Module) -> Callable:
     return choose
 
 
-def default_evaluator(settings: SearchSettings, images: int | None, batches: int, progress: bool = False):
+def default_evaluator(settings: SearchSettings, member: Member, images: int | None, batches: int,
+                      progress: bool = False):
     """The HotNAS fast evaluation: fine-tune ``batches`` then test on the first ``images``."""
     from dataclasses import replace
 
     from nn2hw.evaluate import FinetuneEvaluator
 
-    return FinetuneEvaluator(settings.dataset, model=settings.model, split=settings.split,
-                             data_dir=settings.data_dir, settings=replace(settings.finetune, batches=batches),
-                             max_test_images=images, threads=settings.threads, progress=progress)
+    return FinetuneEvaluator(member.dataset, model=member.model, split=member.split, data_dir=settings.data_dir,
+                             settings=replace(settings.finetune, batches=batches), max_test_images=images,
+                             threads=settings.threads, progress=progress)
 
 
-def prepare(settings: SearchSettings, evaluator: Evaluator | None = None) -> SearchContext:
-    """Load the base model, cost it on its best design, detect bottlenecks, build the space and
-    check the specs against what the space can reach (an impossible spec stops here, at once)."""
+def _member_context(settings: SearchSettings, member: Member,
+                    evaluator: Evaluator | Mapping[str, Evaluator] | None) -> MemberContext:
     from nn2hw import zoo
-    from nn2hw.compress.kernel_pattern import default_zeros
     from nn2hw.workload import from_module
 
-    model = zoo.build(settings.model, settings.dataset, pretrained=True, checkpoint=settings.checkpoint)
+    model = zoo.build(member.model, member.dataset, pretrained=True, checkpoint=member.checkpoint)
     model.eval()
-    variant = zoo.entry(settings.model).variant(settings.dataset)
-    workload = from_module(model, (1, *variant.input_shape), name=settings.model)
-    target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid)
-    base_cost = target.best(workload)
-    bottlenecks = {layer.name: layer.bottleneck for layer in base_cost.layers}  # each template's own labels
-    config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
-    base_plan = Plan.for_workload(workload, settings.model, settings.dataset)
-    space = build_space(workload, bottlenecks, base_plan, remedies=target.template.remedies, config=config,
-                        patterns=_pattern_chooser(model), hardware=target.knob_dimensions(workload),
-                        default_zeros=default_zeros)
-    bound_cost = target.best(space.decode(space.leanest()).plan.apply(workload))
-    _check_reachable(settings, space, base_cost, bound_cost)
-    _check_strategy(settings, space)
+    variant = zoo.entry(member.model).variant(member.dataset)
+    workload = from_module(model, (1, *variant.input_shape), name=member.model)
+    if isinstance(evaluator, Mapping):
+        evaluator = evaluator.get(member.model)
     if evaluator is None:
-        evaluator = default_evaluator(settings, settings.search_images, settings.finetune.batches)
-        evaluator_id = json.dumps(["finetune", *evaluator.cache_fields, settings.checkpoint])
+        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune.batches)
+        evaluator_id = json.dumps(["finetune", *evaluator.cache_fields, member.checkpoint])
     else:
         evaluator_id = f"user:{getattr(evaluator, '__qualname__', type(evaluator).__qualname__)}"
-    return SearchContext(settings, model, workload, target, base_cost, bottlenecks, space, bound_cost, evaluator,
-                         evaluator_id)
+    return MemberContext(member, model, workload, evaluator, evaluator_id)
 
 
-def _check_strategy(settings: SearchSettings, space: SearchSpace) -> None:
+def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evaluator] | None = None) -> SearchContext:
+    """Load the base models, cost them on their best design, take each layer's bottleneck, build
+    the space and check the specs against what it can reach (an impossible spec stops here)."""
+    from nn2hw.compress.kernel_pattern import default_zeros
+
+    members = tuple(_member_context(settings, m, evaluator) for m in settings.members)
+    target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid)
+    workloads = {m.name: m.workload for m in members}
+    base_cost = target.best(workloads)
+    bottlenecks = _bottlenecks(base_cost, [m.name for m in members])
+    config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
+    knobs = target.knob_dimensions(members[0].workload)
+    parts = []
+    for i, m in enumerate(members):
+        base_plan = Plan.for_workload(m.workload, m.name, m.member.dataset)
+        parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
+                                          config=config, patterns=_pattern_chooser(m.model),
+                                          hardware=knobs if i == 0 else (), default_zeros=default_zeros)))
+    space = JointSpace(tuple(parts))
+    bound_cost = target.best(_workloads(members, space.decode(space.leanest()).plans))
+    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, bound_cost)
+    _check_reachable(ctx)
+    _check_strategy(settings, space)
+    return ctx
+
+
+def _bottlenecks(cost: NetworkCost, networks: list[str]) -> dict[str, dict[str, str]]:
+    """Each network's layer -> bottleneck label (layers of a multi-network chip are 'net/layer')."""
+    if len(networks) == 1:
+        return {networks[0]: {layer.name: layer.bottleneck for layer in cost.layers}}
+    found: dict[str, dict[str, str]] = {net: {} for net in networks}
+    for layer in cost.layers:
+        net, _, name = layer.name.partition("/")
+        found[net][name] = layer.bottleneck
+    return found
+
+
+def _check_strategy(settings: SearchSettings, space: JointSpace) -> None:
     """Build the strategy's sampler once so an unknown name or option fails before any work."""
     probe = RewardConfig(spec_ms=1.0, acc_band=(0.0, 1.0), lat_band=(0.5, 1.0))
     build_sampler(settings.strategy, SamplerContext(space.names, space.counts, probe, settings.seed,
@@ -122,20 +169,22 @@ def _check_strategy(settings: SearchSettings, space: SearchSpace) -> None:
                                                     dict(settings.strategy_options)))
 
 
-def _check_reachable(settings: SearchSettings, space: SearchSpace, base: NetworkCost, bound: NetworkCost) -> None:
+def _check_reachable(ctx: SearchContext) -> None:
     """Refuse a spec below what the leanest candidate reaches, naming that bound."""
-    if not space.dimensions:
+    settings, nets = ctx.settings, " + ".join(m.name for m in ctx.members)
+    if not ctx.space.dimensions:
         raise InfeasibleError(
-            f"The search space of {settings.model} is empty: no layer has a technique for its bottleneck.",
+            f"The search space of {nets} is empty: no layer has a technique for its bottleneck on "
+            f"{settings.hardware}.",
             "Widen it with a --space file (e.g. enable channel cuts or quantization for more bottlenecks).")
     for name, limit in settings.spec.limits.items():
-        reach = settings.spec.value(bound, name)
+        reach = settings.spec.value(ctx.bound_cost, name)
         if reach > limit:
             unit = {"latency_ms": "ms", "energy_mj": "mJ", "area_mm2": "mm2"}[name]
             raise InfeasibleError(
                 f"No candidate can meet {name} <= {limit:g} {unit}: the leanest candidate of the space (every "
                 f"layer at its cheapest choice, best design) reaches {reach:.6g} {unit}; the base model needs "
-                f"{settings.spec.value(base, name):.6g} {unit} on {settings.hardware}.",
+                f"{settings.spec.value(ctx.base_cost, name):.6g} {unit} on {settings.hardware}.",
                 f"Relax the spec to at least {reach:.6g} {unit}, widen the space (--space), or use larger hardware.",
                 best_bound=reach)
 
@@ -148,23 +197,49 @@ def reward_config(ctx: SearchContext, base_metric: float) -> RewardConfig:
     return RewardConfig(spec_ms=latency, acc_band=acc_band, lat_band=lat_band, alpha=s.alpha)
 
 
-def evaluation_key(ctx: SearchContext, plan: Plan) -> str:
+def evaluation_key(member: MemberContext, plan: Plan) -> str:
     """What identifies an accuracy: the network plan, the evaluator and its data."""
-    text = json.dumps([plan.network_key, ctx.settings.model, ctx.settings.dataset, ctx.evaluator_id])
+    text = json.dumps([plan.network_key, member.name, member.member.dataset, member.evaluator_id])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def evaluate_plan(ctx: SearchContext, plan: Plan, evaluator: Evaluator | None = None) -> dict[str, float]:
-    """Apply ``plan`` to a copy of the base model and score it (fine-tune + test by default)."""
-    model = plan.apply(ctx.model)
-    return {k: float(v) for k, v in (evaluator or ctx.evaluator)(model).items()}
+def joint_key(plans: Mapping[str, Plan]) -> str:
+    """One key for a candidate's networks (the plan's own key when there is one network)."""
+    if len(plans) == 1:
+        return next(iter(plans.values())).network_key
+    text = json.dumps(sorted((net, plan.network_key) for net, plan in plans.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def evaluate_plan(member: MemberContext, plan: Plan, evaluator: Evaluator | None = None) -> dict[str, float]:
+    """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default)."""
+    model = plan.apply(member.model)
+    return {k: float(v) for k, v in (evaluator or member.evaluator)(model).items()}
+
+
+def joint_metrics(per_network: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The networks' metrics averaged (one network: its own), over the keys every network has;
+    image counts add up and a result is partial when any network's is."""
+    shared = set.intersection(*(set(m) for m in per_network.values()))
+    combine = {"n_images": sum, "partial": max}
+    return {k: combine.get(k, lambda v: sum(v) / len(v))([m[k] for m in per_network.values()]) for k in sorted(shared)}
+
+
+def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: EvaluationStore
+                      ) -> tuple[dict[str, dict[str, float]], bool]:
+    """Each network's metrics (shared through the store) and whether any was computed here."""
+    per_network, computed = {}, False
+    for m in ctx.members:
+        result = store.evaluate(evaluation_key(m, plans[m.name]), lambda m=m: evaluate_plan(m, plans[m.name]))
+        per_network[m.name] = dict(result.metrics)
+        computed |= result.computed
+    return per_network, computed
 
 
 def base_metric(ctx: SearchContext, store: EvaluationStore) -> float:
-    """The base model's score under the same evaluation as every candidate (shared, computed once)."""
-    plan = ctx.space.base
-    result = store.evaluate(evaluation_key(ctx, plan), lambda: evaluate_plan(ctx, plan))
-    return result.metrics[ctx.settings.metric]
+    """The base models' score under the same evaluation as every candidate (shared, computed once)."""
+    per_network, _ = evaluate_networks(ctx, ctx.space.bases, store)
+    return joint_metrics(per_network)[ctx.settings.metric]
 
 
 # --- trials -------------------------------------------------------------------------------------
@@ -191,12 +266,12 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     trial.set_user_attr("owner", store.owner)
     indices = [trial.suggest_categorical(n, list(range(c))) for n, c in zip(ctx.space.names, ctx.space.counts)]
     cand = ctx.space.decode(indices)
-    trial.set_user_attr("plan", cand.plan.to_dict())
-    trial.set_user_attr("plan_key", cand.plan.network_key)
+    trial.set_user_attr("plans", {net: plan.to_dict() for net, plan in cand.plans.items()})
+    trial.set_user_attr("plan_key", joint_key(cand.plans))
     trial.set_user_attr("knobs", dict(cand.hardware))
     cost: NetworkCost | None = None
     try:
-        cost = ctx.target.best(cand.plan.apply(ctx.workload), cand.hardware)
+        cost = ctx.target.best(ctx.workloads(cand.plans), cand.hardware)
     except (PlanError, InfeasibleError, HardwareError) as exc:
         reason = f"no design: {exc.cause}"
     if cost is not None:
@@ -217,19 +292,22 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     if not feasible:
         study.tell(trial, [0.0] if objectives == 1 else [0.0, latency])
         return
-    result = store.evaluate(evaluation_key(ctx, cand.plan), lambda: evaluate_plan(ctx, cand.plan))
-    for name, value in result.metrics.items():
+    per_network, computed = evaluate_networks(ctx, cand.plans, store)
+    metrics = joint_metrics(per_network)
+    for name, value in metrics.items():
         trial.set_user_attr(name, value)
-    trial.set_user_attr("trained_here", result.computed)
+    if len(per_network) > 1:
+        trial.set_user_attr("networks", per_network)
+    trial.set_user_attr("trained_here", computed)
     trial.set_user_attr("seconds", time.perf_counter() - start)
-    value = result.metrics[ctx.settings.metric]
+    value = metrics[ctx.settings.metric]
     study.tell(trial, [value] if objectives == 1 else [value, latency])
 
 
 def _design(cost: NetworkCost) -> dict[str, Any]:
-    from nn2hw.hardware.base import _jsonable
+    from nn2hw.hardware.base import jsonable
 
-    return _jsonable(cost.design)
+    return jsonable(cost.design)
 
 
 # --- the loop -------------------------------------------------------------------------------------

@@ -11,14 +11,33 @@ from typing import Any
 
 from nn2hw.errors import ConfigError
 from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.hardware.base import jsonable
 from nn2hw.search.spec import Spec
-
 
 SEARCH_FINETUNE_LR = 0.01
 """The search fine-tunes pretrained candidates at lr 0.01, not HotNAS's 0.1: measured on the
 Fashion-MNIST ResNet-20 (batch 32, momentum 0.9), 100 batches at lr 0.1 drop even the unmodified
 model from 91.65 % to 66.85 % top-1, while lr 0.01 keeps it at 92.45 % and brings a 4-of-9 pattern
 pruning of every 3x3 conv back from 20.85 % to 90.50 % (docs/search.md)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A network of a joint search: a zoo model on a dataset (split, optional own weights)."""
+
+    model: str
+    dataset: str
+    split: str = "test"
+    checkpoint: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Member:
+        """'mobilenetv2_fmnist:fashion-mnist[:split]' from the command line."""
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ConfigError(f"--with {text!r} is not MODEL:DATASET[:SPLIT].",
+                              "Write e.g. --with mobilenetv2_fmnist:fashion-mnist.")
+        return cls(*parts)
 
 
 @dataclass(frozen=True)
@@ -33,7 +52,9 @@ class SearchSettings:
       ``split``.
     - ``storage``: an SQLAlchemy URL (default: ``study.db`` in ``out``); ``study``: its name
       (default from model, dataset, hardware and specs); ``resume`` continues it.
-    - ``metric``: the accuracy the search maximizes ('top1' or 'top5', in percent).
+    - ``metric``: the accuracy the search maximizes ('top1' or 'top5', in percent); with
+      ``companions`` (further networks sharing one heterogeneous chip, NASAIC-style) the mean of
+      every network's metric.
     - reward: ``alpha``, ``acc_band`` (default: base metric - 10 .. base metric) and
       ``lat_band`` (default: 0.7 x spec .. spec), as HotNAS.
     """
@@ -67,6 +88,7 @@ class SearchSettings:
     acc_band: tuple[float, float] | None = None
     lat_band: tuple[float, float] | None = None
     threads: int | None = None
+    companions: tuple[Member, ...] = ()
 
     def __post_init__(self) -> None:
         if self.trials is None and self.minutes is None:
@@ -84,20 +106,30 @@ class SearchSettings:
                               "Give e.g. --search-images 2000, or leave it unset to score on the whole split.")
         if self.metric not in ("top1", "top5"):
             raise ConfigError(f"Unknown metric {self.metric!r}.", "Use top1 or top5.")
-        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", self.study):
+        if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", self.study):
             raise ConfigError(f"Study name {self.study!r} is not a simple name.",
                               "Use letters, digits, '.', '_' and '-' (up to 128 characters).")
+        names = [m.model for m in self.members]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"A joint search names a model twice ({', '.join(names)}).",
+                              "Give each network once.")
         for band in (self.acc_band, self.lat_band):
             if band is not None and (len(band) != 2 or not band[0] < band[1]):
                 raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
                                   "Give e.g. --acc-band 85 92.")
 
     @property
+    def members(self) -> tuple[Member, ...]:
+        """Every network of the search: the model, then its companions."""
+        return (Member(self.model, self.dataset, self.split, self.checkpoint), *self.companions)
+
+    @property
     def study_name(self) -> str:
         if self.study:
             return self.study
         limits = "-".join(f"{k.split('_')[0]}{v:g}" for k, v in self.spec.limits.items())
-        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.model}-{self.dataset}-{self.hardware}-{limits}")
+        nets = "+".join(f"{m.model}-{m.dataset}" for m in self.members)
+        return re.sub(r"[^A-Za-z0-9._+-]", "_", f"{nets}-{self.hardware}-{limits}")[:128]
 
     @property
     def out_dir(self) -> Path:
@@ -113,10 +145,12 @@ class SearchSettings:
         """What a resumed study must share with its start (the budget and worker count may change)."""
         return {
             "model": self.model, "dataset": self.dataset, "checkpoint": self.checkpoint, "split": self.split,
-            "hardware": self.hardware, "hw_options": dict(self.hw_options), "hw_grid": dict(self.hw_grid),
+            "hardware": self.hardware, "hw_options": jsonable(dict(self.hw_options)),
+            "hw_grid": jsonable(dict(self.hw_grid)),
             "spec": self.spec.to_dict(), "strategy": self.strategy, "strategy_options": dict(self.strategy_options),
             "finetune": self.finetune.key, "search_images": self.search_images, "seed": self.seed,
             "metric": self.metric, "alpha": self.alpha,
             "acc_band": list(self.acc_band) if self.acc_band else None,
             "lat_band": list(self.lat_band) if self.lat_band else None,
+            "companions": [[m.model, m.dataset, m.split, m.checkpoint] for m in self.companions],
         }

@@ -1,8 +1,9 @@
 """The hardware side of a candidate: its best design on a template, found by the vectorized DSE.
 
 ``HardwareTarget`` wraps a registered template, a device and cost options; ``best`` runs the
-template's design-space exploration on a candidate workload with the grid axes the strategy
-fixed (hardware knobs), so every candidate is costed on the best design for it.
+template's design-space exploration on a candidate workload (or on several networks sharing one
+heterogeneous chip) with the grid axes the strategy fixed (hardware knobs), so every candidate is
+costed on the best design for it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nn2hw.errors import ConfigError
 from nn2hw.hardware.base import HardwareTemplate, NetworkCost, get_template
 from nn2hw.space import Dimension
 from nn2hw.workload import Workload
@@ -32,14 +34,35 @@ class HardwareTarget:
         template, device = get_template(spec)
         return cls(spec, template, device, dict(options or {}), dict(grid or {}))
 
-    def best(self, workload: Workload, knobs: Mapping[str, Any] | None = None) -> NetworkCost:
-        """The cost of ``workload`` on its best feasible design (knobs pin grid axes)."""
-        grid = {**self.grid, **{k: [v] for k, v in (knobs or {}).items()}}
-        return self.template.explore(workload, self.device, grid or None, **self.options).best
+    def best(self, workloads: Workload | Mapping[str, Workload], knobs: Mapping[str, Any] | None = None) -> NetworkCost:
+        """The cost on the best feasible design (knobs pin grid axes) of one workload, or of
+        several networks sharing one chip (templates with ``explore_networks``, e.g. hetero)."""
+        grid = {**self.grid, **{k: [v] for k, v in (knobs or {}).items()}} or None
+        several = self._several(workloads)
+        if several is None:
+            single = workloads if isinstance(workloads, Workload) else next(iter(workloads.values()))
+            return self.template.explore(single, self.device, grid, **self.options).best
+        return self.template.explore_networks(several, self.device, grid, **self.options).best
 
-    def recost(self, workload: Workload, design: Any) -> NetworkCost:
-        """The cost of ``workload`` on one exact design (the guarantee re-check)."""
-        return self.template.cost(workload, design, self.device, **self.options)
+    def recost(self, workloads: Workload | Mapping[str, Workload], design: Any) -> NetworkCost:
+        """The cost on one exact design (the guarantee re-check)."""
+        several = self._several(workloads)
+        if several is None:
+            single = workloads if isinstance(workloads, Workload) else next(iter(workloads.values()))
+            return self.template.cost(single, design, self.device, **self.options)
+        return self.template.cost_networks(several, design, self.device, **self.options)
+
+    def _several(self, workloads: Workload | Mapping[str, Workload]) -> dict[str, Workload] | None:
+        """The networks when there are several (checking the template can host them), else None."""
+        if isinstance(workloads, Workload) or len(workloads) == 1:
+            return None
+        if not hasattr(self.template, "explore_networks"):
+            raise ConfigError(
+                f"Several networks ({', '.join(workloads)}) share one chip only on a heterogeneous template; "
+                f"{self.template.name!r} runs one network.",
+                "Use --hardware hetero (sub-accelerators under shared PE, bandwidth and area budgets), or search "
+                "one model at a time.")
+        return dict(workloads)
 
     def knob_dimensions(self, workload: Workload) -> list[Dimension]:
         """One dimension per grid axis with several values: 'auto' (the DSE picks) or one value."""

@@ -9,7 +9,12 @@ import pytest
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
 from nn2hw.hardware import get_template
 from nn2hw.hardware.asic.hetero import (
-    HeteroDesign, Specs, SubAccelerator, SystemBudgets, cost_system, explore,
+    HeteroDesign,
+    Specs,
+    SubAccelerator,
+    SystemBudgets,
+    cost_system,
+    explore,
 )
 from nn2hw.hardware.asic.nvdla import NvdlaDesign
 from nn2hw.hardware.asic.shidiannao import ShiDianNaoDesign

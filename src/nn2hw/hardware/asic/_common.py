@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
-from nn2hw.hardware.base import Exploration, HardwareTemplate, LayerCost, NetworkCost, ResourceUse, Uncosted
 from nn2hw.hardware.asic.technology import Technology, get_technology, load_technologies, preset_params
+from nn2hw.hardware.base import Exploration, HardwareTemplate, LayerCost, NetworkCost, ResourceUse, Uncosted
 from nn2hw.workload import Layer, OpKind, Workload
 
 BITS_PER_KIB = 8192
@@ -333,7 +333,7 @@ class AsicNetworkCost(NetworkCost):
 
     @property
     def compute_cycles(self) -> float:
-        return sum(getattr(layer, "compute_cycles", layer.cycles) for layer in self.layers)
+        return sum(getattr(layer, "compute_cycles", layer.cycles) for layer in self.critical_layers())
 
     @property
     def stall_cycles(self) -> float:

@@ -30,8 +30,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic._common import (
-    BITS_PER_KIB, AsicDesign, AsicTemplate, CostArrays, LayerTable, as_bool, as_float, as_int, design_columns,
-    energy_levels, full,
+    BITS_PER_KIB,
+    AsicDesign,
+    AsicTemplate,
+    CostArrays,
+    LayerTable,
+    as_bool,
+    as_float,
+    as_int,
+    design_columns,
+    energy_levels,
+    full,
 )
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES

@@ -38,7 +38,15 @@ import numpy as np
 
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
 from nn2hw.hardware.asic._common import (
-    AsicNetworkCost, AsicTemplate, CostArrays, LayerTable, as_choice, as_float, as_int, network_cost, pareto_front,
+    AsicNetworkCost,
+    AsicTemplate,
+    CostArrays,
+    LayerTable,
+    as_choice,
+    as_float,
+    as_int,
+    network_cost,
+    pareto_front,
 )
 from nn2hw.hardware.asic.technology import Technology, get_technology, load_technologies
 from nn2hw.hardware.base import TEMPLATES, Exploration, HardwareTemplate, LayerCost, ResourceUse
@@ -119,6 +127,13 @@ class HeteroDesign:
 
     def sub(self, name: str) -> SubAccelerator:
         return next(s for s in self.subs if s.name == name)
+
+    @property
+    def label(self) -> str:
+        """'sub0: systolic 32x16 ws, 4 words/cycle | sub1: ...' (with who runs where when assigned)."""
+        runs = {sub: [n for n, s in self.assignment.items() if s == sub] for sub in (s.name for s in self.subs)}
+        return " | ".join(f"{s.name}: {s.label()}" + (f" <- {', '.join(runs[s.name])}" if runs[s.name]
+                                                      and len(runs[s.name]) <= 3 else "") for s in self.subs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"technology": self.technology, "sub_accelerators": [s.to_dict() for s in self.subs],
@@ -626,14 +641,7 @@ class HeteroTemplate(HardwareTemplate):
         if device is not None and device != design.technology:
             design = HeteroDesign(design.subs, device, design.assignment)
         system = cost_system({workload.name: workload}, design, clock_mhz=options.get("clock_mhz"))
-        cost = system.networks[workload.name]
-        budgets = options.get("budgets")
-        if isinstance(budgets, SystemBudgets):
-            pairs = (("pes", system.pes, budgets.max_pes, "PEs"), ("dram_bw", system.dram_bw, budgets.max_dram_bw,
-                     "words/cycle"), ("area", system.area_mm2, budgets.max_area_mm2, "mm^2"))
-            cost = replace(cost, resources=tuple(ResourceUse(n, float(u), float(a), unit) for n, u, a, unit in pairs
-                                                 if a is not None))
-        return cost
+        return replace(system.networks[workload.name], resources=_budget_use(system, options.get("budgets")))
 
     def explore(self, workload: Workload, device: str | None = None, grid: Any = None, **options: Any) -> Exploration:
         """Search a chip for one network (HERALD-style). ``grid`` maps sub templates to their grid
@@ -656,6 +664,55 @@ class HeteroTemplate(HardwareTemplate):
         return Exploration(best=record(found.best), pareto=tuple(record(s) for s in found.pareto),
                            n_designs=found.n_chips, n_feasible=found.n_feasible,
                            seconds=found.seconds, objective=found.objective)
+
+    # --- several networks on one chip (NASAIC) --------------------------------------------------
+    def explore_networks(self, workloads: Mapping[str, Workload], device: str | None = None, grid: Any = None,
+                         **options: Any) -> Exploration:
+        """Search a chip for several networks at once: each runs on one sub-accelerator, in
+        parallel with the others (``system_record`` says how the result reads)."""
+        grid = dict(grid or {})
+        technology = str(grid.pop("technology", device or "45nm"))
+        budgets = options.get("budgets")
+        found = explore(dict(workloads), budgets, options.get("specs"), n_subs=options.get("n_subs", 2),
+                        templates=options.get("templates", SUB_TEMPLATES), space=grid or None,
+                        technology=technology, clock_mhz=options.get("clock_mhz"),
+                        objective=options.get("objective", "latency_ms"))
+        return Exploration(best=system_record(found.best, budgets),
+                           pareto=tuple(system_record(s, budgets) for s in found.pareto), n_designs=found.n_chips,
+                           n_feasible=found.n_feasible, seconds=found.seconds, objective=found.objective)
+
+    def cost_networks(self, workloads: Mapping[str, Workload], design: HeteroDesign, device: str | None = None,
+                      **options: Any) -> AsicNetworkCost:
+        """Several networks on one given chip (its assignment kept, missing entries searched)."""
+        if device is not None and device != design.technology:
+            design = HeteroDesign(design.subs, device, design.assignment)
+        system = cost_system(dict(workloads), design, clock_mhz=options.get("clock_mhz"))
+        return system_record(system, options.get("budgets"))
+
+
+def _budget_use(system: SystemCost, budgets: Any) -> tuple[ResourceUse, ...]:
+    """The chip's PEs, DRAM bandwidth and area against the budgets that are set."""
+    if not isinstance(budgets, SystemBudgets):
+        return ()
+    pairs = (("pes", system.pes, budgets.max_pes, "PEs"), ("dram_bw", system.dram_bw, budgets.max_dram_bw,
+             "words/cycle"), ("area", system.area_mm2, budgets.max_area_mm2, "mm^2"))
+    return tuple(ResourceUse(n, float(u), float(a), unit) for n, u, a, unit in pairs if a is not None)
+
+
+def system_record(system: SystemCost, budgets: Any = None) -> AsicNetworkCost:
+    """A multi-network chip as one cost record: layers named 'network/layer', each tagged with the
+    sub-accelerator that runs it (``engine``); engines run in parallel, so the latency is the
+    busiest sub's time while energy adds up; the design is the chip with its assignment."""
+    layers = tuple(replace(layer, name=f"{net}/{layer.name}", engine=sub)
+                   for net, sub in system.assignment.items() for layer in system.networks[net].layers)
+    uncosted = tuple(replace(u, name=f"{net}/{u.name}")
+                     for net in system.assignment for u in system.networks[net].uncosted)
+    where = "; ".join(f"{net} on {sub} ({system.design.sub(sub).label()})" for net, sub in system.assignment.items())
+    return AsicNetworkCost(
+        template="hetero", device=system.design.technology, design=system.design, clock_mhz=system.clock_mhz,
+        layers=layers, uncosted=uncosted, resources=_budget_use(system, budgets), area_mm2=system.area_mm2,
+        notes=(f"networks run in parallel, each on its sub-accelerator: {where}; latency = the busiest sub's time, "
+               "energy and area = sums",), technology=system.design.technology, parallel_engines=True)
 
 
 TEMPLATES.register("hetero", HeteroTemplate())

@@ -27,8 +27,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic._common import (
-    AsicDesign, AsicTemplate, CostArrays, LayerTable, as_float, as_int, capacity, cdiv, design_columns,
-    energy_levels, full, words,
+    AsicDesign,
+    AsicTemplate,
+    CostArrays,
+    LayerTable,
+    as_float,
+    as_int,
+    capacity,
+    cdiv,
+    design_columns,
+    energy_levels,
+    full,
+    words,
 )
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES

@@ -30,8 +30,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic._common import (
-    AsicDesign, AsicTemplate, CostArrays, LayerTable, as_choice, as_float, as_int, capacity, cdiv,
-    design_columns, energy_levels, full, words,
+    AsicDesign,
+    AsicTemplate,
+    CostArrays,
+    LayerTable,
+    as_choice,
+    as_float,
+    as_int,
+    capacity,
+    cdiv,
+    design_columns,
+    energy_levels,
+    full,
+    words,
 )
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
@@ -149,7 +160,7 @@ class SystolicTemplate(AsicTemplate):
         wb = tech.word_bits
         ib, kb, ob = table.in_bits, table.w_bits, table.out_bits
         G, P, T, K = table.G, table.P, table.T, table.K
-        I_u, W_u, O_u = table.ifmap[None, :], table.weights[None, :], table.ofmap[None, :]
+        W_u, O_u = table.weights[None, :], table.ofmap[None, :]
         cap_i, cap_w = capacity(col["ifmap_kib"], ib), capacity(col["filter_kib"], kb)
         cap_o = capacity(col["ofmap_kib"], ob)
         dram_i, dram_w, dram_o, spill, rows_outer = dram_traffic(table, flow, rows, cols, fold_r, fold_c,

@@ -12,11 +12,24 @@ import numpy as np
 from nn2hw.detect import BOTTLENECK_NAMES, classify
 from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.hardware.base import Exploration, HardwareTemplate, LayerCost, NetworkCost, ResourceUse
-from nn2hw.hardware.fpga.design import (DESIGN_FIELDS, DW_KEYS, DesignArrays, FpgaDesign, coerce_design,
-                                        parse_design, positive_int)
+from nn2hw.hardware.fpga.design import (
+    DESIGN_FIELDS,
+    DW_KEYS,
+    DesignArrays,
+    FpgaDesign,
+    coerce_design,
+    parse_design,
+    positive_int,
+)
 from nn2hw.hardware.fpga.devices import BUDGET_FIELDS, FpgaDevice, get_device, load_devices
-from nn2hw.hardware.fpga.explore import (FpgaGrid, enumerate_grid, first_minimum, infeasible_error,
-                                         network_cycles, pareto_indices)
+from nn2hw.hardware.fpga.explore import (
+    FpgaGrid,
+    enumerate_grid,
+    first_minimum,
+    infeasible_error,
+    network_cycles,
+    pareto_indices,
+)
 from nn2hw.hardware.fpga.latency import PORT_WORD_BITS, StepTimes, check_variant, step_times
 from nn2hw.hardware.fpga.layers import LINEAR_MODES, EngineLayers, LayerPlan, plan_layers
 from nn2hw.hardware.fpga.resources import DEFAULT_LUTRAM_SHARE, ResourceArrays, check_bram_mode, resource_arrays

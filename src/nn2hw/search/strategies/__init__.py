@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import optuna
 
 from nn2hw.errors import ConfigError
-from nn2hw.search.strategies.sampler import SamplerContext, StrategySampler
 from nn2hw.search.strategies.base import STRATEGIES, Observation, RewardConfig, Strategy
 from nn2hw.search.strategies.evolution import RegularizedEvolution
 from nn2hw.search.strategies.random import RandomSearch
 from nn2hw.search.strategies.reinforce import FnasReinforce, Reinforce
+from nn2hw.search.strategies.sampler import SamplerContext, StrategySampler
 
 __all__ = ["STRATEGIES", "Observation", "RewardConfig", "Strategy", "StrategyInfo", "build_sampler"]
 
