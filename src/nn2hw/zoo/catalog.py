@@ -47,10 +47,28 @@ def _imagenet(*sources: CheckpointSource) -> ZooVariant:
     return ZooVariant("imagenet", (3, 224, 224), 1000, IMAGENET_MEAN, IMAGENET_STD, IMAGENET_PREPROCESSING, sources)
 
 
-def _fashion_mnist() -> ZooVariant:
-    """A Fashion-MNIST variant; its weights are trained by ``nn2hw zoo train`` and packaged later."""
+FASHION_MNIST_CHECKPOINTS = {
+    "resnet20": ("resnet20-fmnist-e76e6894.pt", "e76e6894831ab6f6da72aa57c489e5207c434e5b2fc66ef4353dab8cc17229fb",
+                 94.46),
+}
+"""Packaged Fashion-MNIST weights trained by nn2hw itself (``nn2hw/zoo/checkpoints/``): model ->
+(file, full sha256, top-1 % measured on the full 10,000-image test set). docs/datasets.md has the
+command that produced each file."""
+
+
+def _fashion_mnist(name: str) -> ZooVariant:
+    """A Fashion-MNIST variant, with the packaged weights ``nn2hw zoo train`` produced when they exist."""
+    sources = ()
+    if name in FASHION_MNIST_CHECKPOINTS:
+        file_name, digest, top1 = FASHION_MNIST_CHECKPOINTS[name]
+        sources = (CheckpointSource(
+            url="", file_name=file_name, sha256=digest, packaged=file_name,
+            checksum_note=f"sha256 of the file written by `{TRAIN_HINT.format(name=name)} --threads 1` (seed 0); "
+                          f"top-1 {top1:.2f} % on the full 10,000-image test set",
+            transform="plain state_dict saved by nn2hw zoo train; loaded as is",
+        ),)
     return ZooVariant("fashion-mnist", (1, 28, 28), 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
-                      FASHION_MNIST_PREPROCESSING)
+                      FASHION_MNIST_PREPROCESSING, sources)
 
 
 def _register(entry: ZooEntry) -> None:
@@ -81,7 +99,7 @@ def _cifar_resnet(depth: int, digest: str) -> ZooEntry:
                               "prefix (trained under nn.DataParallel); no num_batches_tracked entries",
                 ),),
             ),
-            _fashion_mnist(),
+            _fashion_mnist(f"resnet{depth}"),
         ),
         notes="Weights: akamaster/pytorch_resnet_cifar10 (BSD-2-Clause, Y. Idelbayev). The Fashion-MNIST "
               f"variant takes 1x28x28 (28 -> 14 -> 7); train it with `{TRAIN_HINT.format(name=f'resnet{depth}')}`.",
@@ -102,7 +120,7 @@ _register(ZooEntry(
                 "256-channel last conv",
     factory=f"{_ARCHS}.mobilenetv2:mobilenet_v2",
     options=(("width_mult", 0.5), ("setting", "fmnist"), ("stem_stride", 1), ("last_channel", 256)),
-    variants=(_fashion_mnist(),),
+    variants=(_fashion_mnist("mobilenetv2_fmnist"),),
     notes=f"Trained by nn2hw itself: `{TRAIN_HINT.format(name='mobilenetv2_fmnist')}`.",
     references=("https://arxiv.org/abs/1801.04381",),
 ))
@@ -113,7 +131,7 @@ _register(ZooEntry(
                 "global pooling, dropout and one linear layer",
     factory=f"{_ARCHS}.vgg:vgg",
     options=(("config", "vgg_fmnist"), ("batch_norm", True), ("pool_size", 1), ("hidden", 0), ("dropout", 0.2)),
-    variants=(_fashion_mnist(),),
+    variants=(_fashion_mnist("vgg_fmnist"),),
     notes=f"Trained by nn2hw itself: `{TRAIN_HINT.format(name='vgg_fmnist')}`.",
     references=("https://arxiv.org/abs/1409.1556",),
 ))
