@@ -22,6 +22,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -31,6 +32,7 @@ from nn2hw.errors import InfeasibleError
 from nn2hw.evaluate.loops import FinetuneSettings
 from nn2hw.search import SearchSettings, Spec, run_search
 from nn2hw.search.runner import prepare
+from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR
 
 HARDWARE = "fpga:zcu102"
 
@@ -51,8 +53,9 @@ def table(args: argparse.Namespace) -> list[dict]:
             result = run_search(SearchSettings(
                 model=model, dataset="fashion-mnist", spec=Spec(latency_ms=spec), hardware=HARDWARE,
                 strategy=args.strategy, trials=args.trials, seed=0, out=str(out), study=f"table-{model}",
-                search_images=args.search_images, final_batches=args.final_batches,
-                finetune=FinetuneSettings(batches=args.finetune_batches)), progress=False)
+                search_images=args.search_images,
+                final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches),
+                finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR)), progress=False)
         except InfeasibleError as exc:
             rows.append({"model": model, "spec_ms": spec, "error": exc.cause})
             print(f"{model}: {exc.cause}")
@@ -104,8 +107,9 @@ def compare(args: argparse.Namespace) -> list[dict]:
             settings = SearchSettings(model=model, dataset="fashion-mnist", spec=Spec(latency_ms=spec),
                                       hardware=HARDWARE, strategy=strategy, trials=args.trials, seed=seed,
                                       storage=storage, study=name, out=str(Path(args.out) / name), resume=resume,
-                                      search_images=args.search_images, final_batches=0, top_k=1,
-                                      finetune=FinetuneSettings(batches=args.finetune_batches))
+                                      search_images=args.search_images, top_k=1,
+                                      final_finetune=replace(FINAL_FINETUNE, batches=0),
+                                      finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR))
             try:
                 run_search(settings, progress=False, log=lambda _: None)
             except InfeasibleError:
@@ -147,7 +151,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--finetune-batches", type=int, default=100)
-    parser.add_argument("--final-batches", type=int, default=500)
+    parser.add_argument("--final-batches", type=int, default=2000)
     parser.add_argument("--search-images", type=int, default=2000)
     parser.add_argument("--out", default="runs/bench-hotstart")
     args = parser.parse_args()

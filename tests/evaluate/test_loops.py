@@ -110,9 +110,39 @@ def test_divergence_and_bad_settings_are_clear_errors():
 
 def test_settings_key_is_canonical_and_complete():
     key = FinetuneSettings().key
-    assert key == ('{"augment":true,"batch_size":32,"batches":100,"lr":0.1,"momentum":0.9,"seed":0,'
-                   '"weight_decay":0.0001}')  # HotNAS defaults (reference section 2.8)
+    assert key == ('{"augment":true,"batch_size":32,"batches":100,"distill":0.0,"lr":0.1,"momentum":0.9,'
+                   '"schedule":"constant","seed":0,"temperature":4.0,"weight_decay":0.0001}')  # HotNAS (ref. 2.8)
     assert FinetuneSettings(seed=1).key != key
+    assert FinetuneSettings(schedule="cosine").key != key != FinetuneSettings(distill=0.5).key
+
+
+def test_cosine_schedule_decays_and_distillation_pulls_towards_the_teacher():
+    torch.manual_seed(7)
+    teacher = TinyNet()
+    data = bright_dark(256)
+    x, _ = data.batch(torch.arange(64).numpy())
+
+    def gap(model):
+        with torch.no_grad():
+            return torch.nn.functional.kl_div(torch.log_softmax(model(x), 1), torch.softmax(teacher(x), 1),
+                                              reduction="batchmean").item()
+
+    def tuned(**kw):
+        torch.manual_seed(123)
+        model = TinyNet()
+        evaluate.finetune(model, data, batches=40, batch_size=16, lr=0.05, seed=0, threads=1, progress=False, **kw)
+        return model
+
+    plain, distilled = tuned(), tuned(teacher=teacher, distill=0.9, temperature=2.0)
+    assert gap(distilled) < gap(plain)  # the student moved towards its teacher's outputs
+    cosine = tuned(schedule="cosine")
+    assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), cosine.state_dict().values()))
+    with pytest.raises(ConfigError, match="teacher"):
+        tuned(distill=0.5)
+    with pytest.raises(ConfigError, match="schedule"):
+        FinetuneSettings(schedule="step")
+    with pytest.raises(ConfigError, match="Distillation weight"):
+        FinetuneSettings(distill=1.5)
 
 
 def test_metrics_record_is_frozen():

@@ -32,12 +32,13 @@ def observe(t: FrozenTrial) -> Observation:
                        t.user_attrs["metric"], t.user_attrs["latency_ms"])
 
 
-def context(seed=0, **options) -> SamplerContext:
-    return SamplerContext(NAMES, COUNTS, REWARD, seed, observe, options)
+def context(seed=0, checked=False, **options) -> SamplerContext:
+    return SamplerContext(NAMES, COUNTS, REWARD, seed, observe, options, check=check if checked else None,
+                          attempts=16 if checked else 1)
 
 
-def run(strategy: str, n: int, storage=None, study_name="toy", seed=0):
-    sampler, info = build_sampler(strategy, context(seed))
+def run(strategy: str, n: int, storage=None, study_name="toy", seed=0, checked=False):
+    sampler, info = build_sampler(strategy, context(seed, checked))
     directions = ["maximize"] * info.objectives if info.objectives == 1 else ["maximize", "minimize"]
     study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler, directions=directions,
                                 load_if_exists=True)
@@ -104,8 +105,44 @@ def test_reinforce_raises_its_reward():
 def test_hotnas_reward_bands():
     r = RewardConfig(spec_ms=10, acc_band=(80, 89), lat_band=(7, 10), alpha=0.7)
     assert r.r_acc(90) == 1 and r.r_acc(70) == -1 and r.r_acc(84.5) == pytest.approx(0.0)
-    assert r.r_lat(6) == 1 and r.r_lat(12) == -2 and r.r_lat(None) == -1 and r.r_lat(8.5) == pytest.approx(0.0)
+    assert r.r_lat(6) == 1 and r.r_lat(8.5) == pytest.approx(0.0) and r.r_lat(10) == pytest.approx(-1.0)
+    assert r.r_lat(12) == pytest.approx(-1 - 2 / 3) and r.r_lat(None) == -3  # scaled: continuous, any scale
     assert r.hotnas(Observation(0, (0,), True, 89.5, 6.0)) == pytest.approx(1.0)
+    coded = RewardConfig(spec_ms=10, acc_band=(80, 89), lat_band=(7, 10), lat_penalty="hotnas")
+    assert coded.r_lat(12) == -2 and coded.r_lat(None) == -1 and coded.r_lat(10.01) > coded.r_lat(10)  # the quirk
+    small = RewardConfig(spec_ms=0.25, acc_band=(80, 89), lat_band=(0.175, 0.25))
+    assert small.r_lat(0.30) == pytest.approx(r.r_lat(10 + 0.05 / 0.075 * 3))  # scale-free
+
+
+def check(indices):
+    acc, lat = toy(indices)
+    return lat <= REWARD.spec_ms, lat
+
+
+@pytest.mark.parametrize("name", ["random", "reinforce", "evolution"])
+def test_the_latency_prefilter_makes_proposals_feasible_and_records_rejections(name):
+    ctx = SamplerContext(NAMES, COUNTS, REWARD, 0, observe, {}, check=check, attempts=16)
+    sampler, _ = build_sampler(name, ctx)
+    study = optuna.create_study(sampler=sampler, directions=["maximize"])
+    for _ in range(20):
+        trial = study.ask()
+        idx = [trial.suggest_categorical(n, list(range(c))) for n, c in zip(NAMES, COUNTS)]
+        acc, lat = toy(idx)
+        trial.set_user_attr("feasible", lat <= REWARD.spec_ms)
+        trial.set_user_attr("metric", acc if lat <= REWARD.spec_ms else None)
+        trial.set_user_attr("latency_ms", lat)
+        study.tell(trial, acc)
+    assert sum(t.user_attrs["feasible"] for t in study.trials) >= 18
+    rejected = [r for t in study.trials for r in t.user_attrs.get("rejected", [])]
+    assert rejected and all(lat > REWARD.spec_ms for _, lat in rejected)
+
+
+def test_resume_with_the_prefilter_replays_rejections_exactly(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    run("reinforce", 10, storage=url, checked=True)
+    resumed = run("reinforce", 24, storage=url, checked=True)
+    straight = run("reinforce", 24, checked=True)
+    assert [t.params for t in resumed.trials] == [t.params for t in straight.trials]
 
 
 def test_bad_options_are_clear():

@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"one of {', '.join(STRATEGY_NAMES)} (default reinforce)")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="strategy option, e.g. lr=0.05, baseline=hotnas, population=16")
+    p.add_argument("--proposals", type=int, default=32, metavar="N",
+                   help="latency first: up to N proposals per trial for reinforce/fnas/random/evolution; those the "
+                        "cost model rejects are recorded and learned from, never trained (1: no prefilter)")
+    p.add_argument("--lat-penalty", default="scaled", choices=("scaled", "hotnas"),
+                   help="reward of a latency over the spec: scaled (default, in band widths) or hotnas (in ms)")
     budget = p.add_argument_group("budget (the first reached stops the search)")
     budget.add_argument("--trials", type=int, metavar="N", help="candidates to propose (default 40)")
     budget.add_argument("--minutes", type=float, metavar="M", help="wall-time limit for starting new trials")
@@ -60,8 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-lr", type=float, default=0.01, metavar="LR",
                    help="fine-tune learning rate (default 0.01; HotNAS used 0.1, which wrecks small pretrained "
                         "models: see docs/search.md)")
-    p.add_argument("--final-batches", type=int, default=500, metavar="B",
-                   help="fine-tune batches of the winner before its final measurement (default 500)")
+    p.add_argument("--final-batches", type=int, default=2000, metavar="B",
+                   help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
+                        "from --finetune-lr, distilled from the unmodified model)")
     p.add_argument("--search-images", type=int, default=2000, metavar="N",
                    help="score candidates on the first N images of the split (default 2000)")
     p.add_argument("--metric", default="top1", choices=("top1", "top5"), help="accuracy to maximize")
@@ -88,9 +94,11 @@ def _value(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from nn2hw.api import search
     from nn2hw.evaluate.loops import FinetuneSettings
-    from nn2hw.search.settings import Member
+    from nn2hw.search.settings import FINAL_FINETUNE, Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
@@ -101,10 +109,12 @@ def _run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
             finetune=FinetuneSettings(batches=args.finetune_batches, lr=args.finetune_lr, seed=args.seed),
-            final_batches=args.final_batches, search_images=args.search_images, metric=args.metric,
+            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, lr=args.finetune_lr, seed=args.seed),
+            search_images=args.search_images, metric=args.metric,
             space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,
             workers=args.workers, seed=args.seed, out=args.out, threads=args.threads,
-            companions=tuple(Member.parse(text) for text in args.companions or ()))
+            companions=tuple(Member.parse(text) for text in args.companions or ()), proposals=args.proposals,
+            lat_penalty=args.lat_penalty)
     except KeyboardInterrupt:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study; continue with the "
                           "same command plus --resume.")

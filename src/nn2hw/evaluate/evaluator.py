@@ -50,7 +50,8 @@ class FinetuneEvaluator:
     Data are loaded on the first call (``train`` only when ``settings.batches > 0``). With
     ``model`` (a zoo name) the zoo normalization is used, else ``normalize`` (None: raw [0, 1]).
     ``max_test_images`` tests on the first N images only (HotNAS's ``test_stop_batch``); those
-    results are marked partial. The model passed in is fine-tuned in place.
+    results are marked partial. The model passed in is fine-tuned in place. ``teacher`` is the
+    model distilled from when ``settings.distill > 0``.
     """
 
     def __init__(self, dataset: str, *, model: str | None = None, split: str = "test",
@@ -58,7 +59,7 @@ class FinetuneEvaluator:
                  settings: FinetuneSettings = FinetuneSettings(), test_batch_size: int = 256,
                  max_test_images: int | None = None, normalize: Normalize | None = None,
                  threads: int | None = None, progress: bool = True, train_data: Dataset | None = None,
-                 test_data: Dataset | None = None) -> None:
+                 test_data: Dataset | None = None, teacher: nn.Module | None = None) -> None:
         if max_test_images is not None and (not isinstance(max_test_images, int) or max_test_images < 1):
             raise ConfigError(f"max_test_images={max_test_images!r} is not a positive integer.",
                               "Use e.g. 1000, or None to test on the whole split.")
@@ -75,6 +76,7 @@ class FinetuneEvaluator:
         self.progress = progress
         self._train = train_data
         self._test = test_data
+        self.teacher = teacher
         self.last_metrics: Metrics | None = None
 
     @property
@@ -107,7 +109,8 @@ class FinetuneEvaluator:
         if self.settings.batches:
             s = self.settings
             finetune(model, self.train_data(), s.batches, s.batch_size, s.lr, s.momentum, s.weight_decay, s.seed,
-                     s.augment, threads=self.threads, progress=self.progress)
+                     s.augment, threads=self.threads, progress=self.progress, schedule=s.schedule,
+                     teacher=self.teacher if s.distill else None, distill=s.distill, temperature=s.temperature)
         self.last_metrics = test(model, test_data, self.test_batch_size, threads=self.threads,
                                  progress=self.progress)
         return self.last_metrics

@@ -53,9 +53,18 @@ class Metrics:
                 "partial": 1.0 if self.partial else 0.0}
 
 
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Every knob of the short fine-tune (HotNAS defaults); ``batches=0`` means no fine-tuning."""
+    """Every knob of the short fine-tune (HotNAS defaults); ``batches=0`` means no fine-tuning.
+
+    ``schedule``: a constant learning rate (HotNAS) or a cosine decay to 0 over the batches.
+    ``distill``: weight of a knowledge-distillation term (KL divergence to a teacher's softened
+    outputs at ``temperature``, scaled by its square); the cross-entropy gets ``1 - distill``.
+    It needs a teacher, e.g. the unmodified pretrained model when recovering a compressed one.
+    """
 
     batches: int = 100
     batch_size: int = 32
@@ -64,6 +73,9 @@ class FinetuneSettings:
     weight_decay: float = 1e-4
     seed: int = 0
     augment: bool = True
+    schedule: str = "constant"
+    distill: float = 0.0
+    temperature: float = 4.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.batches, int) or self.batches < 0:
@@ -75,6 +87,11 @@ class FinetuneSettings:
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"Fine-tune {name}={value!r} must be a finite number >= 0.",
                                   "Use the HotNAS defaults lr=0.1, momentum=0.9, weight_decay=1e-4.")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"Unknown learning-rate schedule {self.schedule!r}.", f"Use {' or '.join(SCHEDULES)}.")
+        if not 0.0 <= self.distill <= 1.0 or not self.temperature > 0:
+            raise ConfigError(f"Distillation weight {self.distill!r} must be in [0, 1] and temperature "
+                              f"{self.temperature!r} positive.", "Use e.g. distill=0.5, temperature=4.")
 
     @property
     def key(self) -> str:
@@ -95,14 +112,21 @@ class FinetuneResult:
 
 def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_size: int = 32, lr: float = 0.1,
              momentum: float = 0.9, weight_decay: float = 1e-4, seed: int = 0, augment: bool | Augment = True,
-             threads: int | None = None, progress: bool = True) -> FinetuneResult:
+             threads: int | None = None, progress: bool = True, *, schedule: str = "constant",
+             teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0) -> FinetuneResult:
     """Fine-tune ``model`` in place for ``batches`` mini-batches of ``train_data`` (HotNAS defaults).
 
     Data order and augmentation are drawn from ``seed``; the same seed gives the same weights.
     ``augment``: True uses the dataset's training augmentation, False none, or an ``Augment``.
-    Raises ``ModelError`` when the loss stops being finite (the learning rate is too high).
+    ``schedule``, ``distill`` and ``temperature`` as in ``FinetuneSettings``; ``teacher`` is
+    required when ``distill > 0`` (it is only run, in eval mode). Raises ``ModelError`` when the
+    loss stops being finite (the learning rate is too high).
     """
-    settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment))
+    settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment), schedule,
+                                distill, temperature)
+    if distill and teacher is None:
+        raise ConfigError("Distillation needs a teacher model.",
+                          "Pass teacher=<the unmodified model>, or distill=0.")
     data = train_data if augment is True else train_data.with_augment(augment if augment else NO_AUGMENT)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params and batches:
@@ -115,10 +139,20 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
     with run_context(seed, threads) as generator, _progress("fine-tune", batches, progress) as (bar, task), \
             channels_last(model):
         model.train()
+        if teacher is not None:
+            teacher_was_training = teacher.training
+            teacher.eval()
         try:
             for step, indices in enumerate(_sample(len(data), settings, generator)):
+                if schedule == "cosine":
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / batches))
                 images, labels = data.batch(indices, generator)
-                loss = nn.functional.cross_entropy(model(_as_channels_last(images)), labels)
+                images = _as_channels_last(images)
+                logits = model(images)
+                loss = nn.functional.cross_entropy(logits, labels)
+                if distill:
+                    loss = (1.0 - distill) * loss + distill * _distillation(logits, teacher, images, temperature)
                 if not torch.isfinite(loss):
                     raise ModelError(f"Fine-tuning diverged: the loss is {loss.item()} at batch {step + 1}.",
                                      f"Lower the learning rate (lr={lr}) or check the model's changes.")
@@ -129,8 +163,18 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                 bar.update(task, advance=1)
         finally:
             model.train(was_training)
+            if teacher is not None:
+                teacher.train(teacher_was_training)
     return FinetuneResult(batches, batches * batch_size, losses[0] if losses else math.nan,
                           losses[-1] if losses else math.nan, time.perf_counter() - start)
+
+
+def _distillation(logits: torch.Tensor, teacher: nn.Module, images: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence from the teacher's softened outputs, times T^2 (Hinton et al., 2015)."""
+    with torch.no_grad():
+        target = nn.functional.softmax(teacher(images) / temperature, dim=1)
+    log_probs = nn.functional.log_softmax(logits / temperature, dim=1)
+    return nn.functional.kl_div(log_probs, target, reduction="batchmean") * temperature**2
 
 
 def _sample(size: int, settings: FinetuneSettings, generator: torch.Generator):

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nn2hw import __version__
 from nn2hw.bundle import save_bundle
 from nn2hw.errors import ConfigError, InfeasibleError
+from nn2hw.evaluate.loops import FinetuneSettings
 from nn2hw.hardware.base import NetworkCost, design_label
 from nn2hw.plan import Plan, _thaw
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
@@ -152,14 +153,14 @@ def measure(ctx: SearchContext, plans: Mapping[str, Plan], evaluators: Mapping[s
     return models, metrics
 
 
-def _evaluators(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None, batches: int,
+def _evaluators(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None, finetune: FinetuneSettings,
                 progress: bool) -> dict[str, Evaluator]:
-    """Per network: the user's evaluator, else the default one (test the whole split after
-    ``batches`` of fine-tuning)."""
+    """Per network: the user's evaluator, else the default one (fine-tune as ``finetune`` says,
+    distilling from the unmodified model, then test the whole split)."""
     found = {}
     for m in ctx.members:
         chosen = given.get(m.name) if isinstance(given, Mapping) else given
-        found[m.name] = chosen or default_evaluator(ctx.settings, m.member, None, batches, progress)
+        found[m.name] = chosen or default_evaluator(ctx.settings, m.member, None, finetune, m.model, progress)
     return found
 
 
@@ -172,7 +173,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     s = ctx.settings
     out = s.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    base_evals = _evaluators(ctx, base_evaluator, 0, progress)
+    base_evals = _evaluators(ctx, base_evaluator, FinetuneSettings(batches=0), progress)
     base_hw = _hardware(ctx, ctx.base_cost)
     base_plans = {net: plan.with_hardware(base_hw) for net, plan in ctx.space.bases.items()}
     base_models, base_networks = measure(ctx, base_plans, base_evals)
@@ -201,7 +202,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
                 "Resume the study with more trials (--resume --trials N), relax the spec, or widen the space.",
                 best_bound=best)
         plans, cost, trial_no = picked
-        models, networks = measure(ctx, plans, _evaluators(ctx, final_evaluator, s.final_batches, progress))
+        models, networks = measure(ctx, plans, _evaluators(ctx, final_evaluator, s.final_finetune, progress))
         solution = Solution(plans, cost, joint_metrics(networks), networks, trial_no)
     _save_bundles(ctx, out, models, solution)
     rows = [row for m in ctx.members
@@ -231,7 +232,7 @@ def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solu
 def _settings_dict(ctx: SearchContext) -> dict[str, Any]:
     s = ctx.settings
     return {**s.identity(), "trials": s.trials, "minutes": s.minutes, "workers": s.workers,
-            "study": s.study_name, "storage": _redacted(s.storage_url), "final_batches": s.final_batches,
+            "study": s.study_name, "storage": _redacted(s.storage_url), "final_finetune": s.final_finetune.key,
             "space_size": ctx.space.size, "space_dimensions": len(ctx.space.dimensions),
             "base_metric_during_search": ctx.base_metric}
 

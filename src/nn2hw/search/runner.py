@@ -25,6 +25,7 @@ from torch import nn
 
 from nn2hw import __version__
 from nn2hw.errors import HardwareError, InfeasibleError, Nn2hwError, PlanError
+from nn2hw.evaluate.loops import FinetuneSettings
 from nn2hw.hardware.base import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.evaluations import EvaluationStore
@@ -93,16 +94,15 @@ def _pattern_chooser(model: nn.Module) -> Callable:
     return choose
 
 
-def default_evaluator(settings: SearchSettings, member: Member, images: int | None, batches: int,
-                      progress: bool = False):
-    """The HotNAS fast evaluation: fine-tune ``batches`` then test on the first ``images``."""
-    from dataclasses import replace
-
+def default_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
+                      teacher: nn.Module | None = None, progress: bool = False):
+    """Fine-tune as ``finetune`` says (distilling from ``teacher``, the unmodified model, when it
+    asks to), then test on the first ``images`` of the member's split (None: all of it)."""
     from nn2hw.evaluate import FinetuneEvaluator
 
     return FinetuneEvaluator(member.dataset, model=member.model, split=member.split, data_dir=settings.data_dir,
-                             settings=replace(settings.finetune, batches=batches), max_test_images=images,
-                             threads=settings.threads, progress=progress)
+                             settings=finetune, max_test_images=images, threads=settings.threads, progress=progress,
+                             teacher=teacher)
 
 
 def _member_context(settings: SearchSettings, member: Member,
@@ -117,7 +117,7 @@ def _member_context(settings: SearchSettings, member: Member,
     if isinstance(evaluator, Mapping):
         evaluator = evaluator.get(member.model)
     if evaluator is None:
-        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune.batches)
+        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model)
         evaluator_id = json.dumps(["finetune", *evaluator.cache_fields, member.checkpoint])
     else:
         evaluator_id = f"user:{getattr(evaluator, '__qualname__', type(evaluator).__qualname__)}"
@@ -194,7 +194,8 @@ def reward_config(ctx: SearchContext, base_metric: float) -> RewardConfig:
     latency = s.spec.latency_ms if s.spec.latency_ms is not None else ctx.base_cost.latency_ms
     acc_band = s.acc_band or (base_metric - 10.0, base_metric)
     lat_band = s.lat_band or (0.7 * latency, latency)
-    return RewardConfig(spec_ms=latency, acc_band=acc_band, lat_band=lat_band, alpha=s.alpha)
+    return RewardConfig(spec_ms=latency, acc_band=acc_band, lat_band=lat_band, alpha=s.alpha,
+                        lat_penalty=s.lat_penalty)
 
 
 def evaluation_key(member: MemberContext, plan: Plan) -> str:
@@ -252,10 +253,29 @@ def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Obse
     return to_observation
 
 
+def feasibility_check(ctx: SearchContext) -> Callable[[tuple[int, ...]], tuple[bool, float | None]]:
+    """(meets every spec, latency) of a candidate from the cost model alone, memoized: what the
+    latency-first prefilter asks before a proposal becomes a trial."""
+    seen: dict[tuple[int, ...], tuple[bool, float | None]] = {}
+
+    def check(indices: tuple[int, ...]) -> tuple[bool, float | None]:
+        key = tuple(int(i) for i in indices)
+        if key not in seen:
+            cand = ctx.space.decode(key)
+            try:
+                cost = ctx.target.best(ctx.workloads(cand.plans), cand.hardware)
+                seen[key] = (ctx.spec.met(cost), cost.latency_ms)
+            except (PlanError, InfeasibleError, HardwareError):
+                seen[key] = (False, None)
+        return seen[key]
+
+    return check
+
+
 def make_sampler(ctx: SearchContext) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
     s = ctx.settings
     sctx = SamplerContext(ctx.space.names, ctx.space.counts, ctx.reward, s.seed, observe(ctx.space.names, s.metric),
-                          dict(s.strategy_options))
+                          dict(s.strategy_options), check=feasibility_check(ctx), attempts=s.proposals)
     return build_sampler(s.strategy, sctx)
 
 

@@ -41,17 +41,21 @@ class RewardConfig:
     """The HotNAS reward (reference §2.7): alpha*R_acc + (1-alpha)*R_lat over two bands.
 
     ``acc_band`` = (a_lo, a_hi) in percent, ``lat_band`` = (l_lo, l_hi) in ms; l_hi is the
-    latency spec. ``spec_ms`` is the hard latency spec the FNAS reward uses.
+    latency spec. ``spec_ms`` is the hard latency spec the FNAS reward uses. ``lat_penalty``
+    says how a latency over the band is punished (see ``r_lat``).
     """
 
     spec_ms: float
     acc_band: tuple[float, float]
     lat_band: tuple[float, float]
     alpha: float = 0.7
+    lat_penalty: str = "scaled"
 
     def __post_init__(self) -> None:
         lo, hi = self.acc_band
         llo, lhi = self.lat_band
+        if self.lat_penalty not in ("scaled", "hotnas"):
+            raise ConfigError(f"Unknown latency penalty {self.lat_penalty!r}.", "Use scaled (default) or hotnas.")
         if not (lo < hi and 0 < llo < lhi and self.spec_ms > 0 and 0 <= self.alpha <= 1):
             raise ConfigError(
                 f"Reward bands must satisfy acc_lo < acc_hi, 0 < lat_lo < lat_hi, alpha in [0, 1]; got "
@@ -68,11 +72,15 @@ class RewardConfig:
         return 2 * (acc - lo) / (hi - lo) - 1
 
     def r_lat(self, latency_ms: float | None) -> float:
+        """+1 below the band, -1..+1 across it, and beyond it a penalty growing with the violation:
+        in band widths ('scaled', continuous at the spec, the same at any latency scale) or in
+        plain milliseconds as HotNAS coded it ('hotnas': about 0 just over the spec, so a
+        near-miss outscores a candidate that just meets it; meant for 5-10 ms networks)."""
         lo, hi = self.lat_band
         if latency_ms is None:
-            return -1.0
+            return -1.0 if self.lat_penalty == "hotnas" else -3.0  # no design can run it
         if latency_ms > hi:
-            return hi - latency_ms  # negative, grows with the violation (as coded by HotNAS)
+            return hi - latency_ms if self.lat_penalty == "hotnas" else -1.0 - (latency_ms - hi) / (hi - lo)
         if latency_ms < lo:
             return 1.0
         return 2 * (hi - latency_ms) / (hi - lo) - 1
@@ -102,19 +110,24 @@ class Strategy(ABC):
     def option_names(cls) -> tuple[str, ...]:
         return ()
 
-    def rng(self, number: int) -> np.random.Generator:
-        """Randomness for trial ``number``: the same on a resume or another worker."""
-        return np.random.default_rng([self.seed, number])
+    def rng(self, number: int, attempt: int = 0) -> np.random.Generator:
+        """Randomness for proposal ``attempt`` of trial ``number``: the same on a resume or another worker."""
+        return np.random.default_rng([self.seed, number, attempt])
 
     def random_indices(self, rng: np.random.Generator) -> tuple[int, ...]:
         return tuple(int(rng.integers(n)) for n in self.counts)
 
     @abstractmethod
-    def ask(self, number: int) -> tuple[int, ...]:
-        """The candidate for trial ``number``."""
+    def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
+        """Proposal ``attempt`` for trial ``number`` (later attempts follow rejected ones)."""
 
     def tell(self, obs: Observation) -> None:  # noqa: B027 - stateless strategies learn nothing
         """Learn from a finished trial (called in trial order, once per trial)."""
+
+    def reject(self, obs: Observation) -> None:  # noqa: B027 - by default a rejection teaches nothing
+        """Learn from a proposal the cost model rejected before it became a trial (it missed a
+        spec). Policies that learn from every sample (REINFORCE) take it as an episode; a
+        population (evolution) ignores it, so it keeps only real members."""
 
 
 StrategyFactory = Callable[..., Any]

@@ -40,8 +40,8 @@ class RegularizedEvolution(Strategy):
     def tell(self, obs: Observation) -> None:
         self.population.append((obs.indices, self.fitness(obs)))
 
-    def ask(self, number: int) -> tuple[int, ...]:
-        rng = self.rng(number)
+    def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
+        rng = self.rng(number, attempt)
         if len(self.population) < self.population.maxlen:
             return self.random_indices(rng)
         members = [self.population[i] for i in rng.choice(len(self.population), self.sample, replace=False)]

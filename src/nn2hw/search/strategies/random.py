@@ -10,5 +10,5 @@ class RandomSearch(Strategy):
 
     name = "random"
 
-    def ask(self, number: int) -> tuple[int, ...]:
-        return self.random_indices(self.rng(number))
+    def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
+        return self.random_indices(self.rng(number, attempt))

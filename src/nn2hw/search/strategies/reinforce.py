@@ -89,8 +89,8 @@ class Reinforce(Strategy):
     def episode_reward(self, obs: Observation) -> float:
         return self.reward.hotnas(obs)
 
-    def ask(self, number: int) -> tuple[int, ...]:
-        gen = torch.Generator().manual_seed(int(self.rng(number).integers(2**62)))
+    def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
+        gen = torch.Generator().manual_seed(int(self.rng(number, attempt).integers(2**62)))
         choices: list[int] = []
         with torch.no_grad():
             h = c = torch.zeros(1, self.controller.hidden)
@@ -114,6 +114,9 @@ class Reinforce(Strategy):
         base = reward if self.ema is None else self.ema
         self.ema = reward if self.ema is None else self.ema_decay * self.ema + (1 - self.ema_decay) * reward
         return reward - base
+
+    def reject(self, obs: Observation) -> None:
+        self.tell(obs)  # a rejected proposal is an episode like any other: it only cost a latency check
 
     def tell(self, obs: Observation) -> None:
         advantage = self.advantage(self.episode_reward(obs))
