@@ -1,6 +1,6 @@
 """Must-show on the Fashion-MNIST zoo ResNet-20 (full 10,000-image test set), issue 3:
 
-- the packaged checkpoint reaches >= 93 % top-1;
+- the packaged checkpoint reaches >= 93 % top-1, and every packaged one scores what the catalog says;
 - 8-bit weights (fake-quantized, no fine-tuning) lose <= 0.3 points;
 - every 3x3 conv of stage 1 pruned to PATn=4 patterns (6 kept weights) and fine-tuned 100 batches
   ends within 1 point of the baseline;
@@ -19,6 +19,7 @@ import torch
 
 from nn2hw import evaluate, zoo
 from nn2hw.plan import Plan
+from nn2hw.zoo.catalog import FASHION_MNIST_CHECKPOINTS
 from tests.data.helpers import real_fmnist
 
 pytestmark = pytest.mark.slow  # four passes over 10,000 images and two 100-batch fine-tunes
@@ -47,6 +48,12 @@ def baseline(base, data):
 def test_zoo_checkpoint_reaches_93_percent(baseline):
     assert (baseline.n_images, baseline.partial) == (10000, False)
     assert baseline.top1 >= 93.0
+
+
+@pytest.mark.parametrize("name", sorted(FASHION_MNIST_CHECKPOINTS))
+def test_every_packaged_checkpoint_scores_what_the_catalog_says(name, data):
+    measured = evaluate.test(zoo.build(name, "fashion-mnist", pretrained=True), data[1], progress=False)
+    assert measured.top1 == pytest.approx(FASHION_MNIST_CHECKPOINTS[name][2], abs=0.01) and measured.top1 >= 93.0
 
 
 def test_8_bit_weights_lose_at_most_0_3_points(base, workload, data, baseline):
