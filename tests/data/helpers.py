@@ -1,4 +1,4 @@
-"""Test helpers for datasets: a local HTTP server, generated IDX/CIFAR files, the real Fashion-MNIST."""
+"""Test helpers for datasets: generated IDX/CIFAR files, the real Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import functools
 import gzip
 import hashlib
 import pickle
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -17,25 +13,6 @@ import pytest
 
 from nn2hw.data import Dataset, load_dataset
 from nn2hw.errors import DatasetError
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
-
-
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """Serve ``folder`` over HTTP on a free loopback port in a thread; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def md5(data: bytes) -> str:

@@ -12,7 +12,8 @@ import pytest
 from nn2hw.data import cifar10, load_dataset
 from nn2hw.data._files import DataFile
 from nn2hw.errors import DatasetError
-from tests.data.helpers import cifar_batch_bytes, md5, serve
+from tests.data.helpers import cifar_batch_bytes, md5
+from tests.http_server import serve
 
 
 def test_partial_split_is_always_partial(shared_data):

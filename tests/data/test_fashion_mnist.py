@@ -10,7 +10,8 @@ import pytest
 from nn2hw.data import fashion_mnist, load_dataset
 from nn2hw.data.fashion_mnist import parse_idx
 from nn2hw.errors import DatasetError
-from tests.data.helpers import fake_fmnist, install_fake_fmnist, real_fmnist, serve, write_files
+from tests.data.helpers import fake_fmnist, install_fake_fmnist, real_fmnist, write_files
+from tests.http_server import serve
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
-import threading
 
 import pytest
 import torch
@@ -15,62 +13,22 @@ from nn2hw.errors import CheckpointError
 from nn2hw.zoo import checkpoints, factory
 from nn2hw.zoo.checkpoints import download_file, load_into, read_state_dict, resolve
 from nn2hw.zoo.records import CheckpointSource
+from tests.http_server import MemoryServer
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB: several download chunks
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class _Server:
-    """Files served from memory on 127.0.0.1; optional support for 'Range: bytes=N-' requests."""
-
-    def __init__(self, files: dict[str, bytes], ranges: bool) -> None:
-        self.files, self.ranges, self.requests = files, ranges, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                server.requests.append((self.path, self.headers.get("Range")))
-                body = server.files.get(self.path.lstrip("/"))
-                if body is None:
-                    self.send_error(404, "no such file")
-                    return
-                start = 0
-                requested = self.headers.get("Range")
-                if server.ranges and requested:
-                    start = int(requested.removeprefix("bytes=").rstrip("-"))
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
-    s = _Server({"weights.bin": PAYLOAD}, ranges=False)
+    s = MemoryServer({"weights.bin": PAYLOAD}, ranges=False)
     yield s
     s.close()
 
 
 @pytest.fixture
 def range_server():
-    s = _Server({"weights.bin": PAYLOAD}, ranges=True)
+    s = MemoryServer({"weights.bin": PAYLOAD}, ranges=True)
     yield s
     s.close()
 
@@ -257,7 +215,7 @@ def test_build_pretrained_downloads_verifies_and_loads(tmp_path, small_state, mo
     torch.save({"state_dict": {f"module.{k}": v for k, v in small_state.items()}}, saved)
     blob = saved.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()
-    served = _Server({f"r20-{digest[:8]}.th": blob}, ranges=False)
+    served = MemoryServer({f"r20-{digest[:8]}.th": blob}, ranges=False)
     try:
         original = zoo.entry("resnet20")
         source = CheckpointSource(url=served.url(f"r20-{digest[:8]}.th"), file_name=f"r20-{digest[:8]}.th",

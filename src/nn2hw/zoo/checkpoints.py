@@ -12,14 +12,12 @@ Torch is imported only where a file is read, so resolving and downloading work w
 
 from __future__ import annotations
 
-import hashlib
-import os
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nn2hw.download import TIMEOUT_S as DOWNLOAD_TIMEOUT_S
+from nn2hw.download import fetch, file_digest
 from nn2hw.errors import CheckpointError
 from nn2hw.paths import cache_root, data_root
 from nn2hw.zoo.records import CheckpointSource, hash_prefix_of
@@ -30,8 +28,6 @@ if TYPE_CHECKING:
 PACKAGED_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Checkpoints shipped with nn2hw (``CheckpointSource.packaged`` names a file here)."""
 
-CHUNK_BYTES = 1 << 20
-DOWNLOAD_TIMEOUT_S = 60.0
 _SHOWN = 5  # keys named in an error before "and N more"
 
 
@@ -41,12 +37,8 @@ def cache_dir() -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex sha256 of a file."""
+    return file_digest(path)
 
 
 def verify(path: Path, expected: str) -> None:
@@ -115,69 +107,12 @@ def resolve(sources: Sequence[CheckpointSource], checkpoint: str | Path | None =
 
 def download_file(url: str, target: Path, expected: str, *, progress: bool = True,
                   timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Download ``url`` to ``target``, hashing while streaming; resume a previous partial download.
-
-    Data goes to ``target.part`` (continued with an HTTP range request when the server allows
-    it), is checked against ``expected`` and then renamed atomically, so ``target`` is never a
-    partial or unverified file. A failed checksum deletes the partial file.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    digest = hashlib.sha256()
-    have = part.stat().st_size if part.is_file() else 0
-    if have:
-        with open(part, "rb") as stream:
-            for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-                digest.update(chunk)
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            if have and response.status != 206:  # the server ignored the range: start over
-                have, digest = 0, hashlib.sha256()
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length and length.isdigit() else None
-            _stream(response, part, "ab" if have else "wb", digest, have, total, target.name, progress)
-    except urllib.error.HTTPError as exc:
-        if not (exc.code == 416 and have):  # 416 with a partial file: it is already complete
-            raise _download_error(url, target, f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise _download_error(url, target, str(reason)) from None
-    got = digest.hexdigest()
-    if not got.startswith(expected):
-        part.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"Checksum mismatch for the download of {url}: expected sha256 {expected}, got {got}. The partial "
-            "file was deleted.",
-            "Try again later; if it persists, the file at that URL changed: download it by hand, check it and "
-            "pass it with --checkpoint.",
-        )
-    os.replace(part, target)
-    return target
-
-
-def _stream(response: Any, part: Path, mode: str, digest: Any, have: int, total: int | None, label: str,
-            progress: bool) -> None:
-    """Copy the response body to ``part`` chunk by chunk, updating ``digest`` and a Rich progress bar."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not progress) as bar, \
-            open(part, mode) as out:
-        task = bar.add_task(f"downloading {label}", total=total, completed=have)
-        for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-            out.write(chunk)
-            digest.update(chunk)
-            bar.advance(task, len(chunk))
-
-
-def _download_error(url: str, target: Path, reason: str) -> CheckpointError:
-    return CheckpointError(
-        f"Cannot download {url}: {reason}.",
-        f"Download the file by hand on a machine with internet access (e.g. `curl -L -o {target.name} {url}`), "
-        f"then pass it with --checkpoint {target.name} (Python: checkpoint=...), or put it at {target}.",
-    )
+    """Download a checkpoint to ``target``, checked against its sha256 (full or prefix) and
+    resumable (``nn2hw.download.fetch``); failures say how to get the file by hand."""
+    by_hand = (f"Or download the file on a machine with internet access (e.g. `curl -L -o {target.name} {url}`), "
+               f"then pass it with --checkpoint {target.name} (Python: checkpoint=...), or put it at {target}.")
+    return fetch(url, target, expected, error=CheckpointError, by_hand=by_hand, progress=progress,
+                 timeout_s=timeout_s)
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
