@@ -388,6 +388,10 @@ def network_cost(template: str, tech: Technology, design: Mapping[str, Any], tab
 
 
 # --- designs and the template base --------------------------------------------------------------
+KIB_MAX = 1 << 20
+"""The largest buffer a design may declare (KiB): 1 GiB."""
+
+
 class AsicDesign:
     """Mixin of the frozen design dataclasses: parameters from strings/presets, dict form."""
 
@@ -412,6 +416,14 @@ class AsicDesign:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def _check(self, limits: Mapping[str, int], rates: Sequence[str] = ("dram_bw",)) -> None:
+        """Validate and normalize fields in place: integers in 1..limit (PE counts, buffer sizes)
+        and positive finite bandwidths (words per cycle); ``ConfigError`` naming the field otherwise."""
+        for name, high in limits.items():
+            object.__setattr__(self, name, as_int(getattr(self, name), f"{self.template} {name}", 1, high))
+        for name in rates:
+            object.__setattr__(self, name, as_float(getattr(self, name), f"{self.template} {name} (words/cycle)"))
 
 
 def design_columns(designs: Sequence[Any], names: Sequence[str], dtype: Any = float) -> dict[str, np.ndarray]:

@@ -31,13 +31,12 @@ import numpy as np
 
 from nn2hw.hardware.asic._common import (
     BITS_PER_KIB,
+    KIB_MAX,
     AsicDesign,
     AsicTemplate,
     CostArrays,
     LayerTable,
     as_bool,
-    as_float,
-    as_int,
     design_columns,
     energy_levels,
     full,
@@ -63,10 +62,8 @@ class EyerissDesign(AsicDesign):
     exclusive_limits: bool = True
 
     def __post_init__(self) -> None:
-        for name, hi in (("rows", 1024), ("cols", 1024), ("ifmap_spad", 1 << 16), ("filter_spad", 1 << 16),
-                         ("psum_spad", 1 << 16), ("glb_kib", 1 << 20)):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"eyeriss {name}", 1, hi))
-        object.__setattr__(self, "dram_bw", as_float(self.dram_bw, "eyeriss dram_bw (words/cycle)"))
+        self._check({"rows": 1024, "cols": 1024, "ifmap_spad": 1 << 16, "filter_spad": 1 << 16, "psum_spad": 1 << 16,
+                     "glb_kib": KIB_MAX})
         object.__setattr__(self, "exclusive_limits", as_bool(self.exclusive_limits, "eyeriss exclusive_limits"))
 
     @property

@@ -27,12 +27,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic._common import (
+    KIB_MAX,
     AsicDesign,
     AsicTemplate,
     CostArrays,
     LayerTable,
-    as_float,
-    as_int,
     capacity,
     cdiv,
     design_columns,
@@ -64,11 +63,7 @@ class NvdlaDesign(AsicDesign):
     dram_bw: float = 8.0
 
     def __post_init__(self) -> None:
-        for name in ("atomic_c", "atomic_k"):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"nvdla {name}", 1, 4096))
-        for name in ("cbuf_kib", "acc_kib"):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"nvdla {name}", 1, 1 << 20))
-        object.__setattr__(self, "dram_bw", as_float(self.dram_bw, "nvdla dram_bw (words/cycle)"))
+        self._check({"atomic_c": 4096, "atomic_k": 4096, "cbuf_kib": KIB_MAX, "acc_kib": KIB_MAX})
 
 
 class NvdlaTemplate(AsicTemplate):

@@ -27,12 +27,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic._common import (
+    KIB_MAX,
     AsicDesign,
     AsicTemplate,
     CostArrays,
     LayerTable,
-    as_float,
-    as_int,
     capacity,
     cdiv,
     design_columns,
@@ -62,12 +61,8 @@ class ShiDianNaoDesign(AsicDesign):
     dram_bw: float = 8.0
 
     def __post_init__(self) -> None:
-        for name in ("pe_rows", "pe_cols"):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"shidiannao {name}", 1, 1024))
-        for name in ("nbin_kib", "sb_kib", "nbout_kib"):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"shidiannao {name}", 1, 1 << 20))
-        for name in ("sram_bw", "dram_bw"):
-            object.__setattr__(self, name, as_float(getattr(self, name), f"shidiannao {name} (words/cycle)"))
+        self._check({"pe_rows": 1024, "pe_cols": 1024, "nbin_kib": KIB_MAX, "sb_kib": KIB_MAX, "nbout_kib": KIB_MAX},
+                    ("sram_bw", "dram_bw"))
 
 
 class ShiDianNaoTemplate(AsicTemplate):

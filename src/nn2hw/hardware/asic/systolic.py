@@ -30,13 +30,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic._common import (
+    KIB_MAX,
     AsicDesign,
     AsicTemplate,
     CostArrays,
     LayerTable,
     as_choice,
-    as_float,
-    as_int,
     capacity,
     cdiv,
     design_columns,
@@ -67,12 +66,8 @@ class SystolicDesign(AsicDesign):
     dram_bw: float = 16.0
 
     def __post_init__(self) -> None:
-        for name in ("rows", "cols"):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"systolic {name}", 1, 4096))
-        for name in ("ifmap_kib", "filter_kib", "ofmap_kib"):
-            object.__setattr__(self, name, as_int(getattr(self, name), f"systolic {name}", 1, 1 << 20))
+        self._check({"rows": 4096, "cols": 4096, "ifmap_kib": KIB_MAX, "filter_kib": KIB_MAX, "ofmap_kib": KIB_MAX})
         object.__setattr__(self, "dataflow", as_choice(self.dataflow, "systolic dataflow", DATAFLOWS))
-        object.__setattr__(self, "dram_bw", as_float(self.dram_bw, "systolic dram_bw (words/cycle)"))
 
     @property
     def pes(self) -> int:
