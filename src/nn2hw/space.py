@@ -65,11 +65,9 @@ class Candidate:
     hardware: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class SearchSpace:
-    """The ordered dimensions of one search, with the empty plan they modify."""
+class _Dimensions:
+    """What every space derives from its ordered ``dimensions``: names, choice counts, size."""
 
-    base: Plan
     dimensions: tuple[Dimension, ...]
 
     @property
@@ -84,6 +82,19 @@ class SearchSpace:
     def size(self) -> int:
         return math.prod(self.counts)
 
+    def _check_length(self, indices: Sequence[int]) -> None:
+        if len(indices) != len(self.dimensions):
+            raise ConfigError(f"A candidate needs {len(self.dimensions)} indices, got {len(indices)}.",
+                              "Decode vectors proposed for this space only.")
+
+
+@dataclass(frozen=True)
+class SearchSpace(_Dimensions):
+    """The ordered dimensions of one search, with the empty plan they modify."""
+
+    base: Plan
+    dimensions: tuple[Dimension, ...]
+
     @property
     def key(self) -> str:
         """A short content hash of the dimensions: a resumed study must have the same space."""
@@ -94,9 +105,7 @@ class SearchSpace:
 
     def decode(self, indices: Sequence[int]) -> Candidate:
         """The plan and hardware knobs of an index vector (one index per dimension)."""
-        if len(indices) != len(self.dimensions):
-            raise ConfigError(f"A candidate needs {len(self.dimensions)} indices, got {len(indices)}.",
-                              "Decode vectors proposed for this space only.")
+        self._check_length(indices)
         plan, hardware = self.base, {}
         for dim, index in zip(self.dimensions, indices):
             if not 0 <= int(index) < len(dim.choices):
@@ -132,7 +141,7 @@ class JointCandidate:
 
 
 @dataclass(frozen=True)
-class JointSpace:
+class JointSpace(_Dimensions):
     """The spaces of one or several networks searched together for one chip.
 
     With one network its dimensions keep their names (a single-model study reads as before);
@@ -149,18 +158,6 @@ class JointSpace:
         return tuple(replace(d, name=f"{net}/{d.name}") for net, space in self.parts for d in space.dimensions)
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.dimensions)
-
-    @property
-    def counts(self) -> tuple[int, ...]:
-        return tuple(len(d.choices) for d in self.dimensions)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.counts)
-
-    @property
     def key(self) -> str:
         import hashlib
 
@@ -171,9 +168,7 @@ class JointSpace:
         return {net: space.base for net, space in self.parts}
 
     def decode(self, indices: Sequence[int]) -> JointCandidate:
-        if len(indices) != len(self.dimensions):
-            raise ConfigError(f"A candidate needs {len(self.dimensions)} indices, got {len(indices)}.",
-                              "Decode vectors proposed for this space only.")
+        self._check_length(indices)
         plans, hardware, start = {}, {}, 0
         for net, space in self.parts:
             part = space.decode(indices[start:start + len(space.dimensions)])
