@@ -52,7 +52,8 @@ def table(args: argparse.Namespace) -> list[dict]:
         try:
             result = run_search(SearchSettings(
                 model=model, dataset="fashion-mnist", spec=Spec(latency_ms=spec), hardware=HARDWARE,
-                strategy=args.strategy, trials=args.trials, seed=0, out=str(out), study=f"table-{model}",
+                strategy=args.strategy, trials=None if args.minutes else args.trials, minutes=args.minutes or None,
+                seed=0, out=str(out), study=f"table-{model}", threads=args.threads,
                 search_images=args.search_images,
                 final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches),
                 finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR)), progress=False)
@@ -69,8 +70,9 @@ def table(args: argparse.Namespace) -> list[dict]:
                      "trials": result.trials["total"], "trained": result.trials["trained"],
                      "base_design": result.to_dict()["baseline"]["design"],
                      "solution_design": result.to_dict()["solution"]["design"]})
+    budget = f"{args.minutes:g} minutes" if args.minutes else f"{args.trials} trials"
     print(f"\nHotNAS-style table (ZCU102, spec = {args.fraction:.0%} of the base latency, strategy {args.strategy}, "
-          f"{args.trials} trials)")
+          f"{budget} per search)")
     print(f"{'model':<20} {'base ms':>9} {'base top1':>9} {'spec ms':>9} {'sol ms':>9} {'sol top1':>9} "
           f"{'lat -%':>7} {'d top1':>7} {'wall s':>7}")
     for r in rows:
@@ -107,7 +109,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
             settings = SearchSettings(model=model, dataset="fashion-mnist", spec=Spec(latency_ms=spec),
                                       hardware=HARDWARE, strategy=strategy, trials=args.trials, seed=seed,
                                       storage=storage, study=name, out=str(Path(args.out) / name), resume=resume,
-                                      search_images=args.search_images, top_k=1,
+                                      search_images=args.search_images, top_k=1, threads=args.threads,
                                       final_finetune=replace(FINAL_FINETUNE, batches=0),
                                       finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR))
             try:
@@ -148,7 +150,10 @@ def main() -> None:
     parser.add_argument("--strategy", default="reinforce", help="strategy of the table runs")
     parser.add_argument("--strategies", default="reinforce,tpe,evolution,random")
     parser.add_argument("--fraction", type=float, default=0.6, help="latency spec as a fraction of the base")
-    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--trials", type=int, default=60, help="trials per comparison run (and table run)")
+    parser.add_argument("--minutes", type=float, default=9.0,
+                        help="wall-time budget of each table search, as the README's main job (0: trials only)")
+    parser.add_argument("--threads", type=int, help="torch threads per search (default 2)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--finetune-batches", type=int, default=100)
     parser.add_argument("--final-batches", type=int, default=2000)
@@ -160,7 +165,7 @@ def main() -> None:
         results["table"] = table(args)
     if args.part in ("compare", "both"):
         results["compare"] = compare(args)
-    path = Path(args.out) / "hotstart_search.json"
+    path = Path(args.out) / f"hotstart_search-{args.part}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"args": vars(args), **results}, indent=2) + "\n")
     print(f"\nwrote {path}")

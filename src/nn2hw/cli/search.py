@@ -62,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, metavar="M", help="wall-time limit for starting new trials")
     p.add_argument("--finetune-batches", type=int, default=100, metavar="B",
                    help="fine-tune batches per candidate that meets the specs (default 100, HotNAS)")
-    p.add_argument("--finetune-lr", type=float, default=0.01, metavar="LR",
-                   help="fine-tune learning rate (default 0.01; HotNAS used 0.1, which wrecks small pretrained "
+    p.add_argument("--finetune-lr", type=float, metavar="LR",
+                   help="fine-tune learning rate (default 0.003; HotNAS used 0.1, which wrecks converged pretrained "
                         "models: see docs/search.md)")
     p.add_argument("--final-batches", type=int, default=2000, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
@@ -98,18 +98,19 @@ def _run(args: argparse.Namespace) -> int:
 
     from nn2hw.api import search
     from nn2hw.evaluate.loops import FinetuneSettings
-    from nn2hw.search.settings import FINAL_FINETUNE, Member
+    from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
+    lr = SEARCH_FINETUNE_LR if args.finetune_lr is None else args.finetune_lr
     try:
         result = search(
             args.model, args.dataset, latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2,
             hardware=args.hardware, hw_params=parse_key_values(args.hw_param), progress=not args.quiet,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
-            finetune=FinetuneSettings(batches=args.finetune_batches, lr=args.finetune_lr, seed=args.seed),
-            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, lr=args.finetune_lr, seed=args.seed),
+            finetune=FinetuneSettings(batches=args.finetune_batches, lr=lr, seed=args.seed),
+            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, lr=lr, seed=args.seed),
             search_images=args.search_images, metric=args.metric,
             space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,
             workers=args.workers, seed=args.seed, out=args.out, threads=args.threads,
