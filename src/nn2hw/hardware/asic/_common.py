@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -569,9 +570,9 @@ class AsicTemplate(HardwareTemplate):
         pe_area, buf_area = tech.area_mm2(pes, regs, 0.0), tech.area_mm2(0.0, 0.0, sram)
         return Footprint(pes, sram, pe_area + buf_area, {"pe_array": pe_area, "sram": buf_area})
 
-    # the template's model
+    @abstractmethod
     def evaluate(self, table: LayerTable, designs: Sequence[Any], tech: Technology) -> CostArrays:
-        raise NotImplementedError
+        """The template's model: per-layer cycles, stalls, accesses and energy of every design."""
 
     def check_mappable(self, table: LayerTable) -> None:
         """Raise a HardwareError naming the depthwise layers this template cannot map."""
