@@ -203,10 +203,10 @@ def test_build_loads_an_explicit_checkpoint(tmp_path, small_state):
 
 def test_pretrained_without_sources_says_how_to_train():
     with pytest.raises(CheckpointError) as err:
-        zoo.build("mobilenetv2_fmnist", pretrained=True)
+        zoo.build("resnet32", "fashion-mnist", pretrained=True)
     message = str(err.value)
-    assert "No pretrained weights exist for mobilenetv2_fmnist (fashion-mnist)" in message
-    assert "nn2hw zoo train mobilenetv2_fmnist --dataset fashion-mnist" in message
+    assert "No pretrained weights exist for resnet32 (fashion-mnist)" in message
+    assert "nn2hw zoo train resnet32 --dataset fashion-mnist" in message
 
 
 def test_build_pretrained_downloads_verifies_and_loads(tmp_path, small_state, monkeypatch):

@@ -50,6 +50,8 @@ def _imagenet(*sources: CheckpointSource) -> ZooVariant:
 FASHION_MNIST_CHECKPOINTS = {
     "resnet20": ("resnet20-fmnist-e76e6894.pt", "e76e6894831ab6f6da72aa57c489e5207c434e5b2fc66ef4353dab8cc17229fb",
                  94.46),
+    "mobilenetv2_fmnist": ("mobilenetv2_fmnist-fmnist-bccd57a1.pt",
+                           "bccd57a16d593714098866418b3e4809b2d50415608a39450ee8cc8c61ecb4f2", 93.73),
     "vgg_fmnist": ("vgg_fmnist-fmnist-42369fcd.pt", "42369fcd30be9af224f6d92b502dd8a21ca665d97ba4e3a2ceb2839e2ff7be2a",
                    94.46),
 }
