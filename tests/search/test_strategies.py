@@ -119,7 +119,7 @@ def check(indices):
     return lat <= REWARD.spec_ms, lat
 
 
-@pytest.mark.parametrize("name", ["random", "reinforce", "evolution"])
+@pytest.mark.parametrize("name", ["random", "reinforce", "evolution", "tpe"])
 def test_the_latency_prefilter_makes_proposals_feasible_and_records_rejections(name):
     ctx = SamplerContext(NAMES, COUNTS, REWARD, 0, observe, {}, check=check, attempts=16)
     sampler, _ = build_sampler(name, ctx)

@@ -12,7 +12,7 @@ from nn2hw.search.strategies.base import STRATEGIES, Observation, RewardConfig, 
 from nn2hw.search.strategies.evolution import RegularizedEvolution
 from nn2hw.search.strategies.random import RandomSearch
 from nn2hw.search.strategies.reinforce import FnasReinforce, Reinforce
-from nn2hw.search.strategies.sampler import SamplerContext, StrategySampler
+from nn2hw.search.strategies.sampler import PrefilteredSampler, SamplerContext, StrategySampler
 
 __all__ = ["STRATEGIES", "Observation", "RewardConfig", "Strategy", "StrategyInfo", "build_sampler"]
 
@@ -37,7 +37,7 @@ def _own(cls: type[Strategy]) -> Callable[[SamplerContext], optuna.samplers.Base
 
 def _tpe(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
     options = {"n_startup_trials": 10, **ctx.options}
-    return optuna.samplers.TPESampler(seed=ctx.seed, multivariate=True, **options)
+    return PrefilteredSampler(optuna.samplers.TPESampler(seed=ctx.seed, multivariate=True, **options), ctx)
 
 
 def _nsga2(ctx: SamplerContext) -> optuna.samplers.BaseSampler:
@@ -52,7 +52,7 @@ for _info in (
                  _own(FnasReinforce)),
     StrategyInfo("random", "uniform random search", _own(RandomSearch)),
     StrategyInfo("evolution", "regularized (aging) evolution, one-dimension mutations", _own(RegularizedEvolution)),
-    StrategyInfo("tpe", "Optuna TPE (multivariate) with the specs as constraints", _tpe),
+    StrategyInfo("tpe", "Optuna TPE (multivariate) with the specs as constraints, latency-first prefilter", _tpe),
     StrategyInfo("nsga2", "Optuna NSGA-II on (accuracy, latency) with the specs as constraints", _nsga2, 2),
 ):
     STRATEGIES.register(_info.name, _info)

@@ -6,15 +6,17 @@ candidate. Latency first: with a ``check`` (the cost model, milliseconds per can
 may go through up to ``attempts`` proposals; those that miss a spec are told to the strategy as
 rejections and recorded on the trial (user attribute ``rejected``), so a resume replays them.
 TPE and NSGA-II are Optuna's own samplers; they read the constraints the runner sets on each trial
-with ``Trial.set_constraint`` (feasible when every value is <= 0).
+with ``Trial.set_constraint`` (feasible when every value is <= 0). ``PrefilteredSampler`` gives
+TPE the same latency-first prefilter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
@@ -45,6 +47,33 @@ class SamplerContext:
         return {n: CategoricalDistribution(tuple(range(c))) for n, c in zip(self.names, self.counts)}
 
 
+Rejected = list[tuple[tuple[int, ...], float | None]]
+
+
+def first_feasible(context: SamplerContext, propose: Callable[[int], tuple[int, ...]],
+                   on_reject: Callable[[tuple[int, ...], float | None], None] = lambda i, lat: None
+                   ) -> tuple[tuple[int, ...], Rejected]:
+    """Latency first: the first of up to ``context.attempts`` proposals (``propose(attempt)``)
+    that ``context.check`` accepts, else the last one; and the rejected ones with their latencies."""
+    rejected: Rejected = []
+    for attempt in range(max(1, context.attempts)):
+        indices = propose(attempt)
+        if context.check is None or attempt >= context.attempts - 1:
+            return indices, rejected
+        feasible, latency = context.check(indices)
+        if feasible:
+            return indices, rejected
+        rejected.append((indices, latency))
+        on_reject(indices, latency)
+    raise AssertionError("unreachable")
+
+
+def record_rejected(study: optuna.Study, trial: FrozenTrial, rejected: Rejected) -> None:
+    """Keep a trial's rejected proposals on it (user attribute ``rejected``) for replay and reports."""
+    if rejected:
+        study._storage.set_trial_user_attr(trial._trial_id, "rejected", [[list(i), lat] for i, lat in rejected])
+
+
 class StrategySampler(BaseSampler):
     """An Optuna sampler driven by an ``nn2hw`` strategy, rebuilt from the study's history."""
 
@@ -62,26 +91,13 @@ class StrategySampler(BaseSampler):
         if not search_space:
             return {}
         self.catch_up(study)
-        indices, rejected = self.propose(trial.number)
-        if rejected:
-            study._storage.set_trial_user_attr(trial._trial_id, "rejected", [[list(i), lat] for i, lat in rejected])
-        self._rejections_told.add(trial.number)
+        number = trial.number
+        indices, rejected = first_feasible(
+            self.context, lambda attempt: self.strategy.ask(number, attempt),
+            lambda i, lat: self.strategy.reject(Observation(number, i, False, None, lat)))
+        record_rejected(study, trial, rejected)
+        self._rejections_told.add(number)
         return dict(zip(self.context.names, indices))
-
-    def propose(self, number: int) -> tuple[tuple[int, ...], list[tuple[tuple[int, ...], float | None]]]:
-        """The trial's candidate: the first proposal that passes ``check`` (or the last one), and
-        the rejected proposals with their latencies (told to the strategy as they happen)."""
-        rejected: list[tuple[tuple[int, ...], float | None]] = []
-        for attempt in range(max(1, self.context.attempts)):
-            indices = self.strategy.ask(number, attempt)
-            if self.context.check is None or attempt == self.context.attempts - 1:
-                return indices, rejected
-            feasible, latency = self.context.check(indices)
-            if feasible:
-                return indices, rejected
-            rejected.append((indices, latency))
-            self.strategy.reject(Observation(number, indices, False, None, latency))
-        raise AssertionError("unreachable")
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -105,3 +121,46 @@ class StrategySampler(BaseSampler):
 
     def reseed_rng(self) -> None:  # determinism comes from (seed, trial number), nothing to reseed
         return None
+
+
+class PrefilteredSampler(BaseSampler):
+    """Latency first for one of Optuna's samplers (TPE): each trial asks ``base`` for up to
+    ``context.attempts`` whole candidates and keeps the first the cost model accepts. Dimensions
+    ``base`` leaves to independent sampling (TPE's start-up trials) are drawn uniformly from
+    (seed, trial, attempt). ``base`` learns from the trials only, rejections stay on the trial."""
+
+    def __init__(self, base: BaseSampler, context: SamplerContext) -> None:
+        self.base = base
+        self.context = context
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.context.distributions()
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        indices, rejected = first_feasible(self.context, lambda attempt: self._propose(study, trial, attempt))
+        record_rejected(study, trial, rejected)
+        return dict(zip(self.context.names, indices))
+
+    def _propose(self, study: optuna.Study, trial: FrozenTrial, attempt: int) -> tuple[int, ...]:
+        space = self.base.infer_relative_search_space(study, trial)
+        params = self.base.sample_relative(study, trial, space) if space else {}
+        rng = np.random.default_rng([self.context.seed, trial.number, attempt])
+        draws = rng.integers(0, self.context.counts)
+        return tuple(int(params.get(n, d)) for n, d in zip(self.context.names, draws))
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.base.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
