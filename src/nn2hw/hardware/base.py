@@ -186,6 +186,10 @@ class HardwareTemplate(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     remedies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    honours_specs: ClassVar[bool] = False
+    """True when ``explore(..., specs=Specs(...))`` returns the best design *meeting* latency,
+    energy and area specs (raising ``InfeasibleError`` when none does). Without it the objective's
+    best is the right choice for any spec (the FPGA template: latency is its only spec)."""
     """Bottleneck label -> the compression techniques ('pattern', 'channels', 'quantize', 'expand')
     that shorten a layer with that bottleneck on this template; the co-search offers them."""
 

@@ -130,7 +130,7 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     from nn2hw.compress.kernel_pattern import default_zeros
 
     members = tuple(_member_context(settings, m, evaluator) for m in settings.members)
-    target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid)
+    target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid, settings.spec.limits)
     workloads = {m.name: m.workload for m in members}
     base_cost = target.best(workloads)
     bottlenecks = _bottlenecks(base_cost, [m.name for m in members])

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nn2hw.errors import ConfigError
+from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.hardware.base import HardwareTemplate, NetworkCost, get_template
 from nn2hw.space import Dimension
 from nn2hw.workload import Workload
@@ -27,22 +27,37 @@ class HardwareTarget:
     device: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
     grid: Mapping[str, Any] = field(default_factory=dict)
+    specs: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, spec: str, options: Mapping[str, Any] | None = None,
-              grid: Mapping[str, Any] | None = None) -> HardwareTarget:
+    def parse(cls, spec: str, options: Mapping[str, Any] | None = None, grid: Mapping[str, Any] | None = None,
+              specs: Mapping[str, float] | None = None) -> HardwareTarget:
         template, device = get_template(spec)
-        return cls(spec, template, device, dict(options or {}), dict(grid or {}))
+        return cls(spec, template, device, dict(options or {}), dict(grid or {}), dict(specs or {}))
 
     def best(self, workloads: Workload | Mapping[str, Workload], knobs: Mapping[str, Any] | None = None) -> NetworkCost:
         """The cost on the best feasible design (knobs pin grid axes) of one workload, or of
-        several networks sharing one chip (templates with ``explore_networks``, e.g. hetero)."""
+        several networks sharing one chip (templates with ``explore_networks``, e.g. hetero).
+
+        With latency, energy or area ``specs`` on a template that honours them, the best design
+        *meeting* them; when none does, the objective's best, whose miss the search records."""
         grid = {**self.grid, **{k: [v] for k, v in (knobs or {}).items()}} or None
+        if self.specs and self.template.honours_specs:
+            from nn2hw.hardware.asic._common import Specs
+
+            try:
+                return self._explore(workloads, grid, {**self.options, "specs": Specs(**self.specs)})
+            except InfeasibleError:
+                pass  # no design meets every spec
+        return self._explore(workloads, grid, self.options)
+
+    def _explore(self, workloads: Workload | Mapping[str, Workload], grid: Any, options: Mapping[str, Any]
+                 ) -> NetworkCost:
         several = self._several(workloads)
         if several is None:
             single = workloads if isinstance(workloads, Workload) else next(iter(workloads.values()))
-            return self.template.explore(single, self.device, grid, **self.options).best
-        return self.template.explore_networks(several, self.device, grid, **self.options).best
+            return self.template.explore(single, self.device, grid, **options).best
+        return self.template.explore_networks(several, self.device, grid, **options).best
 
     def recost(self, workloads: Workload | Mapping[str, Workload], design: Any) -> NetworkCost:
         """The cost on one exact design (the guarantee re-check)."""

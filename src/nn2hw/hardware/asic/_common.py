@@ -389,6 +389,31 @@ def network_cost(template: str, tech: Technology, design: Mapping[str, Any], tab
 
 
 # --- designs and the template base --------------------------------------------------------------
+@dataclass(frozen=True)
+class Specs:
+    """Design specs a chip must meet (None: no spec): latency (ms), energy (mJ), area (mm^2)."""
+
+    latency_ms: float | None = None
+    energy_mj: float | None = None
+    area_mm2: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("latency_ms", "energy_mj", "area_mm2"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, as_float(value, f"{name} spec"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "energy_mj": self.energy_mj, "area_mm2": self.area_mm2}
+
+    def met(self, latency: np.ndarray, energy: np.ndarray, area: np.ndarray) -> np.ndarray:
+        ok = np.ones(np.shape(latency), dtype=bool)
+        for value, spec in ((latency, self.latency_ms), (energy, self.energy_mj), (area, self.area_mm2)):
+            if spec is not None:
+                ok &= value <= spec * (1 + 1e-12)
+        return ok
+
+
 KIB_MAX = 1 << 20
 """The largest buffer a design may declare (KiB): 1 GiB."""
 
@@ -479,6 +504,7 @@ class AsicTemplate(HardwareTemplate):
     """Arrays run every weight of a dense kernel (patterns are not skipped) and move words of the
     operands' bit widths: fewer channels shorten compute; fewer weight bits and fewer channels
     shorten memory-bound layers. Fill/drain and mapping losses have no compression remedy."""
+    honours_specs = True
 
     design_type: ClassVar[type]
     pe_fields: ClassVar[tuple[str, ...]] = ()
@@ -674,6 +700,9 @@ class AsicTemplate(HardwareTemplate):
                 best_bound=float(arrays.area_mm2[m].min()),
             )
         scores = totals(arrays, clock)
+        specs: Specs | None = options.get("specs")
+        if specs is not None:
+            ok = meeting_specs(specs, scores, ok, f"{self.name} design of the grid within the budgets")
         best = pick_best(scores, ok, objective)
         cube = np.stack([scores["latency_ms"], scores["energy_mj"], scores["area_mm2"]], axis=1)
         front = sorted(pareto_front(cube, ok), key=lambda i: (scores["latency_ms"][i], i))
@@ -687,6 +716,21 @@ class AsicTemplate(HardwareTemplate):
 
         return Exploration(best=record(best), pareto=tuple(record(i) for i in front), n_designs=len(designs),
                            n_feasible=int(ok.sum()), seconds=time.perf_counter() - start, objective=objective)
+
+
+def meeting_specs(specs: Specs, scores: Mapping[str, np.ndarray], ok: np.ndarray, label: str) -> np.ndarray:
+    """The designs of ``ok`` that also meet ``specs``; ``InfeasibleError`` with the best reachable
+    values when there are none."""
+    meets = ok & specs.met(scores["latency_ms"], scores["energy_mj"], scores["area_mm2"])
+    if meets.any():
+        return meets
+    reach = {k: float(scores[k][ok].min()) for k in ("latency_ms", "energy_mj", "area_mm2")}
+    raise InfeasibleError(
+        f"No {label} meets the specs ({', '.join(f'{k}={v}' for k, v in specs.to_dict().items() if v is not None)}); "
+        f"the best reachable are {reach['latency_ms']:.4g} ms, {reach['energy_mj']:.4g} mJ and "
+        f"{reach['area_mm2']:.4g} mm^2 (each on its own design).",
+        "Relax the specs to those values, raise the budgets, or widen the design grid.",
+        best_bound=reach["latency_ms"])
 
 
 def pick_best(scores: Mapping[str, np.ndarray], ok: np.ndarray, objective: str) -> int:

@@ -42,6 +42,7 @@ from nn2hw.hardware.asic._common import (
     AsicTemplate,
     CostArrays,
     LayerTable,
+    Specs,
     as_choice,
     as_float,
     as_int,
@@ -158,31 +159,6 @@ class SystemBudgets:
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_pes": self.max_pes, "max_dram_bw": self.max_dram_bw, "max_area_mm2": self.max_area_mm2}
-
-
-@dataclass(frozen=True)
-class Specs:
-    """Design specs a chip must meet (None: no spec): latency (ms), energy (mJ), area (mm^2)."""
-
-    latency_ms: float | None = None
-    energy_mj: float | None = None
-    area_mm2: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("latency_ms", "energy_mj", "area_mm2"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, as_float(value, f"{name} spec"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"latency_ms": self.latency_ms, "energy_mj": self.energy_mj, "area_mm2": self.area_mm2}
-
-    def met(self, latency: np.ndarray, energy: np.ndarray, area: np.ndarray) -> np.ndarray:
-        ok = np.ones(np.shape(latency), dtype=bool)
-        for value, spec in ((latency, self.latency_ms), (energy, self.energy_mj), (area, self.area_mm2)):
-            if spec is not None:
-                ok &= value <= spec * (1 + 1e-12)
-        return ok
 
 
 @dataclass(frozen=True)
@@ -572,6 +548,7 @@ class HeteroTemplate(HardwareTemplate):
     """
 
     remedies = AsicTemplate.remedies
+    honours_specs = True
 
     name = "hetero"
     description = "heterogeneous chip of dataflow sub-accelerators (NASAIC multi-DNN / HERALD layer assignment)"
