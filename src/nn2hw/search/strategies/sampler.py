@@ -12,6 +12,7 @@ TPE the same latency-first prefilter.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,14 +75,12 @@ def record_rejected(study: optuna.Study, trial: FrozenTrial, rejected: Rejected)
         study._storage.set_trial_user_attr(trial._trial_id, "rejected", [[list(i), lat] for i, lat in rejected])
 
 
-class StrategySampler(BaseSampler):
-    """An Optuna sampler driven by an ``nn2hw`` strategy, rebuilt from the study's history."""
+class _LatencyFirstSampler(BaseSampler):
+    """What both sampler kinds share: the space is the context's, and a trial's candidate is the
+    first proposal the cost model accepts (``first_feasible``), its rejections kept on the trial."""
 
-    def __init__(self, strategy: Strategy, context: SamplerContext) -> None:
-        self.strategy = strategy
+    def __init__(self, context: SamplerContext) -> None:
         self.context = context
-        self._told: set[int] = set()
-        self._rejections_told: set[int] = set()  # trials whose rejections this process told live
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self.context.distributions()
@@ -90,14 +89,41 @@ class StrategySampler(BaseSampler):
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
-        self.catch_up(study)
-        number = trial.number
-        indices, rejected = first_feasible(
-            self.context, lambda attempt: self.strategy.ask(number, attempt),
-            lambda i, lat: self.strategy.reject(Observation(number, i, False, None, lat)))
+        self._prepare(study)
+        indices, rejected = first_feasible(self.context, lambda attempt: self._propose(study, trial, attempt),
+                                           lambda i, latency: self._reject(trial.number, i, latency))
         record_rejected(study, trial, rejected)
-        self._rejections_told.add(number)
         return dict(zip(self.context.names, indices))
+
+    def _prepare(self, study: optuna.Study) -> None:
+        """Catch up with the study before proposing (default: nothing)."""
+
+    @abstractmethod
+    def _propose(self, study: optuna.Study, trial: FrozenTrial, attempt: int) -> tuple[int, ...]:
+        """The trial's ``attempt``-th proposal."""
+
+    def _reject(self, number: int, indices: tuple[int, ...], latency: float | None) -> None:
+        """Learn from a rejected proposal (default: nothing)."""
+
+
+class StrategySampler(_LatencyFirstSampler):
+    """An Optuna sampler driven by an ``nn2hw`` strategy, rebuilt from the study's history."""
+
+    def __init__(self, strategy: Strategy, context: SamplerContext) -> None:
+        super().__init__(context)
+        self.strategy = strategy
+        self._told: set[int] = set()
+        self._rejections_told: set[int] = set()  # trials whose rejections this process told live
+
+    def _prepare(self, study: optuna.Study) -> None:
+        self.catch_up(study)
+
+    def _propose(self, study: optuna.Study, trial: FrozenTrial, attempt: int) -> tuple[int, ...]:
+        self._rejections_told.add(trial.number)
+        return self.strategy.ask(trial.number, attempt)
+
+    def _reject(self, number: int, indices: tuple[int, ...], latency: float | None) -> None:
+        self.strategy.reject(Observation(number, indices, False, None, latency))
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -123,26 +149,15 @@ class StrategySampler(BaseSampler):
         return None
 
 
-class PrefilteredSampler(BaseSampler):
+class PrefilteredSampler(_LatencyFirstSampler):
     """Latency first for one of Optuna's samplers (TPE): each trial asks ``base`` for up to
     ``context.attempts`` whole candidates and keeps the first the cost model accepts. Dimensions
     ``base`` leaves to independent sampling (TPE's start-up trials) are drawn uniformly from
     (seed, trial, attempt). ``base`` learns from the trials only, rejections stay on the trial."""
 
     def __init__(self, base: BaseSampler, context: SamplerContext) -> None:
+        super().__init__(context)
         self.base = base
-        self.context = context
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self.context.distributions()
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if not search_space:
-            return {}
-        indices, rejected = first_feasible(self.context, lambda attempt: self._propose(study, trial, attempt))
-        record_rejected(study, trial, rejected)
-        return dict(zip(self.context.names, indices))
 
     def _propose(self, study: optuna.Study, trial: FrozenTrial, attempt: int) -> tuple[int, ...]:
         space = self.base.infer_relative_search_space(study, trial)
