@@ -9,6 +9,7 @@ import torch
 
 from nn2hw import zoo
 from nn2hw.bundle import load_bundle, save_bundle
+from nn2hw.compress import apply_plan
 from nn2hw.errors import CheckpointError, UnknownNameError
 from nn2hw.plan import Plan
 from nn2hw.workload import from_module
@@ -21,8 +22,8 @@ def _finetuned_resnet20():
     base = zoo.build("resnet20", "cifar10").eval()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     workload = from_module(base, x[:1], name="resnet20")
-    plan = everything(Plan("resnet20", "cifar10", hardware={"template": "fpga", "Tm": 64}), workload, base)
-    model = plan.apply(base).train()
+    plan = everything(Plan("resnet20", "cifar10", hardware={"template": "fpga", "Tm": 64}), workload, base)  # no input shape: the bundle reads the zoo's
+    model = apply_plan(plan, base, x[:1]).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model(x).square().mean().backward()
     opt.step()
@@ -58,7 +59,7 @@ def test_custom_builder_and_explicit_hardware(tmp_path):
     factory, shape = MODELS["concat_net"]
     model, x, workload = model_case("concat_net")
     plan = everything(Plan.for_workload(workload, "concat_net"), workload, model)
-    new = plan.apply(model)
+    new = apply_plan(plan, model)
     folder = save_bundle(tmp_path / "b", new, plan, {"Tm": 4}, builder=lambda name, dataset: factory())
     loaded, _, hardware = load_bundle(folder, builder=lambda name, dataset: factory())
     assert hardware == {"Tm": 4} and torch.equal(loaded(x), new.eval()(x))
@@ -109,6 +110,6 @@ def test_nested_hardware_of_a_plan_is_saved(tmp_path):
     model, x, workload = model_case("concat_net")
     hardware = {"template": "fpga", "design": {"Tm": 64, "dw": None}, "resources": [{"name": "DSP", "used": 9}]}
     plan = Plan.for_workload(workload, "concat_net").with_hardware(hardware)
-    folder = save_bundle(tmp_path / "b", plan.apply(model), plan, plan.hardware,
+    folder = save_bundle(tmp_path / "b", apply_plan(plan, model), plan, plan.hardware,
                          builder=lambda name, dataset: factory())
     assert json.loads((folder / "hardware.json").read_text()) == hardware

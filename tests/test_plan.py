@@ -8,6 +8,7 @@ import json
 import pytest
 
 from nn2hw import __version__
+from nn2hw.compress import apply_plan, transforms_of, validate_plan, with_cut, with_quantization
 from nn2hw.errors import PlanError
 from nn2hw.plan import LayerChoice, Plan
 from tests.compress.cases import model_case
@@ -20,8 +21,8 @@ def resnet():
 
 def _plan(workload) -> Plan:
     plan = Plan.for_workload(workload, "tiny_resnet", "cifar10", hardware={"template": "fpga", "Tm": 64, "Tn": 7})
-    plan = plan.with_cut(workload, "layer1.0.conv1", 8).with_choice("layer1.0.conv2", patterns=[4, 1, 9, 30])
-    return plan.with_quantization(workload, 8, "layer2.*", act_bits=8).with_choice("layer1.1.conv1", expand=1)
+    plan = with_cut(plan, workload, "layer1.0.conv1", 8).with_choice("layer1.0.conv2", patterns=[4, 1, 9, 30])
+    return with_quantization(plan, workload, 8, "layer2.*", act_bits=8).with_choice("layer1.1.conv1", expand=1)
 
 
 def test_json_round_trip_and_file(resnet, tmp_path):
@@ -33,8 +34,8 @@ def test_json_round_trip_and_file(resnet, tmp_path):
     assert data["layers"]["layer1.0.conv2"] == {"patterns": [4, 1, 9, 30]}
     assert data["metadata"] == {"nn2hw_version": __version__}
     assert data["hardware"] == {"Tm": 64, "Tn": 7, "template": "fpga"}
-    assert plan.choices["layer1.1.conv1"].transforms == ("kernel_expand",)
-    assert plan.choices["layer2.0.conv1"].transforms == ("quantize",)
+    assert transforms_of(plan.choices["layer1.1.conv1"]) == ("kernel_expand",)
+    assert transforms_of(plan.choices["layer2.0.conv1"]) == ("quantize",)
 
 
 def test_key_is_stable_and_content_based(resnet):
@@ -68,20 +69,20 @@ def test_plan_is_frozen(resnet):
 def test_apply_workload_is_pure_and_apply_model_copies(resnet):
     model, x, workload = resnet
     plan = _plan(workload)
-    new = plan.apply(workload)
+    new = apply_plan(plan, workload)
     assert new.layer("layer1.0.conv1").out_channels == 8 and workload.layer("layer1.0.conv1").out_channels == 16
     assert new.layer("layer1.0.conv2").in_channels == 8 and new.layer("layer1.0.conv2").kept_per_kernel == 6
     assert new.layer("layer2.0.conv2").weight_bits == 8 and new.layer("layer1.1.conv1").kernel_h == 5
-    assert plan.apply(model) is not model
+    assert apply_plan(plan, model) is not model
     with pytest.raises(PlanError, match="Workload or a torch nn.Module"):
-        plan.apply("resnet20")
+        apply_plan(plan, "resnet20")
 
 
 def test_unknown_layers_are_named_with_close_names(resnet):
     _, _, workload = resnet
     plan = Plan("t", choices={"layer1.0.conv3": LayerChoice(weight_bits=8), "bn1": LayerChoice(weight_bits=8)})
     with pytest.raises(PlanError) as err:
-        plan.validate(workload)
+        validate_plan(plan, workload)
     text = str(err.value)
     assert "2 problems" in text and "no layer 'layer1.0.conv3'" in text
     assert "Did you mean 'layer1.0.conv2', 'layer1.0.conv1'" in text
@@ -92,7 +93,7 @@ def test_several_problems_are_reported_together(resnet):
     _, _, workload = resnet
     plan = Plan("t").with_choice("layer1.0.conv1", out_channels=40).with_choice("layer1.0.conv2", patterns=[99])
     with pytest.raises(PlanError, match=r"\(1\).*above its width.*\(2\).*ids 0..55"):
-        plan.validate(workload)
+        validate_plan(plan, workload)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -100,17 +101,25 @@ def test_several_problems_are_reported_together(resnet):
     ('{"base_model": "x"}', "not an nn2hw plan"),
     ('{"format": "nn2hw-plan", "version": 9, "base_model": "x"}', "format version 9"),
     ('{"format": "nn2hw-plan", "version": 1, "base_model": "x", "layrs": {}}', r"unknown fields \['layrs'\]"),
-    ('{"format": "nn2hw-plan", "version": 1, "base_model": "x", "layers": {"a": {"weight_bit": 8}}}',
-     "Did you mean 'weight_bits'"),
-    ('{"format": "nn2hw-plan", "version": 1, "base_model": "x", "layers": {"a": {"weight_bits": 40}}}',
-     r"Layer 'a': weight_bits=40 is not an integer in 1..32"),
-    ('{"format": "nn2hw-plan", "version": 1, "base_model": "x", "layers": {"a": {"out_channels": 0}}}',
-     "zero channels"),
+    ('{"format": "nn2hw-plan", "version": 1, "base_model": "x", "layers": {"a": {"weight_bits": {"x": 1}}}}',
+     "not a JSON value"),
     ('{"format": "nn2hw-plan", "version": 1, "base_model": ""}', "needs a base model id"),
 ])
 def test_bad_plan_files(text, message):
     with pytest.raises(PlanError, match=message):
         Plan.from_json(text)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ({"a": {"weight_bit": 8}}, "Did you mean 'weight_bits'"),
+    ({"a": {"weight_bits": 40}}, r"Layer 'a': weight_bits=40 is not an integer in 1..32"),
+    ({"a": {"out_channels": 0}}, "zero channels"),
+])
+def test_the_transforms_check_their_fields(layers, message):
+    """A plan is a record; the transforms that own its fields check them (no workload needed)."""
+    plan = Plan.from_dict({"format": "nn2hw-plan", "version": 1, "base_model": "x", "layers": layers})
+    with pytest.raises(PlanError, match=message):
+        validate_plan(plan)
 
 
 def test_bad_plan_values(tmp_path):
@@ -120,23 +129,28 @@ def test_bad_plan_values(tmp_path):
         Plan("x", hardware={"f": object()})
     with pytest.raises(PlanError, match="input_shape"):
         Plan("x", input_shape=(1, 0, 3))
-    with pytest.raises(PlanError, match="Unknown choice fields"):
-        Plan("x").with_choice("a", bits=8)
+    with pytest.raises(PlanError, match="input_dtype"):
+        Plan("x", input_dtype="float128")
+    with pytest.raises(PlanError, match=r"unknown fields \['bits'\]"):
+        validate_plan(Plan("x").with_choice("a", bits=8))
+    (tmp_path / "latin1.json").write_bytes(b'{"base_model": "caf\xe9"}')
+    with pytest.raises(PlanError, match="not UTF-8"):
+        Plan.load(tmp_path / "latin1.json")
 
 
 def test_empty_choices_are_dropped_and_helpers_select_layers(resnet):
     _, _, workload = resnet
     assert Plan("x", choices={"a": LayerChoice()}) == Plan("x")
-    eight = Plan.for_workload(workload, "t").with_quantization(workload)
+    eight = with_quantization(Plan.for_workload(workload, "t"), workload)
     assert sorted(eight.choices) == sorted(l.name for l in workload.compute_layers)
-    assert {l.weight_bits for l in eight.apply(workload).compute_layers} == {8}
+    assert {l.weight_bits for l in apply_plan(eight, workload).compute_layers} == {8}
     with pytest.raises(PlanError, match="No conv/linear layer matches 'stage9.*'"):
-        eight.with_quantization(workload, 8, "stage9.*")
+        with_quantization(eight, workload, 8, "stage9.*")
 
 
 def test_model_without_input_shape_needs_an_example(resnet):
     model, x, _ = resnet
     plan = Plan("not-in-the-zoo").with_choice("layer1.0.conv1", weight_bits=8)
     with pytest.raises(PlanError, match="example_input"):
-        plan.apply(model)
-    assert plan.apply(model, example_input=x)(x).shape == (1, 10)
+        apply_plan(plan, model)
+    assert apply_plan(plan, model, example_input=x)(x).shape == (1, 10)

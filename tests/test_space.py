@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import ConfigError
 from nn2hw.hardware.asic._common import AsicTemplate
 from nn2hw.hardware.fpga import FpgaTemplate
@@ -14,45 +15,45 @@ from nn2hw.space import Dimension, SpaceConfig, build_space
 from nn2hw.workload import from_module
 from tests.workload.nets import TinyResNet
 
-W = from_module(TinyResNet(), (1, 3, 32, 32), name="tiny")
+W = from_module(TinyResNet(), (1, 3, 32, 32), name="tiny")  # the test weights: TinyResNet is seeded
 CONVS = [l.name for l in W.compute_layers if l.kind.value == "conv"]
 
 
-def fake_patterns(layers, zeros):
-    return tuple(range(4))  # the caller picks ids from weights; any valid ids do here
+MODEL = TinyResNet()
+WEIGHTS = SpaceContext(weights=lambda name: MODEL.get_submodule(name).weight)  # patterns are chosen from weights
 
 
 def space(bottleneck="C", config=None, remedies=FpgaTemplate.remedies, **kw):
     return build_space(W, {n: bottleneck for n in CONVS}, Plan.for_workload(W), remedies=remedies, config=config,
-                       patterns=fake_patterns, default_zeros=lambda k: 3, **kw)
+                       context=WEIGHTS, **kw)
 
 
 def test_compute_bound_layers_get_patterns_and_coupling_aware_cuts():
     s = space("C")
     techniques = {d.technique for d in s.dimensions}
-    assert techniques == {"pattern", "channels"}
-    cuts = [d for d in s.dimensions if d.technique == "channels"]
+    assert techniques == {"kernel_pattern", "channel_cut"}
+    cuts = [d for d in s.dimensions if d.technique == "channel_cut"]
     # only the cuttable groups: each block's inner conv (residual outputs are pinned by the option-A pad)
     assert [d.layers for d in cuts] == [("layer1.0.conv1",), ("layer1.1.conv1",), ("layer2.0.conv1",)]
-    assert cuts[0].choices == (None, 14, 12, 10, 8) and cuts[0].labels[0] == "16 ch"
+    assert cuts[0].choices == (None, *({"out_channels": w} for w in (14, 12, 10, 8))) and cuts[0].labels[0] == "16 ch"
 
 
 def test_weight_and_io_bound_layers_get_quantization_and_expansion():
-    assert {d.technique for d in space("W").dimensions} == {"quantize", "channels"}
-    assert {d.technique for d in space("I").dimensions} == {"expand"}
+    assert {d.technique for d in space("W").dimensions} == {"quantize", "channel_cut"}
+    assert {d.technique for d in space("I").dimensions} == {"kernel_expand"}
 
 
 def test_the_template_says_which_techniques_relieve_its_bottlenecks():
     asic = {d.technique for d in space("compute", remedies=AsicTemplate.remedies).dimensions}
-    assert asic == {"channels"}  # dense-kernel arrays: patterns would not shorten anything
-    assert {d.technique for d in space("dram", remedies=AsicTemplate.remedies).dimensions} == {"quantize", "channels"}
+    assert asic == {"channel_cut"}  # dense-kernel arrays: patterns would not shorten anything
+    assert {d.technique for d in space("dram", remedies=AsicTemplate.remedies).dimensions} == {"quantize", "channel_cut"}
     assert space("fill-drain", remedies=AsicTemplate.remedies).dimensions == ()
     custom = SpaceConfig.from_dict({"techniques": {"quantize": {"bottlenecks": ["compute"]}}})
     assert "quantize" in {d.technique for d in space("compute", custom, remedies=AsicTemplate.remedies).dimensions}
 
 
 def test_3x3_layers_offer_three_pattern_densities():
-    dim = next(d for d in space("C").dimensions if d.technique == "pattern")
+    dim = next(d for d in space("C").dimensions if d.technique == "kernel_pattern")
     assert dim.labels == ("dense", "4 patterns, 6/9 kept", "4 patterns, 5/9 kept", "4 patterns, 4/9 kept")
     assert dim.leanest == 3
 
@@ -60,7 +61,7 @@ def test_3x3_layers_offer_three_pattern_densities():
 def test_decode_builds_a_valid_plan():
     s = space("C")
     leanest = s.decode(s.leanest())
-    applied = leanest.plan.apply(W)
+    applied = apply_plan(leanest.plan, W)
     assert applied.macs < W.macs
     assert s.decode([0] * len(s.dimensions)).plan.choices == {}
     with pytest.raises(ConfigError, match="outside"):
@@ -70,22 +71,22 @@ def test_decode_builds_a_valid_plan():
 def test_config_restricts_and_extends(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("exclude: ['conv1']\n"
-                    "techniques:\n  channels: {keep: [0.5]}\n"
-                    "overrides:\n  'layer2.*': {quantize: [8, 4], pattern: false}\n")
+                    "techniques:\n  channel_cut: {keep: [0.5]}\n"
+                    "overrides:\n  'layer2.*': {quantize: [8, 4], kernel_pattern: false}\n")
     s = space("C", SpaceConfig.load(path))
     names = [d.name for d in s.dimensions]
-    assert "pattern:conv1" not in names and "pattern:layer2.0.conv1" not in names
+    assert "kernel_pattern:conv1" not in names and "kernel_pattern:layer2.0.conv1" not in names
     assert "quantize:layer2.0.conv1" in names
-    assert [d.choices for d in s.dimensions if d.name == "channels:layer1.0.conv1"] == [(None, 8)]
+    assert [d.choices for d in s.dimensions if d.name == "channel_cut:layer1.0.conv1"] == [(None, {"out_channels": 8})]
 
 
 @pytest.mark.parametrize("text, match", [
     ({"techniqes": {}}, "Unknown top-level section 'techniqes'.*Did you mean 'techniques'"),
     ({"techniques": {"quantise": {}}}, "Unknown technique 'quantise'"),
     ({"techniques": {"quantize": {"bits": [0]}}}, "bit widths"),
-    ({"techniques": {"channels": {"keep": [1.5]}}}, "kept fractions"),
-    ({"techniques": {"pattern": {"bottlenecks": ["X"]}}}, "O/I/W/C/compute"),
-    ({"overrides": {"x": {"expand": [2]}}}, "odd kernel"),
+    ({"techniques": {"channel_cut": {"keep": [1.5]}}}, "kept fractions"),
+    ({"techniques": {"channels": {"keep": [0.5]}}}, "nn2hw now names it 'channel_cut'"),
+    ({"overrides": {"x": {"kernel_expand": [2]}}}, "odd kernel"),
     ({"include": "conv1"}, "list of non-empty strings"),
 ])
 def test_bad_configs_name_the_field(tmp_path, text, match):
@@ -99,7 +100,7 @@ def test_malformed_files_are_clear(tmp_path):
     (tmp_path / "bad.yaml").write_text("techniques: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         SpaceConfig.load(tmp_path / "bad.yaml")
-    with pytest.raises(ConfigError, match="No space configuration file"):
+    with pytest.raises(ConfigError, match="space configuration file .* does not exist"):
         SpaceConfig.load(tmp_path / "missing.json")
 
 
@@ -113,3 +114,9 @@ def test_hardware_knobs_join_the_space_and_decode():
 
 def test_space_key_changes_with_the_space():
     assert space("C").key == space("C").key != space("W").key
+
+
+def test_bottleneck_labels_are_the_templates():
+    config = SpaceConfig.from_dict({"techniques": {"kernel_pattern": {"bottlenecks": ["X"]}}})
+    with pytest.raises(ConfigError, match=r"names \['X'\].*O \(storing output\)"):
+        space("C", config, vocabulary=FpgaTemplate.bottlenecks)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from nn2hw import __version__
-from nn2hw.detect import BOTTLENECK_NAMES, DetectReport, detect
 from nn2hw.errors import ConfigError, HardwareError, Nn2hwError
 from nn2hw.hardware.base import Exploration, NetworkCost
+from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.paths import cache_root
 from nn2hw.workload import Layer, Workload
 
@@ -61,10 +61,11 @@ class AnalysisResult:
         with ``name``, ``cycles`` and ``bottleneck``) are stable keys other tools read."""
         data = self.cost.to_dict()
         shares = {r.name: r.share for r in self.bottlenecks.layers}
+        meanings = {r.name: r.meaning for r in self.bottlenecks.layers}
         for layer in data["layers"]:
             layer["shape"] = self.layer_shape(layer["name"])
             layer["share"] = shares.get(layer["name"], 0.0)
-            layer["bottleneck_meaning"] = BOTTLENECK_NAMES.get(layer["bottleneck"], layer["bottleneck"])
+            layer["bottleneck_meaning"] = meanings.get(layer["name"], layer["bottleneck"])
         data.update({
             "model": self.workload.name,
             "hardware": self.hardware,
@@ -243,7 +244,7 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
         cost = cost_with(backend, wl, template.name, chosen_design, device, options.get("clock_mhz"))
         source = f"{source}; costed by the {backend} backend"
     return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,
-                          bottlenecks=detect(cost), exploration=exploration, design_source=source,
+                          bottlenecks=detect(cost, template.bottlenecks), exploration=exploration, design_source=source,
                           options={k: v for k, v in options.items()})
 
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from nn2hw import __version__
 from nn2hw.errors import CheckpointError, UnknownNameError
-from nn2hw.plan import Plan, _thaw
+from nn2hw._json import thaw
+from nn2hw.plan import Plan
 
 if TYPE_CHECKING:
     from torch import nn
@@ -55,14 +56,18 @@ def _hardware_dict(hardware: Any) -> dict[str, Any]:
         raise CheckpointError(f"The hardware config is a {type(hardware).__name__}, not a mapping.",
                               "Pass a dict, a dataclass or an object with to_dict().")
     try:  # nested mappings may be read-only views (a Plan's hardware is frozen): thaw them first
-        return json.loads(json.dumps(_thaw(hardware), sort_keys=True, allow_nan=False))
+        return json.loads(json.dumps(thaw(hardware), sort_keys=True, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"The hardware config is not JSON-serializable: {exc}.",
                               "Use only strings, numbers, booleans, lists and dicts in it.") from None
 
 
 def _structure(plan: Plan, builder: Builder | None) -> nn.Module:
-    """The base architecture with the plan applied: the transformed model's structure."""
+    """The base architecture with the plan applied: the transformed model's structure (traced on
+    the plan's input shape, or for a zoo model without one, the zoo variant's)."""
+    from nn2hw.compress import apply_plan
+
+    example = None
     if builder is None:
         from nn2hw import zoo
 
@@ -72,9 +77,11 @@ def _structure(plan: Plan, builder: Builder | None) -> nn.Module:
             raise UnknownNameError(f"The bundle's base model is not in the zoo: {exc.cause}",
                                    f"{exc.fix} For a model outside the zoo, pass builder=... to save_bundle "
                                    f"and load_bundle.") from None
+        if not plan.input_shape:
+            example = (1, *zoo.entry(plan.base_model).variant(plan.dataset).input_shape)
     else:
         base = builder(plan.base_model, plan.dataset)
-    return plan.apply(base)
+    return apply_plan(plan, base, example)
 
 
 def _mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
@@ -107,7 +114,7 @@ def save_bundle(folder: str | Path, model: nn.Module, plan: Plan, hardware: Any 
     problem = _mismatch(_structure(plan, builder).state_dict(), state)
     if problem:
         raise CheckpointError(f"The model does not have the structure plan {plan.key} gives {plan.base_model!r}: "
-                              f"{problem}.", "Save the model that plan.apply(base model) returned (then trained).")
+                              f"{problem}.", "Save the model that apply_plan(plan, base model) returned (then trained).")
     hardware = plan.to_dict()["hardware"] if hardware is None else hardware
     folder.mkdir(parents=True, exist_ok=True)
     plan.save(folder / PLAN_FILE)

@@ -6,6 +6,9 @@ paragraph a user can act on: what is wrong, then how to fix it.
 
 from __future__ import annotations
 
+Problem = tuple[str, str]
+"""A (cause, fix) pair: one thing wrong with an input and how to fix it."""
+
 
 class Nn2hwError(Exception):
     """Base of every nn2hw error: a cause and a fix, both plain sentences."""
@@ -31,6 +34,11 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return Nn2hwError.__str__(self)
+
+
+class PluginError(ConfigError):
+    """A plugin (a package declaring an nn2hw entry point) cannot be used: it fails to import, is
+    of the wrong kind, or takes a built-in's name."""
 
 
 class ModelError(Nn2hwError):

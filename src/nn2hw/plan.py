@@ -1,174 +1,104 @@
 """The ``Plan``: every per-layer compression choice for one base model, plus its hardware config.
 
-A plan is data, separate from any model: frozen, hashable, JSON-serializable. It names its base
-model (a zoo id) and dataset, maps layer names (module paths, as in the workload) to
-``LayerChoice`` records, and may carry a hardware config that the search fills in.
+A plan is a pure record, separate from any model: frozen, hashable, JSON-serializable. It names
+its base model (a zoo id) and dataset, maps layer names (module paths, as in the workload) to
+``LayerChoice`` records, and may carry the hardware config the search chose. ``plan.key`` is a
+stable content hash (dict order and metadata do not matter) for caches.
 
-- ``plan.apply(workload)`` rewrites the workload with no torch (cost models read the result);
-- ``plan.apply(model)`` rewrites a deep copy of a torch model the same way;
-- ``plan.validate(workload)`` raises one ``PlanError`` listing every problem;
-- ``plan.key`` is a stable content hash (dict order and metadata do not matter) for caches.
-
-The transforms themselves live in ``nn2hw.compress`` (one registry entry each).
+What the fields of a choice mean, and whether their values are valid for a network, is for the
+transforms to say: each registered transform owns its fields (``nn2hw.compress``), and
+``nn2hw.compress.validate_plan`` / ``apply_plan`` check and apply a plan to a workload (no torch)
+or a model. This module knows only the record's structure.
 """
 
 from __future__ import annotations
 
-import copy
-import fnmatch
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nn2hw import __version__
-from nn2hw.compress import ordered_transforms
-from nn2hw.compress.base import Problem
-from nn2hw.compress.kernel_pattern import DEFAULT_PATN, has_library, top_patterns
-from nn2hw.compress.quantize import MAX_FRAC_BITS, activation_int_bits
+from nn2hw._checks import is_int
+from nn2hw._json import freeze, thaw
 from nn2hw.errors import PlanError
-from nn2hw.registry import suggest
-from nn2hw.workload import OpKind, Workload
-
-if TYPE_CHECKING:
-    from torch import nn
+from nn2hw.workload import Workload
 
 PLAN_FORMAT = "nn2hw-plan"
 PLAN_VERSION = 1
-MAX_BITS = 32
-_FUNCTIONAL_COMPUTE_OPS = frozenset({"conv1d", "conv2d", "linear"})
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _field_value(name: str, value: Any) -> Any:
+    """A choice value checked for JSON structure (numbers, strings, booleans, lists of them), frozen."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_field_value(name, v) for v in value)
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise PlanError(f"Choice field {name}={value!r} is not a JSON value.",
+                    "Give numbers, strings, booleans or lists of them.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LayerChoice:
-    """What the plan does to one conv/linear layer; unset fields leave it alone.
+    """What a plan does to one layer: the fields the transforms own (``out_channels``,
+    ``weight_bits``, ``patterns``...) with their values; a field left out (or None) is unset.
 
-    - ``out_channels``: channel cut to this many output filters (``channel_cut``);
-    - ``expand``: kernel K -> K + 2*expand, padding + expand (``kernel_expand``);
-    - ``patterns``: the layer's PATn pattern ids in the library of its (expanded) kernel size,
-      with ``pattern_zeros`` zeros (default per size) and ``pattern_keep_last`` (HotNAS's 3x3 z=2
-      quirk; default as HotNAS coded it) (``kernel_pattern``);
-    - ``weight_bits`` / ``weight_int_bits``: fixed-point weights (int bits chosen from the weight
-      range when unset); ``act_bits`` / ``act_int_bits``: the layer's input and output activations
-      (``quantize``).
+    ``LayerChoice(weight_bits=8)`` or ``LayerChoice({"weight_bits": 8})``. Which fields exist and
+    which values are valid is checked by ``nn2hw.compress.validate_plan``.
     """
 
-    out_channels: int | None = None
-    expand: int = 0
-    patterns: tuple[int, ...] = ()
-    pattern_zeros: int | None = None
-    pattern_keep_last: bool | None = None
-    weight_bits: int | None = None
-    weight_int_bits: int | None = None
-    act_bits: int | None = None
-    act_int_bits: int | None = None
+    values: Mapping[str, Any]
 
-    def __post_init__(self) -> None:
-        if isinstance(self.patterns, (list, tuple)):
-            object.__setattr__(self, "patterns", tuple(self.patterns))
-        problems = self._problems()
-        if problems:
-            raise PlanError(" ".join(c for c, _ in problems), " ".join(dict.fromkeys(f for _, f in problems)))
+    def __init__(self, values: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
+        if values is not None and not isinstance(values, Mapping):
+            raise PlanError(f"A layer choice is a mapping of fields, got {values!r}.",
+                            "Write it as {\"weight_bits\": 8, ...}.")
+        merged = {**(values or {}), **fields}
+        for name in merged:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise PlanError(f"Choice field names are identifiers, got {name!r}.", "Use e.g. weight_bits.")
+        object.__setattr__(self, "values", MappingProxyType(
+            {name: _field_value(name, merged[name]) for name in sorted(merged) if merged[name] is not None}))
 
-    def _problems(self) -> list[Problem]:
-        found: list[Problem] = []
+    def __hash__(self) -> int:
+        return hash(tuple(self.values.items()))
 
-        def need_int(name: str, value: Any, low: int, high: int | None, fix: str) -> bool:
-            if value is None:
-                return True
-            if not _is_int(value) or value < low or (high is not None and value > high):
-                span = f"{low}..{high}" if high is not None else f">= {low}"
-                found.append((f"{name}={value!r} is not an integer in {span}.", fix))
-                return False
-            return True
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LayerChoice) and dict(self.values) == dict(other.values)
 
-        if self.out_channels == 0:
-            found.append(("out_channels=0 would leave the layer with zero channels.",
-                          "Keep at least 1 output channel (or leave out_channels unset to keep them all)."))
-        else:
-            need_int("out_channels", self.out_channels, 1, None, "Keep at least 1 output channel.")
-        if self.expand is None:
-            found.append(("expand=None is not an integer.", "Use expand=0 (no expansion) or 1 (K -> K+2)."))
-        need_int("expand", self.expand, 0, None, "Use expand=0 (no expansion) or 1 (K -> K+2).")
-        if not isinstance(self.patterns, tuple) or not all(_is_int(i) and i >= 0 for i in self.patterns):
-            found.append((f"patterns={self.patterns!r} is not a list of pattern ids (integers >= 0).",
-                          "Give pattern ids from the library of the layer's kernel size."))
-        elif len(set(self.patterns)) != len(self.patterns):
-            found.append((f"patterns={list(self.patterns)} repeats an id.", "List each pattern id once."))
-        need_int("pattern_zeros", self.pattern_zeros, 1, None, "Zero at least one position per kernel.")
-        if self.pattern_keep_last is not None and not isinstance(self.pattern_keep_last, bool):
-            found.append((f"pattern_keep_last={self.pattern_keep_last!r} is not true/false.",
-                          "Use true, false or leave it unset."))
-        if not self.patterns and (self.pattern_zeros is not None or self.pattern_keep_last is not None):
-            found.append(("pattern_zeros/pattern_keep_last are set without patterns.", "Give the pattern ids too."))
-        for kind in ("weight", "act"):
-            bits, int_bits = getattr(self, f"{kind}_bits"), getattr(self, f"{kind}_int_bits")
-            ok = need_int(f"{kind}_bits", bits, 1, MAX_BITS, f"Use 1..{MAX_BITS} bits.")
-            if int_bits is not None and bits is None:
-                found.append((f"{kind}_int_bits is set without {kind}_bits.", f"Give {kind}_bits (the total) too."))
-            elif ok and bits is not None:
-                need_int(f"{kind}_int_bits", int_bits, bits - MAX_FRAC_BITS, bits,
-                         f"Integer bits lie between {bits - MAX_FRAC_BITS} and {bits} for {bits}-bit values "
-                         f"(at most {MAX_FRAC_BITS} fraction bits), or leave them unset to choose automatically.")
-        return found
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
 
     @property
     def is_empty(self) -> bool:
-        return self == LayerChoice()
+        return not self.values
 
-    @property
-    def transforms(self) -> tuple[str, ...]:
-        """Names of the registered transforms this choice asks for, in application order."""
-        return tuple(t.name for t in ordered_transforms() if t.selects(self))
+    def updated(self, **updates: Any) -> LayerChoice:
+        """A copy with fields set (a None value unsets a field)."""
+        return LayerChoice({**self.values, **updates})
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields that differ from the defaults (patterns as a list)."""
-        default = LayerChoice()
-        return {f.name: list(v) if isinstance(v, tuple) else v
-                for f in fields(self) if (v := getattr(self, f.name)) != getattr(default, f.name)}
+        """The set fields, lists for sequences."""
+        return {name: thaw(value) for name, value in self.values.items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], layer: str = "?") -> LayerChoice:
+    def from_dict(cls, data: Any, layer: str = "?") -> LayerChoice:
         if not isinstance(data, Mapping):
             raise PlanError(f"The choice for layer {layer!r} is {data!r}, not an object of fields.",
-                            f"Write it as {{\"weight_bits\": 8, ...}} with fields {_CHOICE_FIELDS}.")
-        unknown = sorted(set(data) - set(_CHOICE_FIELDS))
-        if unknown:
-            close = "".join(suggest(u, list(_CHOICE_FIELDS)) for u in unknown)
-            raise PlanError(f"The choice for layer {layer!r} has unknown fields {unknown}.{close}",
-                            f"Use only: {', '.join(_CHOICE_FIELDS)}.")
+                            "Write it as {\"weight_bits\": 8, ...}.")
         try:
-            return cls(**data)
+            return cls(data)
         except PlanError as exc:
             raise PlanError(f"Layer {layer!r}: {exc.cause}", exc.fix) from None
-
-
-_CHOICE_FIELDS = tuple(f.name for f in fields(LayerChoice))
-
-
-def _freeze(value: Any) -> Any:
-    """A read-only deep copy of JSON data (dicts -> mapping proxies, lists -> tuples)."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    """Plain JSON data (dicts and lists) from ``_freeze``'s output."""
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    return value
 
 
 def _json_mapping(value: Any, what: str) -> Mapping[str, Any]:
@@ -176,7 +106,7 @@ def _json_mapping(value: Any, what: str) -> Mapping[str, Any]:
         raise PlanError(f"The plan's {what} is a {type(value).__name__}, not a mapping.",
                         f"Give the {what} as a dict of JSON values.")
     try:
-        return json.loads(json.dumps(_thaw(value), sort_keys=True, allow_nan=False))
+        return json.loads(json.dumps(thaw(value), sort_keys=True, allow_nan=False))  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
         raise PlanError(f"The plan's {what} is not JSON-serializable: {exc}.",
                         f"Use only strings, numbers, booleans, lists and dicts in the {what}.") from None
@@ -187,12 +117,16 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
 @dataclass(frozen=True, eq=False)
 class Plan:
     """Per-layer compression choices for ``base_model`` (a zoo id) on ``dataset``, + hardware config.
 
-    ``input_shape`` (batch included, as ``Workload.input_shape``) lets ``apply(model)`` trace a
-    model that is not in the zoo; ``metadata`` records the nn2hw version (not part of ``key``).
+    ``input_shape`` (batch included, as ``Workload.input_shape``) and ``input_dtype`` let a plan
+    be applied to a model without an example input; ``metadata`` records the nn2hw version. Neither
+    is part of ``key``.
     """
 
     base_model: str
@@ -201,6 +135,7 @@ class Plan:
     hardware: Mapping[str, Any] | None = None
     input_shape: tuple[int, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    input_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_model, str) or not self.base_model.strip():
@@ -212,30 +147,33 @@ class Plan:
             raise PlanError(f"The plan's choices must map layer names to choices, got {type(self.choices).__name__}.",
                             "Pass a dict {layer name: LayerChoice}.")
         choices = {}
-        for name in sorted(self.choices):
-            choice = self.choices[name]
+        for name in sorted(self.choices, key=str):
             if not isinstance(name, str):
                 raise PlanError(f"Layer names are strings, got {name!r}.", "Use the workload's layer names.")
+            choice = self.choices[name]
             choice = choice if isinstance(choice, LayerChoice) else LayerChoice.from_dict(choice, name)
             if not choice.is_empty:
                 choices[name] = choice
         object.__setattr__(self, "choices", MappingProxyType(choices))
-        hardware = None if self.hardware is None else _freeze(_json_mapping(self.hardware, "hardware config"))
+        hardware = None if self.hardware is None else freeze(_json_mapping(self.hardware, "hardware config"))
         object.__setattr__(self, "hardware", hardware)
         shape = tuple(self.input_shape)
-        if not all(_is_int(s) and s > 0 for s in shape):
+        if not all(is_int(s) and s > 0 for s in shape):
             raise PlanError(f"The plan's input_shape {self.input_shape!r} is not a tuple of positive integers.",
                             "Give the full input shape, batch included, e.g. (1, 3, 32, 32).")
         object.__setattr__(self, "input_shape", shape)
+        if self.input_dtype not in _DTYPES:
+            raise PlanError(f"The plan's input_dtype {self.input_dtype!r} is not a tensor element type.",
+                            f"Use one of: {', '.join(_DTYPES)}.")
         metadata = {"nn2hw_version": __version__, **_json_mapping(self.metadata, "metadata")}
-        object.__setattr__(self, "metadata", _freeze(metadata))
+        object.__setattr__(self, "metadata", freeze(metadata))
 
     # --- identity ---------------------------------------------------------------------------
     def _content(self, hardware: bool = True) -> dict[str, Any]:
         content = {"base_model": self.base_model, "dataset": self.dataset,
                    "layers": {n: c.to_dict() for n, c in self.choices.items()}}
         if hardware:
-            content["hardware"] = _thaw(self.hardware)
+            content["hardware"] = thaw(self.hardware)
         return content
 
     @property
@@ -256,28 +194,33 @@ class Plan:
 
     # --- serialization ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"format": PLAN_FORMAT, "version": PLAN_VERSION, **self._content(),
-                "input_shape": list(self.input_shape), "metadata": _thaw(self.metadata)}
+        data = {"format": PLAN_FORMAT, "version": PLAN_VERSION, **self._content(),
+                "input_shape": list(self.input_shape), "metadata": thaw(self.metadata)}
+        if self.input_dtype != "float32":
+            data["input_dtype"] = self.input_dtype
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         if not isinstance(data, Mapping) or data.get("format") != PLAN_FORMAT:
             raise PlanError(f"This is not an nn2hw plan (no \"format\": \"{PLAN_FORMAT}\").",
                             "Load a file written by Plan.save / plan.to_json().")
-        if not _is_int(data.get("version")) or data["version"] > PLAN_VERSION:
+        if not is_int(data.get("version")) or data["version"] > PLAN_VERSION:
             raise PlanError(f"The plan has format version {data.get('version')!r}; this nn2hw reads up to "
                             f"{PLAN_VERSION}.", "Upgrade nn2hw, or write the plan with this version.")
-        allowed = {"format", "version", "base_model", "dataset", "layers", "hardware", "input_shape", "metadata"}
+        allowed = {"format", "version", "base_model", "dataset", "layers", "hardware", "input_shape", "input_dtype",
+                   "metadata"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise PlanError(f"The plan has unknown fields {unknown}.", f"Use only: {', '.join(sorted(allowed))}.")
         layers = data.get("layers", {})
         if not isinstance(layers, Mapping):
             raise PlanError("The plan's \"layers\" is not an object.", "Map layer names to choice objects.")
-        return cls(base_model=data.get("base_model"), dataset=data.get("dataset"),
+        return cls(base_model=data.get("base_model"),  # type: ignore[arg-type]  # checked in __post_init__
+                   dataset=data.get("dataset"),
                    choices={n: LayerChoice.from_dict(c, n) for n, c in layers.items()},
                    hardware=data.get("hardware"), input_shape=tuple(data.get("input_shape", ())),
-                   metadata=data.get("metadata", {}))
+                   metadata=data.get("metadata", {}), input_dtype=data.get("input_dtype", "float32"))
 
     def to_json(self, indent: int | None = 1) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
@@ -304,7 +247,10 @@ class Plan:
         if not path.is_file():
             raise PlanError(f"No plan file at {path}.", "Give the path of a plan JSON written by Plan.save.")
         try:
-            return cls.from_json(path.read_text())
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise PlanError(f"{path} is not UTF-8 text (byte {exc.start}).",
+                            "Give the plan JSON written by Plan.save.") from None
         except PlanError as exc:
             raise PlanError(f"{path}: {exc.cause}", exc.fix) from None
 
@@ -312,16 +258,14 @@ class Plan:
     @classmethod
     def for_workload(cls, workload: Workload, base_model: str | None = None, dataset: str | None = None,
                      hardware: Mapping[str, Any] | None = None) -> Plan:
-        """An empty plan for the model ``workload`` describes (records its input shape)."""
-        return cls(base_model or workload.name, dataset, {}, hardware, workload.input_shape)
+        """An empty plan for the model ``workload`` describes (records its input shape and dtype)."""
+        return cls(base_model or workload.name, dataset, {}, hardware, workload.input_shape,
+                   input_dtype=_input_dtype(workload))
 
     def with_choice(self, layer: str, **updates: Any) -> Plan:
-        """A copy with ``layer``'s choice fields updated (e.g. ``weight_bits=8``); others kept."""
-        unknown = sorted(set(updates) - set(_CHOICE_FIELDS))
-        if unknown:
-            raise PlanError(f"Unknown choice fields {unknown}.", f"Use only: {', '.join(_CHOICE_FIELDS)}.")
+        """A copy with ``layer``'s choice fields updated (e.g. ``weight_bits=8``; None unsets one)."""
         try:
-            choice = replace(self.choices.get(layer, LayerChoice()), **updates)
+            choice = self.choices.get(layer, LayerChoice()).updated(**updates)
         except PlanError as exc:
             raise PlanError(f"Layer {layer!r}: {exc.cause}", exc.fix) from None
         return replace(self, choices={**self.choices, layer: choice})
@@ -330,180 +274,8 @@ class Plan:
         """A copy carrying ``hardware`` (a JSON-able mapping, e.g. a template's design)."""
         return replace(self, hardware=hardware)
 
-    def with_cut(self, workload: Workload, layer: str, out_channels: int) -> Plan:
-        """Cut ``layer`` to ``out_channels`` together with every layer of its coupling group."""
-        group = workload.group_of(layer)
-        names = group.layers if group is not None and layer in group.layers else (layer,)
-        plan = self
-        for name in names:
-            plan = plan.with_choice(name, out_channels=out_channels)
-        return plan
 
-    def with_patterns(self, workload: Workload, layers: str = "*", patterns: Iterable[int] | None = None, *,
-                      model: nn.Module | None = None, patn: int = DEFAULT_PATN, zeros: int | None = None,
-                      keep_last: bool | None = None, kernel: int | None = None) -> Plan:
-        """Pattern-prune every conv matching the glob ``layers`` that has a pattern library.
-
-        ``patterns`` gives the PATn ids; without them ``model`` (the base model) is required and
-        each kernel size's ``patn`` ids are the library patterns most often best for those
-        layers' kernels (``nn2hw.compress.kernel_pattern.top_patterns``). ``kernel`` restricts to
-        one kernel size, e.g. ``with_patterns(w, "layer1.*", model=m)`` prunes ResNet stage 1.
-        """
-        chosen = [l for l in workload.compute_layers if fnmatch.fnmatchcase(l.name, layers)
-                  and l.kind is OpKind.CONV and has_library(l.kernel_h, l.kernel_w)
-                  and (kernel is None or l.kernel_h == kernel) and l.op not in _FUNCTIONAL_COMPUTE_OPS]
-        if not chosen:
-            raise PlanError(f"No conv with a pattern library (square, odd kernel >= 3) matches {layers!r}"
-                            f"{f' with kernel {kernel}' if kernel else ''} in {workload.name!r}.",
-                            "Check the layer glob against the workload's layer names.")
-        sizes = sorted({l.kernel_h for l in chosen})
-        if patterns is not None:
-            if len(sizes) > 1:
-                raise PlanError(f"The layers matching {layers!r} have kernels of sizes {sizes}; one list of pattern "
-                                f"ids cannot fit several libraries.", "Pass kernel=... to pick one size.")
-            ids = {sizes[0]: tuple(patterns)}
-        elif model is None:
-            raise PlanError("with_patterns needs either the pattern ids or the base model to choose them from.",
-                            "Pass patterns=[...] or model=<the base nn.Module>.")
-        else:
-            weights = {l.name: model.get_submodule(l.name).weight for l in chosen}
-            grown = [n for n, l in zip(weights, chosen) if weights[n].shape[-1] != l.kernel_h]
-            if grown:
-                raise PlanError(f"Layers {grown} have other kernel sizes in the workload than in the model "
-                                f"(expanded?), so the model's weights cannot choose their patterns.",
-                                "Pass the pattern ids of the expanded kernel's library explicitly.")
-            ids = {k: top_patterns([weights[l.name] for l in chosen if l.kernel_h == k], patn, zeros, keep_last)
-                   for k in sizes}
-        plan = self
-        for l in chosen:
-            plan = plan.with_choice(l.name, patterns=ids[l.kernel_h], pattern_zeros=zeros, pattern_keep_last=keep_last)
-        return plan
-
-    def with_quantization(self, workload: Workload, weight_bits: int | None = 8, layers: str = "*", *,
-                          weight_int_bits: int | None = None, act_bits: int | None = None,
-                          act_int_bits: int | None = None, model: nn.Module | None = None,
-                          calibration: Any = None) -> Plan:
-        """Quantize every conv/linear layer matching the glob ``layers`` (8-bit weights by default).
-
-        With ``act_bits`` and a ``calibration`` batch (plus the base ``model``), each layer's
-        activation integer bits are chosen from the largest |input| / |output| it sees on the
-        batch and written into the plan (``nn2hw.compress.quantize.activation_int_bits``).
-        """
-        chosen = [l.name for l in workload.compute_layers
-                  if fnmatch.fnmatchcase(l.name, layers) and l.op not in _FUNCTIONAL_COMPUTE_OPS]
-        if not chosen:
-            raise PlanError(f"No conv/linear layer matches {layers!r} in {workload.name!r}.",
-                            "Check the layer glob against the workload's layer names.")
-        per_layer = {}
-        if calibration is not None:
-            if model is None or act_bits is None or act_int_bits is not None:
-                raise PlanError("Calibration chooses activation integer bits: it needs act_bits and the base "
-                                "model, and no act_int_bits.", "Pass act_bits=..., model=... and calibration=batch.")
-            per_layer = activation_int_bits(model, chosen, calibration, act_bits)
-        plan = self
-        for name in chosen:
-            plan = plan.with_choice(name, weight_bits=weight_bits, weight_int_bits=weight_int_bits,
-                                    act_bits=act_bits, act_int_bits=per_layer.get(name, act_int_bits))
-        return plan
-
-    # --- checking and applying ----------------------------------------------------------------
-    def problems(self, workload: Workload) -> list[Problem]:
-        """Every (cause, fix) that makes this plan invalid for ``workload`` (empty when valid)."""
-        found: list[Problem] = []
-        compute = [l.name for l in workload.compute_layers]
-        for name in self.choices:
-            if name not in workload:
-                found.append((f"{workload.name!r} has no layer {name!r}.{suggest(name, compute)}",
-                              "Use conv/linear layer names from the workload (`nn2hw analyze` lists them)."))
-            elif not workload.layer(name).is_compute:
-                found.append((f"Layer {name!r} is a {workload.layer(name).kind.value} op; plans choose for conv and "
-                              f"linear layers only.", "Put the choice on the conv/linear layer instead."))
-            elif workload.layer(name).op in _FUNCTIONAL_COMPUTE_OPS:
-                found.append((f"Layer {name!r} is a functional {workload.layer(name).op} call, not a module, so its "
-                              f"weights cannot be rewritten.", "Use nn.Conv2d / nn.Linear modules for that layer."))
-        if found:
-            return found
-        current = workload
-        for transform in ordered_transforms():
-            selected = transform.selected(self.choices)
-            if not selected:
-                continue
-            step = transform.problems(current, selected)
-            if not step:
-                try:
-                    current = current.with_changes(transform.changes(current, selected))
-                except PlanError as exc:
-                    step = [(exc.cause, exc.fix)]
-            found += step
-        return found
-
-    def validate(self, workload: Workload) -> None:
-        """Raise one ``PlanError`` naming every problem of this plan for ``workload``."""
-        found = list(dict.fromkeys(self.problems(workload)))  # a graph-wide problem may come from several steps
-        if len(found) == 1:
-            raise PlanError(*found[0])
-        if found:
-            raise PlanError(
-                f"The plan for {self.base_model!r} has {len(found)} problems: "
-                + " ".join(f"({i}) {cause}" for i, (cause, _) in enumerate(found, 1)),
-                " ".join(f"({i}) {fix}" for i, (_, fix) in enumerate(found, 1)),
-            )
-
-    def apply(self, target: Any, example_input: Any = None) -> Any:
-        """Apply to a ``Workload`` (pure, returns a new one) or an ``nn.Module`` (returns a new model).
-
-        The caller's workload or model is never modified. For a model, ``example_input`` (a
-        tensor or shape) traces it; by default the plan's ``input_shape`` or the zoo entry's.
-        """
-        if isinstance(target, Workload):
-            return self._apply_workload(target)
-        import torch
-
-        if isinstance(target, torch.nn.Module):
-            return self._apply_model(target, example_input)
-        raise PlanError(f"A plan applies to a Workload or a torch nn.Module, not a {type(target).__name__}.",
-                        "Pass the model or its workload (nn2hw.workload.from_module).")
-
-    def _apply_workload(self, workload: Workload) -> Workload:
-        self.validate(workload)
-        for transform in ordered_transforms():
-            selected = transform.selected(self.choices)
-            if selected:
-                workload = workload.with_changes(transform.changes(workload, selected))
-        return workload
-
-    def _apply_model(self, model: nn.Module, example_input: Any) -> nn.Module:
-        from nn2hw.compress._torch import is_compressed
-        from nn2hw.workload import from_module
-
-        done = [n for n, m in model.named_modules() if is_compressed(m)]
-        if done:
-            raise PlanError(f"The model is already compressed by nn2hw (e.g. {done[0]!r}); plans apply to the "
-                            f"base model.", "Apply the plan to the uncompressed base model.")
-        new = copy.deepcopy(model)
-        workload = from_module(new, self._example_input(new) if example_input is None else example_input,
-                               name=self.base_model)
-        self.validate(workload)
-        for transform in ordered_transforms():
-            selected = transform.selected(self.choices)
-            if selected:
-                transform.apply_model(new, workload, selected)
-                workload = workload.with_changes(transform.changes(workload, selected))
-        return new
-
-    def _example_input(self, model: nn.Module) -> Any:
-        import torch
-
-        shape = self.input_shape or self._zoo_input_shape()
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        return torch.zeros(shape, device=device)
-
-    def _zoo_input_shape(self) -> tuple[int, ...]:
-        try:
-            from nn2hw import zoo
-
-            return (1, *zoo.entry(self.base_model).variant(self.dataset).input_shape)
-        except (ImportError, AttributeError, KeyError) as exc:
-            raise PlanError(f"The plan has no input_shape and {self.base_model!r} gives none through the zoo "
-                            f"({type(exc).__name__}: {exc}).",
-                            "Pass example_input=... to apply(), or build the plan with Plan.for_workload.") from None
+def _input_dtype(workload: Workload) -> str:
+    """The element type of the workload's first input (float32 when it records none)."""
+    dtype = getattr(workload.layers[0], "dtype", "float32") if workload.layers else "float32"
+    return dtype if dtype in _DTYPES else "float32"

@@ -9,6 +9,7 @@ import torch
 
 from nn2hw import zoo
 from nn2hw.cli import main
+from nn2hw.compress import with_quantization
 from nn2hw.plan import Plan
 from tests.data.helpers import install_fake_fmnist, write_files
 
@@ -38,7 +39,7 @@ def run(capsys, *argv):
 
 def test_checkpoint_plan_finetune_and_json(capsys, fmnist, weights, tmp_path):
     workload = zoo.workload("resnet20", "fashion-mnist")
-    plan = Plan.for_workload(workload, "resnet20", "fashion-mnist").with_quantization(workload, 8)
+    plan = with_quantization(Plan.for_workload(workload, "resnet20", "fashion-mnist"), workload, 8)
     plan_path = plan.save(tmp_path / "plan.json")
     target = tmp_path / "out" / "result.json"
     code, out, err = run(capsys, "--model", "resnet20", "--dataset", "fashion-mnist", "--checkpoint", str(weights),

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nn2hw import zoo
+from nn2hw.compress import with_cut, with_patterns, with_quantization
 from nn2hw.compress.kernel_pattern import has_library, library_size
 from nn2hw.plan import Plan
 from nn2hw.workload import Workload, from_module
@@ -66,7 +67,7 @@ def cut_everything(plan: Plan, workload: Workload) -> Plan:
     """Halve every cuttable coupling group."""
     for group in workload.coupling_groups:
         if group.cuttable and group.channels >= 2:
-            plan = plan.with_cut(workload, group.layers[0], group.channels // 2)
+            plan = with_cut(plan, workload, group.layers[0], group.channels // 2)
     return plan
 
 
@@ -80,12 +81,12 @@ def expand_3x3(plan: Plan, workload: Workload) -> Plan:
 
 def prune_patterns(plan: Plan, workload: Workload, model: nn.Module) -> Plan:
     """Prune every conv with a library to its 4 most popular patterns."""
-    return plan.with_patterns(workload, "*", model=model)
+    return with_patterns(plan, workload, "*", model=model)
 
 
 def quantize_all(plan: Plan, workload: Workload) -> Plan:
     """6-bit weights everywhere, 8-bit activations on the first compute layer."""
-    plan = plan.with_quantization(workload, 6)
+    plan = with_quantization(plan, workload, 6)
     return plan.with_choice(workload.compute_layers[0].name, act_bits=8)
 
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from nn2hw.compress.channel_cut import filter_scores, top_filters
+from nn2hw.compress import apply_plan, validate_plan, with_cut
+from nn2hw.compress.channel_cut import CutChoice, filter_scores, top_filters
 from nn2hw.errors import PlanError
-from nn2hw.plan import LayerChoice, Plan
+from nn2hw.plan import Plan
 from tests.compress.cases import MODELS, model_case
 
 
@@ -54,9 +55,9 @@ def test_cutting_silent_filters_keeps_the_function(model_name):
         if group.cuttable and group.channels >= 3:
             drop = list(range(0, group.channels, 3))  # spread over the channel range
             _silence(model, workload, group, drop)
-            plan = plan.with_cut(workload, group.layers[0], group.channels - len(drop))
+            plan = with_cut(plan, workload, group.layers[0], group.channels - len(drop))
     assert plan.choices
-    new = plan.apply(model)
+    new = apply_plan(plan, model)
     torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-5)
 
 
@@ -64,11 +65,11 @@ def test_coupled_layers_are_cut_by_one_set_of_summed_scores():
     model, x, workload = model_case("mobile_like")
     group = workload.group_of("stem")
     assert set(group.layers) == {"stem", "block.project.0", "se.fc2"} and group.cuttable
-    plan = Plan.for_workload(workload, "mobile_like").with_cut(workload, "stem", 5)
-    assert {n: c.out_channels for n, c in plan.choices.items()} == {n: 5 for n in group.layers}
+    plan = with_cut(Plan.for_workload(workload, "mobile_like"), workload, "stem", 5)
+    assert {n: c.get("out_channels") for n, c in plan.choices.items()} == {n: 5 for n in group.layers}
     scores = sum(filter_scores(model.get_submodule(n).weight) for n in group.layers)
     expected = top_filters(scores, 5)
-    new = plan.apply(model)
+    new = apply_plan(plan, model)
     for name in group.layers:
         torch.testing.assert_close(new.get_submodule(name).weight, model.get_submodule(name).weight[expected])
     torch.testing.assert_close(new.get_submodule("block.project.1").running_mean,
@@ -78,7 +79,7 @@ def test_coupled_layers_are_cut_by_one_set_of_summed_scores():
 
 def test_depthwise_conv_is_cut_with_its_producer():
     model, x, workload = model_case("mini_mobilenet_v2")
-    new = Plan.for_workload(workload, "m").with_cut(workload, "features.2.conv.0", 10).apply(model)
+    new = apply_plan(with_cut(Plan.for_workload(workload, "m"), workload, "features.2.conv.0", 10), model)
     dw = new.get_submodule("features.2.conv.3")
     assert (dw.in_channels, dw.out_channels, dw.groups, tuple(dw.weight.shape)) == (10, 10, 10, (10, 1, 3, 3))
     assert new.get_submodule("features.2.conv.6").in_channels == 10
@@ -88,9 +89,9 @@ def test_depthwise_conv_is_cut_with_its_producer():
 def test_cut_model_trains():
     """A cut model keeps its output shape, and a few SGD steps lower the loss on a toy problem."""
     model, x, workload = model_case("tiny_resnet")
-    plan = Plan.for_workload(workload, "t").with_cut(workload, "layer1.0.conv1", 6)
-    plan = plan.with_cut(workload, "layer2.0.conv1", 12)
-    new = plan.apply(model).train()
+    plan = with_cut(Plan.for_workload(workload, "t"), workload, "layer1.0.conv1", 6)
+    plan = with_cut(plan, workload, "layer2.0.conv1", 12)
+    new = apply_plan(plan, model).train()
     gen = torch.Generator().manual_seed(0)
     data, labels = torch.randn(16, 3, 16, 16, generator=gen), torch.randint(0, 10, (16,), generator=gen)
     assert new(data).shape == model(data).shape
@@ -109,31 +110,31 @@ def test_refused_cuts_name_their_reason():
     _, _, workload = model_case("tiny_resnet")
     plan = Plan.for_workload(workload, "t")
     with pytest.raises(PlanError, match=r"fixed by pad \(pad\).*conv1.*layer1\.0\.conv2") as err:
-        plan.with_cut(workload, "layer1.0.conv2", 8).validate(workload)
+        validate_plan(with_cut(plan, workload, "layer1.0.conv2", 8), workload)
     assert "Leave this layer's width unchanged" in str(err.value)
     with pytest.raises(PlanError, match=r"linear \(network output\)"):
-        plan.with_choice("linear", out_channels=5).validate(workload)
+        validate_plan(plan.with_choice("linear", out_channels=5), workload)
 
 
 def test_a_partial_cut_of_a_coupling_group_is_refused_naming_the_group():
     _, _, workload = model_case("mobile_like")
     plan = Plan.for_workload(workload, "m").with_choice("stem", out_channels=4)
     with pytest.raises(PlanError, match=r"breaks coupling group .*'stem'.*not cut") as err:
-        plan.validate(workload)
+        validate_plan(plan, workload)
     assert "with_cut" in str(err.value)
     uneven = plan.with_choice("block.project.0", out_channels=4).with_choice("se.fc2", out_channels=3)
     with pytest.raises(PlanError, match="widths differ"):
-        uneven.validate(workload)
+        validate_plan(uneven, workload)
 
 
 def test_cut_bounds_and_followers():
     _, _, workload = model_case("mini_mobilenet_v2")
     plan = Plan.for_workload(workload, "m")
     with pytest.raises(PlanError, match="zero channels"):
-        LayerChoice(out_channels=0)
+        CutChoice(out_channels=0)
     with pytest.raises(PlanError, match="above its width of 16"):
-        plan.with_choice("features.1.conv.0", out_channels=17).validate(workload)
+        validate_plan(plan.with_choice("features.1.conv.0", out_channels=17), workload)
     with pytest.raises(PlanError, match=r"does not define its own channels.*features\.1\.conv\.0"):
-        plan.with_choice("features.1.conv.3", out_channels=8).validate(workload)
+        validate_plan(plan.with_choice("features.1.conv.3", out_channels=8), workload)
     full = plan.with_choice("features.4.0", out_channels=32)  # keeping every channel is always allowed
-    assert full.apply(workload) == workload
+    assert apply_plan(full, workload) == workload

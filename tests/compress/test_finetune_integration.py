@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nn2hw import zoo
+from nn2hw.compress import apply_plan, with_patterns, with_quantization
 from nn2hw.compress._torch import fixed_point
 from nn2hw.errors import DatasetError
 from nn2hw.evaluate import finetune
@@ -26,8 +27,8 @@ def fmnist_train():
 def _issue3_plan(model) -> Plan:
     """Issue 3's two settings at once: stage 1 pruned to PATn=4 (6 kept), 8-bit weights everywhere."""
     workload = zoo.workload("resnet20", "fashion-mnist")
-    plan = Plan.for_workload(workload, "resnet20", "fashion-mnist").with_patterns(workload, "layer1.*", model=model)
-    return plan.with_quantization(workload, 8)
+    plan = with_patterns(Plan.for_workload(workload, "resnet20", "fashion-mnist"), workload, "layer1.*", model=model)
+    return with_quantization(plan, workload, 8)
 
 
 @pytest.mark.slow
@@ -35,10 +36,10 @@ def test_finetune_keeps_masks_and_quantization_and_is_deterministic(fmnist_train
     torch.manual_seed(0)
     base = zoo.build("resnet20", "fashion-mnist")
     plan = _issue3_plan(base)
-    assert all(len(plan.choices[f"layer1.{b}.conv{c}"].patterns) == 4 for b in range(3) for c in (1, 2))
+    assert all(len(plan.choices[f"layer1.{b}.conv{c}"].get("patterns")) == 4 for b in range(3) for c in (1, 2))
     runs = []
     for _ in range(2):
-        model = plan.apply(base)
+        model = apply_plan(plan, base)
         result = finetune(model, fmnist_train, batches=4, batch_size=16, threads=1, progress=False)
         assert result.batches == 4
         runs.append(model)

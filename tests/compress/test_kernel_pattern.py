@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from nn2hw.compress import apply_plan, validate_plan, with_patterns
 from nn2hw.compress.kernel_pattern import (
     best_library_patterns,
     library_size,
@@ -66,7 +67,7 @@ def test_best_library_pattern_is_the_max_norm_mask():
 def test_each_kernel_takes_the_best_of_the_layer_patterns():
     model, x, workload = model_case("tiny_resnet")
     ids = (3, 17, 30, 55)
-    new = Plan.for_workload(workload, "t").with_choice("layer1.0.conv1", patterns=ids).apply(model)
+    new = apply_plan(Plan.for_workload(workload, "t").with_choice("layer1.0.conv1", patterns=ids), model)
     conv, w = new.get_submodule("layer1.0.conv1"), model.get_submodule("layer1.0.conv1").weight.detach()
     masks = torch.from_numpy(np.stack([pattern_mask(3, i) for i in ids])).float()
     kept = torch.einsum("oikl,pkl->oip", w * w, masks)
@@ -82,8 +83,8 @@ def test_each_kernel_takes_the_best_of_the_layer_patterns():
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_masks_survive_optimizer_steps(optimizer):
     model, x, workload = model_case("mini_mobilenet_v2")
-    plan = Plan.for_workload(workload, "m").with_patterns(workload, "features.*", model=model)
-    new = plan.apply(model).train()
+    plan = with_patterns(Plan.for_workload(workload, "m"), workload, "features.*", model=model)
+    new = apply_plan(plan, model).train()
     pruned = {n: m for n, m in new.named_modules() if hasattr(m, "parametrizations")}
     assert "features.1.conv.3" in pruned  # depthwise convs are pruned too
     opt = (torch.optim.SGD(new.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4) if optimizer == "sgd"
@@ -104,38 +105,38 @@ def test_top_patterns_and_helper():
     ids = top_patterns(weights, 4)
     votes = np.bincount(np.concatenate([best_library_patterns(w) for w in weights]), minlength=56)
     assert len(ids) == 4 and min(votes[list(ids)]) >= max(np.delete(votes, list(ids)))
-    plan = Plan.for_workload(workload, "t").with_patterns(workload, "layer1.*", model=model)
+    plan = with_patterns(Plan.for_workload(workload, "t"), workload, "layer1.*", model=model)
     assert sorted(plan.choices) == ["layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2"]
-    assert plan.apply(workload).layer("layer1.1.conv2").kept_per_kernel == 6
+    assert apply_plan(plan, workload).layer("layer1.1.conv2").kept_per_kernel == 6
     with pytest.raises(PlanError, match="either the pattern ids or the base model"):
-        Plan.for_workload(workload, "t").with_patterns(workload, "layer1.*")
+        with_patterns(Plan.for_workload(workload, "t"), workload, "layer1.*")
 
 
 def test_bad_pattern_choices():
     _, _, workload = model_case("concat_net")
     plan = Plan.for_workload(workload, "c")
     with pytest.raises(PlanError, match=r"pattern ids \[56\] are outside its 3x3 library with 3 zeros \(ids 0..55\)"):
-        plan.with_choice("a", patterns=[0, 56]).validate(workload)
+        validate_plan(plan.with_choice("a", patterns=[0, 56]), workload)
     with pytest.raises(PlanError, match=r"kernel 1x1\) has no pattern library"):
-        plan.with_choice("c", patterns=[0]).validate(workload)
+        validate_plan(plan.with_choice("c", patterns=[0]), workload)
     with pytest.raises(PlanError, match="can zero 1..12 positions, not 13"):
-        plan.with_choice("b", patterns=[0], pattern_zeros=13).validate(workload)
+        validate_plan(plan.with_choice("b", patterns=[0], pattern_zeros=13), workload)
     with pytest.raises(PlanError, match="repeats an id"):
-        plan.with_choice("a", patterns=[1, 1])
-    assert plan.with_choice("b", patterns=[0, 923]).apply(workload).layer("b").kept_per_kernel == 19
+        validate_plan(plan.with_choice("a", patterns=[1, 1]))
+    assert apply_plan(plan.with_choice("b", patterns=[0, 923]), workload).layer("b").kept_per_kernel == 19
 
 
 def test_patterns_apply_to_the_expanded_kernel():
     _, _, workload = model_case("concat_net")
     plan = Plan.for_workload(workload, "c").with_choice("a", expand=1, patterns=[0, 900])
-    assert plan.apply(workload).layer("a").kept_per_kernel == 19
+    assert apply_plan(plan, workload).layer("a").kept_per_kernel == 19
     with pytest.raises(PlanError, match="5x5 library"):
-        plan.with_choice("a", patterns=[0, 924]).validate(workload)
+        validate_plan(plan.with_choice("a", patterns=[0, 924]), workload)
 
 
 def test_masked_model_is_a_plain_nn_module():
     model, x, workload = model_case("tiny_resnet")
-    new = Plan.for_workload(workload, "t").with_patterns(workload, "layer1.*", model=model).apply(model)
+    new = apply_plan(with_patterns(Plan.for_workload(workload, "t"), workload, "layer1.*", model=model), model)
     assert isinstance(new.get_submodule("layer1.0.conv1"), nn.Conv2d)
     assert "layer1.0.conv1.parametrizations.weight.0.mask" in new.state_dict()
 
@@ -144,6 +145,6 @@ def test_helper_refuses_to_choose_patterns_for_expanded_kernels():
     model, x, workload = model_case("tiny_resnet")
     plan = Plan.for_workload(workload, "t").with_choice("layer1.0.conv1", expand=1)
     with pytest.raises(PlanError, match=r"\['layer1.0.conv1'\] have other kernel sizes"):
-        plan.with_patterns(plan.apply(workload), "layer1.0.*", model=model)
-    explicit = plan.with_patterns(plan.apply(workload), "layer1.0.conv1", [0, 923])
-    assert explicit.apply(workload).layer("layer1.0.conv1").kept_per_kernel == 19
+        with_patterns(plan, apply_plan(plan, workload), "layer1.0.*", model=model)
+    explicit = with_patterns(plan, apply_plan(plan, workload), "layer1.0.conv1", [0, 923])
+    assert apply_plan(explicit, workload).layer("layer1.0.conv1").kept_per_kernel == 19

@@ -1,7 +1,7 @@
 """The contract of every registered transform: rewriting the model and rewriting its workload agree.
 
 For each transform (parametrized over the registry) and for all of them combined, on several
-models: ``from_module(plan.apply(model), x) == plan.apply(from_module(model, x))`` on every
+models: ``from_module(apply_plan(plan, model), x) == apply_plan(plan, from_module(model, x))`` on every
 layer's names, channels, kernel, padding, kept weights per kernel and bit widths; the rewritten
 model runs; the caller's model is untouched.
 """
@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from nn2hw.compress import TRANSFORMS, ordered_transforms
+from nn2hw.compress import TRANSFORMS, apply_plan, ordered_transforms, transforms_of, with_quantization
 from nn2hw.plan import Plan
 from nn2hw.workload import from_module
 from tests.compress.cases import EXAMPLES, MODELS, everything, model_case, signature
@@ -30,8 +30,8 @@ def _check_agreement(model_name: str, build) -> tuple:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     plan = build(Plan.for_workload(workload, model_name), workload, model)
     assert plan.choices, "the example plan must choose something"
-    new = plan.apply(model)
-    assert signature(from_module(new, x, name=model_name)) == signature(plan.apply(workload))
+    new = apply_plan(plan, model)
+    assert signature(from_module(new, x, name=model_name)) == signature(apply_plan(plan, workload))
     assert new(x).shape == model(x).shape
     after = model.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
@@ -43,27 +43,28 @@ def _check_agreement(model_name: str, build) -> tuple:
 @pytest.mark.parametrize("transform", TRANSFORMS.names())
 def test_model_and_workload_rewrites_agree(transform, model_name):
     plan, workload, _ = _check_agreement(model_name, EXAMPLES[transform])
-    assert {transform} == {t for c in plan.choices.values() for t in c.transforms}
-    assert plan.apply(workload) != workload
+    assert {transform} == {t for c in plan.choices.values() for t in transforms_of(c)}
+    assert apply_plan(plan, workload) != workload
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 def test_all_transforms_combined_agree(model_name):
     plan, workload, new = _check_agreement(model_name, everything)
-    assert {t for c in plan.choices.values() for t in c.transforms} == set(TRANSFORMS.names())
-    assert plan.apply(workload).macs < workload.macs
+    assert {t for c in plan.choices.values() for t in transforms_of(c)} == set(TRANSFORMS.names())
+    assert apply_plan(plan, workload).macs < workload.macs
 
 
 def test_workload_side_needs_no_torch():
-    """plan.apply(workload) and validate run without importing torch (cost checks stay instant)."""
+    """apply_plan(plan, workload) and validate_plan run without importing torch (cost checks stay instant)."""
     code = (
         "import sys, json\n"
         "from nn2hw.workload import Workload\n"
         "from nn2hw.plan import Plan\n"
+        "from nn2hw.compress import apply_plan, with_quantization\n"
         "w = Workload.from_json(sys.stdin.read())\n"
-        "p = Plan.for_workload(w, 'x').with_quantization(w, 8).with_choice('layer1.0.conv1', out_channels=4, "
+        "p = with_quantization(Plan.for_workload(w, 'x'), w, 8).with_choice('layer1.0.conv1', out_channels=4, "
         "patterns=[1, 2, 3, 4], expand=1)\n"
-        "assert p.apply(w).layer('layer1.0.conv1').kept_per_kernel == 25 - 6\n"
+        "assert apply_plan(p, w).layer('layer1.0.conv1').kept_per_kernel == 25 - 6\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     _, _, workload = model_case("tiny_resnet")

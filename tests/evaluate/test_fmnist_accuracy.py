@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from nn2hw import evaluate, zoo
+from nn2hw.compress import apply_plan, with_cut, with_patterns, with_quantization
 from nn2hw.plan import Plan
 from nn2hw.zoo.catalog import FASHION_MNIST_CHECKPOINTS
 from tests.data.helpers import real_fmnist
@@ -57,16 +58,16 @@ def test_every_packaged_checkpoint_scores_what_the_catalog_says(name, data):
 
 
 def test_8_bit_weights_lose_at_most_0_3_points(base, workload, data, baseline):
-    plan = Plan.for_workload(workload, "resnet20", "fashion-mnist").with_quantization(workload, 8)
-    quantized = evaluate.test(plan.apply(base), data[1], progress=False)
+    plan = with_quantization(Plan.for_workload(workload, "resnet20", "fashion-mnist"), workload, 8)
+    quantized = evaluate.test(apply_plan(plan, base), data[1], progress=False)
     assert baseline.top1 - quantized.top1 <= 0.3
 
 
 def test_stage1_patterns_after_100_batches_within_1_point(base, workload, data, baseline):
-    plan = Plan.for_workload(workload, "resnet20", "fashion-mnist").with_patterns(workload, "layer1.*", model=base)
-    pruned = plan.apply(base)
+    plan = with_patterns(Plan.for_workload(workload, "resnet20", "fashion-mnist"), workload, "layer1.*", model=base)
+    pruned = apply_plan(plan, base)
     convs = [f"layer1.{b}.conv{c}" for b in range(3) for c in (1, 2)]
-    assert sorted(plan.choices) == convs and all(len(plan.choices[n].patterns) == 4 for n in convs)
+    assert sorted(plan.choices) == convs and all(len(plan.choices[n].get("patterns")) == 4 for n in convs)
     for name in convs:  # 6 of 9 weights kept in every kernel
         weight = pruned.get_submodule(name).weight.detach()
         assert ((weight != 0).sum((2, 3)) <= 6).all()
@@ -81,8 +82,8 @@ def test_channel_cuts_keep_shapes_and_train(base, workload, data):
     plan = Plan.for_workload(workload, "resnet20", "fashion-mnist")
     for stage, width in ((1, 8), (2, 16), (3, 32)):  # every block's inner conv at half width
         for block in range(3):
-            plan = plan.with_cut(workload, f"layer{stage}.{block}.conv1", width)
-    cut = plan.apply(base)
+            plan = with_cut(plan, workload, f"layer{stage}.{block}.conv1", width)
+    cut = apply_plan(plan, base)
     assert cut.get_submodule("layer2.1.conv1").out_channels == 16
     assert cut.get_submodule("layer2.1.conv2").in_channels == 16
     images, _ = data[1].batch(torch.arange(8).numpy())

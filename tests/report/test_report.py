@@ -7,6 +7,7 @@ import csv
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nn2hw.compress import apply_plan, transforms_of
 from nn2hw.hardware.base import LayerCost, NetworkCost
 from nn2hw.plan import LayerChoice, Plan
 from nn2hw.report import ParetoPoint, layer_rows, pareto_front, plot_pareto, write_html, write_pareto_csv
@@ -39,7 +40,7 @@ def test_files(tmp_path):
 
     w = from_module(TinyResNet(), (1, 3, 32, 32), name="tiny")
     plan = Plan.for_workload(w).with_choice("layer1.0.conv1", out_channels=8, weight_bits=8)
-    after = plan.apply(w)
+    after = apply_plan(plan, w)
 
     def cost(workload, ms):
         return NetworkCost("t", "d", {}, 100.0, tuple(
@@ -51,7 +52,7 @@ def test_files(tmp_path):
     assert row["layer1.0.conv1"].choice == "16->8 ch; 8-bit weights"
     assert row["layer1.0.conv2"].technique == "follows a cut" and row["layer1.0.conv2"].saved_ms > 0
     assert row["conv1"].choice == "-" and row["conv1"].saved_ms == 0
-    assert LayerChoice().transforms == ()
+    assert transforms_of(LayerChoice()) == ()
     write_layers_csv(tmp_path / "layers.csv", table)
     page = write_html(tmp_path / "s.html", "Search <x>", {"spec": "1 ms"}, table, png, ["a note"]).read_text()
     assert "Search &lt;x&gt;" in page and "data:image/png;base64," in page and "16-&gt;8 ch" in page

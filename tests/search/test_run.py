@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from nn2hw.bundle import load_bundle
 from nn2hw.cli import main
+from nn2hw.compress import apply_plan
 from nn2hw.errors import InfeasibleError
 from nn2hw.search import SearchSettings, Spec, run_search
 from nn2hw.search.runner import prepare
@@ -93,7 +94,7 @@ def test_no_returned_solution_ever_violates_the_spec(tmp_path_factory, scorer, b
     assert result.solution.cost.latency_ms <= spec and result.solution.cost.fits
     plan = result.solution.plan
     ctx = prepare(SearchSettings(**BASE, spec=Spec(latency_ms=spec), out=str(out)), evaluator=scorer)
-    again = ctx.target.recost(plan.apply(ctx.members[0].workload), result.solution.cost.design)
+    again = ctx.target.recost(apply_plan(plan, ctx.members[0].workload), result.solution.cost.design)
     assert again.latency_ms == pytest.approx(result.solution.cost.latency_ms) and again.latency_ms <= spec
 
 

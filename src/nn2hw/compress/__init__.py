@@ -1,27 +1,18 @@
-"""Compression transforms: channel cut, kernel pattern pruning, kernel expansion, quantization.
+"""Compression transforms: channel cut, kernel expansion, kernel pattern pruning, quantization.
 
-Each transform is registered in ``TRANSFORMS`` and has a pure workload side (how its choice
-changes ``Layer`` fields, no torch) and a torch side (how it rewrites a model, torch imported
-only then). ``nn2hw.plan.Plan`` applies them in their ``order``; see ``docs/compression.md``.
+Each transform is one module that registers itself in ``TRANSFORMS`` and owns its technique
+(plan fields and their checks, search dimension, workload side, torch side, report wording; see
+``nn2hw.compress.base``). ``apply_plan`` / ``validate_plan`` run the registered transforms in
+their order on a workload (no torch) or a model; see ``docs/compression.md``.
 """
 
 from __future__ import annotations
 
-from nn2hw.compress.base import Problem, Transform
-from nn2hw.compress.channel_cut import ChannelCut
-from nn2hw.compress.kernel_expand import KernelExpand
-from nn2hw.compress.kernel_pattern import KernelPattern
-from nn2hw.compress.quantize import Quantize
-from nn2hw.registry import Registry
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, ordered_transforms
+from nn2hw.compress.channel_cut import with_cut
+from nn2hw.compress.kernel_pattern import with_patterns
+from nn2hw.compress.pipeline import apply_plan, plan_input, plan_problems, transforms_of, validate_plan
+from nn2hw.compress.quantize import with_quantization
 
-TRANSFORMS: Registry[Transform] = Registry("transform")
-for _transform in (ChannelCut(), KernelExpand(), KernelPattern(), Quantize()):
-    TRANSFORMS.register(_transform.name, _transform)
-
-
-def ordered_transforms() -> list[Transform]:
-    """The registered transforms in application order."""
-    return sorted((t for _, t in TRANSFORMS.items()), key=lambda t: t.order)
-
-
-__all__ = ["TRANSFORMS", "Problem", "Transform", "ordered_transforms"]
+__all__ = ["TRANSFORMS", "Offer", "SpaceContext", "Transform", "apply_plan", "ordered_transforms", "plan_input",
+           "plan_problems", "transforms_of", "validate_plan", "with_cut", "with_patterns", "with_quantization"]

@@ -13,47 +13,93 @@ shortcut pad, an op nn2hw does not understand) is refused with those reasons.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nn2hw.compress.base import Problem, Transform
-from nn2hw.errors import PlanError
+from nn2hw._checks import is_int
+from nn2hw.compress.base import TRANSFORMS, FUNCTIONAL_OPS, Offer, SpaceContext, Transform
+from nn2hw.errors import PlanError, Problem
+from nn2hw.plan import Plan
 from nn2hw.workload.layer import CouplingGroup, Layer, OpKind, Workload
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from nn2hw.plan import LayerChoice
-
 _SLICEABLE_PARAM_OPS = frozenset({"BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "PReLU"})
 """Module ops with per-channel parameters the cut can slice (other parameter-free ops just pass)."""
 _PARAM_OPS = frozenset({"GroupNorm", "LayerNorm", "batch_norm", "layer_norm", "group_norm", "instance_norm",
                         "prelu"}) | _SLICEABLE_PARAM_OPS
-_FUNCTIONAL_COMPUTE_OPS = frozenset({"conv1d", "conv2d", "linear"})
 
 
-def cut_groups(workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[CouplingGroup, int]:
+@dataclass(frozen=True)
+class CutChoice:
+    """``out_channels``: keep this many output filters (with every layer of its coupling group)."""
+
+    out_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        k = self.out_channels
+        if k == 0 and is_int(k):
+            raise PlanError("out_channels=0 would leave the layer with zero channels.",
+                            "Keep at least 1 output channel (or leave out_channels unset to keep them all).")
+        if k is not None and (not is_int(k) or k < 1):
+            raise PlanError(f"out_channels={k!r} is not an integer in >= 1.", "Keep at least 1 output channel.")
+
+
+def cut_groups(workload: Workload, choices: Mapping[str, CutChoice]) -> dict[CouplingGroup, int]:
     """The coupling groups the choices really cut (narrower than now), with their new width."""
     groups: dict[CouplingGroup, int] = {}
     for name, choice in choices.items():
         layer = workload.layer(name)
         group = workload.group_of(name)
-        if group is not None and name in group.layers and choice.out_channels < layer.out_channels:
-            groups.setdefault(group, choice.out_channels)
+        k = choice.out_channels
+        if group is not None and name in group.layers and k is not None and k < layer.out_channels:
+            groups.setdefault(group, k)
     return groups
 
 
-class ChannelCut(Transform):
-    name = "channel_cut"
-    fields = ("out_channels",)
-    order = 0
-    summary = "keep the top-k output filters by L2 norm; coupled layers cut together (out_channels)"
+def with_cut(plan: Plan, workload: Workload, layer: str, out_channels: int) -> Plan:
+    """``plan`` with ``layer`` cut to ``out_channels`` together with every layer of its coupling group."""
+    group = workload.group_of(layer)
+    for name in group.layers if group is not None and layer in group.layers else (layer,):
+        plan = plan.with_choice(name, out_channels=out_channels)
+    return plan
 
-    def problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+
+class ChannelCut(Transform):
+    """Keep the top-k output filters by L2 norm; coupled layers are cut together (``out_channels``)."""
+
+    name = "channel_cut"
+    label = "channel cut"
+    order = 0
+    choice_type = CutChoice
+    option_name = "keep"
+    option_help = "kept fractions strictly between 0 and 1"
+    default_options = (0.875, 0.75, 0.625, 0.5)
+
+    def check_option(self, value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+
+    def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
+        """The widths of ``layer``'s coupling group at the kept fractions (the space keeps one per group)."""
+        group = workload.group_of(layer.name)
+        if group is None or not group.cuttable:
+            return None
+        widths = sorted({max(1, int(round(group.channels * f))) for f in options} - {group.channels}, reverse=True)
+        if not widths:
+            return None
+        return Offer(group.layers, (None, *({"out_channels": w} for w in widths)),
+                     (f"{group.channels} ch", *(f"{w} ch" for w in widths)), leanest=len(widths))
+
+    def describe(self, choice: CutChoice, before: Layer, after: Layer) -> str:
+        return f"{before.out_channels}->{after.out_channels} ch"
+
+    def problems(self, workload: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
         found: list[Problem] = []
         for name, choice in choices.items():
-            layer, k = workload.layer(name), choice.out_channels
+            layer, k = workload.layer(name), int(choice.out_channels)
             group = workload.group_of(name)
             if k > layer.out_channels:
                 found.append((f"Layer {name!r}: a cut to {k} channels is above its width of {layer.out_channels}.",
@@ -83,11 +129,11 @@ class ChannelCut(Transform):
                     f"The cut breaks coupling group {list(group.layers)} (their outputs are added or multiplied "
                     f"together): " + (f"{missing} are not cut" if missing else f"widths differ: {named}") + ".",
                     f"Give every layer of the group the same out_channels (e.g. {width}); "
-                    f"Plan.with_cut(workload, layer, {width}) does it.",
+                    f"nn2hw.compress.with_cut(plan, workload, layer, {width}) does it.",
                 ))
         return found or self._consumer_problems(workload, choices)
 
-    def _consumer_problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+    def _consumer_problems(self, workload: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
         """Ops whose input channels the cut changes but that the torch side cannot slice."""
         try:
             new = workload.with_changes(self.changes(workload, choices))
@@ -98,7 +144,7 @@ class ChannelCut(Transform):
             changed = new.layer(old.name).in_channels != old.in_channels
             if not changed or old.kind is OpKind.INPUT:
                 continue
-            if old.op in _FUNCTIONAL_COMPUTE_OPS or (old.op in _PARAM_OPS and old.op not in _SLICEABLE_PARAM_OPS):
+            if old.op in FUNCTIONAL_OPS or (old.op in _PARAM_OPS and old.op not in _SLICEABLE_PARAM_OPS):
                 found.append((f"The cut changes the input channels of {old.name!r} ({old.op}), whose parameters "
                               f"nn2hw cannot slice.",
                               "Leave the layers feeding it unchanged, or use nn.Conv2d / nn.Linear / "
@@ -112,10 +158,10 @@ class ChannelCut(Transform):
                               "Leave the layers feeding it unchanged."))
         return found
 
-    def changes(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[str, dict[str, Any]]:
+    def changes(self, workload: Workload, choices: Mapping[str, CutChoice]) -> dict[str, dict[str, Any]]:
         return {name: {"out_channels": choice.out_channels} for name, choice in choices.items()}
 
-    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, CutChoice]) -> None:
         from nn2hw.compress import _torch
 
         kept_by_layer = {}
@@ -240,3 +286,6 @@ def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
         if getattr(module, bname, None) is not None:
             _torch.set_buffer(module, bname, getattr(module, bname)[in_kept])
     module.num_features = len(in_kept)
+
+
+TRANSFORMS.register(ChannelCut.name, ChannelCut())

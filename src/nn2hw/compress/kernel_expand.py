@@ -8,25 +8,57 @@ field, which costs nothing on memory-bound layers (iDetect's I/O bottleneck, §2
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nn2hw.compress.base import Problem, Transform
-from nn2hw.workload.layer import OpKind, Workload
+from nn2hw._checks import is_int
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform
+from nn2hw.errors import PlanError, Problem
+from nn2hw.workload.layer import Layer, OpKind, Workload
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from nn2hw.plan import LayerChoice
+
+@dataclass(frozen=True)
+class ExpandChoice:
+    """``expand``: grow the kernel by 2 x expand (K -> K + 2e) with a zero ring and padding + e."""
+
+    expand: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.expand is not None and (not is_int(self.expand) or self.expand < 1):
+            raise PlanError(f"expand={self.expand!r} is not an integer in >= 1.",
+                            "Use expand=1 (K -> K+2), or leave it unset to keep the kernel.")
 
 
 class KernelExpand(Transform):
-    name = "kernel_expand"
-    fields = ("expand",)
-    order = 1
-    summary = "grow a conv kernel K -> K+2*expand with zero rings and padding +expand (function unchanged)"
+    """Grow a conv kernel K -> K+2*expand with zero rings and padding +expand (function unchanged)."""
 
-    def problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+    name = "kernel_expand"
+    label = "kernel expansion"
+    order = 1
+    choice_type = ExpandChoice
+    option_name = "kernels"
+    option_help = "odd kernel sizes >= 1 that may grow by 2"
+    default_options = (1, 3)
+
+    def check_option(self, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1 and value % 2 == 1
+
+    def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
+        """K -> K+2 for square, non-grouped convs whose kernel size is one of ``options``."""
+        if layer.kind is not OpKind.CONV or layer.kernel_h != layer.kernel_w or layer.kernel_h not in options \
+                or layer.conv_type == "grouped":
+            return None
+        k = layer.kernel_h
+        return Offer((layer.name,), (None, {"expand": 1}), (f"{k}x{k}", f"{k + 2}x{k + 2}"), leanest=0)
+
+    def describe(self, choice: ExpandChoice, before: Layer, after: Layer) -> str:
+        return f"{before.kernel_h}x{before.kernel_w}->{after.kernel_h}x{after.kernel_w}"
+
+    def problems(self, workload: Workload, choices: Mapping[str, ExpandChoice]) -> list[Problem]:
         found = []
         for name in choices:
             layer = workload.layer(name)
@@ -35,7 +67,7 @@ class KernelExpand(Transform):
                               "Expand only nn.Conv2d layers."))
         return found
 
-    def changes(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[str, dict[str, Any]]:
+    def changes(self, workload: Workload, choices: Mapping[str, ExpandChoice]) -> dict[str, dict[str, Any]]:
         out = {}
         for name, choice in choices.items():
             layer, e = workload.layer(name), choice.expand
@@ -43,11 +75,10 @@ class KernelExpand(Transform):
                          "pad_h": layer.pad_h + e * layer.dilation_h, "pad_w": layer.pad_w + e * layer.dilation_w}
         return out
 
-    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, ExpandChoice]) -> None:
         from torch import nn
 
         from nn2hw.compress import _torch
-        from nn2hw.errors import PlanError
 
         for name, choice in choices.items():
             conv = _torch.weight_module(model, name, (nn.Conv2d,), "kernel_expand")
@@ -59,3 +90,6 @@ class KernelExpand(Transform):
             kh, kw = conv.kernel_size
             conv.kernel_size = (kh + 2 * e, kw + 2 * e)
             conv.padding = (conv.padding[0] + e * conv.dilation[0], conv.padding[1] + e * conv.dilation[1])
+
+
+TRANSFORMS.register(KernelExpand.name, KernelExpand())

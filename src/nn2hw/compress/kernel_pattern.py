@@ -22,21 +22,23 @@ never revive a pruned weight.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nn2hw.compress.base import Problem, Transform
-from nn2hw.errors import PlanError
-from nn2hw.workload.layer import OpKind, Workload
+from nn2hw._checks import is_int
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, has_module_weights
+from nn2hw.errors import PlanError, Problem
+from nn2hw.plan import Plan
+from nn2hw.workload.layer import Layer, OpKind, Workload
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from nn2hw.plan import LayerChoice
 
 DEFAULT_PATN = 4
 """Patterns per layer in HotNAS's DNA (one entry per kernel size)."""
@@ -180,19 +182,122 @@ def top_patterns(weights: Iterable[Any], patn: int = DEFAULT_PATN, zeros: int | 
     return tuple(sorted(int(i) for i in np.argsort(-votes, kind="stable")[:patn]))
 
 
-def _library_args(choice: LayerChoice, kernel: int) -> tuple[int, bool]:
-    zeros = default_zeros(kernel) if choice.pattern_zeros is None else choice.pattern_zeros
-    keep_last = default_keep_last(kernel, zeros) if choice.pattern_keep_last is None else choice.pattern_keep_last
-    return zeros, keep_last
+DEFAULT_3X3_ZEROS = (3, 4, 5)
+"""3x3 kernels keep 6, 5 or 4 weights in the search by default: HotNAS's z=3 library, its z=4 one,
+and the 4-entry patterns of PatDNN. Small layers on a large MAC array are limited by kernel
+positions, not channels, so these are the levers that shorten them."""
+
+
+@dataclass(frozen=True)
+class PatternChoice:
+    """``patterns``: the layer's PATn pattern ids in the library of its (expanded) kernel size, with
+    ``pattern_zeros`` zeros (default per size) and ``pattern_keep_last`` (HotNAS's 3x3 z=2 quirk;
+    default as HotNAS coded it)."""
+
+    patterns: tuple[int, ...] | None = None
+    pattern_zeros: int | None = None
+    pattern_keep_last: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.patterns is not None:
+            if not isinstance(self.patterns, (list, tuple)) or not self.patterns \
+                    or not all(is_int(i) and i >= 0 for i in self.patterns):
+                raise PlanError(f"patterns={self.patterns!r} is not a list of pattern ids (integers >= 0).",
+                                "Give pattern ids from the library of the layer's kernel size.")
+            if len(set(self.patterns)) != len(self.patterns):
+                raise PlanError(f"patterns={list(self.patterns)} repeats an id.", "List each pattern id once.")
+            object.__setattr__(self, "patterns", tuple(self.patterns))
+        if self.pattern_zeros is not None and (not is_int(self.pattern_zeros) or self.pattern_zeros < 1):
+            raise PlanError(f"pattern_zeros={self.pattern_zeros!r} is not an integer in >= 1.",
+                            "Zero at least one position per kernel.")
+        if self.pattern_keep_last is not None and not isinstance(self.pattern_keep_last, bool):
+            raise PlanError(f"pattern_keep_last={self.pattern_keep_last!r} is not true/false.",
+                            "Use true, false or leave it unset.")
+        if self.patterns is None and (self.pattern_zeros is not None or self.pattern_keep_last is not None):
+            raise PlanError("pattern_zeros/pattern_keep_last are set without patterns.", "Give the pattern ids too.")
+
+    def library(self, kernel: int) -> tuple[int, bool]:
+        """(zeros, keep_last) of this choice's library for a ``kernel`` x ``kernel`` kernel."""
+        zeros = default_zeros(kernel) if self.pattern_zeros is None else self.pattern_zeros
+        keep_last = default_keep_last(kernel, zeros) if self.pattern_keep_last is None else self.pattern_keep_last
+        return zeros, keep_last
+
+
+def with_patterns(plan: Plan, workload: Workload, layers: str = "*", patterns: Iterable[int] | None = None, *,
+                  model: nn.Module | None = None, patn: int = DEFAULT_PATN, zeros: int | None = None,
+                  keep_last: bool | None = None, kernel: int | None = None) -> Plan:
+    """``plan`` with every conv matching the glob ``layers`` that has a pattern library pattern-pruned.
+
+    ``patterns`` gives the PATn ids; without them ``model`` (the base model) is required and each
+    kernel size's ``patn`` ids are the library patterns most often best for those layers'
+    kernels (``top_patterns``). ``kernel`` restricts to one kernel size, e.g.
+    ``with_patterns(plan, w, "layer1.*", model=m)`` prunes ResNet stage 1.
+    """
+    chosen = [l for l in workload.compute_layers if fnmatch.fnmatchcase(l.name, layers) and has_module_weights(l)
+              and l.kind is OpKind.CONV and has_library(l.kernel_h, l.kernel_w) and (kernel is None or l.kernel_h == kernel)]
+    if not chosen:
+        raise PlanError(f"No conv with a pattern library (square, odd kernel >= 3) matches {layers!r}"
+                        f"{f' with kernel {kernel}' if kernel else ''} in {workload.name!r}.",
+                        "Check the layer glob against the workload's layer names.")
+    sizes = sorted({l.kernel_h for l in chosen})
+    if patterns is not None:
+        if len(sizes) > 1:
+            raise PlanError(f"The layers matching {layers!r} have kernels of sizes {sizes}; one list of pattern "
+                            f"ids cannot fit several libraries.", "Pass kernel=... to pick one size.")
+        ids = {sizes[0]: tuple(patterns)}
+    elif model is None:
+        raise PlanError("with_patterns needs either the pattern ids or the base model to choose them from.",
+                        "Pass patterns=[...] or model=<the base nn.Module>.")
+    else:
+        weights = {l.name: model.get_submodule(l.name).weight for l in chosen}
+        grown = [n for n, l in zip(weights, chosen) if weights[n].shape[-1] != l.kernel_h]
+        if grown:
+            raise PlanError(f"Layers {grown} have other kernel sizes in the workload than in the model "
+                            f"(expanded?), so the model's weights cannot choose their patterns.",
+                            "Pass the pattern ids of the expanded kernel's library explicitly.")
+        ids = {k: top_patterns([weights[l.name] for l in chosen if l.kernel_h == k], patn, zeros, keep_last)
+               for k in sizes}
+    for l in chosen:
+        plan = plan.with_choice(l.name, patterns=ids[l.kernel_h], pattern_zeros=zeros, pattern_keep_last=keep_last)
+    return plan
 
 
 class KernelPattern(Transform):
-    name = "kernel_pattern"
-    fields = ("patterns", "pattern_zeros", "pattern_keep_last")
-    order = 2
-    summary = "prune each conv kernel to the best of the layer's PATn library patterns (patterns, pattern_zeros)"
+    """Prune each conv kernel to the best of the layer's PATn library patterns (``patterns``, ``pattern_zeros``)."""
 
-    def problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+    name = "kernel_pattern"
+    label = "pattern pruning"
+    order = 2
+    choice_type = PatternChoice
+    option_name = "zeros"
+    option_help = "numbers of zeros per kernel, integers >= 1"
+    default_options = ()
+    """() = DEFAULT_3X3_ZEROS for 3x3 kernels, the library default (``default_zeros``) for larger ones."""
+
+    def check_option(self, value: Any) -> bool:
+        return is_int(value) and value >= 1
+
+    def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
+        """PATn patterns chosen from the pretrained weights at each number of zeros (none without weights)."""
+        k = layer.kernel_h
+        if context.weights is None or layer.kind is not OpKind.CONV or not has_library(k, layer.kernel_w):
+            return None
+        zeros = options or (DEFAULT_3X3_ZEROS if k == 3 else (default_zeros(k),))
+        choices: list[Mapping[str, Any] | None] = [None]
+        labels = ["dense"]
+        for z in (int(z) for z in zeros if z < k * k):
+            ids = top_patterns([context.weights(layer.name)], DEFAULT_PATN, z, None)
+            choices.append({"patterns": list(ids), "pattern_zeros": z})
+            labels.append(f"{len(ids)} patterns, {k * k - z}/{k * k} kept")
+        if len(choices) == 1:
+            return None
+        leanest = max(range(len(choices)), key=lambda i: 0 if choices[i] is None else choices[i]["pattern_zeros"])
+        return Offer((layer.name,), tuple(choices), tuple(labels), leanest)
+
+    def describe(self, choice: PatternChoice, before: Layer, after: Layer) -> str:
+        return f"{len(choice.patterns or ())} patterns, {after.kept_weights}/{after.kernel_area} kept"
+
+    def problems(self, workload: Workload, choices: Mapping[str, PatternChoice]) -> list[Problem]:
         found = []
         for name, choice in choices.items():
             layer = workload.layer(name)
@@ -201,7 +306,7 @@ class KernelPattern(Transform):
                               f"no pattern library.", "Prune only convs with square, odd kernels of 3x3 or more."))
                 continue
             try:
-                zeros, keep_last = _library_args(choice, layer.kernel_h)
+                zeros, keep_last = choice.library(layer.kernel_h)
                 size = comb(_check_zeros(layer.kernel_h, zeros, keep_last), zeros)
             except PlanError as exc:
                 found.append((f"Layer {name!r}: {exc.cause}", exc.fix))
@@ -213,15 +318,15 @@ class KernelPattern(Transform):
                               f"Use ids between 0 and {size - 1}."))
         return found
 
-    def changes(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[str, dict[str, Any]]:
+    def changes(self, workload: Workload, choices: Mapping[str, PatternChoice]) -> dict[str, dict[str, Any]]:
         out = {}
         for name, choice in choices.items():
             layer = workload.layer(name)
-            zeros, _ = _library_args(choice, layer.kernel_h)
+            zeros, _ = choice.library(layer.kernel_h)
             out[name] = {"kept_per_kernel": layer.kernel_area - zeros}
         return out
 
-    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, PatternChoice]) -> None:
         import torch
 
         from nn2hw.compress import _torch
@@ -229,7 +334,7 @@ class KernelPattern(Transform):
         for name, choice in choices.items():
             conv = _torch.weight_module(model, name, (torch.nn.Conv2d,), "kernel_pattern")
             kernel = conv.weight.shape[-1]
-            zeros, keep_last = _library_args(choice, kernel)
+            zeros, keep_last = choice.library(kernel)
             masks = torch.from_numpy(np.stack([pattern_mask(kernel, i, zeros, keep_last) for i in choice.patterns]))
             mask = kernel_masks(conv.weight.detach(), masks.to(conv.weight.dtype))
             with torch.no_grad():
@@ -247,3 +352,6 @@ def kernel_masks(weight: Any, masks: Any) -> Any:
 
     kept_energy = torch.einsum("oikl,pkl->oip", weight * weight, masks)
     return masks[kept_energy.argmax(dim=-1)]
+
+
+TRANSFORMS.register(KernelPattern.name, KernelPattern())

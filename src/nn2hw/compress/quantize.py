@@ -22,19 +22,51 @@ Integer bits when only a total width is given:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nn2hw.compress.base import Problem, Transform
-from nn2hw.workload.layer import Workload
+from nn2hw._checks import is_int
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, has_module_weights
+from nn2hw.errors import PlanError, Problem
+from nn2hw.plan import Plan
+from nn2hw.workload.layer import Layer, Workload
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from nn2hw.plan import LayerChoice
-
+MAX_BITS = 32
+"""The widest operand a plan may ask for."""
 MAX_FRAC_BITS = 32
+
+
+@dataclass(frozen=True)
+class QuantChoice:
+    """``weight_bits`` / ``weight_int_bits``: fixed-point weights (integer bits chosen from the weight
+    range when unset); ``act_bits`` / ``act_int_bits``: the layer's input and output activations."""
+
+    weight_bits: int | None = None
+    weight_int_bits: int | None = None
+    act_bits: int | None = None
+    act_int_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        for kind in ("weight", "act"):
+            bits, int_bits = getattr(self, f"{kind}_bits"), getattr(self, f"{kind}_int_bits")
+            _need_int(f"{kind}_bits", bits, 1, MAX_BITS, f"Use 1..{MAX_BITS} bits.")
+            if int_bits is not None and bits is None:
+                raise PlanError(f"{kind}_int_bits is set without {kind}_bits.", f"Give {kind}_bits (the total) too.")
+            if bits is not None:
+                _need_int(f"{kind}_int_bits", int_bits, bits - MAX_FRAC_BITS, bits,
+                          f"Integer bits lie between {bits - MAX_FRAC_BITS} and {bits} for {bits}-bit values "
+                          f"(at most {MAX_FRAC_BITS} fraction bits), or leave them unset to choose automatically.")
+
+
+def _need_int(name: str, value: Any, low: int, high: int, fix: str) -> None:
+    if value is not None and (not is_int(value) or not low <= value <= high):
+        raise PlanError(f"{name}={value!r} is not an integer in {low}..{high}.", fix)
 
 
 def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
@@ -77,17 +109,65 @@ def default_act_int_bits(bits: int) -> int:
     return bits // 2
 
 
-class Quantize(Transform):
-    name = "quantize"
-    fields = ("weight_bits", "weight_int_bits", "act_bits", "act_int_bits")
-    order = 3
-    summary = "fixed-point fake quantization (STE) of weights and optionally activations (weight_bits, act_bits)"
+def with_quantization(plan: Plan, workload: Workload, weight_bits: int | None = 8, layers: str = "*", *,
+                      weight_int_bits: int | None = None, act_bits: int | None = None,
+                      act_int_bits: int | None = None, model: nn.Module | None = None,
+                      calibration: Any = None) -> Plan:
+    """``plan`` with every conv/linear layer matching the glob ``layers`` quantized (8-bit weights by default).
 
-    def problems(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> list[Problem]:
+    With ``act_bits`` and a ``calibration`` batch (plus the base ``model``), each layer's
+    activation integer bits are chosen from the largest |input| / |output| it sees on the batch
+    and written into the plan (``activation_int_bits``).
+    """
+    chosen = [l.name for l in workload.compute_layers if fnmatch.fnmatchcase(l.name, layers) and has_module_weights(l)]
+    if not chosen:
+        raise PlanError(f"No conv/linear layer matches {layers!r} in {workload.name!r}.",
+                        "Check the layer glob against the workload's layer names.")
+    per_layer = {}
+    if calibration is not None:
+        if model is None or act_bits is None or act_int_bits is not None:
+            raise PlanError("Calibration chooses activation integer bits: it needs act_bits and the base "
+                            "model, and no act_int_bits.", "Pass act_bits=..., model=... and calibration=batch.")
+        per_layer = activation_int_bits(model, chosen, calibration, act_bits)
+    for name in chosen:
+        plan = plan.with_choice(name, weight_bits=weight_bits, weight_int_bits=weight_int_bits,
+                                act_bits=act_bits, act_int_bits=per_layer.get(name, act_int_bits))
+    return plan
+
+
+class Quantize(Transform):
+    """Fixed-point fake quantization (STE) of weights and optionally activations (``weight_bits``, ``act_bits``)."""
+
+    name = "quantize"
+    label = "quantization"
+    order = 3
+    choice_type = QuantChoice
+    option_name = "bits"
+    option_help = "bit widths, integers in 1..32"
+    default_options = (12, 8, 6)
+    """Weight bits below the base width."""
+
+    def check_option(self, value: Any) -> bool:
+        return is_int(value) and 1 <= value <= MAX_BITS
+
+    def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
+        """The weight widths of ``options`` below the layer's current width."""
+        bits = sorted({b for b in options if b < layer.weight_bits}, reverse=True)
+        if not bits:
+            return None
+        return Offer((layer.name,), (None, *({"weight_bits": b} for b in bits)),
+                     (f"{layer.weight_bits}-bit", *(f"{b}-bit" for b in bits)), leanest=len(bits))
+
+    def describe(self, choice: QuantChoice, before: Layer, after: Layer) -> str:
+        parts = [f"{choice.weight_bits}-bit weights" if choice.weight_bits is not None else "",
+                 f"{choice.act_bits}-bit activations" if choice.act_bits is not None else ""]
+        return "; ".join(p for p in parts if p)
+
+    def problems(self, workload: Workload, choices: Mapping[str, QuantChoice]) -> list[Problem]:
         return [(f"Layer {name!r} ({workload.layer(name).kind.value}) has no weights to quantize.",
                  "Quantize conv and linear layers only.") for name in choices if not workload.layer(name).is_compute]
 
-    def changes(self, workload: Workload, choices: Mapping[str, LayerChoice]) -> dict[str, dict[str, Any]]:
+    def changes(self, workload: Workload, choices: Mapping[str, QuantChoice]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for name, choice in choices.items():
             fields = out.setdefault(name, {})
@@ -97,7 +177,7 @@ class Quantize(Transform):
                 fields["input_bits"] = fields["output_bits"] = choice.act_bits
         return out
 
-    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, LayerChoice]) -> None:
+    def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, QuantChoice]) -> None:
         from nn2hw.compress import _torch
 
         for name, choice in choices.items():
@@ -114,3 +194,6 @@ class Quantize(Transform):
                 int_bits = default_act_int_bits(bits) if choice.act_int_bits is None else choice.act_int_bits
                 _torch.quantize_activations(module, bits, int_bits)
                 _torch.record_fields(module, input_bits=bits, output_bits=bits)
+
+
+TRANSFORMS.register(Quantize.name, Quantize())

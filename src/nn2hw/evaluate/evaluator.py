@@ -158,16 +158,20 @@ def evaluate_zoo_model(model: str, dataset: str, split: str = "test", *, data_di
     evaluator.test_data()
     network = zoo.build(model, dataset, pretrained=checkpoint is None, checkpoint=checkpoint)
     if loaded_plan is not None:
-        network = loaded_plan.apply(network)
+        from nn2hw.compress import apply_plan
+
+        network = apply_plan(loaded_plan, network, (1, *zoo.entry(model).variant(dataset).input_shape))
     metrics = evaluator.evaluate(network)
     return ZooEvaluation(model, dataset, split, metrics, str(checkpoint) if checkpoint else "zoo",
                          loaded_plan.key if loaded_plan is not None else None, settings)
 
 
 def _load_plan(path: str | Path, model: str, dataset: str):
+    from nn2hw.compress import validate_plan
     from nn2hw.plan import Plan
 
     plan = Plan.load(path)
+    validate_plan(plan)
     if plan.base_model != model or (plan.dataset is not None and plan.dataset != dataset):
         raise PlanError(f"The plan {path} was made for {plan.base_model!r} on {plan.dataset!r}, not {model!r} on "
                         f"{dataset!r}.", "Evaluate the plan's own model and dataset, or build a plan for this one.")

@@ -185,13 +185,15 @@ class HardwareTemplate(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    bottlenecks: ClassVar[Mapping[str, str]] = {}
+    """The labels this template puts on a layer (``LayerCost.bottleneck``) -> what each means."""
     remedies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Bottleneck label -> the registered transforms that shorten a layer with that bottleneck on
+    this template; the co-search offers them."""
     honours_specs: ClassVar[bool] = False
-    """True when ``explore(..., specs=Specs(...))`` returns the best design *meeting* latency,
+    """True when ``explore(..., specs=Spec(...))`` returns the best design *meeting* latency,
     energy and area specs (raising ``InfeasibleError`` when none does). Without it the objective's
     best is the right choice for any spec (the FPGA template: latency is its only spec)."""
-    """Bottleneck label -> the compression techniques ('pattern', 'channels', 'quantize', 'expand')
-    that shorten a layer with that bottleneck on this template; the co-search offers them."""
 
     @abstractmethod
     def devices(self) -> Sequence[str]:

@@ -1,5 +1,6 @@
 """The per-layer table of a search, in the style of HotNAS: what limited each layer on the base
-design, which technique the search applied, the choice, and the latency it saved."""
+design, which technique the search applied, the choice, and the latency it saved. Each
+registered transform names itself (``label``) and describes its choice (``describe``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nn2hw.compress import ordered_transforms
 from nn2hw.hardware.base import NetworkCost
 from nn2hw.plan import LayerChoice, Plan
 from nn2hw.workload import Workload
@@ -33,26 +35,12 @@ class LayerRow:
 
 
 def describe_choice(choice: LayerChoice, before: Workload, after: Workload, name: str) -> str:
-    """'64->48 ch; 4 patterns, 6/9 kept; 8-bit weights; 3x3->5x5' for the fields a choice sets."""
+    """'64->48 ch; 4 patterns, 6/9 kept; 8-bit weights' from each transform the choice selects."""
     old, new = before.layer(name), after.layer(name)
-    parts = []
-    if choice.out_channels is not None:
-        parts.append(f"{old.out_channels}->{new.out_channels} ch")
-    if choice.expand:
-        parts.append(f"{old.kernel_h}x{old.kernel_w}->{new.kernel_h}x{new.kernel_w}")
-    if choice.patterns:
-        parts.append(f"{len(choice.patterns)} patterns, {new.kept_weights}/{new.kernel_area} kept")
-    if choice.weight_bits is not None:
-        parts.append(f"{choice.weight_bits}-bit weights")
-    if choice.act_bits is not None:
-        parts.append(f"{choice.act_bits}-bit activations")
+    parts = [t.describe(t.read(choice, name), old, new) for t in ordered_transforms() if t.selects(choice)]
     if not parts and old.in_channels != new.in_channels:
         parts.append(f"{old.in_channels}->{new.in_channels} input ch (follows a cut)")
-    return "; ".join(parts) or "-"
-
-
-_TECHNIQUE = {"channel_cut": "channel cut", "kernel_pattern": "pattern pruning", "quantize": "quantization",
-              "kernel_expand": "kernel expansion"}
+    return "; ".join(p for p in parts if p) or "-"
 
 
 def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[str, str], plan: Plan,
@@ -66,7 +54,7 @@ def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[st
             continue
         name = cost.name[len(prefix):]
         choice = plan.choices.get(name, LayerChoice())
-        technique = ", ".join(_TECHNIQUE.get(t, t) for t in choice.transforms) or (
+        technique = ", ".join(t.label for t in ordered_transforms() if t.selects(choice)) or (
             "follows a cut" if before.layer(name).in_channels != after.layer(name).in_channels else "-")
         after_ms = solved[cost.name].latency_ms if cost.name in solved else 0.0
         rows.append(LayerRow(cost.name, bottlenecks.get(name, "?"), technique,

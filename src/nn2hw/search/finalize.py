@@ -25,7 +25,9 @@ from nn2hw.bundle import save_bundle
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate.loops import FinetuneSettings
 from nn2hw.hardware.base import NetworkCost, design_label
-from nn2hw.plan import Plan, _thaw
+from nn2hw._json import thaw
+from nn2hw.compress import apply_plan
+from nn2hw.plan import Plan
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import LayerRow, write_layers_csv
 from nn2hw.search.runner import Evaluator, SearchContext, default_evaluator, joint_metrics
@@ -148,7 +150,7 @@ def measure(ctx: SearchContext, plans: Mapping[str, Plan], evaluators: Mapping[s
     """(models, metrics) of every network: its plan applied to a copy of its base model, scored."""
     models, metrics = {}, {}
     for m in ctx.members:
-        models[m.name] = plans[m.name].apply(m.model)
+        models[m.name] = apply_plan(plans[m.name], m.model)
         metrics[m.name] = {k: float(v) for k, v in evaluators[m.name](models[m.name]).items()}
     return models, metrics
 
@@ -207,7 +209,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     _save_bundles(ctx, out, models, solution)
     rows = [row for m in ctx.members
             for row in layer_rows(ctx.base_cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
-                                  m.workload, solution.plans[m.name].apply(m.workload),
+                                  m.workload, apply_plan(solution.plans[m.name], m.workload),
                                   prefix=f"{m.name}/" if len(ctx.members) > 1 else "")]
     files = write_reports(ctx, study, baseline, solution, rows, notes)
     result = SearchResult(s.spec.to_dict(), baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
@@ -225,7 +227,7 @@ def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solu
         return
     for net, plan in solution.plans.items():
         save_bundle(out / net, models[net], plan, plan.hardware)
-    (out / "hardware.json").write_text(json.dumps(_thaw(next(iter(solution.plans.values())).hardware), indent=1,
+    (out / "hardware.json").write_text(json.dumps(thaw(next(iter(solution.plans.values())).hardware), indent=1,
                                                   sort_keys=True, default=str) + "\n")
 
 

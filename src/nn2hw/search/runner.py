@@ -27,6 +27,7 @@ from nn2hw import __version__
 from nn2hw.errors import HardwareError, InfeasibleError, Nn2hwError, PlanError
 from nn2hw.evaluate.loops import FinetuneSettings
 from nn2hw.hardware.base import NetworkCost
+from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.plan import Plan
 from nn2hw.search.evaluations import EvaluationStore
 from nn2hw.search.settings import Member, SearchSettings
@@ -80,18 +81,8 @@ class SearchContext:
 
 
 def _workloads(members: tuple[MemberContext, ...], plans: Mapping[str, Plan] | None) -> Workload | dict[str, Workload]:
-    done = {m.name: plans[m.name].apply(m.workload) if plans else m.workload for m in members}
+    done = {m.name: apply_plan(plans[m.name], m.workload) if plans else m.workload for m in members}
     return next(iter(done.values())) if len(done) == 1 else done
-
-
-def _pattern_chooser(model: nn.Module) -> Callable:
-    """Pick each kernel size's PATn patterns from the pretrained weights (HotNAS: most often best)."""
-    from nn2hw.compress.kernel_pattern import DEFAULT_PATN, top_patterns
-
-    def choose(layers, zeros):
-        return top_patterns([model.get_submodule(l.name).weight for l in layers], DEFAULT_PATN, zeros, None)
-
-    return choose
 
 
 def default_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
@@ -127,8 +118,6 @@ def _member_context(settings: SearchSettings, member: Member,
 def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evaluator] | None = None) -> SearchContext:
     """Load the base models, cost them on their best design, take each layer's bottleneck, build
     the space and check the specs against what it can reach (an impossible spec stops here)."""
-    from nn2hw.compress.kernel_pattern import default_zeros
-
     members = tuple(_member_context(settings, m, evaluator) for m in settings.members)
     target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid, settings.spec.limits)
     workloads = {m.name: m.workload for m in members}
@@ -139,9 +128,10 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     parts = []
     for i, m in enumerate(members):
         base_plan = Plan.for_workload(m.workload, m.name, m.member.dataset)
+        weights = SpaceContext(weights=lambda name, model=m.model: model.get_submodule(name).weight)
         parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
-                                          config=config, patterns=_pattern_chooser(m.model),
-                                          hardware=knobs if i == 0 else (), default_zeros=default_zeros)))
+                                          vocabulary=target.template.bottlenecks, config=config, context=weights,
+                                          hardware=knobs if i == 0 else ())))
     space = JointSpace(tuple(parts))
     bound_cost = target.best(_workloads(members, space.decode(space.leanest()).plans))
     ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, bound_cost)
@@ -214,7 +204,7 @@ def joint_key(plans: Mapping[str, Plan]) -> str:
 
 def evaluate_plan(member: MemberContext, plan: Plan, evaluator: Evaluator | None = None) -> dict[str, float]:
     """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default)."""
-    model = plan.apply(member.model)
+    model = apply_plan(plan, member.model)
     return {k: float(v) for k, v in (evaluator or member.evaluator)(model).items()}
 
 

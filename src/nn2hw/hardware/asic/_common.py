@@ -30,9 +30,11 @@ BITS_PER_KIB = 8192
 LEVELS = ("mac", "rf", "noc", "sram", "dram")
 """Energy levels, innermost first: MAC, PE registers/scratchpads, inter-PE network, buffers, DRAM."""
 OBJECTIVES = ("latency_ms", "energy_mj", "edp", "area_mm2")
-BOTTLENECKS = ("compute", "mapping", "fill-drain", "sram-bandwidth", "dram")
-"""Labels of the largest share of a layer's cycles: ideal MAC time, PEs left idle by the mapping,
-pipeline fill/drain, stall on buffer bandwidth, stall on DRAM bandwidth."""
+BOTTLENECK_MEANINGS = {"compute": "ideal MAC time", "mapping": "PEs left idle by the mapping",
+                       "fill-drain": "pipeline fill and drain", "sram-bandwidth": "stalled on buffer bandwidth",
+                       "dram": "stalled on DRAM bandwidth"}
+"""The ASIC templates' bottleneck vocabulary: the largest share of a layer's cycles."""
+BOTTLENECKS = tuple(BOTTLENECK_MEANINGS)
 
 
 # --- parameter checks ---------------------------------------------------------------------------
@@ -500,7 +502,9 @@ class AsicTemplate(HardwareTemplate):
     with PEs the product of the design's ``pe_fields`` and buffers the sum of its ``sram_fields``.
     """
 
-    remedies = {"compute": ("channels",), "dram": ("quantize", "channels"), "sram-bandwidth": ("quantize", "channels")}
+    bottlenecks = BOTTLENECK_MEANINGS
+    remedies = {"compute": ("channel_cut",), "dram": ("quantize", "channel_cut"),
+                "sram-bandwidth": ("quantize", "channel_cut")}
     """Arrays run every weight of a dense kernel (patterns are not skipped) and move words of the
     operands' bit widths: fewer channels shorten compute; fewer weight bits and fewer channels
     shorten memory-bound layers. Fill/drain and mapping losses have no compression remedy."""

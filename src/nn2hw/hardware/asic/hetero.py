@@ -547,6 +547,7 @@ class HeteroTemplate(HardwareTemplate):
     under ``budgets`` (``SystemBudgets``) and ``specs``. Several networks: ``hetero.explore``.
     """
 
+    bottlenecks = AsicTemplate.bottlenecks
     remedies = AsicTemplate.remedies
     honours_specs = True
 

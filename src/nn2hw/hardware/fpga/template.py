@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from nn2hw.detect import BOTTLENECK_NAMES, classify
 from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.hardware.base import Exploration, HardwareTemplate, LayerCost, NetworkCost, ResourceUse
+from nn2hw.hardware.fpga.bottleneck import BOTTLENECKS, classify
 from nn2hw.hardware.fpga.design import (
     DESIGN_FIELDS,
     DW_KEYS,
@@ -144,7 +144,9 @@ class FpgaTemplate(HardwareTemplate):
     name = "fpga"
     description = ("Tiled-convolution FPGA accelerator (Zhang FPGA'15 / FNAS / HotNAS): a Tm x Tn MAC array with "
                    "Tr x Tc tiles, an optional depthwise engine, ports Wp/Ip/Op; latency Lat1/Lat2/Lat.")
-    remedies = {"C": ("pattern", "channels"), "W": ("quantize", "channels"), "I": ("expand",), "O": ("expand",)}
+    bottlenecks = BOTTLENECKS
+    remedies = {"C": ("kernel_pattern", "channel_cut"), "W": ("quantize", "channel_cut"), "I": ("kernel_expand",),
+                "O": ("kernel_expand",)}
     """HotNAS's iSpace: patterns shorten tComp (kept weights replace K^2), fewer weight bits shorten
     tW, channel cuts shorten both; a memory-bound layer takes a larger kernel for free."""
 
@@ -236,7 +238,7 @@ class FpgaTemplate(HardwareTemplate):
     @staticmethod
     def _notes(plan: LayerPlan, opts: FpgaOptions, dev: FpgaDevice, res: ResourceArrays) -> tuple[str, ...]:
         notes = [f"latency variant {opts.variant!r}; BRAM model {opts.bram!r}; bottleneck letters: "
-                 + ", ".join(f"{k} = {v}" for k, v in BOTTLENECK_NAMES.items())]
+                 + ", ".join(f"{k} = {v}" for k, v in BOTTLENECKS.items())]
         if plan.compat_changed:
             notes.append(f"--compat-shapes (HotNAS sequential shape tracking) changed the output size of "
                          f"{len(plan.compat_changed)} convolutions, from {plan.compat_changed[0]!r} on; this "

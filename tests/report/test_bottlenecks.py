@@ -1,12 +1,13 @@
-"""iDetect: the O/I/W/C rule of reference notes 2.4 and the network summary."""
+"""iDetect: the FPGA template's O/I/W/C rule of reference notes 2.4, and the bottleneck report."""
 
 from __future__ import annotations
 
 import pytest
 
-from nn2hw.detect import BOTTLENECK_NAMES, classify, detect
+from nn2hw.hardware.fpga.bottleneck import BOTTLENECKS, classify
 from nn2hw.hardware.base import LayerCost, NetworkCost
 from nn2hw.hardware.fpga import TEMPLATE
+from nn2hw.report.bottlenecks import detect
 from tests.hardware.nets import zoo_net
 
 
@@ -33,7 +34,7 @@ def test_resnet18_layers_on_the_published_design():
     assert {r.name for r in authors.layers if r.name.startswith(("layer3", "layer4"))} \
         == set(authors.layers_bound_by("W"))
     cost = TEMPLATE.cost(zoo_net("resnet18"), "70,36,64,64,7,18,6,6", "zcu102", clock_mhz=100)
-    report = detect(cost)
+    report = detect(cost, TEMPLATE.bottlenecks)
     by_name = {r.name: r.bottleneck for r in report.layers}
     assert by_name["conv1"] == "C" and by_name["layer1.0.conv1"] == "C"
     assert set(report.layers_bound_by("W")) == {"layer3.0.conv1", "layer4.0.conv1", "layer4.0.conv2",
@@ -49,9 +50,9 @@ def test_resnet18_layers_on_the_published_design():
 
 def test_report_serializes_and_names_bottlenecks():
     cost = TEMPLATE.cost(zoo_net("alexnet"), "70,36,64,32,11,18,6,2", "zcu102")
-    data = detect(cost).to_dict()
+    data = detect(cost, TEMPLATE.bottlenecks).to_dict()
     assert set(data) == {"total_cycles", "share_by_bottleneck", "component_cycles", "dominant", "layers"}
-    assert data["layers"][0]["meaning"] == BOTTLENECK_NAMES[data["layers"][0]["bottleneck"]]
+    assert data["layers"][0]["meaning"] == BOTTLENECKS[data["layers"][0]["bottleneck"]]
 
 
 def test_other_templates_keep_their_own_bottleneck():

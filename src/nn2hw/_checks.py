@@ -1,0 +1,79 @@
+"""The project's one set of value coercers: user text or JSON values -> checked Python values.
+
+Hardware parameters, template options, plan fields and configuration files arrive as strings
+(``--hw-param rows=32``) or JSON values. Each coercer accepts both, and raises a ``ConfigError``
+naming the value, what was expected and an example of a good one.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from nn2hw.errors import ConfigError
+
+TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+FALSE_WORDS = frozenset({"false", "no", "0", "off"})
+
+
+def as_int(value: Any, what: str, lo: int = 1, hi: int | None = None) -> int:
+    """``value`` (an int, an integral float or an integer string) as an int in [lo, hi]."""
+    span = "a positive integer" if lo == 1 and hi is None else (
+        f"an integer {lo}..{hi}" if hi is not None else f"an integer >= {lo}")
+    example = lo if hi is not None else max(lo, 32)
+    shown = value.strip() if isinstance(value, str) else value
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{what} must be {span}, got {shown!r}.",
+                              f"Give {what} as a whole number, e.g. {example}.") from None
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
+        raise ConfigError(f"{what} must be {span}, got {shown!r}.", f"Give {what} as a whole number, e.g. {example}.")
+    return int(value)
+
+
+def as_float(value: Any, what: str, lo: float = 0.0, inclusive: bool = False) -> float:
+    """``value`` as a finite float > lo (>= lo when ``inclusive``)."""
+    bound = "a positive number" if lo == 0 and not inclusive else (
+        f"a number >= {lo:g}" if inclusive else f"a number > {lo:g}")
+    shown = value.strip() if isinstance(value, str) else value
+    try:
+        number = float(shown)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be {bound}, got {shown!r}.", f"Give {what} as e.g. 16.") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < lo or (number == lo and not inclusive):
+        raise ConfigError(f"{what} must be {bound}, got {shown!r}.", f"Give {what} as e.g. 16.")
+    return number
+
+
+def as_bool(value: Any, what: str) -> bool:
+    """``value`` (a bool or true/false/yes/no/on/off/1/0) as a bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{what} must be true or false, got {value!r}.", f"Write {what}=true or {what}=false.")
+
+
+def as_choice(value: Any, what: str, options: Sequence[str]) -> str:
+    """``value`` as one of ``options`` (case-insensitive), with close names suggested otherwise."""
+    from nn2hw.registry import suggest
+
+    text = str(value).strip().lower()
+    if text not in options:
+        raise ConfigError(f"{what} must be one of {', '.join(options)}, got {value!r}.{suggest(text, list(options))}",
+                          f"Write e.g. {what}={options[0]}.")
+    return text
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an int and not a bool (JSON integers)."""
+    return isinstance(value, int) and not isinstance(value, bool)

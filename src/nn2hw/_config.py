@@ -1,0 +1,82 @@
+"""The project's one reader of configuration files (YAML or JSON) and its path-aware field checks.
+
+``read_config`` parses a file by its extension (``.json`` as JSON, anything else as YAML) and
+turns every failure (missing file, non-UTF-8 bytes, a syntax error) into a ``ConfigError``
+naming the file and the position. ``FieldChecker`` checks the parsed data field by field and
+names the file and the field path (``sub_accelerators[1].params.pe_rows``) in every error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nn2hw.errors import ConfigError
+
+R = TypeVar("R")
+
+
+def read_config(path: str | Path, what: str = "configuration file") -> Any:
+    """The parsed YAML or JSON of ``path``; a ``ConfigError`` naming ``what``, the file and the fix."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"The {what} {file} does not exist.", f"Give the path of an existing YAML or JSON {what}.")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"The {what} {file} is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start} cannot be decoded.",
+                          "Save the file as UTF-8 (YAML and JSON files are text).") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the {what} {file}: {exc.strerror}.", "Give a readable file.") from None
+    as_json = file.suffix.lower() == ".json"
+    try:
+        if as_json:
+            return json.loads(text)
+        import yaml
+
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"The {what} {file} is not valid JSON: {exc.msg} at line {exc.lineno}, column "
+                          f"{exc.colno}.", "Fix the syntax at that position.") from None
+    except Exception as exc:  # yaml.YAMLError and its subclasses
+        raise ConfigError(f"The {what} {file} is not valid YAML: {exc}.".replace("\n", " "),
+                          "Fix the syntax at the position given.") from None
+
+
+class FieldChecker:
+    """Field checks whose errors name the file and the path of the field."""
+
+    def __init__(self, path: str | Path, what: str = "Configuration file") -> None:
+        self.path = str(path)
+        self.what = what
+
+    def fail(self, where: str, expected: str, got: Any, fix: str = "") -> ConfigError:
+        return ConfigError(f"{self.what} {self.path}: field '{where}' must be {expected}, got {got!r}.",
+                           fix or f"Fix '{where}' in {self.path}.")
+
+    def mapping(self, value: Any, where: str, allowed: set[str] | None = None) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(where, "a mapping (key: value)", value)
+        if allowed is not None:
+            extra = sorted(str(k) for k in set(value) - allowed)
+            if extra:
+                from nn2hw.registry import suggest
+
+                raise ConfigError(f"{self.what} {self.path}: unknown field(s) {', '.join(extra)} in '{where}'."
+                                  f"{suggest(extra[0], sorted(allowed))}", f"Allowed there: {', '.join(sorted(allowed))}.")
+        return value
+
+    def choice(self, value: Any, where: str, options: Sequence[str]) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise self.fail(where, f"one of {', '.join(options)}", value)
+        return value
+
+    def wrap(self, where: str, build: Callable[[], R]) -> R:
+        """Run ``build()``; a ConfigError it raises gets the file and field path in front."""
+        try:
+            return build()
+        except ConfigError as exc:
+            raise ConfigError(f"{self.what} {self.path}: in '{where}': {exc.cause}", exc.fix) from None

@@ -1,0 +1,83 @@
+"""Building iSpace: per layer, the transforms that relieve its bottleneck on the hardware template.
+
+The hardware template says which transforms relieve each of its bottleneck labels
+(``HardwareTemplate.remedies``). On the FPGA template this is HotNAS's iSpace:
+- compute-bound (C) layers get kernel-pattern pruning and channel cuts;
+- weight-bound (W) layers get quantization (and channel cuts: fewer filters, fewer weights);
+- input/output-bound (I/O) layers get kernel expansion (a larger kernel is free while the layer
+  waits on memory, and may raise accuracy); the port split is a hardware knob of the same space.
+On the ASIC dataflow templates (which run dense kernels) compute-bound layers get channel cuts and
+memory-bound ones quantization and channel cuts. Each transform builds its own dimension
+(``Transform.offer``); a ``SpaceConfig`` restricts or extends every rule. No torch here: the
+pretrained weights (for kernel patterns) reach the transforms through ``SpaceContext``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nn2hw.compress import SpaceContext, Transform, ordered_transforms
+from nn2hw.errors import ConfigError
+from nn2hw.plan import Plan
+from nn2hw.space.config import SpaceConfig
+from nn2hw.space.dimensions import Dimension, SearchSpace
+from nn2hw.workload import Layer, Workload
+
+
+def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, *,
+                remedies: Mapping[str, Sequence[str]], vocabulary: Mapping[str, str] | None = None,
+                config: SpaceConfig | None = None, context: SpaceContext = SpaceContext(),
+                hardware: Sequence[Dimension] = ()) -> SearchSpace:
+    """The joint space for ``workload`` given each compute layer's bottleneck label.
+
+    ``remedies`` maps a label to the transforms that relieve it on the hardware template and
+    ``vocabulary`` lists the template's labels (a rule of ``config`` naming other labels is an
+    error). ``hardware`` are the template's knob dimensions, kept when ``config.hardware`` names
+    them. Each (transform, layers) dimension is offered once (a coupling group's cut, once).
+    """
+    config = config or SpaceConfig()
+    _check_labels(config, vocabulary)
+    layers = [l for l in workload.compute_layers
+              if any(fnmatch.fnmatchcase(l.name, g) for g in config.include)
+              and not any(fnmatch.fnmatchcase(l.name, g) for g in config.exclude)]
+    dims: dict[tuple[str, tuple[str, ...]], Dimension] = {}
+    for layer in layers:
+        for transform in ordered_transforms():
+            options = _layer_options(layer, transform, bottlenecks.get(layer.name), config, remedies)
+            if options is None:
+                continue
+            offer = transform.offer(workload, layer, options, context)
+            if offer is None or (transform.name, offer.layers) in dims:
+                continue
+            dims[(transform.name, offer.layers)] = Dimension(
+                f"{transform.name}:{offer.layers[0]}", transform.name, offer.layers,
+                tuple(None if c is None else dict(c) for c in offer.choices), offer.labels, offer.leanest)
+    knobs = [d for d in hardware if any(fnmatch.fnmatchcase(d.name.split(":", 1)[-1], g) for g in config.hardware)]
+    return SearchSpace(base, (*dims.values(), *knobs))
+
+
+def _check_labels(config: SpaceConfig, vocabulary: Mapping[str, str] | None) -> None:
+    if vocabulary is None:
+        return
+    for name, rule in config.rules.items():
+        unknown = [b for b in rule.bottlenecks or () if b not in vocabulary]
+        if unknown:
+            raise ConfigError(f"In the space configuration, techniques.{name}.bottlenecks names {unknown}, which "
+                              f"this hardware template does not report.",
+                              f"Use its labels: {', '.join(f'{k} ({v})' for k, v in vocabulary.items())}.")
+
+
+def _layer_options(layer: Layer, transform: Transform, bottleneck: str | None, config: SpaceConfig,
+                   remedies: Mapping[str, Sequence[str]]) -> tuple[Any, ...] | None:
+    """Options of ``transform`` for ``layer``: an override wins, else the bottleneck rule."""
+    for glob, spec in config.overrides.items():
+        if fnmatch.fnmatchcase(layer.name, glob) and transform.name in spec:
+            return None if spec[transform.name] is False else tuple(spec[transform.name])
+    rule = config.rules.get(transform.name)
+    if rule is None or not rule.enabled:
+        return None
+    relieved = rule.bottlenecks if rule.bottlenecks is not None else tuple(
+        label for label, names in remedies.items() if transform.name in names)
+    return rule.options if bottleneck in relieved else None
