@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nn2hw.hardware import get_template  # noqa: E402
-from nn2hw.hardware.asic._common import _table  # noqa: E402
+from nn2hw.hardware.asic.arrays import _table  # noqa: E402
 from nn2hw.hardware.asic.systolic import SystolicDesign  # noqa: E402
 from nn2hw.peers import install_command, installed  # noqa: E402
 from nn2hw.workload import Workload  # noqa: E402

@@ -27,7 +27,9 @@ import sys
 
 from nn2hw.api import search, zoo_workload
 from nn2hw.errors import InfeasibleError, Nn2hwError
-from nn2hw.hardware.asic.hetero import Specs, SystemBudgets, explore
+from nn2hw.hardware.asic.hetero import explore
+from nn2hw.hardware.budgets import Budgets
+from nn2hw.spec import Spec
 from nn2hw.search.settings import Member
 
 NETWORKS = (("resnet20", "fashion-mnist"), ("mobilenetv2_fmnist", "fashion-mnist"))
@@ -35,8 +37,8 @@ NETWORKS = (("resnet20", "fashion-mnist"), ("mobilenetv2_fmnist", "fashion-mnist
 
 def chip_only(args: argparse.Namespace) -> int:
     networks = {name: zoo_workload(name, dataset) for name, dataset in NETWORKS}
-    budgets = SystemBudgets(max_pes=args.max_pes, max_dram_bw=args.max_dram_bw)
-    specs = Specs(latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2)
+    budgets = Budgets(max_pes=args.max_pes, max_dram_bw=args.max_dram_bw)
+    specs = Spec(latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2)
     try:
         found = explore(networks, budgets, specs, n_subs=2)
     except InfeasibleError as exc:

@@ -8,7 +8,7 @@ import pytest
 
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import ConfigError
-from nn2hw.hardware.asic._common import AsicTemplate
+from nn2hw.hardware.asic.template import AsicTemplate
 from nn2hw.hardware.fpga import FpgaTemplate
 from nn2hw.plan import Plan
 from nn2hw.space import Dimension, SpaceConfig, build_space

@@ -23,17 +23,16 @@ def as_int(value: Any, what: str, lo: int = 1, hi: int | None = None) -> int:
     span = "a positive integer" if lo == 1 and hi is None else (
         f"an integer {lo}..{hi}" if hi is not None else f"an integer >= {lo}")
     example = lo if hi is not None else max(lo, 32)
-    shown = value.strip() if isinstance(value, str) else value
     if isinstance(value, str):
         try:
             value = int(value.strip())
         except ValueError:
-            raise ConfigError(f"{what} must be {span}, got {shown!r}.",
+            raise ConfigError(f"{what} must be {span}, got {value.strip()!r}.",
                               f"Give {what} as a whole number, e.g. {example}.") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
-        raise ConfigError(f"{what} must be {span}, got {shown!r}.", f"Give {what} as a whole number, e.g. {example}.")
+        raise ConfigError(f"{what} must be {span}, got {value!r}.", f"Give {what} as a whole number, e.g. {example}.")
     return int(value)
 
 

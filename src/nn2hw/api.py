@@ -2,7 +2,7 @@
 
 >>> from nn2hw.api import analyze
 >>> result = analyze(model="resnet18", hardware="fpga:zcu102", design="70,36,64,64,7,18,6,6",
-...                  clock_mhz=100)                      # doctest: +SKIP
+...                  hw_params={"clock_mhz": 100})       # doctest: +SKIP
 >>> round(result.latency_ms, 4)                          # doctest: +SKIP
 14.8816
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from nn2hw import __version__
 from nn2hw.errors import ConfigError, HardwareError, Nn2hwError
-from nn2hw.hardware.base import Exploration, NetworkCost
+from nn2hw.hardware.records import Exploration, NetworkCost
 from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.paths import cache_root
 from nn2hw.workload import Layer, Workload
@@ -181,21 +181,19 @@ def _require_fit(cost: NetworkCost, label: str) -> None:
 def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Path | None = None,
             workload: Workload | Mapping[str, Any] | str | Path | None = None, hardware: str = "fpga:zcu102",
             design: Any = None, dw_design: Any = None, hw_params: Mapping[str, Any] | None = None,
-            clock_mhz: float | str | None = None, variant: str = "head", compat_shapes: bool = False,
-            bram: str = "realistic", explore: bool = False, hardware_file: str | Path | None = None,
+            explore: bool = False, hardware_file: str | Path | None = None,
             backend: str = "analytic") -> AnalysisResult:
     """Cost a network on a hardware template: per-layer cycles, bottlenecks, resources, totals.
 
-    With ``design`` the design is costed and must fit the device (a ``HardwareError`` names the
-    resource and by how much otherwise). With ``explore=True``, or when no design is given, the
-    template's design-space exploration picks the best feasible design; design fields in
-    ``hw_params`` then fix or list values of the grid (e.g. ``{"Tr": "32,64"}``). Other
-    ``hw_params`` are template options (e.g. ``linear="engine"``, ``dsp=900``).
-
-    ASIC templates (systolic, nvdla, shidiannao, eyeriss, hetero): ``hw_params`` with one value
-    each describe the design to cost (the rest from the template's preset); ``hardware_file`` (YAML
-    or JSON, see ``nn2hw.hardware.asic.hwfile``) gives template, technology, design or chip and
-    budgets; ``backend="scalesim"|"zigzag"`` re-costs the (chosen) systolic design with that peer.
+    ``hw_params`` holds the template's design parameters (``Tm=64``, ``rows=32``, ``preset=nv_full``;
+    with ``explore`` a list of grid values such as ``Tr="32,64"``) and its options (``clock_mhz``,
+    ``variant``, ``max_pes``...; ``nn2hw templates NAME`` lists them); an option the template does
+    not take is an error. With ``design`` (or parameters that fix one design) the design is costed
+    and must fit the device (a ``HardwareError`` names the resource and by how much otherwise);
+    with ``explore=True``, or when nothing fixes a design, the template's design-space exploration
+    picks the best feasible one. ``hardware_file`` (YAML or JSON, see ``nn2hw.hardware.asic.hwfile``)
+    gives an ASIC template, technology, design or chip and budgets; ``backend`` names a peer
+    simulator that re-costs the (chosen) design (``nn2hw peers``).
     """
     from nn2hw.hardware import get_template
 
@@ -212,11 +210,10 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     design_params, options = template.split_params(dict(hw_params or {}))
     if spec is not None:
         options.update(spec.options())
-    if design is None and not explore and hasattr(template, "design_from_params"):
+    if design is None and dw_design is None and not explore:
         design = template.design_from_params(design_params)
-    options.update(variant=variant, compat_shapes=compat_shapes, bram=bram)
-    if clock_mhz is not None:
-        options["clock_mhz"] = clock_mhz
+        if design is not None:
+            design_params = {}
     exploration = None
     if design is None and dw_design is not None and not explore:
         raise ConfigError("A depthwise design was given without the standard engine's design.",
@@ -244,8 +241,8 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
         cost = cost_with(backend, wl, template.name, chosen_design, device, options.get("clock_mhz"))
         source = f"{source}; costed by the {backend} backend"
     return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,
-                          bottlenecks=detect(cost, template.bottlenecks), exploration=exploration, design_source=source,
-                          options={k: v for k, v in options.items()})
+                          bottlenecks=detect(cost, template.bottlenecks), exploration=exploration,
+                          design_source=source, options=options)
 
 
 def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj: float | None = None,

@@ -65,17 +65,20 @@ class Registry(Generic[T]):
     """Named entries of one family, with close-name suggestions on lookup errors.
 
     ``builtins`` is the package whose modules register the built-in entries when imported;
-    ``group`` the entry-point group of plugins; ``kind`` the type every entry must have (a plugin
-    may point at a subclass of it, which is instantiated).
+    ``group`` the entry-point group of plugins; ``kind`` the type every entry must have; a plugin's
+    entry point may also name something ``coerce`` turns into one (by default, a subclass of
+    ``kind``, which is instantiated).
     """
 
     def __init__(self, family: str, list_command: str = "", *, builtins: str | None = None,
-                 group: str | None = None, kind: type | None = None) -> None:
+                 group: str | None = None, kind: type | None = None,
+                 coerce: Callable[[Any], Any] | None = None) -> None:
         self.family = family
         self.list_command = list_command
         self.builtins = builtins
         self.group = group
         self.kind = kind
+        self.coerce = coerce or self._instantiate
         self._entries: dict[str, T] = {}
         self._origin: dict[str, str] = {}
         self._problems: dict[str, PluginProblem] = {}
@@ -125,9 +128,7 @@ class Registry(Generic[T]):
                           f"Rename the entry point in {package}'s package metadata (pyproject.toml).")
             return
         try:
-            obj = ep.load()
-            if isinstance(obj, type) and self.kind is not None and issubclass(obj, self.kind):
-                obj = obj()
+            obj = self.coerce(ep.load())
         except Exception as exc:  # a plugin may fail in any way; it must not take the built-ins down
             self._problem(ep.name, package, f"{where} fails to load: {type(exc).__name__}: {exc}.",
                           f"Fix or reinstall {package} (pip install --force-reinstall {package}), or uninstall it.")
@@ -145,6 +146,9 @@ class Registry(Generic[T]):
             self._add(ep.name, obj, package)
         except Nn2hwError as exc:
             self._problem(ep.name, package, f"{where}: {exc.cause}", exc.fix)
+
+    def _instantiate(self, obj: Any) -> Any:
+        return obj() if isinstance(obj, type) and self.kind is not None and issubclass(obj, self.kind) else obj
 
     def _problem(self, name: str, package: str, cause: str, fix: str) -> None:
         problem = PluginProblem(self.family, name, package, cause, fix)

@@ -30,7 +30,7 @@ def test_design_exceeding_a_resource_names_it_and_by_how_much(design, resource, 
 def test_published_design_fits_only_the_checks_it_was_made_with():
     with pytest.raises(HardwareError, match="BRAM18"):
         analyze(workload=zoo_net("resnet18"), design="70,36,256,256,7,18,6,6")
-    result = analyze(workload=zoo_net("resnet18"), design="70,36,256,256,7,18,6,6", bram="off")
+    result = analyze(workload=zoo_net("resnet18"), design="70,36,256,256,7,18,6,6", hw_params={"bram": "off"})
     assert any("does NOT fit zcu102" in note for note in result.cost.notes)
 
 
@@ -68,9 +68,9 @@ def test_non_positive_or_non_numeric_design_values(text, match):
     ({"dsp": "-1"}, "dsp must be a positive integer"),
     ({"variant": "hed"}, "Unknown latency variant 'hed'. Did you mean 'head'"),
     ({"bram": "realstic"}, "Unknown BRAM model 'realstic'. Did you mean 'realistic'"),
-    ({"linear": "fpga"}, "Unknown linear mode"),
+    ({"linear": "fpga"}, "linear must be one of host, engine"),
     ({"compat_shapes": "maybe"}, "compat_shapes must be true or false"),
-    ({"Tmm": 3}, "Unknown FPGA option 'Tmm'. Did you mean 'Tm'"),
+    ({"Tmm": 3}, "fpga template has no option or design parameter 'Tmm'. Did you mean 'Tm'"),
 ])
 def test_bad_options(options, match):
     with pytest.raises(ConfigError, match=match):

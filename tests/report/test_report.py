@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nn2hw.compress import apply_plan, transforms_of
-from nn2hw.hardware.base import LayerCost, NetworkCost
+from nn2hw.hardware.records import LayerCost, NetworkCost
 from nn2hw.plan import LayerChoice, Plan
 from nn2hw.report import ParetoPoint, layer_rows, pareto_front, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import write_layers_csv

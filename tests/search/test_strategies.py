@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial
 
 from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.search.strategies import STRATEGIES, Observation, RewardConfig, build_sampler
-from nn2hw.search.strategies.reinforce import Reinforce
+from nn2hw.search.strategies._reinforce import Reinforce
 from nn2hw.search.strategies.sampler import SamplerContext
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

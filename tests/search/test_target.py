@@ -6,7 +6,7 @@ import pytest
 
 from nn2hw.errors import InfeasibleError
 from nn2hw.hardware import get_template
-from nn2hw.hardware.asic._common import Specs
+from nn2hw.spec import Spec
 from nn2hw.search.target import HardwareTarget
 from tests.hardware.asic.nets import mobile_block, resnet20
 
@@ -16,7 +16,7 @@ def test_an_asic_exploration_with_specs_returns_the_fastest_design_meeting_them(
     everything = template.explore(resnet20(), device)
     fastest = everything.best
     cap = 0.9 * fastest.area_mm2  # the fastest design is too big
-    found = template.explore(resnet20(), device, specs=Specs(area_mm2=cap)).best
+    found = template.explore(resnet20(), device, specs=Spec(area_mm2=cap)).best
     assert found.area_mm2 <= cap and found.latency_ms >= fastest.latency_ms
     every = [c for c in everything.pareto if c.area_mm2 <= cap]
     assert every and found.latency_ms <= min(c.latency_ms for c in every)  # nothing on the front beats it
@@ -25,7 +25,7 @@ def test_an_asic_exploration_with_specs_returns_the_fastest_design_meeting_them(
 def test_unmeetable_asic_specs_say_what_is_reachable():
     template, device = get_template("systolic")
     with pytest.raises(InfeasibleError, match="best reachable are .* ms, .* mJ and .* mm\\^2") as err:
-        template.explore(resnet20(), device, specs=Specs(energy_mj=1e-9))
+        template.explore(resnet20(), device, specs=Spec(energy_mj=1e-9))
     assert err.value.best_bound > 0
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from nn2hw.cli._common import parse_key_values, wide_console, write_json
-from nn2hw.hardware.base import design_label
+from nn2hw.hardware.records import design_label
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a design field (Tm=64, Tm_d=576, word_bits=32; with --explore a list: Tr=32,64) or a "
                              "template option (linear=engine, lutram_share=0.5, dsp=900, bram18=..., port_bits=...)")
     parser.add_argument("--clock-mhz", metavar="F", help="clock in MHz (default: the device's; HotNAS DSE files: 100)")
-    parser.add_argument("--variant", default="head", metavar="NAME",
-                        help="latency formula: head (default), v0, v1, fnas or fpga15")
+    parser.add_argument("--variant", metavar="NAME",
+                        help="fpga template: latency formula (--hw-param variant=NAME; `nn2hw templates fpga`)")
     parser.add_argument("--compat-shapes", action="store_true",
-                        help="reproduce the HotNAS DSE's sequential shape tracking (wrong shapes, published numbers)")
-    parser.add_argument("--bram", default="realistic", metavar="MODEL",
-                        help="BRAM model: realistic (default), hotnas, as-run (reproduces the published optima) or off")
+                        help="fpga template: HotNAS's sequential shape tracking (--hw-param compat_shapes=true)")
+    parser.add_argument("--bram", metavar="MODEL",
+                        help="fpga template: BRAM model (--hw-param bram=MODEL; `nn2hw templates fpga`)")
     parser.add_argument("--explore", action="store_true", help="search the design space and report the best design")
     parser.add_argument("--hardware-file", metavar="FILE",
                         help="YAML/JSON hardware description (ASIC template or heterogeneous chip, technology, "
@@ -62,10 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from nn2hw.api import analyze
 
+    hw_params = parse_key_values(args.hw_param)
+    for name in ("clock_mhz", "variant", "compat_shapes", "bram"):  # shortcuts for --hw-param NAME=VALUE
+        if getattr(args, name) not in (None, False):
+            hw_params[name] = getattr(args, name)
     result = analyze(model=args.model, dataset=args.dataset, onnx=args.onnx, hardware=args.hardware,
-                     design=args.design, dw_design=args.dw_design, hw_params=parse_key_values(args.hw_param),
-                     clock_mhz=args.clock_mhz, variant=args.variant, compat_shapes=args.compat_shapes,
-                     bram=args.bram, explore=args.explore, hardware_file=args.hardware_file, backend=args.backend)
+                     design=args.design, dw_design=args.dw_design, hw_params=hw_params, explore=args.explore,
+                     hardware_file=args.hardware_file, backend=args.backend)
     print_result(result, show_pareto=args.explore)
     if args.json:
         path = write_json(args.json, result.to_dict())
@@ -82,9 +85,9 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     console = wide_console()
     cost = result.cost
     options = result.options
-    console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz "
-                  f"(variant {options.get('variant', 'head')}, BRAM model {options.get('bram', 'realistic')}"
-                  f"{', compat shapes' if options.get('compat_shapes') else ''})")
+    given = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("budgets", "specs"))
+    console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz"
+                  + (f" ({given})" if given else ""))
     console.print(f"design {design_label(cost.design)}  [dim]({result.design_source})[/]")
 
     total = cost.total_cycles or 1.0

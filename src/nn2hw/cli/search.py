@@ -19,7 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from nn2hw.cli._common import err_console, parse_key_values, wide_console
-from nn2hw.hardware.base import design_label
+from nn2hw.hardware.records import design_label
 
 STRATEGY_NAMES = ("reinforce", "fnas", "random", "evolution", "tpe", "nsga2")
 """The built-in strategies, for --help (the registry, checked at run time, is the authority)."""

@@ -1,9 +1,10 @@
-"""Hardware templates. Importing this package registers the built-in ones in ``TEMPLATES``."""
+"""Hardware templates: the contract (``base``), cost records (``records``), budgets, design
+selection, and one package per template family (``fpga``, ``asic``), each template registering
+itself in ``TEMPLATES`` when the registry is first read."""
 
-from nn2hw.hardware import (
-    asic,  # noqa: F401  (registers systolic, nvdla, shidiannao, eyeriss, hetero)
-    fpga,  # noqa: F401  (registers the 'fpga' template)
-)
-from nn2hw.hardware.base import TEMPLATES, get_template
+from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, Option, get_template
+from nn2hw.hardware.budgets import Budgets
+from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, ResourceUse, Uncosted
 
-__all__ = ["TEMPLATES", "get_template"]
+__all__ = ["TEMPLATES", "Budgets", "Execution", "Exploration", "HardwareTemplate", "LayerCost", "NetworkCost",
+           "Option", "ResourceUse", "Uncosted", "get_template"]

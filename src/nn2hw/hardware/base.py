@@ -1,187 +1,59 @@
-"""What every hardware template shares: cost records, the template interface and its registry.
+"""The hardware-template contract and its registry.
 
 A template (FPGA tiled conv, systolic array, NVDLA-, ShiDianNao- or Eyeriss-style dataflow, a
-heterogeneous system...) declares its design parameters, its device presets, a resource model
-and a cost function vectorized over many designs. It never imports torch: it reads a
-``Workload`` and returns frozen records whose totals are folds over layers.
+heterogeneous chip, a plugin's...) declares in one class everything the rest of nn2hw needs:
+
+- its device presets (``devices``) and design presets (``presets``);
+- its typed options (``options``: name, parser, help): an option it does not declare is refused
+  with the list of those it does, so an FPGA-only option never reaches an ASIC template;
+- its bottleneck vocabulary (``bottlenecks``: label -> meaning) and the registered transforms
+  that relieve each label (``remedies``), which the co-search offers;
+- which spec metrics its costs model (``metrics``) and whether it honours specs in ``explore``;
+- whether it runs several networks at once (``multi_network``: ``cost_networks``/``explore_networks``);
+- how it runs each op kind (``execution``: on the compute array, a vector unit, fused into the
+  producer, on the host, as data layout), so that every op is costed or explained;
+- a cost function and a design-space exploration, vectorized over designs, never importing torch.
+
+Registering a template (``TEMPLATES``, or the ``nn2hw.templates`` entry-point group for a plugin)
+enrols it in the conformance suite (``nn2hw.testing.TemplateContract``).
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from nn2hw.errors import ConfigError
-from nn2hw.registry import Registry
-from nn2hw.workload import Workload
+from nn2hw.errors import ConfigError, HardwareError
+from nn2hw.hardware.records import Execution, Exploration, NetworkCost, Uncosted
+from nn2hw.registry import Registry, suggest
+from nn2hw.workload import Layer, OpKind, Workload
 
 
 @dataclass(frozen=True)
-class LayerCost:
-    """Cost of one layer on one design. ``breakdown_cycles`` holds the per-component totals
-    (e.g. input/weight/output transfer and compute) that explain ``bottleneck``."""
+class Option:
+    """One option a template takes (``--hw-param NAME=VALUE`` on the CLI, ``options={NAME: value}``
+    in the API): ``parse`` turns a string or a value into the checked value (a ``ConfigError``
+    otherwise)."""
 
     name: str
-    op: str
-    macs: int
-    cycles: float
-    latency_ms: float
-    bottleneck: str
-    breakdown_cycles: Mapping[str, float] = field(default_factory=dict)
-    energy_mj: float | None = None
-    engine: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "op": self.op, "macs": self.macs, "cycles": self.cycles,
-                "latency_ms": self.latency_ms, "bottleneck": self.bottleneck,
-                "breakdown_cycles": dict(self.breakdown_cycles), "energy_mj": self.energy_mj, "engine": self.engine}
+    parse: Callable[[Any], Any]
+    help: str
 
 
-@dataclass(frozen=True)
-class Uncosted:
-    """An operation a template does not cost, and why (never silently dropped)."""
-
-    name: str
-    op: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ResourceUse:
-    """Use of one resource against its budget, in ``unit``."""
-
-    name: str
-    used: float
-    available: float
-    unit: str = ""
-
-    @property
-    def fits(self) -> bool:
-        return self.used <= self.available
-
-    @property
-    def utilization(self) -> float:
-        return self.used / self.available if self.available else float("inf")
-
-
-@dataclass(frozen=True)
-class NetworkCost:
-    """Cost of a whole workload on one design: per-layer records, resources and totals."""
-
-    template: str
-    device: str
-    design: Mapping[str, Any]
-    clock_mhz: float
-    layers: tuple[LayerCost, ...]
-    uncosted: tuple[Uncosted, ...] = ()
-    resources: tuple[ResourceUse, ...] = ()
-    area_mm2: float | None = None
-    notes: tuple[str, ...] = ()
-    parallel_engines: bool = False
-    """True when the engines run at the same time (several networks on a heterogeneous chip): the
-    totals are then the busiest engine's sum, not the sum over all layers."""
-
-    def critical_layers(self) -> tuple[LayerCost, ...]:
-        """The layers the totals add up: all of them, or for parallel engines those of the busiest."""
-        if not self.parallel_engines or not self.layers:
-            return self.layers
-        busy = self.engine_latency_ms()
-        critical = max(busy, key=busy.__getitem__)
-        return tuple(layer for layer in self.layers if layer.engine == critical)
-
-    @property
-    def total_cycles(self) -> float:
-        return sum(layer.cycles for layer in self.critical_layers())
-
-    @property
-    def latency_ms(self) -> float:
-        return sum(layer.latency_ms for layer in self.critical_layers())
-
-    def engine_latency_ms(self) -> dict[str, float]:
-        """Busy time per engine (sub-accelerator), in ms."""
-        busy: dict[str, float] = {}
-        for layer in self.layers:
-            busy[layer.engine] = busy.get(layer.engine, 0.0) + layer.latency_ms
-        return busy
-
-    @property
-    def energy_mj(self) -> float | None:
-        energies = [layer.energy_mj for layer in self.layers]
-        return None if any(e is None for e in energies) else sum(energies)  # type: ignore[misc]
-
-    @property
-    def macs(self) -> int:
-        return sum(layer.macs for layer in self.layers)
-
-    @property
-    def fits(self) -> bool:
-        return all(r.fits for r in self.resources)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Machine-readable form; ``total_cycles``, ``latency_ms``, ``design`` and ``layers`` are stable keys."""
-        return {
-            "template": self.template,
-            "device": self.device,
-            "design": jsonable(self.design),
-            "clock_mhz": self.clock_mhz,
-            "total_cycles": self.total_cycles,
-            "latency_ms": self.latency_ms,
-            "energy_mj": self.energy_mj,
-            "area_mm2": self.area_mm2,
-            "macs": self.macs,
-            "fits": self.fits,
-            "resources": [{"name": r.name, "used": r.used, "available": r.available, "unit": r.unit,
-                           "fits": r.fits} for r in self.resources],
-            "layers": [layer.to_dict() for layer in self.layers],
-            "uncosted": [{"name": u.name, "op": u.op, "reason": u.reason} for u in self.uncosted],
-            "notes": list(self.notes),
-            "parallel_engines": self.parallel_engines,
-        }
-
-
-def jsonable(value: Any) -> Any:
-    """Designs may hold nested dataclasses/tuples; make them JSON values."""
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [jsonable(v) for v in value]
-    return value if isinstance(value, (int, float, str, bool)) or value is None else json.loads(json.dumps(value))
-
-
-def design_label(design: Any) -> str:
-    """A design in one short line: its ``label`` when it has one (FPGA '70,36,...', a hetero
-    chip's subs), else '[v1,v2,...]' of its fields (with '; dw ...' for a depthwise engine)."""
-    label = getattr(design, "label", None)
-    if isinstance(label, str) and label:
-        return label
-    if isinstance(design, Mapping):
-        main = ",".join(str(v) for k, v in design.items() if k not in ("dw", "word_bits"))
-        dw = design.get("dw")
-        extra = f"; dw {','.join(str(v) for v in dw.values())}" if dw else ""
-        bits = f" ({design['word_bits']}-bit)" if design.get("word_bits", 16) != 16 else ""
-        return f"[{main}]{extra}{bits}"
-    return str(design)
-
-
-@dataclass(frozen=True)
-class Exploration:
-    """Result of a design-space exploration: the best feasible design and the Pareto set."""
-
-    best: NetworkCost
-    pareto: tuple[NetworkCost, ...]
-    n_designs: int
-    n_feasible: int
-    seconds: float
-    objective: str = "latency_ms"
+EXECUTION_REASONS = {
+    Execution.FUSED: "fused into the op that produces its input (no cycles of its own)",
+    Execution.HOST: "left to the host processor (not costed on the accelerator)",
+    Execution.LAYOUT: "data layout only (addressing, no compute)",
+    Execution.OMITTED: "outside the template's published model",
+}
+NOT_UNDERSTOOD = "op not understood by the extractor, so no template can cost it"
+"""Default reasons of the modes without cycles; a template may say more (``execution_reason``)."""
 
 
 class HardwareTemplate(ABC):
-    """A family of accelerators with a parameter space, device presets and a cost model."""
+    """A family of accelerators with a parameter space, presets, typed options and a cost model."""
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -190,23 +62,85 @@ class HardwareTemplate(ABC):
     remedies: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     """Bottleneck label -> the registered transforms that shorten a layer with that bottleneck on
     this template; the co-search offers them."""
+    options: ClassVar[tuple[Option, ...]] = ()
+    metrics: ClassVar[tuple[str, ...]] = ("latency_ms",)
+    """The spec metrics (``nn2hw.spec.METRICS``) this template's costs model."""
     honours_specs: ClassVar[bool] = False
     """True when ``explore(..., specs=Spec(...))`` returns the best design *meeting* latency,
     energy and area specs (raising ``InfeasibleError`` when none does). Without it the objective's
     best is the right choice for any spec (the FPGA template: latency is its only spec)."""
+    multi_network: ClassVar[bool] = False
+    """True when ``cost_networks``/``explore_networks`` run several networks on one design."""
+    execution: ClassVar[Mapping[OpKind, Execution]] = {}
+    """How each op kind runs on this template; a kind missing here cannot run on it."""
 
+    # --- presets and options -------------------------------------------------------------------
     @abstractmethod
     def devices(self) -> Sequence[str]:
         """Names of the device presets this template knows (boards, technology nodes...)."""
 
-    def split_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(design parameters, template options) of ``--hw-param`` pairs; by default all are design
-        parameters. Options go to ``cost``/``explore`` as keyword arguments."""
-        return dict(params), {}
+    def presets(self) -> Sequence[str]:
+        """Names of its design presets (``--hw-param preset=NAME``); none by default."""
+        return ()
 
     @abstractmethod
-    def parse_design(self, params: Mapping[str, str]) -> Any:
-        """A design from user parameters (``--design``/``--hw-param`` strings), validated."""
+    def design_fields(self) -> Sequence[str]:
+        """The design parameters ``parse_design`` and the grid take (``--hw-param KEY=VALUE``)."""
+
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(option.name for option in self.options)
+
+    def split_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(design parameters, parsed options) of ``--hw-param`` pairs; a key that is neither is an
+        error listing the template's design fields and options."""
+        fields = set(self.design_fields())
+        design = {k: v for k, v in params.items() if k in fields}
+        return design, self.parse_options({k: v for k, v in params.items() if k not in fields})
+
+    def parse_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked option values; an unknown option names the template's options and design fields."""
+        declared = {option.name: option for option in self.options}
+        for key in options:
+            if key not in declared:
+                known = [*declared, *self.design_fields()]
+                raise ConfigError(
+                    f"The {self.name} template has no option or design parameter {key!r}.{suggest(str(key), known)}",
+                    f"Its options: {', '.join(declared) or 'none'}; its design parameters: "
+                    f"{', '.join(self.design_fields()) or 'none'} (`nn2hw templates {self.name}` describes them).")
+        return {key: declared[key].parse(value) for key, value in options.items()}
+
+    # --- op kinds ---------------------------------------------------------------------------------
+    def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
+        """How ``layer`` runs here (``execution`` by kind; a template may look closer, e.g. at the op
+        or an option). None for an op the extractor did not understand (``OpKind.OTHER``)."""
+        if layer.kind is OpKind.OTHER:
+            return None
+        mode = self.execution.get(layer.kind)
+        if mode is None:
+            runs = [name for name, t in TEMPLATES.items() if layer.kind in t.execution]
+            raise HardwareError(
+                f"The {self.name} template cannot run {layer.kind.value} ops such as {layer.name!r} ({layer.op}).",
+                f"Use a template that runs them: {', '.join(runs) or 'none is registered'}; or leave the op out "
+                f"of the network.")
+        return mode
+
+    def execution_reason(self, layer: Layer, mode: Execution | None) -> str:
+        """Why ``layer`` has no cycles of its own in ``mode`` (for the report)."""
+        return NOT_UNDERSTOOD if mode is None else EXECUTION_REASONS.get(mode, mode.value)
+
+    def uncosted(self, layer: Layer, mode: Execution | None) -> Uncosted:
+        """The record of an op without cycles of its own: how it runs and why."""
+        return Uncosted(layer.name, layer.op or layer.kind.value, self.execution_reason(layer, mode), mode)
+
+    # --- designs and costs --------------------------------------------------------------------------
+    @abstractmethod
+    def parse_design(self, params: Mapping[str, Any]) -> Any:
+        """A design from user parameters (``--hw-param`` strings, a preset, a mapping), validated."""
+
+    def design_from_params(self, params: Mapping[str, Any]) -> Any:
+        """The design ``--hw-param`` values describe, or None when they do not fix one (no
+        parameter, or a list of values for some axis): the exploration then picks it."""
+        return None
 
     @abstractmethod
     def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
@@ -226,8 +160,25 @@ class HardwareTemplate(ABC):
         """
         return {}
 
+    def cost_networks(self, workloads: Mapping[str, Workload], design: Any, device: str | None = None,
+                      **options: Any) -> NetworkCost:
+        """Several networks on one design (``multi_network`` templates only)."""
+        raise self._one_network(workloads)
 
-TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw analyze --help")
+    def explore_networks(self, workloads: Mapping[str, Workload], device: str | None = None, grid: Any = None,
+                         **options: Any) -> Exploration:
+        """The best design for several networks at once (``multi_network`` templates only)."""
+        raise self._one_network(workloads)
+
+    def _one_network(self, workloads: Mapping[str, Workload]) -> ConfigError:
+        hosts = [name for name, t in TEMPLATES.items() if t.multi_network]
+        return ConfigError(f"Several networks ({', '.join(workloads)}) share one design only on a multi-network "
+                           f"template; {self.name!r} runs one network.",
+                           f"Use --hardware {' or '.join(hosts) or '(none registered)'}, or search one model at a time.")
+
+
+TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw templates", builtins="nn2hw.hardware",
+                                                 group="nn2hw.templates", kind=HardwareTemplate)
 
 
 def split_hardware(spec: str) -> tuple[str, str | None]:
@@ -240,13 +191,9 @@ def split_hardware(spec: str) -> tuple[str, str | None]:
 
 def get_template(spec: str) -> tuple[HardwareTemplate, str | None]:
     """The registered template and device named by a 'TEMPLATE[:DEVICE]' string."""
-    import nn2hw.hardware  # noqa: F401  (registers the built-in templates)
-
     name, device = split_hardware(spec)
     template = TEMPLATES.get(name)
     if device is not None and device not in template.devices():
-        from nn2hw.registry import suggest
-
         raise ConfigError(
             f"Template {name!r} has no device {device!r}.{suggest(device, list(template.devices()))}",
             f"Use one of: {', '.join(template.devices())}.",

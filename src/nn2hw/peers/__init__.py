@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from nn2hw.errors import ConfigError
-from nn2hw.hardware.base import NetworkCost
+from nn2hw.hardware.records import NetworkCost
 from nn2hw.peers._runner import PACKAGES, install_command, installed, peer_python, peer_version
 from nn2hw.workload import Workload
 

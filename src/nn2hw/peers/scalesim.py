@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nn2hw.errors import ConfigError
-from nn2hw.hardware.asic._common import LayerTable
+from nn2hw.hardware.asic.arrays import LayerTable
 from nn2hw.hardware.asic.systolic import SystolicDesign
-from nn2hw.hardware.base import LayerCost, NetworkCost
+from nn2hw.hardware.records import LayerCost, NetworkCost
 from nn2hw.peers._runner import PeerRun, run_driver
 from nn2hw.workload import Workload
 

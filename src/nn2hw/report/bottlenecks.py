@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nn2hw.hardware.base import NetworkCost
+from nn2hw.hardware.records import NetworkCost
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nn2hw.compress import ordered_transforms
-from nn2hw.hardware.base import NetworkCost
+from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import LayerChoice, Plan
 from nn2hw.workload import Workload
 

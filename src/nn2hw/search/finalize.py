@@ -24,7 +24,7 @@ from nn2hw import __version__
 from nn2hw.bundle import save_bundle
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate.loops import FinetuneSettings
-from nn2hw.hardware.base import NetworkCost, design_label
+from nn2hw.hardware.records import NetworkCost, design_label
 from nn2hw._json import thaw
 from nn2hw.compress import apply_plan
 from nn2hw.plan import Plan
@@ -56,7 +56,7 @@ class Solution:
         return next(iter(self.plans.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        from nn2hw.hardware.base import jsonable
+        from nn2hw._json import jsonable
         from nn2hw.search.runner import joint_key
 
         out = {"latency_ms": self.cost.latency_ms, "energy_mj": self.cost.energy_mj,
@@ -136,7 +136,7 @@ def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[dict[str, Plan],
 
 
 def _hardware(ctx: SearchContext, cost: NetworkCost) -> dict[str, Any]:
-    from nn2hw.hardware.base import jsonable
+    from nn2hw._json import jsonable
 
     return {"template": cost.template, "device": cost.device, "spec": ctx.settings.hardware,
             "design": jsonable(cost.design), "clock_mhz": cost.clock_mhz,

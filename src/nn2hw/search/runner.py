@@ -26,7 +26,7 @@ from torch import nn
 from nn2hw import __version__
 from nn2hw.errors import HardwareError, InfeasibleError, Nn2hwError, PlanError
 from nn2hw.evaluate.loops import FinetuneSettings
-from nn2hw.hardware.base import NetworkCost
+from nn2hw.hardware.records import NetworkCost
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.plan import Plan
 from nn2hw.search.evaluations import EvaluationStore
@@ -315,7 +315,7 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
 
 
 def _design(cost: NetworkCost) -> dict[str, Any]:
-    from nn2hw.hardware.base import jsonable
+    from nn2hw._json import jsonable
 
     return jsonable(cost.design)
 

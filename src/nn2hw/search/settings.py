@@ -11,8 +11,8 @@ from typing import Any
 
 from nn2hw.errors import ConfigError
 from nn2hw.evaluate.loops import FinetuneSettings
-from nn2hw.hardware.base import jsonable
-from nn2hw.search.spec import Spec
+from nn2hw._json import jsonable
+from nn2hw.spec import Spec
 
 SEARCH_FINETUNE_LR = 0.003
 """The search fine-tunes pretrained candidates at lr 0.003, not HotNAS's 0.1: on the converged

@@ -8,17 +8,12 @@ import pytest
 
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
 from nn2hw.hardware import get_template
-from nn2hw.hardware.asic.hetero import (
-    HeteroDesign,
-    Specs,
-    SubAccelerator,
-    SystemBudgets,
-    cost_system,
-    explore,
-)
+from nn2hw.hardware.asic.hetero import HeteroDesign, SubAccelerator, cost_system, explore
+from nn2hw.hardware.budgets import Budgets
 from nn2hw.hardware.asic.nvdla import NvdlaDesign
 from nn2hw.hardware.asic.shidiannao import ShiDianNaoDesign
 from nn2hw.hardware.asic.systolic import SystolicDesign
+from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 from tests.hardware.asic.nets import mobile_block, resnet20
 
@@ -74,9 +69,9 @@ def test_single_dnn_layers_go_to_their_fastest_sub_and_latency_is_their_sum():
 
 def test_search_respects_budgets_and_specs_and_is_deterministic():
     nets = {"resnet": resnet20(), "mobile": mobile_block()}
-    budgets = SystemBudgets(max_pes=512, max_dram_bw=16, max_area_mm2=5.0)
-    first = explore(nets, budgets, Specs(area_mm2=4.0), templates=TEMPLATES, space=SPACE)
-    again = explore(nets, budgets, Specs(area_mm2=4.0), templates=TEMPLATES, space=SPACE)
+    budgets = Budgets(max_pes=512, max_dram_bw=16, max_area_mm2=5.0)
+    first = explore(nets, budgets, Spec(area_mm2=4.0), templates=TEMPLATES, space=SPACE)
+    again = explore(nets, budgets, Spec(area_mm2=4.0), templates=TEMPLATES, space=SPACE)
     assert first.best.to_dict() == again.best.to_dict()
     best = first.best
     assert best.pes <= 512 and best.dram_bw <= 16 and best.area_mm2 <= 4.0
@@ -89,7 +84,7 @@ def test_search_respects_budgets_and_specs_and_is_deterministic():
 def test_unmeetable_specs_report_the_best_reachable_values():
     nets = {"resnet": resnet20(), "mobile": mobile_block()}
     with pytest.raises(InfeasibleError) as info:
-        explore(nets, SystemBudgets(max_pes=512), Specs(latency_ms=1e-6), templates=TEMPLATES, space=SPACE)
+        explore(nets, Budgets(max_pes=512), Spec(latency_ms=1e-6), templates=TEMPLATES, space=SPACE)
     assert "best reachable" in info.value.cause and info.value.best_bound > 1e-6
 
 
@@ -107,5 +102,5 @@ def test_hetero_template_parses_subs_and_budgets():
     assert options["budgets"].max_pes == 4096 and options["specs"].latency_ms == 2
     cost = hetero.cost(mobile_block(), design, **options)
     assert {r.name for r in cost.resources} == {"pes"} and cost.fits
-    with pytest.raises(ConfigError, match="Unknown hetero parameter 'max_pe'"):
+    with pytest.raises(ConfigError, match="hetero template has no option or design parameter 'max_pe'"):
         hetero.split_params({"max_pe": "1"})

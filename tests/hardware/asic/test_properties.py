@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nn2hw.hardware import get_template
-from nn2hw.hardware.asic import Budgets, LayerTable, get_technology
-from nn2hw.hardware.asic.hetero import Specs, SystemBudgets
+from nn2hw.hardware.asic import LayerTable, get_technology
+from nn2hw.hardware.budgets import Budgets
+from nn2hw.spec import Spec
 from nn2hw.hardware.asic.hetero import explore as explore_chip
 from nn2hw.hardware.asic.nvdla import NvdlaDesign
 from nn2hw.hardware.asic.shidiannao import ShiDianNaoDesign
@@ -133,7 +134,7 @@ def test_hetero_larger_budgets_never_give_a_slower_best_chip():
              "shidiannao": {"pe_rows": (4, 8), "pe_cols": (8,)}}
     previous = None
     for pes in (192, 256, 384, 512):
-        found = explore_chip(nets, SystemBudgets(max_pes=pes), Specs(), templates=("systolic", "shidiannao"),
+        found = explore_chip(nets, Budgets(max_pes=pes), Spec(), templates=("systolic", "shidiannao"),
                              space=space, dram_bws=(4.0, 8.0))
         if previous is not None:
             assert found.best.latency_ms <= previous

@@ -1,13 +1,14 @@
 """ASIC dataflow templates: systolic (ws/os/is), NVDLA-, ShiDianNao- and Eyeriss-style, and
-heterogeneous multi-accelerator systems, with energy and area from technology tables.
+heterogeneous chips of them, with energy and area from technology tables.
 
-Importing this package registers the templates in ``nn2hw.hardware.base.TEMPLATES``.
+Each template is one module that registers itself in ``nn2hw.hardware.TEMPLATES``; ``template``
+holds the base every ASIC-style template shares, ``arrays`` and ``records`` what it computes.
 """
 
-from nn2hw.hardware.asic import eyeriss, hetero, nvdla, shidiannao, systolic
-from nn2hw.hardware.asic._common import AsicLayerCost, AsicNetworkCost, Budgets, LayerTable
-from nn2hw.hardware.asic.systolic import SystolicDesign
+from nn2hw.hardware.asic.arrays import LayerTable
+from nn2hw.hardware.asic.records import AsicLayerCost, AsicNetworkCost
 from nn2hw.hardware.asic.technology import Technology, get_technology
+from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate
 
-__all__ = ["AsicLayerCost", "AsicNetworkCost", "Budgets", "LayerTable", "SystolicDesign", "Technology",
-           "eyeriss", "get_technology", "hetero", "nvdla", "shidiannao", "systolic"]
+__all__ = ["AsicDesign", "AsicLayerCost", "AsicNetworkCost", "AsicTemplate", "LayerTable", "Technology",
+           "get_technology"]

@@ -29,18 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nn2hw.hardware.asic._common import (
-    BITS_PER_KIB,
-    KIB_MAX,
-    AsicDesign,
-    AsicTemplate,
-    CostArrays,
-    LayerTable,
-    as_bool,
-    design_columns,
-    energy_levels,
-    full,
-)
+from nn2hw._checks import as_bool
+from nn2hw.hardware.asic.arrays import BITS_PER_KIB, CostArrays, LayerTable, energy_levels, full
+from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
 
@@ -132,6 +123,7 @@ class EyerissTemplate(AsicTemplate):
     pe_fields, sram_fields = ("rows", "cols"), ("glb_kib",)
     default_technology = "eyeriss-65nm"
     grid_axes = {"rows": (8, 12, 16), "cols": (8, 14, 16), "glb_kib": (64, 108, 128, 256), "dram_bw": (1, 4, 16)}
+    sub_grid = {"rows": (6, 12, 16), "cols": (7, 14, 16), "psum_spad": (16,), "exclusive_limits": (False,)}
 
     def evaluate(self, table: LayerTable, designs: Any, tech: Technology) -> CostArrays:
         col = design_columns(designs, ("rows", "cols", "ifmap_spad", "filter_spad", "psum_spad", "glb_kib", "dram_bw"))

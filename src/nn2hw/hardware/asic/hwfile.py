@@ -2,7 +2,7 @@
 
 One accelerator::
 
-    template: systolic          # systolic | nvdla | shidiannao | eyeriss
+    template: systolic          # any ASIC-style template (`nn2hw templates` lists them)
     technology: 45nm            # optional: a preset of asic_technology.json (default: the template's)
     clock_mhz: 1000             # optional (default: the technology's)
     params: {preset: default, rows: 32, cols: 32, dataflow: ws}
@@ -23,23 +23,19 @@ Every field is checked; an error names the file, the field path (e.g.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nn2hw.errors import ConfigError
-from nn2hw.hardware.asic._common import Budgets, as_float
-from nn2hw.hardware.asic.hetero import SUB_TEMPLATES, HeteroDesign, SubAccelerator, SystemBudgets
+from nn2hw._checks import as_float
+from nn2hw._config import FieldChecker, read_config
+from nn2hw.hardware.asic.hetero import HeteroDesign, SubAccelerator, sub_template, sub_templates
 from nn2hw.hardware.asic.technology import load_technologies
-from nn2hw.hardware.base import TEMPLATES
+from nn2hw.hardware.budgets import Budgets
 
 TOP_KEYS = {"template", "technology", "clock_mhz", "params", "budgets", "sub_accelerators", "assignment"}
 SINGLE_KEYS = {"template", "technology", "clock_mhz", "params", "budgets"}
-BUDGET_KEYS = ("max_pes", "max_dram_bw", "max_area_mm2")
+BUDGET_KEYS = {"max_pes", "max_area_mm2", "max_sram_kib", "max_dram_bw"}
 SUB_KEYS = {"name", "template", "params"}
 
 
@@ -52,7 +48,7 @@ class HardwareSpec:
     design: Any
     technology: str | None
     clock_mhz: float | None
-    budgets: Budgets | SystemBudgets | None
+    budgets: Budgets | None
 
     def options(self) -> dict[str, Any]:
         """Keyword options for ``template.cost``/``explore`` (clock, budgets)."""
@@ -64,60 +60,14 @@ class HardwareSpec:
         return out
 
 
-class _Checker:
-    """Field checks that name the file and the path of the field."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, where: str, expected: str, got: Any, fix: str = "") -> ConfigError:
-        return ConfigError(f"Hardware file {self.path}: field '{where}' must be {expected}, got {got!r}.",
-                           fix or f"Fix '{where}' in {self.path}.")
-
-    def mapping(self, value: Any, where: str, allowed: set[str] | None = None) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, "a mapping (key: value)", value)
-        if allowed is not None:
-            extra = sorted(set(value) - allowed)
-            if extra:
-                raise ConfigError(f"Hardware file {self.path}: unknown field(s) {', '.join(extra)} in '{where}'.",
-                                  f"Allowed there: {', '.join(sorted(allowed))}.")
-        return value
-
-    def choice(self, value: Any, where: str, options: tuple[str, ...] | list[str]) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise self.fail(where, f"one of {', '.join(options)}", value)
-        return value
-
-    def wrap(self, where: str, build: Any) -> Any:
-        """Run ``build()``; a ConfigError it raises gets the file and field path in front."""
-        try:
-            return build()
-        except ConfigError as exc:
-            raise ConfigError(f"Hardware file {self.path}: in '{where}': {exc.cause}", exc.fix) from None
-
-
-def read_file(path: str | Path) -> Any:
-    """The parsed YAML or JSON of ``path`` (by extension; YAML otherwise), with clear errors."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"Hardware file {file} does not exist.", "Give the path of a YAML or JSON hardware file.")
-    text = file.read_text()
-    try:
-        return json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Hardware file {file} is not valid {'JSON' if file.suffix.lower() == '.json' else 'YAML'}: "
-                          f"{exc}.".replace("\n", " "), "Fix the syntax (see docs/asic-cost-models.md).") from None
-
-
 def load_hardware_file(path: str | Path) -> HardwareSpec:
     """Read and validate a hardware file (see the module doc)."""
-    data = read_file(path)
-    check = _Checker(str(path))
+    data = read_config(path, "hardware file")
+    check = FieldChecker(path, "Hardware file")
     top = check.mapping(data, "(top level)", TOP_KEYS)
     if "template" not in top:
-        raise check.fail("template", f"one of {', '.join((*SUB_TEMPLATES, 'hetero'))}", None)
-    template = check.choice(top["template"], "template", (*SUB_TEMPLATES, "hetero"))
+        raise check.fail("template", f"one of {', '.join((*sub_templates(), 'hetero'))}", None)
+    template = check.choice(top["template"], "template", (*sub_templates(), "hetero"))
     technologies = list(load_technologies())
     technology = check.choice(top["technology"], "technology", technologies) if "technology" in top else None
     clock = (check.wrap("clock_mhz", lambda: as_float(top["clock_mhz"], "clock_mhz"))
@@ -125,12 +75,8 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     if template != "hetero":
         check.mapping(top, "(top level)", SINGLE_KEYS)
         params = check.mapping(top.get("params", {}), "params")
-        design = check.wrap("params", lambda: TEMPLATES.get(template).parse_design(dict(params)))
-        budgets = None
-        if "budgets" in top:
-            b = check.mapping(top["budgets"], "budgets", {"max_pes", "max_area_mm2", "max_sram_kib", "max_dram_bw"})
-            budgets = check.wrap("budgets", lambda: Budgets(**{k: as_float(v, f"budgets.{k}") for k, v in b.items()}))
-        return HardwareSpec(str(path), template, design, technology, clock, budgets)
+        design = check.wrap("params", lambda: sub_template(template).parse_design(dict(params)))
+        return HardwareSpec(str(path), template, design, technology, clock, _budgets(check, top))
     subs_data = top.get("sub_accelerators")
     if not isinstance(subs_data, list) or not subs_data:
         raise check.fail("sub_accelerators", "a non-empty list of {name, template, params}", subs_data)
@@ -141,17 +87,21 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             raise check.fail(f"{where}.name", "a non-empty string", name)
-        sub_template = check.choice(entry.get("template"), f"{where}.template", SUB_TEMPLATES)
+        sub = check.choice(entry.get("template"), f"{where}.template", sub_templates())
         params = check.mapping(entry.get("params", {}), f"{where}.params")
-        design = check.wrap(f"{where}.params", lambda: TEMPLATES.get(sub_template).parse_design(dict(params)))
-        subs.append(SubAccelerator(name, sub_template, design))
+        design = check.wrap(f"{where}.params", lambda: sub_template(sub).parse_design(dict(params)))
+        subs.append(SubAccelerator(name, sub, design))
     assignment = check.mapping(top.get("assignment", {}), "assignment")
     for key, value in assignment.items():
         if not isinstance(value, str):
             raise check.fail(f"assignment.{key}", "a sub-accelerator name (string)", value)
     design = check.wrap("sub_accelerators", lambda: HeteroDesign(tuple(subs), technology or "45nm", dict(assignment)))
-    budgets = None
-    if "budgets" in top:
-        b = check.mapping(top["budgets"], "budgets", set(BUDGET_KEYS))
-        budgets = check.wrap("budgets", lambda: SystemBudgets(**dict(b)))
-    return HardwareSpec(str(path), "hetero", design, technology or "45nm", clock, budgets)
+    return HardwareSpec(str(path), "hetero", design, technology or "45nm", clock, _budgets(check, top))
+
+
+def _budgets(check: FieldChecker, top: Any) -> Budgets | None:
+    """The file's ``budgets`` section, checked (None without one)."""
+    if "budgets" not in top:
+        return None
+    limits = check.mapping(top["budgets"], "budgets", BUDGET_KEYS)
+    return check.wrap("budgets", lambda: Budgets(**dict(limits)))

@@ -26,20 +26,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nn2hw.hardware.asic._common import (
-    KIB_MAX,
-    AsicDesign,
-    AsicTemplate,
-    CostArrays,
-    LayerTable,
-    capacity,
-    cdiv,
-    design_columns,
-    energy_levels,
-    full,
-    refetch,
-    words,
-)
+from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, refetch, words
+from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
 
@@ -71,6 +59,8 @@ class NvdlaTemplate(AsicTemplate):
     description = "NVDLA-style weight stationary, parallel over output x input channels"
     design_type = NvdlaDesign
     pe_fields, sram_fields, reg_words_per_pe = ("atomic_c", "atomic_k"), ("cbuf_kib", "acc_kib"), REG_WORDS_PER_PE
+    shape_fields = ("atomic_k", "atomic_c")
+    sub_grid = {"atomic_c": (8, 16, 32), "atomic_k": (8, 16, 32)}
     maps_depthwise = False
     depthwise_alternative = ("NVDLA-style arrays parallelize over the input channels of one group, and a depthwise "
                              "layer has one input channel per group, so all but one of the atomic_c lanes would idle.")

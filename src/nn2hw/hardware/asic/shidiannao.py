@@ -26,19 +26,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nn2hw.hardware.asic._common import (
-    KIB_MAX,
-    AsicDesign,
-    AsicTemplate,
-    CostArrays,
-    LayerTable,
-    capacity,
-    cdiv,
-    design_columns,
-    energy_levels,
-    full,
-    words,
-)
+from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, words
+from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
 
@@ -70,6 +59,7 @@ class ShiDianNaoTemplate(AsicTemplate):
     description = "ShiDianNao-style output stationary, parallel over output rows x columns"
     design_type = ShiDianNaoDesign
     pe_fields, sram_fields = ("pe_rows", "pe_cols"), ("nbin_kib", "sb_kib", "nbout_kib")
+    sub_grid = {"pe_rows": (4, 8, 16), "pe_cols": (4, 8, 16)}
     reg_words_per_pe = REG_WORDS_PER_PE
     grid_axes = {"pe_rows": (4, 8, 16, 32), "pe_cols": (4, 8, 16, 32), "nbin_kib": (32, 64, 256),
                     "sb_kib": (64, 128, 512), "sram_bw": (16, 32, 64)}

@@ -29,20 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nn2hw.hardware.asic._common import (
-    KIB_MAX,
-    AsicDesign,
-    AsicTemplate,
-    CostArrays,
-    LayerTable,
-    as_choice,
-    capacity,
-    cdiv,
-    design_columns,
-    energy_levels,
-    full,
-    words,
-)
+from nn2hw._checks import as_choice
+from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, words
+from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
 
@@ -142,6 +131,7 @@ class SystolicTemplate(AsicTemplate):
     design_type = SystolicDesign
     pe_fields, sram_fields = ("rows", "cols"), ("ifmap_kib", "filter_kib", "ofmap_kib")
     reg_words_per_pe = REG_WORDS_PER_PE
+    sub_grid = {"rows": (8, 16, 32), "cols": (8, 16, 32), "dataflow": ("ws", "os")}
     grid_axes = {"rows": (8, 16, 32, 64, 128), "cols": (8, 16, 32, 64, 128), "dataflow": DATAFLOWS,
                     "ifmap_kib": (32, 128, 512), "filter_kib": (32, 128, 512), "ofmap_kib": (32, 128)}
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nn2hw._checks import as_int
 from nn2hw.errors import ConfigError
 
 DESIGN_FIELDS = ("Tm", "Tn", "Tr", "Tc", "Tk", "Wp", "Ip", "Op")
@@ -22,24 +23,6 @@ DW_KEYS = {f"{f}_d": f for f in ENGINE_FIELDS}
 """``--hw-param`` keys of the depthwise engine (Tm_d, Tn_d, Tr_d, Tc_d, Tk_d)."""
 WORD_BITS = (16, 32)
 """16: fixed point, one DSP per MAC; 32: floating point, five DSPs per MAC (HotNAS/FPGA'15)."""
-
-
-def positive_int(value: Any, what: str) -> int:
-    """``value`` as a positive integer (ints or integer strings); a ConfigError naming ``what`` otherwise."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}.", f"Give {what} as e.g. 32.")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{what} must be a positive integer, got {text!r}.",
-                              f"Give {what} as a whole number, e.g. 32.") from None
-    elif isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}.", f"Give {what} as e.g. 32.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -54,7 +37,7 @@ class FpgaEngine:
 
     def __post_init__(self) -> None:
         for f in ENGINE_FIELDS:
-            object.__setattr__(self, f, positive_int(getattr(self, f), f"depthwise {f}"))
+            object.__setattr__(self, f, as_int(getattr(self, f), f"depthwise {f}"))
 
     def to_dict(self) -> dict[str, int]:
         return {f: getattr(self, f) for f in ENGINE_FIELDS}
@@ -80,10 +63,10 @@ class FpgaDesign:
 
     def __post_init__(self) -> None:
         for f in DESIGN_FIELDS:
-            object.__setattr__(self, f, positive_int(getattr(self, f), f))
+            object.__setattr__(self, f, as_int(getattr(self, f), f))
         if self.dw is not None and not isinstance(self.dw, FpgaEngine):
             object.__setattr__(self, "dw", FpgaEngine(**_as_mapping(self.dw, ENGINE_FIELDS, "depthwise engine")))
-        bits = positive_int(self.word_bits, "word_bits")
+        bits = as_int(self.word_bits, "word_bits")
         if bits not in WORD_BITS:
             raise ConfigError(f"word_bits must be 16 (fixed point) or 32 (floating point), got {bits}.",
                               "Use --hw-param word_bits=16 or word_bits=32.")
@@ -158,16 +141,16 @@ def parse_design(text: str | Sequence[Any], dw: str | Sequence[Any] | None = Non
     if len(values) != len(DESIGN_FIELDS):
         raise ConfigError(f"--design needs {len(DESIGN_FIELDS)} values ({','.join(DESIGN_FIELDS)}), "
                           f"got {len(values)}: {values}.", "Write e.g. --design 70,36,64,64,7,18,6,6.")
-    main = {f: positive_int(v, f) for f, v in zip(DESIGN_FIELDS, values)}
+    main = {f: as_int(v, f) for f, v in zip(DESIGN_FIELDS, values)}
     engine = None
     if dw is not None:
         dvals = split_values(dw, "--dw-design") if isinstance(dw, str) else list(dw)
         if len(dvals) not in (len(ENGINE_FIELDS), len(DESIGN_FIELDS)):
             raise ConfigError(f"--dw-design needs 5 values (Tm,Tn,Tr,Tc,Tk) or 8 with the shared ports, "
                               f"got {len(dvals)}: {dvals}.", "Write e.g. --dw-design 576,1,32,32,3.")
-        engine = FpgaEngine(**{f: positive_int(v, f"depthwise {f}") for f, v in zip(ENGINE_FIELDS, dvals)})
+        engine = FpgaEngine(**{f: as_int(v, f"depthwise {f}") for f, v in zip(ENGINE_FIELDS, dvals)})
         if len(dvals) == len(DESIGN_FIELDS):
-            dports = tuple(positive_int(v, p) for v, p in zip(dvals[5:], ("Wp", "Ip", "Op")))
+            dports = tuple(as_int(v, p) for v, p in zip(dvals[5:], ("Wp", "Ip", "Op")))
             ports = (main["Wp"], main["Ip"], main["Op"])
             if dports != ports:
                 raise ConfigError(f"The depthwise engine's ports {list(dports)} differ from the standard engine's "

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from nn2hw._checks import as_int
 from nn2hw.errors import ConfigError, InfeasibleError
-from nn2hw.hardware.fpga.design import DW_KEYS, DesignArrays, positive_int, unique_rows
+from nn2hw.hardware.fpga.design import DW_KEYS, DesignArrays, unique_rows
 from nn2hw.hardware.fpga.devices import FpgaDevice
 from nn2hw.hardware.fpga.latency import finish, tile_terms
 from nn2hw.hardware.fpga.layers import EngineLayers, LayerPlan
@@ -108,7 +109,7 @@ def _values(key: str, value: Any) -> tuple[int, ...]:
         items = value
     else:
         items = [value]
-    values = tuple(positive_int(v, f"grid parameter {key}") for v in items)
+    values = tuple(as_int(v, f"grid parameter {key}") for v in items)
     if not values:
         raise ConfigError(f"Grid parameter {key} has no values.", f"Give e.g. {key}=32,64.")
     return values
@@ -168,30 +169,6 @@ def network_cycles(plan: LayerPlan, d: DesignArrays, variant: str) -> np.ndarray
         dw, dw_counts = plan.dw.unique()
         total = total + _engine_sum(dw, dw_counts, d.dTm, d.dTm, d.dTr, d.dTc, d, variant, depthwise=True)
     return total
-
-
-def first_minimum(cycles: np.ndarray, feasible: np.ndarray) -> int:
-    """Index of the first feasible design (loop order) whose cycles equal the feasible minimum,
-    equality up to float rounding (1e-9 relative), like the authors' strict ``<``."""
-    masked = np.where(feasible, cycles, np.inf)
-    best = masked.min()
-    return int(np.nonzero(masked <= best * (1 + 1e-9) + 1e-9)[0][0])
-
-
-def pareto_indices(cycles: np.ndarray, dsp: np.ndarray, bram: np.ndarray, feasible: np.ndarray) -> list[int]:
-    """Feasible designs not dominated in (latency, DSP, BRAM), fastest first (one per resource pair,
-    the first in loop order among equals)."""
-    idx = np.nonzero(feasible)[0]
-    if not len(idx):
-        return []
-    order = idx[np.lexsort((idx, cycles[idx]))]  # by latency, then loop order
-    _, pair = unique_rows(dsp[order], bram[order])
-    _, first = np.unique(pair, return_index=True)  # fastest design of each (DSP, BRAM) pair
-    front: list[int] = []
-    for i in order[np.sort(first)]:
-        if not any(dsp[j] <= dsp[i] and bram[j] <= bram[i] for j in front):
-            front.append(int(i))
-    return front
 
 
 def infeasible_error(grid: FpgaGrid, device: FpgaDevice, designs: DesignArrays, res: ResourceArrays,

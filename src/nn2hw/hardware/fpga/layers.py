@@ -16,13 +16,21 @@ from functools import lru_cache
 import numpy as np
 
 from nn2hw.errors import HardwareError
-from nn2hw.hardware.base import Uncosted
+from nn2hw.hardware.base import NOT_UNDERSTOOD
+from nn2hw.hardware.records import Execution, Uncosted
 from nn2hw.workload import Layer, OpKind, Workload
 
 LINEAR_MODES = ("host", "engine")
 """``host``: linear layers are not costed (HotNAS); ``engine``: run as 1x1 convs on the standard engine."""
 
-_REASONS = {
+EXECUTION = {
+    OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.HOST, OpKind.POOL: Execution.OMITTED,
+    OpKind.ELTWISE: Execution.OMITTED, OpKind.ACT: Execution.FUSED, OpKind.NORM: Execution.FUSED,
+    OpKind.RESHAPE: Execution.LAYOUT, OpKind.CONCAT: Execution.LAYOUT, OpKind.PAD: Execution.LAYOUT,
+    OpKind.SLICE: Execution.LAYOUT,
+}
+"""How the tiled-conv template runs each op kind (linear layers: on the engine with ``linear=engine``)."""
+REASONS = {
     OpKind.POOL: "pooling is not modelled by the tiled-conv template (HotNAS sums convolutions only); it would "
                  "add about one cycle per output element on a pooling unit",
     OpKind.ELTWISE: "element-wise op (residual add...): not modelled, it streams through the output stage",
@@ -32,10 +40,22 @@ _REASONS = {
     OpKind.CONCAT: "concatenation: data layout only (outputs written side by side)",
     OpKind.PAD: "padding: data layout only",
     OpKind.SLICE: "slicing / subsampling: data layout only",
-    OpKind.OTHER: "op not understood by the extractor, so not costed",
+    OpKind.LINEAR: "linear layer runs on the host CPU as in HotNAS (published latencies exclude FC); pass "
+                   "--hw-param linear=engine to cost it as a 1x1 convolution on the standard engine",
 }
-_LINEAR_REASON = ("linear layer runs on the host CPU as in HotNAS (published latencies exclude FC); pass "
-                  "--hw-param linear=engine to cost it as a 1x1 convolution on the standard engine")
+
+
+def execution(layer: Layer, linear: str) -> Execution | None:
+    """How the template runs ``layer`` (None: an op the extractor did not understand); a
+    ``HardwareError`` for a kind it cannot run."""
+    if layer.kind is OpKind.OTHER:
+        return None
+    if layer.kind is OpKind.LINEAR and linear == "engine":
+        return Execution.ARRAY
+    if layer.kind not in EXECUTION:
+        raise HardwareError(f"The fpga template cannot run {layer.kind.value} ops such as {layer.name!r} ({layer.op}).",
+                            "Cost this network on a template that runs them (`nn2hw templates` lists them).")
+    return EXECUTION[layer.kind]
 
 
 @dataclass(frozen=True)
@@ -180,11 +200,10 @@ def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: 
     for layer in workload.layers:
         if layer.kind is OpKind.INPUT:
             continue
-        if layer.kind is OpKind.LINEAR and linear == "host":
-            uncosted.append(Uncosted(layer.name, layer.op or "linear", _LINEAR_REASON))
-            continue
-        if not layer.is_compute:
-            uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, _REASONS[layer.kind]))
+        mode = execution(layer, linear)
+        if mode is not Execution.ARRAY:
+            reason = REASONS.get(layer.kind, NOT_UNDERSTOOD)
+            uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, reason, mode))
             continue
         if layer.dilation_h > 1 or layer.dilation_w > 1:
             raise HardwareError(

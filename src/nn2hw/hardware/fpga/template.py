@@ -9,57 +9,45 @@ from typing import Any
 
 import numpy as np
 
+from nn2hw._checks import as_bool, as_choice, as_float, as_int
 from nn2hw.errors import ConfigError, HardwareError
-from nn2hw.hardware.base import Exploration, HardwareTemplate, LayerCost, NetworkCost, ResourceUse
+from nn2hw.hardware.base import HardwareTemplate, Option
 from nn2hw.hardware.fpga.bottleneck import BOTTLENECKS, classify
-from nn2hw.hardware.fpga.design import (
-    DESIGN_FIELDS,
-    DW_KEYS,
-    DesignArrays,
-    FpgaDesign,
-    coerce_design,
-    parse_design,
-    positive_int,
-)
+from nn2hw.hardware.fpga.design import DESIGN_FIELDS, DW_KEYS, DesignArrays, FpgaDesign, coerce_design, parse_design
 from nn2hw.hardware.fpga.devices import BUDGET_FIELDS, FpgaDevice, get_device, load_devices
-from nn2hw.hardware.fpga.explore import (
-    FpgaGrid,
-    enumerate_grid,
-    first_minimum,
-    infeasible_error,
-    network_cycles,
-    pareto_indices,
-)
+from nn2hw.hardware.fpga.explore import FpgaGrid, enumerate_grid, infeasible_error, network_cycles
 from nn2hw.hardware.fpga.latency import PORT_WORD_BITS, StepTimes, check_variant, step_times
-from nn2hw.hardware.fpga.layers import LINEAR_MODES, EngineLayers, LayerPlan, plan_layers
+from nn2hw.hardware.fpga.layers import EXECUTION, LINEAR_MODES, EngineLayers, LayerPlan, execution, plan_layers
 from nn2hw.hardware.fpga.resources import DEFAULT_LUTRAM_SHARE, ResourceArrays, check_bram_mode, resource_arrays
+from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, ResourceUse
+from nn2hw.hardware.select import pareto_front, pick_best
 from nn2hw.registry import suggest
 from nn2hw.workload import Layer, OpKind, Workload
 
-DESIGN_KEYS = frozenset({*DESIGN_FIELDS, *DW_KEYS, "word_bits", "design", "dw_design"})
-OPTION_KEYS = ("variant", "compat_shapes", "bram", "clock_mhz", "linear", "lutram_share", *BUDGET_FIELDS)
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+DESIGN_KEYS = (*DESIGN_FIELDS, *DW_KEYS, "word_bits")
+"""The design parameters ``--hw-param`` may set (``--design``/``--dw-design`` give the whole engines)."""
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{what} must be a positive number, got {value!r}.", f"Give {what} as e.g. 200.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a positive number, got {value!r}.", f"Give {what} as e.g. 200.") from None
-    if not np.isfinite(number) or number <= 0:
-        raise ConfigError(f"{what} must be a positive number, got {value!r}.", f"Give {what} as e.g. 200.")
-    return number
+def _share(value: Any) -> float:
+    share = as_float(value, "lutram_share")
+    if share > 1:
+        raise ConfigError(f"lutram_share must be in (0, 1], got {share}.", "Use e.g. lutram_share=0.75.")
+    return share
 
 
-def _flag(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE | _FALSE:
-        return text in _TRUE
-    raise ConfigError(f"{what} must be true or false, got {value!r}.", f"Write {what}=true or {what}=false.")
+OPTIONS = (
+    Option("variant", lambda v: check_variant(str(v)), "latency formula: head (HotNAS HEAD, default), v0/v1 (earlier "
+           "HotNAS code), fnas (full tiles) or fpga15 (Zhang FPGA'15 compute roof)"),
+    Option("compat_shapes", lambda v: as_bool(v, "compat_shapes"),
+           "reproduce the HotNAS DSE's sequential shape tracking (wrong shapes, published numbers)"),
+    Option("bram", lambda v: check_bram_mode(str(v)),
+           "BRAM model: realistic (default), hotnas, as-run (reproduces the published optima) or off"),
+    Option("clock_mhz", lambda v: as_float(v, "clock_mhz"), "clock in MHz (default: the device's)"),
+    Option("linear", lambda v: as_choice(v, "linear", LINEAR_MODES),
+           "linear layers: host (not costed, as HotNAS) or engine (1x1 convolutions on the standard engine)"),
+    Option("lutram_share", _share, f"share of LUTRAM usable for buffers (default {DEFAULT_LUTRAM_SHARE})"),
+    *(Option(name, lambda v, name=name: as_int(v, name), f"override the device's {name}") for name in BUDGET_FIELDS),
+)
 
 
 @dataclass(frozen=True)
@@ -76,26 +64,10 @@ class FpgaOptions:
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> FpgaOptions:
-        """Validated options from keyword arguments or ``--hw-param`` strings."""
-        unknown = [k for k in options if k not in OPTION_KEYS]
-        if unknown:
-            known = [*OPTION_KEYS, *sorted(DESIGN_KEYS)]
-            raise ConfigError(f"Unknown FPGA option {unknown[0]!r}.{suggest(unknown[0], known)}",
-                              f"Options: {', '.join(OPTION_KEYS)}; design fields: {', '.join(sorted(DESIGN_KEYS))}.")
-        opts = dict(options)
-        linear = str(opts.get("linear", "host"))
-        if linear not in LINEAR_MODES:
-            raise ConfigError(f"Unknown linear mode {linear!r}.", "Use linear=host (HotNAS) or linear=engine.")
-        share = _number(opts.get("lutram_share", DEFAULT_LUTRAM_SHARE), "lutram_share")
-        if share > 1:
-            raise ConfigError(f"lutram_share must be in (0, 1], got {share}.", "Use e.g. lutram_share=0.75.")
-        clock = opts.get("clock_mhz")
-        budgets = tuple((k, positive_int(opts[k], k)) for k in BUDGET_FIELDS if opts.get(k) is not None)
-        return cls(variant=check_variant(str(opts.get("variant", "head"))),
-                   compat_shapes=_flag(opts.get("compat_shapes", False), "compat_shapes"),
-                   bram=check_bram_mode(str(opts.get("bram", "realistic"))),
-                   clock_mhz=None if clock is None else _number(clock, "clock_mhz"),
-                   linear=linear, lutram_share=share, budgets=budgets)
+        """Checked options from keyword arguments or ``--hw-param`` strings (the template's ``OPTIONS``)."""
+        opts = FpgaTemplate().parse_options(options)
+        budgets = tuple((k, opts.pop(k)) for k in BUDGET_FIELDS if k in opts)
+        return cls(**opts, budgets=budgets)
 
     def device(self, device: str | FpgaDevice | None) -> FpgaDevice:
         return get_device(device).with_budgets(**dict(self.budgets))
@@ -149,17 +121,18 @@ class FpgaTemplate(HardwareTemplate):
                 "O": ("kernel_expand",)}
     """HotNAS's iSpace: patterns shorten tComp (kept weights replace K^2), fewer weight bits shorten
     tW, channel cuts shorten both; a memory-bound layer takes a larger kernel for free."""
+    options = OPTIONS
+    execution = EXECUTION
+    """The authors' model costs convolutions only: other ops are fused, layout or omitted (said so)."""
 
     def devices(self) -> tuple[str, ...]:
         return tuple(load_devices())
 
-    # --- parameters -------------------------------------------------------------------------
-    def split_params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(design fields, options) of ``--hw-param`` pairs; unknown keys raise with suggestions."""
-        design = {k: v for k, v in params.items() if k in DESIGN_KEYS}
-        options = {k: v for k, v in params.items() if k not in DESIGN_KEYS}
-        FpgaOptions.parse(options)
-        return design, options
+    def design_fields(self) -> Sequence[str]:
+        return DESIGN_KEYS
+
+    def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
+        return execution(layer, str(options.get("linear", "host")))
 
     def parse_design(self, params: Mapping[str, Any]) -> FpgaDesign:
         """A design from ``design`` ('Tm,...,Op' or a record), ``dw_design`` and field overrides."""
@@ -168,8 +141,8 @@ class FpgaTemplate(HardwareTemplate):
         unknown = [k for k in params if k not in DESIGN_KEYS]
         if unknown:
             raise ConfigError(f"Unknown design field {unknown[0]!r}.{suggest(unknown[0], sorted(DESIGN_KEYS))}",
-                              f"Design fields: {', '.join(sorted(DESIGN_KEYS - {'design', 'dw_design'}))}.")
-        bits = positive_int(params.get("word_bits", 16), "word_bits")
+                              f"Design fields: {', '.join(sorted(DESIGN_KEYS))}.")
+        bits = as_int(params.get("word_bits", 16), "word_bits")
         if text is None:
             missing = [f for f in DESIGN_FIELDS if f not in params]
             if missing:
@@ -270,7 +243,7 @@ class FpgaTemplate(HardwareTemplate):
             grid = FpgaGrid.hotnas(depthwise=has_dw_layers)
         elif isinstance(grid, Mapping):
             ranges = dict(grid)
-            word_bits = positive_int(ranges.pop("word_bits", 16), "word_bits")
+            word_bits = as_int(ranges.pop("word_bits", 16), "word_bits")
             grid = FpgaGrid.from_ranges(ranges, depthwise=has_dw_layers)
         elif not isinstance(grid, FpgaGrid):
             raise ConfigError(f"Cannot read a design grid from {type(grid).__name__}.",
@@ -290,8 +263,9 @@ class FpgaTemplate(HardwareTemplate):
         feasible = res.feasible() & (kernel_ratio <= 1)
         if not feasible.any():
             raise infeasible_error(grid, dev, designs, res, kernel_ratio, opts.bram)
-        best = first_minimum(cycles, feasible)
-        front = pareto_indices(cycles, res.used[0], res.bram_measure(), feasible)
+        best = pick_best([cycles], feasible, rtol=1e-9, atol=1e-9)  # the authors' strict < in loop order
+        front = sorted(pareto_front(np.stack([cycles, res.used[0], res.bram_measure()], axis=1), feasible),
+                       key=lambda i: (cycles[i], i))
         best_cost = self.cost(workload, designs.design(best), dev, **options)
         pareto = tuple(best_cost if i == best else self.cost(workload, designs.design(i), dev, **options)
                        for i in front)

@@ -130,5 +130,27 @@ class Strategy(ABC):
         population (evolution) ignores it, so it keeps only real members."""
 
 
-StrategyFactory = Callable[..., Any]
-STRATEGIES: Registry[StrategyFactory] = Registry("search strategy", "nn2hw search --help")
+@dataclass(frozen=True)
+class StrategyInfo:
+    """A registered strategy: how to build its Optuna sampler from a ``SamplerContext`` and how many
+    objectives its study has (1: maximize accuracy; 2: maximize accuracy and minimize latency)."""
+
+    name: str
+    description: str
+    build: Callable[[Any], Any]
+    objectives: int = 1
+
+
+def _as_info(obj: Any) -> Any:
+    """A plugin may point at a ``Strategy`` subclass: it runs in nn2hw's sampler (prefilter, replay)."""
+    if isinstance(obj, type) and issubclass(obj, Strategy):
+        from nn2hw.search.strategies.sampler import own
+
+        summary = (obj.__doc__ or obj.__name__).strip().splitlines()[0]
+        return StrategyInfo(obj.name, summary, own(obj))
+    return obj
+
+
+STRATEGIES: Registry[StrategyInfo] = Registry("search strategy", "nn2hw search --help",
+                                              builtins="nn2hw.search.strategies", group="nn2hw.strategies",
+                                              kind=StrategyInfo, coerce=_as_info)

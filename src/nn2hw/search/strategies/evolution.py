@@ -11,7 +11,8 @@ from collections import deque
 from typing import Any
 
 from nn2hw.errors import ConfigError
-from nn2hw.search.strategies.base import Observation, RewardConfig, Strategy
+from nn2hw.search.strategies.base import STRATEGIES, Observation, RewardConfig, Strategy, StrategyInfo
+from nn2hw.search.strategies.sampler import own
 
 
 class RegularizedEvolution(Strategy):
@@ -54,3 +55,7 @@ class RegularizedEvolution(Strategy):
         child = list(parent)
         child[dim] = choice if choice < parent[dim] else choice + 1  # a different value, uniformly
         return tuple(child)
+
+
+STRATEGIES.register("evolution", StrategyInfo("evolution", "regularized (aging) evolution, one-dimension mutations",
+                                              own(RegularizedEvolution)))

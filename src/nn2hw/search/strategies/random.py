@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nn2hw.search.strategies.base import Strategy
+from nn2hw.search.strategies.base import STRATEGIES, Strategy, StrategyInfo
+from nn2hw.search.strategies.sampler import own
 
 
 class RandomSearch(Strategy):
@@ -12,3 +13,6 @@ class RandomSearch(Strategy):
 
     def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
         return self.random_indices(self.rng(number, attempt))
+
+
+STRATEGIES.register("random", StrategyInfo("random", "uniform random search", own(RandomSearch)))

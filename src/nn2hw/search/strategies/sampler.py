@@ -23,7 +23,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from nn2hw.search.strategies.base import Observation, RewardConfig, Strategy
+from nn2hw.errors import ConfigError
+from nn2hw.search.strategies.base import STRATEGIES, Observation, RewardConfig, Strategy, StrategyInfo
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,21 @@ class PrefilteredSampler(_LatencyFirstSampler):
 
     def reseed_rng(self) -> None:
         self.base.reseed_rng()
+
+
+def own(cls: type[Strategy]) -> Callable[[SamplerContext], BaseSampler]:
+    """The builder of an nn2hw ``Strategy``'s sampler (replay, latency-first prefilter)."""
+    def build(ctx: SamplerContext) -> BaseSampler:
+        return StrategySampler(cls(ctx.counts, ctx.reward, ctx.seed, **ctx.options), ctx)
+
+    return build
+
+
+def build_sampler(name: str, ctx: SamplerContext) -> tuple[BaseSampler, StrategyInfo]:
+    """The sampler of strategy ``name`` for ``ctx`` (an ``UnknownNameError`` suggests close names)."""
+    info = STRATEGIES.get(name)
+    try:
+        return info.build(ctx), info
+    except TypeError as exc:  # an option Optuna's sampler does not take
+        raise ConfigError(f"Strategy {name!r} rejects its options {dict(ctx.options)}: {exc}.",
+                          "Pass only options that strategy accepts (see docs/search.md).") from None

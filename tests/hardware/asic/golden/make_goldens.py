@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT))
 
-from nn2hw.hardware.asic._common import LayerTable  # noqa: E402
+from nn2hw.hardware.asic.arrays import LayerTable  # noqa: E402
 from nn2hw.hardware.asic.systolic import SystolicDesign  # noqa: E402
 from nn2hw.peers import peer_version  # noqa: E402
 from tests.hardware.asic.nets import resnet18, resnet20  # noqa: E402

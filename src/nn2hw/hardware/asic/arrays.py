@@ -1,0 +1,250 @@
+"""What every ASIC dataflow template computes: per-layer columns in, (designs x layers) arrays out.
+
+``LayerTable`` holds the layers an array runs as NumPy columns (per group); each template's
+``evaluate`` turns it into ``CostArrays`` for D designs and L layers at once: compute cycles (no
+memory stalls) split into MAC time, mapping loss and pipeline fill/drain; the cycles the on-chip
+buffers and DRAM need at their bandwidth; and word accesses and energy per memory level. The
+helpers here turn element counts into words, buffer capacities and refetches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from nn2hw.errors import HardwareError
+from nn2hw.hardware.asic.technology import Technology
+from nn2hw.hardware.records import Uncosted
+from nn2hw.workload import Layer, OpKind, Workload
+
+BITS_PER_KIB = 8192
+BOTTLENECK_MEANINGS = {"compute": "ideal MAC time", "mapping": "PEs left idle by the mapping",
+                       "fill-drain": "pipeline fill and drain", "sram-bandwidth": "stalled on buffer bandwidth",
+                       "dram": "stalled on DRAM bandwidth"}
+"""The ASIC templates' bottleneck vocabulary: the largest share of a layer's cycles."""
+BOTTLENECKS = tuple(BOTTLENECK_MEANINGS)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerTable:
+    """The conv/linear layers of a workload as NumPy columns, per group.
+
+    ``C``/``K`` are the input/output channels of one group (a depthwise conv has C = 1), ``G``
+    the group count, ``P`` the output pixels N*E*F, ``T`` the window C*R*S of one group. ``Hp``,
+    ``Wp`` are the input rows/columns the convolution spans, padding included (up to the last
+    output's window), ``touched`` the input pixels its windows read (a stride longer than the window
+    skips some); ``H``/``W`` are the unpadded input. Linear layers
+    are 1x1 convolutions on a 1x1 map with N = the rows they are applied to.
+    """
+
+    names: tuple[str, ...]
+    ops: tuple[str, ...]
+    conv_types: tuple[str, ...]
+    N: np.ndarray
+    G: np.ndarray
+    C: np.ndarray
+    K: np.ndarray
+    E: np.ndarray
+    F: np.ndarray
+    R: np.ndarray
+    S: np.ndarray
+    stride_h: np.ndarray
+    stride_w: np.ndarray
+    H: np.ndarray
+    W: np.ndarray
+    Hp: np.ndarray
+    Wp: np.ndarray
+    touched: np.ndarray
+    is_linear: np.ndarray
+    macs: np.ndarray
+    in_bits: np.ndarray
+    w_bits: np.ndarray
+    out_bits: np.ndarray
+    uncosted: tuple[Uncosted, ...] = ()
+
+    @classmethod
+    def from_workload(cls, workload: Workload) -> LayerTable:
+        return _table(workload)
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer], uncosted: Sequence[Uncosted] = ()) -> LayerTable:
+        """Columns of ``layers`` (all conv or linear)."""
+        def col(fn: Callable[[Layer], int]) -> np.ndarray:
+            return np.array([fn(layer) for layer in layers], dtype=np.int64)
+
+        return cls(
+            names=tuple(layer.name for layer in layers),
+            ops=tuple(layer.op or layer.kind.value for layer in layers),
+            conv_types=tuple(layer.conv_type or "linear" for layer in layers),
+            N=col(lambda x: x.batch), G=col(lambda x: x.groups),
+            C=col(lambda x: x.in_channels // x.groups), K=col(lambda x: x.out_channels // x.groups),
+            E=col(lambda x: x.out_h), F=col(lambda x: x.out_w), R=col(lambda x: x.kernel_h),
+            S=col(lambda x: x.kernel_w), stride_h=col(lambda x: x.stride_h), stride_w=col(lambda x: x.stride_w),
+            H=col(lambda x: x.in_h), W=col(lambda x: x.in_w),
+            Hp=col(lambda x: _extent(x.in_h, x.pad_h, x.out_h, x.stride_h, x.dilation_h, x.kernel_h)),
+            Wp=col(lambda x: _extent(x.in_w, x.pad_w, x.out_w, x.stride_w, x.dilation_w, x.kernel_w)),
+            touched=col(lambda x: _touched(x.in_h, x.pad_h, x.out_h, x.stride_h, x.dilation_h, x.kernel_h)
+                        * _touched(x.in_w, x.pad_w, x.out_w, x.stride_w, x.dilation_w, x.kernel_w)),
+            is_linear=np.array([layer.kind is OpKind.LINEAR for layer in layers], dtype=bool),
+            macs=col(lambda x: x.macs), in_bits=col(lambda x: x.input_bits), w_bits=col(lambda x: x.weight_bits),
+            out_bits=col(lambda x: x.output_bits), uncosted=tuple(uncosted),
+        )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def P(self) -> np.ndarray:
+        return self.N * self.E * self.F
+
+    @property
+    def T(self) -> np.ndarray:
+        return self.C * self.R * self.S
+
+    @property
+    def dense_macs(self) -> np.ndarray:
+        """MACs the hardware performs: every weight of the dense kernel (patterns are not skipped)."""
+        return self.G * self.P * self.K * self.T
+
+    @property
+    def ifmap(self) -> np.ndarray:
+        """Distinct input words read (padded maps, touched pixels only, all groups)."""
+        return self.N * self.G * self.C * self.touched
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.G * self.K * self.T
+
+    @property
+    def ofmap(self) -> np.ndarray:
+        return self.G * self.P * self.K
+
+
+def _extent(size: int, pad: int, out: int, stride: int, dilation: int, kernel: int) -> int:
+    """Input rows (or columns) a convolution spans, padding included: up to what the last output needs."""
+    return min(size + 2 * pad, (out - 1) * stride + dilation * (kernel - 1) + 1)
+
+
+def _touched(size: int, pad: int, out: int, stride: int, dilation: int, kernel: int) -> int:
+    """Input rows (or columns) its windows actually touch: the span, less the rows a stride longer
+    than the window skips (a 1x1 stride-2 conv reads every other row), as SCALE-Sim and ZigZag count."""
+    if stride > dilation * (kernel - 1) + 1:
+        return out * kernel
+    return _extent(size, pad, out, stride, dilation, kernel)
+
+
+@lru_cache(maxsize=64)
+def _table(workload: Workload) -> LayerTable:
+    if not workload.compute_layers:
+        raise HardwareError(f"Workload {workload.name!r} has no conv or linear layer to cost.",
+                            "Give a network with at least one convolution or fully connected layer.")
+    skipped = [Uncosted(layer.name, layer.op or layer.kind.value,
+                        "runs on the vector/pooling unit; the ASIC templates cost conv and linear layers only")
+               for layer in workload.layers if not layer.is_compute and layer.kind is not OpKind.INPUT]
+    return LayerTable.from_layers(workload.compute_layers, skipped)
+
+
+def words(elements: np.ndarray, bits: np.ndarray, word_bits: int) -> np.ndarray:
+    """Elements of ``bits`` each, in technology words (packed)."""
+    return elements * (bits / word_bits)
+
+
+def capacity(kib: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """How many elements of ``bits`` bits a buffer of ``kib`` KiB holds: (D, 1) x (L,) -> (D, L)."""
+    return np.floor(np.asarray(kib, dtype=float)[:, None] * BITS_PER_KIB / bits[None, :])
+
+
+def refetch(unique: np.ndarray, fits: np.ndarray, sweeps: np.ndarray) -> np.ndarray:
+    """DRAM elements of an operand: loaded once if its reuse set fits its buffer, else once per sweep."""
+    return np.where(fits, 1.0, sweeps) * unique
+
+
+def cdiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return -(-a // b)
+
+
+def full(values: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` broadcast to ``shape`` as a float array (a copy, safe to store)."""
+    return np.array(np.broadcast_to(values, shape), dtype=float)
+
+
+@dataclass(frozen=True, eq=False)
+class CostArrays:
+    """What a template computes for D designs x L layers.
+
+    ``compute`` = ``mac`` + mapping loss + ``fill_drain`` (cycles, no memory stall); ``sram`` and
+    ``dram`` are the cycles the buffers and DRAM need at their bandwidth (overlapped with compute
+    by double buffering); ``traffic`` holds word counts per access kind; ``energy_pj`` per level.
+    ``mapping`` optionally describes each layer's mapping (tiling, folds) per design.
+    """
+
+    compute: np.ndarray
+    mac: np.ndarray
+    fill_drain: np.ndarray
+    sram: np.ndarray
+    dram: np.ndarray
+    energy_pj: Mapping[str, np.ndarray]
+    traffic: Mapping[str, np.ndarray]
+    area_mm2: np.ndarray
+    pes: np.ndarray
+    sram_kib: np.ndarray
+    area_parts_mm2: Mapping[str, np.ndarray] = field(default_factory=dict)
+    mapping: Callable[[int, int], str] | None = None
+    valid: np.ndarray | None = None
+    """(D, L) False where the design cannot map the layer (None: every layer maps)."""
+
+    def mappable(self) -> np.ndarray:
+        """(D, L) bool: which layers each design can run."""
+        return np.ones(self.compute.shape, dtype=bool) if self.valid is None else self.valid
+
+    @property
+    def total(self) -> np.ndarray:
+        """Cycles with stalls: the slowest of compute, buffer and DRAM time (double-buffered)."""
+        return np.maximum(self.compute, np.maximum(self.sram, self.dram))
+
+    @property
+    def energy_total_pj(self) -> np.ndarray:
+        return sum(self.energy_pj.values())  # type: ignore[return-value]
+
+    def components(self) -> dict[str, np.ndarray]:
+        """Cycle shares per bottleneck label; they add up to ``total``."""
+        sram_stall = np.maximum(self.sram - self.compute, 0.0)
+        dram_stall = np.maximum(self.dram - np.maximum(self.compute, self.sram), 0.0)
+        return {"compute": self.mac, "mapping": np.maximum(self.compute - self.fill_drain - self.mac, 0.0),
+                "fill-drain": self.fill_drain, "sram-bandwidth": sram_stall, "dram": dram_stall}
+
+    def bottleneck_index(self) -> np.ndarray:
+        parts = self.components()
+        return np.argmax(np.stack([parts[k] for k in BOTTLENECKS]), axis=0)
+
+
+def energy_levels(tech: Technology, table: LayerTable, *, rf: np.ndarray, noc: np.ndarray | float,
+                  buffers: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  dram: np.ndarray) -> dict[str, np.ndarray]:
+    """Energy per level (pJ, shape (D, L)) from word counts.
+
+    ``buffers`` yields (accesses in words, words written from DRAM, buffer KiB per design) for
+    each buffer; a word filled from DRAM costs ``tech.sram_fill_pj`` when the table names one and
+    a normal access otherwise. MAC energy scales with (input bits x weight bits) / 256.
+    """
+    mac = (table.dense_macs * (table.in_bits * table.w_bits / 256.0) * tech.mac_pj)[None, :]
+    sram = 0.0
+    for accesses, fills, kib in buffers:
+        per_word = tech.sram_word_pj(kib)[:, None]
+        fill_pj = per_word if tech.sram_fill_pj is None else tech.sram_fill_pj
+        sram = sram + accesses * per_word + fills * fill_pj
+    shape = np.broadcast_shapes(np.shape(dram), mac.shape)
+    return {"mac": np.broadcast_to(mac, shape), "rf": np.broadcast_to(rf * tech.rf_pj, shape),
+            "noc": np.broadcast_to(noc * tech.noc_pj, shape), "sram": np.broadcast_to(sram, shape),
+            "dram": dram * tech.dram_pj}
+
+
+def totals(arrays: CostArrays, clock_mhz: float) -> dict[str, np.ndarray]:
+    """Per-design totals (D,): latency_ms, energy_mj, edp (mJ x ms), area_mm2, compute cycles."""
+    latency = arrays.total.sum(axis=1) / (clock_mhz * 1e3)
+    energy = arrays.energy_total_pj.sum(axis=1) * 1e-9
+    return {"latency_ms": latency, "energy_mj": energy, "edp": latency * energy, "area_mm2": arrays.area_mm2,
+            "cycles": arrays.total.sum(axis=1), "compute_cycles": arrays.compute.sum(axis=1)}
