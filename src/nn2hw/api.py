@@ -187,7 +187,7 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
 
     ``hw_params`` holds the template's design parameters (``Tm=64``, ``rows=32``, ``preset=nv_full``;
     with ``explore`` a list of grid values such as ``Tr="32,64"``) and its options (``clock_mhz``,
-    ``variant``, ``max_pes``...; ``nn2hw templates NAME`` lists them); an option the template does
+    ``variant``, ``max_pes``...; ``nn2hw list templates NAME`` lists them); an option the template does
     not take is an error. With ``design`` (or parameters that fix one design) the design is costed
     and must fit the device (a ``HardwareError`` names the resource and by how much otherwise);
     with ``explore=True``, or when nothing fixes a design, the template's design-space exploration

@@ -77,7 +77,7 @@ def test_missing_peer_names_the_install_command(monkeypatch, tmp_path):
 def test_backends_cross_check_systolic_designs_only():
     with pytest.raises(ConfigError, match="systolic designs only"):
         cost_with("scalesim", resnet20(), "nvdla", None)
-    with pytest.raises(ConfigError, match="Unknown backend"):
+    with pytest.raises(ConfigError, match="Unknown peer backend"):
         cost_with("timeloop", resnet20(), "systolic", SystolicDesign())
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from nn2hw import zoo
 from nn2hw.errors import ConfigError, UnknownNameError
-from nn2hw.zoo.records import DATASETS, CheckpointSource, ZooVariant, hash_prefix_of
+from nn2hw.data import DATASETS
+from nn2hw.zoo.records import CheckpointSource, ZooVariant, hash_prefix_of
 
 DIGEST = "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"
 
@@ -34,8 +35,8 @@ def test_checkpoint_source_validation():
 
 
 def test_variant_validation():
-    with pytest.raises(ConfigError, match="Unknown zoo dataset"):
-        ZooVariant("mnist", (1, 28, 28), 10, (0.1,), (0.3,), "")
+    with pytest.raises(ConfigError, match="needs a dataset name"):
+        ZooVariant("", (1, 28, 28), 10, (0.1,), (0.3,), "")
     with pytest.raises(ConfigError, match="one value per input channel"):
         ZooVariant("cifar10", (3, 32, 32), 10, (0.5,), (0.5,), "")
 
@@ -67,7 +68,7 @@ def test_list_models_and_defaults():
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_entry_is_consistent(name):
     model = zoo.entry(name)
-    assert model.name == name and set(model.datasets) <= set(DATASETS)
+    assert model.name == name and set(model.datasets) <= set(DATASETS.names())
     for variant in model.variants:
         for source in variant.sources:
             assert source.checksum_note and source.transform

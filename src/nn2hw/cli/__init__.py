@@ -11,6 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from nn2hw import __version__
@@ -33,8 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Plugin problems as one paragraph on stderr (other warnings as Python prints them)."""
+    from nn2hw.registry import PluginWarning
+
+    if issubclass(category, PluginWarning):
+        from nn2hw.cli._common import err_console
+
+        err_console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+    else:
+        _PYTHON_SHOWWARNING(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nn2hw`` script; returns the process exit code."""
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -43,18 +43,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "template option (linear=engine, lutram_share=0.5, dsp=900, bram18=..., port_bits=...)")
     parser.add_argument("--clock-mhz", metavar="F", help="clock in MHz (default: the device's; HotNAS DSE files: 100)")
     parser.add_argument("--variant", metavar="NAME",
-                        help="fpga template: latency formula (--hw-param variant=NAME; `nn2hw templates fpga`)")
+                        help="fpga template: latency formula (--hw-param variant=NAME; `nn2hw list templates fpga`)")
     parser.add_argument("--compat-shapes", action="store_true",
                         help="fpga template: HotNAS's sequential shape tracking (--hw-param compat_shapes=true)")
     parser.add_argument("--bram", metavar="MODEL",
-                        help="fpga template: BRAM model (--hw-param bram=MODEL; `nn2hw templates fpga`)")
+                        help="fpga template: BRAM model (--hw-param bram=MODEL; `nn2hw list templates fpga`)")
     parser.add_argument("--explore", action="store_true", help="search the design space and report the best design")
     parser.add_argument("--hardware-file", metavar="FILE",
                         help="YAML/JSON hardware description (ASIC template or heterogeneous chip, technology, "
                              "budgets); see docs/asic-cost-models.md")
-    parser.add_argument("--backend", default="analytic", choices=("analytic", "scalesim", "zigzag"),
-                        help="cost model: analytic (default) or a peer simulator for systolic designs (optional "
-                             "extra: scripts/install_peers.sh)")
+    parser.add_argument("--backend", default="analytic", metavar="NAME",
+                        help="cost model: analytic (default) or a peer simulator that re-costs the design (`nn2hw "
+                             "peers status` lists them; each an optional extra in its own venv)")
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     parser.set_defaults(handler=_run)
 

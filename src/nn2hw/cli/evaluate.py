@@ -15,8 +15,6 @@ import argparse
 
 from nn2hw.cli._common import console, write_json
 
-DATASET_CHOICES = ("cifar10", "fashion-mnist", "imagenet")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``nn2hw evaluate``."""
@@ -26,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "plan, fine-tune briefly (HotNAS: 100 batches of 32, SGD lr 0.1, momentum 0.9, wd 1e-4) and "
                     "test. Results on the partial CIFAR-10 split are marked PARTIAL.")
     parser.add_argument("--model", required=True, metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
-    parser.add_argument("--dataset", required=True, choices=DATASET_CHOICES, help="dataset (and model variant)")
+    parser.add_argument("--dataset", required=True, metavar="NAME",
+                        help="dataset (and model variant; `nn2hw list datasets` lists them)")
     parser.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the documented locations)")
     parser.add_argument("--split", default="test", choices=("test", "test-partial"),
                         help="test split (test-partial: the first 1017 CIFAR-10 test images; default test)")

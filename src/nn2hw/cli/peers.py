@@ -24,31 +24,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="which peers are installed, where, and their versions")
     status.set_defaults(handler=_status)
     install = sub.add_parser("install", help="create a peer's venv and pip-install it")
-    install.add_argument("names", nargs="*", metavar="PEER", help="scalesim and/or zigzag (default: both)")
+    install.add_argument("names", nargs="*", metavar="PEER", help="peers to install (default: all; `nn2hw peers status`)")
     install.set_defaults(handler=_install)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from nn2hw.peers import PEERS, installed, peer_python, peer_version
+    from nn2hw.peers import BACKENDS, installed, peer_python, peer_version
 
-    for name in PEERS:
-        if installed(name):
-            console.print(f"{name}: {peer_version(name)} in {peer_python(name).parent.parent}")
-        else:
-            console.print(f"{name}: not installed (nn2hw peers install {name})")
+    for name, peer in BACKENDS.items():
+        where = (f"{peer_version(name)} in {peer_python(name).parent.parent}" if installed(name)
+                 else f"not installed (nn2hw peers install {name})")
+        console.print(f"{name}: {where} [dim]- {peer.description}; costs {', '.join(peer.templates)} designs[/]")
     return 0
 
 
 def _install(args: argparse.Namespace) -> int:
-    from nn2hw.peers import PEERS
-    from nn2hw.peers._runner import PACKAGES, install, install_root
+    from nn2hw.peers import BACKENDS
+    from nn2hw.peers._runner import install, install_root
 
-    for name in args.names or PEERS:
-        if name not in PACKAGES:
-            from nn2hw.errors import ConfigError
-
-            raise ConfigError(f"Unknown peer {name!r}.", f"Use one of: {', '.join(PACKAGES)}.")
-        console.print(f"installing {name} ({' '.join(PACKAGES[name])}) into {install_root() / name} ...")
-        python = install(name)
-        console.print(f"{name}: ready ({python})")
+    for name in args.names or BACKENDS.names():
+        peer = BACKENDS.get(name)
+        console.print(f"installing {name} ({' '.join(peer.packages)}) into {install_root() / name} ...")
+        console.print(f"{name}: ready ({install(name)})")
     return 0

@@ -21,9 +21,6 @@ from rich.table import Table
 from nn2hw.cli._common import err_console, parse_key_values, wide_console
 from nn2hw.hardware.records import design_label
 
-STRATEGY_NAMES = ("reinforce", "fnas", "random", "evolution", "tpe", "nsga2")
-"""The built-in strategies, for --help (the registry, checked at run time, is the authority)."""
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``nn2hw search`` (without importing torch or the strategies: the parser must stay cheap)."""
@@ -49,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--energy-mj", type=float, metavar="E", help="energy spec in mJ (ASIC templates)")
     p.add_argument("--area-mm2", type=float, metavar="A", help="area spec in mm2 (ASIC templates)")
     p.add_argument("--strategy", default="reinforce", metavar="NAME",
-                   help=f"one of {', '.join(STRATEGY_NAMES)} (default reinforce)")
+                   help="search strategy (default reinforce; `nn2hw list strategies` lists them)")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="strategy option, e.g. lr=0.05, baseline=hotnas, population=16")
     p.add_argument("--proposals", type=int, default=32, metavar="N",

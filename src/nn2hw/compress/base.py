@@ -144,7 +144,7 @@ class Transform(ABC):
 
 
 
-TRANSFORMS: Registry[Transform] = Registry("transform", "nn2hw plugins", builtins="nn2hw.compress",
+TRANSFORMS: Registry[Transform] = Registry("transform", "nn2hw list transforms", builtins="nn2hw.compress",
                                            group="nn2hw.transforms", kind=Transform)
 
 

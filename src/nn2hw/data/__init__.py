@@ -6,7 +6,6 @@ Splits: ``train``, ``test``, and for CIFAR-10 the evaluation-only ``test-partial
 10000 test images, always reported as partial). ``DATASETS`` lists the registered datasets.
 """
 
-from nn2hw.data import cifar10, fashion_mnist, imagefolder  # noqa: F401  (registers the datasets)
 from nn2hw.data.base import DATASETS, NO_AUGMENT, ArrayDataset, Augment, Dataset, Normalize, load_dataset
 from nn2hw.data.imagefolder import ImageFolderDataset, load_image_folder
 

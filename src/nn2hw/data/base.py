@@ -210,7 +210,8 @@ class DatasetSource(Protocol):
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset: ...
 
 
-DATASETS: Registry[DatasetSource] = Registry("dataset")
+DATASETS: Registry[DatasetSource] = Registry("dataset", "nn2hw list datasets", builtins="nn2hw.data",
+                                             group="nn2hw.datasets")
 
 
 def load_dataset(name: str, split: str, data_dir: str | Path | None = None, download: bool = False) -> Dataset:

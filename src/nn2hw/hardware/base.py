@@ -106,7 +106,7 @@ class HardwareTemplate(ABC):
                 raise ConfigError(
                     f"The {self.name} template has no option or design parameter {key!r}.{suggest(str(key), known)}",
                     f"Its options: {', '.join(declared) or 'none'}; its design parameters: "
-                    f"{', '.join(self.design_fields()) or 'none'} (`nn2hw templates {self.name}` describes them).")
+                    f"{', '.join(self.design_fields()) or 'none'} (`nn2hw list templates {self.name}` describes them).")
         return {key: declared[key].parse(value) for key, value in options.items()}
 
     # --- op kinds ---------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class HardwareTemplate(ABC):
                            f"Use --hardware {' or '.join(hosts) or '(none registered)'}, or search one model at a time.")
 
 
-TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw templates", builtins="nn2hw.hardware",
+TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw list templates", builtins="nn2hw.hardware",
                                                  group="nn2hw.templates", kind=HardwareTemplate)
 
 

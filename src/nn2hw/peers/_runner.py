@@ -25,9 +25,13 @@ from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.paths import cache_root
 
 PEERS_ENV = "NN2HW_PEERS"
-PACKAGES = {"scalesim": ("scalesim==3.0.0", "numpy<2.4"), "zigzag": ("zigzag-dse==3.9.1", "six")}
-"""What each peer venv holds; scripts/install_peers.sh installs exactly these."""
-IMPORT_NAMES = {"scalesim": "scalesim", "zigzag": "zigzag"}
+
+
+def packages(peer: str) -> tuple[str, ...]:
+    """What ``peer``'s venv holds (its registered backend's pins); a ConfigError naming the peers otherwise."""
+    from nn2hw.peers.base import BACKENDS
+
+    return BACKENDS.get(peer).packages
 
 
 def install_command(peer: str) -> str:
@@ -46,13 +50,12 @@ def install_root() -> Path:
 
 def install(peer: str, python: str = sys.executable, timeout_s: float = 1800) -> Path:
     """Create ``peer``'s own venv under ``install_root()`` and pip-install its pinned packages
-    (``PACKAGES``); returns the venv's Python."""
-    if peer not in PACKAGES:
-        raise ConfigError(f"Unknown peer {peer!r}.", f"Use one of: {', '.join(PACKAGES)}.")
+    (its backend's ``packages``); returns the venv's Python."""
+    pins = packages(peer)
     target = install_root() / peer
     steps = [[python, "-m", "venv", str(target)],
              [str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"],
-             [str(target / "bin" / "python"), "-m", "pip", "install", "-q", *PACKAGES[peer]]]
+             [str(target / "bin" / "python"), "-m", "pip", "install", "-q", *pins]]
     for step in steps:
         try:
             proc = subprocess.run(step, capture_output=True, text=True, timeout=timeout_s)
@@ -63,7 +66,7 @@ def install(peer: str, python: str = sys.executable, timeout_s: float = 1800) ->
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
             raise HardwareError(f"Installing {peer} failed at `{' '.join(step)}`: {tail}",
                                 "Check network access to PyPI, or install by hand: "
-                                f"python -m venv {target} && {target}/bin/pip install {' '.join(PACKAGES[peer])}")
+                                f"python -m venv {target} && {target}/bin/pip install {' '.join(pins)}")
     return target / "bin" / "python"
 
 
@@ -80,8 +83,7 @@ def candidate_roots() -> list[Path]:
 
 def peer_python(peer: str) -> Path:
     """The Python of ``peer``'s venv; a ConfigError with the install command when it is missing."""
-    if peer not in PACKAGES:
-        raise ConfigError(f"Unknown peer {peer!r}.", f"Use one of: {', '.join(PACKAGES)}.")
+    packages(peer)  # an unknown peer is an error naming the registered ones
     looked = []
     for root in candidate_roots():
         python = root / peer / "bin" / "python"
@@ -106,7 +108,7 @@ def installed(peer: str) -> bool:
 def peer_version(peer: str) -> str:
     """The installed version of ``peer`` (from its venv's package metadata)."""
     python = peer_python(peer)
-    dist = PACKAGES[peer][0].split("==")[0]
+    dist = packages(peer)[0].split("==")[0]
     out = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
                          capture_output=True, text=True, timeout=60)
     return out.stdout.strip() or "unknown"

@@ -23,7 +23,9 @@ from nn2hw.errors import ConfigError
 from nn2hw.hardware.asic.arrays import LayerTable
 from nn2hw.hardware.asic.systolic import SystolicDesign
 from nn2hw.hardware.records import LayerCost, NetworkCost
+from nn2hw.hardware.asic.technology import Technology
 from nn2hw.peers._runner import PeerRun, run_driver
+from nn2hw.peers.base import BACKENDS, PeerBackend
 from nn2hw.workload import Workload
 
 LAYOUT_FIELDS = 20
@@ -153,3 +155,13 @@ def run(workload: Workload, design: SystolicDesign, *, timeout_s: float = 1800,
             dram_reads_ifmap=g * a["DRAM IFMAP Reads"], dram_reads_filter=g * a["DRAM Filter Reads"],
             dram_writes_ofmap=g * a["DRAM OFMAP Writes"]))
     return ScaleSimResult(tuple(layers), design, peer.seconds, peer.cached, str(peer.workdir))
+
+
+def _cost(workload: Workload, design: SystolicDesign, tech: Technology, clock_mhz: float,
+          timeout_s: float) -> NetworkCost:
+    return run(workload, design, timeout_s=timeout_s).to_network_cost(workload.name, clock_mhz)
+
+
+BACKENDS.register("scalesim", PeerBackend(
+    "scalesim", "SCALE-Sim 3.0.0: compute cycles per layer of a systolic design (no energy)",
+    ("scalesim==3.0.0", "numpy<2.4"), ("systolic",), _cost))

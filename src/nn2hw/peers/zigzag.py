@@ -34,6 +34,7 @@ from nn2hw.hardware.asic.systolic import SystolicDesign
 from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.records import LayerCost, NetworkCost
 from nn2hw.peers._runner import run_driver
+from nn2hw.peers.base import BACKENDS, PeerBackend
 from nn2hw.workload import Workload
 
 OPTS = ("energy", "latency", "EDP")
@@ -219,3 +220,13 @@ def run(workload: Workload, design: SystolicDesign, technology: str | Technology
                                   latency_cycles=raw["latency_total2"],
                                   ideal_cycles=raw["ideal_cycle"], spatial_mapping=raw["spatial_mapping"], raw=raw))
     return ZigZagResult(tuple(layers), design, tech.name, peer.seconds, peer.cached, str(peer.workdir))
+
+
+def _cost(workload: Workload, design: SystolicDesign, tech: Technology, clock_mhz: float,
+          timeout_s: float) -> NetworkCost:
+    return run(workload, design, tech, timeout_s=timeout_s).to_network_cost(clock_mhz)
+
+
+BACKENDS.register("zigzag", PeerBackend(
+    "zigzag", "ZigZag 3.9.1: latency and energy per layer of the equivalent systolic description",
+    ("zigzag-dse==3.9.1", "six"), ("systolic",), _cost))

@@ -13,7 +13,7 @@ import torch; building does.
 
 from nn2hw.zoo.catalog import MODELS
 from nn2hw.zoo.factory import ModelStats, build, entry, list_models, stats, workload
-from nn2hw.zoo.records import DATASETS, CheckpointSource, ZooEntry, ZooVariant
+from nn2hw.zoo.records import CheckpointSource, ZooEntry, ZooVariant
 
-__all__ = ["DATASETS", "MODELS", "CheckpointSource", "ModelStats", "ZooEntry", "ZooVariant", "build", "entry",
+__all__ = ["MODELS", "CheckpointSource", "ModelStats", "ZooEntry", "ZooVariant", "build", "entry",
            "list_models", "stats", "workload"]

@@ -21,7 +21,8 @@ from nn2hw.zoo.records import (
     ZooVariant,
 )
 
-MODELS: Registry[ZooEntry] = Registry("model", list_command="nn2hw zoo list")
+MODELS: Registry[ZooEntry] = Registry("model", "nn2hw list models", builtins="nn2hw.zoo.catalog", group="nn2hw.models",
+                                     kind=ZooEntry)
 
 _ARCHS = "nn2hw.zoo.archs"
 _TORCHVISION = "https://download.pytorch.org/models/"

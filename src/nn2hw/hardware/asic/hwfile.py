@@ -2,7 +2,7 @@
 
 One accelerator::
 
-    template: systolic          # any ASIC-style template (`nn2hw templates` lists them)
+    template: systolic          # any ASIC-style template (`nn2hw list templates` lists them)
     technology: 45nm            # optional: a preset of asic_technology.json (default: the template's)
     clock_mhz: 1000             # optional (default: the technology's)
     params: {preset: default, rows: 32, cols: 32, dataflow: ws}

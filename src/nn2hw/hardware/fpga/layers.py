@@ -54,7 +54,7 @@ def execution(layer: Layer, linear: str) -> Execution | None:
         return Execution.ARRAY
     if layer.kind not in EXECUTION:
         raise HardwareError(f"The fpga template cannot run {layer.kind.value} ops such as {layer.name!r} ({layer.op}).",
-                            "Cost this network on a template that runs them (`nn2hw templates` lists them).")
+                            "Cost this network on a template that runs them (`nn2hw list templates` lists them).")
     return EXECUTION[layer.kind]
 
 

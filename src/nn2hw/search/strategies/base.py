@@ -151,6 +151,6 @@ def _as_info(obj: Any) -> Any:
     return obj
 
 
-STRATEGIES: Registry[StrategyInfo] = Registry("search strategy", "nn2hw search --help",
+STRATEGIES: Registry[StrategyInfo] = Registry("search strategy", "nn2hw list strategies",
                                               builtins="nn2hw.search.strategies", group="nn2hw.strategies",
                                               kind=StrategyInfo, coerce=_as_info)
