@@ -1,8 +1,7 @@
-"""Models and example plans shared by the transform, plan and bundle tests.
+"""Models and example plans of the built-in transforms, shared by the transform, plan and bundle tests.
 
-``EXAMPLES`` holds one example plan builder per registered transform: registering a transform
-without adding an example here fails ``test_every_transform_has_an_example``.
-"""
+A new transform is enrolled by the conformance suite (``nn2hw.testing.TransformContract``); an
+example here also runs it on zoo models, alone and with the others."""
 
 from __future__ import annotations
 
@@ -109,10 +108,3 @@ EXAMPLES: dict[str, Callable[[Plan, Workload, nn.Module], Plan]] = {
     "kernel_pattern": prune_patterns,
     "quantize": lambda p, w, m: quantize_all(p, w),
 }
-
-
-def signature(workload: Workload) -> list[tuple]:
-    """What the transforms may change, per layer (op names aside: parametrized modules rename them)."""
-    return [(l.name, l.kind, tuple(l.inputs), l.in_channels, l.out_channels, l.in_h, l.in_w, l.out_h, l.out_w,
-             l.kernel_h, l.kernel_w, l.stride_h, l.pad_h, l.pad_w, l.groups, l.kept_per_kernel, l.weight_bits,
-             l.input_bits, l.output_bits) for l in workload.layers]

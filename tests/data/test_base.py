@@ -8,20 +8,12 @@ import torch
 
 from nn2hw.data import DATASETS, ArrayDataset, Augment, Normalize, load_dataset
 from nn2hw.errors import ConfigError, DatasetError, UnknownNameError
+from nn2hw.testing.datasets import DatasetContract
 
 
 def _data(n: int = 6, full: int | None = None) -> ArrayDataset:
     pixels = np.arange(n * 2 * 4 * 4, dtype=np.uint8).reshape(n, 2, 4, 4)
     return ArrayDataset("toy", "test", pixels, np.arange(n) % 3, ("a", "b", "c"), full or n, "memory")
-
-
-@pytest.mark.parametrize("name", DATASETS.names())
-def test_registered_datasets_declare_splits_and_shapes(name):
-    source = DATASETS.get(name)
-    assert source.name == name and {"train", "test"} <= set(source.splits)
-    assert len(source.image_shape) == 3
-    with pytest.raises(ConfigError, match="no split 'validation'"):
-        load_dataset(name, "validation")
 
 
 def test_unknown_dataset_suggests_close_names():
@@ -73,3 +65,9 @@ def test_augmentation_is_seeded_and_flip_mirrors():
     same = [torch.equal(flipped[i], images[i]) for i in range(32)]
     mirrored = [torch.equal(flipped[i], images[i].flip(2)) for i in range(32)]
     assert all(s or m for s, m in zip(same, mirrored)) and any(mirrored) and any(same)
+
+
+class TestEveryDataset(DatasetContract):
+    @pytest.fixture(params=DATASETS.names())
+    def dataset(self, request):
+        return request.param

@@ -6,81 +6,39 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
-from optuna.trial import FrozenTrial
 
 from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.search.strategies import STRATEGIES, Observation, RewardConfig, build_sampler
 from nn2hw.search.strategies._reinforce import Reinforce
 from nn2hw.search.strategies.sampler import SamplerContext
+from nn2hw.testing.strategies import (
+    COUNTS,
+    NAMES,
+    REWARD,
+    StrategyContract,
+    check,
+    context,
+    observe,
+    run,
+    toy,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-COUNTS = (4, 4, 4, 4, 4, 4)
-NAMES = tuple(f"d{i}" for i in range(len(COUNTS)))
-REWARD = RewardConfig(spec_ms=7.0, acc_band=(80.0, 95.0), lat_band=(5.0, 7.0))
 
 
-def toy(indices) -> tuple[float, float]:
-    """Accuracy falls and latency drops as indices grow; the spec needs sum(indices) >= 10."""
-    idx = np.asarray(indices)
-    latency = 10.0 - 0.3 * idx.sum()
-    accuracy = 95.0 - 0.6 * idx.sum() - 2.0 * (idx[0] != 1)
-    return float(accuracy), float(latency)
-
-
-def observe(t: FrozenTrial) -> Observation:
-    return Observation(t.number, tuple(t.params[n] for n in NAMES), t.user_attrs["feasible"],
-                       t.user_attrs["metric"], t.user_attrs["latency_ms"])
-
-
-def context(seed=0, checked=False, **options) -> SamplerContext:
-    return SamplerContext(NAMES, COUNTS, REWARD, seed, observe, options, check=check if checked else None,
-                          attempts=16 if checked else 1)
-
-
-def run(strategy: str, n: int, storage=None, study_name="toy", seed=0, checked=False):
-    sampler, info = build_sampler(strategy, context(seed, checked))
-    directions = ["maximize"] * info.objectives if info.objectives == 1 else ["maximize", "minimize"]
-    study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler, directions=directions,
-                                load_if_exists=True)
-    while len(study.trials) < n:
-        trial = study.ask()
-        idx = [trial.suggest_categorical(name, list(range(c))) for name, c in zip(NAMES, COUNTS)]
-        acc, lat = toy(idx)
-        feasible = lat <= REWARD.spec_ms
-        trial.set_user_attr("feasible", feasible)
-        trial.set_user_attr("metric", acc if feasible else None)
-        trial.set_user_attr("latency_ms", lat)
-        trial.set_constraint("latency_ms", lat - REWARD.spec_ms)
-        value = acc if feasible else 0.0
-        study.tell(trial, [value] if info.objectives == 1 else [value, lat])
-    return study
+class TestEveryStrategy(StrategyContract):
+    @pytest.fixture(params=STRATEGIES.names())
+    def strategy(self, request):
+        return request.param
 
 
 def best_feasible(study) -> float:
     return max((t.user_attrs["metric"] for t in study.trials if t.user_attrs["feasible"]), default=0.0)
 
 
-def test_registry_lists_the_issue_strategies():
-    assert set(STRATEGIES.names()) == {"reinforce", "fnas", "random", "evolution", "tpe", "nsga2"}
+def test_unknown_names_are_suggested():
     with pytest.raises(UnknownNameError, match="Did you mean 'reinforce'"):
         STRATEGIES.get("reinforc")
-
-
-@pytest.mark.parametrize("name", STRATEGIES.names())
-def test_every_strategy_is_deterministic_and_stays_in_the_space(name):
-    a, b = run(name, 25), run(name, 25)
-    params = [tuple(t.params.values()) for t in a.trials]
-    assert params == [tuple(t.params.values()) for t in b.trials]
-    assert all(0 <= v < 4 for p in params for v in p)
-
-
-@pytest.mark.parametrize("name", ["random", "evolution", "reinforce", "fnas"])
-def test_resume_continues_exactly(tmp_path, name):
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    run(name, 12, storage=url)
-    resumed = run(name, 30, storage=url)  # a fresh process would rebuild its state the same way
-    straight = run(name, 30)
-    assert [t.params for t in resumed.trials] == [t.params for t in straight.trials]
 
 
 def test_learning_strategies_beat_random_on_the_toy():
@@ -112,11 +70,6 @@ def test_hotnas_reward_bands():
     assert coded.r_lat(12) == -2 and coded.r_lat(None) == -1 and coded.r_lat(10.01) > coded.r_lat(10)  # the quirk
     small = RewardConfig(spec_ms=0.25, acc_band=(80, 89), lat_band=(0.175, 0.25))
     assert small.r_lat(0.30) == pytest.approx(r.r_lat(10 + 0.05 / 0.075 * 3))  # scale-free
-
-
-def check(indices):
-    acc, lat = toy(indices)
-    return lat <= REWARD.spec_ms, lat
 
 
 @pytest.mark.parametrize("name", ["random", "reinforce", "evolution", "tpe"])

@@ -7,6 +7,7 @@ import pytest
 from nn2hw import zoo
 from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.data import DATASETS
+from nn2hw.testing.models import ModelContract
 from nn2hw.zoo.records import CheckpointSource, ZooVariant, hash_prefix_of
 
 DIGEST = "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"
@@ -75,3 +76,9 @@ def test_every_entry_is_consistent(name):
             assert source.url.startswith("https://") or source.packaged
             assert not source.url or source.url.endswith("/" + source.file_name)
             assert source.expected_hash and (source.full_hash or len(source.expected_hash) >= 8)
+
+
+class TestEveryModel(ModelContract):
+    @pytest.fixture(params=zoo.list_models())
+    def model(self, request):
+        return request.param

@@ -132,13 +132,17 @@ class Strategy(ABC):
 
 @dataclass(frozen=True)
 class StrategyInfo:
-    """A registered strategy: how to build its Optuna sampler from a ``SamplerContext`` and how many
-    objectives its study has (1: maximize accuracy; 2: maximize accuracy and minimize latency)."""
+    """A registered strategy: how to build its Optuna sampler from a ``SamplerContext``, how many
+    objectives its study has (1: maximize accuracy; 2: maximize accuracy and minimize latency)
+    and whether it resumes exactly."""
 
     name: str
     description: str
     build: Callable[[Any], Any]
     objectives: int = 1
+    exact_resume: bool = True
+    """Whether a resumed study proposes exactly what an uninterrupted one would (the strategy
+    rebuilds its state from the trials and draws its randomness from (seed, trial number))."""
 
 
 def _as_info(obj: Any) -> Any:

@@ -98,6 +98,17 @@ class HeteroDesign:
         return {"technology": self.technology, "sub_accelerators": [s.to_dict() for s in self.subs],
                 "assignment": dict(self.assignment)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeteroDesign:
+        """The chip from its ``to_dict`` form (what reports and bundles store)."""
+        try:
+            subs = tuple(SubAccelerator(s["name"], s["template"], sub_template(s["template"]).parse_design(
+                dict(s.get("params", {})))) for s in data["sub_accelerators"])
+            return cls(subs, data.get("technology", "45nm"), dict(data.get("assignment", {})))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"A heterogeneous chip record lacks {exc} or is malformed.",
+                              "Give {technology, sub_accelerators: [{name, template, params}], assignment}.") from None
+
 
 @dataclass(frozen=True)
 class SystemCost:
@@ -147,7 +158,8 @@ class SystemCost:
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "design": self.design.to_dict(), "assignment": dict(self.assignment),
                 "latency_ms": self.latency_ms, "pipeline_interval_ms": self.pipeline_interval_ms,
-                "energy_mj": self.energy_mj, "area_mm2": self.area_mm2, "pes": self.pes, "sram_kib": self.sram_kib, "dram_bw": self.dram_bw,
+                "energy_mj": self.energy_mj, "area_mm2": self.area_mm2, "pes": self.pes, "sram_kib": self.sram_kib,
+                "dram_bw": self.dram_bw,
                 "clock_mhz": self.clock_mhz, "sub_busy_ms": dict(self.sub_busy_ms),
                 "networks": {k: v.to_dict() for k, v in self.networks.items()}}
 

@@ -75,6 +75,8 @@ class HeteroTemplate(HardwareTemplate):
         given = params.pop("design", None)
         if isinstance(given, HeteroDesign):
             return given
+        if isinstance(given, Mapping):
+            return HeteroDesign.from_dict(given)
         spec = params.pop("subs", None)
         technology = params.pop("technology", "45nm")
         params.pop("dw_design", None)
