@@ -3,8 +3,8 @@
 Each is built from ``torch.nn`` layers in the structure of its published implementation (Hugging
 Face ``BertModel``, NAS-Bench-201's ``TinyNetwork``/``InferCell``, a timm-style ViT) but a few
 thousand parameters small, so that extraction by torch.fx, hooks and both ONNX exporters runs in
-seconds. ``bert()``, ``nb201()`` and ``vit()`` return ``(model, example inputs)``, the inputs a
-tuple of tensors in ``forward``'s order.
+seconds. ``bert()``, ``nb201()`` and ``vit()`` return ``(model in eval mode, example inputs)``,
+the inputs a tuple of tensors in ``forward``'s order.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from nn2hw.errors import ConfigError
 
 # --- BERT (Hugging Face BertModel structure) -------------------------------------------------------
 
@@ -160,7 +162,7 @@ class BertModel(nn.Module):
 def bert(batch: int = 1, tokens: int = 8, **sizes: int) -> tuple[BertModel, tuple[torch.Tensor, ...]]:
     """A 2-layer BERT (hidden 32, 4 heads of 8, intermediate 64) and (input_ids, attention_mask,
     token_type_ids) of ``batch`` x ``tokens`` int64 values (the last two tokens masked out)."""
-    model = BertModel(**sizes)
+    model = BertModel(**sizes).eval()
     ids = torch.randint(0, model.embeddings.word_embeddings.num_embeddings, (batch, tokens),
                         generator=torch.Generator().manual_seed(0))
     mask = torch.ones(batch, tokens, dtype=torch.int64)
@@ -182,6 +184,8 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 
 def _nb201_op(name: str, channels: int) -> nn.Module | None:
     """One edge's operation (stride 1, channels kept); ``None`` for 'none', an edge that adds zero."""
+    if name not in NB201_OPS:
+        raise ConfigError(f"Unknown NAS-Bench-201 operation {name!r}.", f"Use one of: {', '.join(NB201_OPS)}.")
     if name == "none":
         return None
     if name == "skip_connect":
@@ -270,7 +274,7 @@ class TinyNetwork(nn.Module):
 
 def nb201(batch: int = 1, size: int = 16, **options) -> tuple[TinyNetwork, tuple[torch.Tensor]]:
     """A NAS-Bench-201 network (C = 8, one cell per stage, ``NB201_GENOTYPE``) and a ``size`` x ``size`` image."""
-    return TinyNetwork(**options), (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)),)
+    return TinyNetwork(**options).eval(), (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)),)
 
 
 # --- ViT ---------------------------------------------------------------------------------------------
@@ -336,6 +340,6 @@ class VisionTransformer(nn.Module):
 
 def vit(batch: int = 1, **sizes: int) -> tuple[VisionTransformer, tuple[torch.Tensor]]:
     """A 2-block ViT (16x16 image, 4x4 patches: 17 tokens of 32, 4 heads of 8, MLP 64) and an image."""
-    model = VisionTransformer(**sizes)
+    model = VisionTransformer(**sizes).eval()
     image = sizes.get("image", 16)
     return model, (torch.randn(batch, 3, image, image, generator=torch.Generator().manual_seed(0)),)

@@ -113,7 +113,6 @@ class Layer:
         object.__setattr__(self, "in_shapes", tuple(tuple(s) for s in self.in_shapes))
         object.__setattr__(self, "out_shape", tuple(self.out_shape))
         object.__setattr__(self, "channel_axes", tuple(self.channel_axes))
-        self._check_shapes()
         positive = ("batch", "in_channels", "out_channels", "in_h", "in_w", "out_h", "out_w", "kernel_h",
                     "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "groups", "input_bits",
                     "weight_bits", "output_bits")
@@ -144,6 +143,7 @@ class Layer:
                 f"in_channels ({self.in_channels}).",
                 "A layout op keeps the channels or merges positions into them; describe any other as 'other'.",
             )
+        self._check_shapes()
 
     def _check_shapes(self) -> None:
         for shape in (*self.in_shapes, self.out_shape):
