@@ -254,15 +254,18 @@ class _Projection(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(6, 3))
 
     def forward(self, x):
-        return torch.softmax(self.norm(x) @ self.w, dim=-1)
+        return torch.softmax(self.norm(x) @ self.w, dim=-1).mean(dim=1)
 
 
 @pytest.mark.parametrize("method", ["fx", "hooks"])
-def test_a_product_by_a_weight_is_a_linear_layer(method):
+def test_a_product_by_a_weight_and_a_mean_over_tokens(method):
     w = from_module(_Projection(), (2, 4, 6), method=method)
     assert [(l.kind, l.batch, l.in_channels, l.out_channels, l.macs) for l in w.compute_layers] == \
         [(OpKind.LINEAR, 8, 6, 3, 8 * 6 * 3)]
-    assert w.layers[-1].kind is OpKind.SOFTMAX and w.layers[-1].channel_axes == (2,)
+    softmax, mean = w.layers[-2:]
+    assert (softmax.kind, softmax.channel_axes, softmax.in_channels, softmax.in_h) == (OpKind.SOFTMAX, (2,), 3, 4)
+    assert (mean.kind, mean.out_shape, mean.channel_axes, mean.kernel_h, mean.vector_ops) == \
+        (OpKind.POOL, (2, 3), (1,), 4, 4 * 6)  # each output averages the 4 tokens
 
 
 def test_shape_inputs_of_integer_type_and_layer_checks():

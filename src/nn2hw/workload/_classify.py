@@ -308,12 +308,16 @@ def function_fields(name: str, ins: Sequence[Operand], out_shape: Shape, axis_ma
     if name in RESHAPE_OPS:
         axes = layout_axes(first, out_shape, axis_map)
         return described(OpKind.RESHAPE, axes) if axes is not None else described(OpKind.OTHER, None)
-    if name in POOL_OPS:  # a reduction that drops a channel axis is no pool
-        axes = first.axes if len(first.shape) == len(out_shape) or axis_map is None else \
-            layout_axes(first, out_shape, axis_map)
-        fields = described(OpKind.OTHER, None if len(first.shape) != len(out_shape) and axis_map is None else axes)
+    if name in POOL_OPS:
+        if len(first.shape) == len(out_shape):
+            axes = first.axes
+        elif axis_map is not None:
+            axes = layout_axes(first, out_shape, axis_map)  # None: a channel axis is reduced, no pool
+        else:
+            axes = default_axes(len(out_shape))  # the reduced dims are unknown: the image convention
+        fields = described(OpKind.OTHER, axes)
         if axes is not None and fields["out_channels"] == fields["in_channels"] and len(first.shape) >= 3:
-            return pool_fields(first.shape, out_shape, in_axes=first.axes, out_axes=fields["channel_axes"])
+            return pool_fields(first.shape, out_shape, in_axes=first.axes, out_axes=axes)
         return fields
     if name in CONCAT_OPS:
         return _concat_fields(ins, out_shape, dim)

@@ -210,6 +210,8 @@ def _op_params(op: str, args: Sequence[Any], kwargs: dict[str, Any],
                rank: int) -> tuple[str, AxisMap | None, int | None]:
     """The classifier's name, axis map and axis (a concat's) of a torch op, from its arguments."""
     rest = tuple(args[1:])
+    if op in ("permute", "transpose", "swapaxes", "swapdims", "t") and not rank:
+        return op, None, None
     if op == "permute":
         dims = _ints(kwargs.get("dims", rest))
         return op, (tuple(d % rank for d in dims) if dims else None), None
@@ -260,14 +262,12 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
     b = _Builder()
     active: set[str] = set()  # fx nodes carrying activations (derived from an input)
     outputs: list[str] = []
-    placeholders = 0
     for node in gm.graph.nodes:
         meta = _first_meta(node.meta.get("tensor_meta"))
         if node.op == "placeholder":
-            example = inputs[placeholders]
-            placeholders += 1
-            b.add_input(node.name, tuple(example.shape), _dtype(example.dtype))
-            active.add(node.name)
+            if meta is not None:  # else an optional argument left at its default
+                b.add_input(node.name, tuple(meta.shape), _dtype(meta.dtype))
+                active.add(node.name)
             continue
         if node.op == "output":
             outputs = [b.resolve(a.name) for a in node.all_input_nodes if a.name in active]

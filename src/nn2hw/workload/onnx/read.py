@@ -81,6 +81,14 @@ def _torch_scopes(node: Any) -> tuple[str, bool, str] | None:
     return path, leaf, str(scopes[-1])
 
 
+def _dtype(onnx: Any, elem_type: int) -> str:
+    """'float32', 'int64'...: NumPy's name for an ONNX element type, as the torch extractors spell it."""
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+    except (KeyError, ValueError, TypeError):  # a type NumPy lacks: onnx's own name, 'float8e4m3fn'
+        return onnx.helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+
+
 class Reader:
     """Walks one shape-inferred ONNX graph in topological order and builds its layers."""
 
@@ -94,7 +102,7 @@ class Reader:
             self.shapes[value.name] = static_shape(value.type) or self.shapes.get(value.name)
             elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else 0
             if elem:
-                self.dtypes[value.name] = onnx.helper.tensor_dtype_to_np_dtype(elem).name
+                self.dtypes[value.name] = _dtype(onnx, elem)
         self.consumers = Counter(name for node in self.graph.node for name in reads(node))
         self.consumers.update(o.name for o in self.graph.output)
         self.layers: list[Layer] = []
