@@ -193,7 +193,7 @@ def _kept_after(layer: Layer, srcs: list[Layer], kept: dict[str, Any]) -> Any:
     ins = [kept.get(s.name) for s in srcs]
     if all(i is None for i in ins):
         return None
-    if layer.kind is OpKind.CONCAT:
+    if layer.concat_along_channels:
         parts, offset = [], 0
         for src, idx in zip(srcs, ins):
             parts.append((idx if idx is not None else torch.arange(src.out_channels)) + offset)
@@ -201,15 +201,14 @@ def _kept_after(layer: Layer, srcs: list[Layer], kept: dict[str, Any]) -> Any:
         return torch.cat(parts)
     primary = next((k for s, k in zip(srcs, ins) if s.out_channels == layer.in_channels and k is not None), None)
     if layer.kind is OpKind.RESHAPE:
-        area = layer.in_h * layer.in_w
+        area = layer.channel_factor  # each channel's H*W features after a flatten, 1 after a transpose
         return (primary[:, None] * area + torch.arange(area)).flatten()
     if layer.conv_type == "depthwise":
         multiplier = layer.out_channels // layer.in_channels
         return (primary[:, None] * multiplier + torch.arange(multiplier)).flatten()
     if layer.is_compute:
         return None  # a consumer: its input shrinks, its output does not
-    if layer.kind in (OpKind.POOL, OpKind.ACT, OpKind.NORM, OpKind.ELTWISE) or (
-            layer.kind is OpKind.SLICE and layer.in_channels == layer.out_channels):
+    if layer.keeps_channels:
         return primary
     raise PlanError(f"The cut reaches {layer.name!r} ({layer.op}), which nn2hw cannot carry a channel cut through.",
                     "Leave the layers feeding it unchanged.")

@@ -10,7 +10,9 @@ subclassing the matching suite in its own tests; nn2hw runs them for every regis
 - ``nn2hw.testing.models.ModelContract``
 
 They need pytest (and torch, for transforms, datasets and models); importing one suite imports
-only what it checks.
+only what it checks. ``nn2hw.testing.workloads`` holds small hand-described workloads (no torch)
+and ``nn2hw.testing.nets`` small torch networks (a BERT-style encoder, a NAS-Bench-201 cell
+network, a ViT) that the extractors and templates are checked on.
 """
 
 from __future__ import annotations

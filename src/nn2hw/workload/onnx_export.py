@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from nn2hw.errors import ConfigError, ModelError
-from nn2hw.workload.onnx_extract import INSTALL_FIX, _import_onnx
-from nn2hw.workload.torch_extract import _as_inputs
+from nn2hw.workload.onnx.load import INSTALL_FIX, import_onnx
+from nn2hw.workload.torch_extract import _as_inputs, _input_names
 
 _TORCH_NOTICES = (
     "You are using the legacy TorchScript-based ONNX export",  # chosen knowingly with dynamo=False
@@ -33,20 +33,22 @@ _TORCH_NOTICES = (
 
 
 def to_onnx(model: nn.Module, example_input: torch.Tensor | Sequence[int] | tuple[torch.Tensor, ...],
-            path: str | Path, *, dynamo: bool = True, opset: int | None = None) -> Path:
+            path: str | Path, *, dynamo: bool = True, opset: int | None = None,
+            dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` run on ``example_input`` (a tensor, tensors or an input shape) to ``path``.
 
     Static shapes, eval mode (the caller's training flag is restored), BatchNorm kept as its own
-    node, weights embedded. ``dynamo`` picks torch's exporter (see the module doc); ``opset`` is
-    the ONNX opset (torch's default when ``None``). Returns the path written.
+    node, weights embedded, graph inputs named after ``forward``'s parameters. ``dynamo`` picks
+    torch's exporter (see the module doc); ``opset`` is the ONNX opset (torch's default when
+    ``None``); ``dtype`` fills an input shape (float32 unless told). Returns the path written.
     """
     if not isinstance(model, nn.Module):
         raise ModelError(f"Expected a torch.nn.Module, got {type(model).__name__}.", "Pass the model object itself.")
-    _import_onnx()
+    import_onnx()
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"Cannot write {path}: folder {path.parent} does not exist.", "Create the folder first.")
-    inputs = _as_inputs(example_input)
+    inputs = _as_inputs(example_input, dtype)
     was_training = model.training
     model.eval()
     try:
@@ -58,7 +60,8 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor | Sequence[int] | tupl
                 _export_dynamo(model, inputs, path, opset)
             else:
                 torch.onnx.export(model, inputs, str(path), dynamo=False, do_constant_folding=False,
-                                  opset_version=opset, training=torch.onnx.TrainingMode.EVAL)
+                                  opset_version=opset, training=torch.onnx.TrainingMode.EVAL,
+                                  input_names=_input_names(model, len(inputs)))
     except (ImportError, ModuleNotFoundError) as exc:
         raise ModelError(f"ONNX export needs a package that is missing ({exc}).", INSTALL_FIX) from None
     except Exception as exc:  # torch.export / TorchScript raise many kinds on untraceable code
