@@ -276,6 +276,5 @@ class Plan:
 
 
 def _input_dtype(workload: Workload) -> str:
-    """The element type of the workload's first input (float32 when it records none)."""
-    dtype = getattr(workload.layers[0], "dtype", "float32") if workload.layers else "float32"
-    return dtype if dtype in _DTYPES else "float32"
+    """The element type of the workload's first input (float32 when it has no input layer)."""
+    return workload.inputs[0].dtype if workload.inputs else "float32"

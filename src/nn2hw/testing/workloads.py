@@ -44,7 +44,7 @@ def every_op(kinds: Iterable[OpKind], name: str = "every_op") -> Workload:
     for kind, layer in (
         (OpKind.NORM, _same("bn", OpKind.NORM, "BatchNorm2d", (), 8, 8)),
         (OpKind.ACT, _same("relu", OpKind.ACT, "ReLU", (), 8, 8)),
-        (OpKind.CONV, _conv("dw", (), 8, 8, 8, groups=8)),
+        (OpKind.CONV, _conv("conv", (), 8, 8, 8, kernel=1)),
         (OpKind.ELTWISE, _same("add", OpKind.ELTWISE, "add", (), 8, 8)),
         (OpKind.CONCAT, Layer("cat", OpKind.CONCAT, (), "cat", in_channels=8, out_channels=16, in_h=8, in_w=8,
                               out_h=8, out_w=8)),

@@ -1,10 +1,13 @@
-"""What every ASIC dataflow template computes: per-layer columns in, (designs x layers) arrays out.
+"""What every ASIC dataflow template computes: per-op columns in, (designs x ops) arrays out.
 
-``LayerTable`` holds the layers an array runs as NumPy columns (per group); each template's
-``evaluate`` turns it into ``CostArrays`` for D designs and L layers at once: compute cycles (no
-memory stalls) split into MAC time, mapping loss and pipeline fill/drain; the cycles the on-chip
-buffers and DRAM need at their bandwidth; and word accesses and energy per memory level. The
-helpers here turn element counts into words, buffer capacities and refetches.
+``LayerTable`` holds the layers an array runs (conv, linear, matmul; an Eyeriss average pool) as
+NumPy columns per group; each template's ``evaluate`` turns it into ``CostArrays`` for D designs
+and L layers at once: compute cycles (no memory stalls) split into MAC time, mapping loss and
+pipeline fill/drain; the cycles the on-chip buffers and DRAM need at their bandwidth; and word
+accesses and energy per memory level. ``VectorTable`` holds the element-wise ops (pooling, adds,
+softmax, layer norm, embedding gathers) that a vector unit runs; ``vector_costs`` costs them the
+same way (element operations over the unit's lanes, or the DRAM round trip of their operands,
+whichever is longer). ``join_columns`` puts both into one table in network order.
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from nn2hw.errors import HardwareError
 from nn2hw.hardware.asic.technology import Technology
-from nn2hw.hardware.records import Uncosted
+from nn2hw.hardware.records import Execution, Uncosted
 from nn2hw.workload import Layer, OpKind, Workload
 
 BITS_PER_KIB = 8192
@@ -63,23 +65,27 @@ class LayerTable:
     in_bits: np.ndarray
     w_bits: np.ndarray
     out_bits: np.ndarray
-    uncosted: tuple[Uncosted, ...] = ()
 
     @classmethod
     def from_workload(cls, workload: Workload) -> LayerTable:
+        """The workload's conv, linear and matmul layers."""
         return _table(workload)
 
     @classmethod
-    def from_layers(cls, layers: Sequence[Layer], uncosted: Sequence[Uncosted] = ()) -> LayerTable:
-        """Columns of ``layers`` (all conv or linear)."""
+    def from_layers(cls, layers: Sequence[Layer]) -> LayerTable:
+        """Columns of ``layers`` (conv, linear or matmul). A matmul is a grouped 1x1 convolution with
+        one group per (batch, head) product: its second operand differs from one to the next."""
         def col(fn: Callable[[Layer], int]) -> np.ndarray:
             return np.array([fn(layer) for layer in layers], dtype=np.int64)
+
+        def matmul(x: Layer) -> bool:
+            return x.kind is OpKind.MATMUL
 
         return cls(
             names=tuple(layer.name for layer in layers),
             ops=tuple(layer.op or layer.kind.value for layer in layers),
-            conv_types=tuple(layer.conv_type or "linear" for layer in layers),
-            N=col(lambda x: x.batch), G=col(lambda x: x.groups),
+            conv_types=tuple(layer.conv_type or layer.kind.value for layer in layers),
+            N=col(lambda x: 1 if matmul(x) else x.batch), G=col(lambda x: x.groups * (x.batch if matmul(x) else 1)),
             C=col(lambda x: x.in_channels // x.groups), K=col(lambda x: x.out_channels // x.groups),
             E=col(lambda x: x.out_h), F=col(lambda x: x.out_w), R=col(lambda x: x.kernel_h),
             S=col(lambda x: x.kernel_w), stride_h=col(lambda x: x.stride_h), stride_w=col(lambda x: x.stride_w),
@@ -90,7 +96,7 @@ class LayerTable:
                         * _touched(x.in_w, x.pad_w, x.out_w, x.stride_w, x.dilation_w, x.kernel_w)),
             is_linear=np.array([layer.kind is OpKind.LINEAR for layer in layers], dtype=bool),
             macs=col(lambda x: x.macs), in_bits=col(lambda x: x.input_bits), w_bits=col(lambda x: x.weight_bits),
-            out_bits=col(lambda x: x.output_bits), uncosted=tuple(uncosted),
+            out_bits=col(lambda x: x.output_bits),
         )
 
     def __len__(self) -> int:
@@ -138,13 +144,7 @@ def _touched(size: int, pad: int, out: int, stride: int, dilation: int, kernel: 
 
 @lru_cache(maxsize=64)
 def _table(workload: Workload) -> LayerTable:
-    if not workload.compute_layers:
-        raise HardwareError(f"Workload {workload.name!r} has no conv or linear layer to cost.",
-                            "Give a network with at least one convolution or fully connected layer.")
-    skipped = [Uncosted(layer.name, layer.op or layer.kind.value,
-                        "runs on the vector/pooling unit; the ASIC templates cost conv and linear layers only")
-               for layer in workload.layers if not layer.is_compute and layer.kind is not OpKind.INPUT]
-    return LayerTable.from_layers(workload.compute_layers, skipped)
+    return LayerTable.from_layers(workload.compute_layers)
 
 
 def words(elements: np.ndarray, bits: np.ndarray, word_bits: int) -> np.ndarray:
@@ -248,3 +248,115 @@ def totals(arrays: CostArrays, clock_mhz: float) -> dict[str, np.ndarray]:
     energy = arrays.energy_total_pj.sum(axis=1) * 1e-9
     return {"latency_ms": latency, "energy_mj": energy, "edp": latency * energy, "area_mm2": arrays.area_mm2,
             "cycles": arrays.total.sum(axis=1), "compute_cycles": arrays.compute.sum(axis=1)}
+
+
+@dataclass(frozen=True, eq=False)
+class Footprint:
+    """PEs, buffer KiB and area (mm^2, with its parts) of D designs, shape (D,)."""
+
+    pes: np.ndarray
+    sram_kib: np.ndarray
+    area_mm2: np.ndarray
+    parts: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class OpTable:
+    """The ops of a network as an ASIC template runs them: one column per op with cycles (the array
+    layers of ``array`` and the vector ops of ``vector``, at ``*_positions``), in network order, and
+    the ops without cycles of their own, each with how it runs and why (``uncosted``)."""
+
+    names: tuple[str, ...]
+    ops: tuple[str, ...]
+    macs: np.ndarray
+    executions: tuple[Execution, ...]
+    array: LayerTable
+    vector: VectorTable
+    array_positions: tuple[int, ...]
+    vector_positions: tuple[int, ...]
+    uncosted: tuple[Uncosted, ...]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def depthwise(self) -> np.ndarray:
+        """(L,) True for the depthwise convolutions (array columns only)."""
+        flags = np.zeros(len(self), dtype=bool)
+        flags[list(self.array_positions)] = [t == "depthwise" for t in self.array.conv_types]
+        return flags
+
+
+@dataclass(frozen=True, eq=False)
+class VectorTable:
+    """Element-wise ops as columns: element operations, and the bits their operands and result
+    move (read and written through DRAM, as the array layers' activations are)."""
+
+    names: tuple[str, ...]
+    ops: tuple[str, ...]
+    vector_ops: np.ndarray
+    read_bits: np.ndarray
+    write_bits: np.ndarray
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[Layer]) -> VectorTable:
+        return cls(tuple(x.name for x in layers), tuple(x.op or x.kind.value for x in layers),
+                   np.array([x.vector_ops for x in layers], dtype=float),
+                   np.array([8 * x.read_bytes for x in layers], dtype=float),
+                   np.array([8 * x.write_bytes for x in layers], dtype=float))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def vector_costs(table: VectorTable, lanes: np.ndarray, dram_bw: np.ndarray, tech: Technology,
+                 footprint: Footprint) -> CostArrays:
+    """The vector unit of D designs (``lanes`` element operations per cycle, ``dram_bw`` words per
+    cycle) on the ops of ``table``: compute = operations / lanes, overlapped with the DRAM round
+    trip of the operands and result; energy = operations x ``vector_op_pj`` + DRAM words."""
+    shape = (len(lanes), len(table))
+    compute = table.vector_ops[None, :] / lanes[:, None]
+    dram_words = (table.read_bits + table.write_bits) / tech.word_bits
+    zeros = np.zeros(shape)
+    energy = {"mac": zeros, "rf": zeros, "noc": zeros, "sram": zeros, "dram": full(dram_words * tech.dram_pj, shape),
+              "vector": full(table.vector_ops * tech.vector_op_pj, shape)}
+
+    def mapping(d: int, i: int) -> str:
+        return f"vector unit, {lanes[d]:g} lanes"
+
+    return CostArrays(compute=compute, mac=compute, fill_drain=zeros, sram=zeros,
+                      dram=dram_words[None, :] / dram_bw[:, None], energy_pj=energy,
+                      traffic={"dram_vector": full(dram_words, shape)}, area_mm2=footprint.area_mm2,
+                      pes=footprint.pes, sram_kib=footprint.sram_kib, area_parts_mm2=footprint.parts, mapping=mapping)
+
+
+def join_columns(parts: Sequence[tuple[CostArrays, Sequence[int]]], width: int) -> CostArrays:
+    """One (D, ``width``) table from several parts costed on the same designs: part k's column j goes
+    to column ``positions_k[j]``. Energy levels and traffic kinds a part lacks are zero there; the
+    per-design footprint (PEs, buffers, area) is the first part's."""
+    first = parts[0][0]
+    shape = (first.compute.shape[0], width)
+
+    def place(get: Callable[[CostArrays], np.ndarray | None], default: float = 0.0) -> np.ndarray:
+        out = np.full(shape, default)
+        for arrays, positions in parts:
+            values = get(arrays)
+            if values is not None:
+                out[:, list(positions)] = values
+        return out
+
+    levels = dict.fromkeys(k for arrays, _ in parts for k in arrays.energy_pj)
+    kinds = dict.fromkeys(k for arrays, _ in parts for k in arrays.traffic)
+    owner = {int(pos): (arrays, j) for arrays, positions in parts for j, pos in enumerate(positions)}
+
+    def mapping(d: int, i: int) -> str:
+        arrays, j = owner[i]
+        return arrays.mapping(d, j) if arrays.mapping else ""
+
+    return CostArrays(
+        compute=place(lambda a: a.compute), mac=place(lambda a: a.mac), fill_drain=place(lambda a: a.fill_drain),
+        sram=place(lambda a: a.sram), dram=place(lambda a: a.dram),
+        energy_pj={k: place(lambda a, k=k: a.energy_pj.get(k)) for k in levels},
+        traffic={k: place(lambda a, k=k: a.traffic.get(k)) for k in kinds},
+        area_mm2=first.area_mm2, pes=first.pes, sram_kib=first.sram_kib, area_parts_mm2=first.area_parts_mm2,
+        mapping=mapping, valid=place(lambda a: a.mappable(), 1.0).astype(bool))

@@ -23,7 +23,8 @@ words / dram_bw) cycles (the predictor itself has no DRAM stall).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -34,6 +35,8 @@ from nn2hw.hardware.asic.arrays import BITS_PER_KIB, CostArrays, LayerTable, ene
 from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.base import TEMPLATES
+from nn2hw.hardware.records import Execution
+from nn2hw.workload import Layer, OpKind
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ class EyerissDesign(AsicDesign):
     @property
     def spad_words(self) -> int:
         return self.ifmap_spad + self.filter_spad + self.psum_spad
+
+
+AVERAGE_POOLS = frozenset({"AvgPool1d", "AvgPool2d", "avg_pool1d", "avg_pool2d", "AveragePool"})
+
+
+def windowed_average(layer: Layer) -> bool:
+    """An average pool over a window smaller than its input (not a global pool)."""
+    return (layer.kind is OpKind.POOL and layer.op in AVERAGE_POOLS
+            and layer.kernel_h * layer.kernel_w < layer.in_h * layer.in_w)
 
 
 @lru_cache(maxsize=512)
@@ -124,6 +136,21 @@ class EyerissTemplate(AsicTemplate):
     default_technology = "eyeriss-65nm"
     grid_axes = {"rows": (8, 12, 16), "cols": (8, 14, 16), "glb_kib": (64, 108, 128, 256), "dram_bw": (1, 4, 16)}
     sub_grid = {"rows": (6, 12, 16), "cols": (7, 14, 16), "psum_spad": (16,), "exclusive_limits": (False,)}
+    vector_lanes_field = "cols"
+
+    def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
+        """A windowed average pool runs on the PE array like a depthwise convolution of its window
+        (the DNN-Chip Predictor's way for NAS-Bench-201's avg_pool_3x3); max and global pools run
+        on the vector unit."""
+        if windowed_average(layer):
+            return Execution.ARRAY
+        return super().execution_of(layer, options)
+
+    def array_layer(self, layer: Layer) -> Layer:
+        if layer.kind is not OpKind.POOL:
+            return layer
+        return replace(layer, kind=OpKind.CONV, op=f"{layer.op} (as a depthwise conv)", groups=layer.in_channels,
+                       out_channels=layer.in_channels)
 
     def evaluate(self, table: LayerTable, designs: Any, tech: Technology) -> CostArrays:
         col = design_columns(designs, ("rows", "cols", "ifmap_spad", "filter_spad", "psum_spad", "glb_kib", "dram_bw"))

@@ -60,6 +60,7 @@ class NvdlaTemplate(AsicTemplate):
     design_type = NvdlaDesign
     pe_fields, sram_fields, reg_words_per_pe = ("atomic_c", "atomic_k"), ("cbuf_kib", "acc_kib"), REG_WORDS_PER_PE
     shape_fields = ("atomic_k", "atomic_c")
+    vector_lanes_field = "atomic_k"
     sub_grid = {"atomic_c": (8, 16, 32), "atomic_k": (8, 16, 32)}
     maps_depthwise = False
     depthwise_alternative = ("NVDLA-style arrays parallelize over the input channels of one group, and a depthwise "

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nn2hw.hardware.asic.arrays import BOTTLENECKS, CostArrays, LayerTable
+from nn2hw.hardware.asic.arrays import BOTTLENECKS, CostArrays, OpTable
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.records import LayerCost, NetworkCost, ResourceUse
 
@@ -64,10 +64,17 @@ class AsicNetworkCost(NetworkCost):
         return out
 
 
-def network_cost(template: str, tech: Technology, design: Mapping[str, Any], table: LayerTable, arrays: CostArrays,
+VECTOR_NOTE = ("element-wise ops (pooling, adds, softmax, norms, embedding gathers) run on a vector unit, one "
+               "element operation per lane per cycle; their operands and results pass through DRAM like the array "
+               "layers' activations (an upper bound where a chip fuses them into the producer); its area is not "
+               "modelled")
+
+
+def network_cost(template: str, tech: Technology, design: Mapping[str, Any], table: OpTable, arrays: CostArrays,
                  d: int, clock_mhz: float, notes: Sequence[str] = (),
                  resources: Sequence[ResourceUse] = ()) -> AsicNetworkCost:
-    """The records of design ``d`` of ``arrays``: one ``AsicLayerCost`` per layer plus totals."""
+    """The records of design ``d`` of ``arrays``: one ``AsicLayerCost`` per op with cycles, the ops
+    without cycles of their own as the table explains them, and totals."""
     total = arrays.total[d]
     parts = {k: v[d] for k, v in arrays.components().items()}
     labels = np.array(BOTTLENECKS)[arrays.bottleneck_index()[d]]
@@ -87,11 +94,11 @@ def network_cost(template: str, tech: Technology, design: Mapping[str, Any], tab
             latency_ms=float(total[i]) * per_cycle_ms, bottleneck=str(labels[i]), breakdown_cycles=breakdown,
             energy_mj=sum(energy.values()), engine=template, energy_breakdown_mj=energy,
             accesses={k: float(v[d, i]) for k, v in arrays.traffic.items()},
-            mapping=arrays.mapping(d, i) if arrays.mapping else "",
+            mapping=arrays.mapping(d, i) if arrays.mapping else "", execution=table.executions[i],
         ))
     return AsicNetworkCost(
         template=template, device=tech.name, design=dict(design), clock_mhz=clock_mhz, layers=tuple(layers),
         uncosted=table.uncosted, resources=tuple(resources), area_mm2=float(arrays.area_mm2[d]),
-        notes=tuple(notes), area_breakdown_mm2={k: float(v[d]) for k, v in arrays.area_parts_mm2.items()},
-        technology=tech.name,
+        notes=(*notes, VECTOR_NOTE) if len(table.vector) else tuple(notes),
+        area_breakdown_mm2={k: float(v[d]) for k, v in arrays.area_parts_mm2.items()}, technology=tech.name,
     )

@@ -60,6 +60,7 @@ class ShiDianNaoTemplate(AsicTemplate):
     design_type = ShiDianNaoDesign
     pe_fields, sram_fields = ("pe_rows", "pe_cols"), ("nbin_kib", "sb_kib", "nbout_kib")
     sub_grid = {"pe_rows": (4, 8, 16), "pe_cols": (4, 8, 16)}
+    vector_lanes_field = "pe_cols"
     reg_words_per_pe = REG_WORDS_PER_PE
     grid_axes = {"pe_rows": (4, 8, 16, 32), "pe_cols": (4, 8, 16, 32), "nbin_kib": (32, 64, 256),
                     "sb_kib": (64, 128, 512), "sram_bw": (16, 32, 64)}

@@ -132,6 +132,7 @@ class SystolicTemplate(AsicTemplate):
     pe_fields, sram_fields = ("rows", "cols"), ("ifmap_kib", "filter_kib", "ofmap_kib")
     reg_words_per_pe = REG_WORDS_PER_PE
     sub_grid = {"rows": (8, 16, 32), "cols": (8, 16, 32), "dataflow": ("ws", "os")}
+    vector_lanes_field = "cols"
     grid_axes = {"rows": (8, 16, 32, 64, 128), "cols": (8, 16, 32, 64, 128), "dataflow": DATAFLOWS,
                     "ifmap_kib": (32, 128, 512), "filter_kib": (32, 128, 512), "ofmap_kib": (32, 128)}
 

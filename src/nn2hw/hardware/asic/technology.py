@@ -20,20 +20,22 @@ from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.registry import suggest
 
 DEFAULT_TECHNOLOGY = "45nm"
-_NUMBER_FIELDS = ("node_nm", "clock_mhz", "word_bits", "mac_pj", "rf_pj", "noc_pj", "sram_pj", "sram_ref_kib",
-                  "dram_pj", "mac_um2", "reg_um2_per_word", "sram_mm2_per_kib")
+_NUMBER_FIELDS = ("node_nm", "clock_mhz", "word_bits", "mac_pj", "vector_op_pj", "rf_pj", "noc_pj", "sram_pj",
+                  "sram_ref_kib", "dram_pj", "mac_um2", "reg_um2_per_word", "sram_mm2_per_kib")
 
 
 @dataclass(frozen=True)
 class Technology:
-    """Per-access energies (pJ per ``word_bits`` word; the MAC per 16x16-bit multiply-accumulate),
-    areas (um^2 per MAC and per register word, mm^2 per KiB of SRAM) and the default clock."""
+    """Per-access energies (pJ per ``word_bits`` word; the MAC per 16x16-bit multiply-accumulate; a
+    vector op per element operation of the vector unit), areas (um^2 per MAC and per register word,
+    mm^2 per KiB of SRAM) and the default clock."""
 
     name: str
     node_nm: float
     clock_mhz: float
     word_bits: int
     mac_pj: float
+    vector_op_pj: float
     rf_pj: float
     noc_pj: float
     sram_pj: float

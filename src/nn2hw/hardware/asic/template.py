@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from functools import lru_cache
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -21,17 +22,44 @@ import numpy as np
 
 from nn2hw._checks import as_choice, as_float, as_int
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
-from nn2hw.hardware.asic.arrays import BOTTLENECK_MEANINGS, CostArrays, LayerTable, totals
+from nn2hw.hardware.asic.arrays import (
+    BOTTLENECK_MEANINGS,
+    CostArrays,
+    Footprint,
+    LayerTable,
+    OpTable,
+    VectorTable,
+    join_columns,
+    totals,
+    vector_costs,
+)
 from nn2hw.hardware.asic.records import AsicNetworkCost, network_cost
 from nn2hw.hardware.asic.technology import Technology, get_technology, load_presets, load_technologies, preset_params
 from nn2hw.hardware.base import HardwareTemplate, Option
 from nn2hw.hardware.budgets import Budgets
-from nn2hw.hardware.records import Exploration
+from nn2hw.hardware.records import Execution, Exploration
 from nn2hw.hardware.select import grid_values, meeting_specs, pareto_front, pick_best
 from nn2hw.spec import Spec
-from nn2hw.workload import Workload
+from nn2hw.workload import Layer, OpKind, Workload
 
 OBJECTIVES = ("latency_ms", "energy_mj", "edp", "area_mm2")
+EXECUTION = {
+    OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.ARRAY, OpKind.MATMUL: Execution.ARRAY,
+    OpKind.POOL: Execution.VECTOR, OpKind.ELTWISE: Execution.VECTOR, OpKind.SOFTMAX: Execution.VECTOR,
+    OpKind.NORM: Execution.VECTOR, OpKind.EMBED: Execution.VECTOR, OpKind.ACT: Execution.FUSED,
+    OpKind.RESHAPE: Execution.LAYOUT, OpKind.CONCAT: Execution.LAYOUT, OpKind.PAD: Execution.LAYOUT,
+    OpKind.SLICE: Execution.LAYOUT,
+}
+"""How the ASIC-style templates run each op kind: MACs on the array, element-wise work on a vector
+unit, activations in the array's output stage, layout by addressing; an inference batch norm is
+folded into the producer's weights (``execution_of``)."""
+REASONS = {
+    Execution.FUSED: "applied in the producing layer's output stage, or folded into its weights (batch norm): no "
+                     "cycles of its own",
+    Execution.LAYOUT: "data layout only (the next layer's addressing), no compute",
+}
+BATCH_NORMS = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "batch_norm",
+                         "BatchNormalization"})
 KIB_MAX = 1 << 20
 """The largest buffer a design may declare (KiB): 1 GiB."""
 
@@ -73,16 +101,6 @@ class AsicDesign:
 def design_columns(designs: Sequence[Any], names: Sequence[str], dtype: Any = float) -> dict[str, np.ndarray]:
     """Design fields as arrays of shape (D,), one per name."""
     return {n: np.array([getattr(d, n) for d in designs], dtype=dtype) for n in names}
-
-
-@dataclass(frozen=True, eq=False)
-class Footprint:
-    """PEs, buffer KiB and area (mm^2, with its parts) of D designs, shape (D,)."""
-
-    pes: np.ndarray
-    sram_kib: np.ndarray
-    area_mm2: np.ndarray
-    parts: Mapping[str, np.ndarray]
 
 
 def _budgets(value: Any) -> Budgets:
@@ -136,7 +154,22 @@ def fold_limits(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-class AsicTemplate(HardwareTemplate):
+class AsicOps(HardwareTemplate):
+    """How ASIC-style hardware runs each op kind (``EXECUTION``), shared by the array templates and
+    the heterogeneous chips built of them: an inference batch norm is folded into its producer."""
+
+    execution = EXECUTION
+
+    def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
+        if layer.kind is OpKind.NORM and layer.op in BATCH_NORMS:
+            return Execution.FUSED
+        return super().execution_of(layer, options)
+
+    def execution_reason(self, layer: Layer, mode: Execution | None) -> str:
+        return REASONS[mode] if mode in REASONS else super().execution_reason(layer, mode)
+
+
+class AsicTemplate(AsicOps):
     """A dataflow template: a frozen design type, presets, a vectorized ``evaluate`` and a default grid.
 
     Area = PEs x (MAC + ``reg_words`` register words) + buffer KiB x the technology's SRAM area,
@@ -165,6 +198,8 @@ class AsicTemplate(HardwareTemplate):
     shape_fields: ClassVar[tuple[str, ...]] = ()
     maps_depthwise: ClassVar[bool] = True
     depthwise_alternative: ClassVar[str] = ""
+    vector_lanes_field: ClassVar[str] = ""
+    """The design field whose value is the vector unit's lanes ([A]: one lane per array column)."""
 
     def devices(self) -> Sequence[str]:
         """Technology presets (``asic_technology.json``), the template's default first."""
@@ -194,6 +229,62 @@ class AsicTemplate(HardwareTemplate):
 
     def technology(self, device: str | Technology | None) -> Technology:
         return get_technology(self.default_technology if device is None else device)
+
+    # --- ops and their columns ------------------------------------------------------------------
+    def array_layer(self, layer: Layer) -> Layer:
+        """The layer as the array runs it (a template that runs other ops on its array maps them here)."""
+        return layer
+
+    def vector_lanes(self, design: Any) -> float:
+        return float(getattr(design, self.vector_lanes_field))
+
+    def op_table(self, layers: Sequence[Layer]) -> OpTable:
+        """The columns of ``layers`` (a workload's, in order) this template costs, and the rest explained."""
+        return self._op_table(tuple(layers))
+
+    @lru_cache(maxsize=64)
+    def _op_table(self, layers: tuple[Layer, ...]) -> OpTable:
+        array: list[Layer] = []
+        vector: list[Layer] = []
+        costed: list[tuple[Layer, Execution]] = []
+        uncosted = []
+        for layer in layers:
+            if layer.kind is OpKind.INPUT:
+                continue
+            mode = self.execution_of(layer, {})
+            if mode is Execution.ARRAY:
+                array.append(self.array_layer(layer))
+            elif mode is Execution.VECTOR:
+                vector.append(layer)
+            else:
+                uncosted.append(self.uncosted(layer, mode))
+                continue
+            costed.append((layer, mode))
+        if not costed:
+            raise HardwareError(f"No op of the network has cycles on the {self.name} template (all are fused, layout "
+                                "or not understood).", "Give a network with convolutions, matmuls or linear layers.")
+        position = {layer.name: i for i, (layer, _) in enumerate(costed)}
+        return OpTable(names=tuple(layer.name for layer, _ in costed),
+                       ops=tuple(layer.op or layer.kind.value for layer, _ in costed),
+                       macs=np.array([self.array_layer(layer).macs if mode is Execution.ARRAY else 0
+                                      for layer, mode in costed], dtype=np.int64),
+                       executions=tuple(mode for _, mode in costed), array=LayerTable.from_layers(array),
+                       vector=VectorTable.from_layers(vector),
+                       array_positions=tuple(position[layer.name] for layer in array),
+                       vector_positions=tuple(position[layer.name] for layer in vector), uncosted=tuple(uncosted))
+
+    def arrays(self, table: OpTable, designs: Sequence[Any], tech: Technology) -> CostArrays:
+        """Every column of ``table`` on every design: the array layers by ``evaluate``, the vector ops
+        on the vector unit."""
+        footprint = self.footprint(designs, tech)
+        parts = []
+        if len(table.array):
+            parts.append((self.evaluate(table.array, designs, tech), table.array_positions))
+        if len(table.vector):
+            lanes = np.array([self.vector_lanes(d) for d in designs], dtype=float)
+            bws = np.array([self.dram_bw(d) for d in designs], dtype=float)
+            parts.append((vector_costs(table.vector, lanes, bws, tech, footprint), table.vector_positions))
+        return join_columns(parts, len(table))
 
     def parse_design(self, params: Mapping[str, Any]) -> Any:
         """A design from ``KEY=VALUE`` parameters (``preset=`` first, then overrides). ``design`` may
@@ -252,11 +343,11 @@ class AsicTemplate(HardwareTemplate):
     def evaluate(self, table: LayerTable, designs: Sequence[Any], tech: Technology) -> CostArrays:
         """The template's model: per-layer cycles, stalls, accesses and energy of every design."""
 
-    def check_mappable(self, table: LayerTable) -> None:
+    def check_mappable(self, table: OpTable) -> None:
         """Raise a HardwareError naming the depthwise layers this template cannot map."""
         if self.maps_depthwise:
             return
-        bad = [n for n, t in zip(table.names, table.conv_types) if t == "depthwise"]
+        bad = [n for n, t in zip(table.array.names, table.array.conv_types) if t == "depthwise"]
         if bad:
             shown = ", ".join(repr(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
             raise HardwareError(
@@ -265,11 +356,12 @@ class AsicTemplate(HardwareTemplate):
                 "group by group), or use hetero to give the depthwise layers their own sub-accelerator.",
             )
 
-    def raise_unmappable(self, table: LayerTable, arrays: CostArrays, design: Any) -> None:
+    def raise_unmappable(self, table: OpTable, arrays: CostArrays, design: Any) -> None:
         """A HardwareError naming the first layer ``design`` cannot map (the template says why)."""
         bad = np.flatnonzero(~arrays.mappable()[0])
         if bad.size:
-            raise HardwareError(self.unmappable_reason(table, int(bad[0]), design),
+            i = table.array_positions.index(int(bad[0]))
+            raise HardwareError(self.unmappable_reason(table.array, i, design),
                                 "Give the design more PEs, scratchpad or buffer space, or use another template.")
 
     def unmappable_reason(self, table: LayerTable, i: int, design: Any) -> str:
@@ -287,9 +379,9 @@ class AsicTemplate(HardwareTemplate):
         of ``workload`` on one design, at ``clock_mhz`` (default: the technology's clock)."""
         tech = self.technology(device)
         design = self.as_design(design)
-        table = LayerTable.from_workload(workload)
+        table = self.op_table(workload.layers)
         self.check_mappable(table)
-        arrays = self.evaluate(table, [design], tech)
+        arrays = self.arrays(table, [design], tech)
         self.raise_unmappable(table, arrays, design)
         clock = as_float(options.get("clock_mhz") or tech.clock_mhz, "clock_mhz")
         budgets = options.get("budgets") or Budgets()
@@ -329,10 +421,10 @@ class AsicTemplate(HardwareTemplate):
         (latency, energy, area), at most ``max_pareto`` designs."""
         start = time.perf_counter()
         tech = self.technology(device)
-        table = LayerTable.from_workload(workload)
+        table = self.op_table(workload.layers)
         self.check_mappable(table)
         designs = grid if isinstance(grid, list) else self.grid_designs(grid)
-        arrays = self.evaluate(table, designs, tech)
+        arrays = self.arrays(table, designs, tech)
         clock = as_float(options.get("clock_mhz") or tech.clock_mhz, "clock_mhz")
         objective = as_choice(options.get("objective", "latency_ms"), "objective", OBJECTIVES)
         budgets: Budgets = options.get("budgets") or Budgets()

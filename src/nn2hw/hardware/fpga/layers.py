@@ -24,12 +24,14 @@ LINEAR_MODES = ("host", "engine")
 """``host``: linear layers are not costed (HotNAS); ``engine``: run as 1x1 convs on the standard engine."""
 
 EXECUTION = {
-    OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.HOST, OpKind.POOL: Execution.OMITTED,
+    OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.HOST, OpKind.MATMUL: Execution.HOST,
+    OpKind.EMBED: Execution.OMITTED, OpKind.SOFTMAX: Execution.OMITTED, OpKind.POOL: Execution.OMITTED,
     OpKind.ELTWISE: Execution.OMITTED, OpKind.ACT: Execution.FUSED, OpKind.NORM: Execution.FUSED,
     OpKind.RESHAPE: Execution.LAYOUT, OpKind.CONCAT: Execution.LAYOUT, OpKind.PAD: Execution.LAYOUT,
     OpKind.SLICE: Execution.LAYOUT,
 }
-"""How the tiled-conv template runs each op kind (linear layers: on the engine with ``linear=engine``)."""
+"""How the tiled-conv template runs each op kind (linear layers and matmuls: on the engine with
+``linear=engine``). HotNAS's model costs convolutions only; what it leaves out is said, with why."""
 REASONS = {
     OpKind.POOL: "pooling is not modelled by the tiled-conv template (HotNAS sums convolutions only); it would "
                  "add about one cycle per output element on a pooling unit",
@@ -42,6 +44,12 @@ REASONS = {
     OpKind.SLICE: "slicing / subsampling: data layout only",
     OpKind.LINEAR: "linear layer runs on the host CPU as in HotNAS (published latencies exclude FC); pass "
                    "--hw-param linear=engine to cost it as a 1x1 convolution on the standard engine",
+    OpKind.MATMUL: "product of two activations (attention) runs on the host CPU like the linear layers; pass "
+                   "--hw-param linear=engine to cost it as grouped 1x1 convolutions on the standard engine",
+    OpKind.EMBED: "embedding lookup: a table read, not modelled by the tiled-conv template (HotNAS costs "
+                  "convolutions only)",
+    OpKind.SOFTMAX: "softmax: not modelled by the tiled-conv template (HotNAS costs convolutions only); it would "
+                    "run on a vector or host unit",
 }
 
 
@@ -50,7 +58,7 @@ def execution(layer: Layer, linear: str) -> Execution | None:
     ``HardwareError`` for a kind it cannot run."""
     if layer.kind is OpKind.OTHER:
         return None
-    if layer.kind is OpKind.LINEAR and linear == "engine":
+    if layer.kind in (OpKind.LINEAR, OpKind.MATMUL) and linear == "engine":
         return Execution.ARRAY
     if layer.kind not in EXECUTION:
         raise HardwareError(f"The fpga template cannot run {layer.kind.value} ops such as {layer.name!r} ({layer.op}).",
@@ -216,6 +224,10 @@ def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: 
             dw_rows.append((layer, 1, layer.out_channels, layer.in_channels))
             dw_pos.append(position)
             engines.append("dconv")
+        elif layer.kind is OpKind.MATMUL:  # one product per (batch, head): its second operand differs
+            g = layer.groups * layer.batch
+            std_rows.append((replace(layer, batch=1), g, layer.out_channels // layer.groups,
+                             layer.in_channels // layer.groups))
         else:
             g = layer.groups if layer.kind is OpKind.CONV else 1
             std_rows.append((layer, g, layer.out_channels // g, layer.in_channels // g))

@@ -107,7 +107,7 @@ def _has_depthwise(workload: Workload) -> bool:
 
 
 def _layer_op(layer: Layer) -> str:
-    return "linear" if layer.kind is OpKind.LINEAR else f"{layer.conv_type} conv"
+    return f"{layer.conv_type} conv" if layer.kind is OpKind.CONV else layer.kind.value
 
 
 class FpgaTemplate(HardwareTemplate):

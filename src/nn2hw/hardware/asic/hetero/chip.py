@@ -6,18 +6,19 @@ several of them in one technology, with an optional assignment of networks or la
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nn2hw.errors import ConfigError
+from nn2hw.errors import ConfigError, HardwareError
+from nn2hw.hardware.asic.arrays import OpTable
 from nn2hw.hardware.asic.records import AsicNetworkCost
 from nn2hw.hardware.asic.technology import get_technology
 from nn2hw.hardware.asic.template import AsicTemplate
 from nn2hw.hardware.base import TEMPLATES
 from nn2hw.registry import suggest
 from nn2hw.spec import Spec
-from nn2hw.workload import Workload
+from nn2hw.workload import Layer, Workload
 
 
 def sub_templates() -> tuple[str, ...]:
@@ -190,3 +191,17 @@ def as_workloads(workloads: Mapping[str, Workload] | Workload) -> tuple[dict[str
             raise ConfigError(f"Workload {name!r} is a {type(w).__name__}, not a Workload.",
                               "Extract it with nn2hw.zoo.workload(...) or nn2hw.workload.from_module(...).")
     return dict(workloads), "multi" if len(workloads) > 1 else "single"
+
+
+def op_tables(templates: Sequence[str], layers: Sequence[Layer]) -> dict[str, OpTable]:
+    """Each sub template's columns of ``layers``; they must cost the same ops (in network order) for
+    the sub-accelerators to share the work op by op."""
+    tables = {name: sub_template(name).op_table(layers) for name in dict.fromkeys(templates)}
+    first, *others = tables.items()
+    for name, table in others:
+        if table.names != first[1].names:
+            differ = sorted(set(table.names) ^ set(first[1].names))[:3]
+            raise HardwareError(f"The sub-accelerator templates {first[0]!r} and {name!r} disagree on which ops have "
+                                f"cycles of their own (e.g. {differ}).",
+                                "Use sub-accelerator templates that run the same op kinds on their array or vector unit.")
+    return tables

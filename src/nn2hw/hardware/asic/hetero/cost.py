@@ -12,12 +12,18 @@ import numpy as np
 
 from nn2hw._checks import as_float
 from nn2hw.errors import ConfigError, HardwareError
-from nn2hw.hardware.asic.arrays import LayerTable
-from nn2hw.hardware.asic.hetero.chip import HeteroDesign, SubAccelerator, SystemCost, as_workloads, sub_template
+from nn2hw.hardware.asic.hetero.chip import (
+    HeteroDesign,
+    SubAccelerator,
+    SystemCost,
+    as_workloads,
+    op_tables,
+    sub_template,
+)
 from nn2hw.hardware.asic.records import AsicNetworkCost, network_cost
 from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.budgets import Budgets
-from nn2hw.hardware.records import LayerCost, ResourceUse
+from nn2hw.hardware.records import LayerCost, ResourceUse, Uncosted
 from nn2hw.workload import Workload
 
 def cost_system(workloads: Mapping[str, Workload] | Workload, design: HeteroDesign,
@@ -60,7 +66,7 @@ def cost_system(workloads: Mapping[str, Workload] | Workload, design: HeteroDesi
         busy_ms = {s: sum(lc.latency_ms for lc in layers if chosen[lc.name] == s) for s in names}
         networks = {net: AsicNetworkCost(
             template="hetero", device=tech.name, design=_chip_dict(design), clock_mhz=clock, layers=tuple(layers),
-            uncosted=LayerTable.from_workload(workload).uncosted, area_mm2=_footprint(design, tech, "area_mm2"),
+            uncosted=_uncosted(workload, design), area_mm2=_footprint(design, tech, "area_mm2"),
             notes=("layers run in order, each on its sub-accelerator (engine); latency = their sum",),
             technology=tech.name)}
         latency = networks[net].latency_ms
@@ -85,6 +91,11 @@ def _cost_or_none(sub: SubAccelerator, workload: Workload, tech: Technology, clo
         return None
 
 
+def _uncosted(workload: Workload, design: HeteroDesign) -> tuple[Uncosted, ...]:
+    """The ops without cycles of their own on the chip (the first sub's template explains them)."""
+    return sub_template(design.subs[0].template).op_table(workload.layers).uncosted
+
+
 def _footprint(design: HeteroDesign, tech: Technology, part: str) -> float:
     """The chip's PEs, buffer KiB or area (``part`` of ``Footprint``): the sum over its subs."""
     return float(sum(getattr(sub_template(s.template).footprint([s.design], tech), part)[0] for s in design.subs))
@@ -94,25 +105,26 @@ def _layer_assignment(workload: Workload, design: HeteroDesign, tech: Technology
                       clock: float) -> tuple[dict[str, str], list[LayerCost]]:
     """HERALD-style: each layer on its fixed or fastest sub (ties: lower energy, first sub);
     per-layer records whose ``engine`` names the sub."""
-    table = LayerTable.from_workload(workload)
-    unknown = sorted(set(design.assignment) - set(table.names))
+    tables = op_tables([s.template for s in design.subs], workload.layers)
+    names = next(iter(tables.values())).names
+    unknown = sorted(set(design.assignment) - set(names))
     if unknown:
         raise ConfigError(f"The assignment names layers {unknown[:5]} that {workload.name!r} does not have.",
-                          "Assign conv/linear layer names from `nn2hw analyze`.")
+                          "Assign names of ops with cycles from `nn2hw analyze` (the 'layer' column).")
     per_sub = []
     for sub in design.subs:
-        template = sub_template(sub.template)
-        arrays = template.evaluate(table, [sub.design], tech)
-        ok = arrays.mappable()[0] & (template.maps_depthwise | np.array([t != "depthwise" for t in table.conv_types]))
+        template, table = sub_template(sub.template), tables[sub.template]
+        arrays = template.arrays(table, [sub.design], tech)
+        ok = arrays.mappable()[0] & (template.maps_depthwise | ~table.depthwise)
         records = network_cost(sub.template, tech, sub.design.to_dict(), table, arrays, 0, clock).layers
         per_sub.append((sub, records, ok))
     chosen: dict[str, str] = {}
     layers: list[LayerCost] = []
-    for i, name in enumerate(table.names):
+    for i, name in enumerate(names):
         options = [(records[i].cycles, records[i].energy_mj, k) for k, (s, records, ok) in enumerate(per_sub)
                    if ok[i] and design.assignment.get(name, s.name) == s.name]
         if not options:
-            raise HardwareError(f"Layer {name!r} ({table.conv_types[i]}) cannot run on any sub-accelerator allowed for "
+            raise HardwareError(f"Layer {name!r} ({per_sub[0][1][i].op}) cannot run on any sub-accelerator allowed for "
                                 f"it ({', '.join(s.name for s, _, _ in per_sub)}).",
                                 "Add a sub-accelerator that maps it (shidiannao, systolic or eyeriss map depthwise "
                                 "layers) or change its assignment.")

@@ -14,13 +14,14 @@ import numpy as np
 
 from nn2hw._checks import as_choice, as_float, as_int
 from nn2hw.errors import ConfigError, InfeasibleError
-from nn2hw.hardware.asic.arrays import CostArrays, LayerTable
+from nn2hw.hardware.asic.arrays import CostArrays, OpTable
 from nn2hw.hardware.asic.hetero.chip import (
     HeteroDesign,
     SubAccelerator,
     SystemCost,
     SystemExploration,
     as_workloads,
+    op_tables,
     sub_template,
     sub_templates,
 )
@@ -60,19 +61,19 @@ def candidate_designs(templates: Sequence[str], space: Mapping[str, Mapping[str,
     return subs
 
 
-def cost_candidates(table: LayerTable, subs: Sequence[SubAccelerator], tech: Technology,
+def cost_candidates(tables: Mapping[str, OpTable], subs: Sequence[SubAccelerator], tech: Technology,
                     clock_mhz: float) -> Candidates:
-    """Per-layer latency and energy of every candidate, one vectorized call per template."""
-    C, L = len(subs), len(table)
+    """Per-op latency and energy of every candidate, one vectorized call per template."""
+    C, L = len(subs), len(next(iter(tables.values())))
     latency, energy = np.full((C, L), np.inf), np.zeros((C, L))
     area, pes, sram = np.zeros(C), np.zeros(C), np.zeros(C)
     for name in dict.fromkeys(s.template for s in subs):
         idx = [i for i, s in enumerate(subs) if s.template == name]
-        template = sub_template(name)
-        arrays: CostArrays = template.evaluate(table, [subs[i].design for i in idx], tech)
+        template, table = sub_template(name), tables[name]
+        arrays: CostArrays = template.arrays(table, [subs[i].design for i in idx], tech)
         ok = arrays.mappable()
         if not template.maps_depthwise:
-            ok = ok & np.array([t != "depthwise" for t in table.conv_types])[None, :]
+            ok = ok & ~table.depthwise[None, :]
         latency[idx] = np.where(ok, arrays.total / (clock_mhz * 1e3), np.inf)
         energy[idx] = arrays.energy_total_pj * 1e-9
         area[idx], pes[idx], sram[idx] = arrays.area_mm2, arrays.pes, arrays.sram_kib
@@ -87,14 +88,17 @@ def prune(keys: np.ndarray) -> np.ndarray:
     return np.array(pareto_front(np.nan_to_num(keys, posinf=1e300), np.ones(len(keys), dtype=bool)), dtype=np.int64)
 
 
-def _concat(workloads: Mapping[str, Workload]) -> tuple[LayerTable, np.ndarray]:
-    """All compute layers of all workloads in one table (names prefixed by the network when several),
-    and the index of the workload owning each layer."""
-    tables = [LayerTable.from_workload(w) for w in workloads.values()]
-    owner = np.concatenate([np.full(len(t), k) for k, t in enumerate(tables)])
-    layers = [layer if len(workloads) == 1 else replace(layer, name=f"{net}/{layer.name}", inputs=())
-              for net, w in workloads.items() for layer in w.compute_layers]
-    return LayerTable.from_layers(layers), owner
+def _concat(workloads: Mapping[str, Workload], templates: Sequence[str]) -> tuple[dict[str, OpTable], np.ndarray]:
+    """The ops of all workloads as each sub template's columns (names prefixed by the network when
+    several), and the index of the workload owning each column."""
+    several = len(workloads) > 1
+    layers = [replace(layer, name=f"{net}/{layer.name}", inputs=()) if several else layer
+              for net, w in workloads.items() for layer in w.layers]
+    tables = op_tables(templates, layers)
+    nets = list(workloads)
+    owner = np.array([nets.index(name.split("/", 1)[0]) if several else 0
+                      for name in next(iter(tables.values())).names])
+    return tables, owner
 
 
 def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | None = None,
@@ -116,9 +120,10 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
     objective = as_choice(objective, "objective", ("latency_ms", "energy_mj", "area_mm2", "edp"))
     tech = get_technology(technology)
     clock = as_float(clock_mhz or tech.clock_mhz, "clock_mhz")
-    table, owner = _concat(nets)
+    tables, owner = _concat(nets, templates)
+    table = next(iter(tables.values()))
     subs = candidate_designs(templates, space, dram_bws)
-    cand = cost_candidates(table, subs, tech, clock)
+    cand = cost_candidates(tables, subs, tech, clock)
     n_nets = len(nets)
     if mode == "multi":
         lat_net = np.stack([cand.latency_ms[:, owner == k].sum(axis=1) for k in range(n_nets)], axis=1)

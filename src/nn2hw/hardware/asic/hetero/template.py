@@ -21,8 +21,8 @@ from nn2hw.hardware.asic.hetero.cost import budget_use, cost_system, system_reco
 from nn2hw.hardware.asic.hetero.search import explore
 from nn2hw.hardware.asic.records import AsicNetworkCost
 from nn2hw.hardware.asic.technology import load_technologies
-from nn2hw.hardware.asic.template import COMMON_OPTIONS, AsicTemplate, fold_limits
-from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, Option
+from nn2hw.hardware.asic.template import COMMON_OPTIONS, AsicOps, AsicTemplate, fold_limits
+from nn2hw.hardware.base import TEMPLATES, Option
 from nn2hw.hardware.records import Exploration
 from nn2hw.workload import Workload
 
@@ -34,7 +34,7 @@ def _templates(value: Any) -> tuple[str, ...]:
     return names
 
 
-class HeteroTemplate(HardwareTemplate):
+class HeteroTemplate(AsicOps):
     """``hetero``: a chip of sub-accelerators of any registered ASIC-style template.
 
     A chip comes from a hardware file (``--hardware-file``; see ``nn2hw.hardware.asic.hwfile``) or
