@@ -34,11 +34,11 @@ BASE = {"model": "resnet20", "dataset": "cifar10", "split": "test-partial"}
 @pytest.fixture(scope="module")
 def scorer(shared_data):
     """Top-1 on 64 partial-test images, no training: deterministic and quick."""
+    from nn2hw import zoo
     from nn2hw.data import load_dataset
     from nn2hw.evaluate import test
-    from nn2hw.evaluate.evaluator import prepare as normalized
 
-    data = normalized(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
+    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
 
     def score(model):
         m = test(model, data, progress=False)

@@ -10,15 +10,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nn2hw._liveness import owner_id
 from nn2hw.errors import StudyError
-from nn2hw.search.evaluations import EvaluationStore
+from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.search.study import (
     count_trials,
     fail_orphaned_trials,
     heartbeat,
     open_storage,
     open_study,
-    owner_id,
     storage_url_for,
 )
 from tests.search.postgres import postgres_server

@@ -14,12 +14,12 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
+from nn2hw._liveness import owner_id
 from nn2hw.search.finalize import SearchResult, Solution, finalize
 from nn2hw.search.runner import Budget, Evaluator, SearchContext, open_run, prepare, start_workers, work
 from nn2hw.search.settings import SearchSettings
 from nn2hw.search.spec import Spec
 from nn2hw.search.strategies import STRATEGIES
-from nn2hw.search.study import owner_id
 
 __all__ = ["STRATEGIES", "SearchResult", "SearchSettings", "Solution", "Spec", "run_search"]
 

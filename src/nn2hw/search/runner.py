@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import optuna
@@ -24,27 +25,27 @@ from optuna.trial import FrozenTrial, TrialState
 from torch import nn
 
 from nn2hw import __version__
+from nn2hw._liveness import owner_id
 from nn2hw.errors import HardwareError, InfeasibleError, Nn2hwError, PlanError
-from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
+from nn2hw.evaluate.store import EvaluationStore, evaluation_key
 from nn2hw.hardware.base import NetworkCost
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.plan import Plan
-from nn2hw.search.evaluations import EvaluationStore
 from nn2hw.search.settings import Member, SearchSettings
 from nn2hw.search.strategies import Observation, RewardConfig, StrategyInfo, build_sampler
 from nn2hw.search.strategies.sampler import SamplerContext
-from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study, owner_id
+from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study
 from nn2hw.search.target import HardwareTarget
 from nn2hw.space import JointSpace, SpaceConfig, build_space
 from nn2hw.workload import Workload
 
-Evaluator = Callable[[nn.Module], Mapping[str, float]]
 NO_DESIGN_MS = 1e12  # objective value standing in for "no design can run it" (Optuna needs a number)
 
 
 @dataclass
 class MemberContext:
-    """One network of the search: its pretrained model, workload and evaluator."""
+    """One network of the search: its pretrained model, workload and evaluator (with its identity)."""
 
     member: Member
     model: nn.Module
@@ -86,14 +87,14 @@ def _workloads(members: tuple[MemberContext, ...], plans: Mapping[str, Plan] | N
 
 
 def default_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
-                      teacher: nn.Module | None = None, progress: bool = False):
+                      teacher: nn.Module | None = None, progress: bool = False) -> FinetuneEvaluator:
     """Fine-tune as ``finetune`` says (distilling from ``teacher``, the unmodified model, when it
     asks to), then test on the first ``images`` of the member's split (None: all of it)."""
-    from nn2hw.evaluate import FinetuneEvaluator
+    from nn2hw import zoo
 
-    return FinetuneEvaluator(member.dataset, model=member.model, split=member.split, data_dir=settings.data_dir,
-                             settings=finetune, max_test_images=images, threads=settings.threads, progress=progress,
-                             teacher=teacher)
+    return FinetuneEvaluator(member.dataset, split=member.split, data_dir=settings.data_dir, settings=finetune,
+                             max_test_images=images, prepare=partial(zoo.prepare, model_name=member.model),
+                             threads=settings.threads, progress=progress, teacher=teacher)
 
 
 def _member_context(settings: SearchSettings, member: Member,
@@ -109,10 +110,7 @@ def _member_context(settings: SearchSettings, member: Member,
         evaluator = evaluator.get(member.model)
     if evaluator is None:
         evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model)
-        evaluator_id = json.dumps(["finetune", *evaluator.cache_fields, member.checkpoint])
-    else:
-        evaluator_id = f"user:{getattr(evaluator, '__qualname__', type(evaluator).__qualname__)}"
-    return MemberContext(member, model, workload, evaluator, evaluator_id)
+    return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint))
 
 
 def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evaluator] | None = None) -> SearchContext:
@@ -188,12 +186,6 @@ def reward_config(ctx: SearchContext, base_metric: float) -> RewardConfig:
                         lat_penalty=s.lat_penalty)
 
 
-def evaluation_key(member: MemberContext, plan: Plan) -> str:
-    """What identifies an accuracy: the network plan, the evaluator and its data."""
-    text = json.dumps([plan.network_key, member.name, member.member.dataset, member.evaluator_id])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def joint_key(plans: Mapping[str, Plan]) -> str:
     """One key for a candidate's networks (the plan's own key when there is one network)."""
     if len(plans) == 1:
@@ -202,10 +194,9 @@ def joint_key(plans: Mapping[str, Plan]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def evaluate_plan(member: MemberContext, plan: Plan, evaluator: Evaluator | None = None) -> dict[str, float]:
+def evaluate_plan(member: MemberContext, plan: Plan) -> Mapping[str, float]:
     """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default)."""
-    model = apply_plan(plan, member.model)
-    return {k: float(v) for k, v in (evaluator or member.evaluator)(model).items()}
+    return member.evaluator(apply_plan(plan, member.model))
 
 
 def joint_metrics(per_network: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -221,7 +212,8 @@ def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: Eval
     """Each network's metrics (shared through the store) and whether any was computed here."""
     per_network, computed = {}, False
     for m in ctx.members:
-        result = store.evaluate(evaluation_key(m, plans[m.name]), lambda m=m: evaluate_plan(m, plans[m.name]))
+        key = evaluation_key(plans[m.name].network_key, m.name, m.member.dataset, m.evaluator_id)
+        result = store.evaluate(key, lambda m=m: evaluate_plan(m, plans[m.name]))
         per_network[m.name] = dict(result.metrics)
         computed |= result.computed
     return per_network, computed

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nn2hw.errors import ConfigError
-from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.hardware.base import jsonable
 from nn2hw.search.spec import Spec
 

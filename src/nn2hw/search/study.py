@@ -11,12 +11,9 @@ host is gone is failed at once, without waiting for the heartbeat grace period.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +23,9 @@ from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
+from nn2hw._liveness import every, owner_dead
 from nn2hw.errors import StudyError
+from nn2hw.evaluate.store import sqlite_pragmas
 
 IDENTITY_ATTR = "nn2hw_identity"
 HEARTBEAT_S = 10
@@ -53,7 +52,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
                 storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
                                      grace_period=grace_s)
             if url.startswith("sqlite"):
-                sa.event.listen(storage.engine, "connect", _sqlite_pragmas)
+                sa.event.listen(storage.engine, "connect", sqlite_pragmas)
                 storage.engine.dispose()  # reconnect: every connection from now on gets the pragmas
             return storage
         except ModuleNotFoundError as exc:
@@ -69,19 +68,6 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
         except Exception as exc:  # SQLAlchemy raises many kinds: bad URL, refused connection, auth...
             raise _unreachable(url, exc) from None
     raise AssertionError("unreachable")
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """WAL journal + synchronous=NORMAL: a commit no longer waits for the disk (Optuna writes every
-    parameter and attribute in its own transaction), yet a committed trial survives a killed
-    process; only an OS crash or power loss can drop the last few commits."""
-    import sqlite3
-
-    if isinstance(connection, sqlite3.Connection):
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
 
 
 def _unreachable(url: str, exc: BaseException) -> StudyError:
@@ -154,27 +140,6 @@ def open_study(storage: RDBStorage, name: str, identity: Mapping[str, Any], samp
     return study
 
 
-def owner_id(tag: str = "") -> str:
-    """'host:pid[:tag]': who runs a trial or holds an evaluation claim."""
-    return f"{socket.gethostname()}:{os.getpid()}" + (f":{tag}" if tag else "")
-
-
-def owner_dead(owner: str | None) -> bool:
-    """True when ``owner`` is a process of this host that no longer exists (killed, crashed).
-
-    Owners on other hosts are never declared dead here: their trials go stale by heartbeat."""
-    parts = (owner or "").split(":")
-    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, owned by someone else
-        return False
-    return False
-
-
 def fail_orphaned_trials(study: optuna.Study) -> int:
     """Fail running trials whose owner process on this host is gone (a SIGKILLed run), at once;
     returns how many. Trials of live or remote workers are left alone."""
@@ -210,24 +175,3 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         return
     with every(storage.get_heartbeat_interval(), lambda: storage.record_heartbeat(trial._trial_id), first=True):
         yield
-
-
-@contextmanager
-def every(interval_s: float, action: Callable[[], None], first: bool = False) -> Iterator[None]:
-    """Run ``action`` every ``interval_s`` seconds in a background thread while the block runs
-    (once at the start too when ``first``): heartbeats of trials and of evaluation claims."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        if first:
-            action()
-        while not stop.wait(interval_s):
-            action()
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

@@ -30,7 +30,7 @@ from torch import nn
 
 from nn2hw.data import load_dataset
 from nn2hw.errors import CheckpointError, ConfigError
-from nn2hw.evaluate import Metrics, prepare, run_context, test
+from nn2hw.evaluate import Metrics, run_context, test
 from nn2hw.evaluate.loops import _progress
 
 TRAINABLE_DATASETS = ("fashion-mnist",)
@@ -129,8 +129,8 @@ def train(model_name: str, dataset: str = "fashion-mnist", recipe: TrainRecipe =
     state_path = out.with_name(out.name + STATE_SUFFIX)
     with run_context(recipe.seed, threads):  # the initial weights come from the seed too
         model = zoo.build(model_name, dataset)
-    train_data = prepare(load_dataset(dataset, "train", data_dir), model_name)
-    test_data = prepare(load_dataset(dataset, "test", data_dir), model_name)
+    train_data = zoo.prepare(load_dataset(dataset, "train", data_dir), model_name)
+    test_data = zoo.prepare(load_dataset(dataset, "test", data_dir), model_name)
     model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model, recipe)
     history: list[EpochLog] = []
