@@ -1,5 +1,5 @@
-"""The public Python API: one call per job (``analyze``, ``search``, ``evaluate``). The ``nn2hw``
-CLI is a thin shell over these functions.
+"""The public Python API: one call per job (``analyze``, ``search``, ``evaluate``, ``train``). The
+``nn2hw`` CLI is a thin shell over these functions.
 
 >>> from nn2hw.api import analyze
 >>> result = analyze(model="resnet18", hardware="fpga:zcu102", design="70,36,64,64,7,18,6,6",
@@ -27,11 +27,14 @@ from nn2hw.paths import cache_root
 from nn2hw.workload import Layer, Workload
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from nn2hw.evaluate import EvaluationStore, Metrics
+    from nn2hw.evaluate.train import TrainRecipe, TrainResult
     from nn2hw.plan import Plan
     from nn2hw.zoo import ZooVariant
 
-__all__ = ["AnalysisResult", "ZooEvaluation", "analyze", "evaluate", "load_workload", "search"]
+__all__ = ["AnalysisResult", "ZooEvaluation", "analyze", "evaluate", "load_workload", "search", "train"]
 
 
 @dataclass(frozen=True)
@@ -361,3 +364,39 @@ def _load_plan(path: str | Path, model: str, dataset: str) -> Plan:
         raise PlanError(f"The plan {path} was made for {plan.base_model!r} on {plan.dataset!r}, not {model!r} on "
                         f"{dataset!r}.", "Evaluate the plan's own model and dataset, or build a plan for this one.")
     return plan
+
+
+# --- training -----------------------------------------------------------------------------------
+TRAINABLE_DATASETS = ("fashion-mnist",)
+
+
+def default_train_out(model: str, dataset: str) -> Path:
+    """Where ``train`` saves by default: ``runs/zoo/<model>-<dataset>.pt``."""
+    return Path("runs") / "zoo" / f"{model}-{dataset}.pt"
+
+
+def train(model: str, dataset: str = "fashion-mnist", recipe: TrainRecipe | None = None,
+          out: str | Path | None = None, resume: bool = False, threads: int | None = 1,
+          data_dir: str | Path | None = None, progress: bool = True, console: Console | None = None) -> TrainResult:
+    """Train zoo model ``model`` on ``dataset`` from scratch (``recipe``, default ``TrainRecipe()``)
+    and save its ``state_dict`` to ``out`` (default ``runs/zoo/<model>-<dataset>.pt``).
+
+    The initial weights come from the recipe's seed. With ``resume=True`` training continues from
+    ``<out>.state`` (the recipe must be the same); without it an existing state file is an error
+    rather than silently overwritten.
+    """
+    from nn2hw import zoo
+    from nn2hw.data import load_dataset
+    from nn2hw.evaluate import run_context
+    from nn2hw.evaluate import train as training
+
+    if dataset not in TRAINABLE_DATASETS:
+        raise ConfigError(f"nn2hw trains zoo models on {', '.join(TRAINABLE_DATASETS)} only, not {dataset!r}.",
+                          "Use --dataset fashion-mnist; CIFAR-10/ImageNet weights come from published checkpoints.")
+    recipe = recipe or training.TrainRecipe()
+    with run_context(recipe.seed, threads):  # the initial weights come from the seed too
+        network = zoo.build(model, dataset)
+    train_data = zoo.prepare(load_dataset(dataset, "train", data_dir), model)
+    test_data = zoo.prepare(load_dataset(dataset, "test", data_dir), model)
+    target = Path(out) if out is not None else default_train_out(model, dataset)
+    return training.train(network, model, train_data, test_data, recipe, target, resume, threads, progress, console)

@@ -1,5 +1,5 @@
 """Accuracy evaluation: HotNAS's short fine-tune, frozen top-1/top-5 tests, the evaluator
-protocol and the accuracy store.
+protocol, the accuracy store, and training from scratch.
 
 - ``finetune(model, train_data, batches=100, batch_size=32, lr=0.1, momentum=0.9, weight_decay=1e-4,
   seed=0)`` trains in place, seeded and deterministic, on 2 threads by default;
@@ -7,7 +7,8 @@ protocol and the accuracy store.
 - ``Evaluator``: the protocol of a pluggable evaluator (any ``model -> Mapping[str, float]``,
   optionally declaring ``cache_fields``), ``FinetuneEvaluator`` the default one;
 - ``EvaluationStore``: measurements by ``evaluation_key``, each claimed and made once, shared by
-  processes (``local_store(path)``: in an SQLite file).
+  processes (``local_store(path)``: in an SQLite file);
+- ``nn2hw.evaluate.train``: the from-scratch training recipe of the Fashion-MNIST zoo.
 
 Importing this package imports neither torch nor SQLAlchemy: the names that need them load on
 first use.
