@@ -24,7 +24,7 @@ from nn2hw.cli import main
 from nn2hw.compress import apply_plan
 from nn2hw.errors import InfeasibleError
 from nn2hw.search import SearchSettings, Spec, run_search
-from nn2hw.search.runner import prepare
+from nn2hw.search.context import prepare
 from nn2hw.search.study import open_storage
 
 pytestmark = pytest.mark.data

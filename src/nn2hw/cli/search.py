@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from nn2hw.api import search
-    from nn2hw.evaluate.loops import FinetuneSettings
+    from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}

@@ -1,0 +1,56 @@
+"""The accuracy side of a candidate: each network's plan applied to its base model and scored by
+its evaluator, once per evaluation key in the study's accuracy store (``nn2hw.evaluate.store``),
+and the networks' metrics combined into the candidate's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from nn2hw.compress import apply_plan
+from nn2hw.evaluate.store import EvaluationStore, evaluation_key
+from nn2hw.plan import Plan
+
+if TYPE_CHECKING:
+    from nn2hw.search.context import MemberContext, SearchContext
+
+
+def joint_key(plans: Mapping[str, Plan]) -> str:
+    """One key for a candidate's networks (the plan's own key when there is one network)."""
+    if len(plans) == 1:
+        return next(iter(plans.values())).network_key
+    text = json.dumps(sorted((net, plan.network_key) for net, plan in plans.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def joint_metrics(per_network: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The networks' metrics averaged (one network: its own), over the keys every network has;
+    image counts add up and a result is partial when any network's is."""
+    shared = set.intersection(*(set(m) for m in per_network.values()))
+    combine = {"n_images": sum, "partial": max}
+    return {k: combine.get(k, lambda v: sum(v) / len(v))([m[k] for m in per_network.values()]) for k in sorted(shared)}
+
+
+def evaluate_plan(member: MemberContext, plan: Plan) -> Mapping[str, float]:
+    """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default)."""
+    return member.evaluator(apply_plan(plan, member.model))
+
+
+def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: EvaluationStore
+                      ) -> tuple[dict[str, dict[str, float]], bool]:
+    """Each network's metrics (shared through the store) and whether any was computed here."""
+    per_network, computed = {}, False
+    for m in ctx.members:
+        key = evaluation_key(plans[m.name].network_key, m.name, m.member.dataset, m.evaluator_id)
+        result = store.evaluate(key, lambda m=m: evaluate_plan(m, plans[m.name]))
+        per_network[m.name] = dict(result.metrics)
+        computed |= result.computed
+    return per_network, computed
+
+
+def base_metric(ctx: SearchContext, store: EvaluationStore) -> float:
+    """The base models' score under the same evaluation as every candidate (shared, computed once)."""
+    per_network, _ = evaluate_networks(ctx, ctx.space.bases, store)
+    return joint_metrics(per_network)[ctx.settings.metric]
