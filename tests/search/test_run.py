@@ -187,7 +187,7 @@ BASE_ARGS = ["--model", "resnet20", "--dataset", "cifar10", "--split", "test-par
              "--final-batches", "0", "--search-images", "64", "--quiet"]
 
 
-def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds):
+def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds, monkeypatch):
     out = ["--out", str(tmp_path / "o")]
     code, cap = _cli(["--latency-ms", str(bounds[1] / 2), *out], capsys)
     assert code == 2 and "leanest candidate" in cap.err and "Traceback" not in cap.err
@@ -197,6 +197,11 @@ def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds):
     assert code == 2 and "Did you mean 'reinforce'" in cap.err
     code, cap = _cli(["--latency-ms", "0.4", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/x", *out], capsys)
     assert code == 2 and "Cannot open the study storage" in cap.err and "pw" not in cap.err
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "psycopg2", None)  # the postgres extra is not installed
+        code, cap = _cli(["--latency-ms", "0.4", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/x", *out],
+                         capsys)
+    assert code == 2 and 'pip install "nn2hw[postgres]"' in cap.err and "Traceback" not in cap.err
     code, cap = _cli(["--latency-ms", "1", "--trials", "0", *out], capsys)
     assert code == 2 and "--trials" in cap.err
     with pytest.raises(SystemExit) as exit_info:

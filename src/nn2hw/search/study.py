@@ -39,7 +39,9 @@ def storage_url_for(path: str) -> str:
 
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> RDBStorage:
-    """An RDB storage with heartbeats; an unreachable or malformed URL is a ``StudyError``."""
+    """An RDB storage with heartbeats; an unreachable or malformed URL, or a PostgreSQL one without
+    its driver, is a ``StudyError``."""
+    _check_postgres_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -55,9 +57,6 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
                 sa.event.listen(storage.engine, "connect", sqlite_pragmas)
                 storage.engine.dispose()  # reconnect: every connection from now on gets the pragmas
             return storage
-        except ModuleNotFoundError as exc:
-            raise StudyError(f"The storage URL {_redact(url)} needs the Python module {exc.name!r}.",
-                             'Install it, e.g. pip install "nn2hw[postgres]" for PostgreSQL.') from None
         except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
             # Workers starting together on a fresh database race to create Optuna's tables
             # (SQLite reports it as an OperationalError "... already exists").
@@ -68,6 +67,31 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
         except Exception as exc:  # SQLAlchemy raises many kinds: bad URL, refused connection, auth...
             raise _unreachable(url, exc) from None
     raise AssertionError("unreachable")
+
+
+def _check_postgres_driver(url: str) -> None:
+    """A PostgreSQL URL whose driver is missing: name it and the extra that installs psycopg2 (Optuna
+    reports only a generic import failure). SQLAlchemy picks the driver of a bare postgresql:// URL
+    (psycopg2 up to 2.0, psycopg 3 from 2.1), so the fix names the URL form that psycopg2 serves."""
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            return
+        driver = parsed.get_driver_name()
+        dialect = parsed.get_dialect()
+    except sa.exc.ArgumentError:
+        return  # malformed or unknown: reported when the storage is opened
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        psycopg2 = 'Install psycopg2 with pip install "nn2hw[postgres]"'
+        bare = "+" not in parsed.drivername
+        raise StudyError(
+            f"The storage URL {_redact(url)} is a PostgreSQL database, but its driver {driver} is not installed"
+            + (f" (SQLAlchemy {sa.__version__} reads a bare postgresql:// URL with {driver})." if bare else "."),
+            (f"{psycopg2}." if driver == "psycopg2" else
+             f"{psycopg2} and write the URL as postgresql+psycopg2://..., or install {driver}.")
+            + " Or use a local file with --storage sqlite:///study.db.") from None
 
 
 def _unreachable(url: str, exc: BaseException) -> StudyError:
