@@ -58,7 +58,7 @@ def measure(name: str, dataset: str, batches: int, test_images: int, threads: in
     model, weights = _model(name, dataset)
     train_data, source = _data(dataset, train_split, max(batches * 32, 64))
     test_data, _ = _data(dataset, test_split, test_images)
-    train_data, test_data = evaluate.prepare(train_data, name), evaluate.prepare(test_data, name)
+    train_data, test_data = zoo.prepare(train_data, name), zoo.prepare(test_data, name)
     evaluate.finetune(model, train_data, batches=2, threads=threads, progress=False)  # warm-up
     tuned = evaluate.finetune(model, train_data, batches=batches, threads=threads, progress=False)
     start = time.perf_counter()

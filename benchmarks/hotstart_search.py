@@ -29,9 +29,9 @@ import optuna
 from optuna.trial import TrialState
 
 from nn2hw.errors import InfeasibleError
-from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.search import SearchSettings, Spec, run_search
-from nn2hw.search.runner import prepare
+from nn2hw.search.context import prepare
 from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR
 
 HARDWARE = "fpga:zcu102"

@@ -76,3 +76,9 @@ def as_choice(value: Any, what: str, options: Sequence[str]) -> str:
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an int and not a bool (JSON integers)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_batch_size(batch_size: int) -> None:
+    """A ``ConfigError`` unless ``batch_size`` is a positive int (training and test batches)."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"Batch size {batch_size!r} is not a positive integer.", "Use e.g. 32 or 256.")

@@ -1,4 +1,5 @@
-"""The public Python API: one call per job. The ``nn2hw`` CLI is a thin shell over these functions.
+"""The public Python API: one call per job (``analyze``, ``search``, ``evaluate``, ``train``). The
+``nn2hw`` CLI is a thin shell over these functions.
 
 >>> from nn2hw.api import analyze
 >>> result = analyze(model="resnet18", hardware="fpga:zcu102", design="70,36,64,64,7,18,6,6",
@@ -13,18 +14,27 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nn2hw import __version__
-from nn2hw.errors import ConfigError, HardwareError, Nn2hwError
+from nn2hw.errors import ConfigError, HardwareError, Nn2hwError, PlanError
+from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.hardware.records import Exploration, NetworkCost
 from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.paths import cache_root
 from nn2hw.workload import Layer, Workload
 
-__all__ = ["AnalysisResult", "analyze", "load_workload", "search"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nn2hw.evaluate import EvaluationStore, Metrics
+    from nn2hw.evaluate.train import TrainRecipe, TrainResult
+    from nn2hw.plan import Plan
+    from nn2hw.zoo import ZooVariant
+
+__all__ = ["AnalysisResult", "ZooEvaluation", "analyze", "evaluate", "load_workload", "search", "train"]
 
 
 @dataclass(frozen=True)
@@ -266,3 +276,124 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
                             hw_grid=grid, **settings)
     return run_search(config, evaluator=evaluator, progress=progress)
+
+
+# --- accuracy -----------------------------------------------------------------------------------
+ACCURACY_STORE = "accuracy.sqlite"
+"""The file under the cache root (``NN2HW_CACHE``) where ``evaluate`` keeps its measurements."""
+
+
+@dataclass(frozen=True)
+class ZooEvaluation:
+    """The result of ``evaluate``: what was evaluated and its metrics."""
+
+    model: str
+    dataset: str
+    split: str
+    metrics: Metrics
+    checkpoint: str
+    plan_key: str | None
+    settings: FinetuneSettings
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record; ``top1``/``top5`` (percent) and ``n_images`` are names other tools read."""
+        m = self.metrics
+        return {"model": self.model, "dataset": self.dataset, "split": self.split, "top1": m.top1, "top5": m.top5,
+                "n_images": m.n_images, "partial": m.partial, "full_size": m.full_size,
+                "checkpoint": self.checkpoint, "plan_key": self.plan_key, "finetune": asdict(self.settings)}
+
+
+def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | Path | None = None,
+             download: bool = False, checkpoint: str | Path | None = None, plan: str | Path | None = None,
+             settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
+             threads: int | None = None, progress: bool = True,
+             store: EvaluationStore | None = None) -> ZooEvaluation:
+    """Load zoo ``model``'s weights for ``dataset`` (or ``checkpoint``), apply ``plan``, fine-tune, test.
+
+    The plan must be one written for the same base model (and dataset, when it names one). The
+    test split is loaded before the model is built, so missing data fails fast. Measurements are
+    kept in ``store`` (default: ``NN2HW_CACHE/accuracy.sqlite``), keyed by the network, the
+    weights (their sha256), the data and the settings: none is repeated, and a failed or concurrent
+    run never overwrites one.
+    """
+    from functools import partial
+
+    from nn2hw import zoo
+    from nn2hw.evaluate import FinetuneEvaluator, Metrics, evaluation_key, evaluator_id, local_store
+
+    variant = zoo.entry(model).variant(dataset)  # an unknown model or dataset variant fails before any loading
+    loaded_plan = _load_plan(plan, model, dataset) if plan is not None else None
+    store = store or local_store(cache_root() / ACCURACY_STORE)
+    evaluator = FinetuneEvaluator(dataset, split=split, data_dir=data_dir, download=download, settings=settings,
+                                  test_batch_size=test_batch_size, prepare=partial(zoo.prepare, model_name=model),
+                                  threads=threads, progress=progress)
+    data = evaluator.test_data()
+    network = zoo.build(model, dataset, pretrained=checkpoint is None, checkpoint=checkpoint)
+    if loaded_plan is not None:
+        from nn2hw.compress import apply_plan
+
+        network = apply_plan(loaded_plan, network, (1, *variant.input_shape))
+    key = evaluation_key(loaded_plan.network_key if loaded_plan is not None else "unmodified", model, dataset,
+                         evaluator_id(evaluator, _weights_id(variant, checkpoint), data.source))
+    m = store.evaluate(key, lambda: evaluator(network)).metrics
+    metrics = Metrics(m["top1"], m["top5"], int(m["n_images"]), bool(m["partial"]), data.name, data.split,
+                      data.full_size)
+    return ZooEvaluation(model, dataset, split, metrics, str(checkpoint) if checkpoint else "zoo",
+                         loaded_plan.key if loaded_plan is not None else None, settings)
+
+
+def _weights_id(variant: ZooVariant, checkpoint: str | Path | None) -> str:
+    """The weights a model starts from: the given file's sha256, else the zoo sources' digests."""
+    if checkpoint is not None:
+        from nn2hw.download import file_digest
+
+        return f"sha256:{file_digest(Path(checkpoint))}"
+    return "zoo:" + ",".join(source.expected_hash for source in variant.sources)
+
+
+def _load_plan(path: str | Path, model: str, dataset: str) -> Plan:
+    from nn2hw.compress import validate_plan
+    from nn2hw.plan import Plan
+
+    plan = Plan.load(path)
+    validate_plan(plan)
+    if plan.base_model != model or (plan.dataset is not None and plan.dataset != dataset):
+        raise PlanError(f"The plan {path} was made for {plan.base_model!r} on {plan.dataset!r}, not {model!r} on "
+                        f"{dataset!r}.", "Evaluate the plan's own model and dataset, or build a plan for this one.")
+    return plan
+
+
+# --- training -----------------------------------------------------------------------------------
+TRAINABLE_DATASETS = ("fashion-mnist",)
+
+
+def default_train_out(model: str, dataset: str) -> Path:
+    """Where ``train`` saves by default: ``runs/zoo/<model>-<dataset>.pt``."""
+    return Path("runs") / "zoo" / f"{model}-{dataset}.pt"
+
+
+def train(model: str, dataset: str = "fashion-mnist", recipe: TrainRecipe | None = None,
+          out: str | Path | None = None, resume: bool = False, threads: int | None = 1,
+          data_dir: str | Path | None = None, progress: bool = True, console: Console | None = None) -> TrainResult:
+    """Train zoo model ``model`` on ``dataset`` from scratch (``recipe``, default ``TrainRecipe()``)
+    and save its ``state_dict`` to ``out`` (default ``runs/zoo/<model>-<dataset>.pt``).
+
+    The initial weights come from the recipe's seed. With ``resume=True`` training continues from
+    ``<out>.state`` (the recipe must be the same); without it an existing state file is an error
+    rather than silently overwritten.
+    """
+    from nn2hw import zoo
+    from nn2hw.data import load_dataset
+    from nn2hw.evaluate import run_context
+    from nn2hw.evaluate import train as training
+
+    if dataset not in TRAINABLE_DATASETS:
+        raise ConfigError(f"nn2hw trains zoo models on {', '.join(TRAINABLE_DATASETS)} only, not {dataset!r}.",
+                          "Use --dataset fashion-mnist; CIFAR-10/ImageNet weights come from published checkpoints.")
+    recipe = recipe or training.TrainRecipe()
+    with run_context(recipe.seed, threads):  # the initial weights come from the seed too
+        network = zoo.build(model, dataset)
+    train_data = zoo.prepare(load_dataset(dataset, "train", data_dir), model)
+    test_data = zoo.prepare(load_dataset(dataset, "test", data_dir), model)
+    target = Path(out) if out is not None else default_train_out(model, dataset)
+    return training.train(network, model, train_data, test_data, recipe, target, resume, threads, progress, console)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 import torch
 
 from nn2hw import zoo
 from nn2hw.cli import main
+from nn2hw.evaluate import FinetuneEvaluator
 from nn2hw.compress import with_quantization
 from nn2hw.plan import Plan
 from tests.data.helpers import install_fake_fmnist, write_files
@@ -57,7 +59,8 @@ def test_checkpoint_plan_finetune_and_json(capsys, fmnist, weights, tmp_path):
 
 @pytest.mark.data
 @pytest.mark.slow  # ResNet-20 on 1017 CIFAR-10 images
-def test_partial_split_is_labelled(capsys, shared_data, tmp_path):
+def test_partial_split_is_labelled(capsys, shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("NN2HW_CACHE", str(tmp_path / "cache"))  # the accuracy store lives under the cache root
     target = tmp_path / "r20.json"
     code, out, err = run(capsys, "--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial",
                          "--json", str(target))
@@ -66,6 +69,28 @@ def test_partial_split_is_labelled(capsys, shared_data, tmp_path):
     assert "PARTIAL test set (1017 of 10000 images)" in out
     data = json.loads(target.read_text())
     assert (data["partial"], data["n_images"], data["split"]) == (True, 1017, "test-partial")
+
+
+def test_a_measurement_is_made_once_and_kept_with_its_versions(capsys, fmnist, weights, tmp_path, monkeypatch):
+    args = ("--model", "resnet20", "--dataset", "fashion-mnist", "--threads", "1")
+    code, first, err = run(capsys, *args, "--checkpoint", str(weights))
+    assert code == 0, err
+
+    def measure_again(self, model):
+        raise AssertionError("measured twice")
+
+    monkeypatch.setattr(FinetuneEvaluator, "evaluate", measure_again)
+    code, again, err = run(capsys, *args, "--checkpoint", str(weights))
+    assert code == 0, err
+    assert again == first  # the stored measurement, reported the same way
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    torch.save(zoo.build("resnet20", "fashion-mnist").state_dict(), other)
+    with pytest.raises(AssertionError, match="measured twice"):  # other weights: another measurement
+        run(capsys, *args, "--checkpoint", str(other))
+    with sqlite3.connect(fmnist / "cache" / "accuracy.sqlite") as conn:
+        rows = conn.execute("SELECT status, versions FROM nn2hw_measurements").fetchall()
+    assert len(rows) == 1 and rows[0][0] == "done" and json.loads(rows[0][1])["torch"] == torch.__version__
 
 
 def test_bad_input_is_one_clear_error(capsys, fmnist, weights, tmp_path):

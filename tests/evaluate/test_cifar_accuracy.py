@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]  # ~340 GMACs in all: 10-20 s 
 @pytest.mark.parametrize("name, floor, measured", [("resnet20", 91.0, 91.64), ("resnet32", 92.0, 92.82),
                                                    ("resnet44", 92.5, 93.41), ("resnet56", 92.5, 92.72)])
 def test_shared_checkpoint_on_the_partial_split(shared_data, name, floor, measured):
-    data = evaluate.prepare(load_dataset("cifar10", "test-partial"), name)
+    data = zoo.prepare(load_dataset("cifar10", "test-partial"), name)
     metrics = evaluate.test(zoo.build(name, "cifar10", pretrained=True), data, progress=False)
     assert (metrics.n_images, metrics.partial, metrics.full_size) == (1017, True, 10000)
     assert metrics.top1 >= floor

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
-import numpy as np
-import pytest
 import torch
 
-from nn2hw.data import ArrayDataset
-from nn2hw.errors import DatasetError
-from nn2hw.evaluate import AccuracyCache, Evaluator, FinetuneEvaluator, FinetuneSettings, make_key, prepare
+from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluation_key, evaluator_id, local_store
 from tests.evaluate.nets import TinyNet, bright_dark
 
 
@@ -39,24 +36,24 @@ def test_bounded_test_images_are_partial_and_keyed_apart():
     assert _evaluator().cache_fields == ("bright-dark", "test", FinetuneSettings(20, 16, 0.05).key)
 
 
-def test_a_user_evaluator_plugs_into_the_cache(tmp_path):
+def test_a_user_evaluator_plugs_into_the_store(tmp_path):
     def my_evaluator(model: torch.nn.Module) -> dict[str, float]:
         return {"top1": 50.0, "params": float(sum(p.numel() for p in model.parameters()))}
 
     assert isinstance(my_evaluator, Evaluator)
-    cache = AccuracyCache(tmp_path / "acc.sqlite")
-    key = make_key("plan-a", "my-data", "val", "my-settings")
-    metrics, cached = cache.get_or_compute(key, lambda: my_evaluator(TinyNet()))
-    assert not cached and metrics["params"] == 4 * 9 + 8 + 4 * 2 + 2
+    store = local_store(tmp_path / "acc.sqlite")
+    key = evaluation_key("plan-a", "tiny", "my-data", evaluator_id(my_evaluator, "val"))
+    result = store.evaluate(key, lambda: my_evaluator(TinyNet()))
+    assert result.computed and result.metrics["params"] == 4 * 9 + 8 + 4 * 2 + 2
 
 
-def test_prepare_uses_the_zoo_normalization_and_checks_the_shape():
-    pixels = np.full((2, 1, 28, 28), 255, dtype=np.uint8)
-    data = ArrayDataset("fashion-mnist", "test", pixels, np.zeros(2, np.int64), tuple("0123456789"), 10000, "mem")
-    images, _ = prepare(data, "resnet20").batch(np.arange(1))
-    # Fashion-MNIST statistics of the zoo variant: mean 0.2860, std 0.3530.
-    assert images.flatten()[0].item() == pytest.approx((1.0 - 0.2860) / 0.3530, rel=1e-6)
-    wrong = ArrayDataset("fashion-mnist", "test", np.zeros((2, 3, 32, 32), np.uint8), np.zeros(2, np.int64),
-                         tuple("0123456789"), 10000, "mem")
-    with pytest.raises(DatasetError, match=r"takes inputs \(1, 28, 28\)"):
-        prepare(wrong, "resnet20")
+def test_declared_cache_fields_identify_the_settings():
+    tuned, other = _evaluator(), _evaluator(max_test_images=30)
+    assert evaluator_id(tuned, "weights") != evaluator_id(other, "weights")
+    assert evaluator_id(tuned, "weights") != evaluator_id(tuned, "other weights")
+    assert json.loads(evaluator_id(tuned, "weights")) == ["FinetuneEvaluator", *tuned.cache_fields, "weights"]
+
+    def plain(model):
+        return {"top1": 1.0}
+
+    assert json.loads(evaluator_id(plain, None)) == [plain.__qualname__, None]  # no fields: known by name only

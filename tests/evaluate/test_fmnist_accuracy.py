@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # four passes over 10,000 images and two 100-batc
 
 @pytest.fixture(scope="module")
 def data():
-    return (evaluate.prepare(real_fmnist("train"), "resnet20"), evaluate.prepare(real_fmnist("test"), "resnet20"))
+    return (zoo.prepare(real_fmnist("train"), "resnet20"), zoo.prepare(real_fmnist("test"), "resnet20"))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from nn2hw.cli import main
 from nn2hw.compress import apply_plan
 from nn2hw.errors import InfeasibleError
 from nn2hw.search import SearchSettings, Spec, run_search
-from nn2hw.search.runner import prepare
+from nn2hw.search.context import prepare
 from nn2hw.search.study import open_storage
 
 pytestmark = pytest.mark.data
@@ -34,11 +34,11 @@ BASE = {"model": "resnet20", "dataset": "cifar10", "split": "test-partial"}
 @pytest.fixture(scope="module")
 def scorer(shared_data):
     """Top-1 on 64 partial-test images, no training: deterministic and quick."""
+    from nn2hw import zoo
     from nn2hw.data import load_dataset
     from nn2hw.evaluate import test
-    from nn2hw.evaluate.evaluator import prepare as normalized
 
-    data = normalized(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
+    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
 
     def score(model):
         m = test(model, data, progress=False)
@@ -187,7 +187,7 @@ BASE_ARGS = ["--model", "resnet20", "--dataset", "cifar10", "--split", "test-par
              "--final-batches", "0", "--search-images", "64", "--quiet"]
 
 
-def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds):
+def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds, monkeypatch):
     out = ["--out", str(tmp_path / "o")]
     code, cap = _cli(["--latency-ms", str(bounds[1] / 2), *out], capsys)
     assert code == 2 and "leanest candidate" in cap.err and "Traceback" not in cap.err
@@ -197,6 +197,11 @@ def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds):
     assert code == 2 and "Did you mean 'reinforce'" in cap.err
     code, cap = _cli(["--latency-ms", "0.4", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/x", *out], capsys)
     assert code == 2 and "Cannot open the study storage" in cap.err and "pw" not in cap.err
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "psycopg2", None)  # the postgres extra is not installed
+        code, cap = _cli(["--latency-ms", "0.4", "--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/x", *out],
+                         capsys)
+    assert code == 2 and 'pip install "nn2hw[postgres]"' in cap.err and "Traceback" not in cap.err
     code, cap = _cli(["--latency-ms", "1", "--trials", "0", *out], capsys)
     assert code == 2 and "--trials" in cap.err
     with pytest.raises(SystemExit) as exit_info:

@@ -3,6 +3,7 @@ and two workers on one real PostgreSQL study."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -10,15 +11,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nn2hw._liveness import owner_id
 from nn2hw.errors import StudyError
-from nn2hw.search.evaluations import EvaluationStore
+from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.search.study import (
     count_trials,
     fail_orphaned_trials,
     heartbeat,
     open_storage,
     open_study,
-    owner_id,
     storage_url_for,
 )
 from tests.search.postgres import postgres_server
@@ -49,6 +50,22 @@ def test_unreachable_storage_is_a_clear_error(url):
     with pytest.raises(StudyError, match="Cannot open the study storage") as info:
         open_storage(url)
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("url, driver", [("postgresql+psycopg2://nobody:secret@127.0.0.1:1/none", "psycopg2"),
+                                         ("postgresql://nobody:secret@127.0.0.1:1/none", None)])
+def test_postgres_without_its_driver_names_the_extra(monkeypatch, url, driver):
+    for module in ("psycopg2", "psycopg"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes `import psycopg2` (and psycopg 3) fail
+    with pytest.raises(StudyError) as info:
+        open_storage(url)
+    error = info.value
+    assert "PostgreSQL" in error.cause and "not installed" in error.cause and "secret" not in str(error)
+    assert 'pip install "nn2hw[postgres]"' in error.fix
+    if driver is None:  # a bare URL: SQLAlchemy picks the driver, so the fix names the psycopg2 form
+        assert "postgresql+psycopg2://" in error.fix
+    else:
+        assert f"driver {driver} " in error.cause
 
 
 def test_trials_of_a_dead_worker_are_failed_on_resume(tmp_path):

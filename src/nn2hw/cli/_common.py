@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from nn2hw.errors import ConfigError, Nn2hwError
 
@@ -26,10 +27,10 @@ def wide_console() -> Console:
 
 
 def print_error(exc: Nn2hwError) -> None:
-    """One paragraph on stderr: 'error: <cause> Fix: <fix>'."""
-    err_console.print(f"[bold red]error:[/] {exc.cause}", soft_wrap=True)
+    """One paragraph on stderr: 'error: <cause> Fix: <fix>' (their text printed as is, brackets too)."""
+    err_console.print(f"[bold red]error:[/] {escape(exc.cause)}", soft_wrap=True)
     if exc.fix:
-        err_console.print(f"[bold]fix:[/] {exc.fix}", soft_wrap=True)
+        err_console.print(f"[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
 
 
 def write_json(path: str | Path, data: Any) -> Path:

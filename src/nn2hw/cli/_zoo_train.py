@@ -3,7 +3,7 @@
     nn2hw zoo train resnet20 --dataset fashion-mnist --out resnet20-fmnist.pt --threads 1
     nn2hw zoo train resnet20 --dataset fashion-mnist --out resnet20-fmnist.pt --threads 1 --resume
 
-A thin shell over ``nn2hw.zoo.train.train``; enrolled through ``nn2hw.cli.zoo.zoo_subcommand``.
+A thin shell over ``nn2hw.api.train``; enrolled through ``nn2hw.cli.zoo.zoo_subcommand``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from nn2hw.zoo.train import recipe_for, train
+    from nn2hw.api import train
+    from nn2hw.evaluate.train import recipe_for
 
     recipe = recipe_for(args.model, epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size)
     result = train(args.model, args.dataset, recipe, out=args.out, resume=args.resume, threads=args.threads,

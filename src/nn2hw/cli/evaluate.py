@@ -5,8 +5,9 @@
 
 Loads the zoo checkpoint for the model and dataset (or ``--checkpoint``), applies ``--plan``,
 fine-tunes ``--finetune-batches`` mini-batches (HotNAS settings), then tests. ``--json`` writes
-``top1``, ``top5`` (percent), ``n_images``, ``partial``, ``dataset``, ``split`` and ``model``. A thin
-shell over ``nn2hw.evaluate.evaluate_zoo_model``.
+``top1``, ``top5`` (percent), ``n_images``, ``partial``, ``dataset``, ``split`` and ``model``. A
+measurement is kept in ``NN2HW_CACHE/accuracy.sqlite`` and never repeated. A thin shell over
+``nn2hw.api.evaluate``.
 """
 
 from __future__ import annotations
@@ -44,14 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nn2hw.evaluate import FinetuneSettings, evaluate_zoo_model
+    from nn2hw.api import evaluate
+    from nn2hw.evaluate import FinetuneSettings
 
     settings = FinetuneSettings(batches=args.finetune_batches, batch_size=args.finetune_batch_size, lr=args.lr,
                                 seed=args.seed)
-    result = evaluate_zoo_model(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
-                                checkpoint=args.checkpoint, plan=args.plan, settings=settings,
-                                test_batch_size=args.batch_size, threads=args.threads,
-                                progress=console.is_terminal)
+    result = evaluate(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
+                      checkpoint=args.checkpoint, plan=args.plan, settings=settings, test_batch_size=args.batch_size,
+                      threads=args.threads, progress=console.is_terminal)
     m = result.metrics
     what = f"{result.model}" + (f" + plan {result.plan_key}" if result.plan_key else "")
     tuned = f", fine-tuned {settings.batches} batches" if settings.batches else ""

@@ -3,7 +3,7 @@
     nn2hw search --model resnet20 --dataset fashion-mnist --hardware fpga:zcu102 --latency-ms 0.25 \\
         --strategy reinforce --trials 40 --out runs/r20
     nn2hw search ... --resume                     # continue the same study after an interruption
-    nn2hw search ... --storage postgresql://user@host/db --study shared --workers 2   # many workers
+    nn2hw search ... --storage postgresql+psycopg2://user@host/db --study shared --workers 2   # many workers
 
 Writes into --out: plan.json, weights.pt, hardware.json, bundle.json (the bundle), report.json,
 layers.csv, trials.csv, pareto.csv, pareto.png and summary.html. A thin shell over
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from nn2hw.api import search
-    from nn2hw.evaluate.loops import FinetuneSettings
+    from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}

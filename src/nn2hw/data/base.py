@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from nn2hw._checks import check_batch_size
 from nn2hw.errors import ConfigError, DatasetError
 from nn2hw.registry import Registry
 
@@ -150,11 +151,6 @@ class Dataset(ABC):
         check_batch_size(batch_size)
         for start in range(0, len(self), batch_size):
             yield self.batch(np.arange(start, min(start + batch_size, len(self))))
-
-
-def check_batch_size(batch_size: int) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"Batch size {batch_size!r} is not a positive integer.", "Use e.g. 32 or 256.")
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,118 +1,56 @@
-"""Accuracy results shared by every worker of a study storage: one worker trains each candidate.
-
-A table ``nn2hw_evaluations`` in the study's own database maps an evaluation key (plan key +
-dataset + fine-tune settings + seed) to its metrics. Claiming a key is an atomic insert, so
-when two workers propose the same candidate one trains it and the other waits for the result.
-A claimant refreshes its claim while it trains; a claim that stops being refreshed, or whose
-owner process on this host is gone, is taken over. A failed evaluation releases its claim and writes no result.
-"""
+"""The accuracy side of a candidate: each network's plan applied to its base model and scored by
+its evaluator, once per evaluation key in the study's accuracy store (``nn2hw.evaluate.store``),
+and the networks' metrics combined into the candidate's."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+from nn2hw.compress import apply_plan
+from nn2hw.evaluate.store import EvaluationStore, evaluation_key
+from nn2hw.plan import Plan
 
-from nn2hw.errors import StudyError
-from nn2hw.search.study import every, owner_dead
-
-_META = sa.MetaData()
-EVALUATIONS = sa.Table(
-    "nn2hw_evaluations",
-    _META,
-    sa.Column("key", sa.String(128), primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),  # 'running' | 'done'
-    sa.Column("owner", sa.String(128), nullable=False),
-    sa.Column("heartbeat", sa.Float, nullable=False),  # unix time of the claimant's last refresh
-    sa.Column("metrics", sa.Text, nullable=True),  # JSON
-)
+if TYPE_CHECKING:
+    from nn2hw.search.context import MemberContext, SearchContext
 
 
-@dataclass(frozen=True)
-class Evaluated:
-    """Metrics of a key and whether this worker computed them (False: reused from the store)."""
+def joint_key(plans: Mapping[str, Plan]) -> str:
+    """One key for a candidate's networks (the plan's own key when there is one network)."""
+    if len(plans) == 1:
+        return next(iter(plans.values())).network_key
+    text = json.dumps(sorted((net, plan.network_key) for net, plan in plans.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
 
-    metrics: Mapping[str, float]
-    computed: bool
+
+def joint_metrics(per_network: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The networks' metrics averaged (one network: its own), over the keys every network has;
+    image counts add up and a result is partial when any network's is."""
+    shared = set.intersection(*(set(m) for m in per_network.values()))
+    combine = {"n_images": sum, "partial": max}
+    return {k: combine.get(k, lambda v: sum(v) / len(v))([m[k] for m in per_network.values()]) for k in sorted(shared)}
 
 
-class EvaluationStore:
-    """The shared results table on an SQLAlchemy engine (the study storage's)."""
+def evaluate_plan(member: MemberContext, plan: Plan) -> Mapping[str, float]:
+    """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default)."""
+    return member.evaluator(apply_plan(plan, member.model))
 
-    def __init__(self, engine: sa.engine.Engine, owner: str, stale_after_s: float = 60.0,
-                 refresh_s: float = 10.0, poll_s: float = 1.0) -> None:
-        self.engine, self.owner = engine, owner
-        self.stale_after_s, self.refresh_s, self.poll_s = stale_after_s, refresh_s, poll_s
-        try:
-            _META.create_all(engine, checkfirst=True)
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-            if not sa.inspect(engine).has_table(EVALUATIONS.name):  # lost a creation race: fine if it exists
-                raise
 
-    def lookup(self, key: str) -> Mapping[str, float] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(EVALUATIONS.c.status, EVALUATIONS.c.metrics)
-                               .where(EVALUATIONS.c.key == key)).first()
-        return json.loads(row.metrics) if row is not None and row.status == "done" else None
+def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: EvaluationStore
+                      ) -> tuple[dict[str, dict[str, float]], bool]:
+    """Each network's metrics (shared through the store) and whether any was computed here."""
+    per_network, computed = {}, False
+    for m in ctx.members:
+        key = evaluation_key(plans[m.name].network_key, m.name, m.member.dataset, m.evaluator_id)
+        result = store.evaluate(key, lambda m=m: evaluate_plan(m, plans[m.name]))
+        per_network[m.name] = dict(result.metrics)
+        computed |= result.computed
+    return per_network, computed
 
-    def _try_claim(self, key: str) -> bool:
-        """Insert a running claim, or take over a stale one; True when this worker owns the key."""
-        now = time.time()
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(EVALUATIONS.insert().values(key=key, status="running", owner=self.owner,
-                                                         heartbeat=now, metrics=None))
-            return True
-        except sa.exc.IntegrityError:
-            pass
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(EVALUATIONS.c.owner, EVALUATIONS.c.status, EVALUATIONS.c.heartbeat)
-                               .where(EVALUATIONS.c.key == key)).first()
-            if row is None or row.status != "running":
-                return False
-            if row.heartbeat >= now - self.stale_after_s and not owner_dead(row.owner):
-                return False
-            taken = conn.execute(  # compare-and-set on the owner seen: one taker wins
-                EVALUATIONS.update()
-                .where(EVALUATIONS.c.key == key, EVALUATIONS.c.status == "running", EVALUATIONS.c.owner == row.owner)
-                .values(owner=self.owner, heartbeat=now)
-            ).rowcount
-        return taken == 1
 
-    def _refresh(self, key: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(EVALUATIONS.update().where(EVALUATIONS.c.key == key, EVALUATIONS.c.owner == self.owner)
-                         .values(heartbeat=time.time()))
-
-    def _finish(self, key: str, metrics: Mapping[str, float] | None) -> None:
-        with self.engine.begin() as conn:
-            mine = (EVALUATIONS.c.key == key) & (EVALUATIONS.c.owner == self.owner)
-            if metrics is None:
-                conn.execute(EVALUATIONS.delete().where(mine & (EVALUATIONS.c.status == "running")))
-            else:
-                conn.execute(EVALUATIONS.update().where(mine).values(status="done", metrics=json.dumps(dict(metrics)),
-                                                                     heartbeat=time.time()))
-
-    def evaluate(self, key: str, compute: Callable[[], Mapping[str, float]],
-                 timeout_s: float = 24 * 3600) -> Evaluated:
-        """The metrics of ``key``: stored, computed here (claimed), or awaited from another worker."""
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            stored = self.lookup(key)
-            if stored is not None:
-                return Evaluated(stored, computed=False)
-            if self._try_claim(key):
-                try:
-                    with every(self.refresh_s, lambda: self._refresh(key)):
-                        metrics = compute()
-                except BaseException:
-                    self._finish(key, None)
-                    raise
-                self._finish(key, metrics)
-                return Evaluated(metrics, computed=True)
-            time.sleep(self.poll_s)
-        raise StudyError(f"Waited {timeout_s:.0f} s for another worker to evaluate candidate {key[:12]}.",
-                         "Check that the other workers are alive, then resume the study.")
+def base_metric(ctx: SearchContext, store: EvaluationStore) -> float:
+    """The base models' score under the same evaluation as every candidate (shared, computed once)."""
+    per_network, _ = evaluate_networks(ctx, ctx.space.bases, store)
+    return joint_metrics(per_network)[ctx.settings.metric]

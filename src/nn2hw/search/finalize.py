@@ -23,14 +23,15 @@ from optuna.trial import FrozenTrial, TrialState
 from nn2hw import __version__
 from nn2hw.bundle import save_bundle
 from nn2hw.errors import ConfigError, InfeasibleError
-from nn2hw.evaluate.loops import FinetuneSettings
+from nn2hw.evaluate import Evaluator, FinetuneSettings
 from nn2hw.hardware.records import NetworkCost, design_label
 from nn2hw._json import thaw
 from nn2hw.compress import apply_plan
 from nn2hw.plan import Plan
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import LayerRow, write_layers_csv
-from nn2hw.search.runner import Evaluator, SearchContext, default_evaluator, joint_metrics
+from nn2hw.search.context import SearchContext, default_evaluator
+from nn2hw.search.evaluations import joint_key, joint_metrics
 
 KEY_METRICS = ("top1", "top5", "n_images", "partial")
 
@@ -57,7 +58,6 @@ class Solution:
 
     def to_dict(self) -> dict[str, Any]:
         from nn2hw._json import jsonable
-        from nn2hw.search.runner import joint_key
 
         out = {"latency_ms": self.cost.latency_ms, "energy_mj": self.cost.energy_mj,
                "area_mm2": self.cost.area_mm2, "total_cycles": self.cost.total_cycles,

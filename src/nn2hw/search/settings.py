@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from nn2hw.errors import ConfigError
-from nn2hw.evaluate.loops import FinetuneSettings
 from nn2hw._json import jsonable
+from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.spec import Spec
 
 SEARCH_FINETUNE_LR = 0.003

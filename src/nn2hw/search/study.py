@@ -11,12 +11,9 @@ host is gone is failed at once, without waiting for the heartbeat grace period.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +23,9 @@ from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
+from nn2hw._liveness import every, owner_dead
 from nn2hw.errors import StudyError
+from nn2hw.evaluate.store import sqlite_pragmas
 
 IDENTITY_ATTR = "nn2hw_identity"
 HEARTBEAT_S = 10
@@ -40,7 +39,9 @@ def storage_url_for(path: str) -> str:
 
 
 def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> RDBStorage:
-    """An RDB storage with heartbeats; an unreachable or malformed URL is a ``StudyError``."""
+    """An RDB storage with heartbeats; an unreachable or malformed URL, or a PostgreSQL one without
+    its driver, is a ``StudyError``."""
+    _check_postgres_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
@@ -53,12 +54,9 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
                 storage = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
                                      grace_period=grace_s)
             if url.startswith("sqlite"):
-                sa.event.listen(storage.engine, "connect", _sqlite_pragmas)
+                sa.event.listen(storage.engine, "connect", sqlite_pragmas)
                 storage.engine.dispose()  # reconnect: every connection from now on gets the pragmas
             return storage
-        except ModuleNotFoundError as exc:
-            raise StudyError(f"The storage URL {_redact(url)} needs the Python module {exc.name!r}.",
-                             'Install it, e.g. pip install "nn2hw[postgres]" for PostgreSQL.') from None
         except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
             # Workers starting together on a fresh database race to create Optuna's tables
             # (SQLite reports it as an OperationalError "... already exists").
@@ -71,17 +69,29 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
     raise AssertionError("unreachable")
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """WAL journal + synchronous=NORMAL: a commit no longer waits for the disk (Optuna writes every
-    parameter and attribute in its own transaction), yet a committed trial survives a killed
-    process; only an OS crash or power loss can drop the last few commits."""
-    import sqlite3
-
-    if isinstance(connection, sqlite3.Connection):
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+def _check_postgres_driver(url: str) -> None:
+    """A PostgreSQL URL whose driver is missing: name it and the extra that installs psycopg2 (Optuna
+    reports only a generic import failure). SQLAlchemy picks the driver of a bare postgresql:// URL
+    (psycopg2 up to 2.0, psycopg 3 from 2.1), so the fix names the URL form that psycopg2 serves."""
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            return
+        driver = parsed.get_driver_name()
+        dialect = parsed.get_dialect()
+    except sa.exc.ArgumentError:
+        return  # malformed or unknown: reported when the storage is opened
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        psycopg2 = 'Install psycopg2 with pip install "nn2hw[postgres]"'
+        bare = "+" not in parsed.drivername
+        raise StudyError(
+            f"The storage URL {_redact(url)} is a PostgreSQL database, but its driver {driver} is not installed"
+            + (f" (SQLAlchemy {sa.__version__} reads a bare postgresql:// URL with {driver})." if bare else "."),
+            (f"{psycopg2}." if driver == "psycopg2" else
+             f"{psycopg2} and write the URL as postgresql+psycopg2://..., or install {driver}.")
+            + " Or use a local file with --storage sqlite:///study.db.") from None
 
 
 def _unreachable(url: str, exc: BaseException) -> StudyError:
@@ -154,27 +164,6 @@ def open_study(storage: RDBStorage, name: str, identity: Mapping[str, Any], samp
     return study
 
 
-def owner_id(tag: str = "") -> str:
-    """'host:pid[:tag]': who runs a trial or holds an evaluation claim."""
-    return f"{socket.gethostname()}:{os.getpid()}" + (f":{tag}" if tag else "")
-
-
-def owner_dead(owner: str | None) -> bool:
-    """True when ``owner`` is a process of this host that no longer exists (killed, crashed).
-
-    Owners on other hosts are never declared dead here: their trials go stale by heartbeat."""
-    parts = (owner or "").split(":")
-    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, owned by someone else
-        return False
-    return False
-
-
 def fail_orphaned_trials(study: optuna.Study) -> int:
     """Fail running trials whose owner process on this host is gone (a SIGKILLed run), at once;
     returns how many. Trials of live or remote workers are left alone."""
@@ -210,24 +199,3 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         return
     with every(storage.get_heartbeat_interval(), lambda: storage.record_heartbeat(trial._trial_id), first=True):
         yield
-
-
-@contextmanager
-def every(interval_s: float, action: Callable[[], None], first: bool = False) -> Iterator[None]:
-    """Run ``action`` every ``interval_s`` seconds in a background thread while the block runs
-    (once at the start too when ``first``): heartbeats of trials and of evaluation claims."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        if first:
-            action()
-        while not stop.wait(interval_s):
-            action()
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from nn2hw import zoo
+from nn2hw import api, zoo
 from nn2hw.cli import main
 from nn2hw.errors import ConfigError
-from nn2hw.zoo import train as training
-from nn2hw.zoo.train import TrainRecipe, recipe_for
+from nn2hw.evaluate import train as training
+from nn2hw.evaluate.train import TrainRecipe, recipe_for
 from tests.data.helpers import install_fake_fmnist, write_files
 
 RECIPE = TrainRecipe(epochs=2, batch_size=16, warmup_epochs=1)
@@ -33,7 +33,7 @@ def test_learning_rate_warms_up_then_decays_to_zero():
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fmnist, monkeypatch):
-    straight = training.train("resnet20", recipe=RECIPE, out=fmnist / "a.pt", progress=False)
+    straight = api.train("resnet20", recipe=RECIPE, out=fmnist / "a.pt", progress=False)
     real_epoch = training._train_epoch
     calls = []
 
@@ -45,15 +45,15 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fmnist, monkeypat
 
     monkeypatch.setattr(training, "_train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        training.train("resnet20", recipe=RECIPE, out=fmnist / "b.pt", progress=False)
+        api.train("resnet20", recipe=RECIPE, out=fmnist / "b.pt", progress=False)
     assert (fmnist / "b.pt.state").is_file() and not (fmnist / "b.pt").exists()
     with pytest.raises(ConfigError, match="unfinished training"):
-        training.train("resnet20", recipe=RECIPE, out=fmnist / "b.pt", progress=False)
+        api.train("resnet20", recipe=RECIPE, out=fmnist / "b.pt", progress=False)
     with pytest.raises(ConfigError, match="different training"):
-        training.train("resnet20", recipe=TrainRecipe(epochs=3, batch_size=16), out=fmnist / "b.pt", resume=True,
-                       progress=False)
+        api.train("resnet20", recipe=TrainRecipe(epochs=3, batch_size=16), out=fmnist / "b.pt", resume=True,
+                  progress=False)
     monkeypatch.setattr(training, "_train_epoch", real_epoch)
-    resumed = training.train("resnet20", recipe=RECIPE, out=fmnist / "b.pt", resume=True, progress=False)
+    resumed = api.train("resnet20", recipe=RECIPE, out=fmnist / "b.pt", resume=True, progress=False)
     a, b = torch.load(straight.path), torch.load(resumed.path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.sha256 == straight.sha256 and not (fmnist / "b.pt.state").exists()
@@ -62,7 +62,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fmnist, monkeypat
 
 def test_only_fashion_mnist_is_trained_here(fmnist):
     with pytest.raises(ConfigError, match="fashion-mnist only"):
-        training.train("resnet20", "cifar10", RECIPE, out=fmnist / "c.pt")
+        api.train("resnet20", "cifar10", RECIPE, out=fmnist / "c.pt")
     with pytest.raises(ConfigError, match="epochs"):
         TrainRecipe(epochs=0)
 

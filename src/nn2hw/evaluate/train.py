@@ -1,4 +1,4 @@
-"""Train a zoo model from scratch (the Fashion-MNIST zoo), resumably, on the CPU.
+"""Train a model from scratch (how the Fashion-MNIST zoo was made), resumably, on the CPU.
 
 Recipe (``TrainRecipe``): SGD with Nesterov momentum 0.9, batch 128, a linear warm-up then a
 cosine decay of the learning rate to zero (per step), weight decay on the weights of convs and
@@ -10,7 +10,8 @@ Resuming: after every epoch the full state (weights, optimizer, history, recipe)
 to ``<out>.state``. Each epoch draws its data order, crops, flips and dropout from
 ``(seed, epoch)``, so an interrupted and resumed training ends with the same weights as an
 uninterrupted one. The final file ``<out>`` is the plain ``state_dict`` (``torch.save``), ready to
-be packaged in ``nn2hw/zoo/checkpoints/`` with its sha256.
+be packaged in ``nn2hw/zoo/checkpoints/`` with its sha256. ``nn2hw.api.train`` builds a zoo model
+and its data and calls ``train`` here.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from nn2hw.data import load_dataset
+from nn2hw.data import Dataset
 from nn2hw.errors import CheckpointError, ConfigError
-from nn2hw.evaluate import Metrics, prepare, run_context, test
-from nn2hw.evaluate.loops import _progress
+from nn2hw.evaluate.loops import Metrics, _progress, test
+from nn2hw.evaluate.runtime import run_context
 
-TRAINABLE_DATASETS = ("fashion-mnist",)
 STATE_SUFFIX = ".state"
 
 
@@ -107,50 +107,38 @@ class TrainResult:
         return sum(e.seconds for e in self.history)
 
 
-def default_out(model: str, dataset: str) -> Path:
-    return Path("runs") / "zoo" / f"{model}-{dataset}.pt"
-
-
-def train(model_name: str, dataset: str = "fashion-mnist", recipe: TrainRecipe = TrainRecipe(),
-          out: str | Path | None = None, resume: bool = False, threads: int | None = 1,
-          data_dir: str | Path | None = None, progress: bool = True, console: Console | None = None) -> TrainResult:
-    """Train zoo model ``model_name`` on ``dataset`` from scratch and save its ``state_dict`` to ``out``.
+def train(model: nn.Module, name: str, train_data: Dataset, test_data: Dataset, recipe: TrainRecipe, out: Path,
+          resume: bool = False, threads: int | None = 1, progress: bool = True,
+          console: Console | None = None) -> TrainResult:
+    """Train ``model`` (called ``name``; its initial weights as given) on ``train_data`` and save its
+    ``state_dict`` to ``out``, testing on ``test_data`` after every epoch.
 
     With ``resume=True`` training continues from ``<out>.state`` (the recipe must be the same);
     without it an existing state file is an error rather than silently overwritten.
     """
-    from nn2hw import zoo
-
-    if dataset not in TRAINABLE_DATASETS:
-        raise ConfigError(f"nn2hw trains zoo models on {', '.join(TRAINABLE_DATASETS)} only, not {dataset!r}.",
-                          "Use --dataset fashion-mnist; CIFAR-10/ImageNet weights come from published checkpoints.")
     console = console or Console(highlight=False)
-    out = Path(out) if out is not None else default_out(model_name, dataset)
+    dataset = train_data.name
     state_path = out.with_name(out.name + STATE_SUFFIX)
-    with run_context(recipe.seed, threads):  # the initial weights come from the seed too
-        model = zoo.build(model_name, dataset)
-    train_data = prepare(load_dataset(dataset, "train", data_dir), model_name)
-    test_data = prepare(load_dataset(dataset, "test", data_dir), model_name)
     model = model.to(memory_format=torch.channels_last)
     optimizer = _optimizer(model, recipe)
     history: list[EpochLog] = []
     if state_path.exists():
         if not resume:
-            raise ConfigError(f"{state_path} holds an unfinished training of {model_name}.",
+            raise ConfigError(f"{state_path} holds an unfinished training of {name}.",
                               "Add --resume to continue it, or delete the file to start over.")
-        history = _load_state(state_path, model, optimizer, model_name, dataset, recipe)
-        console.print(f"resuming {model_name} after epoch {len(history)} of {recipe.epochs}")
+        history = _load_state(state_path, model, optimizer, name, dataset, recipe)
+        console.print(f"resuming {name} after epoch {len(history)} of {recipe.epochs}")
     steps_per_epoch = len(train_data) // recipe.batch_size
     for epoch in range(len(history), recipe.epochs):
         log = _train_epoch(model, optimizer, train_data, test_data, recipe, epoch, steps_per_epoch, threads, progress)
         history.append(log)
-        _save_state(state_path, model, optimizer, model_name, dataset, recipe, history)
-        console.print(f"{model_name} epoch {epoch + 1}/{recipe.epochs}: loss {log.train_loss:.4f}, train top-1 "
+        _save_state(state_path, model, optimizer, name, dataset, recipe, history)
+        console.print(f"{name} epoch {epoch + 1}/{recipe.epochs}: loss {log.train_loss:.4f}, train top-1 "
                       f"{log.train_top1:.2f} %, test top-1 {log.test_top1:.2f} % ({log.seconds:.0f} s)")
     metrics = test(model, test_data, 500, threads=threads, progress=progress)
     digest = _save_final(out, model)
     state_path.unlink(missing_ok=True)
-    return TrainResult(model_name, dataset, out, digest, metrics, recipe, tuple(history))
+    return TrainResult(name, dataset, out, digest, metrics, recipe, tuple(history))
 
 
 def _optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:

@@ -1,0 +1,179 @@
+"""What every worker of a search prepares once: the networks, their costs and bottlenecks, the
+space, and the checks that refuse an impossible search before any work (an empty space, a spec
+below what the leanest candidate reaches, an unknown strategy or option).
+
+The strategies are imported where they are used: their package loads torch (REINFORCE's
+controller), and importing the search must not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from nn2hw.compress import SpaceContext, apply_plan
+from nn2hw.errors import InfeasibleError
+from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
+from nn2hw.hardware.records import NetworkCost
+from nn2hw.plan import Plan
+from nn2hw.search.settings import Member, SearchSettings
+from nn2hw.spec import Spec
+from nn2hw.search.target import HardwareTarget
+from nn2hw.search.trial import observe
+from nn2hw.space import JointSpace, SpaceConfig, build_space
+from nn2hw.workload import Workload
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nn2hw.search.strategies import RewardConfig
+
+
+@dataclass
+class MemberContext:
+    """One network of the search: its pretrained model, workload and evaluator (with its identity)."""
+
+    member: Member
+    model: nn.Module
+    workload: Workload
+    evaluator: Evaluator
+    evaluator_id: str
+
+    @property
+    def name(self) -> str:
+        return self.member.model
+
+
+@dataclass
+class SearchContext:
+    """What every worker prepares once: the networks, costs, space, reward."""
+
+    settings: SearchSettings
+    members: tuple[MemberContext, ...]
+    target: HardwareTarget
+    base_cost: NetworkCost
+    bottlenecks: dict[str, dict[str, str]]
+    space: JointSpace
+    bound_cost: NetworkCost
+    reward: RewardConfig | None = None
+    base_metric: float | None = None
+
+    @property
+    def spec(self) -> Spec:
+        return self.settings.spec
+
+    def workloads(self, plans: Mapping[str, Plan] | None = None) -> Workload | dict[str, Workload]:
+        """The networks' workloads (rewritten by ``plans``): one workload, or a dict of several."""
+        return _workloads(self.members, plans)
+
+
+def _workloads(members: tuple[MemberContext, ...], plans: Mapping[str, Plan] | None) -> Workload | dict[str, Workload]:
+    done = {m.name: apply_plan(plans[m.name], m.workload) if plans else m.workload for m in members}
+    return next(iter(done.values())) if len(done) == 1 else done
+
+
+def default_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
+                      teacher: nn.Module | None = None, progress: bool = False) -> FinetuneEvaluator:
+    """Fine-tune as ``finetune`` says (distilling from ``teacher``, the unmodified model, when it
+    asks to), then test on the first ``images`` of the member's split (None: all of it)."""
+    from nn2hw import zoo
+
+    return FinetuneEvaluator(member.dataset, split=member.split, data_dir=settings.data_dir, settings=finetune,
+                             max_test_images=images, prepare=partial(zoo.prepare, model_name=member.model),
+                             threads=settings.threads, progress=progress, teacher=teacher)
+
+
+def _member_context(settings: SearchSettings, member: Member,
+                    evaluator: Evaluator | Mapping[str, Evaluator] | None) -> MemberContext:
+    from nn2hw import zoo
+    from nn2hw.workload import from_module
+
+    model = zoo.build(member.model, member.dataset, pretrained=True, checkpoint=member.checkpoint)
+    model.eval()
+    variant = zoo.entry(member.model).variant(member.dataset)
+    workload = from_module(model, (1, *variant.input_shape), name=member.model)
+    if isinstance(evaluator, Mapping):
+        evaluator = evaluator.get(member.model)
+    if evaluator is None:
+        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model)
+    return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint))
+
+
+def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evaluator] | None = None) -> SearchContext:
+    """Load the base models, cost them on their best design, take each layer's bottleneck, build
+    the space and check the specs against what it can reach (an impossible spec stops here)."""
+    members = tuple(_member_context(settings, m, evaluator) for m in settings.members)
+    target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid, settings.spec.limits)
+    workloads = {m.name: m.workload for m in members}
+    base_cost = target.best(workloads)
+    bottlenecks = _bottlenecks(base_cost, [m.name for m in members])
+    config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
+    knobs = target.knob_dimensions(members[0].workload)
+    parts = []
+    for i, m in enumerate(members):
+        base_plan = Plan.for_workload(m.workload, m.name, m.member.dataset)
+        weights = SpaceContext(weights=lambda name, model=m.model: model.get_submodule(name).weight)
+        parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
+                                          vocabulary=target.template.bottlenecks, config=config, context=weights,
+                                          hardware=knobs if i == 0 else ())))
+    space = JointSpace(tuple(parts))
+    bound_cost = target.best(_workloads(members, space.decode(space.leanest()).plans))
+    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, bound_cost)
+    _check_reachable(ctx)
+    _check_strategy(settings, space)
+    return ctx
+
+
+def _bottlenecks(cost: NetworkCost, networks: list[str]) -> dict[str, dict[str, str]]:
+    """Each network's layer -> bottleneck label (layers of a multi-network chip are 'net/layer')."""
+    if len(networks) == 1:
+        return {networks[0]: {layer.name: layer.bottleneck for layer in cost.layers}}
+    found: dict[str, dict[str, str]] = {net: {} for net in networks}
+    for layer in cost.layers:
+        net, _, name = layer.name.partition("/")
+        found[net][name] = layer.bottleneck
+    return found
+
+
+def _check_strategy(settings: SearchSettings, space: JointSpace) -> None:
+    """Build the strategy's sampler once so an unknown name or option fails before any work."""
+    from nn2hw.search.strategies import RewardConfig, build_sampler
+    from nn2hw.search.strategies.sampler import SamplerContext
+
+    probe = RewardConfig(spec_ms=1.0, acc_band=(0.0, 1.0), lat_band=(0.5, 1.0))
+    build_sampler(settings.strategy, SamplerContext(space.names, space.counts, probe, settings.seed,
+                                                    observe(space.names, settings.metric),
+                                                    dict(settings.strategy_options)))
+
+
+def _check_reachable(ctx: SearchContext) -> None:
+    """Refuse a spec below what the leanest candidate reaches, naming that bound."""
+    settings, nets = ctx.settings, " + ".join(m.name for m in ctx.members)
+    if not ctx.space.dimensions:
+        raise InfeasibleError(
+            f"The search space of {nets} is empty: no layer has a technique for its bottleneck on "
+            f"{settings.hardware}.",
+            "Widen it with a --space file (e.g. enable channel cuts or quantization for more bottlenecks).")
+    for name, limit in settings.spec.limits.items():
+        reach = settings.spec.value(ctx.bound_cost, name)
+        if reach > limit:
+            unit = {"latency_ms": "ms", "energy_mj": "mJ", "area_mm2": "mm2"}[name]
+            raise InfeasibleError(
+                f"No candidate can meet {name} <= {limit:g} {unit}: the leanest candidate of the space (every "
+                f"layer at its cheapest choice, best design) reaches {reach:.6g} {unit}; the base model needs "
+                f"{settings.spec.value(ctx.base_cost, name):.6g} {unit} on {settings.hardware}.",
+                f"Relax the spec to at least {reach:.6g} {unit}, widen the space (--space), or use larger hardware.",
+                best_bound=reach)
+
+
+def reward_config(ctx: SearchContext, base_metric: float) -> RewardConfig:
+    """HotNAS's reward bands around the base metric and the latency spec (or the settings' own)."""
+    from nn2hw.search.strategies import RewardConfig
+
+    s = ctx.settings
+    latency = s.spec.latency_ms if s.spec.latency_ms is not None else ctx.base_cost.latency_ms
+    acc_band = s.acc_band or (base_metric - 10.0, base_metric)
+    lat_band = s.lat_band or (0.7 * latency, latency)
+    return RewardConfig(spec_ms=latency, acc_band=acc_band, lat_band=lat_band, alpha=s.alpha,
+                        lat_penalty=s.lat_penalty)

@@ -1,0 +1,133 @@
+"""One trial: propose, cost first, train only what meets every spec, tell the study.
+
+A proposal (an index vector over the space) is ``assess``ed: decoded into plans and hardware
+knobs, applied to the workloads (no torch) and costed on its best design. The latency-first
+prefilter asks the same question of every proposal before it becomes a trial; a trial whose
+candidate misses a spec or fits no design is recorded with the reason and never trained.
+
+The strategies are imported where they are used: their package loads torch (REINFORCE's
+controller), and importing the search must not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from nn2hw.errors import HardwareError, InfeasibleError, PlanError
+from nn2hw.evaluate.store import EvaluationStore
+from nn2hw._json import jsonable
+from nn2hw.hardware.records import NetworkCost
+from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
+from nn2hw.space import JointCandidate
+
+if TYPE_CHECKING:
+    from nn2hw.search.context import SearchContext
+    from nn2hw.search.strategies import Observation, StrategyInfo
+
+NO_DESIGN_MS = 1e12  # objective value standing in for "no design can run it" (Optuna needs a number)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A candidate costed on its best design: the cost (None when no design runs it) and why it
+    misses ('' when it meets every spec)."""
+
+    candidate: JointCandidate
+    cost: NetworkCost | None
+    reason: str
+
+    @property
+    def feasible(self) -> bool:
+        return self.cost is not None and not self.reason
+
+
+def assess(ctx: SearchContext, indices: tuple[int, ...] | list[int]) -> Assessment:
+    """Decode ``indices`` and cost the candidate on its best design, from the cost model alone."""
+    candidate = ctx.space.decode(indices)
+    try:
+        cost = ctx.target.best(ctx.workloads(candidate.plans), candidate.hardware)
+    except (PlanError, InfeasibleError, HardwareError) as exc:
+        return Assessment(candidate, None, f"no design: {exc.cause}")
+    return Assessment(candidate, cost, ctx.spec.describe_miss(cost))
+
+
+def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Observation]:
+    """How a strategy reads a finished trial: its indices, feasibility, metric and latency."""
+    from nn2hw.search.strategies import Observation
+
+    def to_observation(t: FrozenTrial) -> Observation:
+        a = t.user_attrs
+        return Observation(t.number, tuple(int(t.params[n]) for n in names), bool(a.get("feasible")),
+                           a.get(metric), a.get("latency_ms"))
+
+    return to_observation
+
+
+def _prefilter(ctx: SearchContext) -> Callable[[tuple[int, ...]], tuple[bool, float | None]]:
+    """(meets every spec, latency) of a proposal, memoized: what the latency-first prefilter asks
+    before a proposal becomes a trial."""
+    seen: dict[tuple[int, ...], tuple[bool, float | None]] = {}
+
+    def check(indices: tuple[int, ...]) -> tuple[bool, float | None]:
+        key = tuple(int(i) for i in indices)
+        if key not in seen:
+            found = assess(ctx, key)
+            seen[key] = (found.feasible, found.cost.latency_ms if found.cost is not None else None)
+        return seen[key]
+
+    return check
+
+
+def make_sampler(ctx: SearchContext) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
+    """The strategy's Optuna sampler, with the prefilter and the reward of ``ctx``."""
+    from nn2hw.search.strategies import build_sampler
+    from nn2hw.search.strategies.sampler import SamplerContext
+
+    s = ctx.settings
+    sctx = SamplerContext(ctx.space.names, ctx.space.counts, ctx.reward, s.seed, observe(ctx.space.names, s.metric),
+                          dict(s.strategy_options), check=_prefilter(ctx), attempts=s.proposals)
+    return build_sampler(s.strategy, sctx)
+
+
+def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, store: EvaluationStore,
+              objectives: int) -> None:
+    """Cost one candidate; train it only when it meets every spec; tell the study."""
+    start = time.perf_counter()
+    trial.set_user_attr("owner", store.owner)
+    indices = [trial.suggest_categorical(n, list(range(c))) for n, c in zip(ctx.space.names, ctx.space.counts)]
+    found = assess(ctx, indices)
+    cand, cost = found.candidate, found.cost
+    trial.set_user_attr("plans", {net: plan.to_dict() for net, plan in cand.plans.items()})
+    trial.set_user_attr("plan_key", joint_key(cand.plans))
+    trial.set_user_attr("knobs", dict(cand.hardware))
+    if cost is not None:
+        trial.set_user_attr("design", jsonable(cost.design))
+        for name in ("latency_ms", "energy_mj", "area_mm2"):
+            trial.set_user_attr(name, getattr(cost, name))
+        for name, g in ctx.spec.violations(cost).items():
+            trial.set_constraint(name, g)
+    else:
+        for name in ctx.spec.limits:
+            trial.set_constraint(name, 1.0)
+    trial.set_user_attr("feasible", found.feasible)
+    trial.set_user_attr("reason", found.reason)
+    latency = cost.latency_ms if cost is not None else NO_DESIGN_MS
+    if not found.feasible:
+        study.tell(trial, [0.0] if objectives == 1 else [0.0, latency])
+        return
+    per_network, computed = evaluate_networks(ctx, cand.plans, store)
+    metrics = joint_metrics(per_network)
+    for name, value in metrics.items():
+        trial.set_user_attr(name, value)
+    if len(per_network) > 1:
+        trial.set_user_attr("networks", per_network)
+    trial.set_user_attr("trained_here", computed)
+    trial.set_user_attr("seconds", time.perf_counter() - start)
+    value = metrics[ctx.settings.metric]
+    study.tell(trial, [value] if objectives == 1 else [value, latency])
