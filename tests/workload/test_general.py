@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from nn2hw.errors import ConfigError, PlanError
+from nn2hw.compress import apply_plan, validate_plan, with_cut
 from nn2hw.plan import Plan
 from nn2hw.testing import nets
 from nn2hw.workload import Layer, OpKind, Workload, from_module
@@ -165,7 +166,7 @@ def test_attention_heads_are_one_pinned_group(built):
     assert "encoder.layer.0.output.dense" in hidden.layers and not hidden.cuttable
     assert any("embedding table" in r for r in hidden.fixed_by)
     with pytest.raises(PlanError, match="attention heads"):
-        Plan.for_workload(w, "bert").with_cut(w, f"{SELF}.query", 16).validate(w)
+        validate_plan(with_cut(Plan.for_workload(w, "bert"), w, f"{SELF}.query", 16), w)
 
 
 def test_vit_and_nb201_coupling(built):
@@ -212,10 +213,10 @@ def test_ffn_cut_on_the_model_keeps_its_function():
     with torch.no_grad():
         inter.weight[::2] = 0.0
         inter.bias[::2] = -1e4  # GELU(-1e4) = 0: the unit is silent
-    plan = Plan.for_workload(w, "bert").with_cut(w, "encoder.layer.0.intermediate.dense", 32)
-    new = plan.apply(model, inputs)
+    plan = with_cut(Plan.for_workload(w, "bert"), w, "encoder.layer.0.intermediate.dense", 32)
+    new = apply_plan(plan, model, inputs)
     assert new.encoder.layer[0].output.dense.in_features == 32
-    assert plan.apply(w).layer("encoder.layer.0.output.dense").in_shapes == ((1, 8, 32),)
+    assert apply_plan(plan, w).layer("encoder.layer.0.output.dense").in_shapes == ((1, 8, 32),)
     for before, after in zip(model(*inputs), new(*inputs)):
         torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
 
