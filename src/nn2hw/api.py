@@ -24,7 +24,7 @@ from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.hardware.records import Exploration, NetworkCost
 from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.paths import cache_root
-from nn2hw.workload import Layer, Workload
+from nn2hw.workload import Layer, OpKind, Workload
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -104,7 +104,11 @@ def exploration_dict(exploration: Exploration) -> dict[str, Any]:
 
 
 def shape_text(layer: Layer) -> str:
-    """A compact shape: 'MxN k7x7 s2 -> RxC' (grouped convs add 'g2'), 'N -> M' for linear layers."""
+    """A compact shape: 'MxN k7x7 s2 -> RxC' for a conv ('g2', 'dw' for grouped and depthwise),
+    'h x [MxK].[KxN]' for a matmul of h heads, 'N -> M' for other layers (channels)."""
+    if layer.kind is OpKind.MATMUL:
+        k, n = layer.in_channels // layer.groups, layer.out_channels // layer.groups
+        return f"{layer.groups} x [{layer.out_h}x{k}].[{k}x{n}]"
     if layer.conv_type is None:
         return f"{layer.in_channels} -> {layer.out_channels}"
     groups = "" if layer.groups == 1 else (" dw" if layer.conv_type == "depthwise" else f" g{layer.groups}")

@@ -64,7 +64,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nn2hw: interrupted; completed work is saved.", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":  # python -m nn2hw.cli
-    sys.exit(main())

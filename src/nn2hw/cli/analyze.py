@@ -14,6 +14,7 @@ import argparse
 from collections import defaultdict
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from nn2hw.cli._common import parse_key_values, wide_console, write_json
@@ -93,7 +94,7 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     total = cost.total_cycles or 1.0
     table = Table(title="per-layer cost", title_justify="left")
     widest = max((len(layer.name) for layer in cost.layers), default=5)
-    for col, justify in (("#", "right"), ("layer", "left"), ("shape", "left"), ("MACs", "right"),
+    for col, justify in (("#", "right"), ("layer", "left"), ("shape", "left"), ("runs on", "left"), ("MACs", "right"),
                          ("cycles", "right"), ("ms", "right"), ("bottleneck", "center"), ("share", "right")):
         table.add_column(col, justify=justify, no_wrap=col != "shape", min_width=widest if col == "layer" else None)
     with_energy = bool(cost.layers) and all(layer.energy_mj is not None for layer in cost.layers)
@@ -103,18 +104,20 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     if with_engine:
         table.add_column("engine", justify="left")
     for i, layer in enumerate(cost.layers, 1):
-        table.add_row(str(i), layer.name, result.layer_shape(layer.name), f"{layer.macs:,}", f"{layer.cycles:,.0f}",
+        table.add_row(str(i), escape(layer.name), result.layer_shape(layer.name), layer.execution.value,
+                      f"{layer.macs:,}", f"{layer.cycles:,.0f}",
                       f"{layer.latency_ms:.4f}", layer.bottleneck, f"{layer.cycles / total:.1%}",
                       *([f"{layer.energy_mj:.5f}"] if with_energy else []), *([layer.engine] if with_engine else []))
     console.print(table)
 
     if cost.uncosted:
-        grouped: dict[str, list[str]] = defaultdict(list)
+        grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
         for op in cost.uncosted:
-            grouped[op.reason].append(op.name)
-        console.print(f"[bold]not costed[/] ({len(cost.uncosted)} ops):")
-        for reason, names in grouped.items():
-            console.print(f"  {len(names)} x {reason}: [dim]{', '.join(names)}[/]", soft_wrap=True)
+            grouped[(op.execution.value if op.execution else "not understood", op.reason)].append(op.name)
+        console.print(f"[bold]no cycles of their own[/] ({len(cost.uncosted)} ops):")
+        for (mode, reason), names in grouped.items():
+            console.print(f"  {len(names)} x {mode}: {escape(reason)}: [dim]{escape(', '.join(names))}[/]",
+                          soft_wrap=True)
 
     resources = Table(title="resources", title_justify="left")
     for col in ("resource", "used", "available", "unit", "use", "fits"):

@@ -224,13 +224,14 @@ def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: 
             dw_rows.append((layer, 1, layer.out_channels, layer.in_channels))
             dw_pos.append(position)
             engines.append("dconv")
-        elif layer.kind is OpKind.MATMUL:  # one product per (batch, head): its second operand differs
-            g = layer.groups * layer.batch
-            std_rows.append((replace(layer, batch=1), g, layer.out_channels // layer.groups,
-                             layer.in_channels // layer.groups))
         else:
-            g = layer.groups if layer.kind is OpKind.CONV else 1
-            std_rows.append((layer, g, layer.out_channels // g, layer.in_channels // g))
+            if layer.kind is OpKind.MATMUL:  # one product per (batch, head): its second operand differs
+                g = layer.groups * layer.batch
+                row = (replace(layer, batch=1), g, layer.out_channels // layer.groups, layer.in_channels // layer.groups)
+            else:
+                g = layer.groups if layer.kind is OpKind.CONV else 1
+                row = (layer, g, layer.out_channels // g, layer.in_channels // g)
+            std_rows.append(row)
             std_pos.append(position)
             engines.append("cconv")
         costed.append(layer)
