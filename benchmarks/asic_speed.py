@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nn2hw.hardware import get_template  # noqa: E402
-from nn2hw.hardware.asic.arrays import _table  # noqa: E402
-from nn2hw.hardware.asic.systolic import SystolicDesign  # noqa: E402
-from nn2hw.peers import install_command, installed  # noqa: E402
-from nn2hw.workload import Workload  # noqa: E402
+from nn2hw.hardware import get_template
+from nn2hw.hardware.asic.arrays import _table
+from nn2hw.hardware.asic.systolic import SystolicDesign
+from nn2hw.peers import install_command, installed
+from nn2hw.workload import Workload
 
 
 def network(name: str) -> Workload:

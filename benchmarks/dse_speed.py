@@ -83,12 +83,12 @@ def main() -> int:
         plan = plan_layers(workload, has_dw, "host", False)
         n_layers = len(plan.layers)
         distinct = len(plan.std.unique()[0]) + (len(plan.dw.unique()[0]) if len(plan.dw) else 0)
-        sweep_ms = median_ms(lambda: sweep(workload, grid, device), args.repeat)
-        explore_ms = median_ms(lambda: TEMPLATE.explore(workload, device), args.repeat)
+        sweep_ms = median_ms(lambda w=workload, g=grid: sweep(w, g, device), args.repeat)
+        explore_ms = median_ms(lambda w=workload: TEMPLATE.explore(w, device), args.repeat)
         evals = grid.size * n_layers / (sweep_ms / 1e3)
         best = TEMPLATE.explore(workload, device).best
         design = best.design
-        single_ms = median_ms(lambda: TEMPLATE.cost(workload, design, device), args.repeat * 5)
+        single_ms = median_ms(lambda w=workload, d=design: TEMPLATE.cost(w, d, device), args.repeat * 5)
         print(f"{name:13} {grid.size:>6} {n_layers:>6} {distinct:>8} {sweep_ms:>9.2f} {evals:>10.3g} "
               f"{explore_ms:>10.2f} {single_ms:>11.3f}")
         if name == "resnet18":

@@ -29,8 +29,8 @@ from nn2hw.api import search, zoo_workload
 from nn2hw.errors import InfeasibleError, Nn2hwError
 from nn2hw.hardware.asic.hetero import explore
 from nn2hw.hardware.budgets import Budgets
-from nn2hw.spec import Spec
 from nn2hw.search.settings import Member
+from nn2hw.spec import Spec
 
 NETWORKS = (("resnet20", "fashion-mnist"), ("mobilenetv2_fmnist", "fashion-mnist"))
 

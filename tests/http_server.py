@@ -18,7 +18,7 @@ class MemoryServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
+            def do_GET(self):
                 server.requests.append((self.path, self.headers.get("Range")))
                 body = server.files.get(self.path.lstrip("/"))
                 if body is None:

@@ -22,7 +22,8 @@ def _finetuned_resnet20():
     base = zoo.build("resnet20", "cifar10").eval()
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     workload = from_module(base, x[:1], name="resnet20")
-    plan = everything(Plan("resnet20", "cifar10", hardware={"template": "fpga", "Tm": 64}), workload, base)  # no input shape: the bundle reads the zoo's
+    # no input shape in the plan: the bundle reads the zoo's
+    plan = everything(Plan("resnet20", "cifar10", hardware={"template": "fpga", "Tm": 64}), workload, base)
     model = apply_plan(plan, base, x[:1]).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model(x).square().mean().backward()
@@ -56,7 +57,7 @@ def test_weights_are_tensors_only(saved):
 
 
 def test_custom_builder_and_explicit_hardware(tmp_path):
-    factory, shape = MODELS["concat_net"]
+    factory, _shape = MODELS["concat_net"]
     model, x, workload = model_case("concat_net")
     plan = everything(Plan.for_workload(workload, "concat_net"), workload, model)
     new = apply_plan(plan, model)
@@ -107,7 +108,7 @@ def test_unknown_base_model_and_mismatched_weights(saved, tmp_path):
 def test_nested_hardware_of_a_plan_is_saved(tmp_path):
     """A plan freezes nested hardware mappings (read-only views): the bundle still writes plain JSON."""
     factory, _ = MODELS["concat_net"]
-    model, x, workload = model_case("concat_net")
+    model, _x, workload = model_case("concat_net")
     hardware = {"template": "fpga", "design": {"Tm": 64, "dw": None}, "resources": [{"name": "DSP", "used": 9}]}
     plan = Plan.for_workload(workload, "concat_net").with_hardware(hardware)
     folder = save_bundle(tmp_path / "b", apply_plan(plan, model), plan, plan.hardware,

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def doc_files() -> dict[str, str]:
     """The code blocks of docs/extending.md that name a file (```lang file=PATH)."""
     blocks = re.findall(r"```\w+ file=(\S+)\n(.*?)```", DOC.read_text(), flags=re.S)
-    return {path: text for path, text in blocks}
+    return dict(blocks)
 
 
 @pytest.fixture(scope="module")

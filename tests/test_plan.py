@@ -67,7 +67,7 @@ def test_plan_is_frozen(resnet):
 
 
 def test_apply_workload_is_pure_and_apply_model_copies(resnet):
-    model, x, workload = resnet
+    model, _x, workload = resnet
     plan = _plan(workload)
     new = apply_plan(plan, workload)
     assert new.layer("layer1.0.conv1").out_channels == 8 and workload.layer("layer1.0.conv1").out_channels == 16

@@ -66,7 +66,8 @@ class FieldChecker:
                 from nn2hw.registry import suggest
 
                 raise ConfigError(f"{self.what} {self.path}: unknown field(s) {', '.join(extra)} in '{where}'."
-                                  f"{suggest(extra[0], sorted(allowed))}", f"Allowed there: {', '.join(sorted(allowed))}.")
+                                  f"{suggest(extra[0], sorted(allowed))}",
+                                  f"Allowed there: {', '.join(sorted(allowed))}.")
         return value
 
     def choice(self, value: Any, where: str, options: Sequence[str]) -> str:

@@ -22,8 +22,8 @@ from nn2hw import __version__
 from nn2hw.errors import ConfigError, HardwareError, Nn2hwError, PlanError
 from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.hardware.records import Exploration, NetworkCost
-from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.paths import cache_root
+from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.workload import Layer, OpKind, Workload
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nn2hw import __version__
-from nn2hw.errors import CheckpointError, UnknownNameError
 from nn2hw._json import thaw
+from nn2hw.errors import CheckpointError, UnknownNameError
 from nn2hw.plan import Plan
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ def save_bundle(folder: str | Path, model: nn.Module, plan: Plan, hardware: Any 
     problem = _mismatch(_structure(plan, builder).state_dict(), state)
     if problem:
         raise CheckpointError(f"The model does not have the structure plan {plan.key} gives {plan.base_model!r}: "
-                              f"{problem}.", "Save the model that apply_plan(plan, base model) returned (then trained).")
+                              f"{problem}.",
+                              "Save the model that apply_plan(plan, base model) returned (then trained).")
     hardware = plan.to_dict()["hardware"] if hardware is None else hardware
     folder.mkdir(parents=True, exist_ok=True)
     plan.save(folder / PLAN_FILE)

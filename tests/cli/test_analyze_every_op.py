@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("onnx", reason="the onnx extra (pip install 'nn2hw[onnx]') reads the exported networks")
 
-from nn2hw.cli import main  # noqa: E402
-from nn2hw.testing import nets  # noqa: E402
-from nn2hw.workload import OpKind, from_onnx  # noqa: E402
-from nn2hw.workload.onnx_export import to_onnx  # noqa: E402
+from nn2hw.cli import main
+from nn2hw.testing import nets
+from nn2hw.workload import OpKind, from_onnx
+from nn2hw.workload.onnx_export import to_onnx
 
 HARDWARE = {"systolic": [], "eyeriss": [], "nvdla": [], "shidiannao": [], "hetero": [],
             "fpga:zcu102": ["--hw-param", "linear=engine"]}

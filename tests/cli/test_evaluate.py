@@ -10,8 +10,8 @@ import torch
 
 from nn2hw import zoo
 from nn2hw.cli import main
-from nn2hw.evaluate import FinetuneEvaluator
 from nn2hw.compress import with_quantization
+from nn2hw.evaluate import FinetuneEvaluator
 from nn2hw.plan import Plan
 from tests.data.helpers import install_fake_fmnist, write_files
 

@@ -62,11 +62,11 @@ def test_cutting_silent_filters_keeps_the_function(model_name):
 
 
 def test_coupled_layers_are_cut_by_one_set_of_summed_scores():
-    model, x, workload = model_case("mobile_like")
+    model, _x, workload = model_case("mobile_like")
     group = workload.group_of("stem")
     assert set(group.layers) == {"stem", "block.project.0", "se.fc2"} and group.cuttable
     plan = with_cut(Plan.for_workload(workload, "mobile_like"), workload, "stem", 5)
-    assert {n: c.get("out_channels") for n, c in plan.choices.items()} == {n: 5 for n in group.layers}
+    assert {n: c.get("out_channels") for n, c in plan.choices.items()} == dict.fromkeys(group.layers, 5)
     scores = sum(filter_scores(model.get_submodule(n).weight) for n in group.layers)
     expected = top_filters(scores, 5)
     new = apply_plan(plan, model)
@@ -88,7 +88,7 @@ def test_depthwise_conv_is_cut_with_its_producer():
 
 def test_cut_model_trains():
     """A cut model keeps its output shape, and a few SGD steps lower the loss on a toy problem."""
-    model, x, workload = model_case("tiny_resnet")
+    model, _x, workload = model_case("tiny_resnet")
     plan = with_cut(Plan.for_workload(workload, "t"), workload, "layer1.0.conv1", 6)
     plan = with_cut(plan, workload, "layer2.0.conv1", 12)
     new = apply_plan(plan, model).train()

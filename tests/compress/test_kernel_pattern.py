@@ -65,7 +65,7 @@ def test_best_library_pattern_is_the_max_norm_mask():
 
 
 def test_each_kernel_takes_the_best_of_the_layer_patterns():
-    model, x, workload = model_case("tiny_resnet")
+    model, _x, workload = model_case("tiny_resnet")
     ids = (3, 17, 30, 55)
     new = apply_plan(Plan.for_workload(workload, "t").with_choice("layer1.0.conv1", patterns=ids), model)
     conv, w = new.get_submodule("layer1.0.conv1"), model.get_submodule("layer1.0.conv1").weight.detach()
@@ -82,7 +82,7 @@ def test_each_kernel_takes_the_best_of_the_layer_patterns():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_masks_survive_optimizer_steps(optimizer):
-    model, x, workload = model_case("mini_mobilenet_v2")
+    model, _x, workload = model_case("mini_mobilenet_v2")
     plan = with_patterns(Plan.for_workload(workload, "m"), workload, "features.*", model=model)
     new = apply_plan(plan, model).train()
     pruned = {n: m for n, m in new.named_modules() if hasattr(m, "parametrizations")}
@@ -100,7 +100,7 @@ def test_masks_survive_optimizer_steps(optimizer):
 
 
 def test_top_patterns_and_helper():
-    model, x, workload = model_case("tiny_resnet")
+    model, _x, workload = model_case("tiny_resnet")
     weights = [model.get_submodule(n).weight for n in ("layer1.0.conv1", "layer1.0.conv2")]
     ids = top_patterns(weights, 4)
     votes = np.bincount(np.concatenate([best_library_patterns(w) for w in weights]), minlength=56)
@@ -135,14 +135,14 @@ def test_patterns_apply_to_the_expanded_kernel():
 
 
 def test_masked_model_is_a_plain_nn_module():
-    model, x, workload = model_case("tiny_resnet")
+    model, _x, workload = model_case("tiny_resnet")
     new = apply_plan(with_patterns(Plan.for_workload(workload, "t"), workload, "layer1.*", model=model), model)
     assert isinstance(new.get_submodule("layer1.0.conv1"), nn.Conv2d)
     assert "layer1.0.conv1.parametrizations.weight.0.mask" in new.state_dict()
 
 
 def test_helper_refuses_to_choose_patterns_for_expanded_kernels():
-    model, x, workload = model_case("tiny_resnet")
+    model, _x, workload = model_case("tiny_resnet")
     plan = Plan.for_workload(workload, "t").with_choice("layer1.0.conv1", expand=1)
     with pytest.raises(PlanError, match=r"\['layer1.0.conv1'\] have other kernel sizes"):
         with_patterns(plan, apply_plan(plan, workload), "layer1.0.*", model=model)

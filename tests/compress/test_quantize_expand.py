@@ -117,7 +117,7 @@ def test_kernel_expansion_on_models():
 
 
 def test_calibrated_activation_int_bits_hold_the_largest_values():
-    model, x, workload = model_case("tiny_resnet")
+    model, _x, workload = model_case("tiny_resnet")
     batch = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 3
     plan = with_quantization(Plan.for_workload(workload, "t"), workload, 8, act_bits=8, model=model,
                                                               calibration=batch)

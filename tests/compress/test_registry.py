@@ -51,7 +51,7 @@ def test_example_plans_agree_on_real_models(transform, model_name):
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 def test_all_transforms_combined_agree(model_name):
-    plan, workload, new = _check_agreement(model_name, everything)
+    plan, workload, _new = _check_agreement(model_name, everything)
     assert {t for c in plan.choices.values() for t in transforms_of(c)} == set(EXAMPLES)
     assert apply_plan(plan, workload).macs < workload.macs
 

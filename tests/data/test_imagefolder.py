@@ -24,7 +24,7 @@ def _tree(root: Path, sizes=((300, 260), (260, 400))) -> Path:
 def test_classes_are_sorted_folders_and_images_are_cropped(tmp_path):
     data = load_image_folder(_tree(tmp_path / "val"))
     assert data.classes == ("n01440764", "n01443537") and data.labels.tolist() == [0, 0, 1, 1]
-    images, labels = data.batch(np.arange(4))
+    images, _labels = data.batch(np.arange(4))
     assert images.shape == (4, 3, 224, 224) and not data.partial
     assert images[0, 0].mean().item() == pytest.approx(1.0) and images[0, 2].mean().item() == pytest.approx(0.0)
     assert images[3, 2].mean().item() == pytest.approx(1.0)

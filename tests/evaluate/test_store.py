@@ -114,7 +114,8 @@ def test_several_processes_share_one_file(tmp_path):
         p.join(120)
     assert [p.exitcode for p in workers] == [0, 0, 0]
     store = local_store(path)
-    assert all(store.lookup(_shared_key(f"plan{i}", f"w{w}")) == {"top1": float(i)} for w in range(3) for i in range(25))
+    assert all(store.lookup(_shared_key(f"plan{i}", f"w{w}")) == {"top1": float(i)}
+               for w in range(3) for i in range(25))
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM nn2hw_measurements").fetchone()[0] == 3 * 25 + 1
     assert store.lookup(_shared_key("shared"))["top1"] in (0.0, 1.0, 2.0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from nn2hw.workload import Layer, OpKind, Workload
 
 
-@lru_cache(maxsize=None)
+@cache
 def zoo_net(name: str) -> Workload:
     """A zoo model's workload, extracted once per test session."""
     from nn2hw import zoo

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nn2hw.hardware.fpga import TEMPLATE
 from nn2hw.hardware.fpga.bottleneck import BOTTLENECKS, classify
 from nn2hw.hardware.records import LayerCost, NetworkCost
-from nn2hw.hardware.fpga import TEMPLATE
 from nn2hw.report.bottlenecks import detect
 from tests.hardware.nets import zoo_net
 

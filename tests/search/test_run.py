@@ -204,6 +204,8 @@ def test_cli_errors_exit_2_with_the_fix(tmp_path, capsys, bounds, monkeypatch):
     assert code == 2 and 'pip install "nn2hw[postgres]"' in cap.err and "Traceback" not in cap.err
     code, cap = _cli(["--latency-ms", "1", "--trials", "0", *out], capsys)
     assert code == 2 and "--trials" in cap.err
+    code, cap = _cli(out, capsys)
+    assert code == 2 and "No design spec" in cap.err and "--latency-ms" in cap.err
     with pytest.raises(SystemExit) as exit_info:
         main(["search", *BASE_ARGS, "--latency-ms", "1", "--no-such-option"])
     assert exit_info.value.code == 2

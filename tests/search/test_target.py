@@ -6,8 +6,8 @@ import pytest
 
 from nn2hw.errors import InfeasibleError
 from nn2hw.hardware import get_template
-from nn2hw.spec import Spec
 from nn2hw.search.target import HardwareTarget
+from nn2hw.spec import Spec
 from tests.hardware.asic.nets import mobile_block, resnet20
 
 

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 import torch
 
-from nn2hw.errors import ConfigError, PlanError
 from nn2hw.compress import apply_plan, validate_plan, with_cut
+from nn2hw.errors import ConfigError, PlanError
 from nn2hw.plan import Plan
 from nn2hw.testing import nets
 from nn2hw.workload import Layer, OpKind, Workload, from_module
@@ -239,8 +239,8 @@ def test_an_old_workload_file_still_loads(built):
         for key in NEW_FIELDS:
             del record[key]
     loaded = Workload.from_dict(old)
-    assert [l.to_dict() | {k: None for k in NEW_FIELDS} for l in loaded] == \
-        [l.to_dict() | {k: None for k in NEW_FIELDS} for l in w]
+    assert [l.to_dict() | dict.fromkeys(NEW_FIELDS) for l in loaded] == \
+        [l.to_dict() | dict.fromkeys(NEW_FIELDS) for l in w]
     assert loaded.macs == w.macs and loaded.coupling_groups == w.coupling_groups
     conv = loaded.layer("stem.0")
     assert (conv.output_shape, conv.operand_shapes, conv.dtype, conv.channel_axes) == \

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nn2hw import zoo
-from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.data import DATASETS
+from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.testing.models import ModelContract
 from nn2hw.zoo.records import CheckpointSource, ZooVariant, hash_prefix_of
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,3 @@ def parse_key_values(pairs: Iterable[str] | None, option: str = "--hw-param") ->
         result[key.strip()] = value.strip()
     return result
 
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="which peers are installed, where, and their versions")
     status.set_defaults(handler=_status)
     install = sub.add_parser("install", help="create a peer's venv and pip-install it")
-    install.add_argument("names", nargs="*", metavar="PEER", help="peers to install (default: all; `nn2hw peers status`)")
+    install.add_argument("names", nargs="*", metavar="PEER",
+                         help="peers to install (default: all; `nn2hw peers status`)")
     install.set_defaults(handler=_install)
 
 

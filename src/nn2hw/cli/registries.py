@@ -70,8 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{family}[/]")
         for name, entry in found.items():
             origin = found.origin(name)
-            console.print(f"  {name:<22} {_summary(entry)}" + ("" if origin == "nn2hw" else f"  [dim](from {origin})[/]"),
-                          soft_wrap=True)
+            source = "" if origin == "nn2hw" else f"  [dim](from {origin})[/]"
+            console.print(f"  {name:<22} {_summary(entry)}{source}", soft_wrap=True)
         problems += found.problems()
     for problem in problems:
         err_console.print(f"[bold red]plugin error:[/] {problem.cause}", soft_wrap=True, markup=True)

@@ -165,4 +165,4 @@ def print_result(result: Any) -> None:
     console.print(rows)
     for note in result.notes:
         console.print(f"note: {note}")
-    console.print(f"wrote {result.out_dir}: " + ", ".join(sorted({k for k in result.files})))
+    console.print(f"wrote {result.out_dir}: " + ", ".join(sorted(set(result.files))))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
-from nn2hw.compress.base import TRANSFORMS, FUNCTIONAL_OPS, Offer, SpaceContext, Transform
+from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import CouplingGroup, Layer, OpKind, Workload
@@ -87,7 +87,7 @@ class ChannelCut(Transform):
         group = workload.group_of(layer.name)
         if group is None or not group.cuttable:
             return None
-        widths = sorted({max(1, int(round(group.channels * f))) for f in options} - {group.channels}, reverse=True)
+        widths = sorted({max(1, round(group.channels * f)) for f in options} - {group.channels}, reverse=True)
         if not widths:
             return None
         return Offer(group.layers, (None, *({"out_channels": w} for w in widths)),
@@ -168,7 +168,7 @@ class ChannelCut(Transform):
         for group, width in cut_groups(workload, choices).items():
             modules = [_torch.weight_module(model, n, transform="channel_cut") for n in group.layers]
             idx = top_filters(sum(filter_scores(m.weight) for m in modules), width).cpu()  # index any device
-            kept_by_layer.update({n: idx for n in group.layers})
+            kept_by_layer.update(dict.fromkeys(group.layers, idx))
         if kept_by_layer:
             propagate_cut(model, workload, kept_by_layer)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from math import comb
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ def default_keep_last(kernel: int, zeros: int) -> bool:
     return kernel == 3 and zeros == 2
 
 
-@lru_cache(maxsize=None)
+@cache
 def prunable_positions(kernel: int, keep_last: bool = False) -> tuple[int, ...]:
     """Row-major positions a pattern may zero (see the module docstring)."""
     if not has_library(kernel, kernel):
@@ -234,7 +234,8 @@ def with_patterns(plan: Plan, workload: Workload, layers: str = "*", patterns: I
     ``with_patterns(plan, w, "layer1.*", model=m)`` prunes ResNet stage 1.
     """
     chosen = [l for l in workload.compute_layers if fnmatch.fnmatchcase(l.name, layers) and has_module_weights(l)
-              and l.kind is OpKind.CONV and has_library(l.kernel_h, l.kernel_w) and (kernel is None or l.kernel_h == kernel)]
+              and l.kind is OpKind.CONV and has_library(l.kernel_h, l.kernel_w)
+              and (kernel is None or l.kernel_h == kernel)]
     if not chosen:
         raise PlanError(f"No conv with a pattern library (square, odd kernel >= 3) matches {layers!r}"
                         f"{f' with kernel {kernel}' if kernel else ''} in {workload.name!r}.",

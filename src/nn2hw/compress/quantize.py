@@ -21,8 +21,8 @@ Integer bits when only a total width is given:
 
 from __future__ import annotations
 
-import math
 import fnmatch
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any

@@ -100,7 +100,7 @@ class Cifar10:
         found = locate([PARTIAL_FILE], folders)
         if found is None:
             raise missing_error("test-partial", [PARTIAL_FILE], folders, PARTIAL_HOW)
-        folder, paths = found
+        _folder, paths = found
         path = paths[PARTIAL_FILE.name]
         with np.load(io.BytesIO(read_verified(path, PARTIAL_FILE, PARTIAL_HOW))) as archive:
             data, labels = archive["data"], archive["labels"].astype(np.int64)
@@ -118,7 +118,7 @@ def _batch_folders(root: Path) -> list[Path]:
 def _parse_batch(raw: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(pixels uint8 [N, 3072], labels int64 [N]) from one verified python batch."""
     try:
-        batch = pickle.loads(raw, encoding="bytes")  # noqa: S301 (MD5-verified official file)
+        batch = pickle.loads(raw, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (pickle.UnpicklingError, KeyError, TypeError, ValueError) as exc:

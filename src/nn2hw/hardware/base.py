@@ -174,7 +174,8 @@ class HardwareTemplate(ABC):
         hosts = [name for name, t in TEMPLATES.items() if t.multi_network]
         return ConfigError(f"Several networks ({', '.join(workloads)}) share one design only on a multi-network "
                            f"template; {self.name!r} runs one network.",
-                           f"Use --hardware {' or '.join(hosts) or '(none registered)'}, or search one model at a time.")
+                           f"Use --hardware {' or '.join(hosts) or '(none registered)'}, or search one model at a "
+                           "time.")
 
 
 TEMPLATES: Registry[HardwareTemplate] = Registry("hardware template", "nn2hw list templates", builtins="nn2hw.hardware",

@@ -28,11 +28,6 @@ class PeerBackend:
     templates: tuple[str, ...]
     cost: Callable[[Workload, Any, Technology, float, float], NetworkCost]
 
-    @property
-    def distribution(self) -> str:
-        """The peer's package name (without its pin)."""
-        return self.packages[0].split("==")[0]
-
 
 BACKENDS: Registry[PeerBackend] = Registry("peer backend", "nn2hw list backends", builtins="nn2hw.peers",
                                            kind=PeerBackend)

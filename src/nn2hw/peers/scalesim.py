@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from nn2hw.errors import ConfigError
 from nn2hw.hardware.asic.arrays import LayerTable
 from nn2hw.hardware.asic.systolic import SystolicDesign
-from nn2hw.hardware.records import LayerCost, NetworkCost
 from nn2hw.hardware.asic.technology import Technology
+from nn2hw.hardware.records import LayerCost, NetworkCost
 from nn2hw.peers._runner import PeerRun, run_driver
 from nn2hw.peers.base import BACKENDS, PeerBackend
 from nn2hw.workload import Workload

@@ -18,10 +18,10 @@ from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evalu
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
-from nn2hw.spec import Spec
 from nn2hw.search.target import HardwareTarget
 from nn2hw.search.trial import observe
 from nn2hw.space import JointSpace, SpaceConfig, build_space
+from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 
 if TYPE_CHECKING:

@@ -21,12 +21,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nn2hw import __version__
+from nn2hw._json import thaw
 from nn2hw.bundle import save_bundle
+from nn2hw.compress import apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneSettings
 from nn2hw.hardware.records import NetworkCost, design_label
-from nn2hw._json import thaw
-from nn2hw.compress import apply_plan
 from nn2hw.plan import Plan
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import LayerRow, write_layers_csv
@@ -286,7 +286,8 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
     points = []
     if study is not None:
         files["trials"] = str(write_trials_csv(out / "trials.csv", study, ctx))
-        points = [ParetoPoint(t.number, t.user_attrs["latency_ms"], t.user_attrs[metric], bool(t.user_attrs["feasible"]))
+        points = [ParetoPoint(t.number, t.user_attrs["latency_ms"], t.user_attrs[metric],
+                              bool(t.user_attrs["feasible"]))
                   for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                   if t.user_attrs.get(metric) is not None]
         files["pareto_csv"] = str(write_pareto_csv(out / "pareto.csv", points))

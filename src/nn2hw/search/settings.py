@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nn2hw.errors import ConfigError
 from nn2hw._json import jsonable
+from nn2hw.errors import ConfigError
 from nn2hw.evaluate.settings import FinetuneSettings
 from nn2hw.spec import Spec
 
@@ -58,9 +58,9 @@ class SearchSettings:
       the proposals the prefilter rejects within a trial (``proposals``) are not trials.
     - ``finetune``: the short fine-tune of each candidate that meets the specs (HotNAS: 100
       batches of 32; learning rate ``SEARCH_FINETUNE_LR``); ``search_images``: the first N
-      images of ``split`` score candidates (None: all); ``final_finetune``: the longer fine-tune of the winner (default 2000 batches,
-      cosine decay from lr 0.003, distilled from the unmodified model), then tested on all of
-      ``split``.
+      images of ``split`` score candidates (None: all); ``final_finetune``: the longer fine-tune
+      of the winner (default 2000 batches, cosine decay from lr 0.003, distilled from the
+      unmodified model), then tested on all of ``split``.
     - ``storage``: an SQLAlchemy URL (default: ``study.db`` in ``out``); ``study``: its name
       (default from model, dataset, hardware and specs); ``resume`` continues it.
     - ``metric``: the accuracy the search maximizes ('top1' or 'top5', in percent); with
@@ -108,6 +108,7 @@ class SearchSettings:
     lat_penalty: str = "scaled"
 
     def __post_init__(self) -> None:
+        self.spec.require()
         if self.trials is None and self.minutes is None:
             raise ConfigError("The search has no budget.", "Give --trials N or --minutes M (or both).")
         if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 1):

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial
 
+from nn2hw._json import jsonable
 from nn2hw.errors import HardwareError, InfeasibleError, PlanError
 from nn2hw.evaluate.store import EvaluationStore
-from nn2hw._json import jsonable
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
 from nn2hw.space import JointCandidate

@@ -86,8 +86,9 @@ class SpaceConfig:
         for glob, spec in overrides.items():
             _expect(isinstance(spec, Mapping), f"overrides[{glob!r}]", spec, "a mapping technique -> options|false")
             _known(spec, TRANSFORMS.names(), f"technique in overrides[{glob!r}]")
-            checked[str(glob)] = {t: (False if v is False else _options(TRANSFORMS.get(t), v, f"overrides[{glob!r}].{t}"))
-                                  for t, v in spec.items()}
+            checked[str(glob)] = {
+                t: False if v is False else _options(TRANSFORMS.get(t), v, f"overrides[{glob!r}].{t}")
+                for t, v in spec.items()}
         hardware = _globs(data.get("hardware", []), "hardware")
         return cls(include, exclude, rules, checked, hardware)
 
@@ -102,7 +103,8 @@ def _known(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
     for key in data:
         if key not in allowed:
             renamed = f" nn2hw now names it {_RENAMED[key]!r}." if key in _RENAMED else ""
-            raise ConfigError(f"Unknown {what} {key!r} in the space configuration.{renamed or suggest(str(key), list(allowed))}",
+            hint = renamed or suggest(str(key), list(allowed))
+            raise ConfigError(f"Unknown {what} {key!r} in the space configuration.{hint}",
                               f"Use one of: {', '.join(allowed)}.")
 
 

@@ -274,7 +274,8 @@ class TinyNetwork(nn.Module):
 
 def nb201(batch: int = 1, size: int = 16, **options) -> tuple[TinyNetwork, tuple[torch.Tensor]]:
     """A NAS-Bench-201 network (C = 8, one cell per stage, ``NB201_GENOTYPE``) and a ``size`` x ``size`` image."""
-    return TinyNetwork(**options).eval(), (torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)),)
+    image = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    return TinyNetwork(**options).eval(), (image,)
 
 
 # --- ViT ---------------------------------------------------------------------------------------------

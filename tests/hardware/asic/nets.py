@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def chain(name: str, layers: Iterable[Layer]) -> Workload:
     return Workload(name, tuple(linked))
 
 
-@lru_cache(maxsize=None)
+@cache
 def resnet20() -> Workload:
     """ResNet-20 for CIFAR-10 (He et al. 2016, option-A shortcuts): 19 convs + FC, 40.55 M MACs."""
     layers = [conv("conv1", 3, 16, 32)]
@@ -51,7 +51,7 @@ def resnet20() -> Workload:
     return chain("resnet20", layers)
 
 
-@lru_cache(maxsize=None)
+@cache
 def resnet18() -> Workload:
     """ResNet-18 for ImageNet (torchvision layout): 7x7 stem, 16 3x3 convs, 3 1x1 downsamples, FC."""
     layers = [conv("conv1", 3, 64, 224, k=7, stride=2, pad=3)]
@@ -69,7 +69,7 @@ def resnet18() -> Workload:
     return chain("resnet18", layers)
 
 
-@lru_cache(maxsize=None)
+@cache
 def mobile_block() -> Workload:
     """A MobileNet-V2-style block on a 16x16 map: expand 1x1, depthwise 3x3, project 1x1, FC."""
     return chain("mobile", [conv("expand", 16, 64, 16, k=1), conv("dw", 64, 64, 16, groups=64),

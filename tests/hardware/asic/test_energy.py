@@ -15,7 +15,8 @@ ZIGZAG_FILES = sorted(p.name for p in GOLDEN.glob("zigzag_*.json"))
 
 def costs(name: str, flow: str):
     data = golden(name)
-    ours = SYSTOLIC.cost(workload_from_golden(data), SystolicDesign(dataflow=flow, **data["design"]), data["technology"])
+    design = SystolicDesign(dataflow=flow, **data["design"])
+    ours = SYSTOLIC.cost(workload_from_golden(data), design, data["technology"])
     theirs = [record["dataflows"][flow]["energy_pj"] for record in data["layers"]]
     return ours, theirs
 

@@ -9,10 +9,10 @@ import pytest
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
 from nn2hw.hardware import get_template
 from nn2hw.hardware.asic.hetero import HeteroDesign, SubAccelerator, cost_system, explore
-from nn2hw.hardware.budgets import Budgets
 from nn2hw.hardware.asic.nvdla import NvdlaDesign
 from nn2hw.hardware.asic.shidiannao import ShiDianNaoDesign
 from nn2hw.hardware.asic.systolic import SystolicDesign
+from nn2hw.hardware.budgets import Budgets
 from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 from tests.hardware.asic.nets import mobile_block, resnet20

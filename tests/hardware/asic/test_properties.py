@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 
 from nn2hw.hardware import get_template
 from nn2hw.hardware.asic import LayerTable, get_technology
-from nn2hw.hardware.budgets import Budgets
-from nn2hw.spec import Spec
 from nn2hw.hardware.asic.hetero import explore as explore_chip
 from nn2hw.hardware.asic.nvdla import NvdlaDesign
 from nn2hw.hardware.asic.shidiannao import ShiDianNaoDesign
 from nn2hw.hardware.asic.systolic import SystolicDesign
+from nn2hw.hardware.budgets import Budgets
+from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 from tests.hardware.asic.nets import chain, conv, linear, mobile_block, resnet20
 
@@ -75,7 +75,7 @@ def test_a_larger_budget_never_gives_a_slower_best_design(name, budget):
        cols=st.sampled_from([4, 16]), small=st.sampled_from([1, 4, 16]), factor=st.sampled_from([2, 8, 64]),
        which=st.sampled_from(["ifmap_kib", "filter_kib", "ofmap_kib"]))
 def test_systolic_larger_buffers_never_add_dram_traffic(layer, flow, rows, cols, small, factor, which):
-    base = dict(rows=rows, cols=cols, dataflow=flow, ifmap_kib=small, filter_kib=small, ofmap_kib=small)
+    base = {"rows": rows, "cols": cols, "dataflow": flow, "ifmap_kib": small, "filter_kib": small, "ofmap_kib": small}
     lo = get_template("systolic")[0].cost(one(layer), SystolicDesign(**base))
     hi = get_template("systolic")[0].cost(one(layer), SystolicDesign(**{**base, which: small * factor}))
     dram = ("dram_ifmap", "dram_filter", "dram_ofmap")

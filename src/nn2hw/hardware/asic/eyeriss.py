@@ -32,8 +32,8 @@ import numpy as np
 
 from nn2hw._checks import as_bool
 from nn2hw.hardware.asic.arrays import BITS_PER_KIB, CostArrays, LayerTable, energy_levels, full
-from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
+from nn2hw.hardware.asic.template import KIB_MAX, AsicDesign, AsicTemplate, design_columns
 from nn2hw.hardware.base import TEMPLATES
 from nn2hw.hardware.records import Execution
 from nn2hw.workload import Layer, OpKind

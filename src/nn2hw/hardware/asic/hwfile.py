@@ -89,7 +89,7 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
             raise check.fail(f"{where}.name", "a non-empty string", name)
         sub = check.choice(entry.get("template"), f"{where}.template", sub_templates())
         params = check.mapping(entry.get("params", {}), f"{where}.params")
-        design = check.wrap(f"{where}.params", lambda: sub_template(sub).parse_design(dict(params)))
+        design = check.wrap(f"{where}.params", lambda s=sub, p=params: sub_template(s).parse_design(dict(p)))
         subs.append(SubAccelerator(name, sub, design))
     assignment = check.mapping(top.get("assignment", {}), "assignment")
     for key, value in assignment.items():

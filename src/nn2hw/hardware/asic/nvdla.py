@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, refetch, words
-from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
+from nn2hw.hardware.asic.template import KIB_MAX, AsicDesign, AsicTemplate, design_columns
 from nn2hw.hardware.base import TEMPLATES
 
 REG_WORDS_PER_PE = 2

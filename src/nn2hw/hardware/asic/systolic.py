@@ -31,8 +31,8 @@ import numpy as np
 
 from nn2hw._checks import as_choice
 from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, words
-from nn2hw.hardware.asic.template import AsicDesign, AsicTemplate, KIB_MAX, design_columns
 from nn2hw.hardware.asic.technology import Technology
+from nn2hw.hardware.asic.template import KIB_MAX, AsicDesign, AsicTemplate, design_columns
 from nn2hw.hardware.base import TEMPLATES
 
 DATAFLOWS = ("ws", "os", "is")
@@ -115,8 +115,10 @@ def dram_traffic(table: LayerTable, flow: np.ndarray, rows: np.ndarray, cols: np
     # column folds outer (A) and row folds outer (B)
     i_a = np.where(f == 2, ig * one, once_or(ig, one, cap_i, fold_c))
     i_b = np.where(f == 2, ig * one, once_or(ig, r_frac, cap_i, fold_c))
-    w_a = np.where(f == 0, wg * one, np.where(f == 1, once_or(wg, c_frac, cap_w, fold_r), once_or(wg, one, cap_w, fold_c)))
-    w_b = np.where(f == 0, wg * one, np.where(f == 1, once_or(wg, one, cap_w, fold_r), once_or(wg, r_frac, cap_w, fold_c)))
+    w_a = np.where(f == 0, wg * one,
+                   np.where(f == 1, once_or(wg, c_frac, cap_w, fold_r), once_or(wg, one, cap_w, fold_c)))
+    w_b = np.where(f == 0, wg * one,
+                   np.where(f == 1, once_or(wg, one, cap_w, fold_r), once_or(wg, r_frac, cap_w, fold_c)))
     s_a = np.where(f == 1, 1, spill_if(c_frac))
     s_b = np.where(f == 1, 1, spill_if(one))
     total_a, total_b = i_a + w_a + og * s_a, i_b + w_b + og * s_b

@@ -12,10 +12,10 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from functools import lru_cache
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -240,38 +240,8 @@ class AsicTemplate(AsicOps):
 
     def op_table(self, layers: Sequence[Layer]) -> OpTable:
         """The columns of ``layers`` (a workload's, in order) this template costs, and the rest explained."""
-        return self._op_table(tuple(layers))
+        return _op_table(self, tuple(layers))
 
-    @lru_cache(maxsize=64)
-    def _op_table(self, layers: tuple[Layer, ...]) -> OpTable:
-        array: list[Layer] = []
-        vector: list[Layer] = []
-        costed: list[tuple[Layer, Execution]] = []
-        uncosted = []
-        for layer in layers:
-            if layer.kind is OpKind.INPUT:
-                continue
-            mode = self.execution_of(layer, {})
-            if mode is Execution.ARRAY:
-                array.append(self.array_layer(layer))
-            elif mode is Execution.VECTOR:
-                vector.append(layer)
-            else:
-                uncosted.append(self.uncosted(layer, mode))
-                continue
-            costed.append((layer, mode))
-        if not costed:
-            raise HardwareError(f"No op of the network has cycles on the {self.name} template (all are fused, layout "
-                                "or not understood).", "Give a network with convolutions, matmuls or linear layers.")
-        position = {layer.name: i for i, (layer, _) in enumerate(costed)}
-        return OpTable(names=tuple(layer.name for layer, _ in costed),
-                       ops=tuple(layer.op or layer.kind.value for layer, _ in costed),
-                       macs=np.array([self.array_layer(layer).macs if mode is Execution.ARRAY else 0
-                                      for layer, mode in costed], dtype=np.int64),
-                       executions=tuple(mode for _, mode in costed), array=LayerTable.from_layers(array),
-                       vector=VectorTable.from_layers(vector),
-                       array_positions=tuple(position[layer.name] for layer in array),
-                       vector_positions=tuple(position[layer.name] for layer in vector), uncosted=tuple(uncosted))
 
     def arrays(self, table: OpTable, designs: Sequence[Any], tech: Technology) -> CostArrays:
         """Every column of ``table`` on every design: the array layers by ``evaluate``, the vector ops
@@ -460,3 +430,36 @@ class AsicTemplate(AsicOps):
 
         return Exploration(best=record(best), pareto=tuple(record(i) for i in front), n_designs=len(designs),
                            n_feasible=int(ok.sum()), seconds=time.perf_counter() - start, objective=objective)
+
+
+@lru_cache(maxsize=64)
+def _op_table(template: AsicTemplate, layers: tuple[Layer, ...]) -> OpTable:
+    """``AsicTemplate.op_table``, cached per (template, layers): templates are registered singletons."""
+    array: list[Layer] = []
+    vector: list[Layer] = []
+    costed: list[tuple[Layer, Execution]] = []
+    uncosted = []
+    for layer in layers:
+        if layer.kind is OpKind.INPUT:
+            continue
+        mode = template.execution_of(layer, {})
+        if mode is Execution.ARRAY:
+            array.append(template.array_layer(layer))
+        elif mode is Execution.VECTOR:
+            vector.append(layer)
+        else:
+            uncosted.append(template.uncosted(layer, mode))
+            continue
+        costed.append((layer, mode))
+    if not costed:
+        raise HardwareError(f"No op of the network has cycles on the {template.name} template (all are fused, layout "
+                            "or not understood).", "Give a network with convolutions, matmuls or linear layers.")
+    position = {layer.name: i for i, (layer, _) in enumerate(costed)}
+    return OpTable(names=tuple(layer.name for layer, _ in costed),
+                   ops=tuple(layer.op or layer.kind.value for layer, _ in costed),
+                   macs=np.array([template.array_layer(layer).macs if mode is Execution.ARRAY else 0
+                                  for layer, mode in costed], dtype=np.int64),
+                   executions=tuple(mode for _, mode in costed), array=LayerTable.from_layers(array),
+                   vector=VectorTable.from_layers(vector),
+                   array_positions=tuple(position[layer.name] for layer in array),
+                   vector_positions=tuple(position[layer.name] for layer in vector), uncosted=tuple(uncosted))

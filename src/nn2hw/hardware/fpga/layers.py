@@ -227,7 +227,8 @@ def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: 
         else:
             if layer.kind is OpKind.MATMUL:  # one product per (batch, head): its second operand differs
                 g = layer.groups * layer.batch
-                row = (replace(layer, batch=1), g, layer.out_channels // layer.groups, layer.in_channels // layer.groups)
+                per_group = (layer.out_channels // layer.groups, layer.in_channels // layer.groups)
+                row = (replace(layer, batch=1), g, *per_group)
             else:
                 g = layer.groups if layer.kind is OpKind.CONV else 1
                 row = (layer, g, layer.out_channels // g, layer.in_channels // g)

@@ -47,7 +47,7 @@ class ConvBNReLU(nn.Sequential):
 class InvertedResidual(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
-        hidden = int(round(in_channels * expand_ratio))
+        hidden = round(in_channels * expand_ratio)
         layers: list[nn.Module] = [] if expand_ratio == 1 else [ConvBNReLU(in_channels, hidden, 1)]
         layers += [
             ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),

@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT))
 
+from tests.hardware.asic.nets import resnet18, resnet20  # noqa: E402
+
 from nn2hw.hardware.asic.arrays import LayerTable  # noqa: E402
 from nn2hw.hardware.asic.systolic import SystolicDesign  # noqa: E402
 from nn2hw.peers import peer_version  # noqa: E402
-from tests.hardware.asic.nets import resnet18, resnet20  # noqa: E402
 
 NETS = {"resnet20": resnet20, "resnet18": resnet18}
 DATAFLOWS = ("ws", "os", "is")
@@ -52,7 +53,8 @@ def scalesim_golden(net: str) -> dict:
         seconds[flow] = round(result.seconds, 1)
         inputs[flow] = {"config.cfg": scalesim.config_cfg(design)}
         for entry, peer in zip(layers, result.layers):
-            entry["dataflows"][flow] = {"total_cycles": peer.total_cycles_reported, "compute_cycles": peer.compute_cycles,
+            entry["dataflows"][flow] = {"total_cycles": peer.total_cycles_reported,
+                                        "compute_cycles": peer.compute_cycles,
                                         "stall_cycles": peer.stall_cycles, "dram_reads_ifmap": peer.dram_reads_ifmap,
                                         "dram_reads_filter": peer.dram_reads_filter,
                                         "dram_writes_ofmap": peer.dram_writes_ofmap}

@@ -203,5 +203,6 @@ def op_tables(templates: Sequence[str], layers: Sequence[Layer]) -> dict[str, Op
             differ = sorted(set(table.names) ^ set(first[1].names))[:3]
             raise HardwareError(f"The sub-accelerator templates {first[0]!r} and {name!r} disagree on which ops have "
                                 f"cycles of their own (e.g. {differ}).",
-                                "Use sub-accelerator templates that run the same op kinds on their array or vector unit.")
+                                "Use sub-accelerator templates that run the same op kinds on their array or vector "
+                                "unit.")
     return tables

@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from nn2hw._checks import as_float
 from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.hardware.asic.hetero.chip import (
@@ -25,6 +23,7 @@ from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.budgets import Budgets
 from nn2hw.hardware.records import LayerCost, ResourceUse, Uncosted
 from nn2hw.workload import Workload
+
 
 def cost_system(workloads: Mapping[str, Workload] | Workload, design: HeteroDesign,
                 clock_mhz: float | None = None) -> SystemCost:

@@ -153,7 +153,8 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
         raise InfeasibleError(
             f"No chip of {n_subs} sub-accelerator(s) fits the budgets "
             f"({', '.join(f'{k}={v}' for k, v in budgets.to_dict().items() if v is not None)}); the smallest reachable "
-            f"values are {pes.min():.0f} PEs, {bw.min():g} words/cycle, {sram.min():.0f} KiB and {area.min():.3f} mm^2.",
+            f"values are {pes.min():.0f} PEs, {bw.min():g} words/cycle, {sram.min():.0f} KiB and "
+            f"{area.min():.3f} mm^2.",
             "Raise the budgets to at least those values, add smaller designs to the space, or use fewer subs.",
             best_bound=float(area.min()))
     chips = chips[in_budget]
@@ -165,7 +166,8 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
         reach = np.isfinite(lat)
         raise InfeasibleError(
             f"No chip within the budgets meets the specs "
-            f"({', '.join(f'{k}={v}' for k, v in specs.limits.items())}); the best reachable are {lat[reach].min():.4g} ms, {en[reach].min():.4g} mJ "
+            f"({', '.join(f'{k}={v}' for k, v in specs.limits.items())}); the best reachable are "
+            f"{lat[reach].min():.4g} ms, {en[reach].min():.4g} mJ "
             f"and {area[reach].min():.4g} mm^2 (not necessarily by one chip).",
             "Relax the specs to those values, raise the budgets, or widen the design space.",
             best_bound=float(lat[reach].min()) if reach.any() else None)

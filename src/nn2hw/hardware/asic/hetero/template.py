@@ -52,7 +52,8 @@ class HeteroTemplate(AsicOps):
     options = (
         *COMMON_OPTIONS,
         Option("n_subs", lambda v: as_int(v, "n_subs", 1, 4), "sub-accelerators of a searched chip (1..4, default 2)"),
-        Option("templates", _templates, "the sub-accelerator templates a searched chip may use (default: all ASIC-style)"),
+        Option("templates", _templates,
+               "the sub-accelerator templates a searched chip may use (default: all ASIC-style)"),
     )
 
     def devices(self) -> Sequence[str]:
