@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from nn2hw.cli._common import console, write_json
+from nn2hw.cli._options import add_data, add_dataset, add_json, add_seed, add_threads
 from nn2hw.cli.zoo import zoo_subcommand
 
 
@@ -22,18 +23,17 @@ def register_train(commands: argparse._SubParsersAction) -> None:
                     "learning rate, random crop + flip, weight decay 5e-4) and save its state_dict. The training "
                     "state is saved after every epoch to OUT.state; --resume continues from it.")
     parser.add_argument("model", metavar="MODEL", help="zoo model, e.g. resnet20, mobilenetv2_fmnist, vgg_fmnist")
-    parser.add_argument("--dataset", default="fashion-mnist", help="dataset to train on (fashion-mnist)")
+    add_dataset(parser, required=False, default="fashion-mnist")
     parser.add_argument("--epochs", type=int, metavar="E", help="epochs (default per model: resnet20 30, "
                                                                "mobilenetv2_fmnist 15, vgg_fmnist 20)")
     parser.add_argument("--out", metavar="FILE", help="state_dict file (default runs/zoo/MODEL-DATASET.pt)")
-    parser.add_argument("--seed", type=int, metavar="S", help="seed for init, data order and augmentation (0)")
+    add_seed(parser, "init, data order and augmentation", default=None)
     parser.add_argument("--resume", action="store_true", help="continue the training saved in OUT.state")
     parser.add_argument("--lr", type=float, help="peak learning rate (0.1)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="batch size (128)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch threads (default 1: the committed checkpoints were trained with 1)")
-    parser.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the documented locations)")
-    parser.add_argument("--json", metavar="FILE", help="also write the result (accuracy, sha256, history) as JSON")
+    add_threads(parser, default=1, default_text="1: the committed checkpoints were trained with 1")
+    add_data(parser, split=False)
+    add_json(parser, "the result (accuracy, sha256, history)")
     parser.set_defaults(handler=_train)
 
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nn2hw.cli._common import parse_key_values, wide_console, write_json
+from nn2hw.cli._options import add_dataset, add_hardware, add_json, add_model
 from nn2hw.hardware.records import design_label
 
 
@@ -29,19 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "milliseconds, bottleneck (O: storing output, I: loading input, W: loading weights, "
                     "C: computing) and share of the total, the ops not costed, resources and totals.")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
+    add_model(source, required=False)
     source.add_argument("--onnx", metavar="FILE", help="ONNX file to read the network from")
-    parser.add_argument("--dataset", metavar="NAME",
-                        help="input variant of the zoo model (imagenet, cifar10, fashion-mnist; default: the model's)")
-    parser.add_argument("--hardware", default="fpga:zcu102", metavar="TEMPLATE[:DEVICE]",
-                        help="hardware template and device (default fpga:zcu102; FPGA devices: zcu102, zc706, "
-                             "vc707, pynq-z1)")
+    add_dataset(parser, required=False)
+    add_hardware(parser)
     parser.add_argument("--design", metavar="Tm,Tn,Tr,Tc,Tk,Wp,Ip,Op", help="the design to cost")
     parser.add_argument("--dw-design", metavar="Tm,Tn,Tr,Tc,Tk[,Wp,Ip,Op]",
                         help="depthwise engine of the design (shares the ports of --design)")
-    parser.add_argument("--hw-param", action="append", metavar="KEY=VALUE",
-                        help="a design field (Tm=64, Tm_d=576, word_bits=32; with --explore a list: Tr=32,64) or a "
-                             "template option (linear=engine, lutram_share=0.5, dsp=900, bram18=..., port_bits=...)")
     parser.add_argument("--clock-mhz", metavar="F", help="clock in MHz (default: the device's; HotNAS DSE files: 100)")
     parser.add_argument("--variant", metavar="NAME",
                         help="fpga template: latency formula (--hw-param variant=NAME; `nn2hw list templates fpga`)")
@@ -56,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="analytic", metavar="NAME",
                         help="cost model: analytic (default) or a peer simulator that re-costs the design (`nn2hw "
                              "peers status` lists them; each an optional extra in its own venv)")
-    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    add_json(parser)
     parser.set_defaults(handler=_run)
 
 

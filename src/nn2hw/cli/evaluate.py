@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from nn2hw.cli._common import console, write_json
+from nn2hw.cli._options import add_checkpoint, add_data, add_dataset, add_json, add_model, add_seed, add_threads
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,23 +25,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Measure a zoo model's top-1/top-5 accuracy on a dataset split: load its checkpoint, apply a "
                     "plan, fine-tune briefly (HotNAS: 100 batches of 32, SGD lr 0.1, momentum 0.9, wd 1e-4) and "
                     "test. Results on the partial CIFAR-10 split are marked PARTIAL.")
-    parser.add_argument("--model", required=True, metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
-    parser.add_argument("--dataset", required=True, metavar="NAME",
-                        help="dataset (and model variant; `nn2hw list datasets` lists them)")
-    parser.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: the documented locations)")
-    parser.add_argument("--split", default="test", choices=("test", "test-partial"),
-                        help="test split (test-partial: the first 1017 CIFAR-10 test images; default test)")
+    add_model(parser)
+    add_dataset(parser)
+    add_data(parser)
     parser.add_argument("--download", action="store_true", help="download a missing dataset (official URL, checked)")
-    parser.add_argument("--checkpoint", metavar="FILE", help="weights to load instead of the zoo checkpoint")
+    add_checkpoint(parser)
     parser.add_argument("--plan", metavar="FILE", help="plan JSON to apply before fine-tuning and testing")
     parser.add_argument("--finetune-batches", type=int, default=0, metavar="B",
                         help="fine-tune this many batches on the train split first (HotNAS: 100; default 0)")
     parser.add_argument("--finetune-batch-size", type=int, default=32, metavar="N", help="fine-tune batch (32)")
     parser.add_argument("--lr", type=float, default=0.1, help="fine-tune learning rate (0.1)")
-    parser.add_argument("--seed", type=int, default=0, help="fine-tune seed (0)")
+    add_seed(parser, "the fine-tune")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="test batch size (256)")
-    parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default 2, or NN2HW_THREADS)")
-    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    add_threads(parser)
+    add_json(parser)
     parser.set_defaults(handler=_run)
 
 

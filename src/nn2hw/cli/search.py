@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from nn2hw.cli._common import err_console, parse_key_values, wide_console
+from nn2hw.cli._options import add_checkpoint, add_data, add_dataset, add_hardware, add_model, add_seed, add_threads
 from nn2hw.hardware.records import design_label
 
 
@@ -29,19 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start from a pretrained zoo model, search channel cuts, kernel patterns, quantization, kernel "
                     "expansion and the hardware design, and return the most accurate network that meets every "
                     "spec under the cost model (re-checked before it is returned).")
-    p.add_argument("--model", required=True, metavar="NAME", help="zoo model (see `nn2hw zoo list`)")
-    p.add_argument("--dataset", required=True, metavar="NAME", help="cifar10, fashion-mnist or imagenet")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of the dataset files (default: NN2HW_DATA, system "
-                                                     "locations, the download cache)")
-    p.add_argument("--split", default="test", help="split to measure accuracy on (test; test-partial for CIFAR-10 "
-                                                   "here: 1017 images, reported as partial)")
-    p.add_argument("--checkpoint", metavar="FILE", help="base model weights (default: the zoo's)")
+    add_model(p)
+    add_dataset(p)
+    add_data(p)
+    add_checkpoint(p)
     p.add_argument("--with", dest="companions", action="append", metavar="MODEL:DATASET[:SPLIT]",
                    help="another network sharing the chip (repeatable; NASAIC-style joint search on "
                         "--hardware hetero, e.g. --with mobilenetv2_fmnist:fashion-mnist)")
-    p.add_argument("--hardware", default="fpga:zcu102", metavar="TEMPLATE[:DEVICE]", help="default fpga:zcu102")
-    p.add_argument("--hw-param", action="append", metavar="KEY=VALUE",
-                   help="grid restriction (Tr=32,64) or cost option (bram=as-run, variant=v0, clock_mhz=100)")
+    add_hardware(p)
     p.add_argument("--latency-ms", type=float, metavar="X", help="latency spec in ms")
     p.add_argument("--energy-mj", type=float, metavar="E", help="energy spec in mJ (ASIC templates)")
     p.add_argument("--area-mm2", type=float, metavar="A", help="area spec in mm2 (ASIC templates)")
@@ -73,8 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--study", metavar="NAME", help="study name (default from model, dataset, hardware, specs)")
     p.add_argument("--resume", action="store_true", help="continue an existing study")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on this machine")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
-    p.add_argument("--threads", type=int, metavar="T", help="torch threads per worker (default: cores / workers)")
+    add_seed(p, "the strategy, the fine-tunes and the data order")
+    add_threads(p, default_text="per worker: the cores / --workers")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<study>)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=_run)
