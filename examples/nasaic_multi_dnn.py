@@ -85,7 +85,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, help="latency spec: the slowest sub's busy time (default: chip "
                                                          "0.3, cosearch 0.18, below what the unmodified pair reaches)")
     parser.add_argument("--energy-mj", type=float, help="energy spec, both networks, one inference each (default: "
-                                                        "chip 1.0, cosearch 0.75)")
+                                                        "chip 1.1, cosearch 0.75)")
     parser.add_argument("--area-mm2", type=float, default=4.0, help="area spec of the chip")
     parser.add_argument("--max-pes", type=int, default=1024, help="PE budget shared by the sub-accelerators")
     parser.add_argument("--max-dram-bw", type=float, default=16, help="DRAM bandwidth budget (16-bit words/cycle)")
@@ -95,7 +95,7 @@ def main() -> int:
     parser.add_argument("--out", default="runs/nasaic")
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    defaults = {"chip": (0.3, 1.0), "cosearch": (0.18, 0.75)}[args.part]
+    defaults = {"chip": (0.3, 1.1), "cosearch": (0.18, 0.75)}[args.part]
     args.latency_ms = args.latency_ms if args.latency_ms is not None else defaults[0]
     args.energy_mj = args.energy_mj if args.energy_mj is not None else defaults[1]
     return chip_only(args) if args.part == "chip" else cosearch(args)

@@ -228,3 +228,12 @@ def test_cli_run_then_name_clash_and_changed_spec(tmp_path, capsys, bounds):
 def test_missing_dataset_is_a_clear_error(tmp_path, capsys, bounds):
     code, cap = _cli(["--latency-ms", str(bounds[0] * 0.9), "--split", "test", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "cifar" in cap.err.lower() and "Traceback" not in cap.err
+
+
+def test_progress_to_a_file_is_one_plain_line_per_completed_trial(tmp_path, scorer, bounds, capsys):
+    spec = Spec(latency_ms=(bounds[0] + bounds[1]) / 2)
+    run_search(SearchSettings(**BASE, spec=spec, strategy="random", trials=3, out=str(tmp_path / "run")),
+               evaluator=scorer, progress=True, log=lambda _: None)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("search ")]
+    assert [line.split()[1] for line in lines][:3] == ["1/3", "2/3", "3/3"]
+    assert all("feasible" in line for line in lines[:3])

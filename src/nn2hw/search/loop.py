@@ -176,10 +176,16 @@ def _loop_with_progress(ctx: SearchContext, study: optuna.Study, store: Evaluati
         columns.append(TimeRemainingColumn())
     with Progress(*columns, disable=not show, transient=False) as bar:
         task = bar.add_task(progress_line(study, metric, total), total=total)
+        plain = show and not bar.console.is_terminal  # a file or pipe: one plain line per completed trial
+        shown = [-1]
 
         def update() -> None:
             counts = sum(t.state is TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
-            bar.update(task, completed=counts, description=progress_line(study, metric, total))
+            line = progress_line(study, metric, total)
+            bar.update(task, completed=counts, description=line)
+            if plain and counts != shown[0]:
+                shown[0] = counts
+                bar.console.print(f"search {line}", soft_wrap=True, highlight=False)
 
         work(ctx, study, store, objectives, budget, on_trial=update)
         while any(p.is_alive() for p in procs):
