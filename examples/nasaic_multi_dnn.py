@@ -9,12 +9,12 @@ gets its own best chip, candidates that miss a spec are never trained, the other
 briefly, and the winner is re-checked, fine-tuned longer and exported (one bundle per network,
 the chip in hardware.json, a report of which network runs where).
 
-    .venv/bin/python examples/nasaic_multi_dnn.py --part chip                   # about 2 s
-    .venv/bin/python examples/nasaic_multi_dnn.py --trials 40 --out runs/nasaic  # 22 min on one CPU thread
+    .venv/bin/python examples/nasaic_multi_dnn.py --part chip                   # about 1 s
+    .venv/bin/python examples/nasaic_multi_dnn.py --trials 40 --out runs/nasaic  # about 22 min on this 2-core CPU
 
-Measured (cosearch, defaults): chip 0.2106 -> 0.1681 ms and 0.886 -> 0.699 mJ at 3.78 mm^2, ResNet-20
-on an NVDLA-style 16x16 sub (94.46 -> 94.40 % top-1), MobileNet-V2 on an Eyeriss-style 16x7 sub
-(93.73 -> 93.48 %); docs/asic-cost-models.md.
+Measured (cosearch, defaults): chip 0.2227 -> 0.1569 ms and 0.983 -> 0.738 mJ at 3.78 mm^2, ResNet-20
+on an NVDLA-style 16x16 sub (94.46 -> 94.39 % top-1), MobileNet-V2 on an Eyeriss-style 16x7 sub
+(93.73 -> 93.28 %); docs/asic-cost-models.md.
 
 Both networks are from the Fashion-MNIST zoo so that both can be fine-tuned on this machine
 (the CIFAR-10 training set is not available here); any zoo pair works the same way.
