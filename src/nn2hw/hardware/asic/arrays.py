@@ -209,7 +209,7 @@ class CostArrays:
 
     @property
     def energy_total_pj(self) -> Floats:
-        return sum(self.energy_pj.values())  # type: ignore[return-value]  # sum() of no levels would be 0: never
+        return sum(self.energy_pj.values())  # type: ignore[return-value]  # 0 only for no levels: never
 
     def components(self) -> dict[str, Floats]:
         """Cycle shares per bottleneck label; they add up to ``total``."""
