@@ -31,10 +31,10 @@ def as_int(value: Any, what: str, lo: int = 1, hi: int | None = None) -> int:
                               f"Give {what} as a whole number, e.g. {example}.") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo \
-            or (hi is not None and value > hi):
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
+    if number is None or number < lo or (hi is not None and number > hi):
         raise ConfigError(f"{what} must be {span}, got {value!r}.", f"Give {what} as a whole number, e.g. {example}.")
-    return int(value)
+    return number
 
 
 def as_float(value: Any, what: str, lo: float = 0.0, inclusive: bool = False) -> float:

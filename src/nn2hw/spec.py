@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from nn2hw._checks import as_float
 from nn2hw.errors import ConfigError
@@ -72,7 +73,7 @@ class Spec:
     def met(self, cost: Any) -> bool:
         return all(g <= 0 for g in self.violations(cost).values())
 
-    def mask(self, latency_ms: np.ndarray, energy_mj: np.ndarray, area_mm2: np.ndarray) -> np.ndarray:
+    def mask(self, latency_ms: np.ndarray, energy_mj: np.ndarray, area_mm2: np.ndarray) -> npt.NDArray[np.bool_]:
         """Which of many designs meet every limit (vectorized; see ``MASK_RTOL``)."""
         ok = np.ones(np.shape(latency_ms), dtype=bool)
         for value, limit in ((latency_ms, self.latency_ms), (energy_mj, self.energy_mj), (area_mm2, self.area_mm2)):

@@ -14,6 +14,7 @@ import argparse
 from collections import defaultdict
 from typing import Any
 
+from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -89,8 +90,10 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     total = cost.total_cycles or 1.0
     table = Table(title="per-layer cost", title_justify="left")
     widest = max((len(layer.name) for layer in cost.layers), default=5)
-    for col, justify in (("#", "right"), ("layer", "left"), ("shape", "left"), ("runs on", "left"), ("MACs", "right"),
-                         ("cycles", "right"), ("ms", "right"), ("bottleneck", "center"), ("share", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"), ("layer", "left"), ("shape", "left"), ("runs on", "left"), ("MACs", "right"),
+        ("cycles", "right"), ("ms", "right"), ("bottleneck", "center"), ("share", "right"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col != "shape", min_width=widest if col == "layer" else None)
     with_energy = bool(cost.layers) and all(layer.energy_mj is not None for layer in cost.layers)
     if with_energy:
@@ -140,8 +143,9 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
         console.print(f"exploration: {exploration.n_designs:,} designs, {exploration.n_feasible:,} feasible, "
                       f"{exploration.seconds * 1e3:.1f} ms")
         if show_pareto and exploration.pareto:
-            names = ", ".join(r.name for r in exploration.pareto[0].resources)
-            pareto = Table(title=f"Pareto set (latency vs {names})" if names else "Pareto set", title_justify="left")
+            resource_names = ", ".join(r.name for r in exploration.pareto[0].resources)
+            pareto = Table(title=f"Pareto set (latency vs {resource_names})" if resource_names else "Pareto set",
+                           title_justify="left")
             for col in ("design", "ms", *(r.name for r in exploration.pareto[0].resources)):
                 pareto.add_column(col, justify="left" if col == "design" else "right")
             for p in exploration.pareto:

@@ -15,6 +15,7 @@ import argparse
 from typing import Any
 
 from nn2hw.cli._common import err_console, wide_console
+from nn2hw.registry import Registry
 
 FAMILIES = ("templates", "transforms", "strategies", "models", "datasets", "backends")
 
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def registry(family: str) -> Any:
     """The registry of ``family`` (imported only when asked for)."""
+    found: Registry[Any]
     if family == "templates":
         from nn2hw.hardware.base import TEMPLATES as found
     elif family == "transforms":

@@ -27,10 +27,14 @@ import argparse
 import importlib
 import pkgutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nn2hw.cli._common import console
 from nn2hw.errors import ConfigError
 from nn2hw.paths import data_root
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 ZooCommand = Callable[[argparse._SubParsersAction], None]
 ZOO_COMMANDS: list[ZooCommand] = []
@@ -115,8 +119,9 @@ def _list(args: argparse.Namespace) -> int:
                           f"Run `nn2hw zoo list` to see all: {', '.join(zoo.list_models())}.")
     table = Table(title=f"nn2hw model zoo ({len(names)} models)", box=box.SIMPLE_HEAD, padding=(0, 1),
                   pad_edge=False, collapse_padding=True)
-    for column, justify in (("model", "left"), ("dataset", "left"), ("input", "left"), ("params", "right"),
-                            ("MACs", "right"), ("weights", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("model", "left"), ("dataset", "left"), ("input", "left"),
+                                                      ("params", "right"), ("MACs", "right"), ("weights", "left"))
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
     for name in names:
         for index, variant in enumerate(zoo.entry(name).variants):

@@ -8,6 +8,8 @@ Their state (mask, integer bits) is in buffers, hence in the ``state_dict`` of a
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, overload
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -16,9 +18,15 @@ from nn2hw.errors import PlanError
 from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR
 
 WEIGHT_MODULES = (nn.Conv1d, nn.Conv2d, nn.Linear)
+WeightModule = nn.Conv1d | nn.Conv2d | nn.Linear
+M = TypeVar("M", bound=nn.Module)
 
 
-def weight_module(model: nn.Module, name: str, kinds: tuple[type, ...] = WEIGHT_MODULES,
+@overload
+def weight_module(model: nn.Module, name: str, kinds: tuple[type[M], ...], transform: str = ...) -> M: ...
+@overload
+def weight_module(model: nn.Module, name: str, *, transform: str = ...) -> WeightModule: ...
+def weight_module(model: nn.Module, name: str, kinds: tuple[type[nn.Module], ...] = WEIGHT_MODULES,
                   transform: str = "this transform") -> nn.Module:
     """The module called ``name`` in ``model``, which must be one of ``kinds``; a ``PlanError`` otherwise."""
     try:
@@ -79,6 +87,8 @@ def fixed_point(x: torch.Tensor, bits: int, int_bits: int) -> torch.Tensor:
 class WeightMask(nn.Module):
     """Weight parametrization ``w * mask``; the mask is a buffer (saved in the state_dict)."""
 
+    mask: torch.Tensor
+
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mask", mask)
@@ -93,6 +103,8 @@ class FixedPointWeight(nn.Module):
     ``int_bits`` is a buffer so that a reloaded bundle uses the value chosen on the trained
     weights, not one recomputed from freshly initialized ones.
     """
+
+    int_bits: torch.Tensor
 
     def __init__(self, bits: int, int_bits: int) -> None:
         super().__init__()
@@ -114,11 +126,11 @@ class ActivationQuantizer:
         return straight_through(x, fixed_point(x, self.bits, self.int_bits))
 
 
-_ACT_QUANTIZED: dict[type, type] = {}
+_ACT_QUANTIZED: dict[type[nn.Module], type[nn.Module]] = {}
 ACT_QUANTIZER_ATTR = "nn2hw_act_quantizer"
 
 
-def _act_quantized_class(cls: type) -> type:
+def _act_quantized_class(cls: type[nn.Module]) -> type[nn.Module]:
     """A subclass of ``cls`` whose forward quantizes its first input and its output.
 
     It keeps ``cls.__module__`` so that tracers (torch.fx's leaf test) treat it as they treat
@@ -126,11 +138,13 @@ def _act_quantized_class(cls: type) -> type:
     hooks see as inputs nor appears as separate ops in a trace.
     """
     if cls not in _ACT_QUANTIZED:
-        def forward(self, x, *args, **kwargs):
+        def forward(self: nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             quantize = getattr(self, ACT_QUANTIZER_ATTR)
-            return quantize(super(sub, self).forward(quantize(x), *args, **kwargs))
+            # nn.Module declares forward as a Callable attribute, which mypy does not find through super()
+            return quantize(super(sub, self).forward(quantize(x), *args, **kwargs))  # type: ignore[misc]
 
-        sub = type(f"ActQuantized{cls.__name__}", (cls,), {"forward": forward, "__module__": cls.__module__})
+        sub: type[nn.Module] = type(f"ActQuantized{cls.__name__}", (cls,),
+                                    {"forward": forward, "__module__": cls.__module__})
         _ACT_QUANTIZED[cls] = sub
     return _ACT_QUANTIZED[cls]
 

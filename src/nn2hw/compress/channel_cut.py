@@ -13,6 +13,8 @@ shortcut pad, an op nn2hw does not understand) is refused with those reasons.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,6 +101,7 @@ class ChannelCut(Transform):
     def problems(self, workload: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
         found: list[Problem] = []
         for name, choice in choices.items():
+            assert choice.out_channels is not None  # a selected choice sets it (plans drop None fields)
             layer, k = workload.layer(name), int(choice.out_channels)
             group = workload.group_of(name)
             if k > layer.out_channels:
@@ -167,7 +170,8 @@ class ChannelCut(Transform):
         kept_by_layer = {}
         for group, width in cut_groups(workload, choices).items():
             modules = [_torch.weight_module(model, n, transform="channel_cut") for n in group.layers]
-            idx = top_filters(sum(filter_scores(m.weight) for m in modules), width).cpu()  # index any device
+            scores = functools.reduce(operator.add, (filter_scores(m.weight) for m in modules))
+            idx = top_filters(scores, width).cpu()  # index any device
             kept_by_layer.update(dict.fromkeys(group.layers, idx))
         if kept_by_layer:
             propagate_cut(model, workload, kept_by_layer)
@@ -200,18 +204,24 @@ def _kept_after(layer: Layer, srcs: list[Layer], kept: dict[str, Any]) -> Any:
             offset += src.out_channels
         return torch.cat(parts)
     primary = next((k for s, k in zip(srcs, ins) if s.out_channels == layer.in_channels and k is not None), None)
-    if layer.kind is OpKind.RESHAPE:
-        area = layer.channel_factor  # each channel's H*W features after a flatten, 1 after a transpose
-        return (primary[:, None] * area + torch.arange(area)).flatten()
-    if layer.conv_type == "depthwise":
+    if layer.kind is OpKind.RESHAPE or layer.conv_type == "depthwise":
+        if primary is None:  # no input carries the channels this layer reads
+            raise _cannot_carry(layer)
+        if layer.kind is OpKind.RESHAPE:
+            area = layer.channel_factor  # each channel's H*W features after a flatten, 1 after a transpose
+            return (primary[:, None] * area + torch.arange(area)).flatten()
         multiplier = layer.out_channels // layer.in_channels
         return (primary[:, None] * multiplier + torch.arange(multiplier)).flatten()
     if layer.is_compute:
         return None  # a consumer: its input shrinks, its output does not
     if layer.keeps_channels:
         return primary
-    raise PlanError(f"The cut reaches {layer.name!r} ({layer.op}), which nn2hw cannot carry a channel cut through.",
-                    "Leave the layers feeding it unchanged.")
+    raise _cannot_carry(layer)
+
+
+def _cannot_carry(layer: Layer) -> PlanError:
+    return PlanError(f"The cut reaches {layer.name!r} ({layer.op}), which nn2hw cannot carry a channel cut through.",
+                     "Leave the layers feeding it unchanged.")
 
 
 def propagate_cut(model: nn.Module, workload: Workload, cut: Mapping[str, torch.Tensor]) -> None:
@@ -284,7 +294,7 @@ def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
     for bname in ("running_mean", "running_var"):
         if getattr(module, bname, None) is not None:
             _torch.set_buffer(module, bname, getattr(module, bname)[in_kept])
-    module.num_features = len(in_kept)
+    module.num_features = len(in_kept)  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
 
 
 TRANSFORMS.register(ChannelCut.name, ChannelCut())

@@ -71,6 +71,7 @@ class KernelExpand(Transform):
         out = {}
         for name, choice in choices.items():
             layer, e = workload.layer(name), choice.expand
+            assert e is not None  # a selected choice sets it (plans drop None fields)
             out[name] = {"kernel_h": layer.kernel_h + 2 * e, "kernel_w": layer.kernel_w + 2 * e,
                          "pad_h": layer.pad_h + e * layer.dilation_h, "pad_w": layer.pad_w + e * layer.dilation_w}
         return out
@@ -86,6 +87,7 @@ class KernelExpand(Transform):
                 raise PlanError(f"Conv {name!r} uses padding={conv.padding!r}; kernel expansion needs numeric "
                                 f"padding to grow it.", "Give the conv explicit integer padding.")
             e = choice.expand
+            assert e is not None  # a selected choice sets it (plans drop None fields)
             _torch.set_weight(conv, nn.functional.pad(conv.weight.detach(), (e, e, e, e)))
             kh, kw = conv.kernel_size
             conv.kernel_size = (kh + 2 * e, kw + 2 * e)

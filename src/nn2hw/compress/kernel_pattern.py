@@ -38,6 +38,7 @@ from nn2hw.plan import Plan
 from nn2hw.workload.layer import Layer, OpKind, Workload
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 DEFAULT_PATN = 4
@@ -250,7 +251,9 @@ def with_patterns(plan: Plan, workload: Workload, layers: str = "*", patterns: I
         raise PlanError("with_patterns needs either the pattern ids or the base model to choose them from.",
                         "Pass patterns=[...] or model=<the base nn.Module>.")
     else:
-        weights = {l.name: model.get_submodule(l.name).weight for l in chosen}
+        # nn.Module.__getattr__ types a submodule's weight as Tensor | Module
+        weights: dict[str, torch.Tensor] = {l.name: model.get_submodule(l.name).weight  # type: ignore[misc]
+                                            for l in chosen}
         grown = [n for n, l in zip(weights, chosen) if weights[n].shape[-1] != l.kernel_h]
         if grown:
             raise PlanError(f"Layers {grown} have other kernel sizes in the workload than in the model "
@@ -292,7 +295,8 @@ class KernelPattern(Transform):
             labels.append(f"{len(ids)} patterns, {k * k - z}/{k * k} kept")
         if len(choices) == 1:
             return None
-        leanest = max(range(len(choices)), key=lambda i: 0 if choices[i] is None else choices[i]["pattern_zeros"])
+        zeros_of = [0 if c is None else c["pattern_zeros"] for c in choices]
+        leanest = max(range(len(choices)), key=zeros_of.__getitem__)
         return Offer((layer.name,), tuple(choices), tuple(labels), leanest)
 
     def describe(self, choice: PatternChoice, before: Layer, after: Layer) -> str:
@@ -312,7 +316,7 @@ class KernelPattern(Transform):
             except PlanError as exc:
                 found.append((f"Layer {name!r}: {exc.cause}", exc.fix))
                 continue
-            bad = [i for i in choice.patterns if not 0 <= i < size]
+            bad = [i for i in choice.patterns or () if not 0 <= i < size]
             if bad:
                 found.append((f"Layer {name!r}: pattern ids {bad} are outside its {layer.kernel_h}x{layer.kernel_w} "
                               f"library with {zeros} zeros (ids 0..{size - 1}).",
@@ -336,7 +340,8 @@ class KernelPattern(Transform):
             conv = _torch.weight_module(model, name, (torch.nn.Conv2d,), "kernel_pattern")
             kernel = conv.weight.shape[-1]
             zeros, keep_last = choice.library(kernel)
-            masks = torch.from_numpy(np.stack([pattern_mask(kernel, i, zeros, keep_last) for i in choice.patterns]))
+            masks = torch.from_numpy(np.stack([pattern_mask(kernel, i, zeros, keep_last)
+                                               for i in choice.patterns or ()]))
             mask = kernel_masks(conv.weight.detach(), masks.to(conv.weight.dtype))
             with torch.no_grad():
                 conv.weight.mul_(mask)

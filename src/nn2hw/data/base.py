@@ -187,7 +187,7 @@ class ArrayDataset(Dataset):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.pixels.shape[1:])  # type: ignore[return-value]
+        return tuple(self.pixels.shape[1:])
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.pixels[indices]).float().div_(255.0)
@@ -199,9 +199,14 @@ class ArrayDataset(Dataset):
 class DatasetSource(Protocol):
     """What a registered dataset provides: its splits and a loader."""
 
-    name: str
-    splits: tuple[str, ...]
-    image_shape: tuple[int, int, int]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def splits(self) -> tuple[str, ...]: ...
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]: ...
 
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset: ...
 

@@ -125,7 +125,7 @@ class ImageNet:
         if download:
             raise DatasetError("ImageNet cannot be downloaded automatically (its licence needs an account).",
                                FIX)
-        root = data_dir if data_dir is not None else (data_root() / "imagenet" if data_root() else None)
+        root = data_dir if data_dir is not None else (shared / "imagenet" if (shared := data_root()) else None)
         if root is None:
             raise DatasetError("No ImageNet folder given and NN2HW_DATA is not set.", FIX)
         if not root.is_dir():

@@ -99,6 +99,7 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
             teacher.eval()
         try:
             for step, indices in enumerate(_sample(len(data), settings, generator)):
+                assert optimizer is not None  # batches need trainable parameters (checked above)
                 if schedule == "cosine":
                     for group in optimizer.param_groups:
                         group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / batches))
@@ -106,7 +107,7 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                 images = _as_channels_last(images)
                 logits = model(images)
                 loss = nn.functional.cross_entropy(logits, labels)
-                if distill:
+                if distill and teacher is not None:  # a teacher is required to distill (checked above)
                     loss = (1.0 - distill) * loss + distill * _distillation(logits, teacher, images, temperature)
                 if not torch.isfinite(loss):
                     raise ModelError(f"Fine-tuning diverged: the loss is {loss.item()} at batch {step + 1}.",
@@ -186,11 +187,12 @@ def channels_last(model: nn.Module) -> Iterator[None]:
     CPU (measured with ``benchmarks/finetune_speed.py``; evaluation gains nothing, so ``test`` keeps
     the default layout). The layout is restored so that saved state_dicts stay in the default format.
     """
-    model.to(memory_format=torch.channels_last)
+    # torch's overloads of Module.to leave out memory_format, which it takes
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     try:
         yield
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def _as_channels_last(images: torch.Tensor) -> torch.Tensor:

@@ -119,7 +119,7 @@ def train(model: nn.Module, name: str, train_data: Dataset, test_data: Dataset, 
     console = console or Console(highlight=False)
     dataset = train_data.name
     state_path = out.with_name(out.name + STATE_SUFFIX)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to's overloads omit memory_format
     optimizer = _optimizer(model, recipe)
     history: list[EpochLog] = []
     if state_path.exists():

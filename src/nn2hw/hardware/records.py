@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from nn2hw._json import jsonable
 
@@ -85,13 +85,24 @@ class ResourceUse:
         return self.used / self.available if self.available else float("inf")
 
 
+class DesignObject(Protocol):
+    """A design kept as itself in a cost record (a heterogeneous chip with its assignment)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def design_fields(design: Mapping[str, Any] | DesignObject) -> dict[str, Any]:
+    """A cost record's design as a dict of its fields."""
+    return dict(design) if isinstance(design, Mapping) else design.to_dict()
+
+
 @dataclass(frozen=True)
 class NetworkCost:
     """Cost of a whole workload on one design: per-layer records, resources and totals."""
 
     template: str
     device: str
-    design: Mapping[str, Any]
+    design: Mapping[str, Any] | DesignObject
     clock_mhz: float
     layers: tuple[LayerCost, ...]
     uncosted: tuple[Uncosted, ...] = ()
@@ -128,7 +139,8 @@ class NetworkCost:
     @property
     def energy_mj(self) -> float | None:
         energies = [layer.energy_mj for layer in self.layers]
-        return None if any(e is None for e in energies) else sum(energies)  # type: ignore[misc]
+        known = [e for e in energies if e is not None]
+        return sum(known) if len(known) == len(energies) else None
 
     @property
     def macs(self) -> int:

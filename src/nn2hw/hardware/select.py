@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nn2hw.errors import InfeasibleError
+from nn2hw.hardware._types import Mask
 from nn2hw.spec import Spec
 
 
@@ -50,7 +51,7 @@ def pick_best(keys: Sequence[np.ndarray], ok: np.ndarray, rtol: float = 0.0, ato
     return int(np.lexsort((np.arange(ok.size), *reversed(ranked)))[0])
 
 
-def meeting_specs(spec: Spec, scores: Mapping[str, np.ndarray], ok: np.ndarray, label: str) -> np.ndarray:
+def meeting_specs(spec: Spec, scores: Mapping[str, np.ndarray], ok: Mask, label: str) -> Mask:
     """The designs of ``ok`` that also meet ``spec``; ``InfeasibleError`` with the best reachable
     values when there are none."""
     meets = ok & spec.mask(scores["latency_ms"], scores["energy_mj"], scores["area_mm2"])

@@ -25,6 +25,7 @@ from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from nn2hw.search.strategies import RewardConfig
@@ -113,7 +114,7 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     parts = []
     for i, m in enumerate(members):
         base_plan = Plan.for_workload(m.workload, m.name, m.member.dataset)
-        weights = SpaceContext(weights=lambda name, model=m.model: model.get_submodule(name).weight)
+        weights = SpaceContext(weights=partial(_layer_weight, m.model))
         parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
                                           vocabulary=target.template.bottlenecks, config=config, context=weights,
                                           hardware=knobs if i == 0 else ())))
@@ -123,6 +124,10 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     _check_reachable(ctx)
     _check_strategy(settings, space)
     return ctx
+
+
+def _layer_weight(model: nn.Module, name: str) -> torch.Tensor | nn.Module:
+    return model.get_submodule(name).weight
 
 
 def _bottlenecks(cost: NetworkCost, networks: list[str]) -> dict[str, dict[str, str]]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from nn2hw.compress import apply_plan
@@ -29,8 +30,12 @@ def joint_metrics(per_network: Mapping[str, Mapping[str, float]]) -> dict[str, f
     """The networks' metrics averaged (one network: its own), over the keys every network has;
     image counts add up and a result is partial when any network's is."""
     shared = set.intersection(*(set(m) for m in per_network.values()))
-    combine = {"n_images": sum, "partial": max}
-    return {k: combine.get(k, lambda v: sum(v) / len(v))([m[k] for m in per_network.values()]) for k in sorted(shared)}
+    combine: dict[str, Callable[[list[float]], float]] = {"n_images": sum, "partial": max}
+    return {k: combine.get(k, _mean)([m[k] for m in per_network.values()]) for k in sorted(shared)}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def evaluate_plan(member: MemberContext, plan: Plan) -> Mapping[str, float]:
@@ -44,7 +49,7 @@ def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: Eval
     per_network, computed = {}, False
     for m in ctx.members:
         key = evaluation_key(plans[m.name].network_key, m.name, m.member.dataset, m.evaluator_id)
-        result = store.evaluate(key, lambda m=m: evaluate_plan(m, plans[m.name]))
+        result = store.evaluate(key, partial(evaluate_plan, m, plans[m.name]))
         per_network[m.name] = dict(result.metrics)
         computed |= result.computed
     return per_network, computed

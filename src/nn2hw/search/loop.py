@@ -27,7 +27,7 @@ from nn2hw.search.context import SearchContext, prepare, reward_config
 from nn2hw.search.evaluations import base_metric
 from nn2hw.search.finalize import SearchResult, finalize
 from nn2hw.search.settings import SearchSettings
-from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study
+from nn2hw.search.study import Direction, count_trials, heartbeat, open_storage, open_study
 from nn2hw.search.trial import make_sampler, run_trial
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ def open_run(ctx: SearchContext, mode: str, owner: str) -> tuple[optuna.Study, E
     if ctx.reward is None:
         ctx.base_metric = base_metric(ctx, store)
         ctx.reward = reward_config(ctx, ctx.base_metric)
-    sampler, info = make_sampler(ctx)
-    directions = ["maximize"] if info.objectives == 1 else ["maximize", "minimize"]
+    sampler, info = make_sampler(ctx, ctx.reward)
+    directions: list[Direction] = ["maximize"] if info.objectives == 1 else ["maximize", "minimize"]
     identity = {**ctx.settings.identity(), "space": ctx.space.key, "nn2hw": __version__.split(".")[0]}
     study = open_study(storage, ctx.settings.study_name, identity, sampler, directions, mode)
     return study, store, info
@@ -110,7 +110,7 @@ def _worker_main(settings: SearchSettings, index: int, deadline: float | None) -
 def start_workers(settings: SearchSettings, deadline: float | None) -> list[BaseProcess]:
     """Spawn ``workers - 1`` extra processes on the same study (this process is the first)."""
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_worker_main, args=(settings, i, deadline), daemon=False)
+    procs: list[BaseProcess] = [context.Process(target=_worker_main, args=(settings, i, deadline), daemon=False)
              for i in range(1, settings.workers)]
     for p in procs:
         p.start()

@@ -15,12 +15,12 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 import sqlalchemy as sa
 from optuna.storages import RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
 from nn2hw._liveness import every, owner_dead
@@ -127,8 +127,12 @@ def identity_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -
     return [f"{k}: {stored.get(k)!r} -> {wanted.get(k)!r}" for k in keys if norm(stored.get(k)) != norm(wanted.get(k))]
 
 
+Direction = Literal["minimize", "maximize"]
+"""How Optuna reads one objective."""
+
+
 def open_study(storage: RDBStorage, name: str, identity: Mapping[str, Any], sampler: optuna.samplers.BaseSampler,
-               directions: Sequence[str], mode: str) -> optuna.Study:
+               directions: Sequence[Direction], mode: str) -> optuna.Study:
     """Create (``mode='new'``), resume (``'resume'``) or join (``'join'``: create or resume) a study.
 
     A new study whose name is taken, or a resumed one whose identity differs, is refused with a
@@ -194,8 +198,8 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Record the trial's heartbeat while the block runs (ask/tell gets none from Optuna itself),
     so that a worker that dies leaves a trial the next start recognizes as stale."""
     storage = study._storage
-    if not (isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)):
+    if not isinstance(storage, BaseHeartbeat) or (interval := storage.get_heartbeat_interval()) is None:
         yield
         return
-    with every(storage.get_heartbeat_interval(), lambda: storage.record_heartbeat(trial._trial_id), first=True):
+    with every(interval, lambda: storage.record_heartbeat(trial._trial_id), first=True):
         yield

@@ -28,7 +28,7 @@ from nn2hw.space import JointCandidate
 
 if TYPE_CHECKING:
     from nn2hw.search.context import SearchContext
-    from nn2hw.search.strategies import Observation, StrategyInfo
+    from nn2hw.search.strategies import Observation, RewardConfig, StrategyInfo
 
 NO_DESIGN_MS = 1e12  # objective value standing in for "no design can run it" (Optuna needs a number)
 
@@ -84,13 +84,13 @@ def _prefilter(ctx: SearchContext) -> Callable[[tuple[int, ...]], tuple[bool, fl
     return check
 
 
-def make_sampler(ctx: SearchContext) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
-    """The strategy's Optuna sampler, with the prefilter and the reward of ``ctx``."""
+def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
+    """The strategy's Optuna sampler, with the prefilter of ``ctx`` and ``reward``."""
     from nn2hw.search.strategies import build_sampler
     from nn2hw.search.strategies.sampler import SamplerContext
 
     s = ctx.settings
-    sctx = SamplerContext(ctx.space.names, ctx.space.counts, ctx.reward, s.seed, observe(ctx.space.names, s.metric),
+    sctx = SamplerContext(ctx.space.names, ctx.space.counts, reward, s.seed, observe(ctx.space.names, s.metric),
                           dict(s.strategy_options), check=_prefilter(ctx), attempts=s.proposals)
     return build_sampler(s.strategy, sctx)
 

@@ -158,7 +158,9 @@ class JointSpace(_Dimensions):
 
     def decode(self, indices: Sequence[int]) -> JointCandidate:
         self._check_length(indices)
-        plans, hardware, start = {}, {}, 0
+        plans: dict[str, Plan] = {}
+        hardware: dict[str, Any] = {}
+        start = 0
         for net, space in self.parts:
             part = space.decode(indices[start:start + len(space.dimensions)])
             plans[net] = part.plan

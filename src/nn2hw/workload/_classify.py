@@ -109,7 +109,7 @@ def nchw(shape: Sequence[int], features_last: bool = False) -> tuple[int, int, i
     if features_last:
         return (math.prod(shape[:-1]) if len(shape) > 1 else 1, shape[-1] if shape else 1, 1, 1)
     if len(shape) == 4:
-        return shape  # type: ignore[return-value]
+        return shape
     if len(shape) == 3:
         return (shape[0], shape[1], 1, shape[2])
     if len(shape) == 2:
@@ -253,7 +253,7 @@ def layout_axes(src: Operand, out_shape: Shape, axis_map: AxisMap | None = None)
     """
     if axis_map is not None:
         moved = [i for i, a in enumerate(axis_map) if a is not None and a in src.axes]
-        order = [axis_map[i] for i in moved]
+        order = [a for a in axis_map if a is not None and a in src.axes]
         lost = set(src.axes) - set(order)
         if order != sorted(order) or any(src.shape[a] != 1 for a in lost):
             return None

@@ -315,7 +315,8 @@ class Layer:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"Layer record has unknown fields {unknown}.", f"Use only: {sorted(known)}.")
-        return cls(**{k: tuple(v) if k == "inputs" else v for k, v in data.items()})
+        values: dict[str, Any] = {k: tuple(v) if k == "inputs" else v for k, v in data.items()}
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ def _export_dynamo(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Pat
     from onnxscript import optimizer
 
     program = torch.onnx.export(model, inputs, dynamo=True, optimize=False, verbose=False, opset_version=opset)
+    assert program is not None  # the dynamo exporter returns its program
     optimizer.fold_constants(program.model)
     optimizer.remove_unused_nodes(program.model)
     program.save(path, external_data=False)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
 
 from nn2hw.errors import ConfigError, ModelError
 from nn2hw.workload._classify import (
@@ -53,6 +54,10 @@ _FLATTEN_MODULES = (nn.Flatten,)
 KNOWN_LEAVES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.Embedding) + _ACT_MODULES + _SOFTMAX_MODULES + _NORM_MODULES + \
     _ALIAS_MODULES + _POOL_MODULES + _ADAPTIVE_POOL_MODULES + _PAD_MODULES + _FLATTEN_MODULES
 
+_FieldsFn = Callable[[list[Operand], tuple[int, ...]], dict[str, Any] | None]
+"""Layer fields from a recorded op's operands and output shape (None: not an op to cost)."""
+_OnCall = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any], Any], None]
+"""Called with each functional op seen outside a leaf module: the function, its args, kwargs and output."""
 
 COMPRESSION_FIELDS_ATTR = "nn2hw_layer_fields"
 """Module attribute where ``nn2hw.compress`` transforms record the Layer fields they set (bit
@@ -144,7 +149,7 @@ def _as_inputs(example: torch.Tensor | Sequence[int] | tuple[torch.Tensor, ...],
     if isinstance(example, (tuple, list)) and example and all(isinstance(t, torch.Tensor) for t in example):
         return tuple(example)
     if isinstance(example, (tuple, list)) and example and all(isinstance(s, int) and s > 0 for s in example):
-        return (torch.zeros(tuple(example), dtype=dtype or torch.float32),)
+        return (torch.zeros(tuple(int(s) for s in example), dtype=dtype or torch.float32),)
     raise ConfigError(f"Cannot use {example!r} as an example input.",
                       "Pass a tensor, a tuple of tensors or an input shape such as (1, 3, 224, 224).")
 
@@ -260,14 +265,14 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
     ShapeProp(gm).propagate(*inputs)
     modules = dict(gm.named_modules())
     b = _Builder()
-    active: set[str] = set()  # fx nodes carrying activations (derived from an input)
+    active: dict[str, tuple[int, ...]] = {}  # fx nodes carrying activations (derived from an input): their shapes
     outputs: list[str] = []
     for node in gm.graph.nodes:
         meta = _first_meta(node.meta.get("tensor_meta"))
         if node.op == "placeholder":
             if meta is not None:  # else an optional argument left at its default
-                b.add_input(node.name, tuple(meta.shape), _dtype(meta.dtype))
-                active.add(node.name)
+                active[node.name] = tuple(meta.shape)
+                b.add_input(node.name, active[node.name], _dtype(meta.dtype))
             continue
         if node.op == "output":
             outputs = [b.resolve(a.name) for a in node.all_input_nodes if a.name in active]
@@ -275,7 +280,7 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
         srcs = [a for a in _operands(node) if a.name in active]
         if node.op == "get_attr" or not srcs or meta is None:
             continue  # parameters, constants and non-tensor values (x.size(0)) are not activations
-        shapes = [tuple(_first_meta(s.meta.get("tensor_meta")).shape) for s in srcs]
+        shapes = [active[s.name] for s in srcs]
         ins = [b.operand(s.name, shape) for s, shape in zip(srcs, shapes)]
         out_shape = tuple(meta.shape)
         if node.op == "call_module":
@@ -294,7 +299,7 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
         b.add(layer_name, op, [(s.name, shape) for s, shape in zip(srcs, shapes)], out_shape, _dtype(meta.dtype),
               fields)
         b.alias[node.name] = b.resolve(layer_name)
-        active.add(node.name)
+        active[node.name] = out_shape
     return Workload(name=name, layers=tuple(b.layers.values()), input_shape=tuple(inputs[0].shape),
                     outputs=tuple(dict.fromkeys(outputs)), source="torch.fx")
 
@@ -339,12 +344,13 @@ def _functional_compute_fields(op: str, args: Sequence[Any], kwargs: dict[str, A
 class _FunctionRecorder(TorchFunctionMode):
     """Sees functional ops outside hooked leaf modules and hands them to the hook tracer."""
 
-    def __init__(self, on_call: Callable[[Callable, tuple, dict, Any], None]) -> None:
+    def __init__(self, on_call: _OnCall) -> None:
         super().__init__()
         self.on_call = on_call
         self.depth = 0  # > 0 while inside a recorded leaf module
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Collection[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if self.depth == 0:
@@ -378,7 +384,7 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
             return [t for o in obj.values() for t in tensors(o)]
         return []
 
-    def record(layer_name: str, op: str, args: Any, out: Any, fields_fn: Callable) -> None:
+    def record(layer_name: str, op: str, args: Any, out: Any, fields_fn: _FieldsFn) -> None:
         srcs = [t for t in tensors(args) if id(t) in producer]
         outs = tensors(out)
         if not srcs or not outs:
@@ -396,29 +402,29 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
         counts[op] = counts.get(op, -1) + 1
         return op if counts[op] == 0 else f"{op}_{counts[op]}"
 
-    def on_function(func: Callable, args: tuple, kwargs: dict, out: Any) -> None:
+    def on_function(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         op = normalize_op_name(getattr(func, "__name__", str(func)))
         if op in ("size", "dim", "numel", "shape", "get", "__get__") or not tensors(out):
             return
         record(unique(op), op, (args, kwargs), out, lambda ins, o: _op_fields(op, args, kwargs, ins, o))
 
     recorder = _FunctionRecorder(on_function)
-    handles = []
+    handles: list[RemovableHandle] = []
     for mod_name, module in model.named_modules():
         parametrized = torch.nn.utils.parametrize.is_parametrized(module)  # its only children: parametrizations
         leaf = not (len(list(module.children())) and not parametrized) and \
             (isinstance(module, KNOWN_LEAVES) or bool(list(module.parameters(False))))
 
-        def pre(mod, args, _n=mod_name, _leaf=leaf):
+        def pre(mod: nn.Module, args: tuple[Any, ...], _n: str = mod_name, _leaf: bool = leaf) -> None:
             scopes.append(_n)
             recorder.depth += _leaf
 
-        def post(mod, args, out, _n=mod_name, _leaf=leaf):
+        def post(mod: nn.Module, args: tuple[Any, ...], out: Any, _n: str = mod_name, _leaf: bool = leaf) -> None:
             scopes.pop()
             if not _leaf:
                 return
             try:  # still inside the module: reading a parametrized weight's shape runs ops not to record
-                record(_n, type(mod).__name__, args, out, lambda ins, o, m=mod: module_fields(m, ins, o))
+                record(_n, type(mod).__name__, args, out, lambda ins, o: module_fields(mod, ins, o))
             finally:
                 recorder.depth -= 1
 

@@ -63,7 +63,7 @@ command that produced each file."""
 
 def _fashion_mnist(name: str) -> ZooVariant:
     """A Fashion-MNIST variant, with the packaged weights ``nn2hw zoo train`` produced when they exist."""
-    sources = ()
+    sources: tuple[CheckpointSource, ...] = ()
     if name in FASHION_MNIST_CHECKPOINTS:
         file_name, digest, top1 = FASHION_MNIST_CHECKPOINTS[name]
         sources = (CheckpointSource(

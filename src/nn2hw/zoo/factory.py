@@ -134,14 +134,19 @@ def _stats_cache_path() -> Path:
     return cache_root() / "zoo-stats.json"
 
 
+def _origin(module: str) -> Path | None:
+    """The file ``module`` is loaded from (None when it cannot be found)."""
+    spec = importlib.util.find_spec(module)
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
 def _stats_key(zoo_entry: ZooEntry, variant: ZooVariant) -> str:
     """A digest of everything a variant's parameter and MAC counts depend on."""
     digest = hashlib.sha256(f"{__version__}|{zoo_entry.factory}|{zoo_entry.options}|{variant.input_shape}|"
                             f"{variant.num_classes}".encode())
-    spec = importlib.util.find_spec(zoo_entry.factory.split(":")[0])
-    sources = [Path(spec.origin)] if spec is not None and spec.origin else []
-    workload_dir = Path(importlib.util.find_spec("nn2hw.workload").origin).parent
-    for path in sources + sorted(workload_dir.glob("*.py")):
+    factory, workload = _origin(zoo_entry.factory.split(":")[0]), _origin("nn2hw.workload")
+    sources = [factory] if factory is not None else []
+    for path in sources + (sorted(workload.parent.glob("*.py")) if workload is not None else []):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

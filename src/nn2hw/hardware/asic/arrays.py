@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from nn2hw.hardware._types import Floats, Ints, Mask
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.records import Execution, Uncosted
 from nn2hw.workload import Layer, OpKind, Workload
@@ -45,26 +46,26 @@ class LayerTable:
     names: tuple[str, ...]
     ops: tuple[str, ...]
     conv_types: tuple[str, ...]
-    N: np.ndarray
-    G: np.ndarray
-    C: np.ndarray
-    K: np.ndarray
-    E: np.ndarray
-    F: np.ndarray
-    R: np.ndarray
-    S: np.ndarray
-    stride_h: np.ndarray
-    stride_w: np.ndarray
-    H: np.ndarray
-    W: np.ndarray
-    Hp: np.ndarray
-    Wp: np.ndarray
-    touched: np.ndarray
-    is_linear: np.ndarray
-    macs: np.ndarray
-    in_bits: np.ndarray
-    w_bits: np.ndarray
-    out_bits: np.ndarray
+    N: Ints
+    G: Ints
+    C: Ints
+    K: Ints
+    E: Ints
+    F: Ints
+    R: Ints
+    S: Ints
+    stride_h: Ints
+    stride_w: Ints
+    H: Ints
+    W: Ints
+    Hp: Ints
+    Wp: Ints
+    touched: Ints
+    is_linear: Mask
+    macs: Ints
+    in_bits: Ints
+    w_bits: Ints
+    out_bits: Ints
 
     @classmethod
     def from_workload(cls, workload: Workload) -> LayerTable:
@@ -75,7 +76,7 @@ class LayerTable:
     def from_layers(cls, layers: Sequence[Layer]) -> LayerTable:
         """Columns of ``layers`` (conv, linear or matmul). A matmul is a grouped 1x1 convolution with
         one group per (batch, head) product: its second operand differs from one to the next."""
-        def col(fn: Callable[[Layer], int]) -> np.ndarray:
+        def col(fn: Callable[[Layer], int]) -> Ints:
             return np.array([fn(layer) for layer in layers], dtype=np.int64)
 
         def matmul(x: Layer) -> bool:
@@ -103,29 +104,29 @@ class LayerTable:
         return len(self.names)
 
     @property
-    def P(self) -> np.ndarray:
+    def P(self) -> Ints:
         return self.N * self.E * self.F
 
     @property
-    def T(self) -> np.ndarray:
+    def T(self) -> Ints:
         return self.C * self.R * self.S
 
     @property
-    def dense_macs(self) -> np.ndarray:
+    def dense_macs(self) -> Ints:
         """MACs the hardware performs: every weight of the dense kernel (patterns are not skipped)."""
         return self.G * self.P * self.K * self.T
 
     @property
-    def ifmap(self) -> np.ndarray:
+    def ifmap(self) -> Ints:
         """Distinct input words read (padded maps, touched pixels only, all groups)."""
         return self.N * self.G * self.C * self.touched
 
     @property
-    def weights(self) -> np.ndarray:
+    def weights(self) -> Ints:
         return self.G * self.K * self.T
 
     @property
-    def ofmap(self) -> np.ndarray:
+    def ofmap(self) -> Ints:
         return self.G * self.P * self.K
 
 
@@ -147,22 +148,23 @@ def _table(workload: Workload) -> LayerTable:
     return LayerTable.from_layers(workload.compute_layers)
 
 
-def words(elements: np.ndarray, bits: np.ndarray, word_bits: int) -> np.ndarray:
+def words(elements: Floats | Ints, bits: Floats | Ints, word_bits: int) -> Floats:
     """Elements of ``bits`` each, in technology words (packed)."""
     return elements * (bits / word_bits)
 
 
-def capacity(kib: np.ndarray, bits: np.ndarray) -> np.ndarray:
+def capacity(kib: Floats, bits: Floats | Ints) -> Floats:
     """How many elements of ``bits`` bits a buffer of ``kib`` KiB holds: (D, 1) x (L,) -> (D, L)."""
-    return np.floor(np.asarray(kib, dtype=float)[:, None] * BITS_PER_KIB / bits[None, :])
+    return np.floor(np.asarray(kib, dtype=np.float64)[:, None] * BITS_PER_KIB / bits[None, :])
 
 
-def refetch(unique: np.ndarray, fits: np.ndarray, sweeps: np.ndarray) -> np.ndarray:
+def refetch(unique: Floats | Ints, fits: Mask, sweeps: Floats | Ints) -> Floats:
     """DRAM elements of an operand: loaded once if its reuse set fits its buffer, else once per sweep."""
-    return np.where(fits, 1.0, sweeps) * unique
+    loads: Floats = np.where(fits, 1.0, sweeps)
+    return loads * unique
 
 
-def cdiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def cdiv(a: Floats | Ints, b: Floats | Ints) -> Floats | Ints:
     return -(-a // b)
 
 
@@ -181,44 +183,45 @@ class CostArrays:
     ``mapping`` optionally describes each layer's mapping (tiling, folds) per design.
     """
 
-    compute: np.ndarray
-    mac: np.ndarray
-    fill_drain: np.ndarray
-    sram: np.ndarray
-    dram: np.ndarray
-    energy_pj: Mapping[str, np.ndarray]
-    traffic: Mapping[str, np.ndarray]
-    area_mm2: np.ndarray
-    pes: np.ndarray
-    sram_kib: np.ndarray
-    area_parts_mm2: Mapping[str, np.ndarray] = field(default_factory=dict)
+    compute: Floats
+    mac: Floats
+    fill_drain: Floats
+    sram: Floats
+    dram: Floats
+    energy_pj: Mapping[str, Floats]
+    traffic: Mapping[str, Floats]
+    area_mm2: Floats
+    pes: Floats
+    sram_kib: Floats
+    area_parts_mm2: Mapping[str, Floats] = field(default_factory=dict)
     mapping: Callable[[int, int], str] | None = None
-    valid: np.ndarray | None = None
+    valid: Mask | None = None
     """(D, L) False where the design cannot map the layer (None: every layer maps)."""
 
-    def mappable(self) -> np.ndarray:
+    def mappable(self) -> Mask:
         """(D, L) bool: which layers each design can run."""
         return np.ones(self.compute.shape, dtype=bool) if self.valid is None else self.valid
 
     @property
-    def total(self) -> np.ndarray:
+    def total(self) -> Floats:
         """Cycles with stalls: the slowest of compute, buffer and DRAM time (double-buffered)."""
         return np.maximum(self.compute, np.maximum(self.sram, self.dram))
 
     @property
-    def energy_total_pj(self) -> np.ndarray:
-        return sum(self.energy_pj.values())  # type: ignore[return-value]
+    def energy_total_pj(self) -> Floats:
+        return sum(self.energy_pj.values())  # type: ignore[return-value]  # 0 only for no levels: never
 
-    def components(self) -> dict[str, np.ndarray]:
+    def components(self) -> dict[str, Floats]:
         """Cycle shares per bottleneck label; they add up to ``total``."""
         sram_stall = np.maximum(self.sram - self.compute, 0.0)
         dram_stall = np.maximum(self.dram - np.maximum(self.compute, self.sram), 0.0)
         return {"compute": self.mac, "mapping": np.maximum(self.compute - self.fill_drain - self.mac, 0.0),
                 "fill-drain": self.fill_drain, "sram-bandwidth": sram_stall, "dram": dram_stall}
 
-    def bottleneck_index(self) -> np.ndarray:
+    def bottleneck_index(self) -> Ints:
         parts = self.components()
-        return np.argmax(np.stack([parts[k] for k in BOTTLENECKS]), axis=0)
+        index: Ints = np.argmax(np.stack([parts[k] for k in BOTTLENECKS]), axis=0)
+        return index
 
 
 def energy_levels(tech: Technology, table: LayerTable, *, rf: np.ndarray, noc: np.ndarray | float,
@@ -231,7 +234,7 @@ def energy_levels(tech: Technology, table: LayerTable, *, rf: np.ndarray, noc: n
     a normal access otherwise. MAC energy scales with (input bits x weight bits) / 256.
     """
     mac = (table.dense_macs * (table.in_bits * table.w_bits / 256.0) * tech.mac_pj)[None, :]
-    sram = 0.0
+    sram: Floats | float = 0.0
     for accesses, fills, kib in buffers:
         per_word = tech.sram_word_pj(kib)[:, None]
         fill_pj = per_word if tech.sram_fill_pj is None else tech.sram_fill_pj
@@ -337,7 +340,7 @@ def join_columns(parts: Sequence[tuple[CostArrays, Sequence[int]]], width: int) 
     first = parts[0][0]
     shape = (first.compute.shape[0], width)
 
-    def place(get: Callable[[CostArrays], np.ndarray | None], default: float = 0.0) -> np.ndarray:
+    def place(get: Callable[[CostArrays], Floats | Mask | None], default: float = 0.0) -> Floats:
         out = np.full(shape, default)
         for arrays, positions in parts:
             values = get(arrays)
@@ -353,10 +356,15 @@ def join_columns(parts: Sequence[tuple[CostArrays, Sequence[int]]], width: int) 
         arrays, j = owner[i]
         return arrays.mapping(d, j) if arrays.mapping else ""
 
+    def energy(level: str) -> Floats:
+        return place(lambda a: a.energy_pj.get(level))
+
+    def traffic(kind: str) -> Floats:
+        return place(lambda a: a.traffic.get(kind))
+
     return CostArrays(
         compute=place(lambda a: a.compute), mac=place(lambda a: a.mac), fill_drain=place(lambda a: a.fill_drain),
         sram=place(lambda a: a.sram), dram=place(lambda a: a.dram),
-        energy_pj={k: place(lambda a, k=k: a.energy_pj.get(k)) for k in levels},
-        traffic={k: place(lambda a, k=k: a.traffic.get(k)) for k in kinds},
+        energy_pj={k: energy(k) for k in levels}, traffic={k: traffic(k) for k in kinds},
         area_mm2=first.area_mm2, pes=first.pes, sram_kib=first.sram_kib, area_parts_mm2=first.area_parts_mm2,
         mapping=mapping, valid=place(lambda a: a.mappable(), 1.0).astype(bool))

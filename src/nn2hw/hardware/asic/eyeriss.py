@@ -90,8 +90,8 @@ def ordered_factorizations(n: int, k: int) -> np.ndarray:
 def tilings(M: int, C: int, E: int) -> dict[str, np.ndarray]:
     """Every (M0..M3, C0..C2, E1, E3) tiling of one layer as flat columns."""
     m, c, e = ordered_factorizations(M, 4), ordered_factorizations(C, 3), ordered_factorizations(E, 2)
-    im, ic, ie = np.meshgrid(np.arange(len(m)), np.arange(len(c)), np.arange(len(e)), indexing="ij")
-    im, ic, ie = im.ravel(), ic.ravel(), ie.ravel()
+    im, ic, ie = (grid.ravel() for grid in np.meshgrid(np.arange(len(m)), np.arange(len(c)), np.arange(len(e)),
+                                                       indexing="ij"))
     out = {f"M{i}": m[im, i] for i in range(4)}
     out.update({f"C{i}": c[ic, i] for i in range(3)})
     out.update({"E1": e[ie, 0], "E3": e[ie, 1]})

@@ -23,7 +23,9 @@ Every field is checked; an error names the file, the field path (e.g.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,10 @@ class HardwareSpec:
         return out
 
 
+def _parse_design(template: str, params: Mapping[str, Any]) -> Any:
+    return sub_template(template).parse_design(dict(params))
+
+
 def load_hardware_file(path: str | Path) -> HardwareSpec:
     """Read and validate a hardware file (see the module doc)."""
     data = read_config(path, "hardware file")
@@ -75,7 +81,7 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
     if template != "hetero":
         check.mapping(top, "(top level)", SINGLE_KEYS)
         params = check.mapping(top.get("params", {}), "params")
-        design = check.wrap("params", lambda: sub_template(template).parse_design(dict(params)))
+        design = check.wrap("params", partial(_parse_design, template, params))
         return HardwareSpec(str(path), template, design, technology, clock, _budgets(check, top))
     subs_data = top.get("sub_accelerators")
     if not isinstance(subs_data, list) or not subs_data:
@@ -89,7 +95,7 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
             raise check.fail(f"{where}.name", "a non-empty string", name)
         sub = check.choice(entry.get("template"), f"{where}.template", sub_templates())
         params = check.mapping(entry.get("params", {}), f"{where}.params")
-        design = check.wrap(f"{where}.params", lambda s=sub, p=params: sub_template(s).parse_design(dict(p)))
+        design = check.wrap(f"{where}.params", partial(_parse_design, sub, params))
         subs.append(SubAccelerator(name, sub, design))
     assignment = check.mapping(top.get("assignment", {}), "assignment")
     for key, value in assignment.items():

@@ -49,6 +49,11 @@ class AsicNetworkCost(NetworkCost):
     def stall_cycles(self) -> float:
         return self.total_cycles - self.compute_cycles
 
+    @property
+    def energy_mj(self) -> float:
+        """Every layer an ASIC template costs carries its energy."""
+        return sum(layer.energy_mj for layer in self.layers if layer.energy_mj is not None)
+
     def energy_breakdown_mj(self) -> dict[str, float]:
         parts: dict[str, float] = {}
         for layer in self.layers:

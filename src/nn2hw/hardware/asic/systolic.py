@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn2hw._checks import as_choice
-from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, words
+from nn2hw.hardware._types import Floats, Ints
+from nn2hw.hardware.asic.arrays import CostArrays, LayerTable, capacity, cdiv, energy_levels, full, refetch, words
 from nn2hw.hardware.asic.technology import Technology
 from nn2hw.hardware.asic.template import KIB_MAX, AsicDesign, AsicTemplate, design_columns
 from nn2hw.hardware.base import TEMPLATES
@@ -107,11 +108,16 @@ def dram_traffic(table: LayerTable, flow: np.ndarray, rows: np.ndarray, cols: np
     ig, wg, og = table.ifmap / G, table.weights / G, table.ofmap / G
     f = flow[:, None]
 
-    def once_or(unique: np.ndarray, share: np.ndarray, cap: np.ndarray, sweeps: np.ndarray) -> np.ndarray:
-        return np.where(unique * share <= cap, 1.0, sweeps) * unique
+    def once_or(unique: Floats, share: Floats, cap: Floats, sweeps: Floats | Ints) -> Floats:
+        return refetch(unique, unique * share <= cap, sweeps)
+
+    def spill_if(share: Floats) -> np.ndarray:
+        return np.where(og * share <= cap_o, 1, 2 * fold_r - 1)
+
+    def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return G * np.where(rows_outer, b, a)
 
     one = np.ones_like(r_frac)
-    spill_if = lambda share: np.where(og * share <= cap_o, 1, 2 * fold_r - 1)  # noqa: E731
     # column folds outer (A) and row folds outer (B)
     i_a = np.where(f == 2, ig * one, once_or(ig, one, cap_i, fold_c))
     i_b = np.where(f == 2, ig * one, once_or(ig, r_frac, cap_i, fold_c))
@@ -123,7 +129,6 @@ def dram_traffic(table: LayerTable, flow: np.ndarray, rows: np.ndarray, cols: np
     s_b = np.where(f == 1, 1, spill_if(one))
     total_a, total_b = i_a + w_a + og * s_a, i_b + w_b + og * s_b
     rows_outer = total_b < total_a
-    pick = lambda a, b: G * np.where(rows_outer, b, a)  # noqa: E731
     return pick(i_a, i_b), pick(w_a, w_b), pick(og * s_a, og * s_b), np.where(rows_outer, s_b, s_a), rows_outer
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nn2hw.errors import ConfigError, UnknownNameError
+from nn2hw.hardware._types import Floats
 from nn2hw.registry import suggest
 
 DEFAULT_TECHNOLOGY = "45nm"
@@ -58,9 +59,9 @@ class Technology:
             raise ConfigError(f"Technology {self.name!r}: sram_size_exponent must be >= 0.",
                               "Use 0 (size-independent) or e.g. 0.5 (sqrt scaling).")
 
-    def sram_word_pj(self, kib: np.ndarray | float) -> np.ndarray:
+    def sram_word_pj(self, kib: np.ndarray | float) -> Floats:
         """Energy of one buffer access (pJ per word) for buffers of ``kib`` KiB (vectorized)."""
-        size = np.maximum(np.asarray(kib, dtype=float), 1e-9)
+        size: Floats = np.maximum(np.asarray(kib, dtype=float), 1e-9)
         return self.sram_pj * (size / self.sram_ref_kib) ** self.sram_size_exponent
 
     def area_mm2(self, pes: np.ndarray | float, reg_words_per_pe: np.ndarray | float,
@@ -75,7 +76,8 @@ class Technology:
 
 
 def _read_json(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("nn2hw.hardware").joinpath("devices", name).read_text())
+    data: dict[str, Any] = json.loads(resources.files("nn2hw.hardware").joinpath("devices", name).read_text())
+    return data
 
 
 @lru_cache(maxsize=1)

@@ -14,9 +14,9 @@ import math
 import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import Field, fields
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -69,14 +69,15 @@ class AsicDesign:
 
     template: ClassVar[str]
     default_preset: ClassVar[str] = "default"
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # set by @dataclass on each design class
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Any:
+    def from_params(cls, params: Mapping[str, Any]) -> Self:
         """A design from ``KEY=VALUE`` parameters, starting from ``preset=`` (or the default preset)."""
         params = dict(params)
         preset = str(params.pop("preset", cls.default_preset))
         base = preset_params(cls.template, preset)
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
             from nn2hw.registry import suggest
@@ -87,7 +88,7 @@ class AsicDesign:
         return cls(**{**base, **params})
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def _check(self, limits: Mapping[str, int], rates: Sequence[str] = ("dram_bw",)) -> None:
         """Validate and normalize fields in place: integers in 1..limit (PE counts, buffer sizes)
@@ -188,7 +189,7 @@ class AsicTemplate(AsicOps):
     metrics = ("latency_ms", "energy_mj", "area_mm2")
     honours_specs = True
 
-    design_type: ClassVar[type]
+    design_type: ClassVar[type[AsicDesign]]
     pe_fields: ClassVar[tuple[str, ...]] = ()
     sram_fields: ClassVar[tuple[str, ...]] = ()
     reg_words_per_pe: ClassVar[int] = 0

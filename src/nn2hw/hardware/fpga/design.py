@@ -9,13 +9,14 @@ inputs and outputs the AXI ports move per cycle. An optional depthwise engine (H
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import KW_ONLY, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from nn2hw._checks import as_int
 from nn2hw.errors import ConfigError
+from nn2hw.hardware._types import Floats, Ints, Mask
 
 DESIGN_FIELDS = ("Tm", "Tn", "Tr", "Tc", "Tk", "Wp", "Ip", "Op")
 ENGINE_FIELDS = ("Tm", "Tn", "Tr", "Tc", "Tk")
@@ -197,18 +198,19 @@ class DesignArrays:
     (``has_dw`` is then False for all of them: a grid is either with or without one).
     """
 
-    Tm: np.ndarray
-    Tn: np.ndarray
-    Tr: np.ndarray
-    Tc: np.ndarray
-    Tk: np.ndarray
-    Wp: np.ndarray
-    Ip: np.ndarray
-    Op: np.ndarray
-    dTm: np.ndarray
-    dTr: np.ndarray
-    dTc: np.ndarray
-    dTk: np.ndarray
+    Tm: Floats
+    Tn: Floats
+    Tr: Floats
+    Tc: Floats
+    Tk: Floats
+    Wp: Floats
+    Ip: Floats
+    Op: Floats
+    dTm: Floats
+    dTr: Floats
+    dTc: Floats
+    dTk: Floats
+    _: KW_ONLY
     has_dw: bool
     word_bits: int = 16
 
@@ -224,7 +226,7 @@ class DesignArrays:
         values += [dw.Tm, dw.Tr, dw.Tc, dw.Tk] if dw is not None else [0, 0, 0, 0]
         return cls(*(np.array([float(v)]) for v in values), has_dw=dw is not None, word_bits=design.word_bits)
 
-    def take(self, index: np.ndarray) -> DesignArrays:
+    def take(self, index: Ints | Mask) -> DesignArrays:
         """The designs at ``index`` (a boolean mask or integer positions)."""
         cols = {c: getattr(self, c)[index] for c in self.COLUMNS}
         return DesignArrays(**cols, has_dw=self.has_dw, word_bits=self.word_bits)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.registry import suggest
@@ -51,7 +52,7 @@ class FpgaDevice:
         """The same device with some budgets replaced (named ``<name>*`` so reports show it)."""
         if not budgets:
             return self
-        changed = {k: v for k, v in budgets.items() if getattr(self, k) != v}
+        changed: dict[str, Any] = {k: v for k, v in budgets.items() if getattr(self, k) != v}  # by field name
         if not changed:
             return self
         note = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))

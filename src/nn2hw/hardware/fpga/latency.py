@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nn2hw.errors import ConfigError
+from nn2hw.hardware._types import Floats
 from nn2hw.hardware.fpga.layers import EngineLayers
 from nn2hw.registry import suggest
 
@@ -62,7 +63,7 @@ class StepTimes:
                 "compute": self.t_comp * steps}
 
 
-def _per_cycle(port: np.ndarray, bits: np.ndarray, word_bits: int) -> np.ndarray:
+def _per_cycle(port: Floats, bits: Floats, word_bits: int) -> Floats:
     """Operands moved per cycle by a ``port``-word port: 16-bit words pack floor(16P/q) q-bit values;
     a 32-bit (floating-point) datapath moves one value per word."""
     if word_bits != PORT_WORD_BITS or not np.any(bits != PORT_WORD_BITS):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nn2hw.errors import ConfigError
+from nn2hw.hardware._types import Floats, Mask
 from nn2hw.hardware.fpga.design import DesignArrays, unique_rows
 from nn2hw.hardware.fpga.devices import FpgaDevice
 from nn2hw.registry import suggest
@@ -61,15 +62,14 @@ def dsp_per_mac(word_bits: int) -> int:
 
 def bram18_shape(depth: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The cheapest RAMB18 aspect ratio for a depth x width memory: (its depth, its width)."""
-    best = best_d = best_w = None
-    for d, w in BRAM18_SHAPES:
+    (d0, w0), *others = BRAM18_SHAPES
+    best = np.ceil(depth / d0) * np.ceil(width / w0)
+    best_d, best_w = np.full_like(best, d0), np.full_like(best, w0)
+    for d, w in others:
         blocks = np.ceil(depth / d) * np.ceil(width / w)
-        if best is None:
-            best, best_d, best_w = blocks, np.full_like(blocks, d), np.full_like(blocks, w)
-        else:
-            better = blocks <= best  # ties go to the wider shape
-            best = np.where(better, blocks, best)
-            best_d, best_w = np.where(better, d, best_d), np.where(better, w, best_w)
+        better = blocks <= best  # ties go to the wider shape
+        best = np.where(better, blocks, best)
+        best_d, best_w = np.where(better, d, best_d), np.where(better, w, best_w)
     return best_d, best_w
 
 
@@ -174,12 +174,11 @@ def realistic_memory(d: DesignArrays, bram_avail: float, lut_avail: float) -> Me
     return MemoryUse(bram, lut, in_lut.T, width.T, tuple(b.name for b in bufs))
 
 
-def hotnas_bram(d: DesignArrays, block_bits: int, include_dw: bool) -> np.ndarray:
+def hotnas_bram(d: DesignArrays, block_bits: int, include_dw: bool) -> Floats:
     """The HotNAS BRAM formula (PM_FPGA_Template.validate_design) with ``block_bits``-bit blocks."""
     wb = d.word_bits
 
-    def engine(tm: np.ndarray, tn: np.ndarray, tr: np.ndarray, tc: np.ndarray, tk: np.ndarray,
-               w_lanes: np.ndarray) -> np.ndarray:
+    def engine(tm: Floats, tn: Floats, tr: Floats, tc: Floats, tk: Floats, w_lanes: Floats) -> Floats:
         tile = np.ceil(tr * tc * wb / block_bits)
         if wb == 16:
             weight = w_lanes * np.ceil(4 * tk * tk * wb / block_bits)
@@ -198,18 +197,19 @@ class ResourceArrays:
     """Use of every enforced resource by every design, plus the realistic memory always reported."""
 
     names: tuple[str, ...]
-    used: tuple[np.ndarray, ...]
+    used: tuple[Floats, ...]
     available: tuple[float, ...]
     units: tuple[str, ...]
     memory: MemoryUse
     lut_budget: float
 
-    def ratios(self) -> np.ndarray:
+    def ratios(self) -> Floats:
         """(resources, designs) used / available."""
         return np.stack([u / a for u, a in zip(self.used, self.available)])
 
-    def feasible(self) -> np.ndarray:
-        return np.all(np.stack([u <= a for u, a in zip(self.used, self.available)]), axis=0)
+    def feasible(self) -> Mask:
+        ok: Mask = np.all(np.stack([u <= a for u, a in zip(self.used, self.available)]), axis=0)
+        return ok
 
     def bram_measure(self) -> np.ndarray:
         """The BRAM figure used for the Pareto set: the enforced BRAM model's, else the realistic one."""
@@ -224,7 +224,8 @@ def resource_arrays(d: DesignArrays, device: FpgaDevice, bram: str, lutram_share
     lut_budget = float(np.floor(device.lutram * lutram_share))
     keys, inverse = unique_rows(d.Tm, d.Tn, d.Tr, d.Tc, d.Tk, d.dTm, d.dTr, d.dTc, d.dTk)
     zeros = np.zeros(len(keys[0]))
-    distinct = DesignArrays(*keys[:5], zeros, zeros, zeros, *keys[5:], has_dw=d.has_dw, word_bits=d.word_bits)
+    columns = (*keys[:5], zeros, zeros, zeros, *keys[5:])  # the distinct tiles, Wp, Ip, Op at zero
+    distinct = DesignArrays(*columns, has_dw=d.has_dw, word_bits=d.word_bits)
     mem = realistic_memory(distinct, float(device.bram18), max(lut_budget, 1.0))  # ports do not matter
     memory = MemoryUse(mem.bram18[inverse], mem.luts[inverse], mem.lutram_bits[inverse], mem.widths[inverse],
                        mem.names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ OPTIONS = (
     Option("linear", lambda v: as_choice(v, "linear", LINEAR_MODES),
            "linear layers: host (not costed, as HotNAS) or engine (1x1 convolutions on the standard engine)"),
     Option("lutram_share", _share, f"share of LUTRAM usable for buffers (default {DEFAULT_LUTRAM_SHARE})"),
-    *(Option(name, lambda v, name=name: as_int(v, name), f"override the device's {name}") for name in BUDGET_FIELDS),
+    *(Option(name, partial(as_int, what=name), f"override the device's {name}") for name in BUDGET_FIELDS),
 )
 
 

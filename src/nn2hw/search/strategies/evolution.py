@@ -25,6 +25,7 @@ class RegularizedEvolution(Strategy):
             raise ConfigError(f"Evolution needs population >= 2 and 1 <= sample <= population, got "
                               f"{population} and {sample}.", "Pick e.g. population=16, sample=4.")
         self.population: deque[tuple[tuple[int, ...], float]] = deque(maxlen=population)
+        self.population_size = population
         self.sample = sample
 
     @classmethod
@@ -43,7 +44,7 @@ class RegularizedEvolution(Strategy):
 
     def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
         rng = self.rng(number, attempt)
-        if len(self.population) < self.population.maxlen:
+        if len(self.population) < self.population_size:
             return self.random_indices(rng)
         members = [self.population[i] for i in rng.choice(len(self.population), self.sample, replace=False)]
         parent = max(members, key=lambda m: m[1])[0]

@@ -46,5 +46,5 @@ def from_onnx(path: str | Path, name: str | None = None, input_shape: Sequence[i
         raise ModelError(f"No operation of {path} reads its inputs {[v.name for v in inputs]}.",
                          "Export the model's computation, not only its constants.")
     outputs = tuple(dict.fromkeys(reader.producer[o.name] for o in model.graph.output if o.name in reader.producer))
-    return Workload(name=name or path.stem, layers=tuple(reader.layers), input_shape=reader.shapes[inputs[0].name],
+    return Workload(name=name or path.stem, layers=tuple(reader.layers), input_shape=reader.layers[0].out_shape,
                     outputs=outputs, source="onnx")

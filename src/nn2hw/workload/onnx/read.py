@@ -84,9 +84,9 @@ def _torch_scopes(node: Any) -> tuple[str, bool, str] | None:
 def _dtype(onnx: Any, elem_type: int) -> str:
     """'float32', 'int64'...: NumPy's name for an ONNX element type, as the torch extractors spell it."""
     try:
-        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+        return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type).name)
     except (KeyError, ValueError, TypeError):  # a type NumPy lacks: onnx's own name, 'float8e4m3fn'
-        return onnx.helper.tensor_dtype_to_string(elem_type).removeprefix("TensorProto.").lower()
+        return str(onnx.helper.tensor_dtype_to_string(elem_type)).removeprefix("TensorProto.").lower()
 
 
 class Reader:
@@ -159,7 +159,8 @@ class Reader:
         A matmul of two activations is ``<module>.matmul``: it has no parameter to be named by.
         """
         if kind is not OpKind.MATMUL:
-            params = node.input if node.op_type == "Gather" else node.input[1:]  # an embedding's table comes first
+            # an embedding's table comes first
+            params: Sequence[str] = node.input if node.op_type == "Gather" else node.input[1:]
             for name in params:
                 stem, _, suffix = name.rpartition(".")
                 if stem and suffix in PARAM_SUFFIXES and name not in self.producer and not name.startswith("onnx::"):
@@ -171,7 +172,7 @@ class Reader:
             parts = node.name.strip("/").split("/")
             path, leaf, op = _scope_path(parts[:-1]), False, parts[-1]
         else:
-            return node.name or node.output[0]
+            return str(node.name or node.output[0])
         if kind is OpKind.MATMUL:
             return f"{path}.matmul" if path else "matmul"
         return path if path and (kind in DEFINING_KINDS or leaf) else ".".join(p for p in (path, op) if p)

@@ -44,10 +44,10 @@ class SqueezeNet(nn.Module):
             if index in POOL_AFTER:
                 layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(width, num_classes, 1), nn.ReLU(inplace=True),
-                                        nn.AdaptiveAvgPool2d(1))
+        head = nn.Conv2d(width, num_classes, 1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), head, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1))
         init_weights(self)
-        nn.init.normal_(self.classifier[1].weight, 0.0, 0.01)  # small logits at start, as in the paper's solver
+        nn.init.normal_(head.weight, 0.0, 0.01)  # small logits at start, as in the paper's solver
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.classifier(self.features(x)), 1)

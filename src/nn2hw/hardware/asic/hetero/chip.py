@@ -143,9 +143,9 @@ class SystemCost:
         """One line per network (or sub, for a single DNN): which sub runs what, and the totals."""
         lines = []
         if self.mode == "multi":
-            for net, sub in self.assignment.items():
+            for net, sub_name in self.assignment.items():
                 c = self.networks[net]
-                lines.append(f"{net} -> {sub} ({self.design.sub(sub).label()}): {c.latency_ms:.4f} ms, "
+                lines.append(f"{net} -> {sub_name} ({self.design.sub(sub_name).label()}): {c.latency_ms:.4f} ms, "
                              f"{c.energy_mj:.4f} mJ")
         else:
             for sub in self.design.subs:

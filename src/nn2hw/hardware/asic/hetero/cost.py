@@ -39,14 +39,15 @@ def cost_system(workloads: Mapping[str, Workload] | Workload, design: HeteroDesi
         if unknown:
             raise ConfigError(f"The assignment names networks {unknown} that are not among {sorted(nets)}.",
                               "Assign only the networks given.")
-        costs = {(net, s.name): _cost_or_none(s, w, tech, clock) for net, w in nets.items() for s in design.subs}
+        mapped = {(net, s.name): _cost_or_none(s, w, tech, clock) for net, w in nets.items() for s in design.subs}
+        costs = {pair: c for pair, c in mapped.items() if c is not None}
         best: tuple[float, float] | None = None
         chosen: dict[str, str] = {}
         for combo in itertools.product(names, repeat=len(nets)):
             mapping = dict(zip(nets, combo))
             if any(design.assignment.get(n, s) != s for n, s in mapping.items()):
                 continue
-            if any(costs[(n, s)] is None for n, s in mapping.items()):
+            if any((n, s) not in costs for n, s in mapping.items()):
                 continue
             busy = {s: sum(costs[(n, x)].latency_ms for n, x in mapping.items() if x == s) for s in names}
             key = (max(busy.values()), sum(costs[(n, x)].energy_mj for n, x in mapping.items()))

@@ -14,6 +14,7 @@ import numpy as np
 
 from nn2hw._checks import as_choice, as_float, as_int
 from nn2hw.errors import ConfigError, InfeasibleError
+from nn2hw.hardware._types import Ints
 from nn2hw.hardware.asic.arrays import CostArrays, OpTable
 from nn2hw.hardware.asic.hetero.chip import (
     HeteroDesign,
@@ -209,11 +210,12 @@ def _assign_multi(lat: np.ndarray, en: np.ndarray, chips: np.ndarray) -> tuple[n
     return system[rows, order], energy[rows, order], options[order]
 
 
-def _argmin2(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+def _argmin2(primary: np.ndarray, secondary: np.ndarray) -> Ints:
     """Per row, the first column minimizing ``primary`` then ``secondary``."""
     best = primary.min(axis=1, keepdims=True)
     tied = np.where(primary <= best, secondary, np.inf)
-    return np.argmin(tied, axis=1)
+    index: Ints = np.argmin(tied, axis=1)
+    return index
 
 
 def _assign_layers(lat: np.ndarray, en: np.ndarray, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
