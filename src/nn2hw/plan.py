@@ -106,10 +106,11 @@ def _json_mapping(value: Any, what: str) -> Mapping[str, Any]:
         raise PlanError(f"The plan's {what} is a {type(value).__name__}, not a mapping.",
                         f"Give the {what} as a dict of JSON values.")
     try:
-        return json.loads(json.dumps(thaw(value), sort_keys=True, allow_nan=False))  # type: ignore[no-any-return]
+        plain: Mapping[str, Any] = json.loads(json.dumps(thaw(value), sort_keys=True, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise PlanError(f"The plan's {what} is not JSON-serializable: {exc}.",
                         f"Use only strings, numbers, booleans, lists and dicts in the {what}.") from None
+    return plain
 
 
 def _digest(data: Any) -> str:

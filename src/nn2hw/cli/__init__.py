@@ -43,6 +43,7 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: object
 
         err_console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
     else:
+        # typeshed's showwarning takes a Warning | str message, which a hook's own signature cannot narrow
         _PYTHON_SHOWWARNING(message, category, *args, **kwargs)  # type: ignore[arg-type]
 
 

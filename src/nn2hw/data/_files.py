@@ -46,9 +46,9 @@ class HowToGet:
 def locate(files: Sequence[DataFile], folders: Sequence[Path]) -> tuple[Path, dict[str, Path]] | None:
     """The first folder holding every file (raw or .gz) and the path of each; None when none does."""
     for folder in folders:
-        found = {f.name: f.find(folder) for f in files}
-        if all(found.values()):
-            return folder, found  # type: ignore[return-value]
+        found = {f.name: path for f in files if (path := f.find(folder)) is not None}
+        if len(found) == len(files):
+            return folder, found
     return None
 
 

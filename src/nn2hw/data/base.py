@@ -130,11 +130,12 @@ class Dataset(ABC):
 
     def normalized(self, normalize: Normalize | None) -> Dataset:
         """A copy whose batches are normalized with ``normalize`` (None: left in [0, 1])."""
+        # every concrete Dataset is a frozen dataclass; the abstract base cannot say so to mypy
         return dataclasses.replace(self, normalize=normalize)  # type: ignore[type-var]
 
     def with_augment(self, augment: Augment) -> Dataset:
         """A copy that uses ``augment`` for training batches."""
-        return dataclasses.replace(self, augment=augment)  # type: ignore[type-var]
+        return dataclasses.replace(self, augment=augment)  # type: ignore[type-var]  # as in normalized
 
     def batch(self, indices: np.ndarray, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Model-ready ``(images, labels)``; with a ``generator`` the training augmentation is applied."""

@@ -142,7 +142,7 @@ class JointSpace(_Dimensions):
 
     parts: tuple[tuple[str, SearchSpace], ...]
 
-    @cached_property
+    @cached_property  # computed once from the parts; mypy sees a property overridden by a cached one
     def dimensions(self) -> tuple[Dimension, ...]:  # type: ignore[override]
         if len(self.parts) == 1:
             return self.parts[0][1].dimensions

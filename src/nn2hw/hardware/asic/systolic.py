@@ -71,7 +71,7 @@ def fold_dims(table: LayerTable, flow: np.ndarray) -> tuple[np.ndarray, np.ndarr
     sr = np.where(f == 1, P, T)
     sc = np.where(f == 2, P, K)
     tl = np.where(f == 0, P, np.where(f == 1, T, K))
-    return np.broadcast_arrays(sr, sc, tl)  # type: ignore[return-value]
+    return np.broadcast_arrays(sr, sc, tl)  # type: ignore[return-value]  # numpy types it as a tuple of any length
 
 
 def compute_cycles(table: LayerTable, rows: np.ndarray, cols: np.ndarray, flow: np.ndarray) -> dict[str, np.ndarray]:

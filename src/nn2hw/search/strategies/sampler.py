@@ -130,7 +130,7 @@ class StrategySampler(_LatencyFirstSampler):
                            param_distribution: BaseDistribution) -> Any:
         # Only reached for parameters outside the space (none in nn2hw studies): draw uniformly.
         rng = self.strategy.rng(trial.number + 1_000_003 * (hash(param_name) % 997))
-        choices = param_distribution.choices  # type: ignore[attr-defined]
+        choices = param_distribution.choices  # type: ignore[attr-defined]  # nn2hw spaces are all categorical
         return choices[int(rng.integers(len(choices)))]
 
     def catch_up(self, study: optuna.Study) -> None:
