@@ -96,6 +96,19 @@ def test_analyze_finds_the_template_and_the_model(plugins, tmp_path):
     assert "2 costed layers" in model.stdout
 
 
+def test_an_op_kind_the_template_cannot_run_is_named_with_the_templates_that_can(plugins, tmp_path):
+    pytest.importorskip("onnx", reason="the onnx extra (pip install 'nn2hw[onnx]') reads the exported encoder")
+    from nn2hw.testing import nets
+    from nn2hw.workload.onnx_export import to_onnx
+
+    site, _ = plugins
+    model, inputs = nets.bert()
+    path = to_onnx(model, inputs, tmp_path / "bert.onnx", dynamo=False)
+    done = nn2hw(site, "analyze", "--onnx", str(path), "--hardware", "toy-array")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "The toy-array template cannot run" in done.stderr and "systolic" in done.stderr
+
+
 def test_search_uses_the_strategy_template_and_transform(plugins, tmp_path):
     site, src = plugins
     out = tmp_path / "run"
