@@ -14,6 +14,7 @@ from nn2hw.hardware.asic.shidiannao import ShiDianNaoDesign
 from nn2hw.hardware.asic.systolic import SystolicDesign
 from nn2hw.hardware.budgets import Budgets
 from nn2hw.spec import Spec
+from nn2hw.testing.workloads import conv_net
 from nn2hw.workload import Workload
 from tests.hardware.asic.nets import mobile_block, resnet20
 
@@ -86,6 +87,16 @@ def test_unmeetable_specs_report_the_best_reachable_values():
     with pytest.raises(InfeasibleError) as info:
         explore(nets, Budgets(max_pes=512), Spec(latency_ms=1e-6), templates=TEMPLATES, space=SPACE)
     assert "best reachable" in info.value.cause and info.value.best_bound > 1e-6
+
+
+def test_no_chip_that_uses_every_sub_is_an_infeasible_error():
+    # one candidate sub: the only chip is two identical subs, and the second is never the fastest
+    with pytest.raises(InfeasibleError) as info:
+        explore(conv_net(), n_subs=2, templates=["systolic"],
+                space={"systolic": {"rows": [16], "cols": [16], "dataflow": ["ws"]}}, dram_bws=(4.0,))
+    assert "None of the 1 chip(s) of 2 sub-accelerator(s) within the budgets" in info.value.cause
+    assert "identical subs" in info.value.cause and "fewer sub-accelerators" in info.value.fix
+    assert info.value.best_bound is None and not isinstance(info.value, ValueError)
 
 
 def test_fewer_networks_than_subs_is_refused():

@@ -29,7 +29,7 @@ from nn2hw.hardware.asic.hetero.chip import (
 from nn2hw.hardware.asic.hetero.cost import cost_system
 from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.budgets import Budgets
-from nn2hw.hardware.select import pareto_front, pick_best
+from nn2hw.hardware.select import meeting_specs, pareto_front, pick_best
 from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 
@@ -111,7 +111,8 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
     layers of one network) to its subs, under ``budgets`` and ``specs``; see the module doc.
 
     Raises ``InfeasibleError`` with the smallest reachable PEs, bandwidth and area when no chip
-    fits the budgets, and with the best reachable latency, energy and area when none meets the specs.
+    fits the budgets, when none within them can run the work with every sub used, and with the best
+    reachable latency, energy and area when none meets the specs.
     """
     start = time.perf_counter()
     nets, mode = as_workloads(workloads)
@@ -162,16 +163,17 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
     pes, bw, area = pes[in_budget], bw[in_budget], area[in_budget]
     lat, en, assign = (_assign_multi(lat_net, en_net, chips) if mode == "multi"
                        else _assign_layers(lat_net, en_net, chips))
-    feasible = np.isfinite(lat) & specs.mask(lat, en, area)
-    if not feasible.any():
-        reach = np.isfinite(lat)
+    runs = np.isfinite(lat)
+    if not runs.any():
+        why = ("gives every sub a network and every network a sub that maps all its layers" if mode == "multi" else
+               "maps every layer on one of its subs and makes every sub the fastest for at least one layer (a "
+               "chip of identical subs leaves all but the first idle)")
         raise InfeasibleError(
-            f"No chip within the budgets meets the specs "
-            f"({', '.join(f'{k}={v}' for k, v in specs.limits.items())}); the best reachable are "
-            f"{lat[reach].min():.4g} ms, {en[reach].min():.4g} mJ "
-            f"and {area[reach].min():.4g} mm^2 (not necessarily by one chip).",
-            "Relax the specs to those values, raise the budgets, or widen the design space.",
-            best_bound=float(lat[reach].min()) if reach.any() else None)
+            f"None of the {len(chips)} chip(s) of {n_subs} sub-accelerator(s) within the budgets {why}.",
+            "Widen the design space (more templates, grid values or DRAM bandwidths, so that the subs differ), "
+            "use fewer sub-accelerators, or raise the budgets.")
+    feasible = meeting_specs(specs, {"latency_ms": lat, "energy_mj": en, "area_mm2": area}, runs,
+                             "chip within the budgets")
     scores = {"latency_ms": lat, "energy_mj": en, "area_mm2": area, "edp": lat * en}
     best = pick_best([scores[objective], lat, en, area], feasible)
     front = pareto_front(np.stack([lat, en, area], axis=1), feasible)
