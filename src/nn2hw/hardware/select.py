@@ -38,6 +38,17 @@ def pareto_front(points: np.ndarray, valid: np.ndarray) -> list[int]:
     return sorted(keep)
 
 
+def reported_front(points: np.ndarray, ok: np.ndarray, best: int, limit: int) -> list[int]:
+    """The Pareto front of the ``ok`` rows of ``points`` as an exploration reports it: at most
+    ``limit`` designs, the fastest first (the first column, then index), plus ``best`` always;
+    sorted by the first column, then index."""
+    def key(i: int) -> tuple[float, int]:
+        return float(points[i, 0]), i
+
+    front = sorted(pareto_front(points, ok), key=key)[:limit]
+    return sorted(set(front) | {best}, key=key)
+
+
 def pick_best(keys: Sequence[np.ndarray], ok: np.ndarray, rtol: float = 0.0, atol: float = 0.0) -> int:
     """The ``ok`` design minimizing ``keys`` lexicographically, then the first in grid order.
 

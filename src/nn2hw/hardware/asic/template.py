@@ -38,7 +38,7 @@ from nn2hw.hardware.asic.technology import Technology, get_technology, load_pres
 from nn2hw.hardware.base import HardwareTemplate, Option
 from nn2hw.hardware.budgets import Budgets
 from nn2hw.hardware.records import Execution, Exploration
-from nn2hw.hardware.select import grid_values, meeting_specs, pareto_front, pick_best
+from nn2hw.hardware.select import grid_values, meeting_specs, pick_best, reported_front
 from nn2hw.spec import Spec
 from nn2hw.workload import Layer, OpKind, Workload
 
@@ -420,9 +420,7 @@ class AsicTemplate(AsicOps):
             ok = meeting_specs(specs, scores, ok, f"{self.name} design of the grid within the budgets")
         best = pick_best([scores[k] for k in (objective, "latency_ms", "energy_mj", "area_mm2")], ok)
         cube = np.stack([scores["latency_ms"], scores["energy_mj"], scores["area_mm2"]], axis=1)
-        front = sorted(pareto_front(cube, ok), key=lambda i: (scores["latency_ms"][i], i))
-        front = sorted(set(front[: int(options.get("max_pareto", 32))]) | {best},
-                       key=lambda i: (scores["latency_ms"][i], i))
+        front = reported_front(cube, ok, best, int(options.get("max_pareto", 32)))
 
         def record(i: int) -> AsicNetworkCost:
             res = budgets.resources(arrays.pes[i], arrays.area_mm2[i], arrays.sram_kib[i], bws[i])

@@ -29,7 +29,7 @@ from nn2hw.hardware.asic.hetero.chip import (
 from nn2hw.hardware.asic.hetero.cost import cost_system
 from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.budgets import Budgets
-from nn2hw.hardware.select import meeting_specs, pareto_front, pick_best
+from nn2hw.hardware.select import meeting_specs, pareto_front, pick_best, reported_front
 from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 
@@ -176,8 +176,7 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
                              "chip within the budgets")
     scores = {"latency_ms": lat, "energy_mj": en, "area_mm2": area, "edp": lat * en}
     best = pick_best([scores[objective], lat, en, area], feasible)
-    front = pareto_front(np.stack([lat, en, area], axis=1), feasible)
-    front = sorted(set(sorted(front, key=lambda i: (lat[i], i))[:max_pareto]) | {best}, key=lambda i: (lat[i], i))
+    front = reported_front(np.stack([lat, en, area], axis=1), feasible, best, max_pareto)
 
     def system(i: int) -> SystemCost:
         chosen = [cand.subs[c] for c in chips[i]]
