@@ -16,6 +16,9 @@ from nn2hw.errors import InfeasibleError
 from nn2hw.hardware._types import Mask
 from nn2hw.spec import Spec
 
+MAX_PARETO = 32
+"""The most Pareto designs an exploration reports by default (the ``max_pareto`` option)."""
+
 
 def pareto_front(points: np.ndarray, valid: np.ndarray) -> list[int]:
     """Indices of the valid rows of ``points`` (minimize every column) that no other valid row

@@ -99,6 +99,19 @@ def test_no_chip_that_uses_every_sub_is_an_infeasible_error():
     assert info.value.best_bound is None and not isinstance(info.value, ValueError)
 
 
+def test_max_pareto_limits_the_hetero_pareto_set_and_keeps_the_best():
+    hetero = get_template("hetero")[0]
+    _, options = hetero.split_params({"templates": ",".join(TEMPLATES)})
+    full = hetero.explore(mobile_block(), grid=SPACE, **options)
+    assert len(full.pareto) > 2
+    _, capped = hetero.split_params({"templates": ",".join(TEMPLATES), "max_pareto": "1"})
+    fastest = hetero.explore(mobile_block(), grid=SPACE, **capped)
+    assert fastest.pareto == (fastest.best,) and fastest.best == full.best
+    smallest = hetero.explore(mobile_block(), grid=SPACE, objective="area_mm2", **capped)
+    assert smallest.pareto == (full.pareto[0], smallest.best)  # the fastest, then the best (kept beyond the cap)
+    assert smallest.best.area_mm2 == min(p.area_mm2 for p in full.pareto)
+
+
 def test_fewer_networks_than_subs_is_refused():
     with pytest.raises(ConfigError, match="idle"):
         explore({"a": resnet20(), "b": mobile_block()}, n_subs=3, templates=TEMPLATES, space=SPACE)

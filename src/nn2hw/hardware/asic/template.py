@@ -38,7 +38,7 @@ from nn2hw.hardware.asic.technology import Technology, get_technology, load_pres
 from nn2hw.hardware.base import HardwareTemplate, Option
 from nn2hw.hardware.budgets import Budgets
 from nn2hw.hardware.records import Execution, Exploration
-from nn2hw.hardware.select import grid_values, meeting_specs, pick_best, reported_front
+from nn2hw.hardware.select import MAX_PARETO, grid_values, meeting_specs, pick_best, reported_front
 from nn2hw.spec import Spec
 from nn2hw.workload import Layer, OpKind, Workload
 
@@ -136,7 +136,8 @@ COMMON_OPTIONS = (
     Option("area_mm2", lambda v: as_float(v, "area_mm2"), "area spec (mm^2)"),
     Option("budgets", _budgets, "the budgets as one record (API: budgets=Budgets(...))"),
     Option("specs", _spec, "the specs as one record (API: specs=Spec(...))"),
-    Option("max_pareto", lambda v: as_int(v, "max_pareto"), "most Pareto designs an exploration reports (32)"),
+    Option("max_pareto", lambda v: as_int(v, "max_pareto"),
+           f"most Pareto designs an exploration reports ({MAX_PARETO})"),
 )
 """The options every ASIC-style template takes (budgets and specs fold into ``budgets``/``specs``)."""
 
@@ -420,7 +421,7 @@ class AsicTemplate(AsicOps):
             ok = meeting_specs(specs, scores, ok, f"{self.name} design of the grid within the budgets")
         best = pick_best([scores[k] for k in (objective, "latency_ms", "energy_mj", "area_mm2")], ok)
         cube = np.stack([scores["latency_ms"], scores["energy_mj"], scores["area_mm2"]], axis=1)
-        front = reported_front(cube, ok, best, int(options.get("max_pareto", 32)))
+        front = reported_front(cube, ok, best, int(options.get("max_pareto", MAX_PARETO)))
 
         def record(i: int) -> AsicNetworkCost:
             res = budgets.resources(arrays.pes[i], arrays.area_mm2[i], arrays.sram_kib[i], bws[i])

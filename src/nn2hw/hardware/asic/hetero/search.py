@@ -29,7 +29,7 @@ from nn2hw.hardware.asic.hetero.chip import (
 from nn2hw.hardware.asic.hetero.cost import cost_system
 from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.budgets import Budgets
-from nn2hw.hardware.select import meeting_specs, pareto_front, pick_best, reported_front
+from nn2hw.hardware.select import MAX_PARETO, meeting_specs, pareto_front, pick_best, reported_front
 from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 
@@ -106,7 +106,7 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
             specs: Spec | None = None, *, n_subs: int = 2, templates: Sequence[str] | None = None,
             space: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
             dram_bws: Sequence[float] = DRAM_BW_CHOICES, technology: str = "45nm", clock_mhz: float | None = None,
-            objective: str = "latency_ms", max_pareto: int = 16) -> SystemExploration:
+            objective: str = "latency_ms", max_pareto: int = MAX_PARETO) -> SystemExploration:
     """Search the chip (``n_subs`` sub-accelerators) and the assignment of networks (or of the
     layers of one network) to its subs, under ``budgets`` and ``specs``; see the module doc.
 

@@ -24,6 +24,7 @@ from nn2hw.hardware.asic.technology import load_technologies
 from nn2hw.hardware.asic.template import COMMON_OPTIONS, AsicOps, AsicTemplate, fold_limits
 from nn2hw.hardware.base import TEMPLATES, Option
 from nn2hw.hardware.records import Exploration
+from nn2hw.hardware.select import MAX_PARETO
 from nn2hw.workload import Workload
 
 
@@ -118,7 +119,8 @@ class HeteroTemplate(AsicOps):
                               f"Give per-template grids under {', '.join(sub_templates())}, or subs= to cost one chip.")
         found = explore(workloads, options.get("budgets"), options.get("specs"), n_subs=options.get("n_subs", 2),
                         templates=options.get("templates"), space=grid or None, technology=technology,
-                        clock_mhz=options.get("clock_mhz"), objective=options.get("objective", "latency_ms"))
+                        clock_mhz=options.get("clock_mhz"), objective=options.get("objective", "latency_ms"),
+                        max_pareto=options.get("max_pareto", MAX_PARETO))
         return found, technology
 
     def explore(self, workload: Workload, device: str | None = None, grid: Any = None, **options: Any) -> Exploration:
