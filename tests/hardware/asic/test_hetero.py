@@ -82,6 +82,14 @@ def test_search_respects_budgets_and_specs_and_is_deterministic():
     assert all(p.latency_ms >= best.latency_ms for p in first.pareto)
 
 
+def test_a_network_name_with_a_slash_is_searched_like_any_other():
+    plain = explore({"a": resnet20(), "b": mobile_block()}, templates=TEMPLATES, space=SPACE).best
+    slashed = explore({"zoo/a": resnet20(), "b": mobile_block()}, templates=TEMPLATES, space=SPACE).best
+    assert slashed.assignment == {"zoo/a": plain.assignment["a"], "b": plain.assignment["b"]}
+    assert (slashed.latency_ms, slashed.energy_mj, slashed.area_mm2) == (plain.latency_ms, plain.energy_mj,
+                                                                          plain.area_mm2)
+
+
 def test_unmeetable_specs_report_the_best_reachable_values():
     nets = {"resnet": resnet20(), "mobile": mobile_block()}
     with pytest.raises(InfeasibleError) as info:

@@ -31,7 +31,7 @@ from nn2hw.hardware.asic.technology import Technology, get_technology
 from nn2hw.hardware.budgets import Budgets
 from nn2hw.hardware.select import MAX_PARETO, meeting_specs, pareto_front, pick_best, reported_front
 from nn2hw.spec import Spec
-from nn2hw.workload import Workload
+from nn2hw.workload import Layer, Workload
 
 DRAM_BW_CHOICES = (4.0, 8.0, 16.0)
 """Default DRAM bandwidths (words/cycle) a sub may take out of the chip's budget."""
@@ -93,13 +93,16 @@ def _concat(workloads: Mapping[str, Workload], templates: Sequence[str]) -> tupl
     """The ops of all workloads as each sub template's columns (names prefixed by the network when
     several), and the index of the workload owning each column."""
     several = len(workloads) > 1
-    layers = [replace(layer, name=f"{net}/{layer.name}", inputs=()) if several else layer
-              for net, w in workloads.items() for layer in w.layers]
+    layers: list[Layer] = []
+    owner_of: dict[str, int] = {}
+    for k, (net, w) in enumerate(workloads.items()):
+        for layer in w.layers:
+            if several:
+                layer = replace(layer, name=f"{net}/{layer.name}", inputs=())
+            layers.append(layer)
+            owner_of[layer.name] = k
     tables = op_tables(templates, layers)
-    nets = list(workloads)
-    owner = np.array([nets.index(name.split("/", 1)[0]) if several else 0
-                      for name in next(iter(tables.values())).names])
-    return tables, owner
+    return tables, np.array([owner_of[name] for name in next(iter(tables.values())).names], dtype=np.int64)
 
 
 def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | None = None,
