@@ -215,7 +215,8 @@ def _assign_multi(lat: np.ndarray, en: np.ndarray, chips: np.ndarray) -> tuple[n
 
 
 def _argmin2(primary: np.ndarray, secondary: np.ndarray) -> Ints:
-    """Per row, the first column minimizing ``primary`` then ``secondary``."""
+    """The first index along axis 1 minimizing ``primary`` then ``secondary``: per row of 2-D
+    arrays, per (chip, layer) of 3-D (chips, subs, layers) ones."""
     best = primary.min(axis=1, keepdims=True)
     tied = np.where(primary <= best, secondary, np.inf)
     index: Ints = np.argmin(tied, axis=1)
@@ -227,8 +228,7 @@ def _assign_layers(lat: np.ndarray, en: np.ndarray, chips: np.ndarray) -> tuple[
     chips on which some sub gets no layer are dropped (infinite latency)."""
     lat_c = lat[chips]  # (chips, subs, L)
     en_c = en[chips]
-    best = lat_c.min(axis=1, keepdims=True)
-    choice = np.argmin(np.where(lat_c <= best, en_c, np.inf), axis=1)  # (chips, L)
+    choice = _argmin2(lat_c, en_c)  # (chips, L)
     rows = np.arange(len(chips))[:, None]
     cols = np.arange(lat.shape[1])[None, :]
     total = lat_c[rows, choice, cols].sum(axis=1)
