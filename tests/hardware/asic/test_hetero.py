@@ -120,6 +120,21 @@ def test_max_pareto_limits_the_hetero_pareto_set_and_keeps_the_best():
     assert smallest.best.area_mm2 == min(p.area_mm2 for p in full.pareto)
 
 
+def test_too_many_chips_are_refused_before_they_are_built(monkeypatch):
+    import nn2hw.hardware.asic.hetero.search as search
+
+    nets = {"resnet": resnet20(), "mobile": mobile_block()}
+    every = explore(nets, templates=TEMPLATES, space=SPACE).n_chips  # no budgets: every chip counted
+    monkeypatch.setattr(search, "MAX_CHIPS", every - 1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the chips were enumerated before the limit was checked")
+
+    monkeypatch.setattr(search.itertools, "combinations_with_replacement", refuse)
+    with pytest.raises(ConfigError, match=f"^{every} chips to enumerate"):
+        explore(nets, templates=TEMPLATES, space=SPACE)
+
+
 def test_fewer_networks_than_subs_is_refused():
     with pytest.raises(ConfigError, match="idle"):
         explore({"a": resnet20(), "b": mobile_block()}, n_subs=3, templates=TEMPLATES, space=SPACE)

@@ -5,6 +5,7 @@ networks (or of one network's layers) to its subs enumerated with NumPy (see the
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +37,7 @@ from nn2hw.workload import Layer, Workload
 DRAM_BW_CHOICES = (4.0, 8.0, 16.0)
 """Default DRAM bandwidths (words/cycle) a sub may take out of the chip's budget."""
 MAX_CHIPS = 2_000_000
+"""The most chips a search enumerates (checked before building them)."""
 
 @dataclass(frozen=True, eq=False)
 class Candidates:
@@ -145,10 +147,11 @@ def explore(workloads: Mapping[str, Workload] | Workload, budgets: Budgets | Non
     keys = np.concatenate([np.stack(limited, axis=1), lat_net, en_net], axis=1)
     usable = np.flatnonzero(np.isfinite(lat_net).any(axis=1))
     kept = usable[prune(keys[usable])]
-    chips = np.array(list(itertools.combinations_with_replacement(kept.tolist(), n_subs)), dtype=np.int64)
-    if len(chips) > MAX_CHIPS:
-        raise ConfigError(f"{len(chips)} chips to enumerate ({len(kept)} candidate subs after pruning, {n_subs} subs).",
+    n_chips = math.comb(len(kept) + n_subs - 1, n_subs)  # multisets of n_subs of the kept candidates
+    if n_chips > MAX_CHIPS:
+        raise ConfigError(f"{n_chips} chips to enumerate ({len(kept)} candidate subs after pruning, {n_subs} subs).",
                           "Narrow the space (fewer templates or grid values) or use fewer sub-accelerators.")
+    chips = np.array(list(itertools.combinations_with_replacement(kept.tolist(), n_subs)), dtype=np.int64)
     pes = cand.pes[chips].sum(axis=1)
     bw = cand.dram_bw[chips].sum(axis=1)
     area = cand.area_mm2[chips].sum(axis=1)
