@@ -128,3 +128,30 @@ def test_unreadable_hardware_files(tmp_path):
     bad.write_text("template: [systolic\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_hardware_file(bad)
+
+
+def test_a_plugin_array_without_vector_lanes_field_takes_its_last_pe_field():
+    from nn2hw.hardware.asic.systolic import SystolicTemplate
+    from nn2hw.hardware.asic.template import AsicTemplate
+    from nn2hw.testing.workloads import conv_net
+
+    class PluginArray(AsicTemplate):  # declares no vector_lanes_field (systolic's is its last PE field, cols)
+        name = "plugin-array"
+        description = "systolic's model under another name"
+        design_type = SystolicDesign
+        pe_fields, sram_fields = SystolicTemplate.pe_fields, SystolicTemplate.sram_fields
+        evaluate = SystolicTemplate.evaluate
+
+    design = SystolicDesign(rows=16, cols=8)
+    assert PluginArray().vector_lanes(design) == 8.0
+    # conv_net ends in a pool, which runs on the vector unit
+    plugin, systolic = PluginArray().cost(conv_net(), design), get_template("systolic")[0].cost(conv_net(), design)
+    assert [(c.name, c.cycles, c.energy_mj) for c in plugin.layers] == \
+        [(c.name, c.cycles, c.energy_mj) for c in systolic.layers]
+
+    class NoLanes(PluginArray):
+        pe_fields = ()
+
+    with pytest.raises(HardwareError, match="vector unit has no lanes") as info:
+        NoLanes().cost(conv_net(), design)
+    assert "vector_lanes_field" in info.value.fix

@@ -3,7 +3,8 @@
 
 A template subclass declares its design dataclass (an ``AsicDesign``), which design fields count
 PEs and buffer KiB, its default exploration grid, the grid it contributes as a sub-accelerator of
-a heterogeneous chip (``sub_grid``) and how its array shape reads (``shape_fields``), and
+a heterogeneous chip (``sub_grid``), how its array shape reads (``shape_fields``) and which field
+gives its vector unit's lanes (``vector_lanes_field``, by default its last PE field), and
 implements ``evaluate``: the model, for D designs and L layers at once.
 """
 
@@ -201,7 +202,8 @@ class AsicTemplate(AsicOps):
     maps_depthwise: ClassVar[bool] = True
     depthwise_alternative: ClassVar[str] = ""
     vector_lanes_field: ClassVar[str] = ""
-    """The design field whose value is the vector unit's lanes ([A]: one lane per array column)."""
+    """The design field whose value is the vector unit's lanes ([A]: one lane per array column);
+    empty: the last of ``pe_fields`` (the array's columns on every built-in template)."""
 
     def devices(self) -> Sequence[str]:
         """Technology presets (``asic_technology.json``), the template's default first."""
@@ -238,7 +240,15 @@ class AsicTemplate(AsicOps):
         return layer
 
     def vector_lanes(self, design: Any) -> float:
-        return float(getattr(design, self.vector_lanes_field))
+        """The lanes of the vector unit that runs pools, adds, norms and softmaxes (see ``vector_lanes_field``)."""
+        name = self.vector_lanes_field or (self.pe_fields[-1] if self.pe_fields else "")
+        if not hasattr(design, name):
+            raise HardwareError(
+                f"The {self.name} template's vector unit has no lanes: vector_lanes_field={self.vector_lanes_field!r} "
+                f"and pe_fields={self.pe_fields!r} name no field of its design {type(design).__name__}.",
+                "Declare vector_lanes_field (or pe_fields) as design fields in the template class, or override "
+                "vector_lanes().")
+        return float(getattr(design, name))
 
     def op_table(self, layers: Sequence[Layer]) -> OpTable:
         """The columns of ``layers`` (a workload's, in order) this template costs, and the rest explained."""
