@@ -155,3 +155,15 @@ def test_a_plugin_array_without_vector_lanes_field_takes_its_last_pe_field():
     with pytest.raises(HardwareError, match="vector unit has no lanes") as info:
         NoLanes().cost(conv_net(), design)
     assert "vector_lanes_field" in info.value.fix
+
+
+@pytest.mark.parametrize("name", ["systolic", "hetero"])
+def test_an_unknown_budget_names_the_valid_ones(name):
+    template = get_template(name)[0]
+    with pytest.raises(ConfigError) as info:
+        template.split_params({"budgets": {"max_pe": 3}})
+    assert "Unknown budget(s) ['max_pe']" in info.value.cause and "'max_pes'" in info.value.cause
+    assert info.value.fix == "Budgets may limit: max_pes, max_area_mm2, max_sram_kib, max_dram_bw."
+    assert Budgets.from_mapping({"max_pes": "64", "max_dram_bw": 8}) == Budgets(max_pes=64, max_dram_bw=8.0)
+    _, options = template.split_params({"budgets": {"max_pes": 64}, "max_dram_bw": "8", "energy_mj": "2"})
+    assert options["budgets"] == Budgets(max_pes=64, max_dram_bw=8.0) and options["specs"].energy_mj == 2.0

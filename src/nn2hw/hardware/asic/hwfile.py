@@ -33,11 +33,10 @@ from nn2hw._checks import as_float
 from nn2hw._config import FieldChecker, read_config
 from nn2hw.hardware.asic.hetero import HeteroDesign, SubAccelerator, sub_template, sub_templates
 from nn2hw.hardware.asic.technology import load_technologies
-from nn2hw.hardware.budgets import Budgets
+from nn2hw.hardware.budgets import BUDGET_FIELDS, Budgets
 
 TOP_KEYS = {"template", "technology", "clock_mhz", "params", "budgets", "sub_accelerators", "assignment"}
 SINGLE_KEYS = {"template", "technology", "clock_mhz", "params", "budgets"}
-BUDGET_KEYS = {"max_pes", "max_area_mm2", "max_sram_kib", "max_dram_bw"}
 SUB_KEYS = {"name", "template", "params"}
 
 
@@ -109,5 +108,5 @@ def _budgets(check: FieldChecker, top: Any) -> Budgets | None:
     """The file's ``budgets`` section, checked (None without one)."""
     if "budgets" not in top:
         return None
-    limits = check.mapping(top["budgets"], "budgets", BUDGET_KEYS)
-    return check.wrap("budgets", lambda: Budgets(**dict(limits)))
+    limits = check.mapping(top["budgets"], "budgets", set(BUDGET_FIELDS))
+    return check.wrap("budgets", lambda: Budgets.from_mapping(limits))

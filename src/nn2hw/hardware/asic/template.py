@@ -37,10 +37,11 @@ from nn2hw.hardware.asic.arrays import (
 from nn2hw.hardware.asic.records import AsicNetworkCost, network_cost
 from nn2hw.hardware.asic.technology import Technology, get_technology, load_presets, load_technologies, preset_params
 from nn2hw.hardware.base import HardwareTemplate, Option
-from nn2hw.hardware.budgets import Budgets
+from nn2hw.hardware.budgets import BUDGET_FIELDS, Budgets
 from nn2hw.hardware.records import Execution, Exploration
 from nn2hw.hardware.select import MAX_PARETO, grid_values, meeting_specs, pick_best, reported_front
-from nn2hw.spec import Spec
+from nn2hw.spec import METRICS, Spec
+from nn2hw.spec import UNITS as SPEC_UNITS
 from nn2hw.workload import Layer, OpKind, Workload
 
 OBJECTIVES = ("latency_ms", "energy_mj", "edp", "area_mm2")
@@ -109,7 +110,7 @@ def _budgets(value: Any) -> Budgets:
     if isinstance(value, Budgets):
         return value
     if isinstance(value, Mapping):
-        return Budgets(**dict(value))
+        return Budgets.from_mapping(value)
     raise ConfigError(f"budgets must be a Budgets record or a mapping, got {value!r}.",
                       "Pass budgets=Budgets(max_pes=...) or --hw-param max_pes=....")
 
@@ -122,19 +123,24 @@ def _spec(value: Any) -> Spec:
     raise ConfigError(f"specs must be a Spec or a mapping, got {value!r}.", "Pass specs=Spec(latency_ms=...).")
 
 
-BUDGET_OPTIONS = ("max_pes", "max_area_mm2", "max_sram_kib", "max_dram_bw")
-SPEC_OPTIONS = ("latency_ms", "energy_mj", "area_mm2")
+def _budget_option(name: str) -> Option:
+    """The option setting one budget (checked as ``Budgets`` checks it)."""
+    help_text = next(f.metadata["help"] for f in fields(Budgets) if f.name == name)
+    return Option(name, lambda v: getattr(Budgets.from_mapping({name: v}), name), help_text)
+
+
+def _spec_option(metric: str) -> Option:
+    """The option setting one spec (checked as ``Spec`` checks it)."""
+    return Option(metric, lambda v: getattr(Spec.from_mapping({metric: v}), metric),
+                  f"{metric.split('_')[0]} spec ({SPEC_UNITS[metric]}): explore picks the best design meeting it")
+
+
 COMMON_OPTIONS = (
     Option("clock_mhz", lambda v: as_float(v, "clock_mhz"), "clock in MHz (default: the technology's)"),
     Option("objective", lambda v: as_choice(v, "objective", OBJECTIVES),
            f"what the exploration minimizes: {', '.join(OBJECTIVES)} (default latency_ms)"),
-    Option("max_pes", lambda v: as_int(v, "max_pes"), "PE budget of the exploration"),
-    Option("max_area_mm2", lambda v: as_float(v, "max_area_mm2"), "area budget (mm^2)"),
-    Option("max_sram_kib", lambda v: as_float(v, "max_sram_kib"), "buffer budget (KiB)"),
-    Option("max_dram_bw", lambda v: as_float(v, "max_dram_bw"), "DRAM bandwidth budget (words/cycle)"),
-    Option("latency_ms", lambda v: as_float(v, "latency_ms"), "latency spec: explore picks the best design meeting it"),
-    Option("energy_mj", lambda v: as_float(v, "energy_mj"), "energy spec (mJ)"),
-    Option("area_mm2", lambda v: as_float(v, "area_mm2"), "area spec (mm^2)"),
+    *(_budget_option(name) for name in BUDGET_FIELDS),
+    *(_spec_option(metric) for metric in METRICS),
     Option("budgets", _budgets, "the budgets as one record (API: budgets=Budgets(...))"),
     Option("specs", _spec, "the specs as one record (API: specs=Spec(...))"),
     Option("max_pareto", lambda v: as_int(v, "max_pareto"),
@@ -146,11 +152,11 @@ COMMON_OPTIONS = (
 def fold_limits(options: dict[str, Any]) -> dict[str, Any]:
     """Options with ``max_*`` folded into ``budgets`` and ``latency_ms``/``energy_mj``/``area_mm2``
     into ``specs`` (records given whole are kept; single values refine them)."""
-    limits = {k: options.pop(k) for k in BUDGET_OPTIONS if k in options}
+    limits = {k: options.pop(k) for k in BUDGET_FIELDS if k in options}
     if limits:
         base = options.get("budgets") or Budgets()
         options["budgets"] = Budgets(**{**base.to_dict(), **limits})
-    specs = {k: options.pop(k) for k in SPEC_OPTIONS if k in options}
+    specs = {k: options.pop(k) for k in METRICS if k in options}
     if specs:
         base_spec = options.get("specs") or Spec()
         options["specs"] = Spec(**{**base_spec.limits, **specs})
