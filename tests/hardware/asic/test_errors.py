@@ -167,3 +167,18 @@ def test_an_unknown_budget_names_the_valid_ones(name):
     assert Budgets.from_mapping({"max_pes": "64", "max_dram_bw": 8}) == Budgets(max_pes=64, max_dram_bw=8.0)
     _, options = template.split_params({"budgets": {"max_pes": 64}, "max_dram_bw": "8", "energy_mj": "2"})
     assert options["budgets"] == Budgets(max_pes=64, max_dram_bw=8.0) and options["specs"].energy_mj == 2.0
+
+
+@pytest.mark.parametrize("value, names", [("systolic, nvdla", ("systolic", "nvdla")), (["eyeriss"], ("eyeriss",)),
+                                          (("nvdla", "nvdla"), ("nvdla",))])
+def test_hetero_templates_option_takes_a_list_or_a_comma_string(value, names):
+    assert get_template("hetero")[0].split_params({"templates": value})[1]["templates"] == names
+
+
+@pytest.mark.parametrize("value, message", [(3, "'3' is not one of"), (None, "'None' is not one of"),
+                                            ("gpu", "'gpu' is not one of"), ("", "names no sub-accelerator"),
+                                            ([], "names no sub-accelerator")])
+def test_hetero_templates_option_refuses_what_names_no_sub_template(value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        get_template("hetero")[0].split_params({"templates": value})
+    assert "systolic" in info.value.fix

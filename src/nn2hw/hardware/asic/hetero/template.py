@@ -24,12 +24,16 @@ from nn2hw.hardware.asic.technology import load_technologies
 from nn2hw.hardware.asic.template import COMMON_OPTIONS, AsicOps, AsicTemplate, fold_limits
 from nn2hw.hardware.base import TEMPLATES, Option
 from nn2hw.hardware.records import Exploration
-from nn2hw.hardware.select import MAX_PARETO
+from nn2hw.hardware.select import MAX_PARETO, grid_values
 from nn2hw.workload import Workload
 
 
 def _templates(value: Any) -> tuple[str, ...]:
-    names = tuple(t.strip() for t in (value.split(",") if isinstance(value, str) else value) if str(t).strip())
+    """The ``templates`` option: sub-accelerator template names (a list or 'systolic,nvdla'), each checked."""
+    names = tuple(dict.fromkeys(str(v).strip() for v in grid_values(value) if str(v).strip()))
+    if not names:
+        raise ConfigError(f"templates={value!r} names no sub-accelerator template.",
+                          f"Give one or more of {', '.join(sub_templates())}, comma-separated.")
     for name in names:
         sub_template(name)
     return names
