@@ -164,10 +164,24 @@ def fold_limits(options: dict[str, Any]) -> dict[str, Any]:
 
 
 class AsicOps(HardwareTemplate):
-    """How ASIC-style hardware runs each op kind (``EXECUTION``), shared by the array templates and
-    the heterogeneous chips built of them: an inference batch norm is folded into its producer."""
+    """What ASIC-style hardware shares, the array templates and the heterogeneous chips built of
+    them: how it runs each op kind (``EXECUTION``; an inference batch norm is folded into its
+    producer), its bottleneck vocabulary and remedies, the metrics it models (all honoured as
+    specs) and its options (``COMMON_OPTIONS``, budgets and specs folded into their records)."""
 
     execution = EXECUTION
+    bottlenecks = BOTTLENECK_MEANINGS
+    remedies = {"compute": ("channel_cut",), "dram": ("quantize", "channel_cut"),
+                "sram-bandwidth": ("quantize", "channel_cut")}
+    """Arrays run every weight of a dense kernel (patterns are not skipped) and move words of the
+    operands' bit widths: fewer channels shorten compute; fewer weight bits and fewer channels
+    shorten memory-bound layers. Fill/drain and mapping losses have no compression remedy."""
+    options = COMMON_OPTIONS
+    metrics = METRICS
+    honours_specs = True
+
+    def parse_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return fold_limits(super().parse_options(options))
 
     def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
         if layer.kind is OpKind.NORM and layer.op in BATCH_NORMS:
@@ -186,16 +200,6 @@ class AsicTemplate(AsicOps):
     As a sub-accelerator of a heterogeneous chip it contributes the designs of ``sub_grid`` (its
     ``grid_axes`` when empty) and reads as its ``shape_fields`` ('nvdla 16x16').
     """
-
-    bottlenecks = BOTTLENECK_MEANINGS
-    remedies = {"compute": ("channel_cut",), "dram": ("quantize", "channel_cut"),
-                "sram-bandwidth": ("quantize", "channel_cut")}
-    """Arrays run every weight of a dense kernel (patterns are not skipped) and move words of the
-    operands' bit widths: fewer channels shorten compute; fewer weight bits and fewer channels
-    shorten memory-bound layers. Fill/drain and mapping losses have no compression remedy."""
-    options = COMMON_OPTIONS
-    metrics = ("latency_ms", "energy_mj", "area_mm2")
-    honours_specs = True
 
     design_type: ClassVar[type[AsicDesign]]
     pe_fields: ClassVar[tuple[str, ...]] = ()
@@ -221,9 +225,6 @@ class AsicTemplate(AsicOps):
 
     def design_fields(self) -> Sequence[str]:
         return (*(f.name for f in fields(self.design_type)), "preset")
-
-    def parse_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return fold_limits(super().parse_options(options))
 
     def default_grid(self, workload: Workload) -> Mapping[str, Sequence[Any]]:
         """The axes ``explore`` searches by default (any axis may be restricted to one value)."""

@@ -21,7 +21,7 @@ from nn2hw.hardware.asic.hetero.cost import budget_use, cost_system, system_reco
 from nn2hw.hardware.asic.hetero.search import explore
 from nn2hw.hardware.asic.records import AsicNetworkCost
 from nn2hw.hardware.asic.technology import load_technologies
-from nn2hw.hardware.asic.template import COMMON_OPTIONS, AsicOps, AsicTemplate, fold_limits
+from nn2hw.hardware.asic.template import COMMON_OPTIONS, AsicOps
 from nn2hw.hardware.base import TEMPLATES, Option
 from nn2hw.hardware.records import Exploration
 from nn2hw.hardware.select import MAX_PARETO, grid_values
@@ -49,10 +49,6 @@ class HeteroTemplate(AsicOps):
 
     name = "hetero"
     description = "heterogeneous chip of dataflow sub-accelerators (NASAIC multi-DNN / HERALD layer assignment)"
-    bottlenecks = AsicTemplate.bottlenecks
-    remedies = AsicTemplate.remedies
-    metrics = AsicTemplate.metrics
-    honours_specs = True
     multi_network = True
     options = (
         *COMMON_OPTIONS,
@@ -66,9 +62,6 @@ class HeteroTemplate(AsicOps):
 
     def design_fields(self) -> Sequence[str]:
         return ("subs", "technology")
-
-    def parse_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return fold_limits(super().parse_options(options))
 
     def design_from_params(self, params: Mapping[str, Any]) -> HeteroDesign | None:
         """The chip named by ``subs=`` (None without it: the chip is searched)."""
