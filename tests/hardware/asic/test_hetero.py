@@ -90,6 +90,16 @@ def test_a_network_name_with_a_slash_is_searched_like_any_other():
                                                                           plain.area_mm2)
 
 
+def test_explore_records_are_what_cost_returns_for_the_chips_found():
+    hetero = get_template("hetero")[0]
+    _, options = hetero.split_params({"templates": ",".join(TEMPLATES), "max_pes": "512", "clock_mhz": "500"})
+    found = hetero.explore(mobile_block(), "eyeriss-65nm", grid=SPACE, **options)
+    for record in (found.best, *found.pareto):
+        chip = HeteroDesign.from_dict({**record.design, "assignment": {c.name: c.engine for c in record.layers}})
+        assert hetero.cost(mobile_block(), chip, record.device, clock_mhz=record.clock_mhz,
+                           budgets=options["budgets"]) == record
+
+
 def test_unmeetable_specs_report_the_best_reachable_values():
     nets = {"resnet": resnet20(), "mobile": mobile_block()}
     with pytest.raises(InfeasibleError) as info:

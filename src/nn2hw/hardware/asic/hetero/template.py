@@ -105,7 +105,7 @@ class HeteroTemplate(AsicOps):
         return replace(system.networks[workload.name], resources=budget_use(system, options.get("budgets")))
 
     def _search(self, workloads: Mapping[str, Workload] | Workload, device: str | None, grid: Any,
-                options: Mapping[str, Any]) -> tuple[SystemExploration, str]:
+                options: Mapping[str, Any]) -> SystemExploration:
         """The chip search under the options; ``grid`` maps sub templates to their grid axes (e.g.
         ``{"nvdla": {"atomic_c": [16, 32]}}``) and may name the ``technology``."""
         grid = dict(grid or {})
@@ -114,19 +114,17 @@ class HeteroTemplate(AsicOps):
         if bad:
             raise ConfigError(f"Unknown hetero grid key(s) {bad}.",
                               f"Give per-template grids under {', '.join(sub_templates())}, or subs= to cost one chip.")
-        found = explore(workloads, options.get("budgets"), options.get("specs"), n_subs=options.get("n_subs", 2),
-                        templates=options.get("templates"), space=grid or None, technology=technology,
-                        clock_mhz=options.get("clock_mhz"), objective=options.get("objective", "latency_ms"),
-                        max_pareto=options.get("max_pareto", MAX_PARETO))
-        return found, technology
+        return explore(workloads, options.get("budgets"), options.get("specs"), n_subs=options.get("n_subs", 2),
+                       templates=options.get("templates"), space=grid or None, technology=technology,
+                       clock_mhz=options.get("clock_mhz"), objective=options.get("objective", "latency_ms"),
+                       max_pareto=options.get("max_pareto", MAX_PARETO))
 
     def explore(self, workload: Workload, device: str | None = None, grid: Any = None, **options: Any) -> Exploration:
         """Search a chip for one network (HERALD-style: each layer on its fastest sub)."""
-        found, technology = self._search(workload, device, grid, options)
+        found = self._search(workload, device, grid, options)
 
-        def record(system: SystemCost) -> AsicNetworkCost:
-            return self.cost(workload, system.design, technology, clock_mhz=system.clock_mhz,
-                             budgets=options.get("budgets"))
+        def record(system: SystemCost) -> AsicNetworkCost:  # what ``cost`` returns for the chip, costed once
+            return replace(system.networks[workload.name], resources=budget_use(system, options.get("budgets")))
 
         return Exploration(best=record(found.best), pareto=tuple(record(s) for s in found.pareto),
                            n_designs=found.n_chips, n_feasible=found.n_feasible,
@@ -136,7 +134,7 @@ class HeteroTemplate(AsicOps):
                          **options: Any) -> Exploration:
         """Search a chip for several networks at once: each runs on one sub-accelerator, in
         parallel with the others (``system_record`` says how the result reads)."""
-        found, _ = self._search(dict(workloads), device, grid, options)
+        found = self._search(dict(workloads), device, grid, options)
         budgets = options.get("budgets")
         return Exploration(best=system_record(found.best, budgets),
                            pareto=tuple(system_record(s, budgets) for s in found.pareto), n_designs=found.n_chips,
