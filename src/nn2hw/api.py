@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nn2hw import __version__
 from nn2hw.errors import ConfigError, HardwareError, Nn2hwError, PlanError
 from nn2hw.evaluate.settings import FinetuneSettings
-from nn2hw.hardware.records import DesignObject, Exploration, NetworkCost, design_fields
+from nn2hw.hardware.records import DesignObject, Exploration, NetworkCost, design_dict
 from nn2hw.paths import cache_root
 from nn2hw.report.bottlenecks import DetectReport, detect
 from nn2hw.workload import Layer, OpKind, Workload
@@ -96,9 +96,9 @@ def exploration_dict(exploration: Exploration) -> dict[str, Any]:
         "n_feasible": exploration.n_feasible,
         "seconds": exploration.seconds,
         "objective": exploration.objective,
-        "best": {"design": design_fields(exploration.best.design), "latency_ms": exploration.best.latency_ms,
+        "best": {"design": design_dict(exploration.best.design), "latency_ms": exploration.best.latency_ms,
                  "total_cycles": exploration.best.total_cycles},
-        "pareto": [{"design": design_fields(p.design), "latency_ms": p.latency_ms, "total_cycles": p.total_cycles,
+        "pareto": [{"design": design_dict(p.design), "latency_ms": p.latency_ms, "total_cycles": p.total_cycles,
                     "resources": {r.name: r.used for r in p.resources}} for p in exploration.pareto],
     }
 
@@ -251,7 +251,7 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     if backend != "analytic":
         from nn2hw.peers import cost_with
 
-        chosen_design = template.parse_design({"design": design_fields(cost.design)})
+        chosen_design = template.parse_design({"design": design_dict(cost.design)})
         cost = cost_with(backend, wl, template.name, chosen_design, device, options.get("clock_mhz"))
         source = f"{source}; costed by the {backend} backend"
     return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,

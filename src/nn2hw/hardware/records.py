@@ -91,7 +91,7 @@ class DesignObject(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-def design_fields(design: Mapping[str, Any] | DesignObject) -> dict[str, Any]:
+def design_dict(design: Mapping[str, Any] | DesignObject) -> dict[str, Any]:
     """A cost record's design as a dict of its fields."""
     return dict(design) if isinstance(design, Mapping) else design.to_dict()
 

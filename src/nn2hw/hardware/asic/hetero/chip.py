@@ -17,7 +17,6 @@ from nn2hw.hardware.asic.technology import get_technology
 from nn2hw.hardware.asic.template import AsicTemplate
 from nn2hw.hardware.base import TEMPLATES
 from nn2hw.registry import suggest
-from nn2hw.spec import Spec
 from nn2hw.workload import Layer, Workload
 
 
@@ -135,9 +134,6 @@ class SystemCost:
     @property
     def pipeline_interval_ms(self) -> float:
         return max(self.sub_busy_ms.values())
-
-    def meets(self, spec: Spec) -> bool:
-        return spec.met(self)
 
     def report(self) -> list[str]:
         """One line per network (or sub, for a single DNN): which sub runs what, and the totals."""
