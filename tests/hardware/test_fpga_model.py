@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from nn2hw.hardware import Execution
 from nn2hw.hardware.fpga import TEMPLATE, FpgaDesign, FpgaGrid, enumerate_grid, get_device, load_devices, parse_design
 from nn2hw.hardware.fpga.layers import compat_shapes
 from nn2hw.workload import Layer, OpKind, Workload
@@ -78,6 +79,11 @@ def test_linear_layers_stay_on_the_host_by_default():
     assert fc_cost.name == "fc" and fc_cost.op == "linear" and fc_cost.macs == 512_000
     # a 1x1 conv on a 1x1 map: tW = Tm*Tn/Wp dominates every step
     assert fc_cost.cycles == pytest.approx(math.ceil(1000 / 16) * math.ceil(512 / 8) * 16 * 8 / 4)
+    # the template's own execution_of / uncosted say the same as the cost records
+    fc_layer = w.layer("fc")
+    assert TEMPLATE.execution_of(fc_layer, {}) is Execution.HOST
+    assert TEMPLATE.execution_of(fc_layer, {"linear": "engine"}) is Execution.ARRAY
+    assert TEMPLATE.uncosted(fc_layer, Execution.HOST) == host.uncosted[0]
 
 
 def test_pattern_pruning_shortens_compute_only():

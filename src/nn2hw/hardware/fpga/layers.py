@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from nn2hw.errors import HardwareError
-from nn2hw.hardware.base import NOT_UNDERSTOOD
+from nn2hw.hardware.base import HardwareTemplate
 from nn2hw.hardware.records import Execution, Uncosted
 from nn2hw.workload import Layer, OpKind, Workload
 
@@ -51,19 +51,6 @@ REASONS = {
     OpKind.SOFTMAX: "softmax: not modelled by the tiled-conv template (HotNAS costs convolutions only); it would "
                     "run on a vector or host unit",
 }
-
-
-def execution(layer: Layer, linear: str) -> Execution | None:
-    """How the template runs ``layer`` (None: an op the extractor did not understand); a
-    ``HardwareError`` for a kind it cannot run."""
-    if layer.kind is OpKind.OTHER:
-        return None
-    if layer.kind in (OpKind.LINEAR, OpKind.MATMUL) and linear == "engine":
-        return Execution.ARRAY
-    if layer.kind not in EXECUTION:
-        raise HardwareError(f"The fpga template cannot run {layer.kind.value} ops such as {layer.name!r} ({layer.op}).",
-                            "Cost this network on a template that runs them (`nn2hw list templates` lists them).")
-    return EXECUTION[layer.kind]
 
 
 @dataclass(frozen=True)
@@ -193,8 +180,10 @@ def compat_shapes(workload: Workload) -> tuple[Workload, tuple[str, ...]]:
 
 
 @lru_cache(maxsize=64)
-def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: bool = False) -> LayerPlan:
-    """Split ``workload`` between the engines (see the module docstring); cached per workload."""
+def plan_layers(template: HardwareTemplate, workload: Workload, has_dw: bool, linear: str = "host",
+                compat: bool = False) -> LayerPlan:
+    """Split ``workload`` between the engines (see the module docstring): ``template`` (the
+    registered fpga template) says how each layer runs and why one is not costed; cached per workload."""
     changed: tuple[str, ...] = ()
     if compat:
         workload, changed = compat_shapes(workload)
@@ -208,10 +197,9 @@ def plan_layers(workload: Workload, has_dw: bool, linear: str = "host", compat: 
     for layer in workload.layers:
         if layer.kind is OpKind.INPUT:
             continue
-        mode = execution(layer, linear)
+        mode = template.execution_of(layer, {"linear": linear})
         if mode is not Execution.ARRAY:
-            reason = REASONS.get(layer.kind, NOT_UNDERSTOOD)
-            uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, reason, mode))
+            uncosted.append(template.uncosted(layer, mode))
             continue
         if layer.dilation_h > 1 or layer.dilation_w > 1:
             raise HardwareError(

@@ -18,7 +18,7 @@ from nn2hw.hardware.fpga.design import DESIGN_FIELDS, DW_KEYS, DesignArrays, Fpg
 from nn2hw.hardware.fpga.devices import BUDGET_FIELDS, FpgaDevice, get_device, load_devices
 from nn2hw.hardware.fpga.explore import FpgaGrid, enumerate_grid, infeasible_error, network_cycles
 from nn2hw.hardware.fpga.latency import PORT_WORD_BITS, StepTimes, check_variant, step_times
-from nn2hw.hardware.fpga.layers import EXECUTION, LINEAR_MODES, EngineLayers, LayerPlan, execution, plan_layers
+from nn2hw.hardware.fpga.layers import EXECUTION, LINEAR_MODES, REASONS, EngineLayers, LayerPlan, plan_layers
 from nn2hw.hardware.fpga.resources import DEFAULT_LUTRAM_SHARE, ResourceArrays, check_bram_mode, resource_arrays
 from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, ResourceUse
 from nn2hw.hardware.select import pareto_front, pick_best
@@ -133,7 +133,16 @@ class FpgaTemplate(HardwareTemplate):
         return DESIGN_KEYS
 
     def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
-        return execution(layer, str(options.get("linear", "host")))
+        """``EXECUTION`` by kind; linear layers and matmuls on the engine with ``linear=engine``."""
+        if layer.kind in (OpKind.LINEAR, OpKind.MATMUL) and str(options.get("linear", "host")) == "engine":
+            return Execution.ARRAY
+        return super().execution_of(layer, options)
+
+    def execution_reason(self, layer: Layer, mode: Execution | None) -> str:
+        """Why the authors' model leaves ``layer`` out (``REASONS`` by kind, for the modes without cycles)."""
+        if mode is not Execution.ARRAY and layer.kind in REASONS:
+            return REASONS[layer.kind]
+        return super().execution_reason(layer, mode)
 
     def parse_design(self, params: Mapping[str, Any]) -> FpgaDesign:
         """A design from ``design`` ('Tm,...,Op' or a record), ``dw_design`` and field overrides."""
@@ -165,7 +174,7 @@ class FpgaTemplate(HardwareTemplate):
         per-design Python loop). Kernel limits are not checked here; ``explore`` masks them."""
         opts = FpgaOptions.parse(options)
         dev = opts.device(device)
-        plan = plan_layers(workload, designs.has_dw, opts.linear, opts.compat_shapes)
+        plan = plan_layers(self, workload, designs.has_dw, opts.linear, opts.compat_shapes)
         return network_cycles(plan, designs, opts.variant), resource_arrays(designs, dev, opts.bram,
                                                                              opts.lutram_share)
 
@@ -175,7 +184,7 @@ class FpgaTemplate(HardwareTemplate):
         opts = FpgaOptions.parse(options)
         dev = opts.device(device)
         d = coerce_design(design)
-        plan = plan_layers(workload, d.dw is not None, opts.linear, opts.compat_shapes)
+        plan = plan_layers(self, workload, d.dw is not None, opts.linear, opts.compat_shapes)
         _check_kernels(plan, d)
         _check_bits(plan, d.word_bits)
         arr = DesignArrays.of(d)
@@ -249,7 +258,7 @@ class FpgaTemplate(HardwareTemplate):
         elif not isinstance(grid, FpgaGrid):
             raise ConfigError(f"Cannot read a design grid from {type(grid).__name__}.",
                               "Pass an FpgaGrid, a dict of parameter -> values, or nothing for the HotNAS grid.")
-        plan = plan_layers(workload, grid.has_dw, opts.linear, opts.compat_shapes)
+        plan = plan_layers(self, workload, grid.has_dw, opts.linear, opts.compat_shapes)
         if not plan.layers:
             raise HardwareError(f"Workload {workload.name!r} has no layer the FPGA template runs.",
                                 "Give a network with convolutions (or pass --hw-param linear=engine).")
