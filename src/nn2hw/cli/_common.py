@@ -25,9 +25,9 @@ def wide_console() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
 
 
-def print_error(exc: Nn2hwError) -> None:
-    """One paragraph on stderr: 'error: <cause> Fix: <fix>' (their text printed as is, brackets too)."""
-    err_console.print(f"[bold red]error:[/] {escape(exc.cause)}", soft_wrap=True)
+def print_error(exc: Nn2hwError, label: str = "error") -> None:
+    """One paragraph on stderr: '<label>: <cause> fix: <fix>' (their text printed as is, brackets too)."""
+    err_console.print(f"[bold red]{label}:[/] {escape(exc.cause)}", soft_wrap=True)
     if exc.fix:
         err_console.print(f"[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
 
