@@ -8,8 +8,8 @@ technique's name in space files and in the templates' remedies) declares
 - its search dimension: ``offer`` builds the choices for one layer from the layer, its options
   (``option_name`` / ``default_options`` / ``check_option`` say what a space file may give) and
   the pretrained weights; a choice is a partial ``LayerChoice`` (a mapping of its fields);
-- its workload side (``problems``, ``changes``: pure, no torch) and its torch side
-  (``apply_model``; torch imported lazily);
+- its workload side (``problems``, ``changes``, optionally ``rewritten_problems``: pure, no
+  torch) and its torch side (``apply_model``; torch imported lazily);
 - how a report describes a choice (``label``, ``describe``).
 
 ``nn2hw.compress.pipeline`` runs the registered transforms in ``order``. The conformance suite
@@ -132,6 +132,12 @@ class Transform(ABC):
     @abstractmethod
     def changes(self, workload: Workload, choices: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Layer field updates for ``Workload.with_changes`` (pure: no torch)."""
+
+    def rewritten_problems(self, before: Workload, after: Workload, choices: Mapping[str, Any]) -> list[Problem]:
+        """What is wrong with ``choices`` that only the rewritten workload shows: ``after`` is
+        ``before`` with ``changes`` applied (called only when ``problems`` found none; by default
+        nothing). The pipeline rewrites once and hands both here, so no check rewrites again."""
+        return []
 
     @abstractmethod
     def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, Any]) -> None:

@@ -134,17 +134,14 @@ class ChannelCut(Transform):
                     f"Give every layer of the group the same out_channels (e.g. {width}); "
                     f"nn2hw.compress.with_cut(plan, workload, layer, {width}) does it.",
                 ))
-        return found or self._consumer_problems(workload, choices)
+        return found
 
-    def _consumer_problems(self, workload: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
-        """Ops whose input channels the cut changes but that the torch side cannot slice."""
-        try:
-            new = workload.with_changes(self.changes(workload, choices))
-        except PlanError as exc:
-            return [(exc.cause, exc.fix)]
+    def rewritten_problems(self, before: Workload, after: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
+        """Ops whose input channels the cut changes but that the torch side cannot slice (a cut the
+        workload cannot carry at all fails in ``with_changes``, which the pipeline reports)."""
         found = []
-        for old in workload.layers:
-            changed = new.layer(old.name).in_channels != old.in_channels
+        for old in before.layers:
+            changed = after.layer(old.name).in_channels != old.in_channels
             if not changed or old.kind is OpKind.INPUT:
                 continue
             if old.op in FUNCTIONAL_OPS or (old.op in _PARAM_OPS and old.op not in _SLICEABLE_PARAM_OPS):
@@ -155,7 +152,7 @@ class ChannelCut(Transform):
             elif old.kind is OpKind.CONV and old.groups > 1 and old.conv_type != "depthwise":
                 found.append((f"The cut changes the input channels of grouped conv {old.name!r} "
                               f"(groups={old.groups}).", "Leave the layers feeding it unchanged."))
-            elif old.kind is OpKind.CONCAT and sum(workload.layer(i).out_channels for i in old.inputs) != \
+            elif old.kind is OpKind.CONCAT and sum(before.layer(i).out_channels for i in old.inputs) != \
                     old.out_channels:
                 found.append((f"Concat {old.name!r} reads one tensor twice; nn2hw cannot place the cut's offsets.",
                               "Leave the layers feeding it unchanged."))
