@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
-from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform
+from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform, check_int
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import CouplingGroup, Layer, OpKind, Workload
@@ -46,8 +46,7 @@ class CutChoice:
         if k == 0 and is_int(k):
             raise PlanError("out_channels=0 would leave the layer with zero channels.",
                             "Keep at least 1 output channel (or leave out_channels unset to keep them all).")
-        if k is not None and (not is_int(k) or k < 1):
-            raise PlanError(f"out_channels={k!r} is not an integer in >= 1.", "Keep at least 1 output channel.")
+        check_int("out_channels", k, 1, fix="Keep at least 1 output channel.")
 
 
 def cut_groups(workload: Workload, choices: Mapping[str, CutChoice]) -> dict[CouplingGroup, int]:
