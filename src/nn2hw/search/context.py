@@ -21,7 +21,7 @@ from nn2hw.search.settings import Member, SearchSettings
 from nn2hw.search.target import HardwareTarget
 from nn2hw.search.trial import observe
 from nn2hw.space import JointSpace, SpaceConfig, build_space
-from nn2hw.spec import Spec
+from nn2hw.spec import UNITS, Spec
 from nn2hw.workload import Workload
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _check_reachable(ctx: SearchContext) -> None:
     for name, limit in settings.spec.limits.items():
         reach = settings.spec.value(ctx.bound_cost, name)
         if reach > limit:
-            unit = {"latency_ms": "ms", "energy_mj": "mJ", "area_mm2": "mm2"}[name]
+            unit = UNITS[name]
             raise InfeasibleError(
                 f"No candidate can meet {name} <= {limit:g} {unit}: the leanest candidate of the space (every "
                 f"layer at its cheapest choice, best design) reaches {reach:.6g} {unit}; the base model needs "

@@ -25,6 +25,7 @@ from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
 from nn2hw.space import JointCandidate
+from nn2hw.spec import METRICS
 
 if TYPE_CHECKING:
     from nn2hw.search.context import SearchContext
@@ -108,7 +109,7 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     trial.set_user_attr("knobs", dict(cand.hardware))
     if cost is not None:
         trial.set_user_attr("design", jsonable(cost.design))
-        for name in ("latency_ms", "energy_mj", "area_mm2"):
+        for name in METRICS:
             trial.set_user_attr(name, getattr(cost, name))
         for name, g in ctx.spec.violations(cost).items():
             trial.set_constraint(name, g)
