@@ -163,7 +163,7 @@ class JointSpace(_Dimensions):
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps([[net, space.key] for net, space in self.parts]).encode()).hexdigest()[:16]
+        return _key([[net, space.key] for net, space in self.parts])
 
     @property
     def bases(self) -> dict[str, Plan]:
