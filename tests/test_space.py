@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -11,7 +12,7 @@ from nn2hw.errors import ConfigError
 from nn2hw.hardware.asic.template import AsicTemplate
 from nn2hw.hardware.fpga import FpgaTemplate
 from nn2hw.plan import Plan
-from nn2hw.space import Dimension, SpaceConfig, build_space
+from nn2hw.space import Dimension, JointSpace, SpaceConfig, build_space
 from nn2hw.workload import from_module
 from tests.workload.nets import TinyResNet
 
@@ -115,6 +116,13 @@ def test_hardware_knobs_join_the_space_and_decode():
 
 def test_space_key_changes_with_the_space():
     assert space("C").key == space("C").key != space("W").key
+
+
+def test_joint_space_key_is_the_stored_one():
+    """Stored studies are keyed by it: the sha256 of the JSON list of [network, space key] pairs."""
+    c, w = space("C"), space("W")
+    stored = hashlib.sha256(json.dumps([["a", c.key], ["b", w.key]]).encode()).hexdigest()[:16]
+    assert JointSpace((("a", c), ("b", w))).key == stored
 
 
 def test_bottleneck_labels_are_the_templates():

@@ -47,15 +47,24 @@ def read_config(path: str | Path, what: str = "configuration file") -> Any:
 
 
 class FieldChecker:
-    """Field checks whose errors name the file and the path of the field."""
+    """Field checks whose errors name the file and the path of the field (a checker without a
+    path names only ``what``: data that did not come from a file). ``doc`` names where the format
+    is described, for the default fix."""
 
-    def __init__(self, path: str | Path, what: str = "Configuration file") -> None:
+    def __init__(self, path: str | Path = "", what: str = "Configuration file", doc: str = "") -> None:
         self.path = str(path)
         self.what = what
+        self.doc = doc
+
+    @property
+    def origin(self) -> str:
+        """'<what> <path>', or ``what`` alone without a path."""
+        return f"{self.what} {self.path}" if self.path else self.what
 
     def fail(self, where: str, expected: str, got: Any, fix: str = "") -> ConfigError:
-        return ConfigError(f"{self.what} {self.path}: field '{where}' must be {expected}, got {got!r}.",
-                           fix or f"Fix '{where}' in {self.path}.")
+        default = f"Fix '{where}'" + (f" in {self.path}" if self.path else "") + \
+            (f" (see {self.doc} for the format)." if self.doc else ".")
+        return ConfigError(f"{self.origin}: field '{where}' must be {expected}, got {got!r}.", fix or default)
 
     def mapping(self, value: Any, where: str, allowed: set[str] | None = None) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
@@ -65,10 +74,26 @@ class FieldChecker:
             if extra:
                 from nn2hw.registry import suggest
 
-                raise ConfigError(f"{self.what} {self.path}: unknown field(s) {', '.join(extra)} in '{where}'."
+                raise ConfigError(f"{self.origin}: unknown field(s) {', '.join(extra)} in '{where}'."
                                   f"{suggest(extra[0], sorted(allowed))}",
                                   f"Allowed there: {', '.join(sorted(allowed))}.")
         return value
+
+    def known(self, value: Mapping[str, Any], allowed: Sequence[str], what: str, where: str = "",
+              renamed: Mapping[str, str] | None = None) -> None:
+        """A ``ConfigError`` for the first key of ``value`` not in ``allowed`` ('Unknown <what>
+        <key> in <where>'), naming its new name when ``renamed`` has it, else close names."""
+        for key in value:
+            if key not in allowed:
+                if renamed and key in renamed:
+                    hint = f" nn2hw now names it {renamed[key]!r}."
+                else:
+                    from nn2hw.registry import suggest
+
+                    hint = suggest(str(key), list(allowed))
+                inside = f" in '{where}'" if where else ""
+                raise ConfigError(f"{self.origin}: Unknown {what} {key!r}{inside}.{hint}",
+                                  f"Use one of: {', '.join(allowed)}.")
 
     def choice(self, value: Any, where: str, options: Sequence[str]) -> str:
         if not isinstance(value, str) or value not in options:
@@ -80,4 +105,4 @@ class FieldChecker:
         try:
             return build()
         except ConfigError as exc:
-            raise ConfigError(f"{self.what} {self.path}: in '{where}': {exc.cause}", exc.fix) from None
+            raise ConfigError(f"{self.origin}: in '{where}': {exc.cause}", exc.fix) from None

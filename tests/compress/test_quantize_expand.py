@@ -8,6 +8,9 @@ from torch import nn
 
 from nn2hw.compress import apply_plan, validate_plan, with_quantization
 from nn2hw.compress._torch import fixed_point
+from nn2hw.compress.channel_cut import CutChoice
+from nn2hw.compress.kernel_expand import ExpandChoice
+from nn2hw.compress.kernel_pattern import PatternChoice
 from nn2hw.compress.quantize import QuantChoice, auto_int_bits
 from nn2hw.errors import PlanError
 from nn2hw.plan import Plan
@@ -93,6 +96,16 @@ def test_bad_bits():
         QuantChoice(weight_int_bits=2)
     with pytest.raises(PlanError, match="weight_bits=True"):
         QuantChoice(weight_bits=True)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: ExpandChoice(expand=0), "expand=0 is not an integer >= 1"),
+    (lambda: CutChoice(out_channels=-2), "out_channels=-2 is not an integer >= 1"),
+    (lambda: PatternChoice(patterns=(1,), pattern_zeros=1.5), "pattern_zeros=1.5 is not an integer >= 1"),
+])
+def test_integer_fields_without_an_upper_bound_say_so(build, message):
+    with pytest.raises(PlanError, match=message):
+        build()
 
 
 @pytest.mark.parametrize("stride, dilation, groups", [(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 1, 4)])

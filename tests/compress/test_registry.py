@@ -72,3 +72,17 @@ def test_workload_side_needs_no_torch():
     _, _, workload = model_case("tiny_resnet")
     done = subprocess.run([sys.executable, "-c", code], input=workload.to_json(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_plan_rewrites_the_workload_once_per_transform(monkeypatch):
+    """Checking a plan and applying it share one pass: each selected transform rewrites the workload once."""
+    from nn2hw.workload import Workload
+
+    _, _, workload = model_case("tiny_resnet")
+    plan = everything(Plan.for_workload(workload, "tiny_resnet"), workload, None)
+    selected = {t for c in plan.choices.values() for t in transforms_of(c)}
+    calls = []
+    rewrite = Workload.with_changes
+    monkeypatch.setattr(Workload, "with_changes", lambda self, changes: calls.append(1) or rewrite(self, changes))
+    rewritten = apply_plan(plan, workload)
+    assert len(calls) == len(selected) > 1 and rewritten != workload

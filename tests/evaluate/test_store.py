@@ -12,14 +12,13 @@ import pytest
 
 from nn2hw import __version__
 from nn2hw.errors import ConfigError
-from nn2hw.evaluate import FinetuneSettings, evaluation_key, local_store
+from nn2hw.evaluate import FinetuneEvaluator, FinetuneSettings, evaluation_key, evaluator_id, local_store
 
 
-def _key(plan="p1", **changes):
-    fields = {"model": "resnet20", "dataset": "fashion-mnist", "split": "test", "settings": FinetuneSettings()}
-    fields.update(changes)
-    evaluator = json.dumps(["FinetuneEvaluator", fields["dataset"], fields["split"], fields["settings"].key])
-    return evaluation_key(plan, fields["model"], fields["dataset"], evaluator)
+def _key(plan="p1", model="resnet20", dataset="fashion-mnist", **evaluator):
+    """The key of ``plan`` measured by a real evaluator (``evaluator`` are its settings: split,
+    settings, max_test_images): its identity is ``evaluator_id``'s, as the search and the CLI key it."""
+    return evaluation_key(plan, model, dataset, evaluator_id(FinetuneEvaluator(dataset, **evaluator)))
 
 
 def test_round_trip_and_key_parts(tmp_path):
@@ -28,7 +27,7 @@ def test_round_trip_and_key_parts(tmp_path):
     assert store.evaluate(_key(), lambda: {"top1": 91.5, "top5": 99.0}).computed
     assert store.lookup(_key()) == {"top1": 91.5, "top5": 99.0}
     others = [_key("p2"), _key(split="test-partial"), _key(dataset="cifar10"),
-              _key(settings=FinetuneSettings(batches=50)), _key(model="resnet32")]
+              _key(settings=FinetuneSettings(batches=50)), _key(model="resnet32"), _key(max_test_images=1000)]
     assert len(set(others)) == len(others) and _key() not in others
     for other in others:
         assert store.lookup(other) is None

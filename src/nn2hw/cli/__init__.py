@@ -35,13 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
-    """Plugin problems as one paragraph on stderr (other warnings as Python prints them)."""
+    """Plugin problems as one paragraph on stderr, their text printed as is (other warnings as Python
+    prints them)."""
     from nn2hw.registry import PluginWarning
 
     if issubclass(category, PluginWarning):
+        from rich.markup import escape
+
         from nn2hw.cli._common import err_console
 
-        err_console.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+        err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
     else:
         # typeshed's showwarning takes a Warning | str message, which a hook's own signature cannot narrow
         _PYTHON_SHOWWARNING(message, category, *args, **kwargs)  # type: ignore[arg-type]

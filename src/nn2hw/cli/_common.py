@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from nn2hw._json import jsonable
 from nn2hw.errors import ConfigError, Nn2hwError
 
 console = Console(highlight=False)
@@ -25,34 +26,23 @@ def wide_console() -> Console:
     return console if console.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
 
 
-def print_error(exc: Nn2hwError) -> None:
-    """One paragraph on stderr: 'error: <cause> Fix: <fix>' (their text printed as is, brackets too)."""
-    err_console.print(f"[bold red]error:[/] {escape(exc.cause)}", soft_wrap=True)
+def print_error(exc: Nn2hwError, label: str = "error") -> None:
+    """One paragraph on stderr: '<label>: <cause> fix: <fix>' (their text printed as is, brackets too)."""
+    err_console.print(f"[bold red]{label}:[/] {escape(exc.cause)}", soft_wrap=True)
     if exc.fix:
         err_console.print(f"[bold]fix:[/] {escape(exc.fix)}", soft_wrap=True)
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, creating parent folders; returns the path."""
+    """Write ``data`` as indented JSON (``jsonable`` for records, NumPy scalars, paths), creating parent
+    folders; returns the path."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(data, indent=2, default=_default) + "\n")
+        target.write_text(json.dumps(data, indent=2, default=jsonable) + "\n")
     except OSError as exc:
         raise ConfigError(f"Cannot write {target}: {exc.strerror}.", "Pick a writable path.") from None
     return target
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def parse_key_values(pairs: Iterable[str] | None, option: str = "--hw-param") -> dict[str, str]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nn2hw.cli._common import err_console, wide_console
+from rich.markup import escape
+
+from nn2hw.cli._common import print_error, wide_console
 from nn2hw.registry import Registry
 
 FAMILIES = ("templates", "transforms", "strategies", "models", "datasets", "backends")
@@ -72,12 +74,11 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{family}[/]")
         for name, entry in found.items():
             origin = found.origin(name)
-            source = "" if origin == "nn2hw" else f"  [dim](from {origin})[/]"
-            console.print(f"  {name:<22} {_summary(entry)}{source}", soft_wrap=True)
+            source = "" if origin == "nn2hw" else f"  [dim](from {escape(origin)})[/]"
+            console.print(f"  {escape(f'{name:<22} {_summary(entry)}')}{source}", soft_wrap=True)
         problems += found.problems()
     for problem in problems:
-        err_console.print(f"[bold red]plugin error:[/] {problem.cause}", soft_wrap=True, markup=True)
-        err_console.print(f"[bold]fix:[/] {problem.fix}", soft_wrap=True)
+        print_error(problem.error(), label="plugin error")
     return 2 if problems else 0
 
 

@@ -8,8 +8,8 @@ technique's name in space files and in the templates' remedies) declares
 - its search dimension: ``offer`` builds the choices for one layer from the layer, its options
   (``option_name`` / ``default_options`` / ``check_option`` say what a space file may give) and
   the pretrained weights; a choice is a partial ``LayerChoice`` (a mapping of its fields);
-- its workload side (``problems``, ``changes``: pure, no torch) and its torch side
-  (``apply_model``; torch imported lazily);
+- its workload side (``problems``, ``changes``, optionally ``rewritten_problems``: pure, no
+  torch) and its torch side (``apply_model``; torch imported lazily);
 - how a report describes a choice (``label``, ``describe``).
 
 ``nn2hw.compress.pipeline`` runs the registered transforms in ``order``. The conformance suite
@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from nn2hw._checks import is_int
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import LayerChoice
 from nn2hw.registry import Registry
@@ -33,8 +34,8 @@ from nn2hw.workload import Layer, OpKind, Workload
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["FUNCTIONAL_OPS", "TRANSFORMS", "Offer", "Problem", "SpaceContext", "Transform", "has_module_weights",
-           "ordered_transforms"]
+__all__ = ["FUNCTIONAL_OPS", "TRANSFORMS", "Offer", "Problem", "SpaceContext", "Transform", "check_int",
+           "has_module_weights", "ordered_transforms"]
 
 FUNCTIONAL_OPS = frozenset({"conv1d", "conv2d", "linear"})
 """Op names of conv/linear layers called as functions (``F.conv2d``...): no module owns their weights."""
@@ -43,6 +44,14 @@ FUNCTIONAL_OPS = frozenset({"conv1d", "conv2d", "linear"})
 def has_module_weights(layer: Layer) -> bool:
     """Whether ``layer`` is a conv or linear module, whose weights a transform can rewrite."""
     return layer.kind in (OpKind.CONV, OpKind.LINEAR) and layer.op not in FUNCTIONAL_OPS
+
+
+def check_int(name: str, value: Any, lo: int, hi: int | None = None, fix: str = "") -> None:
+    """A ``PlanError`` unless ``value`` is None or an integer (not a bool) in lo..hi (>= lo without
+    ``hi``): what a choice type's ``__post_init__`` checks of an integer plan field."""
+    if value is not None and (not is_int(value) or value < lo or (hi is not None and value > hi)):
+        span = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+        raise PlanError(f"{name}={value!r} is not an integer {span}.", fix or f"Give {name} as an integer {span}.")
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,12 @@ class Transform(ABC):
     @abstractmethod
     def changes(self, workload: Workload, choices: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Layer field updates for ``Workload.with_changes`` (pure: no torch)."""
+
+    def rewritten_problems(self, before: Workload, after: Workload, choices: Mapping[str, Any]) -> list[Problem]:
+        """What is wrong with ``choices`` that only the rewritten workload shows: ``after`` is
+        ``before`` with ``changes`` applied (called only when ``problems`` found none; by default
+        nothing). The pipeline rewrites once and hands both here, so no check rewrites again."""
+        return []
 
     @abstractmethod
     def apply_model(self, model: nn.Module, workload: Workload, choices: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
-from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform
+from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform, check_int
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import CouplingGroup, Layer, OpKind, Workload
@@ -46,8 +46,7 @@ class CutChoice:
         if k == 0 and is_int(k):
             raise PlanError("out_channels=0 would leave the layer with zero channels.",
                             "Keep at least 1 output channel (or leave out_channels unset to keep them all).")
-        if k is not None and (not is_int(k) or k < 1):
-            raise PlanError(f"out_channels={k!r} is not an integer in >= 1.", "Keep at least 1 output channel.")
+        check_int("out_channels", k, 1, fix="Keep at least 1 output channel.")
 
 
 def cut_groups(workload: Workload, choices: Mapping[str, CutChoice]) -> dict[CouplingGroup, int]:
@@ -134,17 +133,14 @@ class ChannelCut(Transform):
                     f"Give every layer of the group the same out_channels (e.g. {width}); "
                     f"nn2hw.compress.with_cut(plan, workload, layer, {width}) does it.",
                 ))
-        return found or self._consumer_problems(workload, choices)
+        return found
 
-    def _consumer_problems(self, workload: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
-        """Ops whose input channels the cut changes but that the torch side cannot slice."""
-        try:
-            new = workload.with_changes(self.changes(workload, choices))
-        except PlanError as exc:
-            return [(exc.cause, exc.fix)]
+    def rewritten_problems(self, before: Workload, after: Workload, choices: Mapping[str, CutChoice]) -> list[Problem]:
+        """Ops whose input channels the cut changes but that the torch side cannot slice (a cut the
+        workload cannot carry at all fails in ``with_changes``, which the pipeline reports)."""
         found = []
-        for old in workload.layers:
-            changed = new.layer(old.name).in_channels != old.in_channels
+        for old in before.layers:
+            changed = after.layer(old.name).in_channels != old.in_channels
             if not changed or old.kind is OpKind.INPUT:
                 continue
             if old.op in FUNCTIONAL_OPS or (old.op in _PARAM_OPS and old.op not in _SLICEABLE_PARAM_OPS):
@@ -155,7 +151,7 @@ class ChannelCut(Transform):
             elif old.kind is OpKind.CONV and old.groups > 1 and old.conv_type != "depthwise":
                 found.append((f"The cut changes the input channels of grouped conv {old.name!r} "
                               f"(groups={old.groups}).", "Leave the layers feeding it unchanged."))
-            elif old.kind is OpKind.CONCAT and sum(workload.layer(i).out_channels for i in old.inputs) != \
+            elif old.kind is OpKind.CONCAT and sum(before.layer(i).out_channels for i in old.inputs) != \
                     old.out_channels:
                 found.append((f"Concat {old.name!r} reads one tensor twice; nn2hw cannot place the cut's offsets.",
                               "Leave the layers feeding it unchanged."))

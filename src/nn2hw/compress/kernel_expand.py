@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
-from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, check_int
 from nn2hw.errors import PlanError, Problem
 from nn2hw.workload.layer import Layer, OpKind, Workload
 
@@ -28,9 +28,7 @@ class ExpandChoice:
     expand: int | None = None
 
     def __post_init__(self) -> None:
-        if self.expand is not None and (not is_int(self.expand) or self.expand < 1):
-            raise PlanError(f"expand={self.expand!r} is not an integer in >= 1.",
-                            "Use expand=1 (K -> K+2), or leave it unset to keep the kernel.")
+        check_int("expand", self.expand, 1, fix="Use expand=1 (K -> K+2), or leave it unset to keep the kernel.")
 
 
 class KernelExpand(Transform):
@@ -45,7 +43,7 @@ class KernelExpand(Transform):
     default_options = (1, 3)
 
     def check_option(self, value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 1 and value % 2 == 1
+        return is_int(value) and value >= 1 and value % 2 == 1
 
     def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
         """K -> K+2 for square, non-grouped convs whose kernel size is one of ``options``."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nn2hw._checks import is_int
-from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, has_module_weights
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, check_int, has_module_weights
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import Layer, OpKind, Workload
@@ -208,9 +208,7 @@ class PatternChoice:
             if len(set(self.patterns)) != len(self.patterns):
                 raise PlanError(f"patterns={list(self.patterns)} repeats an id.", "List each pattern id once.")
             object.__setattr__(self, "patterns", tuple(self.patterns))
-        if self.pattern_zeros is not None and (not is_int(self.pattern_zeros) or self.pattern_zeros < 1):
-            raise PlanError(f"pattern_zeros={self.pattern_zeros!r} is not an integer in >= 1.",
-                            "Zero at least one position per kernel.")
+        check_int("pattern_zeros", self.pattern_zeros, 1, fix="Zero at least one position per kernel.")
         if self.pattern_keep_last is not None and not isinstance(self.pattern_keep_last, bool):
             raise PlanError(f"pattern_keep_last={self.pattern_keep_last!r} is not true/false.",
                             "Use true, false or leave it unset.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from nn2hw.compress.base import Problem, has_module_weights, ordered_transforms
+from nn2hw.compress.base import Problem, Transform, has_module_weights, ordered_transforms
 from nn2hw.errors import PlanError
 from nn2hw.plan import LayerChoice, Plan
 from nn2hw.registry import suggest
@@ -49,11 +49,25 @@ def _choice_problems(name: str, choice: LayerChoice) -> list[Problem]:
 def plan_problems(plan: Plan, workload: Workload | None = None) -> list[Problem]:
     """Every (cause, fix) that makes ``plan`` invalid for ``workload`` (empty when valid); without a
     workload, the problems of its fields and values alone."""
+    if workload is None:
+        return [p for name, choice in plan.choices.items() for p in _choice_problems(name, choice)]
+    return _rewrite(plan, workload)[0]
+
+
+_Step = tuple[Transform, dict[str, Any], Workload]
+"""A transform the plan selects, its checked choices and the workload after it."""
+
+
+def _rewrite(plan: Plan, workload: Workload) -> tuple[list[Problem], list[_Step]]:
+    """One pass of ``plan`` over ``workload``: every problem, and each selected transform with the
+    workload it leaves (complete only when there is no problem). Each transform rewrites the workload
+    the previous ones left, once; its problems are checked on that workload (and, for what only
+    the result shows, on the result: ``Transform.rewritten_problems``)."""
     found: list[Problem] = []
     for name, choice in plan.choices.items():
         found += _choice_problems(name, choice)
-    if workload is None or found:
-        return found
+    if found:
+        return found, []
     compute = [layer.name for layer in workload.compute_layers]
     for name in plan.choices:
         if name not in workload:
@@ -66,7 +80,8 @@ def plan_problems(plan: Plan, workload: Workload | None = None) -> list[Problem]
             found.append((f"Layer {name!r} is a functional {workload.layer(name).op} call, not a module, so its "
                           f"weights cannot be rewritten.", "Use nn.Conv2d / nn.Linear modules for that layer."))
     if found:
-        return found
+        return found, []
+    steps: list[_Step] = []
     current = workload
     for transform in ordered_transforms():
         selected = transform.selected(plan.choices)
@@ -75,17 +90,26 @@ def plan_problems(plan: Plan, workload: Workload | None = None) -> list[Problem]
         step = transform.problems(current, selected)
         if not step:
             try:
-                current = current.with_changes(transform.changes(current, selected))
+                after = current.with_changes(transform.changes(current, selected))
             except PlanError as exc:
                 step = [(exc.cause, exc.fix)]
+            else:
+                step = transform.rewritten_problems(current, after, selected)
+                if not step:
+                    steps.append((transform, selected, after))
+                    current = after
         found += step
-    return found
+    return found, steps
 
 
 def validate_plan(plan: Plan, workload: Workload | None = None) -> None:
     """Raise one ``PlanError`` naming every problem of ``plan`` for ``workload`` (without one: of
     its fields and values)."""
-    found = list(dict.fromkeys(plan_problems(plan, workload)))  # a graph-wide problem may come from several steps
+    _raise(plan, plan_problems(plan, workload))
+
+
+def _raise(plan: Plan, problems: list[Problem]) -> None:
+    found = list(dict.fromkeys(problems))  # a graph-wide problem may come from several steps
     if len(found) == 1:
         raise PlanError(*found[0])
     if found:
@@ -113,12 +137,9 @@ def apply_plan(plan: Plan, target: Any, example_input: Any = None) -> Any:
 
 
 def _apply_workload(plan: Plan, workload: Workload) -> Workload:
-    validate_plan(plan, workload)
-    for transform in ordered_transforms():
-        selected = transform.selected(plan.choices)
-        if selected:
-            workload = workload.with_changes(transform.changes(workload, selected))
-    return workload
+    found, steps = _rewrite(plan, workload)
+    _raise(plan, found)
+    return steps[-1][2] if steps else workload
 
 
 def _apply_model(plan: Plan, model: nn.Module, example_input: Any) -> nn.Module:
@@ -132,12 +153,11 @@ def _apply_model(plan: Plan, model: nn.Module, example_input: Any) -> nn.Module:
     new = copy.deepcopy(model)
     workload = from_module(new, example_input if example_input is not None else plan_input(plan, new),
                            name=plan.base_model)
-    validate_plan(plan, workload)
-    for transform in ordered_transforms():
-        selected = transform.selected(plan.choices)
-        if selected:
-            transform.apply_model(new, workload, selected)
-            workload = workload.with_changes(transform.changes(workload, selected))
+    found, steps = _rewrite(plan, workload)
+    _raise(plan, found)
+    for transform, selected, after in steps:
+        transform.apply_model(new, workload, selected)  # the model as the workload before this transform
+        workload = after
     return new
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
-from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, has_module_weights
+from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, check_int, has_module_weights
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import Layer, Workload
@@ -55,18 +55,13 @@ class QuantChoice:
     def __post_init__(self) -> None:
         for kind in ("weight", "act"):
             bits, int_bits = getattr(self, f"{kind}_bits"), getattr(self, f"{kind}_int_bits")
-            _need_int(f"{kind}_bits", bits, 1, MAX_BITS, f"Use 1..{MAX_BITS} bits.")
+            check_int(f"{kind}_bits", bits, 1, MAX_BITS, f"Use 1..{MAX_BITS} bits.")
             if int_bits is not None and bits is None:
                 raise PlanError(f"{kind}_int_bits is set without {kind}_bits.", f"Give {kind}_bits (the total) too.")
             if bits is not None:
-                _need_int(f"{kind}_int_bits", int_bits, bits - MAX_FRAC_BITS, bits,
+                check_int(f"{kind}_int_bits", int_bits, bits - MAX_FRAC_BITS, bits,
                           f"Integer bits lie between {bits - MAX_FRAC_BITS} and {bits} for {bits}-bit values "
                           f"(at most {MAX_FRAC_BITS} fraction bits), or leave them unset to choose automatically.")
-
-
-def _need_int(name: str, value: Any, low: int, high: int, fix: str) -> None:
-    if value is not None and (not is_int(value) or not low <= value <= high):
-        raise PlanError(f"{name}={value!r} is not an integer in {low}..{high}.", fix)
 
 
 def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
@@ -143,7 +138,7 @@ class Quantize(Transform):
     order = 3
     choice_type = QuantChoice
     option_name = "bits"
-    option_help = "bit widths, integers in 1..32"
+    option_help = f"bit widths, integers in 1..{MAX_BITS}"
     default_options = (12, 8, 6)
     """Weight bits below the base width."""
 

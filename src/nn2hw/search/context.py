@@ -7,8 +7,9 @@ controller), and importing the search must not."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,9 @@ from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
 from nn2hw.search.target import HardwareTarget
-from nn2hw.search.trial import observe
+from nn2hw.search.trial import Assessment, observe
 from nn2hw.space import JointSpace, SpaceConfig, build_space
-from nn2hw.spec import Spec
+from nn2hw.spec import UNITS, Spec
 from nn2hw.workload import Workload
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class SearchContext:
     bound_cost: NetworkCost
     reward: RewardConfig | None = None
     base_metric: float | None = None
+    assessments: OrderedDict[tuple[int, ...], Assessment] = field(default_factory=OrderedDict, repr=False)
+    """Candidates already costed, by index vector (``trial.assess`` fills and bounds it)."""
 
     @property
     def spec(self) -> Spec:
@@ -163,7 +166,7 @@ def _check_reachable(ctx: SearchContext) -> None:
     for name, limit in settings.spec.limits.items():
         reach = settings.spec.value(ctx.bound_cost, name)
         if reach > limit:
-            unit = {"latency_ms": "ms", "energy_mj": "mJ", "area_mm2": "mm2"}[name]
+            unit = UNITS[name]
             raise InfeasibleError(
                 f"No candidate can meet {name} <= {limit:g} {unit}: the leanest candidate of the space (every "
                 f"layer at its cheapest choice, best design) reaches {reach:.6g} {unit}; the base model needs "

@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nn2hw import __version__
-from nn2hw._json import thaw
+from nn2hw._json import jsonable, thaw
 from nn2hw.bundle import save_bundle
 from nn2hw.compress import apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
@@ -57,8 +57,6 @@ class Solution:
         return next(iter(self.plans.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        from nn2hw._json import jsonable
-
         out = {"latency_ms": self.cost.latency_ms, "energy_mj": self.cost.energy_mj,
                "area_mm2": self.cost.area_mm2, "total_cycles": self.cost.total_cycles,
                **{k: self.metrics[k] for k in KEY_METRICS if k in self.metrics},
@@ -136,8 +134,6 @@ def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[dict[str, Plan],
 
 
 def _hardware(ctx: SearchContext, cost: NetworkCost) -> dict[str, Any]:
-    from nn2hw._json import jsonable
-
     return {"template": cost.template, "device": cost.device, "spec": ctx.settings.hardware,
             "design": jsonable(cost.design), "clock_mhz": cost.clock_mhz,
             "options": jsonable(dict(ctx.settings.hw_options)),
@@ -214,7 +210,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     files = write_reports(ctx, study, baseline, solution, rows, notes)
     result = SearchResult(s.spec.to_dict(), baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
                           tuple(notes), tuple(rows))
-    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=jsonable) + "\n")
     return result
 
 
@@ -228,7 +224,7 @@ def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solu
     for net, plan in solution.plans.items():
         save_bundle(out / net, models[net], plan, plan.hardware)
     (out / "hardware.json").write_text(json.dumps(thaw(next(iter(solution.plans.values())).hardware), indent=1,
-                                                  sort_keys=True, default=str) + "\n")
+                                                  sort_keys=True, default=jsonable) + "\n")
 
 
 def _settings_dict(ctx: SearchContext) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from nn2hw.search.context import SearchContext, prepare, reward_config
 from nn2hw.search.evaluations import base_metric
 from nn2hw.search.finalize import SearchResult, finalize
 from nn2hw.search.settings import SearchSettings
-from nn2hw.search.study import Direction, count_trials, heartbeat, open_storage, open_study
+from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study
 from nn2hw.search.trial import make_sampler, run_trial
 
 if TYPE_CHECKING:
@@ -61,9 +61,8 @@ def open_run(ctx: SearchContext, mode: str, owner: str) -> tuple[optuna.Study, E
         ctx.base_metric = base_metric(ctx, store)
         ctx.reward = reward_config(ctx, ctx.base_metric)
     sampler, info = make_sampler(ctx, ctx.reward)
-    directions: list[Direction] = ["maximize"] if info.objectives == 1 else ["maximize", "minimize"]
     identity = {**ctx.settings.identity(), "space": ctx.space.key, "nn2hw": __version__.split(".")[0]}
-    study = open_study(storage, ctx.settings.study_name, identity, sampler, directions, mode)
+    study = open_study(storage, ctx.settings.study_name, identity, sampler, info.directions, mode)
     return study, store, info
 
 

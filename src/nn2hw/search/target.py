@@ -15,7 +15,7 @@ from typing import Any
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, get_template
 from nn2hw.hardware.records import NetworkCost
-from nn2hw.space import Dimension
+from nn2hw.space import Dimension, knob_dimension
 from nn2hw.spec import Spec
 from nn2hw.workload import Workload
 
@@ -93,6 +93,5 @@ class HardwareTarget:
         for name, values in ranges.items():
             if name in self.grid or len(values) < 2:
                 continue  # the user fixed it, or there is nothing to choose
-            dims.append(Dimension(f"hw:{name}", "hardware", (), (None, *({name: v} for v in values)),
-                                  ("auto", *(f"{name}={v}" for v in values)), leanest=0))
+            dims.append(knob_dimension(name, values))
         return dims

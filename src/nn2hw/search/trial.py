@@ -25,6 +25,7 @@ from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
 from nn2hw.space import JointCandidate
+from nn2hw.spec import METRICS
 
 if TYPE_CHECKING:
     from nn2hw.search.context import SearchContext
@@ -47,14 +48,33 @@ class Assessment:
         return self.cost is not None and not self.reason
 
 
+ASSESSMENTS_KEPT = 512
+"""How many assessments a search context keeps, the least recently used dropped first (one holds
+its plans and per-layer costs: about 36 KB for ResNet-20)."""
+
+
 def assess(ctx: SearchContext, indices: tuple[int, ...] | list[int]) -> Assessment:
-    """Decode ``indices`` and cost the candidate on its best design, from the cost model alone."""
-    candidate = ctx.space.decode(indices)
+    """Decode ``indices`` and cost the candidate on its best design, from the cost model alone.
+
+    Memoized per index vector on ``ctx`` (``ASSESSMENTS_KEPT`` of them): the latency-first
+    prefilter and the trial that takes its accepted proposal ask the same question."""
+    key = tuple(int(i) for i in indices)
+    kept = ctx.assessments
+    found = kept.get(key)
+    if found is not None:
+        kept.move_to_end(key)
+        return found
+    candidate = ctx.space.decode(key)
     try:
         cost = ctx.target.best(ctx.workloads(candidate.plans), candidate.hardware)
     except (PlanError, InfeasibleError, HardwareError) as exc:
-        return Assessment(candidate, None, f"no design: {exc.cause}")
-    return Assessment(candidate, cost, ctx.spec.describe_miss(cost))
+        found = Assessment(candidate, None, f"no design: {exc.cause}")
+    else:
+        found = Assessment(candidate, cost, ctx.spec.describe_miss(cost))
+    kept[key] = found
+    if len(kept) > ASSESSMENTS_KEPT:
+        kept.popitem(last=False)
+    return found
 
 
 def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Observation]:
@@ -70,16 +90,11 @@ def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Obse
 
 
 def _prefilter(ctx: SearchContext) -> Callable[[tuple[int, ...]], tuple[bool, float | None]]:
-    """(meets every spec, latency) of a proposal, memoized: what the latency-first prefilter asks
-    before a proposal becomes a trial."""
-    seen: dict[tuple[int, ...], tuple[bool, float | None]] = {}
-
+    """(meets every spec, latency) of a proposal (``assess``, memoized): what the latency-first
+    prefilter asks before a proposal becomes a trial."""
     def check(indices: tuple[int, ...]) -> tuple[bool, float | None]:
-        key = tuple(int(i) for i in indices)
-        if key not in seen:
-            found = assess(ctx, key)
-            seen[key] = (found.feasible, found.cost.latency_ms if found.cost is not None else None)
-        return seen[key]
+        found = assess(ctx, indices)
+        return found.feasible, found.cost.latency_ms if found.cost is not None else None
 
     return check
 
@@ -108,7 +123,7 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     trial.set_user_attr("knobs", dict(cand.hardware))
     if cost is not None:
         trial.set_user_attr("design", jsonable(cost.design))
-        for name in ("latency_ms", "energy_mj", "area_mm2"):
+        for name in METRICS:
             trial.set_user_attr(name, getattr(cost, name))
         for name, g in ctx.spec.violations(cost).items():
             trial.set_constraint(name, g)

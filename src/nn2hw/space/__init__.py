@@ -7,7 +7,16 @@ per-layer bottlenecks and the template's remedies, one registered transform at a
 
 from nn2hw.space.build import build_space
 from nn2hw.space.config import SpaceConfig, TechniqueRule
-from nn2hw.space.dimensions import HARDWARE, Candidate, Dimension, JointCandidate, JointSpace, SearchSpace
+from nn2hw.space.dimensions import (
+    HARDWARE,
+    Candidate,
+    Dimension,
+    JointCandidate,
+    JointSpace,
+    SearchSpace,
+    knob_dimension,
+    knob_name,
+)
 
 __all__ = ["HARDWARE", "Candidate", "Dimension", "JointCandidate", "JointSpace", "SearchSpace", "SpaceConfig",
-           "TechniqueRule", "build_space"]
+           "TechniqueRule", "build_space", "knob_dimension", "knob_name"]

@@ -22,7 +22,7 @@ from nn2hw.compress import SpaceContext, Transform, ordered_transforms
 from nn2hw.errors import ConfigError
 from nn2hw.plan import Plan
 from nn2hw.space.config import SpaceConfig
-from nn2hw.space.dimensions import Dimension, SearchSpace
+from nn2hw.space.dimensions import Dimension, SearchSpace, knob_name
 from nn2hw.workload import Layer, Workload
 
 
@@ -54,7 +54,7 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
             dims[(transform.name, offer.layers)] = Dimension(
                 f"{transform.name}:{offer.layers[0]}", transform.name, offer.layers,
                 tuple(None if c is None else dict(c) for c in offer.choices), offer.labels, offer.leanest)
-    knobs = [d for d in hardware if any(fnmatch.fnmatchcase(d.name.split(":", 1)[-1], g) for g in config.hardware)]
+    knobs = [d for d in hardware if any(fnmatch.fnmatchcase(knob_name(d), g) for g in config.hardware)]
     return SearchSpace(base, (*dims.values(), *knobs))
 
 

@@ -17,18 +17,18 @@ space is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nn2hw._config import read_config
+from nn2hw._config import FieldChecker, read_config
 from nn2hw.compress import TRANSFORMS, Transform
-from nn2hw.errors import ConfigError
-from nn2hw.registry import suggest
 
 _RENAMED = {"channels": "channel_cut", "pattern": "kernel_pattern", "expand": "kernel_expand"}
 """Technique names of nn2hw 0.1 space files, for a precise error."""
+_DOC = "docs/search.md"
+"""Where the format is described (named in the fix of a bad field)."""
 
 
 @dataclass(frozen=True)
@@ -62,77 +62,63 @@ class SpaceConfig:
     @classmethod
     def load(cls, path: str | Path) -> SpaceConfig:
         """Read a YAML (.yaml/.yml) or JSON file and validate it."""
-        data = read_config(path, "space configuration file")
-        try:
-            return cls.from_dict(data or {})
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc.cause}", exc.fix) from None
+        return cls.from_dict(read_config(path, "space configuration file") or {}, path)
 
     @classmethod
-    def from_dict(cls, data: Any) -> SpaceConfig:
-        _expect(isinstance(data, Mapping), "the configuration", data, "a mapping of sections")
-        _known(data, ("include", "exclude", "techniques", "overrides", "hardware"), "top-level section")
-        include = _globs(data.get("include", ["*"]), "include")
-        exclude = _globs(data.get("exclude", []), "exclude")
+    def from_dict(cls, data: Any, path: str | Path = "") -> SpaceConfig:
+        """Validate parsed data (``path``: the file it was read from, named in errors)."""
+        check = FieldChecker(path, "Space configuration file" if path else "Space configuration", _DOC)
+        check.mapping(data, "(top level)")
+        check.known(data, ("include", "exclude", "techniques", "overrides", "hardware"), "top-level section")
+        include = _globs(check, data.get("include", ["*"]), "include")
+        exclude = _globs(check, data.get("exclude", []), "exclude")
         rules = default_rules()
-        techniques = data.get("techniques", {})
-        _expect(isinstance(techniques, Mapping), "techniques", techniques, "a mapping technique -> rule")
-        _known(techniques, TRANSFORMS.names(), "technique")
+        techniques = check.mapping(data.get("techniques", {}), "techniques")
+        check.known(techniques, TRANSFORMS.names(), "technique", renamed=_RENAMED)
         for name, spec in techniques.items():
-            rules[name] = _rule(TRANSFORMS.get(name), spec, rules[name])
-        overrides = data.get("overrides", {})
-        _expect(isinstance(overrides, Mapping), "overrides", overrides, "a mapping layer-glob -> techniques")
+            rules[name] = _rule(check, TRANSFORMS.get(name), spec, rules[name])
+        overrides = check.mapping(data.get("overrides", {}), "overrides")
         checked: dict[str, dict[str, Any]] = {}
         for glob, spec in overrides.items():
-            _expect(isinstance(spec, Mapping), f"overrides[{glob!r}]", spec, "a mapping technique -> options|false")
-            _known(spec, TRANSFORMS.names(), f"technique in overrides[{glob!r}]")
+            check.mapping(spec, f"overrides[{glob!r}]")
+            check.known(spec, TRANSFORMS.names(), "technique", f"overrides[{glob!r}]", _RENAMED)
             checked[str(glob)] = {
-                t: False if v is False else _options(TRANSFORMS.get(t), v, f"overrides[{glob!r}].{t}")
+                t: False if v is False else _options(check, TRANSFORMS.get(t), v, f"overrides[{glob!r}].{t}")
                 for t, v in spec.items()}
-        hardware = _globs(data.get("hardware", []), "hardware")
+        hardware = _globs(check, data.get("hardware", []), "hardware")
         return cls(include, exclude, rules, checked, hardware)
 
 
-def _expect(ok: bool, where: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"In the space configuration, {where} is {value!r}; expected {expected}.",
-                          "Fix that entry (see docs/search.md for the format).")
-
-
-def _known(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
-    for key in data:
-        if key not in allowed:
-            renamed = f" nn2hw now names it {_RENAMED[key]!r}." if key in _RENAMED else ""
-            hint = renamed or suggest(str(key), list(allowed))
-            raise ConfigError(f"Unknown {what} {key!r} in the space configuration.{hint}",
-                              f"Use one of: {', '.join(allowed)}.")
-
-
-def _globs(value: Any, where: str) -> tuple[str, ...]:
-    _expect(isinstance(value, list) and all(isinstance(v, str) and v for v in value), where, value,
-            "a list of non-empty strings")
+def _globs(check: FieldChecker, value: Any, where: str) -> tuple[str, ...]:
+    if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+        raise check.fail(where, "a list of non-empty strings", value)
     return tuple(value)
 
 
-def _options(transform: Transform, value: Any, where: str) -> tuple[Any, ...]:
-    _expect(isinstance(value, list) and bool(value), where, value, f"a non-empty list of {transform.option_name}")
-    _expect(all(transform.check_option(v) for v in value), where, value, transform.option_help)
+def _options(check: FieldChecker, transform: Transform, value: Any, where: str) -> tuple[Any, ...]:
+    if not (isinstance(value, list) and value):
+        raise check.fail(where, f"a non-empty list of {transform.option_name}", value)
+    if not all(transform.check_option(v) for v in value):
+        raise check.fail(where, transform.option_help, value)
     return tuple(value)
 
 
-def _rule(transform: Transform, spec: Any, default: TechniqueRule) -> TechniqueRule:
+def _rule(check: FieldChecker, transform: Transform, spec: Any, default: TechniqueRule) -> TechniqueRule:
+    where = f"techniques.{transform.name}"
     if spec is False:
         return TechniqueRule(False, default.bottlenecks, default.options)
-    _expect(isinstance(spec, Mapping), f"techniques.{transform.name}", spec, "false or a mapping")
-    _known(spec, ("enabled", "bottlenecks", transform.option_name), f"field of techniques.{transform.name}")
+    if not isinstance(spec, Mapping):
+        raise check.fail(where, "false or a mapping", spec)
+    check.known(spec, ("enabled", "bottlenecks", transform.option_name), "field", where)
     enabled = spec.get("enabled", True)
-    _expect(isinstance(enabled, bool), f"techniques.{transform.name}.enabled", enabled, "true or false")
+    if not isinstance(enabled, bool):
+        raise check.fail(f"{where}.enabled", "true or false", enabled)
     bottlenecks = spec.get("bottlenecks")
     if bottlenecks is not None:
-        _expect(isinstance(bottlenecks, list) and all(isinstance(b, str) and b for b in bottlenecks),
-                f"techniques.{transform.name}.bottlenecks", bottlenecks, "a list of bottleneck labels")
+        if not (isinstance(bottlenecks, list) and all(isinstance(b, str) and b for b in bottlenecks)):
+            raise check.fail(f"{where}.bottlenecks", "a list of bottleneck labels", bottlenecks)
         bottlenecks = tuple(bottlenecks)
     options = spec.get(transform.option_name)
-    opts = default.options if options is None else _options(transform, options,
-                                                             f"techniques.{transform.name}.{transform.option_name}")
+    opts = default.options if options is None else _options(check, transform, options,
+                                                             f"{where}.{transform.option_name}")
     return TechniqueRule(enabled, bottlenecks, opts)

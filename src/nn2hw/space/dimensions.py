@@ -21,6 +21,8 @@ from nn2hw.plan import Plan
 
 HARDWARE = "hardware"
 """The technique of a hardware knob dimension (the others are transform names)."""
+KNOB_PREFIX = "hw:"
+"""What a hardware knob dimension's name starts with: 'hw:<knob>'."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,17 @@ class Dimension:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "technique": self.technique, "layers": list(self.layers),
                 "choices": list(self.choices), "labels": list(self.labels)}
+
+
+def knob_dimension(name: str, values: Sequence[Any]) -> Dimension:
+    """The dimension of hardware knob ``name``: choice 0 'auto' (the DSE picks), then each of ``values``."""
+    return Dimension(f"{KNOB_PREFIX}{name}", HARDWARE, (), (None, *({name: v} for v in values)),
+                     ("auto", *(f"{name}={v}" for v in values)), leanest=0)
+
+
+def knob_name(dimension: Dimension) -> str:
+    """The hardware knob a dimension searches ('hw:Tr' -> 'Tr')."""
+    return dimension.name.removeprefix(KNOB_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -150,7 +163,7 @@ class JointSpace(_Dimensions):
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps([[net, space.key] for net, space in self.parts]).encode()).hexdigest()[:16]
+        return _key([[net, space.key] for net, space in self.parts])
 
     @property
     def bases(self) -> dict[str, Plan]:

@@ -22,7 +22,6 @@ import pytest
 from optuna.trial import FrozenTrial
 
 from nn2hw.search.strategies import STRATEGIES, Observation, RewardConfig, SamplerContext, StrategyInfo
-from nn2hw.search.study import Direction
 
 COUNTS = (4, 4, 4, 4, 4, 4)
 NAMES = tuple(f"d{i}" for i in range(len(COUNTS)))
@@ -62,8 +61,7 @@ def run(strategy: str | StrategyInfo, n: int, storage: str | None = None, study_
     """A study of ``n`` trials of ``strategy`` on the toy (continuing ``study_name`` in ``storage``)."""
     info = info_of(strategy)
     sampler = info.build(context(seed, checked))
-    directions: list[Direction] = ["maximize"] if info.objectives == 1 else ["maximize", "minimize"]
-    study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler, directions=directions,
+    study = optuna.create_study(storage=storage, study_name=study_name, sampler=sampler, directions=info.directions,
                                 load_if_exists=True)
     while len(study.trials) < n:
         trial = study.ask()

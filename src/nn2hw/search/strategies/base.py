@@ -12,12 +12,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from nn2hw.errors import ConfigError
 from nn2hw.registry import Registry
+
+if TYPE_CHECKING:
+    from nn2hw.search.study import Direction
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,11 @@ class StrategyInfo:
     exact_resume: bool = True
     """Whether a resumed study proposes exactly what an uninterrupted one would (the strategy
     rebuilds its state from the trials and draws its randomness from (seed, trial number))."""
+
+    @property
+    def directions(self) -> list[Direction]:
+        """The study's directions: maximize the metric, and minimize latency with two objectives."""
+        return ["maximize"] if self.objectives == 1 else ["maximize", "minimize"]
 
 
 def _as_info(obj: Any) -> Any:

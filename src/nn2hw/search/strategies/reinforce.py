@@ -6,23 +6,23 @@ listing strategies or importing ``nn2hw.search`` does not import torch.
 
 from __future__ import annotations
 
-from typing import Any
-
-from nn2hw.search.strategies.base import STRATEGIES, StrategyInfo
-from nn2hw.search.strategies.sampler import SamplerContext, StrategySampler
+from nn2hw.search.strategies.base import STRATEGIES, Strategy, StrategyInfo
+from nn2hw.search.strategies.sampler import own
 
 
-def _build(kind: str) -> Any:
-    def build(ctx: SamplerContext) -> StrategySampler:
-        from nn2hw.search.strategies import _reinforce
+def _reinforce() -> type[Strategy]:
+    from nn2hw.search.strategies._reinforce import Reinforce
 
-        cls = _reinforce.FnasReinforce if kind == "fnas" else _reinforce.Reinforce
-        return StrategySampler(cls(ctx.counts, ctx.reward, ctx.seed, **ctx.options), ctx)
+    return Reinforce
 
-    return build
+
+def _fnas() -> type[Strategy]:
+    from nn2hw.search.strategies._reinforce import FnasReinforce
+
+    return FnasReinforce
 
 
 STRATEGIES.register("reinforce", StrategyInfo(
-    "reinforce", "HotNAS REINFORCE controller (LSTM policy, EMA baseline, HotNAS reward)", _build("reinforce")))
+    "reinforce", "HotNAS REINFORCE controller (LSTM policy, EMA baseline, HotNAS reward)", own(_reinforce)))
 STRATEGIES.register("fnas", StrategyInfo(
-    "fnas", "REINFORCE with the FNAS reward (code version: clipped, EMA accuracy baseline)", _build("fnas")))
+    "fnas", "REINFORCE with the FNAS reward (code version: clipped, EMA accuracy baseline)", own(_fnas)))

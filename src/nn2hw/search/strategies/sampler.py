@@ -182,9 +182,15 @@ class PrefilteredSampler(_LatencyFirstSampler):
         self.base.reseed_rng()
 
 
-def own(cls: type[Strategy]) -> Callable[[SamplerContext], BaseSampler]:
-    """The builder of an nn2hw ``Strategy``'s sampler (replay, latency-first prefilter)."""
+def own(strategy: type[Strategy] | Callable[[], type[Strategy]]) -> Callable[[SamplerContext], BaseSampler]:
+    """The builder of an nn2hw ``Strategy``'s sampler (replay, latency-first prefilter).
+
+    ``strategy`` is the class, or a function of no arguments that returns it: the class is then
+    loaded only when a search builds the sampler (REINFORCE's imports torch)."""
+    load = (lambda: strategy) if isinstance(strategy, type) else strategy
+
     def build(ctx: SamplerContext) -> BaseSampler:
+        cls = load()
         return StrategySampler(cls(ctx.counts, ctx.reward, ctx.seed, **ctx.options), ctx)
 
     return build
