@@ -17,6 +17,7 @@ import difflib
 import fnmatch
 import importlib
 import pkgutil
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,12 +54,16 @@ class PluginProblem:
         return PluginError(self.cause, self.fix)
 
 
-def import_submodules(package: str) -> None:
-    """Import ``package`` and every public module of it and its subpackages (names not starting with '_')."""
+def import_submodules(package: str) -> list[str]:
+    """Import ``package`` and every public module of it and its subpackages (names not starting with
+    '_'); returns their names in import (walk) order, the package first."""
     root = importlib.import_module(package)
+    names = [package]
     for info in pkgutil.walk_packages(getattr(root, "__path__", ()), prefix=f"{package}."):
         if not any(part.startswith("_") for part in info.name.split(".")):
             importlib.import_module(info.name)
+            names.append(info.name)
+    return names
 
 
 class Registry(Generic[T]):
@@ -81,23 +86,25 @@ class Registry(Generic[T]):
         self.coerce = coerce or self._instantiate
         self._entries: dict[str, T] = {}
         self._origin: dict[str, str] = {}
+        self._module: dict[str, str] = {}  # the module that registered each entry
         self._problems: dict[str, PluginProblem] = {}
         self._loaded = False
 
     # --- registration -----------------------------------------------------------------------
     def register(self, name: str, entry: T | None = None) -> Any:
         """Register ``entry`` under ``name``; without ``entry`` works as a decorator."""
+        caller = sys._getframe(1).f_globals.get("__name__", "")
         if entry is not None:
-            self._add(name, entry, "nn2hw")
+            self._add(name, entry, "nn2hw", caller)
             return entry
 
         def decorate(obj: T) -> T:
-            self._add(name, obj, "nn2hw")
+            self._add(name, obj, "nn2hw", caller)
             return obj
 
         return decorate
 
-    def _add(self, name: str, entry: T, origin: str) -> None:
+    def _add(self, name: str, entry: T, origin: str, module: str = "") -> None:
         if not isinstance(name, str) or not name or name != name.strip():
             raise ConfigError(f"A {self.family} name must be a non-empty word, got {name!r}.", "Pick another name.")
         if name in self._entries:
@@ -107,6 +114,7 @@ class Registry(Generic[T]):
                               "Register yours under a different name.")
         self._entries[name] = entry
         self._origin[name] = origin
+        self._module[name] = module
 
     # --- lazy loading -------------------------------------------------------------------------
     def _load(self) -> None:
@@ -114,7 +122,11 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         if self.builtins:
-            import_submodules(self.builtins)
+            walked = {module: i for i, module in enumerate(import_submodules(self.builtins))}
+            # built-ins in module walk order (registration order within a module), whichever module an
+            # earlier import happened to load first
+            ranked = sorted(self._entries, key=lambda n: walked.get(self._module[n], len(walked)))
+            self._entries = {n: self._entries[n] for n in ranked}
         if self.group:
             for ep in entry_points(group=self.group):
                 self._load_plugin(ep)
@@ -171,7 +183,7 @@ class Registry(Generic[T]):
         )
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Registered names matching a shell-style ``pattern``, built-ins first, in registration order."""
+        """Registered names matching a shell-style ``pattern``: built-ins in module order, then plugins."""
         self._load()
         return [n for n in self._entries if fnmatch.fnmatchcase(n, pattern)]
 

@@ -42,7 +42,7 @@ def source_fingerprint() -> str:
     for path in files:
         digest.update(path.relative_to(zoo_dir.parent).as_posix().encode())
         digest.update(path.read_bytes())
-    for name in list_models():
+    for name in sorted(list_models()):  # registry order must not change the fingerprint
         e = entry(name)
         shapes = [(v.dataset, list(v.input_shape), v.num_classes) for v in e.variants]
         digest.update(json.dumps([e.name, e.factory, [list(o) for o in e.options], shapes], default=repr).encode())

@@ -92,7 +92,7 @@ def test_impossible_chip_budget_reports_the_smallest_reachable_values():
 @pytest.mark.parametrize("text, where, expected", [
     ({"template": "systolic", "params": {"rows": -1}}, "params", "integer 1..4096"),
     ({"template": "systolic", "params": {"rows": "many"}}, "params", "integer"),
-    ({"template": "tpu"}, "template", "one of systolic"),
+    ({"template": "tpu"}, "template", "one of eyeriss, nvdla, shidiannao, systolic, hetero"),
     ({"params": {}}, "template", "one of"),
     ({"template": "systolic", "technology": "7nm"}, "technology", "one of 45nm"),
     ({"template": "systolic", "clock_mhz": -5}, "clock_mhz", "positive number"),
@@ -102,7 +102,7 @@ def test_impossible_chip_budget_reports_the_smallest_reachable_values():
     ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "nvdla"}, {"template": "shidiannao"}]},
      "sub_accelerators[1].name", "non-empty string"),
     ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "gpu"}]},
-     "sub_accelerators[0].template", "one of systolic"),
+     "sub_accelerators[0].template", "one of eyeriss, nvdla, shidiannao, systolic,"),
     ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "shidiannao", "params": {"pe_rows": 0}}]},
      "sub_accelerators[0].params", "pe_rows must be an integer 1..1024"),
     ({"template": "hetero", "sub_accelerators": [{"name": "a", "template": "nvdla"}], "budgets": {"max_pes": 0}},
