@@ -1,0 +1,96 @@
+"""Timing runners on this machine: warm-up, interleaved repetitions, robust statistics, a store.
+
+Interleaving (every round runs each network once, in an order rotated per round) spreads the
+drift of a shared machine over all networks alike, so their ratios hold even when the absolute
+times wander.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol as TypingProtocol
+
+from nn2hw.errors import ConfigError
+from nn2hw.measure.machine import this_machine
+from nn2hw.measure.onnxrt import onnx_runner
+from nn2hw.measure.protocol import Protocol
+from nn2hw.measure.records import KernelTime, Measurement
+from nn2hw.measure.stats import summarize
+from nn2hw.measure.store import MeasurementStore, default_store
+
+
+class Runner(TypingProtocol):
+    """One network ready to run: what `measure` times. ORT runners come from `onnx_runner`; nn2hw.deploy
+    adds a torch runner."""
+
+    key: str
+    runtime: str
+    runtime_version: str
+
+    def run(self) -> None:
+        """One inference on fixed random inputs."""
+
+    def profile(self, runs: int) -> tuple[KernelTime, ...]:
+        """Per-kernel medians over ``runs`` profiled runs."""
+
+
+def measure(runners: Sequence[Runner], protocol: Protocol, *,
+            store: MeasurementStore | None = None) -> list[Measurement]:
+    """One measurement per runner (in order). Runners already in the store (same network key, machine
+    fingerprint and protocol key) are not run; the others are warmed up, timed in ``protocol.repeats``
+    interleaved rounds, profiled, and stored. Runners sharing a key are timed once."""
+    store = default_store() if store is None else store
+    _check_runtimes(runners, protocol)
+    unique = list({runner.key: runner for runner in runners}.values())
+    cached = {r.key: store.get(r.key, this_machine(r.runtime, r.runtime_version), protocol) for r in unique}
+    found = {key: measurement for key, measurement in cached.items() if measurement is not None}
+    todo = [r for r in unique if r.key not in found]
+    for runner, times_ms in zip(todo, _interleaved_times_ms(todo, protocol)):
+        measurement = _measurement(runner, protocol, times_ms)
+        store.put(measurement, protocol)
+        found[runner.key] = measurement
+    return [found[runner.key] for runner in runners]
+
+
+def measure_onnx(model: bytes | str | Path, protocol: Protocol | None = None, *,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None,
+                 store: MeasurementStore | None = None) -> Measurement:
+    """Measure one ONNX network (bytes or a file) with ONNX Runtime under ``protocol`` (default settings)."""
+    protocol = Protocol() if protocol is None else protocol
+    return measure([onnx_runner(model, protocol, input_shapes=input_shapes)], protocol, store=store)[0]
+
+
+def _interleaved_times_ms(runners: Sequence[Runner], protocol: Protocol) -> list[list[float]]:
+    """Warm every runner up, then time ``repeats`` rounds; round r starts at runner r mod n."""
+    for runner in runners:
+        for _ in range(protocol.warmup):
+            runner.run()
+    times: list[list[float]] = [[] for _ in runners]
+    count = len(runners)
+    for round_index in range(protocol.repeats if count else 0):
+        for offset in range(count):
+            index = (round_index + offset) % count
+            start = time.perf_counter_ns()
+            runners[index].run()
+            times[index].append((time.perf_counter_ns() - start) / 1e6)
+    return times
+
+
+def _measurement(runner: Runner, protocol: Protocol, times_ms: Sequence[float]) -> Measurement:
+    spread = summarize(times_ms)
+    kernels = runner.profile(protocol.profile_runs) if protocol.profile_runs else ()
+    return Measurement(runs=spread.runs, median_ms=spread.median_ms, q1_ms=spread.q1_ms, q3_ms=spread.q3_ms,
+                       min_ms=spread.min_ms, max_ms=spread.max_ms, outliers=spread.outliers,
+                       threads=protocol.threads, runtime=runner.runtime, runtime_version=runner.runtime_version,
+                       machine=this_machine(runner.runtime, runner.runtime_version).to_dict(),
+                       kernels=kernels, network=runner.key)
+
+
+def _check_runtimes(runners: Sequence[Runner], protocol: Protocol) -> None:
+    for runner in runners:
+        if runner.runtime != protocol.runtime:
+            raise ConfigError(f"A {runner.runtime} runner cannot be timed under a {protocol.runtime} protocol "
+                              "(the store would file it under the wrong runtime).",
+                              f"Use Protocol(runtime={runner.runtime!r}) for it, or a {protocol.runtime} runner.")

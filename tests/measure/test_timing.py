@@ -1,0 +1,79 @@
+"""`measure` with fake runners: interleaving, the store, outliers, runtimes. No runtime needed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nn2hw.errors import ConfigError
+from nn2hw.measure import KernelTime, MeasurementStore, Protocol, measure
+
+FAST = Protocol(warmup=2, repeats=10, profile_runs=3)
+
+
+class FakeRunner:
+    """A runner that logs its calls into a shared list and sleeps ``slow_s`` on the runs ``slow_calls`` names."""
+
+    runtime = "onnxruntime"
+    runtime_version = "fake-1"
+
+    def __init__(self, key: str, log: list[str], slow_calls: frozenset[int] = frozenset(), slow_s: float = 0.0):
+        self.key, self.log, self.slow_calls, self.slow_s = key, log, slow_calls, slow_s
+        self.calls = self.profiles = 0
+
+    def run(self) -> None:
+        self.calls += 1
+        self.log.append(self.key)
+        if self.calls in self.slow_calls:
+            time.sleep(self.slow_s)
+
+    def profile(self, runs: int) -> tuple[KernelTime, ...]:
+        self.profiles += 1
+        return (KernelTime(f"{self.key}/node", "Add", 0.001),)
+
+
+def test_rounds_are_interleaved_and_rotated(tmp_path):
+    log: list[str] = []
+    runners = [FakeRunner(key, log) for key in "abc"]
+    measure(runners, FAST, store=MeasurementStore(tmp_path / "m.sqlite"))
+    timed = log[3 * FAST.warmup:]
+    rounds = [timed[i:i + 3] for i in range(0, len(timed), 3)]
+    assert len(rounds) == FAST.repeats and all(sorted(r) == ["a", "b", "c"] for r in rounds)
+    assert [r[0] for r in rounds[:3]] == ["a", "b", "c"]  # each round starts one later
+
+
+def test_a_stored_network_is_never_timed_again(tmp_path):
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    first = FakeRunner("net", [])
+    [measured] = measure([first], FAST, store=store)
+    assert first.calls == FAST.warmup + FAST.repeats and first.profiles == 1
+    again, fresh = FakeRunner("net", []), FakeRunner("other", [])
+    cached, new = measure([again, fresh], FAST, store=store)
+    assert again.calls == again.profiles == 0 and cached == measured
+    assert fresh.calls == FAST.warmup + FAST.repeats and new.network == "other"
+    other_protocol = FakeRunner("net", [])
+    measure([other_protocol], Protocol(warmup=0, repeats=5, profile_runs=0), store=store)
+    assert other_protocol.calls == 5 and other_protocol.profiles == 0  # other settings: another measurement
+
+
+def test_runners_sharing_a_key_are_timed_once(tmp_path):
+    log: list[str] = []
+    one, twin = FakeRunner("net", log), FakeRunner("net", log)
+    first, second = measure([one, twin], FAST, store=MeasurementStore(tmp_path / "m.sqlite"))
+    assert first == second and one.calls + twin.calls == FAST.warmup + FAST.repeats
+
+
+def test_slow_runs_are_counted_as_outliers(tmp_path):
+    protocol = Protocol(warmup=0, repeats=20, profile_runs=0)
+    runner = FakeRunner("net", [], slow_calls=frozenset({5, 12, 18}), slow_s=0.02)
+    [measurement] = measure([runner], protocol, store=MeasurementStore(tmp_path / "m.sqlite"))
+    assert measurement.outliers >= 3 and measurement.max_ms >= 20.0 > measurement.median_ms * 10
+    assert measurement.runs == 20 and measurement.q1_ms <= measurement.median_ms <= measurement.q3_ms
+
+
+def test_a_runner_of_another_runtime_is_refused(tmp_path):
+    runner = FakeRunner("net", [])
+    runner.runtime = "torch"
+    with pytest.raises(ConfigError, match="torch runner"):
+        measure([runner], FAST, store=MeasurementStore(tmp_path / "m.sqlite"))
