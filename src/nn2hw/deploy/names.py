@@ -1,0 +1,45 @@
+"""Module paths in the node names of torch's ONNX export and in ONNX Runtime's kernel names.
+
+torch's TorchScript exporter names a node by the scopes of the modules it ran in, then its op:
+``/layer1/layer1.0/conv1/Conv`` is the Conv of module ``layer1.0.conv1`` (a scope is either the
+module's full path, as ``layer1.0`` inside ``layer1``, or its attribute name under the previous
+one, as ``conv1``); a functional op is named after the module that called it, ``/layer1/layer1.0/Relu_1``
+(the second Relu there). ONNX Runtime's kernels keep those names, or, for a kernel it rewrote into
+its NCHWc layout, the name of the output it writes plus ``_nchwc`` (a fused Conv+BatchNorm+Relu is
+``/layer1/layer1.0/Relu_output_0_nchwc``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+_ORT_SUFFIXES = re.compile(r"(_kernel_time)$|(_nchwc)$")
+_OUTPUT_SUFFIX = re.compile(r"_output_\d+$")
+_OP_INDEX = re.compile(r"^(?P<op>[A-Z][A-Za-z0-9]*?)(?:_(?P<index>\d+))?(?:_[A-Za-z].*)?$")
+"""'Relu_1' -> Relu, 1; 'Conv_token_91' (a node ONNX Runtime rewrote) and 'Conv_x_quant' (nn2hw's) -> Conv, 0."""
+
+
+class NodeName(NamedTuple):
+    """A node name read back: the module path it ran in ('' at the top), its op type and occurrence."""
+
+    path: str
+    op_type: str
+    occurrence: int
+
+
+def parse_node_name(name: str) -> NodeName | None:
+    """``/layer1/layer1.0/Relu_1`` -> ('layer1.0', 'Relu', 1); None for names torch's exporter did not
+    give (ONNX Runtime's own nodes such as 'ReorderInput_token_5')."""
+    name = _ORT_SUFFIXES.sub("", _ORT_SUFFIXES.sub("", name))
+    name = _OUTPUT_SUFFIX.sub("", name)
+    if not name.startswith("/"):
+        return None
+    *scopes, last = name[1:].split("/")
+    found = _OP_INDEX.match(last)
+    if found is None:
+        return None
+    path = ""
+    for scope in scopes:
+        path = scope if not path or scope.startswith(path + ".") else f"{path}.{scope}"
+    return NodeName(path, found["op"], int(found["index"] or 0))

@@ -1,0 +1,125 @@
+"""Exact int8 operators in an exported ONNX graph: QuantizeLinear/DequantizeLinear with power-of-two scales.
+
+A plan's fixed-point value with ``frac`` fraction bits is an integer times 2^-frac, so with
+scale = 2^-frac and zero point 0, QuantizeLinear (round half to even, saturate to int8) computes
+what the fake quantizer computes (``torch.round`` also rounds half to even), and an 8-bit value's
+range is int8's. Narrower values get a Clip at their fixed-point bounds: before the input's
+QuantizeLinear, after the output's DequantizeLinear, where it leaves ONNX Runtime's patterns intact.
+Per layer the graph becomes::
+
+    x -[Clip]- Q - DQ -> Conv/Gemm <- DQ(int8 weight), DQ(int32 bias: scale s_x*s_w) -> Q - DQ -[Clip]- y
+
+which ONNX Runtime's QDQ fusion turns into QLinearConv / QGemm (an int8 kernel, int32 accumulation);
+a MatMul (a linear layer on a sequence) becomes an int8 MatMul and its bias Add stays float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nn2hw.deploy.freeze import LayerQuant
+from nn2hw.deploy.names import parse_node_name
+from nn2hw.errors import ModelError
+
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
+"""ONNX ops of a conv/linear layer that nn2hw quantizes."""
+
+
+def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, str]:
+    """Rewrite ``model`` (an onnx ModelProto, in place) so each int8 layer of ``layers`` runs int8.
+
+    Returns the layers left in float, each with the reason."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    by_path: dict[str, list[Any]] = {}
+    for node in graph.node:
+        parsed = parse_node_name(node.name)
+        if parsed is not None:
+            by_path.setdefault(parsed.path, []).append(node)
+    before: dict[int, list[Any]] = {}  # id(node) -> nodes to insert before it
+    after: dict[int, list[Any]] = {}
+    left: dict[str, str] = {}
+    for name, quant in layers.items():
+        nodes = by_path.get(name, [])
+        compute = [n for n in nodes if n.op_type in COMPUTE_OPS]
+        if len(compute) != 1 or compute[0].input[1] not in inits:
+            ops = ", ".join(n.op_type for n in nodes) or "no node"
+            left[name] = (f"exported as {ops}; the int8 export rewrites one Conv / Gemm / MatMul with constant "
+                          "weights per layer, so it runs in fp32 with the fixed-point values held in float")
+            continue
+        node, last = compute[0], nodes[-1]
+        tag = node.name  # inserted nodes keep the layer's scope: /conv1/Conv_x_quant
+        new_before, new_after = [], []
+
+        def const(suffix: str, value: np.ndarray, _tag: str = tag) -> str:
+            tensor = numpy_helper.from_array(value, f"{_tag}_{suffix}")
+            graph.initializer.append(tensor)
+            return tensor.name
+
+        s_x, s_w = np.float32(quant.act_step), np.float32(quant.weight_step)
+        zero = const("zp", np.array(0, dtype=np.int8))
+        x_scale, w_scale = const("x_scale", np.array(s_x)), const("w_scale", np.array(s_w))
+        narrow = quant.act_bits is not None and quant.act_bits < 8
+        lo, hi = (const(k, np.array(v, dtype=np.float32)) for k, v in zip(("lo", "hi"), quant.act_range)) \
+            if narrow else ("", "")
+        # input: [Clip] -> Q -> DQ, for this node only (other readers of x see it unquantized, as in torch)
+        src = node.input[0]
+        if narrow:
+            new_before.append(helper.make_node("Clip", [src, lo, hi], [f"{tag}_x_clip"], name=f"{tag}_x_clip"))
+            src = f"{tag}_x_clip"
+        new_before += [helper.make_node("QuantizeLinear", [src, x_scale, zero], [f"{tag}_x_q"], name=f"{tag}_x_q"),
+                       helper.make_node("DequantizeLinear", [f"{tag}_x_q", x_scale, zero], [f"{tag}_x_dq"],
+                                        name=f"{tag}_x_dq")]
+        node.input[0] = f"{tag}_x_dq"
+        # weight: int8 initializer -> DQ (its values are exact multiples of the step)
+        weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        w_int = _integers(weight, float(s_w), name, -128, 127, "weights")
+        new_before.append(helper.make_node("DequantizeLinear", [const("w_int8", w_int.astype(np.int8)), w_scale,
+                                                                zero], [f"{tag}_w_dq"], name=f"{tag}_w_dq"))
+        node.input[1] = f"{tag}_w_dq"
+        # bias: int32 at scale s_x * s_w, as QLinearConv / QGemm take it
+        if len(node.input) > 2 and node.input[2] in inits and node.op_type in ("Conv", "Gemm"):
+            bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
+            b_scale = const("b_scale", np.array(s_x * s_w, dtype=np.float32))
+            b_int = np.rint(bias / float(s_x * s_w)).astype(np.int32)
+            new_before.append(helper.make_node("DequantizeLinear", [const("b_int32", b_int), b_scale],
+                                               [f"{tag}_b_dq"], name=f"{tag}_b_dq"))
+            node.input[2] = f"{tag}_b_dq"
+        # output: Q -> DQ [-> Clip], read by every consumer (the module returns the quantized value)
+        out = last.output[0]
+        last.output[0] = f"{tag}_y"
+        tail = [helper.make_node("QuantizeLinear", [f"{tag}_y", x_scale, zero], [f"{tag}_y_q"], name=f"{tag}_y_q"),
+                helper.make_node("DequantizeLinear", [f"{tag}_y_q", x_scale, zero],
+                                 [f"{tag}_y_dq" if narrow else out], name=f"{tag}_y_dq")]
+        if narrow:
+            tail.append(helper.make_node("Clip", [f"{tag}_y_dq", lo, hi], [out], name=f"{tag}_y_clip"))
+        new_after += tail
+        before.setdefault(id(node), []).extend(new_before)
+        after.setdefault(id(last), []).extend(new_after)
+    ordered = []
+    for node in graph.node:
+        ordered += [*before.get(id(node), []), node, *after.get(id(node), [])]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used]  # the float weights the int8 ones replace go
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return left
+
+
+def _integers(values: np.ndarray, step: float, layer: str, low: int, high: int, what: str) -> np.ndarray:
+    """``values`` / ``step`` as integers in [low, high]; a ModelError when they are not on that grid."""
+    scaled = values / step
+    ints = np.rint(scaled)
+    off = float(np.abs(scaled - ints).max()) if ints.size else 0.0
+    if off > 1e-3 or (ints.size and (ints.min() < low or ints.max() > high)):
+        raise ModelError(f"The {what} of layer {layer!r} are not {step:g}-step fixed-point values in "
+                         f"[{low}, {high}] steps (off by up to {off:.3g} steps).",
+                         "Export the model apply_plan returned (its quantizers set the grid), not a changed copy.")
+    return ints
