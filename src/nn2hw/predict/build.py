@@ -1,0 +1,394 @@
+"""Build a kernel-level latency predictor on this machine (nn-Meter's method with ONNX Runtime).
+
+1. Time the empty model (the session's own cost) and a few random calibration CNNs, whole.
+2. Sample kernel configurations: every kernel of the ``workloads`` given (the shapes real models
+   use) and draws from a built-in prior of CNN and Transformer-encoder shapes; time each one-kernel
+   model (``kernel_graph``) with ``nn2hw.measure`` (interleaved, median + IQR; the measurement store
+   keeps every timing, so an interrupted build resumes without re-timing).
+3. Fit a random forest per kernel type; then nn-Meter's adaptive sampling: for samples whose
+   out-of-bag error exceeds 10 %, time 20 neighbours (channels x0.4-1.2) and refit, until ``budget_s``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from nn2hw.errors import ConfigError
+from nn2hw.measure import Measurement, MeasurementStore, Protocol, default_store, measure, onnx_runner, this_machine
+from nn2hw.predict.kernel import KernelPredictor, KernelSample, NetworkSample
+from nn2hw.predict.kernels import (
+    LAYOUT_OPS,
+    RESIDUAL_NCHW,
+    RESIDUAL_NCHWC,
+    RESIDUAL_NONE,
+    Kernel,
+    conv_features,
+    empty_graph,
+    gemm_features,
+    kernel_graph,
+    kernels_of,
+    matmul_features,
+    tensor_features,
+    workload_graph,
+)
+from nn2hw.workload import Layer, OpKind, Workload
+
+ERROR_THRESHOLD = 0.1
+"""nn-Meter's default: a sample predicted more than 10 % off gets neighbours."""
+NEIGHBOURS = 20
+"""nn-Meter's default number of extra samples around a bad one."""
+CHANNEL_RANGE = (0.4, 1.2)
+"""nn-Meter's default channel scaling around a bad sample."""
+MAX_KERNEL_MACS = 120_000_000
+"""Prior draws above this are skipped: one would eat seconds of the budget for shapes no small model has."""
+CALIBRATION_NETWORKS = 10
+BATCH = 8
+"""Kernel models timed together (interleaved rounds)."""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How kernels and networks are timed."""
+
+    threads: int = 1
+    kernel_repeats: int = 25
+    network_repeats: int = 40
+
+    def protocol(self, repeats: int) -> Protocol:
+        return Protocol(threads=self.threads, warmup=3, repeats=repeats, profile_runs=0)
+
+
+def build(device: str = "cpu", *, budget_s: float = 600.0, seed: int = 0, threads: int = 1,
+          workloads: Sequence[Workload] | None = None, progress: Progress | None = None,
+          store: MeasurementStore | None = None, prior: bool = True,
+          calibration: int = CALIBRATION_NETWORKS) -> KernelPredictor:
+    """Sample, time and fit a kernel predictor for this machine within about ``budget_s`` seconds.
+
+    ``workloads`` are real networks whose kernels are sampled first (the CLI passes the zoo's);
+    ``prior`` adds draws from the built-in CNN/Transformer shape prior; ``calibration`` random CNNs
+    are timed whole to fit the network overhead. ``progress`` receives plain status lines.
+    """
+    if device != "cpu":
+        raise ConfigError(
+            f"`build` times kernels on this machine, so it only knows device 'cpu', not {device!r}.",
+            "Fit a non-local device from its whole-network measurements: `nn2hw predictor fit --measurements CSV "
+            "--out FILE --device NAME` (nn2hw.predict.fit).")
+    if not budget_s > 0:
+        raise ConfigError(f"budget_s must be positive, got {budget_s!r}.", "Give a time budget in seconds, e.g. 600.")
+    say = progress or (lambda line: None)
+    start = time.monotonic()
+    rng = random.Random(seed)
+    settings = BuildSettings(threads=threads)
+    store = store or default_store()
+    timer = _Timer(settings, store)
+    empty = timer.time([empty_graph()], settings.network_repeats)[0]
+    say(f"empty model: {empty.median_ms * 1e3:.1f} us (IQR {empty.iqr_ms * 1e3:.1f} us)")
+    networks = [random_cnn(random.Random(seed * 1000 + i), f"calibration-{i}") for i in range(calibration)]
+    measured = timer.time([workload_graph(w) for w in networks], settings.network_repeats)
+    nets = [NetworkSample(w, m.median_ms, m.iqr_ms) for w, m in zip(networks, measured)]
+    say(f"calibration networks: {len(nets)} timed ({time.monotonic() - start:.0f} s)")
+
+    real = _unique([k for w in [*(workloads or ()), *networks] for k in kernels_of(w)])
+    queue = real + (_prior(rng, 4000) if prior else [])
+    samples: list[KernelSample] = []
+    initial_s = budget_s * (0.6 if prior else 1.0)
+    seen: set[int] = set()
+    while queue and time.monotonic() - start < initial_s:
+        batch, queue = queue[:BATCH], queue[BATCH:]
+        samples += timer.kernels(batch, empty, seen)
+        if len(samples) % 200 < BATCH:
+            say(f"kernels timed: {len(samples)} ({time.monotonic() - start:.0f} s of {budget_s:.0f} s)")
+    predictor = _fit(samples, empty, nets, seed, timer)
+    rounds = 0
+    while time.monotonic() - start < budget_s:
+        bad = _bad_samples(predictor)
+        if not bad:
+            break
+        rounds += 1
+        rng.shuffle(bad)
+        extra = [_vary(s, rng) for s in bad[:max(1, len(bad) // 4)] for _ in range(NEIGHBOURS)]
+        say(f"adaptive round {rounds}: {len(bad)} samples off by > {ERROR_THRESHOLD:.0%}, timing {len(extra)} "
+            "neighbours")
+        for i in range(0, len(extra), BATCH):
+            if time.monotonic() - start >= budget_s:
+                break
+            samples += timer.kernels(extra[i:i + BATCH], empty, seen)
+        predictor = _fit(samples, empty, nets, seed, timer)
+    say(f"built: {len(samples)} kernel samples over {len(predictor.models)} types in "
+        f"{time.monotonic() - start:.0f} s; overhead {predictor.overhead_ms * 1e3:.1f} us "
+        f"{predictor.per_kernel_ms * 1e3:+.2f} us/kernel")
+    return predictor
+
+
+class _Timer:
+    """Times ONNX models through nn2hw.measure (and its store)."""
+
+    def __init__(self, settings: BuildSettings, store: MeasurementStore) -> None:
+        self.settings, self.store = settings, store
+        self.machine = this_machine().to_dict()
+
+    def time(self, models: Sequence[bytes], repeats: int) -> list[Measurement]:
+        """Median + IQR of each model, timed ``BATCH`` at a time: interleaving many more models would
+        evict every model's weights from the caches between its runs and time it colder than it runs."""
+        protocol = self.settings.protocol(repeats)
+        out: list[Measurement] = []
+        for i in range(0, len(models), BATCH):
+            runners = [onnx_runner(m, protocol) for m in models[i:i + BATCH]]
+            out += measure(runners, protocol, store=self.store)
+        return out
+
+    def kernels(self, kernels: Sequence[Kernel], empty: Measurement, seen: set[int]) -> list[KernelSample]:
+        fresh = [k for k in kernels if hash(k) not in seen]
+        seen.update(hash(k) for k in fresh)
+        if not fresh:
+            return []
+        measured = self.time([kernel_graph(k) for k in fresh], self.settings.kernel_repeats)
+        return [KernelSample(k.type, dict(k.features), m.median_ms - empty.median_ms, m.iqr_ms)
+                for k, m in zip(fresh, measured)]
+
+
+def _fit(samples: list[KernelSample], empty: Measurement, nets: list[NetworkSample], seed: int,
+         timer: _Timer) -> KernelPredictor:
+    return KernelPredictor(samples, empty_ms=empty.median_ms, networks=nets, device="cpu", seed=seed,
+                           machine=timer.machine)
+
+
+def _bad_samples(predictor: KernelPredictor) -> list[KernelSample]:
+    bad = []
+    for kind in predictor.models:
+        rows = [s for s in predictor.samples if s.type == kind]
+        bad += [s for s, e in zip(rows, predictor.oob_errors(kind)) if abs(e) > ERROR_THRESHOLD]
+    return bad
+
+
+def _unique(kernels: Iterable[Kernel]) -> list[Kernel]:
+    return list({hash(k): k for k in kernels}.values())
+
+
+# --- sampling ---------------------------------------------------------------------------------
+WIDTHS = (3, 4, 8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128, 144, 160, 192, 256, 320, 384, 512)
+SIZES = (1, 2, 4, 7, 8, 14, 16, 28, 32, 56)
+HIDDEN = (128, 192, 256, 384, 512, 768)
+SEQUENCES = (16, 32, 64, 128, 256)
+
+
+def _prior(rng: random.Random, count: int) -> list[Kernel]:
+    """``count`` draws from the built-in prior, round-robin over kernel types (each type early)."""
+    makers: list[Callable[[random.Random], Kernel | None]] = [
+        _conv_draw("conv"), _conv_draw("conv"), _conv_draw("conv"), _conv_draw("dwconv"), _conv_draw("conv_int8"),
+        _gemm_draw("gemm"), _gemm_draw("gemm_int8"), _matmul_draw, _tensor_draw("add"), _tensor_draw("act"),
+        _tensor_draw("norm"), _tensor_draw("pool"), _tensor_draw("global_pool"), _tensor_draw("layout"),
+        _rows_draw("softmax"), _rows_draw("layernorm"), _gather_draw]
+    out: list[Kernel] = []
+    while len(out) < count:
+        for make in makers:
+            kernel = make(rng)
+            if kernel is not None and kernel.features.get("macs", 0) <= MAX_KERNEL_MACS:
+                out.append(kernel)
+    return out
+
+
+def _conv_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
+    def draw(rng: random.Random) -> Kernel | None:
+        size = rng.choice(SIZES[2:])
+        k = rng.choice((1, 3, 3, 5, 7) if kind != "conv_int8" else (1, 3))
+        s = rng.choice((1, 1, 1, 2))
+        if kind == "dwconv":
+            c = rng.choice(WIDTHS[2:])
+            return Kernel("prior", kind, (), (), conv_features(cin=c, cout=c, h=size, w=size, k=k, s=s, groups=c,
+                                                               act=rng.choice((0, 1, 2))))
+        cin, cout = rng.choice(WIDTHS), rng.choice(WIDTHS[1:])
+        residual = rng.choice((RESIDUAL_NONE, RESIDUAL_NONE, RESIDUAL_NCHW, RESIDUAL_NCHWC))
+        if kind == "conv_int8":
+            return Kernel("prior", kind, (), (), conv_features(cin=cin, cout=cout, h=size, w=size, k=k, s=s, bits=8))
+        if residual == RESIDUAL_NCHWC and cout % 16:
+            residual = RESIDUAL_NCHW
+        act = rng.choice((0, 1, 1, 2)) if residual == RESIDUAL_NONE else rng.choice((0, 1))
+        return Kernel("prior", kind, (), (), conv_features(cin=cin, cout=cout, h=size, w=size, k=k, s=s, act=act,
+                                                           residual=residual))
+    return draw
+
+
+def _gemm_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
+    def draw(rng: random.Random) -> Kernel | None:
+        sequence = rng.random() < 0.5
+        rows = rng.choice(SEQUENCES) if sequence else 1
+        cin = rng.choice(HIDDEN + (16, 32, 64, 1024, 1536, 3072))
+        cout = rng.choice(HIDDEN + (10, 100, 1024, 1536, 3072))
+        act = 0 if kind == "gemm_int8" else rng.choice((0, 0, 1, 5))
+        return Kernel("prior", kind, (), (), gemm_features(rows=rows, cin=cin, cout=cout, act=act,
+                                                           bits=8 if kind == "gemm_int8" else 32,
+                                                           rank=3 if sequence else 2))
+    return draw
+
+
+def _matmul_draw(rng: random.Random) -> Kernel | None:
+    heads, seq = rng.choice((1, 2, 4, 8, 12)), rng.choice(SEQUENCES)
+    head_dim = rng.choice((16, 32, 64))
+    m, k, n = (seq, head_dim, seq) if rng.random() < 0.5 else (seq, seq, head_dim)
+    return Kernel("prior", "matmul", (), (), matmul_features(batch=1, heads=heads, m=m, k=k, n=n))
+
+
+def _tensor_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
+    def draw(rng: random.Random) -> Kernel | None:
+        c, size = rng.choice(WIDTHS), rng.choice(SIZES)
+        shape = (1, c, size, size)
+        if kind == "pool":
+            if size < 4:
+                return None
+            k = rng.choice((2, 3))
+            s = rng.choice((1, 2)) if k == 3 else 2
+            p = 1 if k == 3 else 0
+            return Kernel("prior", kind, (), (), tensor_features(shape, k=k, s=s, p=p, oh=(size + 2 * p - k) // s + 1,
+                                                                 ow=(size + 2 * p - k) // s + 1,
+                                                                 max=float(rng.random() < 0.5)))
+        if kind == "add":
+            return Kernel("prior", kind, (), (), tensor_features(shape, op=rng.choice((0, 0, 1)), operands=2,
+                                                                 broadcast=0.0, act=rng.choice((0, 1))))
+        if kind == "act":
+            return Kernel("prior", kind, (), (), tensor_features(shape, act=rng.choice((1, 2, 3, 5, 6))))
+        if kind == "layout":
+            op = rng.choice(tuple(LAYOUT_OPS.values()))
+            out_c = c * 2 if op == LAYOUT_OPS["pad"] else c
+            out_h = max(size // 2, 1) if op == LAYOUT_OPS["slice"] else size
+            return Kernel("prior", kind, (), (), {**tensor_features(shape), "out_elements": out_c * out_h * out_h,
+                                                  "op": op, "oc": out_c, "oh": out_h, "ow": out_h, "operands": 1})
+        return Kernel("prior", kind, (), (), tensor_features(shape))
+    return draw
+
+
+def _rows_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
+    def draw(rng: random.Random) -> Kernel | None:
+        if kind == "softmax":
+            heads, seq = rng.choice((1, 2, 4, 8, 12)), rng.choice(SEQUENCES)
+            rows, cols = heads * seq, seq
+        else:
+            rows, cols = rng.choice(SEQUENCES), rng.choice(HIDDEN)
+        return Kernel("prior", kind, (), (), {"rows": rows, "cols": cols, "elements": rows * cols})
+    return draw
+
+
+def _gather_draw(rng: random.Random) -> Kernel | None:
+    tokens, dim, vocab = rng.choice(SEQUENCES), rng.choice(HIDDEN), rng.choice((100, 1000, 30522))
+    return Kernel("prior", "gather", (), (), {"tokens": tokens, "dim": dim, "vocab": vocab, "elements": tokens * dim})
+
+
+def _scaled(value: float, rng: random.Random, unit: int = 1) -> int:
+    return max(unit, round(value * rng.uniform(*CHANNEL_RANGE) / unit) * unit)
+
+
+def _vary(sample: KernelSample, rng: random.Random) -> Kernel:
+    """A neighbour of ``sample``: its channels (or widths) scaled by x0.4-1.2 (nn-Meter's fine-grained sampling)."""
+    f = {k: int(v) for k, v in sample.features.items() if k not in ("macs_per_out",)}
+    kind = sample.type
+    if kind in ("conv", "dwconv", "conv_int8"):
+        if f["groups"] > 1:
+            c = _scaled(f["cin"], rng)
+            cin, cout, groups = c, c * (f["cout"] // f["cin"] or 1), c
+        else:
+            cin, cout, groups = _scaled(f["cin"], rng), _scaled(f["cout"], rng), 1
+        residual = f["residual"]
+        if residual == RESIDUAL_NCHWC and cout % 16:
+            residual = RESIDUAL_NCHW
+        features = conv_features(cin=cin, cout=cout, h=f["h"], w=f["w"], k=f["kh"], kw=f["kw"], s=f["s"],
+                                 groups=groups, act=f["act"], residual=residual, batch=f["batch"], pad=f["ph"],
+                                 bits=8 if kind == "conv_int8" else 32)
+    elif kind in ("gemm", "gemm_int8"):
+        features = gemm_features(rows=f["rows"], cin=_scaled(f["cin"], rng), cout=_scaled(f["cout"], rng),
+                                 act=f["act"], bias=f["bias"], bits=8 if kind == "gemm_int8" else 32, rank=f["rank"])
+    elif kind == "matmul":
+        features = matmul_features(batch=f["batch"], heads=f["heads"], m=_scaled(f["m"], rng), k=f["k"],
+                                   n=_scaled(f["n"], rng))
+    elif kind in ("softmax", "layernorm"):
+        rows, cols = _scaled(f["rows"], rng), _scaled(f["cols"], rng)
+        features = {"rows": rows, "cols": cols, "elements": rows * cols}
+    elif kind == "gather":
+        dim = _scaled(f["dim"], rng)
+        features = {**sample.features, "dim": dim, "elements": f["tokens"] * dim}
+    else:
+        c = _scaled(f["c"], rng)
+        features = {**sample.features, "c": c, "elements": f["batch"] * c * f["h"] * f["w"]}
+        if kind == "layout":
+            oc = c * f["oc"] // max(f["c"], 1)
+            features.update(oc=oc, out_elements=f["batch"] * oc * f["oh"] * f["ow"])
+    return Kernel("neighbour", kind, (), (), features)
+
+
+# --- random CNNs (calibration networks) -------------------------------------------------------
+class _NetBuilder:
+    """Builds a CNN ``Workload`` layer by layer (torch-free), shapes included."""
+
+    def __init__(self, name: str, shape: tuple[int, int, int, int]) -> None:
+        self.name = name
+        self.layers: list[Layer] = [Layer("x", OpKind.INPUT, (), "input", batch=shape[0], in_channels=shape[1],
+                                          out_channels=shape[1], in_h=shape[2], in_w=shape[3], out_h=shape[2],
+                                          out_w=shape[3])]
+
+    def _add(self, kind: OpKind, inputs: Sequence[str], op: str, **fields: int | bool) -> str:
+        src = self._layer(inputs[0])
+        values: dict[str, int | bool] = {"in_channels": src.out_channels, "out_channels": src.out_channels,
+                                         "in_h": src.out_h, "in_w": src.out_w, "out_h": src.out_h,
+                                         "out_w": src.out_w, **fields}
+        name = f"{op.lower()}_{len(self.layers)}"
+        self.layers.append(Layer(name, kind, tuple(inputs), op, **values))  # type: ignore[arg-type]
+        return name
+
+    def _layer(self, name: str) -> Layer:
+        return next(layer for layer in self.layers if layer.name == name)
+
+    def conv(self, x: str, cout: int, k: int, s: int, groups: int = 1) -> str:
+        src = self._layer(x)
+        out = (src.out_h + 2 * (k // 2) - k) // s + 1
+        return self._add(OpKind.CONV, [x], "Conv2d", out_channels=cout, kernel_h=k, kernel_w=k, stride_h=s,
+                         stride_w=s, pad_h=k // 2, pad_w=k // 2, groups=groups, out_h=out, out_w=out)
+
+    def conv_bn(self, x: str, cout: int, k: int, s: int, relu: bool, groups: int = 1) -> str:
+        y = self._add(OpKind.NORM, [self.conv(x, cout, k, s, groups)], "BatchNorm2d")
+        return self._add(OpKind.ACT, [y], "relu") if relu else y
+
+    def workload(self, classes: int) -> Workload:
+        x = self.layers[-1].name
+        pooled = self._add(OpKind.POOL, [x], "adaptive_avg_pool2d", out_h=1, out_w=1,
+                           kernel_h=self._layer(x).out_h, kernel_w=self._layer(x).out_w)
+        flat = self._add(OpKind.RESHAPE, [pooled], "flatten")
+        self._add(OpKind.LINEAR, [flat], "Linear", out_channels=classes, bias=True)
+        return Workload(self.name, tuple(self.layers), tuple(self.layers[0].output_shape), source="random")
+
+
+def random_cnn(rng: random.Random, name: str = "random-cnn") -> Workload:
+    """A random CNN of the zoo's families: a stem conv, stages of residual or inverted-residual blocks
+    with random widths (multiples of 4), strides, kernel sizes and depths, global pool and a linear head."""
+    size = rng.choice((28, 32))
+    net = _NetBuilder(name, (1, rng.choice((1, 3)), size, size))
+    width = rng.choice((8, 12, 16, 24, 32))
+    x = net.conv_bn("x", width, 3, 1, True)
+    for stage in range(rng.choice((2, 3))):
+        out = _round4(width * rng.uniform(1.0, 2.2)) if stage else width
+        for block in range(rng.choice((1, 2, 3))):
+            stride = 2 if stage and block == 0 else 1
+            if rng.random() < 0.3:  # inverted residual: 1x1 expand, depthwise, 1x1 project
+                hidden = _round4(width * rng.choice((2, 4, 6)))
+                y = net.conv_bn(x, hidden, 1, 1, True)
+                y = net.conv_bn(y, hidden, rng.choice((3, 5)), stride, True, groups=hidden)
+                y = net.conv_bn(y, out, 1, 1, False)
+            else:
+                y = net.conv_bn(x, out, rng.choice((3, 3, 5)), stride, True)
+                y = net.conv_bn(y, out, 3, 1, False)
+            if stride == 1 and out == width:
+                y = net._add(OpKind.ELTWISE, [y, x], "add")
+                y = net._add(OpKind.ACT, [y], "relu")
+            x, width = y, out
+    return net.workload(10)
+
+
+def _round4(value: float) -> int:
+    return max(4, math.ceil(value / 4) * 4)
+
+
+__all__ = ["build", "random_cnn"]

@@ -1,0 +1,592 @@
+"""The kernels ONNX Runtime's CPU provider runs for a workload, and a one-kernel ONNX model per kernel.
+
+nn-Meter predicts a network as the sum of its *kernels*: the units the runtime executes after
+its graph optimizations. Checked against ORT 1.32's optimized graphs (``optimized_model_filepath``)
+of the zoo's ResNets and MobileNetV2 on x86 with AVX-512 (its NCHWc block is 16 channels):
+
+- Conv + BatchNormalization are folded; a following Relu / Clip (ReLU6) / Sigmoid / Tanh becomes
+  the conv's activation (one ``FusedConv``, or one NCHWc ``Conv`` with ``activation``).
+- A conv in NCHWc layout (output channels a multiple of 16, input channels too or below 16;
+  depthwise on a multiple of 16) also takes a residual Add and the Relu after it, when the other
+  operand is NCHWc as well (the conv's ``Sum`` input); otherwise the Add and the Relu stay separate.
+- Gemm/MatMul + bias (+ activation) is one kernel; pools, GlobalAveragePool, softmax, LayerNorm,
+  Gather, a standalone activation or element-wise op each are one; Flatten/Reshape/Slice/Pad/
+  Transpose/Concat are layout kernels (cheap, but not free).
+- An int8 layer (weights and inputs of 8 bits or fewer) is exported by ``nn2hw.deploy`` as
+  Q-DQ-Conv/Gemm-Q-DQ, which ORT runs as QuantizeLinear + QLinearConv/QGemm + DequantizeLinear:
+  one ``conv_int8`` / ``gemm_int8`` kernel including its own boundary conversions.
+
+A kernel's ``features`` hold everything ``kernel_graph`` needs to rebuild it (sizes, activation,
+residual mode) plus derived FLOPs/parameters/bytes that the per-type regressors read. Grouping
+a few ops into one kernel is safe when ORT does not fuse them: the one-kernel model contains the
+same op pattern, so the runtime makes the same choice in isolation as in the network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from nn2hw.errors import ConfigError, HardwareError
+from nn2hw.workload import Layer, OpKind, Workload
+
+NCHWC_BLOCK = 16
+"""Channels per NCHWc block of ORT's MLAS on an AVX-512 CPU (8 on AVX2): decides layout and Add fusion."""
+
+OPSET = 17
+
+ACTIVATIONS = {"relu": 1, "clip": 2, "sigmoid": 3, "tanh": 4, "gelu": 5, "hardswish": 6, "silu": 7}
+"""Activation codes stored in features (0: none)."""
+
+_ACT_NAMES = {"relu": "relu", "relu_": "relu", "clip": "clip", "relu6": "clip", "hardtanh": "clip",
+              "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "hardswish": "hardswish", "silu": "silu"}
+_CONV_FUSABLE = frozenset({1, 2, 3, 4})
+"""Activations ORT fuses into a conv (FusedConv / NCHWc Conv activation)."""
+
+LAYOUT_OPS = {"reshape": 0, "transpose": 1, "pad": 2, "slice": 3, "concat": 4}
+ELTWISE_OPS = {"add": 0, "mul": 1, "sub": 2, "div": 3}
+RESIDUAL_NONE, RESIDUAL_NCHW, RESIDUAL_NCHWC = 0, 1, 2
+
+KERNEL_TYPES = ("conv", "dwconv", "conv_int8", "gemm", "gemm_int8", "matmul", "add", "act", "norm", "pool",
+                "global_pool", "softmax", "layernorm", "gather", "layout")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One unit ONNX Runtime executes: its ``type``, the workload ``layers`` it covers, the op kinds
+    ``fused`` into it, and ``features`` (sizes that rebuild it plus FLOPs, params and bytes)."""
+
+    name: str
+    type: str
+    layers: tuple[str, ...]
+    fused: tuple[str, ...] = ()
+    features: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", MappingProxyType({k: float(v) for k, v in self.features.items()}))
+
+    def __hash__(self) -> int:
+        return hash((self.type, tuple(sorted(self.features.items()))))
+
+    def f(self, key: str) -> int:
+        """An integer size feature."""
+        return int(self.features[key])
+
+
+# --- features ---------------------------------------------------------------------------------
+def conv_features(*, cin: int, cout: int, h: int, w: int, k: int, s: int, groups: int = 1, act: int = 0,
+                  residual: int = RESIDUAL_NONE, batch: int = 1, kw: int | None = None, pad: int | None = None,
+                  bits: int = 32) -> dict[str, float]:
+    """A convolution kernel's features (square stride; ``pad`` defaults to 'same'-style k//2)."""
+    kw = k if kw is None else kw
+    ph = k // 2 if pad is None else pad
+    pw = kw // 2 if pad is None else pad
+    oh, ow = (h + 2 * ph - k) // s + 1, (w + 2 * pw - kw) // s + 1
+    weights = cout * (cin // groups) * k * kw
+    macs = batch * oh * ow * weights
+    width = 1 if bits <= 8 else 4
+    return {"batch": batch, "cin": cin, "cout": cout, "h": h, "w": w, "oh": oh, "ow": ow, "kh": k, "kw": kw,
+            "s": s, "ph": ph, "pw": pw, "groups": groups, "act": act, "residual": residual,
+            "nchwc": float(nchwc_conv(cin, cout, groups)), "macs": macs, "params": weights,
+            "in_bytes": batch * cin * h * w * width, "out_bytes": batch * cout * oh * ow * width,
+            "macs_per_out": macs / max(batch * cout * oh * ow, 1)}
+
+
+def gemm_features(*, rows: int, cin: int, cout: int, act: int = 0, bias: int = 1, bits: int = 32,
+                  rank: int = 2) -> dict[str, float]:
+    """A linear layer on ``rows`` vectors (``rank`` 2: Gemm; 3: MatMul on a sequence)."""
+    width = 1 if bits <= 8 else 4
+    return {"rows": rows, "cin": cin, "cout": cout, "act": act, "bias": bias, "rank": rank,
+            "macs": rows * cin * cout, "params": cin * cout, "in_bytes": rows * cin * width,
+            "out_bytes": rows * cout * width}
+
+
+def matmul_features(*, batch: int, heads: int, m: int, k: int, n: int) -> dict[str, float]:
+    """A product of two activations: (batch, heads, m, k) x (batch, heads, k, n)."""
+    return {"batch": batch, "heads": heads, "m": m, "k": k, "n": n, "macs": batch * heads * m * k * n,
+            "in_bytes": 4 * batch * heads * (m * k + k * n), "out_bytes": 4 * batch * heads * m * n}
+
+
+def tensor_features(shape: tuple[int, ...], **extra: float) -> dict[str, float]:
+    """Features of an op on one 4-D-padded tensor (c, h, w after the batch) plus ``extra``."""
+    dims = (1, 1, 1, *shape)[-4:] if len(shape) <= 4 else (shape[0], shape[1], math.prod(shape[2:-1]), shape[-1])
+    n, c, h, w = dims
+    return {"batch": n, "c": c, "h": h, "w": w, "elements": n * c * h * w, **extra}
+
+
+def nchwc_conv(cin: int, cout: int, groups: int) -> bool:
+    """Whether ORT runs this fp32 2-D conv in NCHWc layout (and so can fuse a residual Add)."""
+    if cout % NCHWC_BLOCK:
+        return False
+    if groups == 1:
+        return cin % NCHWC_BLOCK == 0 or cin < NCHWC_BLOCK
+    return groups == cin == cout
+
+
+# --- detection --------------------------------------------------------------------------------
+def kernels_of(workload: Workload) -> tuple[Kernel, ...]:
+    """The kernels ONNX Runtime (CPU provider, all optimizations) runs for ``workload``, in order."""
+    return tuple(_Detector(workload).run())
+
+
+def is_int8(layer: Layer) -> bool:
+    """A conv/linear layer exported as real int8 operators (weights and inputs of 8 bits or fewer)."""
+    return layer.kind in (OpKind.CONV, OpKind.LINEAR) and layer.weight_bits <= 8 and layer.input_bits <= 8
+
+
+def activation_code(layer: Layer) -> int:
+    """The activation code of an ``act`` layer (0 when unknown: then it is not fused anywhere)."""
+    return ACTIVATIONS.get(_ACT_NAMES.get(layer.op.lower(), ""), 0)
+
+
+class _Detector:
+    """Walks a workload in order, growing each kernel over the ops ORT fuses into it."""
+
+    def __init__(self, workload: Workload) -> None:
+        self.workload = workload
+        self.consumers: dict[str, list[Layer]] = {layer.name: [] for layer in workload}
+        for layer in workload:
+            for src in dict.fromkeys(layer.inputs):
+                self.consumers[src].append(layer)
+        self.taken: set[str] = set()
+        self.nchwc: set[str] = set()  # layer names whose output tensor ORT keeps in NCHWc layout
+
+    def run(self) -> list[Kernel]:
+        kernels = []
+        for layer in self.workload:
+            if layer.name in self.taken or layer.kind is OpKind.INPUT:
+                continue
+            kernels.append(self._kernel(layer))
+        return kernels
+
+    def _only_consumer(self, layer: Layer) -> Layer | None:
+        users = self.consumers[layer.name]
+        if len(users) != 1 or layer.name in self.workload.outputs or users[0].name in self.taken:
+            return None
+        return users[0]
+
+    def _kernel(self, layer: Layer) -> Kernel:
+        builders: dict[OpKind, Callable[[Layer], Kernel]] = {
+            OpKind.CONV: self._conv, OpKind.LINEAR: self._linear, OpKind.MATMUL: self._matmul,
+            OpKind.ELTWISE: self._eltwise, OpKind.ACT: self._act, OpKind.NORM: self._norm, OpKind.POOL: self._pool,
+            OpKind.SOFTMAX: self._rows("softmax"), OpKind.EMBED: self._gather}
+        kernel = builders.get(layer.kind, self._layout)(layer)
+        self.taken.update(kernel.layers)
+        return kernel
+
+    def _follow(self, tail: Layer, accept: Callable[[Layer], bool]) -> Layer | None:
+        nxt = self._only_consumer(tail)
+        return nxt if nxt is not None and accept(nxt) else None
+
+    def _conv(self, layer: Layer) -> Kernel:
+        int8 = is_int8(layer)
+        covered, fused = [layer], [layer.op or "Conv"]
+        tail, act, residual = layer, 0, RESIDUAL_NONE
+        nchwc = not int8 and nchwc_conv(layer.in_channels, layer.out_channels, layer.groups)
+        if not int8:
+            bn = self._follow(tail, lambda n: n.kind is OpKind.NORM and "batch" in n.op.lower())
+            if bn is not None:
+                covered.append(bn)
+                fused.append("BatchNormalization")
+                tail = bn
+            tail, act = self._fuse_act(tail, covered, fused, _CONV_FUSABLE)
+            if not act:
+                add = self._follow(tail, lambda n: n.kind is OpKind.ELTWISE and n.op.lower() == "add"
+                                   and len(n.inputs) == 2)
+                if add is not None:
+                    other = next(i for i in add.inputs if i != tail.name)
+                    residual = RESIDUAL_NCHWC if nchwc and other in self.nchwc else RESIDUAL_NCHW
+                    covered.append(add)
+                    fused.append("Add")
+                    tail, act = self._fuse_act(add, covered, fused, frozenset({1}))
+        if nchwc and residual != RESIDUAL_NCHW:
+            self.nchwc.add(tail.name)
+        depthwise = layer.groups > 1 and layer.groups == layer.in_channels
+        kind = "conv_int8" if int8 else ("dwconv" if depthwise else "conv")
+        features = conv_features(cin=layer.in_channels, cout=layer.out_channels, h=layer.in_h, w=layer.in_w,
+                                 k=layer.kernel_h, kw=layer.kernel_w, s=layer.stride_h, groups=layer.groups,
+                                 act=act, residual=residual, batch=layer.batch, pad=layer.pad_h,
+                                 bits=8 if int8 else 32)
+        return Kernel(layer.name, kind, tuple(n.name for n in covered), tuple(fused), features)
+
+    def _fuse_act(self, tail: Layer, covered: list[Layer], fused: list[str],
+                  allowed: frozenset[int]) -> tuple[Layer, int]:
+        nxt = self._follow(tail, lambda n: n.kind is OpKind.ACT and activation_code(n) in allowed)
+        if nxt is None:
+            return tail, 0
+        covered.append(nxt)
+        fused.append(nxt.op)
+        return nxt, activation_code(nxt)
+
+    def _linear(self, layer: Layer) -> Kernel:
+        int8 = is_int8(layer)
+        covered, fused = [layer], [layer.op or "Linear"]
+        act = 0
+        if not int8:
+            _, act = self._fuse_act(layer, covered, fused, frozenset({1, 3, 4, 5}))
+        shape = layer.output_shape
+        rows = math.prod(shape[:-1]) if len(shape) >= 2 else 1
+        features = gemm_features(rows=rows, cin=layer.in_channels, cout=layer.out_channels, act=act,
+                                 bias=int(layer.bias), bits=8 if int8 else 32, rank=min(max(len(shape), 2), 3))
+        return Kernel(layer.name, "gemm_int8" if int8 else "gemm", tuple(n.name for n in covered), tuple(fused),
+                      features)
+
+    def _matmul(self, layer: Layer) -> Kernel:
+        k, n = layer.in_channels // layer.groups, layer.out_channels // layer.groups
+        features = matmul_features(batch=layer.batch, heads=layer.groups, m=layer.out_h, k=k, n=n)
+        return Kernel(layer.name, "matmul", (layer.name,), ("MatMul",), features)
+
+    def _eltwise(self, layer: Layer) -> Kernel:
+        shapes = layer.operand_shapes or (layer.output_shape,)
+        smallest = min(math.prod(s) for s in shapes)
+        covered, fused = [layer], [layer.op]
+        tail, act = self._fuse_act(layer, covered, fused, frozenset({1}))
+        if all(i in self.nchwc for i in layer.inputs):
+            self.nchwc.add(tail.name)
+        features = tensor_features(layer.output_shape, op=ELTWISE_OPS.get(layer.op.lower(), 0),
+                                   operands=len(layer.inputs), broadcast=float(smallest < layer.elements), act=act)
+        return Kernel(layer.name, "add", tuple(n.name for n in covered), tuple(fused), features)
+
+    def _act(self, layer: Layer) -> Kernel:
+        self._keep_layout(layer)
+        features = tensor_features(layer.output_shape, act=activation_code(layer))
+        return Kernel(layer.name, "act", (layer.name,), (layer.op,), features)
+
+    def _norm(self, layer: Layer) -> Kernel:
+        if "layer" in layer.op.lower() or "batch" not in layer.op.lower():
+            return self._rows("layernorm")(layer)
+        self._keep_layout(layer)
+        return Kernel(layer.name, "norm", (layer.name,), (layer.op,), tensor_features(layer.output_shape))
+
+    def _pool(self, layer: Layer) -> Kernel:
+        self._keep_layout(layer)
+        shape = (layer.batch, layer.in_channels, layer.in_h, layer.in_w)
+        if layer.out_h == layer.out_w == 1:
+            return Kernel(layer.name, "global_pool", (layer.name,), (layer.op,), tensor_features(shape))
+        features = tensor_features(shape, k=layer.kernel_h, s=layer.stride_h, p=layer.pad_h, oh=layer.out_h,
+                                   ow=layer.out_w, max=float("max" in layer.op.lower()))
+        return Kernel(layer.name, "pool", (layer.name,), (layer.op,), features)
+
+    def _rows(self, kind: str) -> Callable[[Layer], Kernel]:
+        def build(layer: Layer) -> Kernel:
+            shape = layer.output_shape
+            features = {"rows": math.prod(shape[:-1]) if len(shape) > 1 else 1, "cols": shape[-1],
+                        "elements": math.prod(shape)}
+            return Kernel(layer.name, kind, (layer.name,), (layer.op,), features)
+        return build
+
+    def _gather(self, layer: Layer) -> Kernel:
+        features = {"tokens": layer.batch * layer.in_h * layer.in_w, "dim": layer.out_channels,
+                    "vocab": layer.in_channels, "elements": layer.elements}
+        return Kernel(layer.name, "gather", (layer.name,), ("Gather",), features)
+
+    def _layout(self, layer: Layer) -> Kernel:
+        op = {OpKind.PAD: "pad", OpKind.SLICE: "slice", OpKind.CONCAT: "concat"}.get(layer.kind)
+        if op is None:
+            if layer.kind is not OpKind.RESHAPE:
+                raise HardwareError(
+                    f"Layer {layer.name!r} ({layer.kind.value} {layer.op!r}) has no ONNX Runtime kernel model.",
+                    "Describe it with a known op kind (see nn2hw.workload.OpKind), or measure the network whole.")
+            op = "transpose" if "perm" in layer.op.lower() or "transpose" in layer.op.lower() else "reshape"
+        src = layer.operand_shapes[0] if layer.operand_shapes else layer.output_shape
+        out = layer.output_shape
+        features = {**tensor_features(src), "out_elements": math.prod(out), "op": LAYOUT_OPS[op],
+                    "oc": tensor_features(out)["c"], "oh": tensor_features(out)["h"],
+                    "ow": tensor_features(out)["w"], "operands": len(layer.inputs)}
+        return Kernel(layer.name, "layout", (layer.name,), (layer.op,), features)
+
+    def _keep_layout(self, layer: Layer) -> None:
+        """Pools, standalone activations and batch norms keep an NCHWc input in NCHWc."""
+        if layer.inputs and layer.inputs[0] in self.nchwc and layer.out_channels % NCHWC_BLOCK == 0:
+            self.nchwc.add(layer.name)
+
+
+# --- one-kernel ONNX models -------------------------------------------------------------------
+class _Graph:
+    """A tiny onnx.helper graph builder: named values, random float weights."""
+
+    def __init__(self) -> None:
+        from onnx import helper
+
+        self.helper = helper
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.inputs: list[Any] = []
+        self.count = 0
+
+    def input(self, shape: tuple[int, ...], dtype: str = "float") -> str:
+        from onnx import TensorProto
+
+        name = f"x{len(self.inputs)}"
+        elem = TensorProto.INT64 if dtype == "int64" else TensorProto.FLOAT
+        self.inputs.append(self.helper.make_tensor_value_info(name, elem, list(shape)))
+        return name
+
+    def const(self, value: Any) -> str:
+        from onnx import numpy_helper
+
+        self.count += 1
+        tensor = numpy_helper.from_array(value, f"c{self.count}")
+        self.inits.append(tensor)
+        return str(tensor.name)
+
+    def weight(self, *shape: int) -> str:
+        import numpy as np
+
+        rng = np.random.default_rng(len(self.inits))
+        return self.const((rng.standard_normal(shape) * 0.1).astype(np.float32))
+
+    def op(self, op_type: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
+        self.count += 1
+        out = f"v{self.count}"
+        self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=f"n{self.count}", domain=domain,
+                                                **attrs))
+        return out
+
+    def act(self, x: str, code: int) -> str:
+        import numpy as np
+
+        if code == ACTIVATIONS["clip"]:
+            return self.op("Clip", [x, self.const(np.array(0, np.float32)), self.const(np.array(6, np.float32))])
+        if code == ACTIVATIONS["gelu"]:
+            return self.op("Gelu", [x], domain="com.microsoft")
+        if code == ACTIVATIONS["silu"]:
+            return self.op("Mul", [x, self.op("Sigmoid", [x])])
+        names = {1: "Relu", 3: "Sigmoid", 4: "Tanh", 6: "HardSwish"}
+        return self.op(names[code], [x]) if code in names else x
+
+    def qdq(self, x: str) -> str:
+        """QuantizeLinear -> DequantizeLinear at a power-of-two scale (nn2hw.deploy's int8 boundary)."""
+        import numpy as np
+
+        scale, zero = self.const(np.array(2.0 ** -4, np.float32)), self.const(np.array(0, np.int8))
+        return self.op("DequantizeLinear", [self.op("QuantizeLinear", [x, scale, zero]), scale, zero])
+
+    def int8_weight(self, *shape: int) -> str:
+        import numpy as np
+
+        rng = np.random.default_rng(len(self.inits))
+        scale, zero = self.const(np.array(2.0 ** -6, np.float32)), self.const(np.array(0, np.int8))
+        q = self.const(rng.integers(-64, 64, size=shape).astype(np.int8))
+        return self.op("DequantizeLinear", [q, scale, zero])
+
+    def model(self, output: str) -> bytes:
+        from onnx import TensorProto
+
+        out = self.helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
+        graph = self.helper.make_graph(self.nodes, "kernel", self.inputs, [out], self.inits)
+        opsets = [self.helper.make_opsetid("", OPSET), self.helper.make_opsetid("com.microsoft", 1)]
+        model = self.helper.make_model(graph, opset_imports=opsets, ir_version=8)
+        return bytes(model.SerializeToString())
+
+
+def kernel_graph(kernel: Kernel) -> bytes:
+    """A one-kernel ONNX model reproducing ``kernel`` (its fusions included) for measurement.
+
+    A residual Add that ORT fuses into an NCHWc conv gets its other operand from a 1x1 MaxPool, so
+    that operand is NCHWc in isolation too and the runtime makes the same fusion.
+    """
+    _import_onnx()
+    builders: dict[str, Callable[[_Graph, Kernel], str]] = {
+        "conv": _conv_graph, "dwconv": _conv_graph, "conv_int8": _conv_graph, "gemm": _gemm_graph,
+        "gemm_int8": _gemm_graph, "matmul": _matmul_graph, "add": _add_graph, "act": _act_graph,
+        "norm": _norm_graph, "pool": _pool_graph, "global_pool": _global_pool_graph, "softmax": _rows_graph,
+        "layernorm": _rows_graph, "gather": _gather_graph, "layout": _layout_graph}
+    if kernel.type not in builders:
+        raise ConfigError(f"Kernel type {kernel.type!r} has no one-kernel model.",
+                          f"Use one of {sorted(builders)}.")
+    g = _Graph()
+    return g.model(builders[kernel.type](g, kernel))
+
+
+def empty_graph() -> bytes:
+    """The smallest model (one Identity on one value): what running any session costs."""
+    _import_onnx()
+    g = _Graph()
+    return g.model(g.op("Identity", [g.input((1, 1))]))
+
+
+def _import_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise HardwareError("Kernel models need the onnx package, which is not installed.",
+                            'pip install "nn2hw[measure]"') from None
+
+
+def _conv_graph(g: _Graph, k: Kernel) -> str:
+    import numpy as np
+
+    cin, cout, groups = k.f("cin"), k.f("cout"), k.f("groups")
+    x = g.input((k.f("batch"), cin, k.f("h"), k.f("w")))
+    shape = (cout, cin // groups, k.f("kh"), k.f("kw"))
+    int8 = k.type == "conv_int8"
+    w = g.int8_weight(*shape) if int8 else g.weight(*shape)
+    bias = g.const(np.zeros(cout, np.float32))
+    y = g.op("Conv", [g.qdq(x) if int8 else x, w, bias], kernel_shape=[k.f("kh"), k.f("kw")],
+             strides=[k.f("s")] * 2, pads=[k.f("ph"), k.f("pw")] * 2, group=groups)
+    if int8:
+        return g.qdq(y)
+    residual = k.f("residual")
+    if residual:
+        other = g.input((k.f("batch"), cout, k.f("oh"), k.f("ow")))
+        if residual == RESIDUAL_NCHWC:
+            other = g.op("MaxPool", [other], kernel_shape=[1, 1])
+        y = g.op("Add", [y, other])
+    return g.act(y, k.f("act"))
+
+
+def _gemm_graph(g: _Graph, k: Kernel) -> str:
+    import numpy as np
+
+    rows, cin, cout = k.f("rows"), k.f("cin"), k.f("cout")
+    int8 = k.type == "gemm_int8"
+    x = g.input((rows, cin) if k.f("rank") == 2 else (1, rows, cin))
+    x = g.qdq(x) if int8 else x
+    w = g.int8_weight(cin, cout) if int8 else g.weight(cin, cout)
+    bias = g.const(np.zeros(cout, np.float32))
+    if k.f("rank") == 2:
+        y = g.op("Gemm", [x, w, bias] if k.f("bias") else [x, w])
+    else:
+        y = g.op("MatMul", [x, w])
+        y = g.op("Add", [y, bias]) if k.f("bias") else y
+    return g.qdq(y) if int8 else g.act(y, k.f("act"))
+
+
+def _matmul_graph(g: _Graph, k: Kernel) -> str:
+    b, h, m, kk, n = (k.f(key) for key in ("batch", "heads", "m", "k", "n"))
+    return g.op("MatMul", [g.input((b, h, m, kk)), g.input((b, h, kk, n))])
+
+
+def _shape(k: Kernel) -> tuple[int, int, int, int]:
+    return k.f("batch"), k.f("c"), k.f("h"), k.f("w")
+
+
+def _add_graph(g: _Graph, k: Kernel) -> str:
+    shape = _shape(k)
+    other = (1, shape[1], 1, 1) if k.f("broadcast") else shape
+    ops = {v: name for name, v in ELTWISE_OPS.items()}
+    y = g.op(ops.get(k.f("op"), "add").capitalize(), [g.input(shape), g.input(other)])
+    return g.act(y, k.f("act"))
+
+
+def _act_graph(g: _Graph, k: Kernel) -> str:
+    return g.act(g.input(_shape(k)), k.f("act") or ACTIVATIONS["relu"])
+
+
+def _norm_graph(g: _Graph, k: Kernel) -> str:
+    import numpy as np
+
+    c = k.f("c")
+    params = [g.const(np.ones(c, np.float32)), g.const(np.zeros(c, np.float32)),
+              g.const(np.zeros(c, np.float32)), g.const(np.ones(c, np.float32))]
+    return g.op("BatchNormalization", [g.input(_shape(k)), *params])
+
+
+def _pool_graph(g: _Graph, k: Kernel) -> str:
+    size, stride, pad = k.f("k"), k.f("s"), k.f("p")
+    attrs: dict[str, Any] = {"kernel_shape": [size, size], "strides": [stride, stride], "pads": [pad] * 4}
+    return g.op("MaxPool" if k.f("max") else "AveragePool", [g.input(_shape(k))], **attrs)
+
+
+def _global_pool_graph(g: _Graph, k: Kernel) -> str:
+    return g.op("GlobalAveragePool", [g.input(_shape(k))])
+
+
+def _rows_graph(g: _Graph, k: Kernel) -> str:
+    import numpy as np
+
+    x = g.input((1, k.f("rows"), k.f("cols")))
+    if k.type == "softmax":
+        return g.op("Softmax", [x], axis=-1)
+    cols = k.f("cols")
+    return g.op("LayerNormalization", [x, g.const(np.ones(cols, np.float32)), g.const(np.zeros(cols, np.float32))],
+                axis=-1)
+
+
+def _gather_graph(g: _Graph, k: Kernel) -> str:
+    table = g.weight(k.f("vocab"), k.f("dim"))
+    ids = g.input((1, k.f("tokens")), "int64")
+    return g.op("Gather", [table, ids])
+
+
+def _layout_graph(g: _Graph, k: Kernel) -> str:
+    return _layout_graph_on(g, g.input(_shape(k)), k)
+
+
+def _layout_graph_on(g: _Graph, x: str, k: Kernel) -> str:
+    import numpy as np
+
+    shape = _shape(k)
+    op = k.f("op")
+    if op == LAYOUT_OPS["transpose"]:
+        return g.op("Transpose", [x], perm=[0, 2, 1, 3])
+    if op == LAYOUT_OPS["pad"]:
+        extra = max(k.f("oc") - shape[1], 0)
+        pads = g.const(np.array([0, extra // 2, 0, 0, 0, extra - extra // 2, 0, 0], np.int64))
+        return g.op("Pad", [x, pads])
+    if op == LAYOUT_OPS["slice"]:
+        step = max(shape[2] // max(k.f("oh"), 1), 1)
+        consts = [g.const(np.array(v, np.int64)) for v in ([0, 0], [shape[2], shape[3]], [2, 3], [step, step])]
+        return g.op("Slice", [x, *consts])
+    if op == LAYOUT_OPS["concat"]:
+        return g.op("Concat", [x, *[g.input(shape) for _ in range(max(k.f("operands") - 1, 1))]], axis=1)
+    return g.op("Flatten", [x], axis=1)
+
+
+def describe(kernel: Kernel) -> str:
+    """A compact one-line description (type and the main sizes) for progress lines and errors."""
+    keys = [key for key in ("cin", "cout", "h", "kh", "s", "groups", "rows", "c", "m", "k", "n", "elements")
+            if key in kernel.features]
+    return f"{kernel.type}(" + ", ".join(f"{key}={kernel.f(key)}" for key in keys) + ")"
+
+
+def workload_graph(workload: Workload) -> bytes:
+    """An ONNX model of a whole CNN workload (random weights), built without torch: what calibration
+    networks and tests measure. Covers conv, batch norm, activations, add/mul, pools, flatten,
+    linear (2-D), pad and slice; other kinds raise a HardwareError naming the layer."""
+    _import_onnx()
+    import numpy as np
+
+    g = _Graph()
+    values: dict[str, str] = {}
+    for layer in workload:
+        xs = [values[i] for i in layer.inputs]
+        if layer.kind is OpKind.INPUT:
+            values[layer.name] = g.input(layer.output_shape)
+            continue
+        if layer.kind is OpKind.CONV:
+            w = g.weight(layer.out_channels, layer.in_channels // layer.groups, layer.kernel_h, layer.kernel_w)
+            bias = [g.const(np.zeros(layer.out_channels, np.float32))] if layer.bias else []
+            y = g.op("Conv", [xs[0], w, *bias], kernel_shape=[layer.kernel_h, layer.kernel_w],
+                     strides=[layer.stride_h, layer.stride_w], pads=[layer.pad_h, layer.pad_w] * 2, group=layer.groups)
+        elif layer.kind is OpKind.NORM:
+            c = layer.out_channels
+            params = [g.const(np.full(c, v, np.float32)) for v in (1.0, 0.0, 0.0, 1.0)]
+            y = g.op("BatchNormalization", [xs[0], *params])
+        elif layer.kind is OpKind.ACT:
+            y = g.act(xs[0], activation_code(layer) or ACTIVATIONS["relu"])
+        elif layer.kind is OpKind.ELTWISE:
+            y = g.op("Mul" if layer.op.lower() == "mul" else "Add", xs[:2])
+        elif layer.kind is OpKind.POOL and layer.out_h == layer.out_w == 1:
+            y = g.op("GlobalAveragePool", xs[:1])
+        elif layer.kind is OpKind.POOL:
+            y = g.op("MaxPool" if "max" in layer.op.lower() else "AveragePool", xs[:1],
+                     kernel_shape=[layer.kernel_h, layer.kernel_w], strides=[layer.stride_h, layer.stride_w],
+                     pads=[layer.pad_h, layer.pad_w] * 2)
+        elif layer.kind is OpKind.RESHAPE:
+            y = g.op("Flatten", xs[:1], axis=1)
+        elif layer.kind is OpKind.LINEAR:
+            bias = [g.const(np.zeros(layer.out_channels, np.float32))] if layer.bias else []
+            y = g.op("Gemm", [xs[0], g.weight(layer.in_channels, layer.out_channels), *bias])
+        elif layer.kind in (OpKind.PAD, OpKind.SLICE):
+            y = _layout_graph_on(g, xs[0], Kernel(layer.name, "layout", (layer.name,),
+                                                  features=_Detector(workload)._layout(layer).features))
+        else:
+            raise HardwareError(f"workload_graph cannot build layer {layer.name!r} ({layer.kind.value}).",
+                                "Export the network with nn2hw.deploy / torch.onnx instead.")
+        values[layer.name] = y
+    return g.model(values[workload.outputs[0]])

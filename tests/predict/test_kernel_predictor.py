@@ -1,0 +1,67 @@
+"""A small kernel-predictor build: fits, orders networks, refits identically on load, names missing types."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("sklearn")
+
+from nn2hw.errors import ConfigError
+from nn2hw.measure import MeasurementStore, Protocol, measure_onnx
+from nn2hw.predict import load
+from nn2hw.predict.build import build, random_cnn
+from nn2hw.predict.kernel import KernelPredictor
+from nn2hw.predict.kernels import workload_graph
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[KernelPredictor, MeasurementStore]:
+    """A 20-second build on the prior plus two random CNNs' shapes (slow by nature: the budget)."""
+    store = MeasurementStore(tmp_path_factory.mktemp("store") / "m.sqlite")
+    shapes = [random_cnn(random.Random(500 + i)) for i in range(2)]
+    return build(budget_s=20.0, seed=1, workloads=shapes, store=store, calibration=4), store
+
+
+def test_small_build_predicts_held_out_and_orders(small: tuple[KernelPredictor, MeasurementStore]) -> None:
+    predictor, store = small
+    big, tiny = random_cnn(random.Random(500)), random_cnn(random.Random(506))
+    protocol = Protocol(repeats=30, profile_runs=0)
+    measured = {w.name: measure_onnx(workload_graph(w), protocol, store=store).median_ms for w in (big, tiny)}
+    assert big.macs != tiny.macs
+    predicted = {w.name: predictor.predict(w) for w in (big, tiny)}
+    order = sorted(measured, key=measured.__getitem__) == sorted(predicted, key=predicted.__getitem__)
+    assert order, (measured, predicted)
+    for name in measured:
+        assert 0.5 < predicted[name] / measured[name] < 2.0, (name, measured, predicted)
+
+
+def test_predict_layers_sum_to_predict(small: tuple[KernelPredictor, MeasurementStore]) -> None:
+    predictor, _ = small
+    work = random_cnn(random.Random(7))
+    assert sum(predictor.predict_layers(work).values()) == pytest.approx(predictor.predict(work))
+
+
+def test_save_load_refits_identically(small: tuple[KernelPredictor, MeasurementStore], tmp_path: Path) -> None:
+    predictor, _ = small
+    works = [random_cnn(random.Random(i)) for i in range(3)]
+    again = load(predictor.save(tmp_path / "p.json"))
+    assert isinstance(again, KernelPredictor)
+    assert [again.predict(w) for w in works] == [predictor.predict(w) for w in works]
+
+
+def test_missing_kernel_type_is_named(small: tuple[KernelPredictor, MeasurementStore]) -> None:
+    predictor, _ = small
+    conv_only = [s for s in predictor.samples if s.type == "conv"]
+    narrow = KernelPredictor(conv_only, empty_ms=predictor.empty_ms)
+    with pytest.raises(ConfigError, match="global_pool") as err:
+        narrow.predict(random_cnn(random.Random(1)))
+    assert "Rebuild" in err.value.fix
+
+
+def test_other_devices_are_refused() -> None:
+    with pytest.raises(ConfigError, match="predictor fit"):
+        build("phone")
