@@ -17,3 +17,30 @@ def shared_data() -> Path:
         pytest.skip(f"{DATA_ENV} is not set to an existing folder; set it to the shared data folder "
                     f"(e.g. {DATA_ENV}=../shared/data) to run the tests that need real data")
     return root
+
+
+@pytest.fixture(scope="session")
+def predictor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder (for NN2HW_CACHE) holding a small whole-network predictor under the names the
+    ``predictor`` template lists and the ``cpu`` template looks up for this machine, fitted on
+    channel-cut variants of the test conv net with latencies proportional to their MACs plus a fixed
+    overhead: enough for the template contract, without building a kernel predictor."""
+    pytest.importorskip("sklearn", reason="the predictor templates need scikit-learn (pip install 'nn2hw[predict]')")
+    from nn2hw.compress import apply_plan, with_uniform_cut
+    from nn2hw.hardware.cpu import RUNTIMES, default_predictor_name
+    from nn2hw.plan import Plan
+    from nn2hw.predict import fit
+    from nn2hw.testing.workloads import conv_net, every_op
+
+    base = conv_net()
+    from nn2hw.hardware.predicted import EXECUTION
+
+    workloads = [every_op(EXECUTION), base]
+    for keep in (0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9):
+        workloads.append(apply_plan(with_uniform_cut(Plan.for_workload(base, base.name), base, keep), base))
+    latencies = [0.05 + w.macs * 1e-7 for w in workloads]
+    predictor = fit(workloads, latencies, device="test", seed=0)
+    folder = tmp_path_factory.mktemp("nn2hw-cache")
+    for name in ("test-device", *(default_predictor_name(runtime, 1) for runtime in RUNTIMES)):
+        predictor.save(folder / "predictors" / f"{name}.json")
+    return folder

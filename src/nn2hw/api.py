@@ -29,12 +29,14 @@ from nn2hw.workload import Layer, OpKind, Workload
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from nn2hw.deploy import ExportResult
     from nn2hw.evaluate import EvaluationStore, Metrics
     from nn2hw.evaluate.train import TrainRecipe, TrainResult
     from nn2hw.plan import Plan
     from nn2hw.zoo import ZooVariant
 
-__all__ = ["AnalysisResult", "ZooEvaluation", "analyze", "evaluate", "load_workload", "search", "train"]
+__all__ = ["AnalysisResult", "ZooEvaluation", "analyze", "evaluate", "export_bundle", "load_workload", "search",
+           "train"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class AnalysisResult:
     exploration: Exploration | None = None
     design_source: str = "given"
     options: Mapping[str, Any] = field(default_factory=dict)
+    measurement: Mapping[str, Any] | None = None
+    """On a measured template (``cpu``): runs, median, IQR, threads, runtime, CPU and what was timed."""
 
     @property
     def total_cycles(self) -> float:
@@ -63,8 +67,10 @@ class AnalysisResult:
         return self.cost.design
 
     def layer_shape(self, name: str) -> str:
-        """'64x3 k7x7 s2 -> 112x112' for a conv, '512 -> 1000' for a linear layer."""
-        return shape_text(self.workload.layer(name))
+        """'64x3 k7x7 s2 -> 112x112' for a conv, '512 -> 1000' for a linear layer; '' for a record
+        that is not a layer of the workload (a runtime's overhead, a whole-network prediction)."""
+        names = {layer.name for layer in self.workload.layers}
+        return shape_text(self.workload.layer(name)) if name in names else ""
 
     def to_dict(self) -> dict[str, Any]:
         """Machine-readable result. ``total_cycles``, ``latency_ms``, ``design`` and ``layers`` (each
@@ -86,6 +92,8 @@ class AnalysisResult:
             "exploration": None if self.exploration is None else exploration_dict(self.exploration),
             "nn2hw_version": __version__,
         })
+        if self.measurement is not None:
+            data["measurement"] = dict(self.measurement)
         return data
 
 
@@ -224,6 +232,11 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     design_params, options = template.split_params(dict(hw_params or {}))
     if spec is not None:
         options.update(spec.options())
+    if template.measured:
+        if design is not None or dw_design is not None or explore or backend != "analytic":
+            raise ConfigError(f"The {template.name} template is a real device: it has no design to give or explore "
+                              "and no peer backend.", "Drop --design/--dw-design/--explore/--backend.")
+        return _measure(template, device, options, wl, model, dataset, onnx)
     if design is None and dw_design is None and not explore:
         design = template.design_from_params(design_params)
         if design is not None:
@@ -257,6 +270,29 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     return AnalysisResult(workload=wl, hardware=f"{template.name}:{cost.device}", cost=cost,
                           bottlenecks=detect(cost, template.bottlenecks), exploration=exploration,
                           design_source=source, options=options)
+
+
+def _measure(template: Any, device: str | None, options: dict[str, Any], wl: Workload, model: str | None,
+             dataset: str | None, onnx: str | Path | None) -> AnalysisResult:
+    """``analyze`` on a measured template: time the network itself (a zoo model exported as a user
+    deploys it, or the ONNX file as given) on this machine."""
+    from nn2hw import measured
+
+    if model is not None:
+        from nn2hw import zoo
+
+        network = zoo.build(model, dataset)
+        result, = measured.measure_models(template, device, options, [(network, wl, None)])
+    elif onnx is not None:
+        result = measured.measure_onnx_file(template, device, options, onnx, wl)
+    else:
+        raise ConfigError(f"The {template.name} template times a network, and a workload file has no weights or "
+                          "graph to run.", "Give --model or --onnx, or cost the workload with a predictor: "
+                          "--hardware predictor:FILE.")
+    return AnalysisResult(workload=wl, hardware=f"{template.name}:{result.cost.device}", cost=result.cost,
+                          bottlenecks=detect(result.cost, template.bottlenecks),
+                          design_source="measured on this machine", options=options,
+                          measurement=result.to_dict())
 
 
 def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj: float | None = None,
@@ -401,3 +437,22 @@ def train(model: str, dataset: str = "fashion-mnist", recipe: TrainRecipe | None
     test_data = zoo.prepare(load_dataset(dataset, "test", data_dir), model)
     target = Path(out) if out is not None else default_train_out(model, dataset)
     return training.train(network, model, train_data, test_data, recipe, target, resume, threads, progress, console)
+
+
+# --- deployment -------------------------------------------------------------------------------
+def export_bundle(bundle_dir: str | Path, out: str | Path, *, input_shape: Any = None,
+                  **options: Any) -> ExportResult:
+    """Export the network of the result bundle in ``bundle_dir`` to the ONNX file ``out``
+    (``nn2hw export BUNDLE --onnx FILE``); ``options`` are ``nn2hw.deploy.export_onnx``'s.
+
+    ``input_shape`` (batch included) overrides the shape the bundle records (its plan's, else its
+    zoo model's); one of them is needed."""
+    from nn2hw.bundle import load_bundle
+    from nn2hw.deploy import check_shape, export_onnx, plan_input_shape
+
+    model, plan, _hardware = load_bundle(bundle_dir)
+    shape = check_shape(input_shape) if input_shape is not None else plan_input_shape(plan)
+    if shape is None:
+        raise ConfigError(f"The bundle {bundle_dir} records no input shape for {plan.base_model!r} (not a zoo model "
+                          "and no input_shape in its plan).", "Give the input shape, e.g. --input-shape 1x1x28x28.")
+    return export_onnx(model, out, input_shape=shape, **options)

@@ -13,6 +13,12 @@ ladder is on BRAM: the HotNAS grid derives Tn from the DSP budget (Tn = DSP // T
 changes the grid itself, not only the limit, and is not monotone (docs/fpga-cost-model.md)."""
 
 
+@pytest.fixture(autouse=True)
+def _predictors(predictor_cache, monkeypatch):
+    """The predictor-based templates (``cpu``, ``predictor``) read a small fitted predictor."""
+    monkeypatch.setenv("NN2HW_CACHE", str(predictor_cache))
+
+
 class TestEveryTemplate(TemplateContract):
     @pytest.fixture(params=TEMPLATES.names())
     def template(self, request):

@@ -83,11 +83,11 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     cost = result.cost
     options = result.options
     given = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("budgets", "specs"))
-    console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/] at {cost.clock_mhz:g} MHz"
+    clock = f" at {cost.clock_mhz:g} MHz" if cost.clock_mhz else ""
+    console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/]{clock}"
                   + (f" ({given})" if given else ""))
     console.print(f"design {design_label(cost.design)}  [dim]({result.design_source})[/]")
 
-    total = cost.total_cycles or 1.0
     table = Table(title="per-layer cost", title_justify="left")
     widest = max((len(layer.name) for layer in cost.layers), default=5)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -101,10 +101,11 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     with_engine = len({layer.engine for layer in cost.layers}) > 1  # heterogeneous chips: which sub ran it
     if with_engine:
         table.add_column("engine", justify="left")
-    for i, layer in enumerate(cost.layers, 1):
+    layer_shares = [r.share for r in result.bottlenecks.layers]
+    for i, (layer, share) in enumerate(zip(cost.layers, layer_shares, strict=True), 1):
         table.add_row(str(i), escape(layer.name), result.layer_shape(layer.name), layer.execution.value,
                       f"{layer.macs:,}", f"{layer.cycles:,.0f}",
-                      f"{layer.latency_ms:.4f}", layer.bottleneck, f"{layer.cycles / total:.1%}",
+                      f"{layer.latency_ms:.4f}", layer.bottleneck, f"{share:.1%}",
                       *([f"{layer.energy_mj:.5f}"] if with_energy else []), *([layer.engine] if with_engine else []))
     console.print(table)
 
@@ -117,20 +118,28 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
             console.print(f"  {len(names)} x {mode}: {escape(reason)}: [dim]{escape(', '.join(names))}[/]",
                           soft_wrap=True)
 
-    resources = Table(title="resources", title_justify="left")
-    for col in ("resource", "used", "available", "unit", "use", "fits"):
-        resources.add_column(col, justify="left" if col in ("resource", "unit") else "right")
-    for r in cost.resources:
-        resources.add_row(r.name, f"{r.used:,.0f}", f"{r.available:,.0f}", r.unit, f"{r.utilization:.1%}",
-                          "yes" if r.fits else "[red]NO[/]")
-    console.print(resources)
+    if cost.resources:
+        resources = Table(title="resources", title_justify="left")
+        for col in ("resource", "used", "available", "unit", "use", "fits"):
+            resources.add_column(col, justify="left" if col in ("resource", "unit") else "right")
+        for r in cost.resources:
+            resources.add_row(r.name, f"{r.used:,.0f}", f"{r.available:,.0f}", r.unit, f"{r.utilization:.1%}",
+                              "yes" if r.fits else "[red]NO[/]")
+        console.print(resources)
     for note in cost.notes:
         console.print(f"[dim]note:[/] {note}", soft_wrap=True)
 
     shares = result.bottlenecks.share_by_bottleneck
     console.print("bottleneck share of latency: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
-    console.print(f"[bold]total[/]: {cost.total_cycles:,.1f} cycles = [bold]{_ms(cost.latency_ms)} ms[/] at "
-                  f"{cost.clock_mhz:g} MHz; {cost.macs:,} MACs in {len(cost.layers)} costed layers")
+    if result.measurement is not None:
+        m = result.measurement
+        console.print(f"[bold]measured[/]: median [bold]{_ms(m['median_ms'])} ms[/], IQR {m['iqr_ms']:.4g} ms "
+                      f"(q1 {m['q1_ms']:.4g}, q3 {m['q3_ms']:.4g}), {m['runs']} interleaved runs, {m['outliers']} "
+                      f"outliers, {m['threads']} thread(s), {m['runtime']} {m['runtime_version']} on "
+                      f"{escape(str(m['machine'].get('cpu_model', '?')))}; {cost.macs:,} MACs")
+    else:
+        console.print(f"[bold]total[/]: {cost.total_cycles:,.1f} cycles = [bold]{_ms(cost.latency_ms)} ms[/]{clock}; "
+                      f"{cost.macs:,} MACs in {len(cost.layers)} costed layers")
     if cost.energy_mj is not None or cost.area_mm2 is not None:
         compute = getattr(cost, "compute_cycles", None)
         console.print("  " + "; ".join(part for part in (

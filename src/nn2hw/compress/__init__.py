@@ -9,10 +9,11 @@ their order on a workload (no torch) or a model; see ``docs/compression.md``.
 from __future__ import annotations
 
 from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, ordered_transforms
-from nn2hw.compress.channel_cut import with_cut
+from nn2hw.compress.channel_cut import with_cut, with_uniform_cut
 from nn2hw.compress.kernel_pattern import with_patterns
 from nn2hw.compress.pipeline import apply_plan, plan_input, plan_problems, transforms_of, validate_plan
 from nn2hw.compress.quantize import with_quantization
 
 __all__ = ["TRANSFORMS", "Offer", "SpaceContext", "Transform", "apply_plan", "ordered_transforms", "plan_input",
-           "plan_problems", "transforms_of", "validate_plan", "with_cut", "with_patterns", "with_quantization"]
+           "plan_problems", "transforms_of", "validate_plan", "with_cut", "with_patterns", "with_quantization",
+           "with_uniform_cut"]

@@ -69,6 +69,19 @@ def with_cut(plan: Plan, workload: Workload, layer: str, out_channels: int) -> P
     return plan
 
 
+def with_uniform_cut(plan: Plan, workload: Workload, keep: float) -> Plan:
+    """``plan`` with every cuttable coupling group cut to ``keep`` of its channels (at least one):
+    the "cut every layer by half" network of latency studies."""
+    if not 0 < keep <= 1:
+        raise PlanError(f"A uniform cut keeps a fraction in (0, 1] of the channels, not {keep!r}.",
+                        "Give keep such as 0.5.")
+    for group in workload.coupling_groups:
+        width = max(1, round(group.channels * keep))
+        if group.cuttable and width < group.channels:
+            plan = with_cut(plan, workload, group.layers[0], width)
+    return plan
+
+
 class ChannelCut(Transform):
     """Keep the top-k output filters by L2 norm; coupled layers are cut together (``out_channels``)."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,31 @@ def with_quantization(plan: Plan, workload: Workload, weight_bits: int | None = 
     return plan
 
 
+def option_bits(value: Any) -> tuple[int, int | None] | None:
+    """(weight bits, activation bits or None) of a space option: an integer (weights only) or
+    'wNaM'; None when it is neither."""
+    if is_int(value):
+        return (value, None) if 1 <= value <= MAX_BITS else None
+    match = re.fullmatch(r"w(\d+)a(\d+)", str(value).strip().lower()) if isinstance(value, str) else None
+    if match is None:
+        return None
+    weight, act = int(match[1]), int(match[2])
+    return (weight, act) if 1 <= weight <= MAX_BITS and 1 <= act <= MAX_BITS else None
+
+
+def _narrower(bits: tuple[int, int | None], layer: Layer) -> bool:
+    weight, act = bits
+    return weight < layer.weight_bits or (act is not None and act < layer.input_bits)
+
+
+def _choice(weight: int, act: int | None) -> dict[str, int]:
+    return {"weight_bits": weight} if act is None else {"weight_bits": weight, "act_bits": act}
+
+
+def _label(weight: int, act: int | None) -> str:
+    return f"{weight}-bit" if act is None else f"w{weight}a{act}"
+
+
 class Quantize(Transform):
     """Fixed-point fake quantization (STE) of weights and optionally activations (``weight_bits``, ``act_bits``)."""
 
@@ -138,20 +164,22 @@ class Quantize(Transform):
     order = 3
     choice_type = QuantChoice
     option_name = "bits"
-    option_help = f"bit widths, integers in 1..{MAX_BITS}"
+    option_help = (f"bit widths: integers in 1..{MAX_BITS} (weights), or 'wNaM' (N-bit weights and M-bit "
+                   "activations, e.g. w8a8: what int8 CPU kernels need)")
     default_options = (12, 8, 6)
     """Weight bits below the base width."""
 
     def check_option(self, value: Any) -> bool:
-        return is_int(value) and 1 <= value <= MAX_BITS
+        return option_bits(value) is not None
 
     def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
-        """The weight widths of ``options`` below the layer's current width."""
-        bits = sorted({b for b in options if b < layer.weight_bits}, reverse=True)
-        if not bits:
+        """The widths of ``options`` narrower than the layer's weights (or, with activations, its input)."""
+        widths = sorted({bits for bits in map(option_bits, options) if bits is not None and _narrower(bits, layer)},
+                        key=lambda bits: (bits[0], bits[1] or MAX_BITS + 1), reverse=True)
+        if not widths:
             return None
-        return Offer((layer.name,), (None, *({"weight_bits": b} for b in bits)),
-                     (f"{layer.weight_bits}-bit", *(f"{b}-bit" for b in bits)), leanest=len(bits))
+        return Offer((layer.name,), (None, *(_choice(w, a) for w, a in widths)),
+                     (f"{layer.weight_bits}-bit", *(_label(w, a) for w, a in widths)), leanest=len(widths))
 
     def describe(self, choice: QuantChoice, before: Layer, after: Layer) -> str:
         parts = [f"{choice.weight_bits}-bit weights" if choice.weight_bits is not None else "",

@@ -63,6 +63,10 @@ class HardwareTemplate(ABC):
     """Bottleneck label -> the registered transforms that shorten a layer with that bottleneck on
     this template; the co-search offers them."""
     options: ClassVar[tuple[Option, ...]] = ()
+    space_options: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    """A remedy's options in this template's search space when the space configuration gives none
+    (transform name -> its options): e.g. the ``cpu`` runs int8 kernels only when weights *and*
+    activations are 8-bit, so it offers quantization as ``w8a8``."""
     metrics: ClassVar[tuple[str, ...]] = ("latency_ms",)
     """The spec metrics (``nn2hw.spec.METRICS``) this template's costs model."""
     honours_specs: ClassVar[bool] = False
@@ -73,11 +77,23 @@ class HardwareTemplate(ABC):
     """True when ``cost_networks``/``explore_networks`` run several networks on one design."""
     execution: ClassVar[Mapping[OpKind, Execution]] = {}
     """How each op kind runs on this template; a kind missing here cannot run on it."""
+    fused_by_graph: ClassVar[bool] = False
+    """True when the template runs a runtime that fuses ops by looking at the graph (batch norm folded
+    into the convolution before it, an activation into its producer): a layer may then be reported
+    as fused into a kernel whatever ``execution`` says for its kind."""
+    measured: ClassVar[bool] = False
+    """True when the template is a real device that times the network (the ``cpu`` template):
+    ``cost`` then predicts, and ``nn2hw.measured`` times the network a user deploys."""
 
     # --- presets and options -------------------------------------------------------------------
     @abstractmethod
     def devices(self) -> Sequence[str]:
         """Names of the device presets this template knows (boards, technology nodes...)."""
+
+    def accepts_device(self, device: str) -> bool:
+        """Whether ``TEMPLATE:device`` names a device of this template (a preset, by default; a
+        predictor template takes a file)."""
+        return device in self.devices()
 
     def presets(self) -> Sequence[str]:
         """Names of its design presets (``--hw-param preset=NAME``); none by default."""
@@ -194,7 +210,7 @@ def get_template(spec: str) -> tuple[HardwareTemplate, str | None]:
     """The registered template and device named by a 'TEMPLATE[:DEVICE]' string."""
     name, device = split_hardware(spec)
     template = TEMPLATES.get(name)
-    if device is not None and device not in template.devices():
+    if device is not None and not template.accepts_device(device):
         raise ConfigError(
             f"Template {name!r} has no device {device!r}.{suggest(device, list(template.devices()))}",
             f"Use one of: {', '.join(template.devices())}.",

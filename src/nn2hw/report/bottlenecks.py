@@ -67,12 +67,22 @@ def detect(cost: NetworkCost, vocabulary: Mapping[str, str] | None = None) -> De
     vocabulary = vocabulary or {}
     total = cost.total_cycles
     records = tuple(LayerBottleneck(layer.name, layer.bottleneck, vocabulary.get(layer.bottleneck, layer.bottleneck),
-                                    layer.cycles, layer.cycles / total if total else 0.0,
-                                    dict(layer.breakdown_cycles)) for layer in cost.layers)
+                                    layer.cycles, share, dict(layer.breakdown_cycles))
+                    for layer, share in zip(cost.layers, _shares(cost), strict=True))
     labels = list(dict.fromkeys([*vocabulary, *(r.bottleneck for r in records)]))
-    shares = {k: sum(r.cycles for r in records if r.bottleneck == k) / total if total else 0.0 for k in labels}
+    shares = {k: sum(r.share for r in records if r.bottleneck == k) for k in labels}
     components: dict[str, float] = {}
     for r in records:
         for key, value in r.breakdown_cycles.items():
             components[key] = components.get(key, 0.0) + float(value)
     return DetectReport(records, total, shares, components)
+
+
+
+def _shares(cost: NetworkCost) -> list[float]:
+    """Each layer's share of the network: of its cycles (as ``total_cycles`` counts them), or of its
+    milliseconds on a template that counts no cycles (a measured CPU)."""
+    if cost.total_cycles:
+        return [layer.cycles / cost.total_cycles for layer in cost.layers]
+    whole = cost.latency_ms
+    return [layer.latency_ms / whole if whole else 0.0 for layer in cost.layers]

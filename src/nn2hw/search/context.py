@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
+from nn2hw.hardware.cpu import margin_of
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from nn2hw.measured import MeasuredNetwork
     from nn2hw.search.strategies import RewardConfig
 
 
@@ -62,10 +64,18 @@ class SearchContext:
     base_metric: float | None = None
     assessments: OrderedDict[tuple[int, ...], Assessment] = field(default_factory=OrderedDict, repr=False)
     """Candidates already costed, by index vector (``trial.assess`` fills and bounds it)."""
+    measured_base: Mapping[str, MeasuredNetwork] | None = None
+    """On a measured template (``cpu``): each base network as timed on this machine."""
 
     @property
     def spec(self) -> Spec:
-        return self.settings.spec
+        """The spec candidates are costed against. On a measured template the latency limit keeps the
+        margin the finalists' measurement must keep (``nn2hw.measured.meets``), so that predicted
+        candidates are not refused at the end for a drift the margin allows."""
+        limit = self.settings.spec.latency_ms
+        if self.measured_base is None or limit is None:
+            return self.settings.spec
+        return replace(self.settings.spec, latency_ms=limit / (1 + margin_of(self.target.options)))
 
     def workloads(self, plans: Mapping[str, Plan] | None = None) -> Workload | dict[str, Workload]:
         """The networks' workloads (rewritten by ``plans``): one workload, or a dict of several."""
@@ -110,6 +120,9 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     members = tuple(_member_context(settings, m, evaluator) for m in settings.members)
     target = HardwareTarget.parse(settings.hardware, settings.hw_options, settings.hw_grid, settings.spec.limits)
     workloads = {m.name: m.workload for m in members}
+    measured_base = None
+    if target.template.measured:
+        target, measured_base = _calibrated(settings, members, target)
     base_cost = target.best(workloads)
     bottlenecks = _bottlenecks(base_cost, [m.name for m in members])
     config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
@@ -120,13 +133,32 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
         weights = SpaceContext(weights=partial(_layer_weight, m.model))
         parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
                                           vocabulary=target.template.bottlenecks, config=config, context=weights,
+                                          space_options=target.template.space_options,
                                           hardware=knobs if i == 0 else ())))
     space = JointSpace(tuple(parts))
     bound_cost = target.best(_workloads(members, space.decode(space.leanest()).plans))
-    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, bound_cost)
+    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, bound_cost,
+                        measured_base=measured_base)
     _check_reachable(ctx)
     _check_strategy(settings, space)
     return ctx
+
+
+def _calibrated(settings: SearchSettings, members: tuple[MemberContext, ...], target: HardwareTarget
+                ) -> tuple[HardwareTarget, dict[str, MeasuredNetwork]]:
+    """Time the base network on this machine, refuse a spec its noise cannot verify, and scale the
+    predictor by measured / predicted on it (unless ``calibration`` was given)."""
+    from nn2hw.measured import check_verifiable, measure_models
+
+    m, = members
+    base, = measure_models(target.template, target.device, target.options, [(m.model, m.workload, None)])
+    limit = settings.spec.latency_ms
+    if limit is not None:
+        check_verifiable(base, limit, margin_of(target.options))
+    if "calibration" not in target.options:
+        predicted = target.best(m.workload).latency_ms
+        target = replace(target, options={**target.options, "calibration": base.median_ms / predicted})
+    return target, {m.name: base}
 
 
 def _layer_weight(model: nn.Module, name: str) -> torch.Tensor | nn.Module:
@@ -163,12 +195,14 @@ def _check_reachable(ctx: SearchContext) -> None:
             f"The search space of {nets} is empty: no layer has a technique for its bottleneck on "
             f"{settings.hardware}.",
             "Widen it with a --space file (e.g. enable channel cuts or quantization for more bottlenecks).")
-    for name, limit in settings.spec.limits.items():
-        reach = settings.spec.value(ctx.bound_cost, name)
+    for name, limit in ctx.spec.limits.items():
+        reach = ctx.spec.value(ctx.bound_cost, name)
         if reach > limit:
             unit = UNITS[name]
+            kept = (f" (the spec less the {margin_of(ctx.target.options):.0%} margin a measured median keeps)"
+                    if ctx.measured_base is not None and name == "latency_ms" else "")
             raise InfeasibleError(
-                f"No candidate can meet {name} <= {limit:g} {unit}: the leanest candidate of the space (every "
+                f"No candidate can meet {name} <= {limit:g} {unit}{kept}: the leanest candidate of the space (every "
                 f"layer at its cheapest choice, best design) reaches {reach:.6g} {unit}; the base model needs "
                 f"{settings.spec.value(ctx.base_cost, name):.6g} {unit} on {settings.hardware}.",
                 f"Relax the spec to at least {reach:.6g} {unit}, widen the space (--space), or use larger hardware.",

@@ -26,6 +26,7 @@ from nn2hw.bundle import save_bundle
 from nn2hw.compress import apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneSettings
+from nn2hw.hardware.cpu import margin_of
 from nn2hw.hardware.records import NetworkCost, design_label
 from nn2hw.plan import Plan
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
@@ -47,6 +48,10 @@ class Solution:
     metrics: Mapping[str, float]
     networks: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     trial: int | None = None
+    predicted_ms: float | None = None
+    """On a measured template: the latency the search predicted for it (``cost`` is the measured one)."""
+    measurement: Mapping[str, Any] | None = None
+    """On a measured template: runs, median, IQR, threads, runtime, CPU and the file timed."""
 
     @property
     def plan(self) -> Plan:
@@ -62,6 +67,8 @@ class Solution:
                **{k: self.metrics[k] for k in KEY_METRICS if k in self.metrics},
                "design": jsonable(self.cost.design), "plan_key": joint_key(self.plans), "trial": self.trial,
                "changed_layers": sum(len(p.choices) for p in self.plans.values())}
+        if self.measurement is not None:
+            out.update({"predicted_latency_ms": self.predicted_ms, "measurement": dict(self.measurement)})
         if len(self.plans) > 1:
             busy = self.cost.engine_latency_ms()
             engines = {layer.name.split("/", 1)[0]: layer.engine for layer in self.cost.layers}
@@ -116,9 +123,21 @@ def ranked_candidates(study: optuna.Study, metric: str) -> list[FrozenTrial]:
     return unique
 
 
-def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[dict[str, Plan], NetworkCost] | str:
-    """Re-cost a candidate on its own best design and re-check specs and resources; the plans
-    (carrying the hardware) and the cost when it passes, else the reason it does not."""
+@dataclass(frozen=True)
+class Checked:
+    """A candidate that passed the re-check: its plans (carrying the hardware) and cost; on a
+    measured template the cost is the measured one and ``predicted_ms`` what the search predicted."""
+
+    plans: dict[str, Plan]
+    cost: NetworkCost
+    predicted_ms: float | None = None
+    measurement: Mapping[str, Any] | None = None
+
+
+def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> Checked | str:
+    """Re-cost a candidate on its own best design and re-check specs and resources (on a measured
+    template: time it on this machine and check the measured median with the margin); the checked
+    candidate when it passes, else the reason it does not."""
     plans = {net: Plan.from_dict(data) for net, data in trial.user_attrs["plans"].items()}
     workloads = ctx.workloads(plans)
     best = ctx.target.best(workloads, trial.user_attrs.get("knobs") or {})
@@ -130,7 +149,24 @@ def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> tuple[dict[str, Plan],
     if miss:
         return f"trial {trial.number}: {miss}"
     hardware = _hardware(ctx, cost)
-    return {net: plan.with_hardware(hardware) for net, plan in plans.items()}, cost
+    checked = Checked({net: plan.with_hardware(hardware) for net, plan in plans.items()}, cost)
+    return checked if ctx.measured_base is None else _measured(ctx, trial.number, checked)
+
+
+def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:
+    """Time a predicted candidate on this machine; it passes when its median keeps the margin."""
+    from nn2hw.measured import measure_models, meets
+
+    m, = ctx.members
+    plan = checked.plans[m.name]
+    timed, = measure_models(ctx.target.template, ctx.target.device, ctx.target.options,
+                            [(apply_plan(plan, m.model), apply_plan(plan, m.workload), plan)])
+    limit, margin = ctx.settings.spec.latency_ms, margin_of(ctx.target.options)
+    predicted = checked.cost.latency_ms
+    if limit is not None and not meets(timed, limit, margin):
+        return (f"trial {number}: measured median {timed.median_ms:.4g} ms (IQR {timed.measurement.iqr_ms:.3g} ms; "
+                f"predicted {predicted:.4g} ms) does not keep the {margin:.0%} margin below {limit:g} ms")
+    return Checked(checked.plans, timed.cost, predicted, timed.to_dict())
 
 
 def _hardware(ctx: SearchContext, cost: NetworkCost) -> dict[str, Any]:
@@ -175,7 +211,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     base_hw = _hardware(ctx, ctx.base_cost)
     base_plans = {net: plan.with_hardware(base_hw) for net, plan in ctx.space.bases.items()}
     base_models, base_networks = measure(ctx, base_plans, base_evals)
-    baseline = Solution(base_plans, ctx.base_cost, joint_metrics(base_networks), base_networks)
+    baseline = _baseline(ctx, base_plans, joint_metrics(base_networks), base_networks)
     notes: list[str] = []
     counts = trial_counts(study)
     if study is None:
@@ -188,7 +224,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
             if isinstance(checked, str):
                 notes.append(f"Re-check refused {checked}.")
                 continue
-            picked = (*checked, trial.number)
+            picked = (checked, trial.number)
             break
         if picked is None:
             write_trials_csv(out / "trials.csv", study, ctx)
@@ -199,12 +235,13 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
                 + (f" (lowest latency seen: {best:.6g} ms)" if best is not None else "") + ".",
                 "Resume the study with more trials (--resume --trials N), relax the spec, or widen the space.",
                 best_bound=best)
-        plans, cost, trial_no = picked
-        models, networks = measure(ctx, plans, _evaluators(ctx, final_evaluator, s.final_finetune, progress))
-        solution = Solution(plans, cost, joint_metrics(networks), networks, trial_no)
+        checked, trial_no = picked
+        models, networks = measure(ctx, checked.plans, _evaluators(ctx, final_evaluator, s.final_finetune, progress))
+        solution = Solution(checked.plans, checked.cost, joint_metrics(networks), networks, trial_no,
+                            checked.predicted_ms, checked.measurement)
     _save_bundles(ctx, out, models, solution)
     rows = [row for m in ctx.members
-            for row in layer_rows(ctx.base_cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
+            for row in layer_rows(baseline.cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
                                   m.workload, apply_plan(solution.plans[m.name], m.workload),
                                   prefix=f"{m.name}/" if len(ctx.members) > 1 else "")]
     files = write_reports(ctx, study, baseline, solution, rows, notes)
@@ -212,6 +249,16 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
                           tuple(notes), tuple(rows))
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=jsonable) + "\n")
     return result
+
+
+def _baseline(ctx: SearchContext, plans: dict[str, Plan], metrics: Mapping[str, float],
+              networks: Mapping[str, Mapping[str, float]]) -> Solution:
+    """The unmodified networks: their cost on the best design, or as measured on a measured template."""
+    if ctx.measured_base is None:
+        return Solution(plans, ctx.base_cost, metrics, networks)
+    timed, = ctx.measured_base.values()
+    return Solution(plans, timed.cost, metrics, networks, predicted_ms=ctx.base_cost.latency_ms,
+                    measurement=timed.to_dict())
 
 
 def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solution: Solution) -> None:
@@ -304,6 +351,7 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
         "images measured": f"{int(solution.metrics.get('n_images', 0))}"
                            + (" (PARTIAL split)" if solution.metrics.get("partial") else ""),
         "strategy / trials": f"{s.strategy} / {trial_counts(study)['total']}",
+        **_measured_facts(baseline, solution),
         "base design": design_label(baseline.cost.design),
         "solution design": design_label(solution.cost.design),
     }
@@ -312,3 +360,15 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
     return files
 
 
+
+
+def _measured_facts(baseline: Solution, solution: Solution) -> dict[str, str]:
+    """Predicted next to measured latency, with the measurement's spread (measured templates only)."""
+    facts = {}
+    for label, sol in (("base", baseline), ("solution", solution)):
+        if sol.measurement is not None and sol.predicted_ms is not None:
+            m = sol.measurement
+            facts[f"{label} latency: predicted / measured (ms)"] = (
+                f"{sol.predicted_ms:.4g} / {m['median_ms']:.4g} (IQR {m['iqr_ms']:.3g}, {m['runs']} runs, "
+                f"{m['threads']} thread(s), {m['runtime']} {m['runtime_version']})")
+    return facts

@@ -144,7 +144,7 @@ def run_search(settings: SearchSettings, evaluator: Evaluator | None = None,
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     base_eval = evaluator
     final_eval = final_evaluator or evaluator
-    if settings.spec.met(ctx.base_cost):
+    if ctx.spec.met(ctx.base_cost):
         log(f"The unmodified {' + '.join(m.model for m in settings.members)} already meets the spec on "
             f"{settings.hardware} ({ctx.base_cost.latency_ms:.6g} ms); returning it on its best design.")
         return finalize(ctx, None, time.time() - start, final_eval, base_eval, progress)

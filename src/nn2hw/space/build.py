@@ -29,13 +29,15 @@ from nn2hw.workload import Layer, Workload
 def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, *,
                 remedies: Mapping[str, Sequence[str]], vocabulary: Mapping[str, str] | None = None,
                 config: SpaceConfig | None = None, context: SpaceContext = SpaceContext(),
-                hardware: Sequence[Dimension] = ()) -> SearchSpace:
+                hardware: Sequence[Dimension] = (), space_options: Mapping[str, Sequence[Any]] | None = None
+                ) -> SearchSpace:
     """The joint space for ``workload`` given each compute layer's bottleneck label.
 
     ``remedies`` maps a label to the transforms that relieve it on the hardware template and
     ``vocabulary`` lists the template's labels (a rule of ``config`` naming other labels is an
     error). ``hardware`` are the template's knob dimensions, kept when ``config.hardware`` names
-    them. Each (transform, layers) dimension is offered once (a coupling group's cut, once).
+    them; ``space_options`` the template's options of a technique where ``config`` gives none.
+    Each (transform, layers) dimension is offered once (a coupling group's cut, once).
     """
     config = config or SpaceConfig()
     _check_labels(config, vocabulary)
@@ -45,7 +47,8 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
     dims: dict[tuple[str, tuple[str, ...]], Dimension] = {}
     for layer in layers:
         for transform in ordered_transforms():
-            options = _layer_options(layer, transform, bottlenecks.get(layer.name), config, remedies)
+            options = _layer_options(layer, transform, bottlenecks.get(layer.name), config, remedies,
+                                     (space_options or {}).get(transform.name))
             if options is None:
                 continue
             offer = transform.offer(workload, layer, options, context)
@@ -70,8 +73,10 @@ def _check_labels(config: SpaceConfig, vocabulary: Mapping[str, str] | None) -> 
 
 
 def _layer_options(layer: Layer, transform: Transform, bottleneck: str | None, config: SpaceConfig,
-                   remedies: Mapping[str, Sequence[str]]) -> tuple[Any, ...] | None:
-    """Options of ``transform`` for ``layer``: an override wins, else the bottleneck rule."""
+                   remedies: Mapping[str, Sequence[str]], template_options: Sequence[Any] | None
+                   ) -> tuple[Any, ...] | None:
+    """Options of ``transform`` for ``layer``: an override wins, else the bottleneck rule (whose
+    options default to the template's, else the transform's)."""
     for glob, spec in config.overrides.items():
         if fnmatch.fnmatchcase(layer.name, glob) and transform.name in spec:
             return None if spec[transform.name] is False else tuple(spec[transform.name])
@@ -80,4 +85,6 @@ def _layer_options(layer: Layer, transform: Transform, bottleneck: str | None, c
         return None
     relieved = rule.bottlenecks if rule.bottlenecks is not None else tuple(
         label for label, names in remedies.items() if transform.name in names)
-    return rule.options if bottleneck in relieved else None
+    if bottleneck not in relieved:
+        return None
+    return rule.options or tuple(template_options or transform.default_options)

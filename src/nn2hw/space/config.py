@@ -42,8 +42,9 @@ class TechniqueRule:
 
 
 def default_rules() -> dict[str, TechniqueRule]:
-    """One rule per registered transform: enabled, the template's bottlenecks, its default options."""
-    return {name: TechniqueRule(options=tuple(t.default_options)) for name, t in TRANSFORMS.items()}
+    """One rule per registered transform: enabled, the template's bottlenecks, the default options
+    (the template's ``space_options`` for it, else the transform's)."""
+    return {name: TechniqueRule() for name in TRANSFORMS.names()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,212 @@
+"""This machine's CPU as a measured hardware template (``--hardware cpu``, ``cpu:onnxruntime``, ``cpu:torch``).
+
+The one real device every user has. Two ways to cost a network on it:
+
+- **measured** (``nn2hw.measured``): the network a user deploys (the plan applied, exported to
+  ONNX with int8 operators where the plan quantized) is timed with ``nn2hw.measure``'s protocol:
+  fixed threads, warm-up, interleaved repetitions, median and quartiles; the runtime's profiler
+  gives per-kernel times, mapped back to the workload's layers (``measured_cost``). ``analyze`` on
+  a model does this, and the search re-measures its finalists this way.
+- **predicted** (``cost``/``explore``, what the search costs candidates with): a kernel predictor
+  built on this machine (``nn2hw predictor build``, cached in ``NN2HW_CACHE/predictors`` per
+  machine, runtime and threads, built on first use), scaled by ``calibration`` (the search sets
+  it to measured / predicted of the base network).
+
+There is no design to explore: a CPU is what it is; threads, batch and the runtime are options.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nn2hw._checks import as_float, as_int
+from nn2hw.errors import ConfigError
+from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, Option
+from nn2hw.hardware.predicted import (
+    BOTTLENECKS,
+    EXECUTION,
+    FUSED_REASON,
+    REMEDIES,
+    SPACE_OPTIONS,
+    UNKERNELED_REASON,
+    bottleneck_of,
+    load_predictor,
+    predicted_cost,
+    predictor_dir,
+    single_design,
+)
+from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, Uncosted
+from nn2hw.workload import OpKind, Workload
+
+if TYPE_CHECKING:
+    from nn2hw.measure import Measurement, Protocol
+
+RUNTIMES = ("onnxruntime", "torch")
+DEFAULT_MARGIN = 0.05
+"""A measured median meets a latency spec X when median x (1 + margin) <= X: the margin absorbs the
+drift between separate measurements of one network on a shared machine (docs/measured-devices.md)."""
+DEFAULT_BUILD_BUDGET_S = 600.0
+OVERHEAD = "(runtime overhead)"
+"""The record of the time outside kernels, so that the layers add up to the measured median."""
+UNPROFILED_REASON = (f"a functional op, not a module: torch's per-module timing does not see it, so its time is "
+                     f"inside {OVERHEAD!r}")
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    """'1x3x224x224' (or a sequence) -> (1, 3, 224, 224), every size positive."""
+    parts = value.lower().split("x") if isinstance(value, str) else list(value)
+    try:
+        shape = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise ConfigError(f"input_shape {value!r} is not a shape of positive sizes.",
+                          "Write it as NxCxHxW, e.g. input_shape=1x1x28x28.")
+    return shape
+
+
+OPTIONS = (
+    Option("threads", lambda v: as_int(v, "threads"), "intra-op threads the runtime uses (default 1)"),
+    Option("repeats", lambda v: as_int(v, "repeats", 5), "timed runs per network, interleaved (default 30)"),
+    Option("warmup", lambda v: as_int(v, "warmup", 0), "untimed runs before timing (default 5)"),
+    Option("batch", lambda v: as_int(v, "batch"), "batch size of the timed input (default: the workload's)"),
+    Option("input_shape", _shape, "input shape NxCxHxW of the timed network (default: the workload's)"),
+    Option("margin", lambda v: as_float(v, "margin"),
+           f"relative margin a measured median keeps below a latency spec (default {DEFAULT_MARGIN})"),
+    Option("predictor", lambda v: str(v), "predictor file the search costs candidates with (default: this "
+                                          "machine's, built on first use)"),
+    Option("build_budget_s", lambda v: as_float(v, "build_budget_s"),
+           f"seconds a first-use predictor build may take (default {DEFAULT_BUILD_BUDGET_S:g})"),
+    Option("calibration", lambda v: as_float(v, "calibration"),
+           "factor on predictions (the search sets it to measured / predicted of the base network)"),
+)
+
+
+class CpuTemplate(HardwareTemplate):
+    """This machine's CPU: networks timed with ONNX Runtime or torch, candidates predicted."""
+
+    name = "cpu"
+    description = ("This machine's CPU, measured: the deployed network timed with ONNX Runtime (cpu:onnxruntime, "
+                   "default) or torch (cpu:torch) at fixed threads, median and IQR of interleaved runs, per-kernel "
+                   "times from the runtime's profiler; search candidates predicted by a kernel predictor built here")
+    bottlenecks = BOTTLENECKS
+    remedies = REMEDIES
+    space_options = SPACE_OPTIONS
+    options = OPTIONS
+    execution = EXECUTION
+    fused_by_graph = True
+    measured = True
+
+    def devices(self) -> Sequence[str]:
+        return RUNTIMES
+
+    def design_fields(self) -> Sequence[str]:
+        return ()
+
+    def parse_design(self, params: Mapping[str, Any]) -> Any:
+        return {}
+
+    def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
+        """The predicted cost (a kernel predictor of this machine, times ``calibration``)."""
+        path = self.predictor_file(device, options)
+        scale = options.get("calibration", 1.0)
+        note = f"predicted by {path}" + (f", calibrated x{scale:.4g} on the measured base network"
+                                         if scale != 1.0 else "")
+        return predicted_cost(self, device or RUNTIMES[0], workload, load_predictor(path), scale=scale,
+                              notes=(note,))
+
+    def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
+                **options: Any) -> Exploration:
+        start = time.perf_counter()
+        return single_design(self.cost(workload, {}, device, **options), time.perf_counter() - start)
+
+    def predictor_file(self, device: str | None, options: Mapping[str, Any]) -> Path:
+        """The predictor candidates are costed with: the ``predictor`` option, else this machine's
+        (built with ``nn2hw.predict.build`` on first use, then kept)."""
+        if "predictor" in options:
+            from nn2hw.hardware.predicted import predictor_path
+
+            return predictor_path(options["predictor"])
+        runtime = device or RUNTIMES[0]
+        threads = options.get("threads", 1)
+        path = predictor_dir() / f"{default_predictor_name(runtime, threads)}.json"
+        if not path.is_file():
+            from nn2hw.predict import build
+
+            print(f"nn2hw: building this CPU's latency predictor ({runtime}, {threads} thread(s), up to "
+                  f"{options.get('build_budget_s', DEFAULT_BUILD_BUDGET_S):g} s) into {path}", flush=True)
+            build("cpu", budget_s=options.get("build_budget_s", DEFAULT_BUILD_BUDGET_S), threads=threads).save(path)
+        return path
+
+
+def measuring_protocol(device: str | None, options: Mapping[str, Any]) -> Protocol:
+    """The measuring protocol the options ask for on ``device`` (a runtime)."""
+    from nn2hw.measure import Protocol
+
+    return Protocol(runtime=device or RUNTIMES[0], threads=options.get("threads", 1),
+                    warmup=options.get("warmup", 5), repeats=options.get("repeats", 30))
+
+
+def default_predictor_name(runtime: str, threads: int) -> str:
+    """This machine's predictor for a runtime and thread count (a name in ``NN2HW_CACHE/predictors``)."""
+    from nn2hw.measure import this_machine
+
+    return f"cpu-{runtime}-t{threads}-{this_machine(runtime).fingerprint()}"
+
+
+def margin_of(options: Mapping[str, Any]) -> float:
+    """The relative margin a measured median keeps below a latency spec (the ``margin`` option)."""
+    return float(options.get("margin", DEFAULT_MARGIN))
+
+
+def measured_cost(template: HardwareTemplate, device: str, workload: Workload, measurement: Measurement,
+                  kernel_layers: Mapping[str, tuple[str, ...]]) -> NetworkCost:
+    """A measurement as a cost record: one ``LayerCost`` per runtime kernel (named by the first
+    workload layer it runs, the others fused into it), plus the time outside kernels, so the records
+    add up to the measured median. Profiling slows kernels a little; when their sum exceeds the
+    median, they are scaled down to it (said in the notes)."""
+    by_name = {layer.name: layer for layer in workload.layers}
+    total = measurement.kernels_ms
+    scale = measurement.median_ms / total if total > measurement.median_ms else 1.0
+    costs: list[LayerCost] = []
+    uncosted: list[Uncosted] = []
+    seen: set[str] = set()
+    for kernel in measurement.kernels:
+        layers = [by_name[n] for n in kernel_layers.get(kernel.name, ()) if n in by_name and n not in seen]
+        head = layers[0].name if layers else kernel.name
+        op = kernel.op_type + (f" ({'+'.join(kernel.fused)})" if kernel.fused else "")
+        label = bottleneck_of(layers) if layers else ("compute" if _dense(kernel.op_type) else "memory")
+        costs.append(LayerCost(name=head, op=op, macs=sum(layer.macs for layer in layers), cycles=0.0,
+                               latency_ms=kernel.median_ms * scale, bottleneck=label,
+                               execution=Execution.ARRAY if label == "compute" else Execution.VECTOR))
+        seen.add(head)
+        for layer in layers[1:]:
+            uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, FUSED_REASON.format(kernel=head),
+                                     Execution.FUSED))
+            seen.add(layer.name)
+    overhead_ms = measurement.median_ms - total * scale
+    costs.append(LayerCost(name=OVERHEAD, op="runtime", macs=0, cycles=0.0, latency_ms=overhead_ms,
+                           bottleneck="overhead", execution=Execution.VECTOR))
+    untimed = (Uncosted("", "", UNKERNELED_REASON, Execution.LAYOUT) if measurement.runtime != "torch" else
+               Uncosted("", "", UNPROFILED_REASON, Execution.FUSED))
+    for layer in workload.layers:
+        if layer.kind is not OpKind.INPUT and layer.name not in seen:
+            uncosted.append(replace(untimed, name=layer.name, op=layer.op or layer.kind.value))
+    notes = [f"measured: median {measurement.median_ms:.4g} ms (IQR {measurement.iqr_ms:.3g} ms) of "
+             f"{measurement.runs} interleaved runs, {measurement.threads} thread(s), {measurement.runtime} "
+             f"{measurement.runtime_version}; kernels {total:.4g} ms, outside kernels {overhead_ms:.3g} ms"]
+    if scale != 1.0:
+        notes.append(f"profiled kernel times scaled x{scale:.3f} to the un-profiled median")
+    return NetworkCost(template=template.name, device=device, design={}, clock_mhz=0.0, layers=tuple(costs),
+                       uncosted=tuple(uncosted), notes=tuple(notes))
+
+
+def _dense(op_type: str) -> bool:
+    return any(word in op_type for word in ("Conv", "Gemm", "MatMul"))
+
+
+TEMPLATES.register(CpuTemplate.name, CpuTemplate())

@@ -1,0 +1,195 @@
+"""A learned latency predictor as a hardware template (``--hardware predictor:FILE``).
+
+Any device a user has measured becomes a target: ``nn2hw predictor fit`` (whole-network
+measurements of a phone or a board) or ``nn2hw predictor build`` (kernels measured on this CPU)
+writes a predictor file, and ``analyze``/``search`` cost networks with it. A kernel predictor
+reports one record per runtime kernel (the layers the runtime fuses into it are named); a
+whole-network predictor one record for the network. ``predicted_cost`` is shared with the
+measured ``cpu`` template, which predicts candidates the same way and times the finalists.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nn2hw.errors import ConfigError
+from nn2hw.hardware.base import TEMPLATES, HardwareTemplate
+from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, Uncosted
+from nn2hw.paths import cache_root
+from nn2hw.workload import Layer, OpKind, Workload
+from nn2hw.workload.layer import COMPUTE_KINDS
+
+if TYPE_CHECKING:
+    from nn2hw.predict import Predictor
+
+BOTTLENECKS = {
+    "compute": "a dense kernel (convolution, GEMM, matmul): its time grows with its MACs; fewer channels, or int8 "
+               "where the runtime has int8 kernels, shorten it",
+    "memory": "an element-wise, pooling, normalization or layout kernel: its time grows with the bytes it moves; "
+              "fewer channels feeding it shorten it",
+    "network": "a whole-network prediction: the predictor has no per-layer times",
+    "overhead": "the runtime's per-inference work outside kernels (session, allocation, thread hand-off): no "
+                "network change removes it",
+}
+REMEDIES = {"compute": ("channel_cut", "quantize"), "memory": ("channel_cut",), "network": ("channel_cut",)}
+"""Shape-changing cuts pay on dense CPU kernels; zeroed weights (kernel patterns) do not, so they are
+not offered (docs/measured-devices.md has the measurements); int8 pays where the runtime runs it."""
+SPACE_OPTIONS = {"quantize": ("w8a8",)}
+"""A CPU runtime runs int8 kernels (ONNX Runtime's QLinearConv, QGemm) only for 8-bit weights and
+activations together; narrower weights alone still run in fp32."""
+
+EXECUTION = {
+    OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.ARRAY, OpKind.MATMUL: Execution.ARRAY,
+    OpKind.POOL: Execution.VECTOR, OpKind.ELTWISE: Execution.VECTOR, OpKind.SOFTMAX: Execution.VECTOR,
+    OpKind.NORM: Execution.VECTOR, OpKind.EMBED: Execution.VECTOR, OpKind.ACT: Execution.VECTOR,
+    OpKind.CONCAT: Execution.VECTOR, OpKind.PAD: Execution.VECTOR, OpKind.SLICE: Execution.VECTOR,
+    OpKind.RESHAPE: Execution.LAYOUT,
+}
+"""How a CPU runtime runs each op kind when nothing fuses it: dense kernels and the rest. The
+runtime's graph optimizations fuse some ops into their producer (batch norm folded into a
+convolution, an activation into it): those are reported as fused into the kernel that runs them."""
+FUSED_REASON = "run inside the runtime kernel {kernel!r} (fused by the runtime's graph optimizations)"
+WHOLE_REASON = "inside the whole-network prediction (a whole-network predictor has no per-layer times)"
+UNKERNELED_REASON = "no kernel of its own on this runtime (constant-folded, or data layout only)"
+PREDICTOR_DIR = "predictors"
+"""Folder under the cache root (``NN2HW_CACHE``) where built predictors are kept by name."""
+
+
+def predictor_dir() -> Path:
+    return cache_root() / PREDICTOR_DIR
+
+
+def bottleneck_of(layers: Sequence[Layer]) -> str:
+    """'compute' for a kernel with a dense op among its layers, else 'memory'."""
+    return "compute" if any(layer.kind in COMPUTE_KINDS for layer in layers) else "memory"
+
+
+def kernel_coverage(workload: Workload, predictor: Predictor) -> dict[str, tuple[str, ...]]:
+    """Kernel name -> the workload layers it runs (the first is the kernel's own layer)."""
+    if predictor.kind == "kernel":
+        from nn2hw.predict.kernels import kernels_of
+
+        return {kernel.name: tuple(kernel.layers) for kernel in kernels_of(workload)}
+    return {"network": tuple(layer.name for layer in workload.layers if layer.kind is not OpKind.INPUT)}
+
+
+def predicted_cost(template: HardwareTemplate, device: str, workload: Workload, predictor: Predictor, *,
+                   scale: float = 1.0, clock_mhz: float = 0.0, notes: Sequence[str] = ()) -> NetworkCost:
+    """The predictor's per-kernel milliseconds (times ``scale``, a calibration on a measured base
+    network) as a cost record: one ``LayerCost`` per kernel, the layers it fuses as ``Uncosted``."""
+    per_kernel = predictor.predict_layers(workload)
+    coverage = kernel_coverage(workload, predictor)
+    by_name = {layer.name: layer for layer in workload.layers}
+    costs: list[LayerCost] = []
+    uncosted: list[Uncosted] = []
+    seen: set[str] = set()
+    for kernel, ms in per_kernel.items():
+        names = coverage.get(kernel, ())
+        layers = [by_name[n] for n in names if n in by_name]
+        whole = kernel == "network" and predictor.kind != "kernel"
+        label = "network" if whole else bottleneck_of(layers)
+        execution = Execution.VECTOR if whole or label == "memory" else Execution.ARRAY
+        head = layers[0].name if layers and not whole else kernel
+        latency_ms = ms * scale
+        costs.append(LayerCost(name=head, op=kernel if whole else _kernel_op(layers, kernel), macs=sum(
+            layer.macs for layer in layers), cycles=latency_ms * clock_mhz * 1e3, latency_ms=latency_ms,
+            bottleneck=label, execution=execution))
+        seen.add(head)
+        for layer in layers:
+            if layer.name != head:
+                reason = WHOLE_REASON if whole else FUSED_REASON.format(kernel=head)
+                uncosted.append(template.uncosted(layer, None) if layer.kind is OpKind.OTHER else
+                                Uncosted(layer.name, layer.op or layer.kind.value, reason, Execution.FUSED))
+                seen.add(layer.name)
+    for layer in workload.layers:
+        if layer.kind is not OpKind.INPUT and layer.name not in seen:
+            mode = template.execution_of(layer, {})
+            reason = UNKERNELED_REASON if mode is not None else template.execution_reason(layer, mode)
+            uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, reason,
+                                     None if mode is None else Execution.LAYOUT))
+    return NetworkCost(template=template.name, device=device, design={}, clock_mhz=clock_mhz, layers=tuple(costs),
+                       uncosted=tuple(uncosted), notes=tuple(notes))
+
+
+def _kernel_op(layers: Sequence[Layer], kernel: str) -> str:
+    """The kernel's ops as 'Conv2d+BatchNorm2d+ReLU' (its layers in order)."""
+    return "+".join(layer.op or layer.kind.value for layer in layers) or kernel
+
+
+def single_design(cost: NetworkCost, seconds: float) -> Exploration:
+    """The exploration of a template without design parameters: one design, itself."""
+    return Exploration(best=cost, pareto=(cost,), n_designs=1, n_feasible=1, seconds=seconds)
+
+
+class PredictorTemplate(HardwareTemplate):
+    """A device known by its measurements: latency from a predictor file, per kernel or per network."""
+
+    name = "predictor"
+    description = ("Any device you measured: latency from a predictor file (`nn2hw predictor fit` from whole-network "
+                   "measurements, `nn2hw predictor build` from kernels timed on this CPU); --hardware "
+                   "predictor:FILE or predictor:NAME (a file in NN2HW_CACHE/predictors)")
+    bottlenecks = BOTTLENECKS
+    remedies = REMEDIES
+    space_options = SPACE_OPTIONS
+    execution = EXECUTION
+    fused_by_graph = True
+
+    def devices(self) -> Sequence[str]:
+        """Names of the predictors kept in the cache folder (``NN2HW_CACHE/predictors/NAME.json``)."""
+        folder = predictor_dir()
+        return tuple(sorted(p.stem for p in folder.glob("*.json"))) if folder.is_dir() else ()
+
+    def accepts_device(self, device: str) -> bool:
+        predictor_path(device)
+        return True
+
+    def design_fields(self) -> Sequence[str]:
+        return ()
+
+    def parse_design(self, params: Mapping[str, Any]) -> Any:
+        return {}
+
+    def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
+        path = predictor_path(device)
+        return predicted_cost(self, str(device), workload, load_predictor(path),
+                              notes=(f"predicted by {path}",))
+
+    def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
+                **options: Any) -> Exploration:
+        start = time.perf_counter()
+        return single_design(self.cost(workload, {}, device, **options), time.perf_counter() - start)
+
+
+def predictor_path(device: str | None) -> Path:
+    """The predictor file a ``predictor:DEVICE`` names: a path, or a name in the cache folder."""
+    if not device:
+        raise ConfigError("The predictor template needs a predictor file: --hardware predictor:FILE.",
+                          "Fit one with `nn2hw predictor fit --measurements CSV --out FILE` (or build one for this "
+                          "CPU with `nn2hw predictor build --device cpu --out FILE`).")
+    path = Path(device)
+    if path.is_file():
+        return path
+    named = predictor_dir() / f"{device}.json"
+    if named.is_file():
+        return named
+    raise ConfigError(f"No predictor file {device!r} (neither a file nor a name in {predictor_dir()}).",
+                      "Give the path of a file written by `nn2hw predictor fit`/`build`, or fit one first.")
+
+
+_LOADED: dict[tuple[str, float], Predictor] = {}
+
+
+def load_predictor(path: Path) -> Predictor:
+    """The predictor in ``path``, refitted once per file version (a search costs thousands of candidates)."""
+    from nn2hw.predict import load
+
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _LOADED:
+        _LOADED[key] = load(path)
+    return _LOADED[key]
+
+
+TEMPLATES.register(PredictorTemplate.name, PredictorTemplate())

@@ -1,0 +1,141 @@
+"""Time the network a user deploys on this machine's CPU: the measured side of the ``cpu`` template.
+
+A network (a torch model with its plan applied) is exported the way a user deploys it
+(``nn2hw.deploy.export_onnx``: physically reduced shapes, int8 operators where the plan quantized)
+and that file is timed with ONNX Runtime (``cpu:onnxruntime``), or the model itself with torch
+(``cpu:torch``), under ``nn2hw.measure``'s protocol; several networks are timed interleaved, so
+drift on a shared machine hits them alike. Every measurement is kept in the measurement store:
+a network is never timed twice. The runtime's per-kernel times are mapped back to the workload's
+layers (``measured_cost``).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nn2hw.errors import ConfigError, InfeasibleError
+from nn2hw.hardware.base import HardwareTemplate
+from nn2hw.hardware.cpu import measured_cost, measuring_protocol
+from nn2hw.hardware.records import NetworkCost
+from nn2hw.measure import Measurement, MeasurementStore, Runner, measure, onnx_runner
+from nn2hw.workload import Workload
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nn2hw.deploy import ExportResult
+    from nn2hw.plan import Plan
+
+IQR_TO_SIGMA = 1.349
+"""A normal distribution's IQR in standard deviations."""
+MEDIAN_SE = 1.2533
+"""Standard error of a sample median, in units of sigma / sqrt(n) (normal samples)."""
+
+
+@dataclass(frozen=True)
+class MeasuredNetwork:
+    """One network timed on this CPU: the cost record (per kernel, adding up to the median), the
+    measurement (runs, median, IQR, threads, runtime, CPU) and the exported file that was timed."""
+
+    cost: NetworkCost
+    measurement: Measurement
+    export: ExportResult | None = None
+
+    @property
+    def median_ms(self) -> float:
+        return self.measurement.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``measurement`` section of a result: the measurement plus what was timed."""
+        data = self.measurement.to_dict()
+        if self.export is not None:
+            data["onnx"] = self.export.to_dict()
+        return data
+
+
+def input_shape(workload: Workload, options: Mapping[str, Any]) -> tuple[int, ...]:
+    """The timed input: the ``input_shape`` option or the workload's, with the ``batch`` option."""
+    shape = tuple(options.get("input_shape") or workload.input_shape)
+    if not shape:
+        raise ConfigError(f"The workload {workload.name!r} does not record its input shape.",
+                          "Give it as --hw-param input_shape=NxCxHxW.")
+    return (options["batch"], *shape[1:]) if "batch" in options else shape
+
+
+def measure_models(template: HardwareTemplate, device: str | None, options: Mapping[str, Any],
+                   networks: Sequence[tuple[nn.Module, Workload, Plan | None]], *,
+                   store: MeasurementStore | None = None, check: bool = True) -> list[MeasuredNetwork]:
+    """Time ``(model, workload, plan)`` networks interleaved: ONNX Runtime times each network's
+    exported file, torch the model; ``model`` already has its plan applied (``plan`` says how to
+    export it: which layers run int8)."""
+    from nn2hw.deploy import TorchRunner, export_onnx, kernel_layers
+
+    protocol = measuring_protocol(device, options)
+    runners: list[Runner] = []
+    exports: list[ExportResult | None] = []
+    with tempfile.TemporaryDirectory(prefix="nn2hw-measure-") as folder:
+        for i, (model, workload, plan) in enumerate(networks):
+            shape = input_shape(workload, options)
+            if protocol.runtime == "torch":
+                runners.append(TorchRunner(model, shape, threads=protocol.threads))
+                exports.append(None)
+                continue
+            exported = export_onnx(model, Path(folder) / f"network{i}.onnx", plan=plan, workload=workload,
+                                   input_shape=shape, check=check)
+            runners.append(onnx_runner(exported.path, protocol))
+            exports.append(exported)
+        measurements = measure(runners, protocol, store=store)
+    results = []
+    for (_, workload, _), measurement, export in zip(networks, measurements, exports, strict=True):
+        mapping = kernel_layers([k.name for k in measurement.kernels], workload)
+        cost = measured_cost(template, protocol.runtime, workload, measurement, mapping)
+        results.append(MeasuredNetwork(cost, measurement, export))
+    return results
+
+
+def measure_onnx_file(template: HardwareTemplate, device: str | None, options: Mapping[str, Any], path: str | Path,
+                      workload: Workload, *, store: MeasurementStore | None = None) -> MeasuredNetwork:
+    """Time an ONNX file as it is (ONNX Runtime only: a file has no torch model)."""
+    from nn2hw.deploy import kernel_layers
+
+    protocol = measuring_protocol(device, options)
+    if protocol.runtime != "onnxruntime":
+        raise ConfigError(f"An ONNX file is timed with ONNX Runtime, not {protocol.runtime}.",
+                          "Use --hardware cpu:onnxruntime with --onnx, or give a zoo --model for cpu:torch.")
+    shape = options.get("input_shape")
+    shapes = None if shape is None else {"": input_shape(workload, options)}
+    measurement, = measure([onnx_runner(path, protocol, input_shapes=shapes)], protocol, store=store)
+    mapping = kernel_layers([k.name for k in measurement.kernels], workload)
+    return MeasuredNetwork(measured_cost(template, protocol.runtime, workload, measurement, mapping), measurement)
+
+
+def meets(measured: MeasuredNetwork, latency_ms: float, margin: float) -> bool:
+    """A measured median meets a latency spec with the margin kept for measurement drift."""
+    return measured.median_ms * (1 + margin) <= latency_ms
+
+
+def check_verifiable(base: MeasuredNetwork, latency_ms: float, margin: float) -> None:
+    """Refuse a latency spec this machine's measurements cannot verify: one below the time the
+    runtime spends outside kernels (no network change removes it), or a margin smaller than twice
+    the standard error of a median at the base network's noise (a pass would be a coin toss)."""
+    m = base.measurement
+    floor = max(m.overhead_ms, 0.0)
+    if latency_ms <= floor:
+        raise InfeasibleError(
+            f"A latency spec of {latency_ms:g} ms is below the {floor:.3g} ms this runtime spends outside kernels "
+            f"on every inference (measured on the base network: median {m.median_ms:.4g} ms).",
+            "Relax --latency-ms above it.", best_bound=floor)
+    relative_sigma = m.iqr_ms / IQR_TO_SIGMA / m.median_ms
+    standard_error = MEDIAN_SE * relative_sigma / math.sqrt(m.runs)
+    if margin < 2 * standard_error:
+        raise ConfigError(
+            f"The measurement noise is too large to verify a latency spec with a {margin:.1%} margin: the base "
+            f"network's median {m.median_ms:.4g} ms has an IQR of {m.iqr_ms:.3g} ms over {m.runs} runs, so a median "
+            f"is known to about ±{standard_error:.1%} (one standard error).",
+            f"Raise --hw-param margin to at least {2 * standard_error:.3f}, or repeats (now {m.runs}), or measure on "
+            "a quieter machine (fewer concurrent jobs).")

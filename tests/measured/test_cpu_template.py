@@ -1,0 +1,133 @@
+"""The measured ``cpu`` template and the ``predictor`` template end to end: ``nn2hw analyze`` times the
+network on this machine (per-layer times adding up to the median), a predictor file costs any
+workload, and bad input is refused with its fix. Orderings and structure only, never milliseconds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from nn2hw.api import analyze, load_workload
+from nn2hw.cli import main
+from nn2hw.errors import ConfigError, InfeasibleError
+from nn2hw.hardware import get_template
+from nn2hw.hardware.cpu import OVERHEAD
+from nn2hw.measure import Measurement
+from nn2hw.measured import MeasuredNetwork, check_verifiable, meets
+
+pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
+
+
+@pytest.fixture(autouse=True)
+def cache(predictor_cache, monkeypatch):
+    monkeypatch.setenv("NN2HW_CACHE", str(predictor_cache))
+    return predictor_cache
+
+
+def test_analyze_times_the_network_and_its_layers_add_up_to_the_median(capsys, tmp_path):
+    target = tmp_path / "r20.json"
+    code = main(["analyze", "--model", "resnet20", "--dataset", "fashion-mnist", "--hardware", "cpu",
+                 "--json", str(target)])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "measured: median" in out and "interleaved runs" in out
+    data = json.loads(target.read_text())
+    m = data["measurement"]
+    assert data["latency_ms"] == pytest.approx(m["median_ms"])
+    assert {"runs", "median_ms", "q1_ms", "q3_ms", "iqr_ms", "outliers", "threads", "runtime", "runtime_version",
+            "machine", "kernels", "onnx"} <= set(m)
+    assert m["runs"] == 30 and m["threads"] == 1 and m["runtime"] == "onnxruntime" and m["machine"]["cpu_model"]
+    assert m["q1_ms"] <= m["median_ms"] <= m["q3_ms"] and m["iqr_ms"] == pytest.approx(m["q3_ms"] - m["q1_ms"])
+    layers = data["layers"]
+    overhead = [layer for layer in layers if layer["name"] == OVERHEAD]
+    assert len(overhead) == 1 and sum(layer["latency_ms"] for layer in layers) == pytest.approx(m["median_ms"])
+    assert overhead[0]["latency_ms"] >= 0 and overhead[0]["latency_ms"] < 0.5 * m["median_ms"]
+    # every convolution is timed as (or inside) a kernel; the batch norms are fused into them
+    workload = load_workload(model="resnet20", dataset="fashion-mnist")
+    timed = {layer["name"] for layer in layers} | {u["name"] for u in data["uncosted"] if u["execution"] == "fused"}
+    convs = {layer.name for layer in workload.layers if layer.op == "Conv2d"}
+    assert convs <= timed
+    assert any("inside the runtime kernel" in u["reason"] and u["name"].endswith("bn1") for u in data["uncosted"])
+    dense = sum(layer["latency_ms"] for layer in layers if layer["bottleneck"] == "compute")
+    assert dense > 0.5 * sum(layer["latency_ms"] for layer in layers if layer["name"] != OVERHEAD)
+
+
+def test_torch_runtime_times_modules_and_names_the_functional_ops():
+    result = analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu:torch", hw_params={"repeats": "10"})
+    m = result.measurement
+    assert m is not None and m["runtime"] == "torch" and m["runs"] == 10
+    assert result.latency_ms == pytest.approx(m["median_ms"])
+    costed = {layer.name for layer in result.cost.layers}
+    assert "layer1.0.conv1" in costed and "linear" in costed
+    functional = [u for u in result.cost.uncosted if "functional op" in u.reason]
+    assert functional and all(u.execution is not None for u in functional)
+
+
+def test_an_onnx_file_is_timed_as_given(tmp_path):
+    from nn2hw import zoo
+    from nn2hw.deploy import export_onnx
+
+    workload = load_workload(model="resnet20", dataset="fashion-mnist")
+    path = export_onnx(zoo.build("resnet20", "fashion-mnist"), tmp_path / "r20.onnx", workload=workload).path
+    result = analyze(onnx=path, hardware="cpu:onnxruntime")
+    assert result.measurement is not None and "onnx" not in result.measurement
+    assert result.measurement["network"] and result.latency_ms == pytest.approx(result.measurement["median_ms"])
+
+
+def test_bad_input_is_refused_with_its_fix(tmp_path):
+    workload = tmp_path / "w.json"
+    workload.write_text(load_workload(model="resnet20", dataset="fashion-mnist").to_json())
+    with pytest.raises(ConfigError, match="workload file has no weights") as info:
+        analyze(workload=str(workload), hardware="cpu")
+    assert "predictor:FILE" in info.value.fix
+    with pytest.raises(ConfigError, match="real device"):
+        analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", explore=True)
+    with pytest.raises(ConfigError, match="input_shape"):
+        analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", hw_params={"input_shape": "1x0x28"})
+    with pytest.raises(ConfigError, match="no option or design parameter 'Tm'"):
+        analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", hw_params={"Tm": "8"})
+    with pytest.raises(ConfigError, match="No predictor file"):
+        get_template(f"predictor:{tmp_path / 'missing.json'}")
+    assert main(["analyze", "--model", "resnet20", "--dataset", "fashion-mnist", "--hardware", "cpu", "--explore"]) == 2
+
+
+def test_a_predictor_file_is_a_template(cache, tmp_path):
+    from nn2hw.predict import load
+
+    path = cache / "predictors" / "test-device.json"
+    workload = load_workload(model="resnet20", dataset="fashion-mnist")
+    by_file = analyze(model="resnet20", dataset="fashion-mnist", hardware=f"predictor:{path}")
+    by_name = analyze(model="resnet20", dataset="fashion-mnist", hardware="predictor:test-device")
+    expected = load(path).predict(workload)
+    assert by_file.latency_ms == pytest.approx(expected) and by_name.latency_ms == pytest.approx(expected)
+    assert "test-device" in get_template("predictor")[0].devices()
+    assert len(by_file.cost.layers) == 1 and by_file.cost.layers[0].bottleneck == "network"
+    assert all(u.execution is not None for u in by_file.cost.uncosted)
+
+
+def _measured(median_ms: float, q1_ms: float, q3_ms: float, runs: int = 30, overhead_ms: float = 0.0
+              ) -> MeasuredNetwork:
+    from nn2hw.hardware.records import NetworkCost
+    from nn2hw.measure import KernelTime
+
+    kernels = (KernelTime("k", "Conv", median_ms - overhead_ms),)
+    m = Measurement(runs=runs, median_ms=median_ms, q1_ms=q1_ms, q3_ms=q3_ms, min_ms=q1_ms, max_ms=q3_ms, outliers=0,
+                    threads=1, runtime="onnxruntime", runtime_version="x", machine={}, kernels=kernels)
+    return MeasuredNetwork(NetworkCost("cpu", "onnxruntime", {}, 0.0, ()), m)
+
+
+def test_a_spec_is_met_with_the_margin_and_refused_below_the_noise():
+    quiet = _measured(1.0, 0.98, 1.02)
+    assert meets(quiet, 1.05, 0.05) and not meets(quiet, 1.04, 0.05)
+    check_verifiable(quiet, 0.6, 0.05)  # a median known to +-0.5 %: verifiable
+    noisy = _measured(1.0, 0.7, 1.3)  # IQR 60 %: a median known to about +-10 %
+    with pytest.raises(ConfigError, match="noise is too large") as info:
+        check_verifiable(noisy, 0.6, 0.05)
+    assert "margin" in info.value.fix and "IQR" in info.value.cause
+    wanted = float(info.value.fix.split("at least ")[1].split(",")[0])
+    check_verifiable(noisy, 0.6, wanted + 1e-3)
+    floor = _measured(1.0, 0.99, 1.01, overhead_ms=0.2)
+    with pytest.raises(InfeasibleError, match="outside kernels") as bound:
+        check_verifiable(floor, 0.15, 0.05)
+    assert math.isclose(bound.value.best_bound, 0.2)
