@@ -70,9 +70,11 @@ def input_shape(workload: Workload, options: Mapping[str, Any]) -> tuple[int, ..
 def measure_models(template: HardwareTemplate, device: str | None, options: Mapping[str, Any],
                    networks: Sequence[tuple[nn.Module, Workload, Plan | None]], *,
                    store: MeasurementStore | None = None, check: bool = True) -> list[MeasuredNetwork]:
-    """Time ``(model, workload, plan)`` networks interleaved: ONNX Runtime times each network's
-    exported file, torch the model; ``model`` already has its plan applied (``plan`` says how to
-    export it: which layers run int8)."""
+    """Time ``(model, workload, plan)`` networks interleaved: the base ``model`` with ``plan``
+    applied (None: the model as it is), whose ``workload`` (the plan applied) names the kernels.
+    ONNX Runtime times each network's exported file (int8 where the plan quantized weights and
+    activations to 8 bits), torch the model itself."""
+    from nn2hw.compress import apply_plan
     from nn2hw.deploy import TorchRunner, export_onnx, kernel_layers
 
     protocol = measuring_protocol(device, options)
@@ -82,7 +84,8 @@ def measure_models(template: HardwareTemplate, device: str | None, options: Mapp
         for i, (model, workload, plan) in enumerate(networks):
             shape = input_shape(workload, options)
             if protocol.runtime == "torch":
-                runners.append(TorchRunner(model, shape, threads=protocol.threads))
+                runners.append(TorchRunner(model if plan is None else apply_plan(plan, model, shape), shape,
+                                           threads=protocol.threads))
                 exports.append(None)
                 continue
             exported = export_onnx(model, Path(folder) / f"network{i}.onnx", plan=plan, workload=workload,
@@ -107,11 +110,20 @@ def measure_onnx_file(template: HardwareTemplate, device: str | None, options: M
     if protocol.runtime != "onnxruntime":
         raise ConfigError(f"An ONNX file is timed with ONNX Runtime, not {protocol.runtime}.",
                           "Use --hardware cpu:onnxruntime with --onnx, or give a zoo --model for cpu:torch.")
-    shape = options.get("input_shape")
-    shapes = None if shape is None else {"": input_shape(workload, options)}
+    shapes = {_input_name(path): input_shape(workload, options)}
     measurement, = measure([onnx_runner(path, protocol, input_shapes=shapes)], protocol, store=store)
     mapping = kernel_layers([k.name for k in measurement.kernels], workload)
     return MeasuredNetwork(measured_cost(template, protocol.runtime, workload, measurement, mapping), measurement)
+
+
+def _input_name(path: str | Path) -> str:
+    """The name of the graph input an ONNX file is fed through (its first input that is not a
+    weight: older exports list initializers among the inputs)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in weights)
 
 
 def meets(measured: MeasuredNetwork, latency_ms: float, margin: float) -> bool:

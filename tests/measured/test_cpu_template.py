@@ -131,3 +131,13 @@ def test_a_spec_is_met_with_the_margin_and_refused_below_the_noise():
     with pytest.raises(InfeasibleError, match="outside kernels") as bound:
         check_verifiable(floor, 0.15, 0.05)
     assert math.isclose(bound.value.best_bound, 0.2)
+
+
+def test_batch_and_input_shape_are_options():
+    one = analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", hw_params={"repeats": "10"})
+    eight = analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu",
+                    hw_params={"repeats": "10", "batch": "8"})
+    larger = analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu",
+                     hw_params={"repeats": "10", "input_shape": "1x1x56x56"})
+    assert eight.measurement["onnx"]["input_shape"][0] == 8 and larger.measurement["onnx"]["input_shape"][2] == 56
+    assert eight.latency_ms > 2 * one.latency_ms and larger.latency_ms > 2 * one.latency_ms

@@ -86,7 +86,7 @@ def describe(family: str, name: str, entry: Any) -> list[str]:
     """Lines describing one registered entry."""
     lines = [f"{name}: {_summary(entry)}"]
     if family == "templates":
-        lines += [f"devices: {', '.join(entry.devices())}",
+        lines += [f"devices: {', '.join(entry.devices()) or 'none listed (a device is named when used, e.g. a file)'}",
                   f"design presets: {', '.join(entry.presets()) or 'none'}",
                   f"design parameters: {', '.join(entry.design_fields()) or 'none'}",
                   "options (--hw-param NAME=VALUE):", *(f"  {o.name}: {o.help}" for o in entry.options),

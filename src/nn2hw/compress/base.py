@@ -80,10 +80,13 @@ class SpaceContext:
     """What building a transform's dimension may read besides the workload.
 
     ``weights`` maps a layer name to its pretrained weight (a tensor or an array; None when the
-    caller has no model): kernel patterns are chosen from it.
+    caller has no model): kernel patterns are chosen from it. ``activation_range`` maps a layer
+    name to the largest |input| or |output| the pretrained model shows on a calibration batch
+    (None without one): quantized activations take their integer bits from it.
     """
 
     weights: Callable[[str], Any] | None = None
+    activation_range: Callable[[str], float] | None = None
 
 
 class Transform(ABC):

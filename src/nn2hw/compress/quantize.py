@@ -79,6 +79,11 @@ def int_bits_for(largest: float, bits: int) -> int:
 
 def activation_int_bits(model: nn.Module, layers: Iterable[str], batch: torch.Tensor, bits: int) -> dict[str, int]:
     """Per layer, integer bits that hold its largest |input| and |output| on ``batch`` (eval mode)."""
+    return {name: int_bits_for(value, bits) for name, value in activation_ranges(model, layers, batch).items()}
+
+
+def activation_ranges(model: nn.Module, layers: Iterable[str], batch: torch.Tensor) -> dict[str, float]:
+    """Per layer, the largest |input| or |output| it sees on ``batch`` (eval mode)."""
     import torch
 
     largest: dict[str, float] = {}
@@ -97,7 +102,7 @@ def activation_int_bits(model: nn.Module, layers: Iterable[str], batch: torch.Te
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    return {name: int_bits_for(value, bits) for name, value in largest.items()}
+    return largest
 
 
 def default_act_int_bits(bits: int) -> int:
@@ -148,8 +153,15 @@ def _narrower(bits: tuple[int, int | None], layer: Layer) -> bool:
     return weight < layer.weight_bits or (act is not None and act < layer.input_bits)
 
 
-def _choice(weight: int, act: int | None) -> dict[str, int]:
-    return {"weight_bits": weight} if act is None else {"weight_bits": weight, "act_bits": act}
+def _choice(weight: int, act: int | None, largest: float | None) -> dict[str, int]:
+    """The plan fields of a width; activations take the integer bits that hold ``largest`` (the
+    calibrated range) when it is known, else the default (half the bits)."""
+    if act is None:
+        return {"weight_bits": weight}
+    choice = {"weight_bits": weight, "act_bits": act}
+    if largest is not None:
+        choice["act_int_bits"] = int_bits_for(largest, act)
+    return choice
 
 
 def _label(weight: int, act: int | None) -> str:
@@ -178,7 +190,8 @@ class Quantize(Transform):
                         key=lambda bits: (bits[0], bits[1] or MAX_BITS + 1), reverse=True)
         if not widths:
             return None
-        return Offer((layer.name,), (None, *(_choice(w, a) for w, a in widths)),
+        largest = None if context.activation_range is None else context.activation_range(layer.name)
+        return Offer((layer.name,), (None, *(_choice(w, a, largest) for w, a in widths)),
                      (f"{layer.weight_bits}-bit", *(_label(w, a) for w, a in widths)), leanest=len(widths))
 
     def describe(self, choice: QuantChoice, before: Layer, after: Layer) -> str:

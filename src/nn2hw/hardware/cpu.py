@@ -49,6 +49,9 @@ RUNTIMES = ("onnxruntime", "torch")
 DEFAULT_MARGIN = 0.05
 """A measured median meets a latency spec X when median x (1 + margin) <= X: the margin absorbs the
 drift between separate measurements of one network on a shared machine (docs/measured-devices.md)."""
+DEFAULT_PREDICT_MARGIN = 0.05
+"""The search keeps predicted candidates this much further below the spec (on top of ``margin``)
+for the predictor's error, so that the finalists it re-measures pass."""
 DEFAULT_BUILD_BUDGET_S = 600.0
 OVERHEAD = "(runtime overhead)"
 """The record of the time outside kernels, so that the layers add up to the measured median."""
@@ -77,6 +80,8 @@ OPTIONS = (
     Option("input_shape", _shape, "input shape NxCxHxW of the timed network (default: the workload's)"),
     Option("margin", lambda v: as_float(v, "margin"),
            f"relative margin a measured median keeps below a latency spec (default {DEFAULT_MARGIN})"),
+    Option("predict_margin", lambda v: as_float(v, "predict_margin"),
+           f"extra relative margin predicted candidates keep below a latency spec (default {DEFAULT_PREDICT_MARGIN})"),
     Option("predictor", lambda v: str(v), "predictor file the search costs candidates with (default: this "
                                           "machine's, built on first use)"),
     Option("build_budget_s", lambda v: as_float(v, "build_budget_s"),
@@ -163,6 +168,12 @@ def margin_of(options: Mapping[str, Any]) -> float:
     return float(options.get("margin", DEFAULT_MARGIN))
 
 
+def search_margin_of(options: Mapping[str, Any]) -> float:
+    """The relative margin predicted candidates keep below a latency spec: the measurement margin
+    plus the prediction margin."""
+    return margin_of(options) + float(options.get("predict_margin", DEFAULT_PREDICT_MARGIN))
+
+
 def measured_cost(template: HardwareTemplate, device: str, workload: Workload, measurement: Measurement,
                   kernel_layers: Mapping[str, tuple[str, ...]]) -> NetworkCost:
     """A measurement as a cost record: one ``LayerCost`` per runtime kernel (named by the first
@@ -186,13 +197,13 @@ def measured_cost(template: HardwareTemplate, device: str, workload: Workload, m
         seen.add(head)
         for layer in layers[1:]:
             uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, FUSED_REASON.format(kernel=head),
-                                     Execution.FUSED))
+                                     Execution.FUSED, head))
             seen.add(layer.name)
     overhead_ms = measurement.median_ms - total * scale
     costs.append(LayerCost(name=OVERHEAD, op="runtime", macs=0, cycles=0.0, latency_ms=overhead_ms,
                            bottleneck="overhead", execution=Execution.VECTOR))
     untimed = (Uncosted("", "", UNKERNELED_REASON, Execution.LAYOUT) if measurement.runtime != "torch" else
-               Uncosted("", "", UNPROFILED_REASON, Execution.FUSED))
+               Uncosted("", "", UNPROFILED_REASON, Execution.FUSED, OVERHEAD))
     for layer in workload.layers:
         if layer.kind is not OpKind.INPUT and layer.name not in seen:
             uncosted.append(replace(untimed, name=layer.name, op=layer.op or layer.kind.value))

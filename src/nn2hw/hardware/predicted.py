@@ -37,9 +37,10 @@ BOTTLENECKS = {
 REMEDIES = {"compute": ("channel_cut", "quantize"), "memory": ("channel_cut",), "network": ("channel_cut",)}
 """Shape-changing cuts pay on dense CPU kernels; zeroed weights (kernel patterns) do not, so they are
 not offered (docs/measured-devices.md has the measurements); int8 pays where the runtime runs it."""
-SPACE_OPTIONS = {"quantize": ("w8a8",)}
+SPACE_OPTIONS = {"quantize": ("w8a8",), "channel_cut": (0.75, 0.5, 0.375, 0.25, 0.125)}
 """A CPU runtime runs int8 kernels (ONNX Runtime's QLinearConv, QGemm) only for 8-bit weights and
-activations together; narrower weights alone still run in fp32."""
+activations together (narrower weights alone still run in fp32); channel cuts reach further than
+the default (a cut pays roughly in proportion on dense kernels, docs/measured-devices.md)."""
 
 EXECUTION = {
     OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.ARRAY, OpKind.MATMUL: Execution.ARRAY,
@@ -102,7 +103,7 @@ def predicted_cost(template: HardwareTemplate, device: str, workload: Workload, 
             if layer.name != head:
                 reason = WHOLE_REASON if whole else FUSED_REASON.format(kernel=head)
                 uncosted.append(template.uncosted(layer, None) if layer.kind is OpKind.OTHER else
-                                Uncosted(layer.name, layer.op or layer.kind.value, reason, Execution.FUSED))
+                                Uncosted(layer.name, layer.op or layer.kind.value, reason, Execution.FUSED, head))
                 seen.add(layer.name)
     for layer in workload.layers:
         if layer.kind is not OpKind.INPUT and layer.name not in seen:

@@ -61,10 +61,14 @@ class Uncosted:
     reason: str
     execution: Execution | None = None
     """None: the template could not say (an op the extractor did not understand)."""
+    within: str = ""
+    """The costed record whose time includes this op ('' for none): the runtime kernel it is fused
+    into, or a whole-network prediction. Its bottleneck is that record's."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "reason": self.reason,
-                "execution": None if self.execution is None else Execution(self.execution).value}
+                "execution": None if self.execution is None else Execution(self.execution).value,
+                "within": self.within}
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,16 @@ def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[st
     """Rows for every layer the cost model costed, in network order. ``prefix`` selects one
     network's layers of a multi-network chip (named 'network/layer')."""
     solved = {c.name: c for c in solution.layers}
+    known = {layer.name for layer in before.layers}
     rows = []
     for cost in base.layers:
         if not cost.name.startswith(prefix):
             continue
         name = cost.name[len(prefix):]
+        if name not in known:  # a runtime's own kernel or overhead (a measured CPU), not a layer
+            after_ms = solved[cost.name].latency_ms if cost.name in solved else 0.0
+            rows.append(LayerRow(cost.name, cost.bottleneck, "-", "-", cost.latency_ms, after_ms))
+            continue
         choice = plan.choices.get(name, LayerChoice())
         technique = ", ".join(t.label for t in ordered_transforms() if t.selects(choice)) or (
             "follows a cut" if before.layer(name).in_channels != after.layer(name).in_channels else "-")

@@ -11,12 +11,13 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import combinations
 from typing import TYPE_CHECKING
 
 from nn2hw.compress import SpaceContext, apply_plan
-from nn2hw.errors import InfeasibleError
+from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
-from nn2hw.hardware.cpu import margin_of
+from nn2hw.hardware.cpu import margin_of, search_margin_of
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
@@ -66,16 +67,19 @@ class SearchContext:
     """Candidates already costed, by index vector (``trial.assess`` fills and bounds it)."""
     measured_base: Mapping[str, MeasuredNetwork] | None = None
     """On a measured template (``cpu``): each base network as timed on this machine."""
+    bound_costs: tuple[NetworkCost, ...] = ()
+    """The leanest candidate of every combination of the space's techniques (``bound_cost`` is the
+    fastest): what no candidate can beat, metric by metric."""
 
     @property
     def spec(self) -> Spec:
         """The spec candidates are costed against. On a measured template the latency limit keeps the
-        margin the finalists' measurement must keep (``nn2hw.measured.meets``), so that predicted
-        candidates are not refused at the end for a drift the margin allows."""
+        margin the finalists' measurement must keep (``nn2hw.measured.meets``) plus one for the
+        predictor's error, so that the predicted candidates the search settles on pass when measured."""
         limit = self.settings.spec.latency_ms
         if self.measured_base is None or limit is None:
             return self.settings.spec
-        return replace(self.settings.spec, latency_ms=limit / (1 + margin_of(self.target.options)))
+        return replace(self.settings.spec, latency_ms=limit / (1 + search_margin_of(self.target.options)))
 
     def workloads(self, plans: Mapping[str, Plan] | None = None) -> Workload | dict[str, Workload]:
         """The networks' workloads (rewritten by ``plans``): one workload, or a dict of several."""
@@ -130,15 +134,16 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     parts = []
     for i, m in enumerate(members):
         base_plan = Plan.for_workload(m.workload, m.name, m.member.dataset)
-        weights = SpaceContext(weights=partial(_layer_weight, m.model))
+        weights = SpaceContext(weights=partial(_layer_weight, m.model),
+                               activation_range=CalibratedRanges(settings.data_dir, m.member, m.model))
         parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
                                           vocabulary=target.template.bottlenecks, config=config, context=weights,
                                           space_options=target.template.space_options,
                                           hardware=knobs if i == 0 else ())))
     space = JointSpace(tuple(parts))
-    bound_cost = target.best(_workloads(members, space.decode(space.leanest()).plans))
-    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, bound_cost,
-                        measured_base=measured_base)
+    bounds = _bounds(target, members, space)
+    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space,
+                        min(bounds, key=lambda c: c.latency_ms), measured_base=measured_base, bound_costs=bounds)
     _check_reachable(ctx)
     _check_strategy(settings, space)
     return ctx
@@ -161,14 +166,66 @@ def _calibrated(settings: SearchSettings, members: tuple[MemberContext, ...], ta
     return target, {m.name: base}
 
 
+CALIBRATION_IMAGES = 32
+
+
+@dataclass
+class CalibratedRanges:
+    """The largest |input| or |output| each layer of the pretrained model shows on a calibration
+    batch: the first ``CALIBRATION_IMAGES`` images of the training split (of the member's split
+    where the dataset has no training split here), measured on first use: quantized activations
+    take their integer bits from it, not from a default that clips pre-BatchNorm outputs."""
+
+    data_dir: str | None
+    member: Member
+    model: nn.Module
+    _ranges: dict[str, float] | None = field(default=None, repr=False)
+
+    def __call__(self, layer: str) -> float:
+        if self._ranges is None:
+            self._ranges = self._measure()
+        return self._ranges[layer]
+
+    def _measure(self) -> dict[str, float]:
+        from nn2hw import zoo
+        from nn2hw.compress.quantize import activation_ranges
+        from nn2hw.data import load_dataset
+        from nn2hw.errors import DatasetError
+
+        try:
+            data = load_dataset(self.member.dataset, "train", self.data_dir)
+        except (ConfigError, DatasetError):
+            data = load_dataset(self.member.dataset, self.member.split, self.data_dir)
+        images, _ = next(zoo.prepare(data, self.member.model).take(CALIBRATION_IMAGES).batches(CALIBRATION_IMAGES))
+        layers = [name for name, module in self.model.named_modules() if hasattr(module, "weight") and name]
+        return activation_ranges(self.model, layers, images)
+
+
+def _bounds(target: HardwareTarget, members: tuple[MemberContext, ...], space: JointSpace) -> tuple[NetworkCost, ...]:
+    """The cost of the leanest candidate of each non-empty set of the space's techniques (every
+    other dimension at its base choice). The all-leanest vector alone is not a bound where a
+    technique's leanest choice costs more in combination (int8 on a few channels spends more on
+    its conversions than it saves on a CPU)."""
+    techniques = sorted({d.technique for d in space.dimensions})
+    costs = []
+    for size in range(1, len(techniques) + 1):
+        for chosen in combinations(techniques, size):
+            vector = tuple(d.leanest if d.technique in chosen else 0 for d in space.dimensions)
+            costs.append(target.best(_workloads(members, space.decode(vector).plans)))
+    return tuple(costs)
+
+
 def _layer_weight(model: nn.Module, name: str) -> torch.Tensor | nn.Module:
     return model.get_submodule(name).weight
 
 
 def _bottlenecks(cost: NetworkCost, networks: list[str]) -> dict[str, dict[str, str]]:
-    """Each network's layer -> bottleneck label (layers of a multi-network chip are 'net/layer')."""
+    """Each network's layer -> bottleneck label (layers of a multi-network chip are 'net/layer');
+    an op timed within another record (a fused kernel, a whole-network prediction) takes its label."""
     if len(networks) == 1:
-        return {networks[0]: {layer.name: layer.bottleneck for layer in cost.layers}}
+        labels = {layer.name: layer.bottleneck for layer in cost.layers}
+        inherited = {u.name: labels[u.within] for u in cost.uncosted if u.within in labels}
+        return {networks[0]: {**inherited, **labels}}
     found: dict[str, dict[str, str]] = {net: {} for net in networks}
     for layer in cost.layers:
         net, _, name = layer.name.partition("/")
@@ -196,16 +253,18 @@ def _check_reachable(ctx: SearchContext) -> None:
             f"{settings.hardware}.",
             "Widen it with a --space file (e.g. enable channel cuts or quantization for more bottlenecks).")
     for name, limit in ctx.spec.limits.items():
-        reach = ctx.spec.value(ctx.bound_cost, name)
+        reach = min(ctx.spec.value(cost, name) for cost in ctx.bound_costs or (ctx.bound_cost,))
         if reach > limit:
             unit = UNITS[name]
-            kept = (f" (the spec less the {margin_of(ctx.target.options):.0%} margin a measured median keeps)"
-                    if ctx.measured_base is not None and name == "latency_ms" else "")
+            margins = ctx.measured_base is not None and name == "latency_ms"
+            kept = (f" (the spec less the {search_margin_of(ctx.target.options):.0%} margins for measurement noise "
+                    "and prediction error)" if margins else "")
+            needed = reach * (1 + search_margin_of(ctx.target.options)) if margins else reach
             raise InfeasibleError(
                 f"No candidate can meet {name} <= {limit:g} {unit}{kept}: the leanest candidate of the space (every "
                 f"layer at its cheapest choice, best design) reaches {reach:.6g} {unit}; the base model needs "
                 f"{settings.spec.value(ctx.base_cost, name):.6g} {unit} on {settings.hardware}.",
-                f"Relax the spec to at least {reach:.6g} {unit}, widen the space (--space), or use larger hardware.",
+                f"Relax the spec to at least {needed:.6g} {unit}, widen the space (--space), or use larger hardware.",
                 best_bound=reach)
 
 

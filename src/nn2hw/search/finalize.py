@@ -160,7 +160,7 @@ def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | st
     m, = ctx.members
     plan = checked.plans[m.name]
     timed, = measure_models(ctx.target.template, ctx.target.device, ctx.target.options,
-                            [(apply_plan(plan, m.model), apply_plan(plan, m.workload), plan)])
+                            [(m.model, apply_plan(plan, m.workload), plan)])
     limit, margin = ctx.settings.spec.latency_ms, margin_of(ctx.target.options)
     predicted = checked.cost.latency_ms
     if limit is not None and not meets(timed, limit, margin):

@@ -60,6 +60,9 @@ class TemplateContract:
         assert set(template.remedies) <= set(template.bottlenecks), "a remedy for an undeclared bottleneck"
         for techniques in template.remedies.values():
             assert set(techniques) <= set(TRANSFORMS.names()), f"unregistered transforms in remedies: {techniques}"
+        for name, options in template.space_options.items():
+            assert name in TRANSFORMS.names(), f"space_options names an unregistered transform: {name}"
+            assert options and all(TRANSFORMS.get(name).check_option(o) for o in options), (name, options)
         assert all(isinstance(mode, Execution) for mode in template.execution.values())
 
     def test_an_unknown_option_is_refused_with_the_list(self, template: HardwareTemplate) -> None:

@@ -1,0 +1,125 @@
+"""The co-search on this machine's CPU (``--hardware cpu``): candidates predicted, finalists timed.
+
+The predictor is fitted, as a user would for any device, from measurements: channel-cut variants of
+the Fashion-MNIST ResNet-20 timed here. The scorer tests 64 images without training (quick,
+deterministic). What must hold on a noisy machine: the returned network's *measured* median keeps
+the margin below the spec, the report shows predicted and measured side by side, and a candidate
+whose measurement misses is refused, never returned."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nn2hw.errors import InfeasibleError
+from nn2hw.search import SearchSettings, Spec, run_search
+
+pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
+pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install 'nn2hw[predict]')")
+pytestmark = pytest.mark.slow
+
+BASE = {"model": "resnet20", "dataset": "fashion-mnist"}
+KEEPS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.125)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cache")
+        mp.setenv("NN2HW_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def measured_predictor(cache):
+    """A whole-network predictor fitted on ResNet-20's uniform channel cuts as timed on this CPU, and
+    the base network's measured median."""
+    from nn2hw import zoo
+    from nn2hw.api import load_workload
+    from nn2hw.compress import apply_plan, with_uniform_cut
+    from nn2hw.hardware import get_template
+    from nn2hw.measured import measure_models
+    from nn2hw.plan import Plan
+    from nn2hw.predict import fit
+
+    template, _ = get_template("cpu")
+    model = zoo.build("resnet20", "fashion-mnist", pretrained=True).eval()
+    workload = load_workload(model="resnet20", dataset="fashion-mnist")
+    base = Plan.for_workload(workload, "resnet20", "fashion-mnist")
+    plans = [with_uniform_cut(base, workload, keep) if keep < 1 else base for keep in KEEPS]
+    workloads = [apply_plan(plan, workload) for plan in plans]
+    timed = measure_models(template, "onnxruntime", {"repeats": 20}, list(zip([model] * len(plans), workloads, plans)))
+    path = cache / "r20-cuts.json"
+    fit(workloads, [t.median_ms for t in timed], device="this cpu", seed=0).save(path)
+    return path, timed[0].median_ms
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from nn2hw import zoo
+    from nn2hw.data import load_dataset
+    from nn2hw.evaluate import test
+
+    data = zoo.prepare(load_dataset("fashion-mnist", "test"), "resnet20").take(64)
+
+    def score(model):
+        m = test(model, data, progress=False)
+        return {"top1": m.top1, "top5": m.top5, "n_images": float(m.n_images), "partial": 1.0}
+
+    return score
+
+
+def _search(tmp_path, scorer, predictor, latency_ms, **options):
+    space = tmp_path / "space.yaml"
+    space.write_text("techniques:\n  quantize: false\n")  # the predictor saw channel cuts only
+    settings = SearchSettings(**BASE, spec=Spec(latency_ms=latency_ms), hardware="cpu",
+                              hw_options={"predictor": str(predictor), **options}, strategy="evolution", trials=12,
+                              out=str(tmp_path / "run"), space_config=str(space), top_k=5)
+    return run_search(settings, evaluator=scorer, progress=False, log=lambda _: None)
+
+
+def test_the_returned_network_meets_the_spec_as_measured(tmp_path, scorer, measured_predictor):
+    predictor, base_ms = measured_predictor
+    spec = 0.8 * base_ms
+    result = _search(tmp_path, scorer, predictor, spec)
+    solution = result.solution
+    m = solution.measurement
+    assert m is not None and solution.predicted_ms is not None and solution.plan.choices
+    assert solution.cost.latency_ms == pytest.approx(m["median_ms"])
+    assert m["median_ms"] * 1.05 <= spec  # the default margin, on the re-measured median
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    for side in ("baseline", "solution"):
+        assert {"predicted_latency_ms", "measurement"} <= set(report[side])
+    assert report["baseline"]["measurement"]["median_ms"] > report["solution"]["measurement"]["median_ms"]
+    html = (tmp_path / "run" / "summary.html").read_text()
+    assert "predicted / measured" in html
+
+
+def test_a_finalist_whose_measurement_misses_is_refused(tmp_path, scorer, measured_predictor, monkeypatch):
+    """A predictor that calls every changed network 10x faster than it is: the search finds
+    'feasible' candidates, every re-measurement refuses them, and nothing is returned."""
+    from nn2hw.api import load_workload
+    from nn2hw.hardware import cpu
+
+    predictor, base_ms = measured_predictor
+    base = load_workload(model="resnet20", dataset="fashion-mnist")
+    real = cpu.predicted_cost
+
+    def optimistic(template, device, workload, model, *, scale=1.0, **kw):
+        changed = workload.layers != base.layers
+        return real(template, device, workload, model, scale=scale / 10 if changed else scale, **kw)
+
+    monkeypatch.setattr(cpu, "predicted_cost", optimistic)
+    with pytest.raises(InfeasibleError, match="passed the re-check"):
+        _search(tmp_path, scorer, predictor, 0.3 * base_ms)
+    assert (tmp_path / "run" / "trials.csv").is_file()  # the trials are kept for a resume
+
+
+def test_a_spec_below_the_noise_is_refused_with_the_noise(tmp_path, scorer, measured_predictor):
+    from nn2hw.errors import ConfigError
+
+    predictor, base_ms = measured_predictor
+    with pytest.raises(ConfigError, match="measurement noise is too large") as info:
+        _search(tmp_path, scorer, predictor, 0.8 * base_ms, margin="0.0001")
+    assert "IQR" in info.value.cause and "margin" in info.value.fix
