@@ -141,3 +141,35 @@ def test_batch_and_input_shape_are_options():
                      hw_params={"repeats": "10", "input_shape": "1x1x56x56"})
     assert eight.measurement["onnx"]["input_shape"][0] == 8 and larger.measurement["onnx"]["input_shape"][2] == 56
     assert eight.latency_ms > 2 * one.latency_ms and larger.latency_ms > 2 * one.latency_ms
+
+
+def test_the_same_network_measured_twice_interleaved_agrees_within_the_reported_iqr(tmp_path):
+    """Two sessions of one exported network, timed in the same interleaved rounds (the protocol a
+    search uses to compare a candidate with its base): drift hits both alike."""
+    from dataclasses import dataclass
+
+    from nn2hw import zoo
+    from nn2hw.deploy import export_onnx
+    from nn2hw.measure import MeasurementStore, Protocol, measure, onnx_runner
+
+    @dataclass
+    class Renamed:  # the same network under another store key, so it is timed again
+        runner: object
+        key: str
+
+        def __getattr__(self, name):
+            return getattr(self.runner, name)
+
+        def run(self):
+            self.runner.run()
+
+        def profile(self, runs):
+            return self.runner.profile(runs)
+
+    workload = load_workload(model="resnet20", dataset="fashion-mnist")
+    path = export_onnx(zoo.build("resnet20", "fashion-mnist"), tmp_path / "r20.onnx", workload=workload).path
+    protocol = Protocol(repeats=40, profile_runs=0)
+    first = onnx_runner(path, protocol)
+    second = Renamed(onnx_runner(path, protocol), first.key + "-again")
+    a, b = measure([first, second], protocol, store=MeasurementStore(tmp_path / "m.sqlite"))
+    assert abs(a.median_ms - b.median_ms) <= max(a.iqr_ms, b.iqr_ms)

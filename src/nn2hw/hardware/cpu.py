@@ -17,7 +17,6 @@ There is no design to explore: a CPU is what it is; threads, batch and the runti
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,19 +26,15 @@ from nn2hw._checks import as_float, as_int
 from nn2hw.errors import ConfigError
 from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, Option
 from nn2hw.hardware.predicted import (
-    BOTTLENECKS,
-    EXECUTION,
     FUSED_REASON,
-    REMEDIES,
-    SPACE_OPTIONS,
     UNKERNELED_REASON,
+    PredictedTemplate,
     bottleneck_of,
     load_predictor,
     predicted_cost,
     predictor_dir,
-    single_design,
 )
-from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, Uncosted
+from nn2hw.hardware.records import Execution, LayerCost, NetworkCost, Uncosted
 from nn2hw.workload import OpKind, Workload
 
 if TYPE_CHECKING:
@@ -91,29 +86,18 @@ OPTIONS = (
 )
 
 
-class CpuTemplate(HardwareTemplate):
+class CpuTemplate(PredictedTemplate):
     """This machine's CPU: networks timed with ONNX Runtime or torch, candidates predicted."""
 
     name = "cpu"
     description = ("This machine's CPU, measured: the deployed network timed with ONNX Runtime (cpu:onnxruntime, "
                    "default) or torch (cpu:torch) at fixed threads, median and IQR of interleaved runs, per-kernel "
                    "times from the runtime's profiler; search candidates predicted by a kernel predictor built here")
-    bottlenecks = BOTTLENECKS
-    remedies = REMEDIES
-    space_options = SPACE_OPTIONS
     options = OPTIONS
-    execution = EXECUTION
-    fused_by_graph = True
     measured = True
 
     def devices(self) -> Sequence[str]:
         return RUNTIMES
-
-    def design_fields(self) -> Sequence[str]:
-        return ()
-
-    def parse_design(self, params: Mapping[str, Any]) -> Any:
-        return {}
 
     def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
         """The predicted cost (a kernel predictor of this machine, times ``calibration``)."""
@@ -123,11 +107,6 @@ class CpuTemplate(HardwareTemplate):
                                          if scale != 1.0 else "")
         return predicted_cost(self, device or RUNTIMES[0], workload, load_predictor(path), scale=scale,
                               notes=(note,))
-
-    def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
-                **options: Any) -> Exploration:
-        start = time.perf_counter()
-        return single_design(self.cost(workload, {}, device, **options), time.perf_counter() - start)
 
     def predictor_file(self, device: str | None, options: Mapping[str, Any]) -> Path:
         """The predictor candidates are costed with: the ``predictor`` option, else this machine's

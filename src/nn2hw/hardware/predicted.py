@@ -120,23 +120,37 @@ def _kernel_op(layers: Sequence[Layer], kernel: str) -> str:
     return "+".join(layer.op or layer.kind.value for layer in layers) or kernel
 
 
-def single_design(cost: NetworkCost, seconds: float) -> Exploration:
-    """The exploration of a template without design parameters: one design, itself."""
-    return Exploration(best=cost, pareto=(cost,), n_designs=1, n_feasible=1, seconds=seconds)
+class PredictedTemplate(HardwareTemplate):
+    """A device whose latency comes from a predictor: no design to explore (one design, itself),
+    a runtime's kernels and fusions, the remedies that pay on a CPU. ``cost`` is the subclass's."""
+
+    bottlenecks = BOTTLENECKS
+    remedies = REMEDIES
+    space_options = SPACE_OPTIONS
+    execution = EXECUTION
+    fused_by_graph = True
+
+    def design_fields(self) -> Sequence[str]:
+        return ()
+
+    def parse_design(self, params: Mapping[str, Any]) -> Any:
+        return {}
+
+    def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
+                **options: Any) -> Exploration:
+        """The one design: the cost, as its own Pareto set."""
+        start = time.perf_counter()
+        cost = self.cost(workload, {}, device, **options)
+        return Exploration(best=cost, pareto=(cost,), n_designs=1, n_feasible=1, seconds=time.perf_counter() - start)
 
 
-class PredictorTemplate(HardwareTemplate):
+class PredictorTemplate(PredictedTemplate):
     """A device known by its measurements: latency from a predictor file, per kernel or per network."""
 
     name = "predictor"
     description = ("Any device you measured: latency from a predictor file (`nn2hw predictor fit` from whole-network "
                    "measurements, `nn2hw predictor build` from kernels timed on this CPU); --hardware "
                    "predictor:FILE or predictor:NAME (a file in NN2HW_CACHE/predictors)")
-    bottlenecks = BOTTLENECKS
-    remedies = REMEDIES
-    space_options = SPACE_OPTIONS
-    execution = EXECUTION
-    fused_by_graph = True
 
     def devices(self) -> Sequence[str]:
         """Names of the predictors kept in the cache folder (``NN2HW_CACHE/predictors/NAME.json``)."""
@@ -147,21 +161,10 @@ class PredictorTemplate(HardwareTemplate):
         predictor_path(device)
         return True
 
-    def design_fields(self) -> Sequence[str]:
-        return ()
-
-    def parse_design(self, params: Mapping[str, Any]) -> Any:
-        return {}
-
     def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
         path = predictor_path(device)
         return predicted_cost(self, str(device), workload, load_predictor(path),
                               notes=(f"predicted by {path}",))
-
-    def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
-                **options: Any) -> Exploration:
-        start = time.perf_counter()
-        return single_design(self.cost(workload, {}, device, **options), time.perf_counter() - start)
 
 
 def predictor_path(device: str | None) -> Path:

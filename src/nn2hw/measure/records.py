@@ -8,6 +8,7 @@ from typing import Any
 
 from nn2hw._json import freeze, thaw
 from nn2hw.errors import ConfigError
+from nn2hw.measure.stats import Spread
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,9 @@ class KernelTime:
 
 
 @dataclass(frozen=True)
-class Measurement:
+class Measurement(Spread):
     """A network timed on a machine: the spread of its runs (ms), outliers, settings and kernels."""
 
-    runs: int
-    median_ms: float
-    q1_ms: float
-    q3_ms: float
-    min_ms: float
-    max_ms: float
-    outliers: int
     threads: int
     runtime: str
     runtime_version: str

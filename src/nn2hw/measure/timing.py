@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
@@ -81,11 +82,9 @@ def _interleaved_times_ms(runners: Sequence[Runner], protocol: Protocol) -> list
 def _measurement(runner: Runner, protocol: Protocol, times_ms: Sequence[float]) -> Measurement:
     spread = summarize(times_ms)
     kernels = runner.profile(protocol.profile_runs) if protocol.profile_runs else ()
-    return Measurement(runs=spread.runs, median_ms=spread.median_ms, q1_ms=spread.q1_ms, q3_ms=spread.q3_ms,
-                       min_ms=spread.min_ms, max_ms=spread.max_ms, outliers=spread.outliers,
-                       threads=protocol.threads, runtime=runner.runtime, runtime_version=runner.runtime_version,
-                       machine=this_machine(runner.runtime, runner.runtime_version).to_dict(),
-                       kernels=kernels, network=runner.key)
+    machine = this_machine(runner.runtime, runner.runtime_version).to_dict()
+    return Measurement(**asdict(spread), threads=protocol.threads, runtime=runner.runtime,
+                       runtime_version=runner.runtime_version, machine=machine, kernels=kernels, network=runner.key)
 
 
 def _check_runtimes(runners: Sequence[Runner], protocol: Protocol) -> None:
