@@ -80,22 +80,13 @@ def resolve_network(network: str, dataset: str | None, input_shape: tuple[int, .
     return workload
 
 
-def zoo_workloads() -> list[Workload]:
-    """The zoo's packaged workloads (every model and dataset variant baked with nn2hw; no torch)."""
-    from nn2hw import zoo
-    from nn2hw.zoo.bake import baked_workload, source_fingerprint
-
-    fingerprint = source_fingerprint()
-    found = (baked_workload(name, dataset, fingerprint) for name in zoo.list_models()
-             for dataset in zoo.entry(name).datasets)
-    return [workload for workload in found if workload is not None]
-
-
 def _build(args: argparse.Namespace) -> int:
     import nn2hw.predict as predict
+    from nn2hw.zoo.bake import packaged_workloads
 
     predictor = predict.build(args.device, budget_s=args.budget_s, seed=args.seed, threads=args.threads,
-                              workloads=zoo_workloads(), progress=lambda line: err_console.print(line, highlight=False))
+                              workloads=packaged_workloads(),
+                              progress=lambda line: err_console.print(line, highlight=False))
     path = predictor.save(args.out)
     console.print(f"wrote {path} ({predictor.kind} predictor for {predictor.device})")
     return 0

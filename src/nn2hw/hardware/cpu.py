@@ -108,9 +108,11 @@ class CpuTemplate(PredictedTemplate):
         return predicted_cost(self, device or RUNTIMES[0], workload, load_predictor(path), scale=scale,
                               notes=(note,))
 
-    def predictor_file(self, device: str | None, options: Mapping[str, Any]) -> Path:
-        """The predictor candidates are costed with: the ``predictor`` option, else this machine's
-        (built with ``nn2hw.predict.build`` on first use, then kept)."""
+    def predictor_file(self, device: str | None, options: Mapping[str, Any],
+                       workloads: Sequence[Workload] = ()) -> Path:
+        """The predictor candidates are costed with: the ``predictor`` option, else this machine's,
+        built with ``nn2hw.predict.build`` on first use (its kernels sampled from ``workloads``, the
+        networks about to be searched, and the built-in shape prior), then kept."""
         if "predictor" in options:
             from nn2hw.hardware.predicted import predictor_path
 
@@ -121,9 +123,11 @@ class CpuTemplate(PredictedTemplate):
         if not path.is_file():
             from nn2hw.predict import build
 
+            budget_s = options.get("build_budget_s", DEFAULT_BUILD_BUDGET_S)
             print(f"nn2hw: building this CPU's latency predictor ({runtime}, {threads} thread(s), up to "
-                  f"{options.get('build_budget_s', DEFAULT_BUILD_BUDGET_S):g} s) into {path}", flush=True)
-            build("cpu", budget_s=options.get("build_budget_s", DEFAULT_BUILD_BUDGET_S), threads=threads).save(path)
+                  f"{budget_s:g} s; once per machine) into {path}", flush=True)
+            build("cpu", budget_s=budget_s, threads=threads, workloads=list(workloads) or None,
+                  progress=lambda line: print(f"nn2hw: {line}", flush=True)).save(path)
         return path
 
 

@@ -62,7 +62,7 @@ def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[st
         technique = ", ".join(t.label for t in ordered_transforms() if t.selects(choice)) or (
             "follows a cut" if before.layer(name).in_channels != after.layer(name).in_channels else "-")
         after_ms = solved[cost.name].latency_ms if cost.name in solved else 0.0
-        rows.append(LayerRow(cost.name, bottlenecks.get(name, "?"), technique,
+        rows.append(LayerRow(cost.name, bottlenecks.get(name, cost.bottleneck), technique,
                              describe_choice(choice, before, after, name), cost.latency_ms, after_ms))
     return rows
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
-from nn2hw.hardware.cpu import margin_of, search_margin_of
+from nn2hw.hardware.cpu import CpuTemplate, margin_of, search_margin_of
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
@@ -154,8 +154,11 @@ def _calibrated(settings: SearchSettings, members: tuple[MemberContext, ...], ta
     """Time the base network on this machine, refuse a spec its noise cannot verify, and scale the
     predictor by measured / predicted on it (unless ``calibration`` was given)."""
     from nn2hw.measured import check_verifiable, measure_models
+    from nn2hw.zoo.bake import packaged_workloads
 
     m, = members
+    if isinstance(target.template, CpuTemplate):  # build this machine's predictor from the searched network's shapes
+        target.template.predictor_file(target.device, target.options, [m.workload, *packaged_workloads()])
     base, = measure_models(target.template, target.device, target.options, [(m.model, m.workload, None)])
     limit = settings.spec.latency_ms
     if limit is not None:

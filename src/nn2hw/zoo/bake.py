@@ -72,6 +72,16 @@ def baked_workload(name: str, dataset: str, fingerprint: str | None = None) -> W
     return found[1]
 
 
+def packaged_workloads() -> list[Workload]:
+    """Every zoo variant's packaged workload made from the current sources (no torch): the shapes
+    real models use, e.g. a latency predictor's sampling prior."""
+    from nn2hw.zoo.factory import entry, list_models
+
+    fingerprint = source_fingerprint()
+    found = (baked_workload(name, v.dataset, fingerprint) for name in list_models() for v in entry(name).variants)
+    return [workload for workload in found if workload is not None]
+
+
 def bake(folder: Path = BAKED_DIR) -> list[Path]:
     """Extract every zoo variant (batch 1) into ``folder``, removing records of unregistered ones."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
