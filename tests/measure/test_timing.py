@@ -43,6 +43,19 @@ def test_rounds_are_interleaved_and_rotated(tmp_path):
     assert [r[0] for r in rounds[:3]] == ["a", "b", "c"]  # each round starts one later
 
 
+def test_many_networks_are_interleaved_a_few_at_a_time(tmp_path):
+    """A network timed among many others runs with cold caches: groups of GROUP keep it warm."""
+    from nn2hw.measure.timing import GROUP
+
+    log: list[str] = []
+    runners = [FakeRunner(key, log) for key in "abcdefg"]
+    measure(runners, FAST, store=MeasurementStore(tmp_path / "m.sqlite"))
+    per_group = GROUP * (FAST.warmup + FAST.repeats)
+    groups = [log[i:i + per_group] for i in range(0, len(log), per_group)]
+    assert [sorted(set(g)) for g in groups] == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    assert all(r.calls == FAST.warmup + FAST.repeats for r in runners)
+
+
 def test_a_stored_network_is_never_timed_again(tmp_path):
     store = MeasurementStore(tmp_path / "m.sqlite")
     first = FakeRunner("net", [])

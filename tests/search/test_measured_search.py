@@ -52,7 +52,8 @@ def measured_predictor(cache):
     timed = measure_models(template, "onnxruntime", {"repeats": 20}, list(zip([model] * len(plans), workloads, plans)))
     path = cache / "r20-cuts.json"
     fit(workloads, [t.median_ms for t in timed], device="this cpu", seed=0).save(path)
-    return path, timed[0].median_ms
+    base_alone, = measure_models(template, "onnxruntime", {}, [(model, workload, None)])  # as the search will
+    return path, base_alone.median_ms
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +83,12 @@ def _search(tmp_path, scorer, predictor, latency_ms, **options):
 def test_the_returned_network_meets_the_spec_as_measured(tmp_path, scorer, measured_predictor):
     predictor, base_ms = measured_predictor
     spec = 0.8 * base_ms
-    result = _search(tmp_path, scorer, predictor, spec)
+    result = _search(tmp_path, scorer, predictor, spec, margin="0.1")  # wide enough for a busy machine's noise
     solution = result.solution
     m = solution.measurement
     assert m is not None and solution.predicted_ms is not None and solution.plan.choices
     assert solution.cost.latency_ms == pytest.approx(m["median_ms"])
-    assert m["median_ms"] * 1.05 <= spec  # the default margin, on the re-measured median
+    assert m["median_ms"] * 1.1 <= spec  # the margin, on the re-measured median
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     for side in ("baseline", "solution"):
         assert {"predicted_latency_ms", "measurement"} <= set(report[side])
@@ -112,7 +113,7 @@ def test_a_finalist_whose_measurement_misses_is_refused(tmp_path, scorer, measur
 
     monkeypatch.setattr(cpu, "predicted_cost", optimistic)
     with pytest.raises(InfeasibleError, match="passed the re-check"):
-        _search(tmp_path, scorer, predictor, 0.3 * base_ms)
+        _search(tmp_path, scorer, predictor, 0.3 * base_ms, margin="0.1")
     assert (tmp_path / "run" / "trials.csv").is_file()  # the trials are kept for a resume
 
 

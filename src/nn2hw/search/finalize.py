@@ -257,8 +257,8 @@ def _baseline(ctx: SearchContext, plans: dict[str, Plan], metrics: Mapping[str, 
     if ctx.measured_base is None:
         return Solution(plans, ctx.base_cost, metrics, networks)
     timed, = ctx.measured_base.values()
-    return Solution(plans, timed.cost, metrics, networks, predicted_ms=ctx.base_cost.latency_ms,
-                    measurement=timed.to_dict())
+    raw_ms = ctx.base_cost.latency_ms / ctx.target.options.get("calibration", 1.0)  # before calibrating on it
+    return Solution(plans, timed.cost, metrics, networks, predicted_ms=raw_ms, measurement=timed.to_dict())
 
 
 def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solution: Solution) -> None:
@@ -279,7 +279,8 @@ def _settings_dict(ctx: SearchContext) -> dict[str, Any]:
     return {**s.identity(), "trials": s.trials, "minutes": s.minutes, "workers": s.workers,
             "study": s.study_name, "storage": _redacted(s.storage_url), "final_finetune": s.final_finetune.key,
             "space_size": ctx.space.size, "space_dimensions": len(ctx.space.dimensions),
-            "base_metric_during_search": ctx.base_metric}
+            "base_metric_during_search": ctx.base_metric,
+            "predictor_calibration": ctx.target.options.get("calibration")}
 
 
 def _redacted(url: str) -> str:
@@ -351,7 +352,7 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
         "images measured": f"{int(solution.metrics.get('n_images', 0))}"
                            + (" (PARTIAL split)" if solution.metrics.get("partial") else ""),
         "strategy / trials": f"{s.strategy} / {trial_counts(study)['total']}",
-        **_measured_facts(baseline, solution),
+        **_measured_facts(ctx, baseline, solution),
         "base design": design_label(baseline.cost.design),
         "solution design": design_label(solution.cost.design),
     }
@@ -362,9 +363,14 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
 
 
 
-def _measured_facts(baseline: Solution, solution: Solution) -> dict[str, str]:
-    """Predicted next to measured latency, with the measurement's spread (measured templates only)."""
+def _measured_facts(ctx: SearchContext, baseline: Solution, solution: Solution) -> dict[str, str]:
+    """Predicted next to measured latency, with the measurement's spread, and the predictor's
+    calibration on the base network (measured templates only). The base's prediction is the one
+    before calibration, the solution's the calibrated one the search used."""
     facts = {}
+    if "calibration" in ctx.target.options:
+        facts["predictor calibration"] = (f"x{ctx.target.options['calibration']:.4g} (measured / predicted, base "
+                                          "network)")
     for label, sol in (("base", baseline), ("solution", solution)):
         if sol.measurement is not None and sol.predicted_ms is not None:
             m = sol.measurement
