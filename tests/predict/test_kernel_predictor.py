@@ -23,7 +23,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[KernelPredictor, Me
     """A 20-second build on the prior plus two random CNNs' shapes (slow by nature: the budget)."""
     store = MeasurementStore(tmp_path_factory.mktemp("store") / "m.sqlite")
     shapes = [random_cnn(random.Random(500 + i)) for i in range(2)]
-    return build(budget_s=20.0, seed=1, workloads=shapes, store=store, calibration=4), store
+    return build(budget_s=20.0, seed=1, workloads=shapes, store=store, calibration=24), store
 
 
 def test_small_build_predicts_held_out_and_orders(small: tuple[KernelPredictor, MeasurementStore]) -> None:
@@ -41,6 +41,7 @@ def test_small_build_predicts_held_out_and_orders(small: tuple[KernelPredictor, 
 
 def test_predict_layers_sum_to_predict(small: tuple[KernelPredictor, MeasurementStore]) -> None:
     predictor, _ = small
+    assert predictor.correction is not None  # enough calibration networks for the learnt correction
     work = random_cnn(random.Random(7))
     assert sum(predictor.predict_layers(work).values()) == pytest.approx(predictor.predict(work))
 
@@ -65,3 +66,25 @@ def test_missing_kernel_type_is_named(small: tuple[KernelPredictor, MeasurementS
 def test_other_devices_are_refused() -> None:
     with pytest.raises(ConfigError, match="predictor fit"):
         build("phone")
+
+
+def test_adaptive_sampling_ignores_noise() -> None:
+    """A sample off by more than 10 % is re-sampled only when the error also exceeds its own IQR."""
+    from nn2hw.predict.build import _bad_samples
+    from nn2hw.predict.kernel import KernelSample
+    from nn2hw.predict.kernels import conv_features
+
+    rng = random.Random(0)
+
+    def samples(iqr_share: float) -> list[KernelSample]:
+        out = []
+        for i in range(24):
+            features = conv_features(cin=8 + 4 * i, cout=16, h=8, w=8, k=3, s=1)
+            median = 0.01 * (1 + i) * rng.uniform(0.5, 1.5)  # 50 % noise on a smooth trend
+            out.append(KernelSample("conv", features, median, iqr_share * median))
+        return out
+
+    noisy = KernelPredictor(samples(2.0), empty_ms=0.001)
+    assert _bad_samples(noisy) == []
+    clean = KernelPredictor(samples(0.01), empty_ms=0.001)
+    assert _bad_samples(clean)

@@ -76,3 +76,66 @@ def test_workload_graph_matches_workload() -> None:
     (y,) = session.run(None, {session.get_inputs()[0].name: x})
     assert y.shape == (1, 10)
     assert len(kernels_of(work)) < len(work.layers)
+
+
+def test_nchwc_block_follows_the_cpu_flags(tmp_path: Path) -> None:
+    from nn2hw.predict.kernels import nchwc_block
+
+    for flags, block in (("fpu sse2 avx2 avx512f avx512bw", 16), ("fpu sse2 avx avx2 fma", 8), ("fp asimd", 1)):
+        info = tmp_path / f"cpuinfo{block}"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert nchwc_block(str(info)) == block
+    assert nchwc_block(str(tmp_path / "missing")) == 1
+
+
+def test_nchwc_rule_matches_ort_layout(tmp_path: Path) -> None:
+    """Channel counts that are not multiples of the block: ORT pads outputs, needs inputs below the
+    block or a multiple of 4 (depthwise: a multiple of 4)."""
+    from nn2hw.predict.kernels import Kernel, conv_features, nchwc_block, nchwc_conv
+
+    if nchwc_block() <= 1:
+        pytest.skip("no NCHWc layout on this CPU")
+    for cin, cout, groups in ((3, 12, 1), (12, 16, 1), (24, 40, 1), (18, 32, 1), (20, 20, 20), (18, 18, 18)):
+        kernel = Kernel("k", "conv", (), (), conv_features(cin=cin, cout=cout, h=8, w=8, k=3, s=1, groups=groups))
+        in_nchwc = _optimized_ops(kernel_graph(kernel), tmp_path)["ReorderOutput"] > 0
+        assert in_nchwc == nchwc_conv(cin, cout, groups), (cin, cout, groups)
+
+
+def test_int8_workload_graph_runs_what_the_int8_export_runs(tmp_path: Path) -> None:
+    """The int8 kernels kernels_of models are the operators ORT runs for nn2hw.deploy's w8a8 export."""
+    pytest.importorskip("torch")
+    from nn2hw import zoo
+    from nn2hw.compress import apply_plan, with_quantization
+    from nn2hw.deploy import export_onnx
+    from nn2hw.plan import Plan
+
+    base = _resnet20()
+    plan = with_quantization(Plan(base_model="resnet20", dataset="fashion-mnist", input_shape=(1, 1, 28, 28)),
+                             base, 8, act_bits=8)  # type: ignore[arg-type]
+    export_onnx(zoo.build("resnet20", "fashion-mnist").eval(), tmp_path / "q.onnx", plan=plan, check=False)
+    work = apply_plan(plan, base)  # type: ignore[arg-type]
+    real = _optimized_ops((tmp_path / "q.onnx").read_bytes(), tmp_path)
+    ours = _optimized_ops(workload_graph(work), tmp_path)
+    compute = ("QLinearConv", "QGemm", "QuantizeLinear", "DequantizeLinear", "BatchNormalization", "Relu", "Add")
+    assert {op: real[op] for op in compute} == {op: ours[op] for op in compute}
+    types = collections.Counter(k.type for k in kernels_of(work))
+    assert types["conv_int8"] == real["QLinearConv"] and types["gemm_int8"] == real["QGemm"]
+    assert types["norm"] == real["BatchNormalization"]  # BN stays a separate fp32 op in the int8 export
+    assert types["act"] + types["add"] == real["Relu"]  # a residual Add takes its Relu; the others stand alone
+
+
+def test_chain_timing_leaves_out_the_reorders_a_lone_nchwc_kernel_pays(tmp_path: Path) -> None:
+    """A depthwise conv between NCHWc kernels pays no layout reorders: its chain-model difference is
+    below its one-kernel model (which reorders in and out) less the empty model."""
+    from nn2hw.measure import MeasurementStore, Protocol, measure, onnx_runner
+    from nn2hw.predict.kernels import Kernel, chain_graphs, conv_features, empty_graph, in_nchwc_chain
+
+    kernel = Kernel("dw", "dwconv", (), (), conv_features(cin=64, cout=64, h=28, w=28, k=3, s=1, groups=64, act=1))
+    if not in_nchwc_chain(kernel):
+        pytest.skip("no NCHWc layout on this CPU")
+    chained, baseline = chain_graphs(kernel)
+    protocol = Protocol(repeats=40, profile_runs=0)
+    times = [m.median_ms for m in measure([onnx_runner(m, protocol) for m in
+                                           (chained, baseline, kernel_graph(kernel), empty_graph())],
+                                          protocol, store=MeasurementStore(tmp_path / "m.sqlite"))]
+    assert 0 < times[0] - times[1] < times[2] - times[3], times

@@ -1,16 +1,23 @@
 """Build a kernel-level latency predictor on this machine (nn-Meter's method with ONNX Runtime).
 
-1. Time the empty model (the session's own cost) and a few random calibration CNNs, whole.
-2. Sample kernel configurations: every kernel of the ``workloads`` given (the shapes real models
-   use) and draws from a built-in prior of CNN and Transformer-encoder shapes; time each one-kernel
-   model (``kernel_graph``) with ``nn2hw.measure`` (interleaved, median + IQR; the measurement store
-   keeps every timing, so an interrupted build resumes without re-timing).
-3. Fit a random forest per kernel type; then nn-Meter's adaptive sampling: for samples whose
-   out-of-bag error exceeds 10 %, time 20 neighbours (channels x0.4-1.2) and refit, until ``budget_s``.
+1. Time the empty model (the session's own cost), then calibration networks whole (``random_cnn``:
+   residual, plain and inverted-residual CNNs, a quarter int8) for ``CALIBRATION_SHARE`` of the budget.
+2. Sample kernel configurations: the kernels of the ``workloads`` given (the shapes real models use)
+   and of the calibration networks, interleaved with draws from a built-in prior of CNN and
+   Transformer-encoder shapes; time each one-kernel model (``kernel_graph``) with ``nn2hw.measure``.
+3. Fit a random forest per kernel type and the network correction (``nn2hw.predict.kernel``); then
+   nn-Meter's adaptive sampling: for samples whose out-of-bag error exceeds 10 % and ``NOISE_FLOOR``
+   times their own IQR (so noise alone flags nothing), time 20 neighbours (channels x0.4-1.2) and
+   refit, until ``budget_s``.
+
+Everything is timed as a deployed network runs: warm (each model warmed up before its timed runs)
+and in small interleaved groups (``GROUP``), never among many models that evict each other's weights
+from the caches. The measurement store keeps every timing, so an interrupted build resumes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -26,28 +33,38 @@ from nn2hw.predict.kernels import (
     RESIDUAL_NCHWC,
     RESIDUAL_NONE,
     Kernel,
+    chain_graphs,
     conv_features,
     empty_graph,
     gemm_features,
+    in_nchwc_chain,
     kernel_graph,
     kernels_of,
     matmul_features,
+    nchwc_conv,
     tensor_features,
     workload_graph,
 )
 from nn2hw.workload import Layer, OpKind, Workload
 
 ERROR_THRESHOLD = 0.1
-"""nn-Meter's default: a sample predicted more than 10 % off gets neighbours."""
+"""nn-Meter's default: a sample predicted more than 10 % off gets neighbours..."""
+NOISE_FLOOR = 1.0
+"""... when the error also exceeds this many times the sample's own IQR (else it is measurement noise)."""
 NEIGHBOURS = 20
 """nn-Meter's default number of extra samples around a bad one."""
 CHANNEL_RANGE = (0.4, 1.2)
 """nn-Meter's default channel scaling around a bad sample."""
 MAX_KERNEL_MACS = 120_000_000
 """Prior draws above this are skipped: one would eat seconds of the budget for shapes no small model has."""
-CALIBRATION_NETWORKS = 10
-BATCH = 8
-"""Kernel models timed together (interleaved rounds)."""
+CALIBRATION_SHARE = 0.3
+"""Part of the budget spent timing calibration networks whole."""
+KERNEL_SHARE = 0.4
+"""Part of the budget spent on the first kernel samples (the rest: adaptive sampling)."""
+CALIBRATION_NETWORKS = 400
+"""At most this many calibration networks."""
+GROUP = 3
+"""Models timed together (interleaved rounds): few, so that each stays warm in the caches."""
 
 Progress = Callable[[str], None]
 
@@ -61,7 +78,7 @@ class BuildSettings:
     network_repeats: int = 40
 
     def protocol(self, repeats: int) -> Protocol:
-        return Protocol(threads=self.threads, warmup=3, repeats=repeats, profile_runs=0)
+        return Protocol(threads=self.threads, warmup=5, repeats=repeats, profile_runs=0)
 
 
 def build(device: str = "cpu", *, budget_s: float = 600.0, seed: int = 0, threads: int = 1,
@@ -71,8 +88,9 @@ def build(device: str = "cpu", *, budget_s: float = 600.0, seed: int = 0, thread
     """Sample, time and fit a kernel predictor for this machine within about ``budget_s`` seconds.
 
     ``workloads`` are real networks whose kernels are sampled first (the CLI passes the zoo's);
-    ``prior`` adds draws from the built-in CNN/Transformer shape prior; ``calibration`` random CNNs
-    are timed whole to fit the network overhead. ``progress`` receives plain status lines.
+    ``prior`` adds draws from the built-in CNN/Transformer shape prior; up to ``calibration`` random
+    CNNs are timed whole (within ``CALIBRATION_SHARE`` of the budget) to fit the network correction.
+    ``progress`` receives plain status lines.
     """
     if device != "cpu":
         raise ConfigError(
@@ -89,20 +107,19 @@ def build(device: str = "cpu", *, budget_s: float = 600.0, seed: int = 0, thread
     timer = _Timer(settings, store)
     empty = timer.time([empty_graph()], settings.network_repeats)[0]
     say(f"empty model: {empty.median_ms * 1e3:.1f} us (IQR {empty.iqr_ms * 1e3:.1f} us)")
-    networks = [random_cnn(random.Random(seed * 1000 + i), f"calibration-{i}") for i in range(calibration)]
-    measured = timer.time([workload_graph(w) for w in networks], settings.network_repeats)
-    nets = [NetworkSample(w, m.median_ms, m.iqr_ms) for w, m in zip(networks, measured)]
+    nets = timer.networks(seed, calibration, start + budget_s * CALIBRATION_SHARE)
     say(f"calibration networks: {len(nets)} timed ({time.monotonic() - start:.0f} s)")
 
-    real = _unique([k for w in [*(workloads or ()), *networks] for k in kernels_of(w)])
-    queue = real + (_prior(rng, 4000) if prior else [])
+    queue = _interleave(_unique(k for w in workloads or () for k in kernels_of(w)),
+                        _unique(k for n in nets for k in kernels_of(n.workload)),
+                        _prior(rng, 4000) if prior else [])
     samples: list[KernelSample] = []
-    initial_s = budget_s * (0.6 if prior else 1.0)
+    initial_s = budget_s * (CALIBRATION_SHARE + KERNEL_SHARE if prior else 1.0)
     seen: set[int] = set()
     while queue and time.monotonic() - start < initial_s:
-        batch, queue = queue[:BATCH], queue[BATCH:]
+        batch, queue = queue[:GROUP], queue[GROUP:]
         samples += timer.kernels(batch, empty, seen)
-        if len(samples) % 200 < BATCH:
+        if len(samples) % 200 < GROUP:
             say(f"kernels timed: {len(samples)} ({time.monotonic() - start:.0f} s of {budget_s:.0f} s)")
     predictor = _fit(samples, empty, nets, seed, timer)
     rounds = 0
@@ -113,16 +130,15 @@ def build(device: str = "cpu", *, budget_s: float = 600.0, seed: int = 0, thread
         rounds += 1
         rng.shuffle(bad)
         extra = [_vary(s, rng) for s in bad[:max(1, len(bad) // 4)] for _ in range(NEIGHBOURS)]
-        say(f"adaptive round {rounds}: {len(bad)} samples off by > {ERROR_THRESHOLD:.0%}, timing {len(extra)} "
-            "neighbours")
-        for i in range(0, len(extra), BATCH):
+        say(f"adaptive round {rounds}: {len(bad)} of {len(samples)} samples off by > {ERROR_THRESHOLD:.0%} and "
+            f"> {NOISE_FLOOR:g} IQR, timing {len(extra)} neighbours")
+        for i in range(0, len(extra), GROUP):
             if time.monotonic() - start >= budget_s:
                 break
-            samples += timer.kernels(extra[i:i + BATCH], empty, seen)
+            samples += timer.kernels(extra[i:i + GROUP], empty, seen)
         predictor = _fit(samples, empty, nets, seed, timer)
-    say(f"built: {len(samples)} kernel samples over {len(predictor.models)} types in "
-        f"{time.monotonic() - start:.0f} s; overhead {predictor.overhead_ms * 1e3:.1f} us "
-        f"{predictor.per_kernel_ms * 1e3:+.2f} us/kernel")
+    say(f"built: {len(samples)} kernel samples over {len(predictor.models)} types and {len(nets)} calibration "
+        f"networks in {time.monotonic() - start:.0f} s")
     return predictor
 
 
@@ -134,23 +150,44 @@ class _Timer:
         self.machine = this_machine().to_dict()
 
     def time(self, models: Sequence[bytes], repeats: int) -> list[Measurement]:
-        """Median + IQR of each model, timed ``BATCH`` at a time: interleaving many more models would
+        """Median + IQR of each model, timed ``GROUP`` at a time: interleaving many more models would
         evict every model's weights from the caches between its runs and time it colder than it runs."""
         protocol = self.settings.protocol(repeats)
         out: list[Measurement] = []
-        for i in range(0, len(models), BATCH):
-            runners = [onnx_runner(m, protocol) for m in models[i:i + BATCH]]
+        for i in range(0, len(models), GROUP):
+            runners = [onnx_runner(m, protocol) for m in models[i:i + GROUP]]
             out += measure(runners, protocol, store=self.store)
         return out
 
+    def networks(self, seed: int, limit: int, deadline: float) -> list[NetworkSample]:
+        """Up to ``limit`` calibration networks (``random_cnn``), timed whole until ``deadline`` (monotonic s)."""
+        out: list[NetworkSample] = []
+        index = 0
+        while index < limit and time.monotonic() < deadline:
+            works = [random_cnn(random.Random(seed * 1000 + i), f"calibration-{i}")
+                     for i in range(index, min(index + GROUP, limit))]
+            index += len(works)
+            measured = self.time([workload_graph(w) for w in works], self.settings.network_repeats)
+            out += [NetworkSample(w, m.median_ms, m.iqr_ms) for w, m in zip(works, measured)]
+        return out
+
     def kernels(self, kernels: Sequence[Kernel], empty: Measurement, seen: set[int]) -> list[KernelSample]:
+        """Each new kernel's time as it runs inside a network: its one-kernel model less the empty model,
+        or, for an NCHWc conv between NCHWc kernels, its chain model less the chain's baseline
+        (``chain_graphs``). The IQR is that of the difference's terms, combined."""
         fresh = [k for k in kernels if hash(k) not in seen]
         seen.update(hash(k) for k in fresh)
         if not fresh:
             return []
-        measured = self.time([kernel_graph(k) for k in fresh], self.settings.kernel_repeats)
-        return [KernelSample(k.type, dict(k.features), m.median_ms - empty.median_ms, m.iqr_ms)
-                for k, m in zip(fresh, measured)]
+        pairs = [chain_graphs(k) if in_nchwc_chain(k) else (kernel_graph(k), None) for k in fresh]
+        models = [model for pair in pairs for model in pair if model is not None]
+        measured = iter(self.time(models, self.settings.kernel_repeats))
+        out = []
+        for kernel, (_, baseline) in zip(fresh, pairs):
+            timed, base = next(measured), next(measured) if baseline is not None else empty
+            out.append(KernelSample(kernel.type, dict(kernel.features), timed.median_ms - base.median_ms,
+                                    math.hypot(timed.iqr_ms, base.iqr_ms)))
+        return out
 
 
 def _fit(samples: list[KernelSample], empty: Measurement, nets: list[NetworkSample], seed: int,
@@ -160,15 +197,26 @@ def _fit(samples: list[KernelSample], empty: Measurement, nets: list[NetworkSamp
 
 
 def _bad_samples(predictor: KernelPredictor) -> list[KernelSample]:
+    """Samples predicted (out of bag) more than ``ERROR_THRESHOLD`` off and more than ``NOISE_FLOOR``
+    times their own IQR off: a model error, not the noise of a microsecond kernel."""
     bad = []
     for kind in predictor.models:
         rows = [s for s in predictor.samples if s.type == kind]
-        bad += [s for s, e in zip(rows, predictor.oob_errors(kind)) if abs(e) > ERROR_THRESHOLD]
+        bad += [s for s, e in zip(rows, predictor.oob_errors(kind))
+                if abs(e) > ERROR_THRESHOLD and abs(e) * s.median_ms > NOISE_FLOOR * s.iqr_ms]
     return bad
 
 
 def _unique(kernels: Iterable[Kernel]) -> list[Kernel]:
     return list({hash(k): k for k in kernels}.values())
+
+
+def _interleave(*queues: Sequence[Kernel]) -> list[Kernel]:
+    """One from each queue in turn (so every source is sampled early, whatever the budget)."""
+    out: list[Kernel] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return _unique(out)
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -206,8 +254,12 @@ def _conv_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
         cin, cout = rng.choice(WIDTHS), rng.choice(WIDTHS[1:])
         residual = rng.choice((RESIDUAL_NONE, RESIDUAL_NONE, RESIDUAL_NCHW, RESIDUAL_NCHWC))
         if kind == "conv_int8":
-            return Kernel("prior", kind, (), (), conv_features(cin=cin, cout=cout, h=size, w=size, k=k, s=s, bits=8))
-        if residual == RESIDUAL_NCHWC and cout % 16:
+            groups = 1
+            if rng.random() < 0.3:  # depthwise int8 (a quantized MobileNet's)
+                groups = cin = cout = rng.choice(WIDTHS[2:])
+            return Kernel("prior", kind, (), (), conv_features(cin=cin, cout=cout, h=size, w=size, k=k, s=s,
+                                                               groups=groups, bits=8))
+        if residual == RESIDUAL_NCHWC and not nchwc_conv(cin, cout, 1):
             residual = RESIDUAL_NCHW
         act = rng.choice((0, 1, 1, 2)) if residual == RESIDUAL_NONE else rng.choice((0, 1))
         return Kernel("prior", kind, (), (), conv_features(cin=cin, cout=cout, h=size, w=size, k=k, s=s, act=act,
@@ -294,7 +346,7 @@ def _vary(sample: KernelSample, rng: random.Random) -> Kernel:
         else:
             cin, cout, groups = _scaled(f["cin"], rng), _scaled(f["cout"], rng), 1
         residual = f["residual"]
-        if residual == RESIDUAL_NCHWC and cout % 16:
+        if residual == RESIDUAL_NCHWC and not nchwc_conv(cin, cout, groups):
             residual = RESIDUAL_NCHW
         features = conv_features(cin=cin, cout=cout, h=f["h"], w=f["w"], k=f["kh"], kw=f["kw"], s=f["s"],
                                  groups=groups, act=f["act"], residual=residual, batch=f["batch"], pad=f["ph"],
@@ -336,11 +388,13 @@ class _NetBuilder:
                                          "in_h": src.out_h, "in_w": src.out_w, "out_h": src.out_h,
                                          "out_w": src.out_w, **fields}
         name = f"{op.lower()}_{len(self.layers)}"
-        self.layers.append(Layer(name, kind, tuple(inputs), op, **values))  # type: ignore[arg-type]
+        shapes = tuple(self._layer(i).output_shape for i in inputs)
+        self.layers.append(Layer(name, kind, tuple(inputs), op, in_shapes=shapes,
+                                 **values))  # type: ignore[arg-type]
         return name
 
     def _layer(self, name: str) -> Layer:
-        return next(layer for layer in self.layers if layer.name == name)
+        return next(layer for layer in reversed(self.layers) if layer.name == name)
 
     def conv(self, x: str, cout: int, k: int, s: int, groups: int = 1) -> str:
         src = self._layer(x)
@@ -352,6 +406,19 @@ class _NetBuilder:
         y = self._add(OpKind.NORM, [self.conv(x, cout, k, s, groups)], "BatchNorm2d")
         return self._add(OpKind.ACT, [y], "relu") if relu else y
 
+    def shortcut(self, x: str, cout: int, stride: int) -> str:
+        """ResNet's option-A shortcut: every ``stride``-th pixel, channels zero-padded to ``cout``."""
+        src = self._layer(x)
+        if stride > 1:
+            out = (src.out_h - 1) // stride + 1
+            x = self._add(OpKind.SLICE, [x], "getitem", out_h=out, out_w=out, stride_h=stride, stride_w=stride)
+        if cout != src.out_channels:
+            x = self._add(OpKind.PAD, [x], "pad", out_channels=cout)
+        return x
+
+    def residual(self, y: str, x: str) -> str:
+        return self._add(OpKind.ACT, [self._add(OpKind.ELTWISE, [y, x], "add")], "relu")
+
     def workload(self, classes: int) -> Workload:
         x = self.layers[-1].name
         pooled = self._add(OpKind.POOL, [x], "adaptive_avg_pool2d", out_h=1, out_w=1,
@@ -362,33 +429,48 @@ class _NetBuilder:
 
 
 def random_cnn(rng: random.Random, name: str = "random-cnn") -> Workload:
-    """A random CNN of the zoo's families: a stem conv, stages of residual or inverted-residual blocks
-    with random widths (multiples of 4), strides, kernel sizes and depths, global pool and a linear head."""
-    size = rng.choice((28, 32))
+    """A random CNN of the zoo's families: a stem conv, 2-4 stages of 1-9 blocks (ResNet basic blocks with
+    identity or option-A shortcuts, plain conv pairs, MobileNetV2 inverted residuals) with random
+    widths (multiples of 4, or any count as channel cuts leave), strides, kernel sizes, resolutions
+    (28-64) and input channels, global pool and a linear head; a quarter of them int8 (w8a8 on every
+    conv/linear, as ``nn2hw.deploy`` exports a quantized plan)."""
+    size = rng.choice((28, 28, 32, 32, 32, 56, 64))
     net = _NetBuilder(name, (1, rng.choice((1, 3)), size, size))
-    width = rng.choice((8, 12, 16, 24, 32))
+    width = _width(rng, rng.choice((4, 8, 12, 16, 16, 24, 32)) * (32 / size if size > 32 else 1))
     x = net.conv_bn("x", width, 3, 1, True)
-    for stage in range(rng.choice((2, 3))):
-        out = _round4(width * rng.uniform(1.0, 2.2)) if stage else width
-        for block in range(rng.choice((1, 2, 3))):
+    family = rng.choice(("resnet", "resnet", "plain", "inverted", "mixed"))
+    for stage in range(rng.choice((2, 3, 3, 4))):
+        out = _width(rng, width * rng.uniform(1.0, 2.2)) if stage else width
+        for block in range(rng.choice((1, 1, 2, 2, 3, 3, 5, 7, 9))):
             stride = 2 if stage and block == 0 else 1
-            if rng.random() < 0.3:  # inverted residual: 1x1 expand, depthwise, 1x1 project
-                hidden = _round4(width * rng.choice((2, 4, 6)))
+            kind = rng.choice(("resnet", "plain", "inverted")) if family == "mixed" else family
+            if kind == "inverted":
+                hidden = _width(rng, width * rng.choice((1, 2, 4, 6)))
                 y = net.conv_bn(x, hidden, 1, 1, True)
-                y = net.conv_bn(y, hidden, rng.choice((3, 5)), stride, True, groups=hidden)
+                y = net.conv_bn(y, hidden, rng.choice((3, 3, 5)), stride, True, groups=hidden)
                 y = net.conv_bn(y, out, 1, 1, False)
+                if stride == 1 and out == width:
+                    y = net._add(OpKind.ELTWISE, [y, x], "add")
             else:
-                y = net.conv_bn(x, out, rng.choice((3, 3, 5)), stride, True)
-                y = net.conv_bn(y, out, 3, 1, False)
-            if stride == 1 and out == width:
-                y = net._add(OpKind.ELTWISE, [y, x], "add")
-                y = net._add(OpKind.ACT, [y], "relu")
+                y = net.conv_bn(x, out, rng.choice((3, 3, 3, 5)), stride, True)
+                y = net.conv_bn(y, out, 3, 1, kind == "plain")
+                if kind == "resnet":
+                    y = net.residual(y, x if stride == 1 and out == width else net.shortcut(x, out, stride))
             x, width = y, out
-    return net.workload(10)
+    work = net.workload(10)
+    return _int8(work) if rng.random() < 0.25 else work
 
 
-def _round4(value: float) -> int:
-    return max(4, math.ceil(value / 4) * 4)
+def _width(rng: random.Random, value: float) -> int:
+    """A channel count near ``value``: usually a multiple of 4, sometimes any (a cut network's widths)."""
+    return max(2, round(value)) if rng.random() < 0.2 else max(4, math.ceil(value / 4) * 4)
+
+
+def _int8(workload: Workload) -> Workload:
+    """``workload`` with every conv/linear layer w8a8 (what a quantized plan sets)."""
+    layers = tuple(dataclasses.replace(layer, weight_bits=8, input_bits=8, output_bits=8)
+                   if layer.kind in (OpKind.CONV, OpKind.LINEAR) else layer for layer in workload.layers)
+    return Workload(f"{workload.name}-int8", layers, workload.input_shape, workload.outputs, workload.source)
 
 
 __all__ = ["build", "random_cnn"]

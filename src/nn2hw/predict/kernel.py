@@ -1,16 +1,24 @@
-"""nn-Meter's kernel-level predictor: one regressor per kernel type, summed over a network's kernels.
+"""nn-Meter's kernel-level predictor: one regressor per kernel type, summed over a network's kernels,
+with a learned network-level correction.
 
 Each kernel type gets a random forest on log-sizes predicting log-milliseconds (times span four
-decades; trees on logs split sizes by ratio, as latencies scale). A sample's time is its one-kernel
-model's median minus the empty model's median, i.e. the kernel plus what running it in isolation
-adds (ORT's NCHWc reorders at the model's edges, one more node dispatch). The network overhead is
-then fitted, not assumed: on a few calibration networks measured whole (random CNNs, never the
-networks it is judged on), ``measured - sum of kernels = a + b * kernels`` by least squares; ``a``
-is the session's own cost, ``b`` the per-kernel difference between a kernel in isolation and in a
-network (negative here: a network pays the reorders once per layout change, not twice per kernel).
-Without calibration networks the overhead is the empty model's median.
+decades; trees on logs split sizes by ratio, as latencies scale). A sample's time is what the
+kernel costs inside a network: its one-kernel model's median minus the empty model's, or, for an
+NCHWc conv reading an NCHWc tensor, a 1x1 NCHWc conv followed by it minus that conv alone
+(``nn2hw.predict.kernels.chain_graphs``), so the layout reorders a lone kernel would pay at the
+model's edges are not counted (between NCHWc kernels a network pays none).
 
-Stored as its samples and hyper-parameters; ``load`` refits (same seed: same predictions).
+A network is not exactly the sum of its kernels timed alone: inside it, NCHWc tensors flow between
+convs without reorders, a kernel's input is still in cache from the one before, small kernels'
+dispatch costs overlap differently. So the kernel sum (plus the empty model: the session's own
+cost) is corrected by a factor learnt on calibration networks measured whole (random CNNs, residual
+and depthwise blocks, int8 variants; never the networks a predictor is judged on): gradient-boosted
+trees on ``log(measured / kernel sum)`` over network-level features (``network_features``: how the
+kernel sum splits over kernel types, layout changes, int8 share, size and graph shape). With fewer
+than ``MIN_CORRECTION_NETWORKS`` calibration networks the factor is their median ratio (1 without any).
+
+Stored as its samples, calibration networks and hyper-parameters; ``load`` refits (same seed: same
+predictions).
 """
 
 from __future__ import annotations
@@ -22,10 +30,20 @@ from typing import Any, ClassVar
 
 from nn2hw.errors import ConfigError
 from nn2hw.predict.base import Predictor, register_kind, sklearn_ensemble
-from nn2hw.predict.kernels import Kernel, kernels_of
+from nn2hw.predict.kernels import KERNEL_TYPES, Kernel, kernels_of
 from nn2hw.workload import Workload
 
 DEFAULT_HYPER: Mapping[str, Any] = {"n_estimators": 120, "min_samples_leaf": 1, "max_features": 0.8}
+CORRECTION_HYPER: Mapping[str, Any] = {"n_estimators": 200, "learning_rate": 0.03, "max_depth": 2,
+                                       "subsample": 0.7, "min_samples_leaf": 10, "loss": "huber"}
+"""scikit-learn ``GradientBoostingRegressor`` settings of the network-level correction: shallow, slow and
+robust (Huber loss), since calibration networks carry a few % of timing noise (5-fold cross-validation
+on 400 of them: 71 % within 10 % against 65 % for depth-3 trees)."""
+MIN_CORRECTION_NETWORKS = 12
+"""Fewer calibration networks than this give a constant correction (their median ratio), not trees."""
+WORKLOAD_FEATURES = ("log_macs", "log_params", "log_read_bytes", "log_write_bytes", "layers", "graph_depth",
+                     "residual_adds", "log_input_elements")
+"""Columns of ``nn2hw.predict.whole.features`` the correction also reads."""
 MIN_KERNEL_MS = 1e-4
 """Floor of a sample's time after subtracting the empty model (noise can push a tiny kernel below 0)."""
 OVERHEAD_KEY = "(runtime overhead)"
@@ -67,13 +85,13 @@ class NetworkSample:
 
 
 class KernelPredictor(Predictor):
-    """Latency = overhead(number of kernels) + sum of per-kernel-type regressors over ``kernels_of``."""
+    """Latency = (empty model + sum of per-kernel-type regressors over ``kernels_of``) x a learnt correction."""
 
     kind: ClassVar[str] = "kernel"
 
     def __init__(self, samples: Sequence[KernelSample], *, empty_ms: float, networks: Sequence[NetworkSample] = (),
                  device: str = "cpu", seed: int = 0, hyper: Mapping[str, Any] | None = None,
-                 machine: Mapping[str, Any] | None = None) -> None:
+                 machine: Mapping[str, Any] | None = None, correction_hyper: Mapping[str, Any] | None = None) -> None:
         if not samples:
             raise ConfigError("A kernel predictor needs measured kernel samples; none were given.",
                               "Build it with nn2hw.predict.build() (`nn2hw predictor build`).")
@@ -82,12 +100,15 @@ class KernelPredictor(Predictor):
         self.empty_ms = float(empty_ms)
         self.device, self.seed = device, seed
         self.hyper = {**DEFAULT_HYPER, **(hyper or {})}
+        self.correction_hyper = {**CORRECTION_HYPER, **(correction_hyper or {})}
         self.machine = dict(machine or {})
         self.columns: dict[str, tuple[str, ...]] = {}
         self.models: dict[str, Any] = {}
         for kind in sorted({s.type for s in self.samples}):
             self._fit_type(kind)
-        self.overhead_ms, self.per_kernel_ms = self._fit_overhead()
+        self.correction: Any = None
+        self.constant_ratio = 1.0
+        self._fit_correction()
 
     # --- fitting --------------------------------------------------------------------------------
     def _fit_type(self, kind: str) -> None:
@@ -103,21 +124,41 @@ class KernelPredictor(Predictor):
         forest.fit(x, y)
         self.models[kind] = forest
 
-    def _fit_overhead(self) -> tuple[float, float]:
-        """(a, b) of ``measured - sum = a + b * kernels`` over the calibration networks (least squares)."""
+    def _fit_correction(self) -> None:
+        """Trees on log(measured / kernel sum) of the calibration networks (a median ratio when few)."""
         import numpy as np
 
-        if not self.networks:
-            return self.empty_ms, 0.0
-        counts, residuals = [], []
-        for net in self.networks:
-            kernels = kernels_of(net.workload)
-            counts.append(len(kernels))
-            residuals.append(net.median_ms - sum(self.predict_kernels(kernels)))
-        if len(set(counts)) < 2:
-            return float(np.mean(residuals)), 0.0
-        b, a = np.polyfit(np.array(counts, float), np.array(residuals), 1)
-        return float(a), float(b)
+        usable = [net for net in self.networks if not set(_types(net.workload)) - set(self.models)]
+        if not usable:
+            return
+        rows = self._bases([net.workload for net in usable])
+        target = np.log([net.median_ms / base for net, (base, _) in zip(usable, rows)])
+        self.constant_ratio = float(np.exp(np.median(target)))
+        if len(usable) < MIN_CORRECTION_NETWORKS:
+            return
+        trees = sklearn_ensemble().GradientBoostingRegressor(random_state=self.seed, **self.correction_hyper)
+        trees.fit(np.array([features for _, features in rows]), target)
+        self.correction = trees
+
+    def _bases(self, workloads: Sequence[Workload]) -> list[tuple[float, list[float]]]:
+        """Per workload: (empty model + kernel sum in ms, the correction's features); one regressor call
+        per kernel type for all of them."""
+        kernels = [kernels_of(workload) for workload in workloads]
+        times = self.predict_kernels([k for ks in kernels for k in ks])
+        out, start = [], 0
+        for workload, ks in zip(workloads, kernels):
+            own = times[start:start + len(ks)]
+            start += len(ks)
+            base = self.empty_ms + sum(own)
+            out.append((base, network_features(workload, ks, own, base)))
+        return out
+
+    def ratio(self, workload: Workload) -> float:
+        """The learnt factor measured / (empty model + kernel sum) for ``workload``."""
+        if self.correction is None:
+            return self.constant_ratio
+        ((_, features),) = self._bases([workload])
+        return float(math.exp(self.correction.predict([features])[0]))
 
     # --- prediction -----------------------------------------------------------------------------
     def predict_kernels(self, kernels: Sequence[Kernel]) -> list[float]:
@@ -141,10 +182,12 @@ class KernelPredictor(Predictor):
         return out
 
     def predict_layers(self, workload: Workload) -> Mapping[str, float]:
-        """Milliseconds per kernel (keyed by kernel name) plus the network overhead; they sum to ``predict``."""
+        """Milliseconds per kernel (keyed by kernel name) plus the session overhead, each scaled by the
+        network correction; they sum to ``predict``."""
         kernels = kernels_of(workload)
-        times = dict(zip((k.name for k in kernels), self.predict_kernels(kernels)))
-        times[OVERHEAD_KEY] = self.overhead_ms + self.per_kernel_ms * len(kernels)
+        scale = self.ratio(workload)
+        times = {k.name: t * scale for k, t in zip(kernels, self.predict_kernels(kernels))}
+        times[OVERHEAD_KEY] = self.empty_ms * scale
         return times
 
     def predict(self, workload: Workload) -> float:
@@ -163,7 +206,8 @@ class KernelPredictor(Predictor):
 
     # --- storage --------------------------------------------------------------------------------
     def stored(self) -> dict[str, Any]:
-        return {"hyper": dict(self.hyper), "machine": self.machine, "empty_ms": self.empty_ms,
+        return {"hyper": dict(self.hyper), "correction_hyper": dict(self.correction_hyper), "machine": self.machine,
+                "empty_ms": self.empty_ms,
                 "samples": [s.to_dict() for s in self.samples], "networks": [n.to_dict() for n in self.networks]}
 
     @classmethod
@@ -171,7 +215,33 @@ class KernelPredictor(Predictor):
         return cls([KernelSample.from_dict(s) for s in record["samples"]], empty_ms=float(record["empty_ms"]),
                    networks=[NetworkSample.from_dict(n) for n in record.get("networks", ())],
                    device=str(record["device"]), seed=int(record["seed"]), hyper=dict(record["hyper"]),
-                   machine=dict(record.get("machine", {})))
+                   machine=dict(record.get("machine", {})), correction_hyper=dict(record.get("correction_hyper", {})))
+
+
+def network_features(workload: Workload, kernels: Sequence[Kernel], times_ms: Sequence[float],
+                     base_ms: float) -> list[float]:
+    """What the correction reads: log kernel sum and kernel count, each kernel type's share of the sum
+    and of the count, conv layout changes (NCHWc <-> NCHW between consecutive convs: reorders the
+    isolated kernels paid or missed), and a few totals of ``nn2hw.predict.whole.features``."""
+    from nn2hw.predict.whole import feature_names, features
+
+    total = max(sum(times_ms), MIN_KERNEL_MS)
+    count = max(len(kernels), 1)
+    share = dict.fromkeys(KERNEL_TYPES, 0.0)
+    number = dict.fromkeys(KERNEL_TYPES, 0.0)
+    for kernel, t in zip(kernels, times_ms):
+        share[kernel.type] = share.get(kernel.type, 0.0) + t / total
+        number[kernel.type] = number.get(kernel.type, 0.0) + 1 / count
+    layouts = [kernel.features["nchwc"] for kernel in kernels if kernel.type in ("conv", "dwconv")]
+    changes = sum(a != b for a, b in zip(layouts, layouts[1:]))
+    whole = dict(zip(feature_names(), features(workload)))
+    return [math.log(base_ms), math.log(count), *(share[t] for t in KERNEL_TYPES),
+            *(number[t] for t in KERNEL_TYPES), float(changes), sum(layouts) / max(len(layouts), 1),
+            *(float(whole[name]) for name in WORKLOAD_FEATURES)]
+
+
+def _types(workload: Workload) -> list[str]:
+    return [kernel.type for kernel in kernels_of(workload)]
 
 
 def _row(features: Mapping[str, float], columns: Sequence[str]) -> list[float]:

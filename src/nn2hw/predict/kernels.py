@@ -2,19 +2,24 @@
 
 nn-Meter predicts a network as the sum of its *kernels*: the units the runtime executes after
 its graph optimizations. Checked against ORT 1.32's optimized graphs (``optimized_model_filepath``)
-of the zoo's ResNets and MobileNetV2 on x86 with AVX-512 (its NCHWc block is 16 channels):
+of the zoo's ResNets and MobileNetV2 on x86 with AVX-512 (MLAS's NCHWc block: 16 channels with
+AVX-512, 8 with AVX2, read from the CPU's flags by ``nchwc_block``):
 
 - Conv + BatchNormalization are folded; a following Relu / Clip (ReLU6) / Sigmoid / Tanh becomes
   the conv's activation (one ``FusedConv``, or one NCHWc ``Conv`` with ``activation``).
-- A conv in NCHWc layout (output channels a multiple of 16, input channels too or below 16;
-  depthwise on a multiple of 16) also takes a residual Add and the Relu after it, when the other
-  operand is NCHWc as well (the conv's ``Sum`` input); otherwise the Add and the Relu stay separate.
+- A conv runs in NCHWc layout when its input channels are below the block (a plain conv) or a
+  multiple of 4 (depthwise: its channels a multiple of 4); any output channel count is padded up
+  to the block. Such a conv also takes a residual Add and the Relu after it, when the other operand
+  is NCHWc as well (the conv's ``Sum`` input); otherwise the Add and the Relu stay separate.
 - Gemm/MatMul + bias (+ activation) is one kernel; pools, GlobalAveragePool, softmax, LayerNorm,
   Gather, a standalone activation or element-wise op each are one; Flatten/Reshape/Slice/Pad/
   Transpose/Concat are layout kernels (cheap, but not free).
 - An int8 layer (weights and inputs of 8 bits or fewer) is exported by ``nn2hw.deploy`` as
-  Q-DQ-Conv/Gemm-Q-DQ, which ORT runs as QuantizeLinear + QLinearConv/QGemm + DequantizeLinear:
-  one ``conv_int8`` / ``gemm_int8`` kernel including its own boundary conversions.
+  Q-DQ-Conv/Gemm-Q-DQ, which ORT runs as QuantizeLinear, Transpose to NHWC, QLinearConv (the
+  output QuantizeLinear folded in), Transpose back, DequantizeLinear (QGemm for a linear layer;
+  checked on ORT's profile of w8a8 ResNet-20 exports): one ``conv_int8`` / ``gemm_int8`` kernel
+  including its own boundary conversions. Its batch norm and activation are not folded (the export
+  keeps them as separate fp32 ops after the DequantizeLinear): ``norm`` and ``act`` kernels.
 
 A kernel's ``features`` hold everything ``kernel_graph`` needs to rebuild it (sizes, activation,
 residual mode) plus derived FLOPs/parameters/bytes that the per-type regressors read. Grouping
@@ -24,17 +29,19 @@ same op pattern, so the runtime makes the same choice in isolation as in the net
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.workload import Layer, OpKind, Workload
 
-NCHWC_BLOCK = 16
-"""Channels per NCHWc block of ORT's MLAS on an AVX-512 CPU (8 on AVX2): decides layout and Add fusion."""
+NCHWC_CHANNEL_ALIGN = 4
+"""Input channels of an NCHWc conv at or above the block must be a multiple of this (depthwise: its channels)."""
 
 OPSET = 17
 
@@ -117,13 +124,29 @@ def tensor_features(shape: tuple[int, ...], **extra: float) -> dict[str, float]:
     return {"batch": n, "c": c, "h": h, "w": w, "elements": n * c * h * w, **extra}
 
 
-def nchwc_conv(cin: int, cout: int, groups: int) -> bool:
-    """Whether ORT runs this fp32 2-D conv in NCHWc layout (and so can fuse a residual Add)."""
-    if cout % NCHWC_BLOCK:
+@functools.cache
+def nchwc_block(cpuinfo: str = "/proc/cpuinfo") -> int:
+    """Channels per NCHWc block of ONNX Runtime's MLAS on this CPU: 16 with AVX-512, 8 with AVX2, else 1
+    (no NCHWc layout: ORT's NCHWc transformer is off). Read from the CPU flags in ``cpuinfo``."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return 1
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return 16 if "avx512f" in flags else 8 if "avx2" in flags else 1
+
+
+def nchwc_conv(cin: int, cout: int, groups: int, block: int | None = None) -> bool:
+    """Whether ORT runs this fp32 2-D conv in NCHWc layout (and so can fuse a residual Add): output
+    channels are padded up to the ``block`` (default: this CPU's), input channels must be below the
+    block or a multiple of ``NCHWC_CHANNEL_ALIGN``; a grouped conv only when depthwise (checked
+    against ORT 1.32's optimized graphs)."""
+    block = nchwc_block() if block is None else block
+    if block <= 1 or cout < 1:
         return False
     if groups == 1:
-        return cin % NCHWC_BLOCK == 0 or cin < NCHWC_BLOCK
-    return groups == cin == cout
+        return cin < block or cin % NCHWC_CHANNEL_ALIGN == 0
+    return groups == cin == cout and cin % NCHWC_CHANNEL_ALIGN == 0
 
 
 # --- detection --------------------------------------------------------------------------------
@@ -300,7 +323,7 @@ class _Detector:
 
     def _keep_layout(self, layer: Layer) -> None:
         """Pools, standalone activations and batch norms keep an NCHWc input in NCHWc."""
-        if layer.inputs and layer.inputs[0] in self.nchwc and layer.out_channels % NCHWC_BLOCK == 0:
+        if layer.inputs and layer.inputs[0] in self.nchwc and layer.out_channels % nchwc_block() == 0:
             self.nchwc.add(layer.name)
 
 
@@ -373,11 +396,18 @@ class _Graph:
         q = self.const(rng.integers(-64, 64, size=shape).astype(np.int8))
         return self.op("DequantizeLinear", [q, scale, zero])
 
-    def model(self, output: str) -> bytes:
+    def int8_bias(self, count: int) -> str:
+        """A zero int32 bias behind DequantizeLinear (scale: input step x weight step), as QLinearConv takes it."""
+        import numpy as np
+
+        scale = self.const(np.array(2.0 ** -10, np.float32))
+        return self.op("DequantizeLinear", [self.const(np.zeros(count, np.int32)), scale])
+
+    def model(self, *outputs: str) -> bytes:
         from onnx import TensorProto
 
-        out = self.helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
-        graph = self.helper.make_graph(self.nodes, "kernel", self.inputs, [out], self.inits)
+        outs = [self.helper.make_tensor_value_info(output, TensorProto.FLOAT, None) for output in outputs]
+        graph = self.helper.make_graph(self.nodes, "kernel", self.inputs, outs, self.inits)
         opsets = [self.helper.make_opsetid("", OPSET), self.helper.make_opsetid("com.microsoft", 1)]
         model = self.helper.make_model(graph, opset_imports=opsets, ir_version=8)
         return bytes(model.SerializeToString())
@@ -402,6 +432,33 @@ def kernel_graph(kernel: Kernel) -> bytes:
     return g.model(builders[kernel.type](g, kernel))
 
 
+def in_nchwc_chain(kernel: Kernel) -> bool:
+    """Whether ``kernel`` is an NCHWc conv that reads an NCHWc tensor inside a network (input channels at
+    or above the block): there it pays no reorders, which a one-kernel model would add around it."""
+    return (kernel.type in ("conv", "dwconv") and bool(kernel.features.get("nchwc"))
+            and kernel.f("cin") >= nchwc_block())
+
+
+def chain_graphs(kernel: Kernel) -> tuple[bytes, bytes]:
+    """For a kernel ``in_nchwc_chain``: (a 1x1 NCHWc conv feeding the kernel, that 1x1 conv alone, plus the
+    residual operand's layout op when there is one). Their difference times the kernel as it runs
+    between NCHWc kernels: no input reorder (both models have it), and one output reorder each."""
+    _import_onnx()
+    with_kernel, alone = _Graph(), _Graph()
+    outputs = [_conv_graph(with_kernel, kernel, chain=True)]
+    pre = _pre_conv(alone, kernel)
+    extra = [alone.op("MaxPool", [alone.input((kernel.f("batch"), kernel.f("cout"), kernel.f("oh"), kernel.f("ow")))],
+                      kernel_shape=[1, 1])] if kernel.f("residual") == RESIDUAL_NCHWC else []
+    return with_kernel.model(*outputs), alone.model(pre, *extra)
+
+
+def _pre_conv(g: _Graph, k: Kernel) -> str:
+    """A 1x1 conv keeping the kernel's input shape: ORT runs it NCHWc, so its output reaches the kernel NCHWc."""
+    cin = k.f("cin")
+    return g.op("Conv", [g.input((k.f("batch"), cin, k.f("h"), k.f("w"))), g.weight(cin, cin, 1, 1)],
+                kernel_shape=[1, 1])
+
+
 def empty_graph() -> bytes:
     """The smallest model (one Identity on one value): what running any session costs."""
     _import_onnx()
@@ -417,15 +474,15 @@ def _import_onnx() -> None:
                             'pip install "nn2hw[measure]"') from None
 
 
-def _conv_graph(g: _Graph, k: Kernel) -> str:
+def _conv_graph(g: _Graph, k: Kernel, chain: bool = False) -> str:
     import numpy as np
 
     cin, cout, groups = k.f("cin"), k.f("cout"), k.f("groups")
-    x = g.input((k.f("batch"), cin, k.f("h"), k.f("w")))
+    x = _pre_conv(g, k) if chain else g.input((k.f("batch"), cin, k.f("h"), k.f("w")))
     shape = (cout, cin // groups, k.f("kh"), k.f("kw"))
     int8 = k.type == "conv_int8"
     w = g.int8_weight(*shape) if int8 else g.weight(*shape)
-    bias = g.const(np.zeros(cout, np.float32))
+    bias = g.int8_bias(cout) if int8 else g.const(np.zeros(cout, np.float32))
     y = g.op("Conv", [g.qdq(x) if int8 else x, w, bias], kernel_shape=[k.f("kh"), k.f("kw")],
              strides=[k.f("s")] * 2, pads=[k.f("ph"), k.f("pw")] * 2, group=groups)
     if int8:
@@ -447,7 +504,7 @@ def _gemm_graph(g: _Graph, k: Kernel) -> str:
     x = g.input((rows, cin) if k.f("rank") == 2 else (1, rows, cin))
     x = g.qdq(x) if int8 else x
     w = g.int8_weight(cin, cout) if int8 else g.weight(cin, cout)
-    bias = g.const(np.zeros(cout, np.float32))
+    bias = g.int8_bias(cout) if int8 and k.f("rank") == 2 else g.const(np.zeros(cout, np.float32))
     if k.f("rank") == 2:
         y = g.op("Gemm", [x, w, bias] if k.f("bias") else [x, w])
     else:
@@ -529,7 +586,7 @@ def _layout_graph_on(g: _Graph, x: str, k: Kernel) -> str:
         pads = g.const(np.array([0, extra // 2, 0, 0, 0, extra - extra // 2, 0, 0], np.int64))
         return g.op("Pad", [x, pads])
     if op == LAYOUT_OPS["slice"]:
-        step = max(shape[2] // max(k.f("oh"), 1), 1)
+        step = max(-(-shape[2] // max(k.f("oh"), 1)), 1)  # ceil: a stride-2 slice of 7 rows keeps 4
         consts = [g.const(np.array(v, np.int64)) for v in ([0, 0], [shape[2], shape[3]], [2, 3], [step, step])]
         return g.op("Slice", [x, *consts])
     if op == LAYOUT_OPS["concat"]:
@@ -559,10 +616,10 @@ def workload_graph(workload: Workload) -> bytes:
             values[layer.name] = g.input(layer.output_shape)
             continue
         if layer.kind is OpKind.CONV:
-            w = g.weight(layer.out_channels, layer.in_channels // layer.groups, layer.kernel_h, layer.kernel_w)
-            bias = [g.const(np.zeros(layer.out_channels, np.float32))] if layer.bias else []
-            y = g.op("Conv", [xs[0], w, *bias], kernel_shape=[layer.kernel_h, layer.kernel_w],
-                     strides=[layer.stride_h, layer.stride_w], pads=[layer.pad_h, layer.pad_w] * 2, group=layer.groups)
+            shape = (layer.out_channels, layer.in_channels // layer.groups, layer.kernel_h, layer.kernel_w)
+            y = g.op("Conv", [g.qdq(xs[0]) if is_int8(layer) else xs[0], *_weights(g, layer, shape)],
+                     kernel_shape=[layer.kernel_h, layer.kernel_w], strides=[layer.stride_h, layer.stride_w],
+                     pads=[layer.pad_h, layer.pad_w] * 2, group=layer.groups)
         elif layer.kind is OpKind.NORM:
             c = layer.out_channels
             params = [g.const(np.full(c, v, np.float32)) for v in (1.0, 0.0, 0.0, 1.0)]
@@ -580,13 +637,23 @@ def workload_graph(workload: Workload) -> bytes:
         elif layer.kind is OpKind.RESHAPE:
             y = g.op("Flatten", xs[:1], axis=1)
         elif layer.kind is OpKind.LINEAR:
-            bias = [g.const(np.zeros(layer.out_channels, np.float32))] if layer.bias else []
-            y = g.op("Gemm", [xs[0], g.weight(layer.in_channels, layer.out_channels), *bias])
+            y = g.op("Gemm", [g.qdq(xs[0]) if is_int8(layer) else xs[0],
+                              *_weights(g, layer, (layer.in_channels, layer.out_channels))])
         elif layer.kind in (OpKind.PAD, OpKind.SLICE):
             y = _layout_graph_on(g, xs[0], Kernel(layer.name, "layout", (layer.name,),
                                                   features=_Detector(workload)._layout(layer).features))
         else:
             raise HardwareError(f"workload_graph cannot build layer {layer.name!r} ({layer.kind.value}).",
                                 "Export the network with nn2hw.deploy / torch.onnx instead.")
-        values[layer.name] = y
+        values[layer.name] = g.qdq(y) if is_int8(layer) else y
     return g.model(values[workload.outputs[0]])
+
+
+def _weights(g: _Graph, layer: Layer, shape: tuple[int, ...]) -> list[str]:
+    """A conv/linear layer's weight (and bias) inputs: float, or int8 (int32 bias) behind DequantizeLinear
+    as ``nn2hw.deploy``'s int8 export writes them."""
+    import numpy as np
+
+    if not is_int8(layer):
+        return [g.weight(*shape), *([g.const(np.zeros(layer.out_channels, np.float32))] if layer.bias else [])]
+    return [g.int8_weight(*shape), *([g.int8_bias(layer.out_channels)] if layer.bias else [])]
