@@ -32,8 +32,8 @@ from nn2hw.measure import MeasurementStore, Protocol, measure, onnx_runner
 from nn2hw.paths import cache_root
 from nn2hw.plan import Plan
 from nn2hw.predict import load
-from nn2hw.predict.build import GROUP, build, random_cnn
 from nn2hw.predict.kernels import workload_graph
+from nn2hw.predict.sampling import GROUP, build, random_cnn
 from nn2hw.testing import nets
 from nn2hw.workload import Workload, from_onnx
 from nn2hw.workload.onnx_export import to_onnx

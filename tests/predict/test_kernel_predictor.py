@@ -13,9 +13,9 @@ pytest.importorskip("sklearn")
 from nn2hw.errors import ConfigError
 from nn2hw.measure import MeasurementStore, Protocol, measure_onnx
 from nn2hw.predict import load
-from nn2hw.predict.build import build, random_cnn
 from nn2hw.predict.kernel import KernelPredictor
 from nn2hw.predict.kernels import workload_graph
+from nn2hw.predict.sampling import build, random_cnn
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,9 @@ def test_other_devices_are_refused() -> None:
 
 def test_adaptive_sampling_ignores_noise() -> None:
     """A sample off by more than 10 % is re-sampled only when the error also exceeds its own IQR."""
-    from nn2hw.predict.build import _bad_samples
     from nn2hw.predict.kernel import KernelSample
     from nn2hw.predict.kernels import conv_features
+    from nn2hw.predict.sampling import _bad_samples
 
     rng = random.Random(0)
 

@@ -11,8 +11,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from nn2hw.predict.build import _prior, random_cnn  # noqa: E402
 from nn2hw.predict.kernels import KERNEL_TYPES, kernel_graph, kernels_of, workload_graph  # noqa: E402
+from nn2hw.predict.sampling import _prior, random_cnn  # noqa: E402
 
 
 def _optimized_ops(model: bytes, tmp_path: Path) -> collections.Counter[str]:

@@ -1,6 +1,6 @@
 """``nn2hw predictor``: learned latency predictors (build on this machine, fit from a CSV, check).
 
-    nn2hw predictor build --device cpu --out cpu.json [--budget-s 600] [--seed 0] [--threads 1]
+    nn2hw predictor build --device cpu --out cpu.json [--budget-s 120] [--seed 0] [--threads 1]
     nn2hw predictor fit --measurements phone.csv --out phone.json [--device pixel4] [--seed 0]
     nn2hw predictor check phone.json --measurements held_out.csv [--json report.json]
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from nn2hw.cli._common import console, err_console, write_json
 from nn2hw.cli._options import add_json, add_seed
 from nn2hw.errors import ConfigError
+from nn2hw.predict.sampling import DEFAULT_BUDGET_S
 from nn2hw.workload import Workload
 
 
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "CPU and fit one regressor per kernel type.")
     build.add_argument("--device", default="cpu", help="the device to build for (only 'cpu': this machine)")
     build.add_argument("--out", required=True, metavar="FILE", help="predictor file to write (JSON)")
-    build.add_argument("--budget-s", type=float, default=600.0, metavar="S", help="time budget in seconds (600)")
+    build.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S, metavar="S",
+                       help=f"time budget in seconds ({DEFAULT_BUDGET_S:g})")
     add_seed(build, "kernel sampling")
     build.add_argument("--threads", type=int, default=1, metavar="N", help="runtime threads while timing (1)")
     build.set_defaults(handler=_build)

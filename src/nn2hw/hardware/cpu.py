@@ -35,6 +35,7 @@ from nn2hw.hardware.predicted import (
     predictor_dir,
 )
 from nn2hw.hardware.records import Execution, LayerCost, NetworkCost, Uncosted
+from nn2hw.predict.sampling import DEFAULT_BUDGET_S
 from nn2hw.workload import OpKind, Workload
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ drift between separate measurements of one network on a shared machine (docs/mea
 DEFAULT_PREDICT_MARGIN = 0.05
 """The search keeps predicted candidates this much further below the spec (on top of ``margin``)
 for the predictor's error, so that the finalists it re-measures pass."""
-DEFAULT_BUILD_BUDGET_S = 600.0
 OVERHEAD = "(runtime overhead)"
 """The record of the time outside kernels, so that the layers add up to the measured median."""
 UNPROFILED_REASON = (f"a functional op, not a module: torch's per-module timing does not see it, so its time is "
@@ -80,7 +80,7 @@ OPTIONS = (
     Option("predictor", lambda v: str(v), "predictor file the search costs candidates with (default: this "
                                           "machine's, built on first use)"),
     Option("build_budget_s", lambda v: as_float(v, "build_budget_s"),
-           f"seconds a first-use predictor build may take (default {DEFAULT_BUILD_BUDGET_S:g})"),
+           f"seconds a first-use predictor build may take (default {DEFAULT_BUDGET_S:g})"),
     Option("calibration", lambda v: as_float(v, "calibration"),
            "factor on predictions (the search sets it to measured / predicted of the base network)"),
 )
@@ -123,7 +123,7 @@ class CpuTemplate(PredictedTemplate):
         if not path.is_file():
             from nn2hw.predict import build
 
-            budget_s = options.get("build_budget_s", DEFAULT_BUILD_BUDGET_S)
+            budget_s = options.get("build_budget_s", DEFAULT_BUDGET_S)
             print(f"nn2hw: building this CPU's latency predictor ({runtime}, {threads} thread(s), up to "
                   f"{budget_s:g} s; once per machine) into {path}", flush=True)
             build("cpu", budget_s=budget_s, threads=threads, workloads=list(workloads) or None,

@@ -13,25 +13,9 @@ Importing this package loads neither scikit-learn nor torch.
 
 from __future__ import annotations
 
-from typing import Any
-
-from nn2hw.predict import build as _kernel_build  # loaded before `build` is defined: see its docstring
 from nn2hw.predict.base import PREDICTOR_KINDS, Predictor, load
 from nn2hw.predict.check import Accuracy, accuracy
+from nn2hw.predict.sampling import build
 from nn2hw.predict.whole import WholePredictor, fit
-
-
-def build(*args: Any, **kwargs: Any) -> Predictor:
-    """Sample and measure kernels on this machine and fit a kernel-level predictor
-    (``nn2hw.predict.build.build``: ``build(device="cpu", *, budget_s=..., seed=0, threads=1, workloads=None,
-    progress=None)``).
-
-    The submodule is imported above, before this function is defined: importing a submodule the
-    first time binds its name on the package, which would otherwise replace this function by the
-    module ``nn2hw.predict.build``.
-    """
-    predictor: Predictor = _kernel_build.build(*args, **kwargs)
-    return predictor
-
 
 __all__ = ["PREDICTOR_KINDS", "Accuracy", "Predictor", "WholePredictor", "accuracy", "build", "fit", "load"]

@@ -81,7 +81,12 @@ class BuildSettings:
         return Protocol(threads=self.threads, warmup=5, repeats=repeats, profile_runs=0)
 
 
-def build(device: str = "cpu", *, budget_s: float = 600.0, seed: int = 0, threads: int = 1,
+DEFAULT_BUDGET_S = 120.0
+"""Seconds a build takes by default: on this project's machine a 300 or 600 s build was no more
+accurate on held-out networks (docs/measured-devices.md) and its file is larger and slower to refit."""
+
+
+def build(device: str = "cpu", *, budget_s: float = DEFAULT_BUDGET_S, seed: int = 0, threads: int = 1,
           workloads: Sequence[Workload] | None = None, progress: Progress | None = None,
           store: MeasurementStore | None = None, prior: bool = True,
           calibration: int = CALIBRATION_NETWORKS) -> KernelPredictor:
