@@ -281,7 +281,7 @@ def _measure(template: Any, device: str | None, options: dict[str, Any], wl: Wor
     if model is not None:
         from nn2hw import zoo
 
-        network = zoo.build(model, dataset)
+        network = zoo.build(model, dataset)  # initial weights: a dense kernel's time does not depend on the values
         result, = measured.measure_models(template, device, options, [(network, wl, None)])
     elif onnx is not None:
         result = measured.measure_onnx_file(template, device, options, onnx, wl)

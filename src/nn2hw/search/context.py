@@ -60,16 +60,20 @@ class SearchContext:
     base_cost: NetworkCost
     bottlenecks: dict[str, dict[str, str]]
     space: JointSpace
-    bound_cost: NetworkCost
+    bound_costs: tuple[NetworkCost, ...]
+    """The leanest candidate of every combination of the space's techniques: what no candidate can
+    beat, metric by metric (``bound_cost`` is the fastest)."""
     reward: RewardConfig | None = None
     base_metric: float | None = None
     assessments: OrderedDict[tuple[int, ...], Assessment] = field(default_factory=OrderedDict, repr=False)
     """Candidates already costed, by index vector (``trial.assess`` fills and bounds it)."""
     measured_base: Mapping[str, MeasuredNetwork] | None = None
     """On a measured template (``cpu``): each base network as timed on this machine."""
-    bound_costs: tuple[NetworkCost, ...] = ()
-    """The leanest candidate of every combination of the space's techniques (``bound_cost`` is the
-    fastest): what no candidate can beat, metric by metric."""
+
+    @property
+    def bound_cost(self) -> NetworkCost:
+        """The fastest of the leanest candidates."""
+        return min(self.bound_costs, key=lambda cost: cost.latency_ms)
 
     @property
     def spec(self) -> Spec:
@@ -141,9 +145,8 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
                                           space_options=target.template.space_options,
                                           hardware=knobs if i == 0 else ())))
     space = JointSpace(tuple(parts))
-    bounds = _bounds(target, members, space)
-    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space,
-                        min(bounds, key=lambda c: c.latency_ms), measured_base=measured_base, bound_costs=bounds)
+    ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, _bounds(target, members, space),
+                        measured_base=measured_base)
     _check_reachable(ctx)
     _check_strategy(settings, space)
     return ctx
@@ -256,7 +259,7 @@ def _check_reachable(ctx: SearchContext) -> None:
             f"{settings.hardware}.",
             "Widen it with a --space file (e.g. enable channel cuts or quantization for more bottlenecks).")
     for name, limit in ctx.spec.limits.items():
-        reach = min(ctx.spec.value(cost, name) for cost in ctx.bound_costs or (ctx.bound_cost,))
+        reach = min(ctx.spec.value(cost, name) for cost in ctx.bound_costs)
         if reach > limit:
             unit = UNITS[name]
             margins = ctx.measured_base is not None and name == "latency_ms"
