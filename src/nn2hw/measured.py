@@ -131,6 +131,15 @@ def meets(measured: MeasuredNetwork, latency_ms: float, margin: float) -> bool:
     return measured.median_ms * (1 + margin) <= latency_ms
 
 
+def missed(measured: MeasuredNetwork, latency_ms: float | None, margin: float, predicted_ms: float) -> str:
+    """Why a measured network misses a latency spec with the margin ('' when it meets it, or
+    without a latency spec)."""
+    if latency_ms is None or meets(measured, latency_ms, margin):
+        return ""
+    return (f"measured median {measured.median_ms:.4g} ms (IQR {measured.measurement.iqr_ms:.3g} ms; predicted "
+            f"{predicted_ms:.4g} ms) does not keep the {margin:.0%} margin below {latency_ms:g} ms")
+
+
 def check_verifiable(base: MeasuredNetwork, latency_ms: float, margin: float) -> None:
     """Refuse a latency spec this machine's measurements cannot verify: one below the time the
     runtime spends outside kernels (no network change removes it), or a margin smaller than twice

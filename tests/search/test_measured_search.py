@@ -8,6 +8,7 @@ whose measurement misses is refused, never returned."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -71,11 +72,12 @@ def scorer():
     return score
 
 
-def _search(tmp_path, scorer, predictor, latency_ms, **options):
+def _search(tmp_path, scorer, predictor, latency_ms, trials=12, proposals=32, **options):
     space = tmp_path / "space.yaml"
     space.write_text("techniques:\n  quantize: false\n")  # the predictor saw channel cuts only
     settings = SearchSettings(**BASE, spec=Spec(latency_ms=latency_ms), hardware="cpu",
-                              hw_options={"predictor": str(predictor), **options}, strategy="evolution", trials=12,
+                              hw_options={"predictor": str(predictor), **options}, strategy="evolution", trials=trials,
+                              proposals=proposals,
                               out=str(tmp_path / "run"), space_config=str(space), top_k=5)
     return run_search(settings, evaluator=scorer, progress=False, log=lambda _: None)
 
@@ -97,9 +99,10 @@ def test_the_returned_network_meets_the_spec_as_measured(tmp_path, scorer, measu
     assert "predicted / measured" in html
 
 
-def test_a_finalist_whose_measurement_misses_is_refused(tmp_path, scorer, measured_predictor, monkeypatch):
-    """A predictor that calls every changed network 10x faster than it is: the search finds
-    'feasible' candidates, every re-measurement refuses them, and nothing is returned."""
+def test_a_candidate_whose_measurement_misses_is_never_trained_nor_returned(tmp_path, scorer, measured_predictor,
+                                                                             monkeypatch):
+    """A predictor that calls every changed network 10x faster than it is: every candidate it lets
+    through is timed, the measurement refuses it before training, and nothing is returned."""
     from nn2hw.api import load_workload
     from nn2hw.hardware import cpu
 
@@ -113,8 +116,11 @@ def test_a_finalist_whose_measurement_misses_is_refused(tmp_path, scorer, measur
 
     monkeypatch.setattr(cpu, "predicted_cost", optimistic)
     with pytest.raises(InfeasibleError, match="passed the re-check"):
-        _search(tmp_path, scorer, predictor, 0.3 * base_ms, margin="0.1")
-    assert (tmp_path / "run" / "trials.csv").is_file()  # the trials are kept for a resume
+        _search(tmp_path, scorer, predictor, 0.3 * base_ms, trials=4, proposals=2, margin="0.1")
+    with (tmp_path / "run" / "trials.csv").open() as f:  # kept for a resume
+        trials = list(csv.DictReader(f))
+    assert trials and all(t["feasible"] == "False" and "measured median" in t["reason"] for t in trials)
+    assert not any(t["trained_here"] == "True" for t in trials)
 
 
 def test_a_spec_below_the_noise_is_refused_with_the_noise(tmp_path, scorer, measured_predictor):

@@ -45,6 +45,8 @@ RUNTIMES = ("onnxruntime", "torch")
 DEFAULT_MARGIN = 0.05
 """A measured median meets a latency spec X when median x (1 + margin) <= X: the margin absorbs the
 drift between separate measurements of one network on a shared machine (docs/measured-devices.md)."""
+DEFAULT_FINALISTS = 10
+"""How many of a search's best candidates are re-measured, at least, before it gives up."""
 DEFAULT_PREDICT_MARGIN = 0.05
 """The search keeps predicted candidates this much further below the spec (on top of ``margin``)
 for the predictor's error, so that the finalists it re-measures pass."""
@@ -77,6 +79,8 @@ OPTIONS = (
            f"relative margin a measured median keeps below a latency spec (default {DEFAULT_MARGIN})"),
     Option("predict_margin", lambda v: as_float(v, "predict_margin"),
            f"extra relative margin predicted candidates keep below a latency spec (default {DEFAULT_PREDICT_MARGIN})"),
+    Option("finalists", lambda v: as_int(v, "finalists"),
+           f"best candidates a search re-measures at least, before giving up (default {DEFAULT_FINALISTS})"),
     Option("predictor", lambda v: str(v), "predictor file the search costs candidates with (default: this "
                                           "machine's, built on first use)"),
     Option("build_budget_s", lambda v: as_float(v, "build_budget_s"),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
-from nn2hw.hardware.cpu import CpuTemplate, margin_of, search_margin_of
+from nn2hw.hardware.cpu import CpuTemplate, margin_of, measuring_protocol, search_margin_of
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
@@ -84,6 +84,21 @@ class SearchContext:
         if self.measured_base is None or limit is None:
             return self.settings.spec
         return replace(self.settings.spec, latency_ms=limit / (1 + search_margin_of(self.target.options)))
+
+    def timed(self, plans: Mapping[str, Plan], repeats_factor: int = 1) -> MeasuredNetwork:
+        """The network ``plans`` make, timed on this machine (measured templates): exported as
+        deployed, measured once (the measurement store keeps it), ``repeats_factor`` times the
+        protocol's runs."""
+        from nn2hw.measured import measure_models
+
+        m, = self.members
+        options = dict(self.target.options)
+        if repeats_factor != 1:
+            options["repeats"] = repeats_factor * measuring_protocol(self.target.device, options).repeats
+        plan = plans[m.name]
+        timed, = measure_models(self.target.template, self.target.device, options,
+                                [(m.model, apply_plan(plan, m.workload), plan)])
+        return timed
 
     def workloads(self, plans: Mapping[str, Plan] | None = None) -> Workload | dict[str, Workload]:
         """The networks' workloads (rewritten by ``plans``): one workload, or a dict of several."""

@@ -71,10 +71,24 @@ def assess(ctx: SearchContext, indices: tuple[int, ...] | list[int]) -> Assessme
         found = Assessment(candidate, None, f"no design: {exc.cause}")
     else:
         found = Assessment(candidate, cost, ctx.spec.describe_miss(cost))
+        if ctx.measured_base is not None and found.feasible:
+            found = _timed(ctx, candidate, cost)
     kept[key] = found
     if len(kept) > ASSESSMENTS_KEPT:
         kept.popitem(last=False)
     return found
+
+
+def _timed(ctx: SearchContext, candidate: JointCandidate, predicted: NetworkCost) -> Assessment:
+    """On a measured template, a candidate the predictor lets through is timed on this machine
+    before anything trains it (about a second, once per network: the measurement store keeps it):
+    its latency is the measured median, checked with the margin (CANAO's measured loop)."""
+    from nn2hw.hardware.cpu import margin_of
+    from nn2hw.measured import missed
+
+    timed = ctx.timed(candidate.plans)
+    reason = missed(timed, ctx.settings.spec.latency_ms, margin_of(ctx.target.options), predicted.latency_ms)
+    return Assessment(candidate, timed.cost, reason)
 
 
 def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Observation]:
