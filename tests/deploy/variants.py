@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nn2hw import zoo
-from nn2hw.compress import with_cut, with_patterns, with_quantization
+from nn2hw.compress import with_patterns, with_quantization, with_uniform_cut
 from nn2hw.plan import Plan
 from nn2hw.workload import Workload, from_module
 
@@ -24,10 +24,7 @@ def zoo_case(name: str, dataset: str, shape: tuple[int, ...], pretrained: bool) 
 def cut(keep: float) -> Callable[[Plan, Workload, nn.Module], Plan]:
     """Keep ``keep`` of the channels of every cuttable coupling group."""
     def build(plan: Plan, workload: Workload, model: nn.Module) -> Plan:
-        for group in workload.coupling_groups:
-            if group.cuttable and group.channels >= 2:
-                plan = with_cut(plan, workload, group.layers[0], max(1, round(group.channels * keep)))
-        return plan
+        return with_uniform_cut(plan, workload, keep)
 
     return build
 
