@@ -14,7 +14,7 @@ def test_assess_is_memoized_per_index_vector_and_bounded(monkeypatch):
         space=SimpleNamespace(decode=lambda indices: SimpleNamespace(plans={}, hardware={})),
         target=SimpleNamespace(best=lambda workloads, knobs: costed.append(1) or SimpleNamespace(latency_ms=1.0)),
         spec=SimpleNamespace(describe_miss=lambda cost: ""), workloads=lambda plans: None,
-        assessments=OrderedDict())
+        assessments=OrderedDict(), measured_base=None)
     monkeypatch.setattr(trial, "ASSESSMENTS_KEPT", 2)
     assert trial._prefilter(ctx)((0, 1)) == (True, 1.0)
     assert trial.assess(ctx, [0, 1]) is trial.assess(ctx, (0, 1)) and len(costed) == 1  # the trial reuses it
