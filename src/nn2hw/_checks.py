@@ -37,6 +37,21 @@ def as_int(value: Any, what: str, lo: int = 1, hi: int | None = None) -> int:
     return number
 
 
+def as_shape(value: Any, what: str = "The input shape") -> tuple[int, ...]:
+    """A tensor shape, batch first: '1x1x28x28' (or with commas) or a sequence of sizes, as a tuple
+    of positive ints; a ConfigError naming ``what`` otherwise."""
+    parts: Any = value.strip().lower().replace(",", "x").split("x") if isinstance(value, str) else value
+    try:
+        sizes = [int(p) if isinstance(p, str) or (isinstance(p, numbers.Integral) and not isinstance(p, bool))
+                 else None for p in parts]
+    except (TypeError, ValueError):
+        sizes = [None]
+    if not sizes or any(size is None or size < 1 for size in sizes):
+        raise ConfigError(f"{what} {value!r} is not sizes joined by 'x' (positive whole numbers, batch first).",
+                          "Write it as BATCHxCHANNELSxHEIGHTxWIDTH, e.g. 1x1x28x28.")
+    return tuple(int(size) for size in sizes if size is not None)
+
+
 def as_float(value: Any, what: str, lo: float = 0.0, inclusive: bool = False) -> float:
     """``value`` as a finite float > lo (>= lo when ``inclusive``)."""
     bound = "a positive number" if lo == 0 and not inclusive else (

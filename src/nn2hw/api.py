@@ -447,11 +447,12 @@ def export_bundle(bundle_dir: str | Path, out: str | Path, *, input_shape: Any =
 
     ``input_shape`` (batch included) overrides the shape the bundle records (its plan's, else its
     zoo model's); one of them is needed."""
+    from nn2hw._checks import as_shape
     from nn2hw.bundle import load_bundle
-    from nn2hw.deploy import check_shape, export_onnx, plan_input_shape
+    from nn2hw.deploy import export_onnx, plan_input_shape
 
     model, plan, _hardware = load_bundle(bundle_dir)
-    shape = check_shape(input_shape) if input_shape is not None else plan_input_shape(plan)
+    shape = as_shape(input_shape) if input_shape is not None else plan_input_shape(plan)
     if shape is None:
         raise ConfigError(f"The bundle {bundle_dir} records no input shape for {plan.base_model!r} (not a zoo model "
                           "and no input_shape in its plan).", "Give the input shape, e.g. --input-shape 1x1x28x28.")

@@ -36,11 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from nn2hw._checks import as_shape
     from nn2hw.api import export_bundle
-    from nn2hw.deploy import parse_shape
     from nn2hw.deploy.export import DEFAULT_OPSET
 
-    shape = parse_shape(args.input_shape) if args.input_shape is not None else None
+    shape = as_shape(args.input_shape) if args.input_shape is not None else None
     result = export_bundle(args.bundle, args.onnx, input_shape=shape, int8=not args.no_int8,
                            check=not args.no_check, opset=args.opset or DEFAULT_OPSET)
     console.print(f"wrote {result.path} (input {'x'.join(map(str, result.input_shape))}, opset {result.opset}, "

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from nn2hw.deploy.export import ExportResult, export_onnx
 from nn2hw.deploy.kernels import kernel_layers
-from nn2hw.deploy.shapes import check_shape, parse_shape, plan_input_shape
+from nn2hw.deploy.shapes import plan_input_shape
 from nn2hw.deploy.torch_runner import TorchRunner
 
-__all__ = ["ExportResult", "TorchRunner", "check_shape", "export_onnx", "kernel_layers", "parse_shape",
-           "plan_input_shape"]
+__all__ = ["ExportResult", "TorchRunner", "export_onnx", "kernel_layers", "plan_input_shape"]

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nn2hw._checks import as_shape
 from nn2hw.deploy.freeze import LayerQuant, freeze, weight_parametrizations
 from nn2hw.deploy.names import parse_node_name
 from nn2hw.deploy.qdq import quantize_graph
-from nn2hw.deploy.shapes import check_shape
 from nn2hw.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -122,9 +122,9 @@ def _input_shape(given: Sequence[int] | None, workload: Workload | None, plan: P
     for shape in (given, workload.input_shape if workload is not None else None,
                   plan.input_shape if plan is not None else None):
         if shape:
-            return check_shape(shape)
+            return as_shape(shape)
     if given is not None:
-        return check_shape(given)
+        return as_shape(given)
     raise ConfigError("The input shape of the network is unknown (no input_shape, and neither a workload nor a "
                       "plan records one).", "Pass input_shape=(batch, channels, height, width), e.g. (1, 1, 28, 28).")
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nn2hw.deploy.shapes import check_shape
+from nn2hw._checks import as_shape
 from nn2hw.measure import KernelTime
 
 INPUT_SEED = 0
@@ -37,7 +37,7 @@ class TorchRunner:
     runtime = "torch"
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int], *, threads: int = 1) -> None:
-        shape = check_shape(input_shape)
+        shape = as_shape(input_shape)
         torch.set_num_threads(threads)
         self.runtime_version: str = torch.__version__
         self._model = model.eval()

@@ -22,8 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nn2hw._checks import as_float, as_int
-from nn2hw.errors import ConfigError
+from nn2hw._checks import as_float, as_int, as_shape
 from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, Option
 from nn2hw.hardware.predicted import (
     FUSED_REASON,
@@ -56,25 +55,13 @@ UNPROFILED_REASON = (f"a functional op, not a module: torch's per-module timing 
                      f"inside {OVERHEAD!r}")
 
 
-def _shape(value: Any) -> tuple[int, ...]:
-    """'1x3x224x224' (or a sequence) -> (1, 3, 224, 224), every size positive."""
-    parts = value.lower().split("x") if isinstance(value, str) else list(value)
-    try:
-        shape = tuple(int(p) for p in parts)
-    except (TypeError, ValueError):
-        shape = ()
-    if not shape or any(s < 1 for s in shape):
-        raise ConfigError(f"input_shape {value!r} is not a shape of positive sizes.",
-                          "Write it as NxCxHxW, e.g. input_shape=1x1x28x28.")
-    return shape
-
-
 OPTIONS = (
     Option("threads", lambda v: as_int(v, "threads"), "intra-op threads the runtime uses (default 1)"),
     Option("repeats", lambda v: as_int(v, "repeats", 5), "timed runs per network, interleaved (default 30)"),
     Option("warmup", lambda v: as_int(v, "warmup", 0), "untimed runs before timing (default 5)"),
     Option("batch", lambda v: as_int(v, "batch"), "batch size of the timed input (default: the workload's)"),
-    Option("input_shape", _shape, "input shape NxCxHxW of the timed network (default: the workload's)"),
+    Option("input_shape", lambda v: as_shape(v, "input_shape"),
+           "input shape NxCxHxW of the timed network (default: the workload's)"),
     Option("margin", lambda v: as_float(v, "margin"),
            f"relative margin a measured median keeps below a latency spec (default {DEFAULT_MARGIN})"),
     Option("predict_margin", lambda v: as_float(v, "predict_margin"),

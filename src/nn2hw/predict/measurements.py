@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nn2hw._checks import as_shape
 from nn2hw.errors import ConfigError, Nn2hwError
 from nn2hw.workload import Workload
 
@@ -52,18 +53,7 @@ def format_shape(shape: Sequence[int] | None) -> str:
 
 def parse_shape(text: str, where: str) -> tuple[int, ...] | None:
     """'1x1x28x28' -> (1, 1, 28, 28); '' -> None; a ConfigError naming ``where`` otherwise."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.lower().split("x"))
-    except ValueError:
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise ConfigError(f"{where}: input_shape {text!r} is not sizes joined by 'x'.",
-                          "Write the input shape like 1x1x28x28 (batch x channels x height x width), or leave it "
-                          "empty.")
-    return shape
+    return as_shape(text, f"{where}: input_shape") if text.strip() else None
 
 
 def parse_latency(text: str, where: str) -> float:
