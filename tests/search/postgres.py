@@ -31,13 +31,13 @@ def _free_port() -> int:
 
 @contextmanager
 def postgres_server() -> Iterator[str]:
-    """Start a server in a fresh folder under the system temp dir; yield its SQLAlchemy URL;
-    stop it and remove the folder afterwards. (pytest's tmp_path is private to root, which the
-    'postgres' account cannot enter.)"""
+    """Start a server in a fresh folder under the system temp dir; yield its URL in the bare form
+    the README documents (postgresql://user@host:port/db); stop it and remove the folder afterwards.
+    (pytest's tmp_path is private to root, which the 'postgres' account cannot enter.)"""
     bindir = _bindir()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
-    pytest.importorskip("psycopg2", reason='psycopg2 is missing (pip install "nn2hw[postgres]")')
+    pytest.importorskip("psycopg", reason='psycopg is missing (pip install "nn2hw[postgres]")')
     as_user: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: use the Debian 'postgres' account
         if shutil.which("runuser") is None:
@@ -55,7 +55,7 @@ def postgres_server() -> Iterator[str]:
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "nn2hw", "studies")
-        yield f"postgresql+psycopg2://nn2hw@127.0.0.1:{port}/studies"
+        yield f"postgresql://nn2hw@127.0.0.1:{port}/studies"
     finally:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True, timeout=60)

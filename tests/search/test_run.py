@@ -139,7 +139,7 @@ def test_an_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_pa
     result = run(tmp_path, scorer, spec, strategy="evolution", trials=14, resume=True)
     after = _complete(tmp_path / "run" / "study.db")
     assert all(after[n] == p for n, p in before.items())  # nothing lost, nothing redone
-    assert len(after) == 14 and result.trials["failed"] == 1  # the interrupted trial, re-proposed afresh
+    assert len(after) == 14 and result.trials["failed"] == 1  # the interrupted trial (its candidate ran again)
 
 
 SLOW_SEARCH = textwrap.dedent("""

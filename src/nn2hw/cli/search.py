@@ -3,7 +3,7 @@
     nn2hw search --model resnet20 --dataset fashion-mnist --hardware fpga:zcu102 --latency-ms 0.25 \\
         --strategy reinforce --trials 40 --out runs/r20
     nn2hw search ... --resume                     # continue the same study after an interruption
-    nn2hw search ... --storage postgresql+psycopg2://user@host/db --study shared --workers 2   # many workers
+    nn2hw search ... --storage postgresql://user@host/db --study shared --workers 2   # many workers
 
 Writes into --out: plan.json, weights.pt, hardware.json, bundle.json (the bundle), report.json,
 layers.csv, trials.csv, pareto.csv, pareto.png and summary.html. A thin shell over
@@ -14,12 +14,26 @@ from __future__ import annotations
 
 import argparse
 import ast
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from nn2hw.cli._common import err_console, parse_key_values, wide_console
-from nn2hw.cli._options import add_checkpoint, add_data, add_dataset, add_hardware, add_model, add_seed, add_threads
+from nn2hw.cli._options import (
+    add_checkpoint,
+    add_data,
+    add_dataset,
+    add_hardware,
+    add_hardware_file,
+    add_model,
+    add_seed,
+    add_threads,
+)
 from nn2hw.hardware.records import design_label
 
 
@@ -38,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="another network sharing the chip (repeatable; NASAIC-style joint search on "
                         "--hardware hetero, e.g. --with mobilenetv2_fmnist:fashion-mnist)")
     add_hardware(p)
+    add_hardware_file(p)
     p.add_argument("--latency-ms", type=float, metavar="X", help="latency spec in ms")
     p.add_argument("--energy-mj", type=float, metavar="E", help="energy spec in mJ (ASIC templates)")
     p.add_argument("--area-mm2", type=float, metavar="A", help="area spec in mm2 (ASIC templates)")
@@ -86,11 +101,40 @@ def _value(text: str) -> Any:
         return text
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so the search stops the same way."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (schedulers, ``docker stop``, ``kill``) stops the search as Ctrl-C does: the running
+    trial is failed and queued to run first on --resume, one line says so; the exit code is 143
+    (128 + SIGTERM, what schedulers expect), 130 for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(args: argparse.Namespace) -> int:
+    with _sigterm_interrupts():
+        return _search(args)
+
+
+def _search(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from nn2hw.api import search
     from nn2hw.evaluate.settings import FinetuneSettings
+    from nn2hw.search.finalize import FinalizedElsewhere
     from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
@@ -99,7 +143,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = search(
             args.model, args.dataset, latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2,
-            hardware=args.hardware, hw_params=parse_key_values(args.hw_param), progress=not args.quiet,
+            hardware=args.hardware, hw_params=parse_key_values(args.hw_param), hardware_file=args.hardware_file,
+            progress=not args.quiet,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
             finetune=FinetuneSettings(batches=args.finetune_batches, lr=lr, seed=args.seed),
@@ -109,10 +154,12 @@ def _run(args: argparse.Namespace) -> int:
             workers=args.workers, seed=args.seed, out=args.out, threads=args.threads,
             companions=tuple(Member.parse(text) for text in args.companions or ()), proposals=args.proposals,
             lat_penalty=args.lat_penalty)
-    except KeyboardInterrupt:
-        err_console.print("[bold]interrupted:[/] every completed trial is saved in the study; continue with the "
-                          "same command plus --resume.")
-        return 130
+    except KeyboardInterrupt as exc:
+        err_console.print("[bold]interrupted:[/] every completed trial is saved in the study and the interrupted one "
+                          "runs again first; continue with the same command plus --resume.", soft_wrap=True)
+        return 128 + signal.SIGTERM if isinstance(exc, _Terminated) else 130
+    if isinstance(result, FinalizedElsewhere):  # another worker finalizes the shared study; its message said where
+        return 0
     print_result(result)
     return 0
 
@@ -126,7 +173,7 @@ def print_result(result: Any) -> None:
     for column in ("", "latency ms", *(k.replace("_", " ") for k in extra), "top-1 %", "top-5 %", "design"):
         table.add_column(column, justify="left" if column in ("", "design") else "right")
     for label, s in (("base model", result.baseline), ("solution", result.solution)):
-        design = design_label(s.cost.design)
+        design = escape(design_label(s.cost.design))
         table.add_row(label, f"{s.cost.latency_ms:.6g}", *(f"{getattr(s.cost, k):.6g}" for k in extra),
                       f"{s.metrics.get('top1', float('nan')):.2f}", f"{s.metrics.get('top5', float('nan')):.2f}",
                       design)
@@ -142,7 +189,7 @@ def print_result(result: Any) -> None:
                          f"{info['sub_busy_ms']:.5g}")
         console.print(nets)
         for note in sol.cost.notes:
-            console.print(f"chip: {note}")
+            console.print(f"chip: {note}", markup=False)
     saved = 100 * (1 - sol.cost.latency_ms / base.cost.latency_ms)
     console.print(f"latency {saved:.1f} % lower, top-1 {sol.metrics['top1'] - base.metrics['top1']:+.2f} points "
                   f"({int(sol.metrics.get('n_images', 0))} images"
@@ -156,9 +203,9 @@ def print_result(result: Any) -> None:
     for column in ("layer", "bottleneck", "technique", "choice", "base ms", "solution ms", "saved ms"):
         rows.add_column(column, justify="right" if column.endswith("ms") else "left")
     for r in result.rows:
-        rows.add_row(r.layer, r.bottleneck, r.technique, r.choice, f"{r.base_ms:.5f}", f"{r.solution_ms:.5f}",
-                     f"{r.saved_ms:.5f}")
+        rows.add_row(escape(r.layer), r.bottleneck, r.technique, escape(r.choice), f"{r.base_ms:.5f}",
+                     f"{r.solution_ms:.5f}", f"{r.saved_ms:.5f}")
     console.print(rows)
     for note in result.notes:
-        console.print(f"note: {note}")
-    console.print(f"wrote {result.out_dir}: " + ", ".join(sorted(set(result.files))))
+        console.print(f"note: {note}", markup=False)
+    console.print(f"wrote {result.out_dir}: " + ", ".join(sorted(set(result.files))), markup=False)

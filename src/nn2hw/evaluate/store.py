@@ -59,6 +59,16 @@ class Evaluated:
     computed: bool
 
 
+@dataclass(frozen=True)
+class Once:
+    """What ``EvaluationStore.once`` found: the record (None while its owner still computes it),
+    who computed (or computes) it, and whether this process did."""
+
+    record: Mapping[str, Any] | None
+    owner: str
+    computed: bool
+
+
 class EvaluationStore:
     """The measurements table on an SQLAlchemy engine (a study storage's, or ``local_store``'s)."""
 
@@ -109,7 +119,7 @@ class EvaluationStore:
             conn.execute(MEASUREMENTS.update().where(MEASUREMENTS.c.key == key, MEASUREMENTS.c.owner == self.owner)
                          .values(heartbeat=time.time()))
 
-    def _finish(self, key: str, metrics: Mapping[str, float] | None) -> None:
+    def _finish(self, key: str, metrics: Mapping[str, Any] | None) -> None:
         with self.engine.begin() as conn:
             mine = (MEASUREMENTS.c.key == key) & (MEASUREMENTS.c.owner == self.owner)
             if metrics is None:
@@ -131,17 +141,36 @@ class EvaluationStore:
             if stored is not None:
                 return Evaluated(stored, computed=False)
             if self._try_claim(key):
-                try:
-                    with every(self.refresh_s, lambda: self._refresh(key)):
-                        metrics = checked_metrics(compute())
-                except BaseException:
-                    self._finish(key, None)
-                    raise
-                self._finish(key, metrics)
+                metrics = self._computed(key, lambda: checked_metrics(compute()))
                 return Evaluated(metrics, computed=True)
             time.sleep(self.poll_s)
         raise StudyError(f"Waited {timeout_s:.0f} s for another process to evaluate {key[:12]}.",
                          "Check that the other workers are alive, then run again (a stale claim is taken over).")
+
+    def once(self, key: str, compute: Callable[[], Mapping[str, Any]]) -> Once:
+        """Compute ``key``'s JSON record here unless another process has computed it or is computing
+        it (then say who, without waiting): a job done once per database, e.g. a study's finalize.
+        Claimed and refreshed like an evaluation; a failure releases the claim and stores nothing."""
+        while True:
+            if self._try_claim(key):
+                return Once(self._computed(key, compute), self.owner, computed=True)
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(MEASUREMENTS.c.status, MEASUREMENTS.c.owner, MEASUREMENTS.c.metrics)
+                                   .where(MEASUREMENTS.c.key == key)).first()
+            if row is not None:  # else released between the claim and the look: claim again
+                return Once(json.loads(row.metrics) if row.status == "done" else None, row.owner, computed=False)
+
+    def _computed(self, key: str, compute: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Run ``compute`` for a key this process has claimed, refreshing the claim; store the result,
+        or release the claim when it raises."""
+        try:
+            with every(self.refresh_s, lambda: self._refresh(key)):
+                record = compute()
+        except BaseException:
+            self._finish(key, None)
+            raise
+        self._finish(key, record)
+        return record
 
 
 def sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -10,9 +10,13 @@ measured on the whole ``split``; candidates were scored during the search on its
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import json
 import platform
-from collections.abc import Mapping, Sequence
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from nn2hw.bundle import save_bundle
 from nn2hw.compress import apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneSettings
+from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.cpu import DEFAULT_FINALISTS, margin_of
 from nn2hw.hardware.records import NetworkCost, design_label
 from nn2hw.plan import Plan
@@ -33,6 +38,7 @@ from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write
 from nn2hw.report.layers import LayerRow, write_layers_csv
 from nn2hw.search.context import SearchContext, default_evaluator
 from nn2hw.search.evaluations import joint_key, joint_metrics
+from nn2hw.search.study import beat_periods, count_trials, reclaim
 
 KEY_METRICS = ("top1", "top5", "n_images", "partial")
 
@@ -264,6 +270,111 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     return result
 
 
+FINALIZE_ATTR = "nn2hw_finalize"
+"""The study attribute naming the worker that finalizes the study now and its output folder."""
+
+
+@dataclass(frozen=True)
+class FinalizedElsewhere:
+    """What a worker of a shared study returns when another worker finalizes (or finalized) the
+    study: who, and where the bundle and reports are (or will be). It does not wait for them."""
+
+    study: str
+    owner: str
+    out_dir: str
+    done: bool
+    completed: int
+    solution: Mapping[str, Any] | None = None
+
+    @property
+    def host(self) -> str:
+        return self.owner.split(":", 1)[0]
+
+    def message(self) -> str:
+        where = f"{self.out_dir} on {self.host}"
+        if not self.done:
+            return (f"Study {self.study!r} is being finalized by another worker ({self.owner}): its bundle and "
+                    f"reports will be in {where}. This worker does not finalize it again.")
+        sol = self.solution or {}
+        found = (f"; solution: trial {sol['trial']}, {sol['latency_ms']:.4g} ms, {sol['metric']} "
+                 f"{sol['value']:.2f} %" if sol.get("trial") is not None else "")
+        return (f"Study {self.study!r} with {self.completed} completed trials was already finalized by {self.owner}: "
+                f"its bundle and reports are in {where}{found}. To finalize it again, resume it with more trials "
+                "or other final fine-tune settings.")
+
+
+def finalize_key(ctx: SearchContext, study: optuna.Study) -> str:
+    """What makes a finalization: the study, its completed trials, and the settings of the re-check
+    and the final fine-tune (a resume with more trials, or another final fine-tune, finalizes anew)."""
+    s = ctx.settings
+    parts = ["finalize", s.study_name, study._study_id, count_trials(study)["complete"], s.final_finetune.key,
+             s.top_k, s.metric]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def settle(study: optuna.Study, log: Callable[[str], None], poll_s: float = 2.0) -> None:
+    """Wait until no trial of the study runs: the last trials of the other workers finish, or fail
+    once their worker is found dead (stopped heartbeat, or a gone process of this host) and are
+    queued to run again on resume."""
+    told = False
+    while True:
+        reclaim(study, beat_periods()[1])
+        running = count_trials(study)["running"]
+        if not running:
+            return
+        if not told:
+            log(f"waiting for {running} trial(s) still running in other workers before finalizing")
+            told = True
+        time.sleep(poll_s)
+
+
+def finalize_once(ctx: SearchContext, study: optuna.Study, store: EvaluationStore, started: float,
+                  final_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+                  base_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+                  progress: bool = False, log: Callable[[str], None] = print,
+                  claim_wait_s: float = 10.0) -> SearchResult | FinalizedElsewhere:
+    """``finalize`` the study once for all its workers: after the running trials settle, the first
+    worker to claim the finalization (in the study's store, like a candidate's evaluation) runs
+    it; the others return where its bundle is, at once. A claim whose worker died is taken over."""
+    settle(study, log)
+    key = finalize_key(ctx, study)
+    completed = count_trials(study)["complete"]
+    out = str(ctx.settings.out_dir.resolve())
+    result: list[SearchResult] = []
+
+    def run() -> dict[str, Any]:
+        study.set_user_attr(FINALIZE_ATTR, {"key": key, "owner": store.owner, "out_dir": out})
+        result.append(finalize(ctx, study, time.time() - started, final_evaluator, base_evaluator, progress))
+        sol = result[0].solution
+        return {"out_dir": out, "solution": {"trial": sol.trial, "latency_ms": sol.cost.latency_ms,
+                                             "metric": ctx.settings.metric, "value": sol.metrics[ctx.settings.metric]}}
+
+    found = store.once(key, run)
+    if found.computed:
+        return result[0]
+    if found.record is not None:
+        elsewhere = FinalizedElsewhere(ctx.settings.study_name, found.owner, found.record["out_dir"], True, completed,
+                                       found.record["solution"])
+    else:
+        elsewhere = FinalizedElsewhere(ctx.settings.study_name, found.owner, _claimed_out(study, key, claim_wait_s),
+                                       False, completed)
+    log(elsewhere.message())
+    return elsewhere
+
+
+def _claimed_out(study: optuna.Study, key: str, wait_s: float) -> str:
+    """The output folder the finalizing worker names on the study (it writes it right after its
+    claim: wait a moment for it)."""
+    deadline = time.time() + wait_s
+    while True:
+        claim = study.user_attrs.get(FINALIZE_ATTR) or {}
+        if claim.get("key") == key:
+            return str(claim["out_dir"])
+        if time.time() >= deadline:
+            return "(not yet named)"
+        time.sleep(0.2)
+
+
 def _baseline(ctx: SearchContext, plans: dict[str, Plan], metrics: Mapping[str, float],
               networks: Mapping[str, Mapping[str, float]]) -> Solution:
     """The unmodified networks: their cost on the best design, or as measured on a measured template."""
@@ -279,12 +390,27 @@ def _save_bundles(ctx: SearchContext, out: Path, models: Mapping[str, Any], solu
     ``hardware.json`` in ``out`` (several)."""
     if len(ctx.members) == 1:
         (net, plan), = solution.plans.items()
-        save_bundle(out, models[net], plan, plan.hardware)
+        bundle_saved(out, models[net], plan)
         return
     for net, plan in solution.plans.items():
-        save_bundle(out / net, models[net], plan, plan.hardware)
+        bundle_saved(out / net, models[net], plan)
     (out / "hardware.json").write_text(json.dumps(thaw(next(iter(solution.plans.values())).hardware), indent=1,
                                                   sort_keys=True, default=jsonable) + "\n")
+
+
+FULL_DISK_BYTES = 4 << 20
+"""Free bytes below which a failed bundle write is taken for a full disk."""
+
+
+def bundle_saved(folder: Path, model: Any, plan: Plan) -> None:
+    """``save_bundle``, with a full disk reported as such: torch.save says only 'unexpected pos'
+    (a RuntimeError), so a failure on a disk left without free space becomes ENOSPC."""
+    try:
+        save_bundle(folder, model, plan, plan.hardware)
+    except RuntimeError as exc:
+        if shutil.disk_usage(folder).free < FULL_DISK_BYTES:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "weights.pt")) from exc
+        raise
 
 
 def _settings_dict(ctx: SearchContext) -> dict[str, Any]:

@@ -1,34 +1,49 @@
 """The search loop: open (or resume, or join) the study, run trials until the budget is spent in
 this process and in worker processes, show progress, then finalize.
 
-The study is persistent: interrupting loses no completed trial, and a resumed study continues
-where it stopped.
+The study is persistent: interrupting loses no completed trial, the interrupted one runs again
+first on resume, and a resumed study continues as the uninterrupted one would. Live workers fail
+the trials of workers that are gone as they go and run their candidates again (``reclaim``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from nn2hw import __version__
-from nn2hw._liveness import owner_id
-from nn2hw.errors import Nn2hwError, StudyError
+from nn2hw._liveness import every, interrupts_deferred, owner_id
+from nn2hw.errors import Nn2hwError
 from nn2hw.evaluate import Evaluator
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.search.context import SearchContext, prepare, reward_config
 from nn2hw.search.evaluations import base_metric
-from nn2hw.search.finalize import SearchResult, finalize
+from nn2hw.search.finalize import FinalizedElsewhere, SearchResult, finalize, finalize_once
 from nn2hw.search.settings import SearchSettings
-from nn2hw.search.study import count_trials, heartbeat, open_storage, open_study
-from nn2hw.search.trial import make_sampler, run_trial
+from nn2hw.search.strategies.sampler import ERROR
+from nn2hw.search.study import (
+    beat_periods,
+    count_trials,
+    faults_explained,
+    heartbeat,
+    interrupted,
+    open_storage,
+    open_study,
+    quiet_optuna,
+    reclaim,
+)
+from nn2hw.search.trial import make_sampler, objective_names, run_trial
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -36,53 +51,93 @@ if TYPE_CHECKING:
     from nn2hw.search.strategies import StrategyInfo
 
 
+WAIT_S = 1.0
+"""How often a worker whose remaining budget is held by other workers' running trials looks again."""
+
+
 @dataclass(frozen=True)
 class SearchBudget:
-    """How long a search runs: ``trials`` (completed plus running, None: no limit) and a
-    ``deadline`` (``time.time()`` after which no new trial starts; None: none)."""
+    """How long a search runs: ``trials`` (completed trials, and those that failed with an error of
+    their own; None: no limit) and a ``deadline``
+    (``time.time()`` after which no new trial starts; None: none)."""
 
     trials: int | None
     deadline: float | None
 
-    def more(self, study: optuna.Study) -> bool:
+    def step(self, study: optuna.Study) -> Literal["run", "wait", "done"]:
+        """'run' another trial; 'wait': the running trials of other workers hold the rest of the
+        budget (one may yet fail and have to run again); 'done'."""
         if self.deadline is not None and time.time() >= self.deadline:
-            return False
+            return "done"
         if self.trials is None:
-            return True
+            return "run"
         counts = count_trials(study)
-        return counts["complete"] + counts["running"] < self.trials
+        finished = counts["complete"] + counts["errored"]  # a trial that failed on its own is spent budget
+        if finished >= self.trials:
+            return "done"
+        return "run" if finished + counts["running"] < self.trials else "wait"
 
 
 def open_run(ctx: SearchContext, mode: str, owner: str) -> tuple[optuna.Study, EvaluationStore, StrategyInfo]:
     """The study (created, resumed or joined) and the shared evaluation store; sets the reward."""
-    storage = open_storage(ctx.settings.storage_url)
+    storage = open_storage(ctx.settings.storage_url, *beat_periods())
     store = EvaluationStore(storage.engine, owner)
     if ctx.reward is None:
         ctx.base_metric = base_metric(ctx, store)
         ctx.reward = reward_config(ctx, ctx.base_metric)
     sampler, info = make_sampler(ctx, ctx.reward)
     identity = {**ctx.settings.identity(), "space": ctx.space.key, "nn2hw": __version__.split(".")[0]}
-    study = open_study(storage, ctx.settings.study_name, identity, sampler, info.directions, mode)
+    study = open_study(storage, ctx.settings.study_name, identity, sampler, info.directions, mode,
+                       objective_names(ctx.settings.metric, info.objectives))
     return study, store, info
 
 
 def work(ctx: SearchContext, study: optuna.Study, store: EvaluationStore, objectives: int, budget: SearchBudget,
          on_trial: Callable[[], None] = lambda: None) -> None:
-    """Run trials until the budget is spent; a trial interrupted here is failed (re-run on resume)."""
-    while budget.more(study):
-        with warnings.catch_warnings():
+    """Run trials until the budget counts enough completed ones (or the deadline passes).
+
+    Before each trial, and at every heartbeat while one runs, the trials of workers that are gone
+    are failed and their candidates queued to run first (``reclaim``); while other workers' running
+    trials hold the rest of the budget, wait for them. A trial interrupted here (SIGINT, or a
+    SIGTERM turned into one) is failed and queued to run first on resume; a trial another worker
+    declared gone meanwhile is left to its re-run."""
+    beat_s, grace_s = beat_periods()
+    while True:
+        _reclaim(study, grace_s)
+        step = budget.step(study)
+        if step == "done":
+            return
+        if step == "wait":
+            time.sleep(WAIT_S)
+            on_trial()
+            continue
+        with interrupts_deferred(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
+            trial.set_user_attr("owner", store.owner)
         try:
-            with heartbeat(study, trial):
+            with heartbeat(study, trial), every(beat_s, lambda: _reclaim(study, grace_s)):
                 run_trial(ctx, study, trial, store, objectives)
         except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
+            with interrupts_deferred():
+                interrupted(study, trial._trial_id)
             raise
         except Nn2hwError as exc:  # e.g. fine-tuning diverged: record why, go on
-            trial.set_user_attr("error", str(exc))
+            trial.set_user_attr(ERROR, str(exc))
             study.tell(trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # this worker stalled past the grace period; another one failed the trial and runs it again
         on_trial()
+
+
+def _reclaim(study: optuna.Study, grace_s: float) -> None:
+    """``reclaim``, between trials and at every beat of a running one (so that a dead worker's trial
+    is failed within a beat, not after this trial). A database error (two workers failing the same
+    trial at once on SQLite) is left to the next try: the trial's own writes report a lasting one."""
+    try:
+        reclaim(study, grace_s)
+    except (optuna.exceptions.OptunaError, sqlalchemy.exc.SQLAlchemyError):
+        pass
 
 
 def _set_threads(settings: SearchSettings) -> None:
@@ -96,14 +151,20 @@ def _set_threads(settings: SearchSettings) -> None:
 
 
 def _worker_main(settings: SearchSettings, index: int, deadline: float | None) -> None:
-    """Entry point of a worker process (spawned): prepare, join the study, work."""
+    """Entry point of a worker process (spawned): prepare, join the study, work. SIGTERM stops it as
+    SIGINT does (its trial is failed and runs again)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     _set_threads(settings)
     ctx = prepare(settings)
-    study, store, info = open_run(ctx, "join", owner_id(f"w{index}"))
     try:
-        work(ctx, study, store, info.objectives, SearchBudget(settings.trials, deadline))
+        with faults_explained(settings.storage_url), quiet_optuna():
+            study, store, info = open_run(ctx, "join", owner_id(f"w{index}"))
+            work(ctx, study, store, info.objectives, SearchBudget(settings.trials, deadline))
     except KeyboardInterrupt:
         pass  # the parent reports the interruption
+    except Nn2hwError as exc:  # one paragraph, no traceback; the parent reports the exit code
+        print(f"worker {index}: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def start_workers(settings: SearchSettings, deadline: float | None) -> list[BaseProcess]:
@@ -131,13 +192,21 @@ def progress_line(study: optuna.Study, metric: str, total: int | None) -> str:
 
 def run_search(settings: SearchSettings, evaluator: Evaluator | None = None,
                final_evaluator: Evaluator | None = None, progress: bool = True,
-               log: Callable[[str], None] = print) -> SearchResult:
+               log: Callable[[str], None] = print) -> SearchResult | FinalizedElsewhere:
     """Run (or resume) a co-search and finalize it; see ``SearchSettings`` for every knob.
 
     ``evaluator``: any callable ``model -> {'top1': ..., ...}`` replacing the default short
     fine-tune + test (it then also scores the base model and, unless ``final_evaluator`` is
     given, the winner). Raises ``InfeasibleError`` at once when no candidate can meet the spec.
+    A worker of a shared study that another worker finalizes returns ``FinalizedElsewhere``
+    (where the bundle is). A full disk or a damaged or read-only study file is a ``StudyError``.
     """
+    with faults_explained(settings.storage_url), quiet_optuna():
+        return _search(settings, evaluator, final_evaluator, progress, log)
+
+
+def _search(settings: SearchSettings, evaluator: Evaluator | None, final_evaluator: Evaluator | None,
+            progress: bool, log: Callable[[str], None]) -> SearchResult | FinalizedElsewhere:
     start = time.time()
     _set_threads(settings)
     ctx = prepare(settings, evaluator)
@@ -156,16 +225,28 @@ def run_search(settings: SearchSettings, evaluator: Evaluator | None = None,
         f"{', '.join(f'{k} <= {v:g}' for k, v in settings.spec.limits.items())}")
     procs = start_workers(settings, deadline) if settings.workers > 1 else []
     try:
-        _loop_with_progress(ctx, study, store, info.objectives, budget, procs, progress)
+        _loop_with_progress(ctx, study, store, info.objectives, budget, procs, progress, log)
     except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=30)
+        _stop(procs)
         raise
-    return finalize(ctx, study, time.time() - start, final_eval, base_eval, progress)
+    return finalize_once(ctx, study, store, start, final_eval, base_eval, progress, log)
+
+
+def _stop(procs: Sequence[BaseProcess]) -> None:
+    """After an interrupt: give the workers (which a Ctrl-C reached too) a moment to fail their
+    trials, then interrupt those still running (a SIGTERM reached only this process), and wait."""
+    for p in procs:
+        p.join(timeout=5)
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, signal.SIGINT)
+    for p in procs:
+        p.join(timeout=30)
 
 
 def _loop_with_progress(ctx: SearchContext, study: optuna.Study, store: EvaluationStore, objectives: int,
-                        budget: SearchBudget, procs: Sequence[BaseProcess], show: bool) -> None:
+                        budget: SearchBudget, procs: Sequence[BaseProcess], show: bool,
+                        log: Callable[[str], None]) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     metric = ctx.settings.metric
@@ -192,6 +273,6 @@ def _loop_with_progress(ctx: SearchContext, study: optuna.Study, store: Evaluati
             update()
         update()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if failed:
-        raise StudyError(f"{len(failed)} worker process(es) exited with an error (exit codes {failed}).",
-                         "See the messages above; completed trials are saved, resume with --resume.")
+    if failed:  # the budget is complete: the trials they left were run again by the others
+        log(f"note: {len(failed)} worker process(es) stopped early (exit codes {failed}; see the messages above); "
+            "the trials they left unfinished were failed and run again by the others.")

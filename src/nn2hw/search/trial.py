@@ -12,7 +12,7 @@ controller), and importing the search must not.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ from nn2hw.errors import HardwareError, InfeasibleError, PlanError
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
-from nn2hw.space import JointCandidate
+from nn2hw.space import Dimension, JointCandidate
 from nn2hw.spec import METRICS
 
 if TYPE_CHECKING:
@@ -94,10 +94,11 @@ def _timed(ctx: SearchContext, candidate: JointCandidate, predicted: NetworkCost
 def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Observation]:
     """How a strategy reads a finished trial: its indices, feasibility, metric and latency."""
     from nn2hw.search.strategies import Observation
+    from nn2hw.search.strategies.sampler import slot_of
 
     def to_observation(t: FrozenTrial) -> Observation:
         a = t.user_attrs
-        return Observation(t.number, tuple(int(t.params[n]) for n in names), bool(a.get("feasible")),
+        return Observation(slot_of(t), tuple(int(t.params[n]) for n in names), bool(a.get("feasible")),
                            a.get(metric), a.get("latency_ms"))
 
     return to_observation
@@ -124,12 +125,33 @@ def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.sampl
     return build_sampler(s.strategy, sctx)
 
 
+def human_values(dimensions: Sequence[Dimension], indices: Sequence[int]) -> dict[str, str]:
+    """What each chosen index means, by parameter name, for people reading the study in Optuna's
+    tools (its parameters are choice indices): 'channel_cut:layer1.0.conv1' -> '12 ch (base: 16 ch)',
+    'kernel_pattern:conv1' -> '4 patterns, 5/9 kept (base: dense); patterns 3, 4, 23, 29'."""
+    found = {}
+    for d, i in zip(dimensions, indices):
+        text = d.labels[i] if i == 0 else f"{d.labels[i]} (base: {d.labels[0]})"
+        if isinstance(d.choices[i], Mapping):
+            text += "".join(f"; {field} {', '.join(map(str, value))}" for field, value in d.choices[i].items()
+                            if isinstance(value, (list, tuple)))
+        found[d.name] = text
+    return found
+
+
+def objective_names(metric: str, objectives: int) -> tuple[str, ...]:
+    """The names of the values ``run_trial`` tells: the metric (percent; 0 when a spec is missed),
+    then the latency in ms for a two-objective strategy."""
+    return (metric, "latency_ms")[:objectives]
+
+
 def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, store: EvaluationStore,
               objectives: int) -> None:
     """Cost one candidate; train it only when it meets every spec; tell the study."""
-    start = time.perf_counter()
-    trial.set_user_attr("owner", store.owner)
+    start = time.perf_counter()  # the loop recorded the trial's owner when it asked for it
     indices = [trial.suggest_categorical(n, list(range(c))) for n, c in zip(ctx.space.names, ctx.space.counts)]
+    for name, meaning in human_values(ctx.space.dimensions, indices).items():
+        trial.set_user_attr(name, meaning)
     found = assess(ctx, indices)
     cand, cost = found.candidate, found.cost
     trial.set_user_attr("plans", {net: plan.to_dict() for net, plan in cand.plans.items()})

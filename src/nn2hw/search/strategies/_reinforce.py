@@ -60,6 +60,9 @@ class Reinforce(Strategy):
     """REINFORCE over the choice sequence with the HotNAS reward."""
 
     name = "reinforce"
+    option_ranges = {"hidden": "an integer >= 1", "lr": "a number > 0", "baseline": "ema or hotnas",
+                     "ema_decay": "a number in [0, 1)", "controller_input": "autoregressive or previous_child",
+                     "optimizer": "adam or rmsprop"}
 
     def __init__(self, choice_counts, reward: RewardConfig, seed: int = 0, hidden: int = 35, lr: float = 0.01,
                  baseline: str = "ema", ema_decay: float = 0.8, controller_input: str = "autoregressive",

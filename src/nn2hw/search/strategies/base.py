@@ -3,14 +3,17 @@
 Every strategy is handed to Optuna as a sampler (``nn2hw.search.sampler``), so storage,
 resume and multi-worker studies work the same for all of them. Our own strategies (random,
 evolution, REINFORCE, FNAS) keep no state that cannot be rebuilt: the sampler replays every
-completed trial into ``tell`` in trial order, and ``ask`` draws its randomness from
-(seed, trial number). A resumed or second worker therefore continues exactly where the study is.
+completed trial into ``tell`` in slot order, and ``ask`` draws its randomness from (seed, slot),
+the slot being the trial's position in an uninterrupted study (``sampler.SLOT``). A resumed or
+second worker therefore continues exactly where the study is.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +36,7 @@ class Observation:
     """
 
     number: int
+    """The trial's slot: its position in the study as an uninterrupted run numbers it."""
     indices: tuple[int, ...]
     feasible: bool
     metric: float | None
@@ -113,8 +117,19 @@ class Strategy(ABC):
     def option_names(cls) -> tuple[str, ...]:
         return ()
 
+    option_ranges: ClassVar[Mapping[str, str]] = {}
+    """Each option's valid values in words ('a number > 0'), named when a value is refused; a
+    subclass lists its own options (those of its bases are kept)."""
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` checked against the type of each one's default (``checked_options``)."""
+        ranges = {k: v for klass in reversed(cls.__mro__) for k, v in vars(klass).get("option_ranges", {}).items()}
+        return checked_options(cls.name, options, (cls,), ranges)
+
     def rng(self, number: int, attempt: int = 0) -> np.random.Generator:
-        """Randomness for proposal ``attempt`` of trial ``number``: the same on a resume or another worker."""
+        """Randomness for proposal ``attempt`` of the trial in slot ``number``: the same on a resume
+        (the re-run of an interrupted trial has its slot) or another worker."""
         return np.random.default_rng([self.seed, number, attempt])
 
     def random_indices(self, rng: np.random.Generator) -> tuple[int, ...]:
@@ -122,7 +137,7 @@ class Strategy(ABC):
 
     @abstractmethod
     def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
-        """Proposal ``attempt`` for trial ``number`` (later attempts follow rejected ones)."""
+        """Proposal ``attempt`` for the trial in slot ``number`` (later attempts follow rejected ones)."""
 
     def tell(self, obs: Observation) -> None:  # noqa: B027 - stateless strategies learn nothing
         """Learn from a finished trial (called in trial order, once per trial)."""
@@ -131,6 +146,56 @@ class Strategy(ABC):
         """Learn from a proposal the cost model rejected before it became a trial (it missed a
         spec). Policies that learn from every sample (REINFORCE) take it as an episode; a
         population (evolution) ignores it, so it keeps only real members."""
+
+
+_KINDS: tuple[tuple[type, str], ...] = ((bool, "true or false"), (int, "an integer"), (float, "a number"),
+                                        (str, "a word"))
+"""The type of an option's default -> what its value must be, in words (bool before int: a bool is an int)."""
+
+
+def _fits(kind: type, value: Any) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def option_defaults(owners: Sequence[type]) -> dict[str, Any]:
+    """The keyword defaults of the constructors of ``owners`` and their bases (a subclass's first)."""
+    defaults: dict[str, Any] = {}
+    for owner in owners:
+        for klass in owner.__mro__:
+            init = vars(klass).get("__init__")
+            try:
+                params = inspect.signature(init).parameters.values() if init is not None else ()
+            except (TypeError, ValueError):  # a constructor without a readable signature (C code)
+                continue
+            for p in params:
+                if p.default is not p.empty:
+                    defaults.setdefault(p.name, p.default)
+    return defaults
+
+
+def checked_options(strategy: str, options: Mapping[str, Any], owners: Sequence[type],
+                    ranges: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``options`` (``--strategy-option KEY=VALUE``) with each value checked against the type of its
+    default in the constructors of ``owners`` (an integer, a number, true/false or a word): a
+    ``ConfigError`` names the option, the type and valid values, and the default; names the
+    constructors do not declare are left to them (an unknown option is refused there)."""
+    defaults = option_defaults(owners)
+    for key, value in options.items():
+        if key not in defaults:
+            continue
+        default = defaults[key]
+        kind = next((k for k, _ in _KINDS if isinstance(default, k)), None)
+        if kind is None or _fits(kind, value):
+            continue
+        expected = (ranges or {}).get(key) or dict(_KINDS)[kind]
+        shown = str(default).lower() if isinstance(default, bool) else default
+        raise ConfigError(f"Strategy {strategy!r}: option {key} must be {expected}, got {value!r}.",
+                          f"Give e.g. --strategy-option {key}={shown} (the default), or leave it out.")
+    return dict(options)
 
 
 @dataclass(frozen=True)
@@ -145,7 +210,7 @@ class StrategyInfo:
     objectives: int = 1
     exact_resume: bool = True
     """Whether a resumed study proposes exactly what an uninterrupted one would (the strategy
-    rebuilds its state from the trials and draws its randomness from (seed, trial number))."""
+    rebuilds its state from the trials and draws its randomness from (seed, slot))."""
 
     @property
     def directions(self) -> list[Direction]:

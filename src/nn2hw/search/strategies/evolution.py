@@ -17,6 +17,7 @@ from nn2hw.search.strategies.sampler import own
 
 class RegularizedEvolution(Strategy):
     name = "evolution"
+    option_ranges = {"population": "an integer >= 2", "sample": "an integer in 1..population"}
 
     def __init__(self, choice_counts, reward: RewardConfig, seed: int = 0, population: int = 16, sample: int = 4,
                  **options: Any) -> None:
