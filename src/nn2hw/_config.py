@@ -42,8 +42,28 @@ def read_config(path: str | Path, what: str = "configuration file") -> Any:
         raise ConfigError(f"The {what} {file} is not valid JSON: {exc.msg} at line {exc.lineno}, column "
                           f"{exc.colno}.", "Fix the syntax at that position.") from None
     except Exception as exc:  # yaml.YAMLError and its subclasses
-        raise ConfigError(f"The {what} {file} is not valid YAML: {exc}.".replace("\n", " "),
+        raise ConfigError(f"The {what} {file} is not valid YAML: {yaml_problem(exc)}.",
                           "Fix the syntax at the position given.") from None
+
+
+def _at(mark: Any) -> str:
+    """'line L, column C' of a PyYAML mark (1-based, as editors count)."""
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A PyYAML error as one sentence: the problem and its position, then what was being read and
+    where it started ('expected ',' or ']' at line 3, column 1 (while parsing a flow sequence
+    starting at line 2, column 23)'), without PyYAML's multi-line snippet."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if not problem:
+        return " ".join(str(exc).split())
+    text = problem + (f" at {_at(mark)}" if mark is not None else "")
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        where = "starting at" if context.startswith("while") else "at"
+        text += f" ({context}" + (f" {where} {_at(context_mark)}" if context_mark is not None else "") + ")"
+    return text
 
 
 class FieldChecker:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,11 +33,13 @@ if TYPE_CHECKING:
     from nn2hw.deploy import ExportResult
     from nn2hw.evaluate import EvaluationStore, Metrics
     from nn2hw.evaluate.train import TrainRecipe, TrainResult
+    from nn2hw.evaluate.variation import VariationMetrics
+    from nn2hw.hardware.asic.hwfile import HardwareSpec
     from nn2hw.plan import Plan
     from nn2hw.zoo import ZooVariant
 
-__all__ = ["AnalysisResult", "ZooEvaluation", "analyze", "evaluate", "export_bundle", "load_workload", "search",
-           "train"]
+__all__ = ["AnalysisResult", "VariationEvaluation", "ZooEvaluation", "analyze", "evaluate", "evaluate_variation",
+           "export_bundle", "load_workload", "require_writable", "search", "train"]
 
 
 @dataclass(frozen=True)
@@ -127,17 +130,22 @@ def shape_text(layer: Layer) -> str:
 
 # --- workloads --------------------------------------------------------------------------------
 def load_workload(model: str | None = None, dataset: str | None = None, onnx: str | Path | None = None,
-                  workload: Workload | Mapping[str, Any] | str | Path | None = None) -> Workload:
-    """The workload named by exactly one of: a zoo ``model`` (with its ``dataset`` variant), an
-    ``onnx`` file, or a ``workload`` (a ``Workload``, its dict, or a path to its JSON)."""
+                  workload: Workload | Mapping[str, Any] | str | Path | None = None,
+                  seq_len: int | None = None) -> Workload:
+    """The workload named by exactly one of: a zoo ``model`` (with its ``dataset`` variant, and
+    ``seq_len`` tokens for a sequence model), an ``onnx`` file, or a ``workload`` (a ``Workload``,
+    its dict, or a path to its JSON)."""
     given = [name for name, value in (("model", model), ("onnx", onnx), ("workload", workload)) if value is not None]
     if len(given) != 1:
         raise ConfigError(f"Give exactly one network source, got {given or 'none'}.",
                           "Pass model=NAME (--model), onnx=FILE (--onnx) or workload=....")
     if dataset is not None and model is None:
         raise ConfigError("A dataset was given without a zoo model.", "Use --dataset together with --model.")
+    if seq_len is not None and model is None:
+        raise ConfigError("A sequence length was given without a zoo model.",
+                          "Use --seq-len together with --model (an ONNX file or workload has its shapes fixed).")
     if model is not None:
-        return zoo_workload(model, dataset)
+        return zoo_workload(model, dataset, seq_len)
     if onnx is not None:
         from nn2hw.workload import from_onnx
 
@@ -156,8 +164,9 @@ def load_workload(model: str | None = None, dataset: str | None = None, onnx: st
                           "Give a file written by Workload.to_json().") from None
 
 
-def zoo_workload(name: str, dataset: str | None = None) -> Workload:
-    """The zoo model's workload (batch 1), without torch whenever possible: from the user cache
+def zoo_workload(name: str, dataset: str | None = None, seq_len: int | None = None) -> Workload:
+    """The zoo model's workload (batch 1; ``seq_len`` tokens for a sequence model, its default when
+    ``None``), without torch whenever possible: from the user cache
     (JSON under ``NN2HW_CACHE/workloads``), else from the workloads packaged with nn2hw
     (``nn2hw.zoo.bake``), else extracted with torch and cached. Cached and packaged workloads are
     used only when made from the running zoo and extractor sources (``source_fingerprint``)."""
@@ -165,17 +174,19 @@ def zoo_workload(name: str, dataset: str | None = None) -> Workload:
     from nn2hw.zoo.bake import baked_workload, source_fingerprint
 
     variant = zoo.entry(name).variant(dataset)
+    shape = variant.shape_for(seq_len)
     fingerprint = source_fingerprint()
-    path = cache_root() / "workloads" / f"{name}-{variant.dataset}-{fingerprint}.json"
+    tokens = f"-{shape[0]}tokens" if shape != variant.input_shape else ""
+    path = cache_root() / "workloads" / f"{name}-{variant.dataset}{tokens}-{fingerprint}.json"
     if path.is_file():
         try:
             return Workload.from_json(path.read_text())
         except (OSError, ValueError, Nn2hwError):
             path.unlink(missing_ok=True)  # corrupt entry: rebuild below
-    packaged = baked_workload(name, variant.dataset, fingerprint)
+    packaged = baked_workload(name, variant.dataset, fingerprint) if not tokens else None
     if packaged is not None:
         return packaged
-    built = zoo.workload(name, variant.dataset)
+    built = zoo.workload(name, variant.dataset, seq_len=seq_len)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
@@ -186,6 +197,84 @@ def zoo_workload(name: str, dataset: str | None = None) -> Workload:
     return built
 
 
+# --- output locations ---------------------------------------------------------------------------
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (the folder a new path would be created in)."""
+    while True:
+        try:
+            if path.exists() or path.is_symlink():
+                return path
+        except OSError:  # e.g. a parent without search permission: the write probe reports it
+            return path
+        if path.parent == path:
+            return path
+        path = path.parent
+
+
+def require_writable(path: str | Path, option: str, *, folder: bool = True, example: str = "result.json") -> Path:
+    """Check, before any work, that ``path`` can be written: a folder (``folder=True``) that exists
+    or can be created, or a file in such a folder. A ``ConfigError`` names ``option``, the path and
+    what is in the way (a file where a folder must be, a read-only or missing-permission folder);
+    ``example`` is the file name a fix suggests where a folder was given for a file."""
+    target = Path(path)
+    where = target if folder else target.parent
+    if not folder and target.is_dir():
+        raise ConfigError(f"{option} {target} is a folder, not a file.", f"Give {option} a file path, e.g. "
+                          f"{target / example}.")
+    existing = _nearest_existing(where)
+    if existing.exists() and not existing.is_dir():
+        place = f"{option} {target} is a file" if existing == target else \
+            f"{option} {target} lies under {existing}, which is a file"
+        wanted = "a folder path (a new or an existing folder)" if folder else "a file path in a folder"
+        raise ConfigError(f"{place}, not a folder.", f"Give {option} {wanted}, or move {existing} aside.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        why = "is read-only" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else \
+            f"cannot be written ({exc.strerror})"
+        raise ConfigError(f"{option} {target} cannot be written: {existing} {why}.",
+                          f"Give {option} a location you can write to, or make {existing} writable, then run the "
+                          "command again.") from None
+    return target
+
+
+def _require_search_outputs(out_dir: Path, storage_url: str) -> None:
+    """Every place a search writes, checked before it starts: the output folder and, for an SQLite
+    study elsewhere, the folder of its file (a server database is checked when opened)."""
+    require_writable(out_dir, "--out")
+    prefix = "sqlite:///"
+    if storage_url.startswith(prefix) and storage_url[len(prefix):] not in ("", ":memory:"):
+        database = Path(storage_url[len(prefix):])
+        if database.parent.resolve() != out_dir.resolve():
+            require_writable(database, "--storage", folder=False, example="study.db")
+
+
+# --- hardware -----------------------------------------------------------------------------------
+DEFAULT_HARDWARE = "fpga:zcu102"
+"""What ``--hardware`` means when it is not given."""
+
+
+def with_hardware_file(hardware: str, hw_params: Mapping[str, Any] | None,
+                       hardware_file: str | Path | None) -> tuple[str, dict[str, Any], HardwareSpec | None]:
+    """(hardware, hw_params, the parsed file): the one reading of ``--hardware-file`` (analyze and
+    search). A file stands for ``--hardware TEMPLATE[:TECHNOLOGY]`` plus one ``--hw-param`` per
+    entry of its ``params`` and its ``clock_mhz`` and ``budgets``; a ``--hw-param`` given beside
+    it overrides the file's value. A ``hardware`` other than the default that names other hardware
+    than the file is an error (which of the two was meant?)."""
+    params = dict(hw_params or {})
+    if hardware_file is None:
+        return hardware, params, None
+    from nn2hw.hardware.asic.hwfile import load_hardware_file
+
+    spec = load_hardware_file(hardware_file)
+    name = f"{spec.template}:{spec.technology}" if spec.technology else spec.template
+    if hardware not in (DEFAULT_HARDWARE, name, spec.template):
+        raise ConfigError(f"--hardware {hardware} and --hardware-file {hardware_file} ({name}) name different "
+                          "hardware.", "Give one of them: the file names its template and technology.")
+    return name, {**spec.params, **spec.options(), **params}, spec
+
+
 # --- analysis ---------------------------------------------------------------------------------
 def _require_fit(cost: NetworkCost, label: str) -> None:
     """A HardwareError naming every resource the design exceeds and by how much."""
@@ -194,18 +283,23 @@ def _require_fit(cost: NetworkCost, label: str) -> None:
         return
     parts = "; ".join(f"{r.name} needs {r.used:,.0f} of {r.available:,.0f} {r.unit} (+{r.used - r.available:,.0f}, "
                       f"+{r.used / r.available - 1:.1%})" for r in over)
+    fpga = ("; for BRAM, --bram as-run or off reproduces the published (unrealistic) checks"
+            if cost.template == "fpga" else "")
     raise HardwareError(
         f"Design [{label}] does not fit {cost.device}: {parts}.",
-        "Shrink the design (Tm, Tn, tiles, ports), choose a larger device, or let --explore find one that fits; "
-        "for BRAM, --bram as-run or off reproduces the published (unrealistic) checks.")
+        f"Shrink the design (`nn2hw list templates {cost.template}` names its fields), choose a larger device, or "
+        f"let --explore find one that fits{fpga}.")
 
 
 def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Path | None = None,
-            workload: Workload | Mapping[str, Any] | str | Path | None = None, hardware: str = "fpga:zcu102",
+            workload: Workload | Mapping[str, Any] | str | Path | None = None, hardware: str = DEFAULT_HARDWARE,
             design: Any = None, dw_design: Any = None, hw_params: Mapping[str, Any] | None = None,
             explore: bool = False, hardware_file: str | Path | None = None,
-            backend: str = "analytic") -> AnalysisResult:
+            backend: str = "analytic", seq_len: int | None = None) -> AnalysisResult:
     """Cost a network on a hardware template: per-layer cycles, bottlenecks, resources, totals.
+
+    ``seq_len`` is the token count of a sequence model (e.g. ``minilm_l6``; its default, 128, when
+    ``None``); image models refuse it.
 
     ``hw_params`` holds the template's design parameters (``Tm=64``, ``rows=32``, ``preset=nv_full``;
     with ``explore`` a list of grid values such as ``Tr="32,64"``) and its options (``clock_mhz``,
@@ -219,19 +313,13 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
     """
     from nn2hw.hardware import get_template
 
-    wl = load_workload(model=model, dataset=dataset, onnx=onnx, workload=workload)
-    spec = None
-    if hardware_file is not None:
-        from nn2hw.hardware.asic.hwfile import load_hardware_file
-
-        spec = load_hardware_file(hardware_file)
-        hardware = f"{spec.template}:{spec.technology}" if spec.technology else spec.template
-        if design is None and not explore:
-            design = spec.design
+    wl = load_workload(model=model, dataset=dataset, onnx=onnx, workload=workload, seq_len=seq_len)
+    hardware, params, spec = with_hardware_file(hardware, hw_params, hardware_file)
     template, device = get_template(hardware)
-    design_params, options = template.split_params(dict(hw_params or {}))
-    if spec is not None:
-        options.update(spec.options())
+    design_params, options = template.split_params(params)
+    if spec is not None and design is None and not explore:
+        design = spec.design  # the file's design (its chip), with the --hw-param values given beside it
+        design_params = {k: v for k, v in design_params.items() if k in (hw_params or {})}
     if template.measured:
         if design is not None or dw_design is not None or explore or backend != "analytic":
             raise ConfigError(f"The {template.name} template is a real device: it has no design to give or explore "
@@ -253,6 +341,9 @@ def analyze(model: str | None = None, dataset: str | None = None, onnx: str | Pa
         cost = exploration.best
         source = ("best design of the exploration" if explore else
                   "no --design given: best feasible design of the exploration (default grid)")
+        if "preset" in design_params:
+            source += (f" around preset {design_params['preset']} (its fields kept but for the axes given as lists, "
+                       "e.g. --hw-param rows=16,32)")
     else:
         params = {**design_params, "design": design}
         if dw_design is not None:
@@ -296,13 +387,16 @@ def _measure(template: Any, device: str | None, options: dict[str, Any], wl: Wor
 
 
 def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj: float | None = None,
-           area_mm2: float | None = None, hardware: str = "fpga:zcu102", hw_params: Mapping[str, Any] | None = None,
-           evaluator: Any = None, progress: bool = True, **settings: Any) -> Any:
+           area_mm2: float | None = None, hardware: str = DEFAULT_HARDWARE, hw_params: Mapping[str, Any] | None = None,
+           evaluator: Any = None, progress: bool = True, hardware_file: str | Path | None = None,
+           **settings: Any) -> Any:
     """Co-search ``model``'s changes, compression and hardware design under the specs; returns a
     ``nn2hw.search.SearchResult`` and writes the bundle and reports to ``settings['out']``.
 
     ``hw_params`` are split by the template into grid restrictions (design fields, e.g.
-    ``{"Tr": "32,64"}``) and cost options (e.g. ``{"bram": "as-run"}``); every other keyword is a
+    ``{"Tr": "32,64"}``; a single value or a ``preset`` pins the design around which the DSE
+    searches) and cost options (e.g. ``{"bram": "as-run"}``); ``hardware_file`` reads as in
+    ``analyze`` (``with_hardware_file``: its params pin the design). Every other keyword is a
     ``nn2hw.search.SearchSettings`` field (``strategy``, ``trials``, ``minutes``, ``storage``,
     ``study``, ``resume``, ``workers``, ``seed``, ``out``, ``space_config``, ...). ``evaluator``
     replaces the default short fine-tune + test: any callable ``model -> {"top1": ...}``.
@@ -310,11 +404,19 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     from nn2hw.hardware.base import get_template
     from nn2hw.search import SearchSettings, Spec, run_search
 
+    hardware, params, chip = with_hardware_file(hardware, hw_params, hardware_file)
+    if chip is not None and chip.template == "hetero":
+        raise ConfigError(f"The hardware file {hardware_file} fixes a heterogeneous chip, and a search explores the "
+                          "chip for every candidate.",
+                          "Search a chip with --hardware hetero[:TECHNOLOGY] and its budgets (--hw-param "
+                          "max_pes=2048 templates=nvdla,shidiannao), or cost the file's chip with nn2hw analyze "
+                          "--hardware-file.")
     template, _ = get_template(hardware)
-    grid, options = template.split_params(dict(hw_params or {}))
+    grid, options = template.split_params(params)
     spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2)
     config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
                             hw_grid=grid, **settings)
+    _require_search_outputs(config.out_dir, config.storage_url)
     return run_search(config, evaluator=evaluator, progress=progress)
 
 
@@ -370,9 +472,12 @@ def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | P
     data = evaluator.test_data()
     network = zoo.build(model, dataset, pretrained=checkpoint is None, checkpoint=checkpoint)
     if loaded_plan is not None:
+        import torch
+
         from nn2hw.compress import apply_plan
 
-        network = apply_plan(loaded_plan, network, (1, *variant.input_shape))
+        example = torch.zeros((1, *variant.input_shape), dtype=getattr(torch, variant.input_dtype))  # token ids too
+        network = apply_plan(loaded_plan, network, example)
     key = evaluation_key(loaded_plan.network_key if loaded_plan is not None else "unmodified", model, dataset,
                          evaluator_id(evaluator, _weights_id(variant, checkpoint), data.source))
     m = store.evaluate(key, lambda: evaluator(network)).metrics
@@ -380,6 +485,71 @@ def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | P
                       data.full_size)
     return ZooEvaluation(model, dataset, split, metrics, str(checkpoint) if checkpoint else "zoo",
                          loaded_plan.key if loaded_plan is not None else None, settings)
+
+
+@dataclass(frozen=True)
+class VariationEvaluation:
+    """The result of ``evaluate_variation``: what was evaluated, on which crossbar design, and its
+    top-1 over the noise draws (``metrics``: mean, standard deviation, worst, every draw)."""
+
+    model: str
+    dataset: str
+    split: str
+    hardware: str
+    design: Mapping[str, Any]
+    metrics: VariationMetrics
+    checkpoint: str
+    plan_key: str | None
+    settings: FinetuneSettings
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record: ``top1`` (the mean over draws), ``top1_std``, ``top1_min``, ``draws``..."""
+        return {"model": self.model, "dataset": self.dataset, "split": self.split, "hardware": self.hardware,
+                "design": dict(self.design), **self.metrics.to_dict(), "checkpoint": self.checkpoint,
+                "plan_key": self.plan_key, "finetune": asdict(self.settings)}
+
+
+def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardware: str = "cim:reram",
+                       hw_params: Mapping[str, Any] | None = None, draws: int = 10, seed: int = 0,
+                       data_dir: str | Path | None = None, download: bool = False,
+                       checkpoint: str | Path | None = None, plan: str | Path | None = None,
+                       settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
+                       max_test_images: int | None = None, threads: int | None = None,
+                       progress: bool = True) -> VariationEvaluation:
+    """Top-1 of zoo ``model`` under the device non-idealities of a computing-in-memory design.
+
+    Loads the weights (or ``checkpoint``), applies ``plan`` (e.g. ``noise_train`` for
+    variation-aware fine-tuning, ``polarize`` for ``signed=polarized``), fine-tunes
+    ``settings.batches``, then tests ``draws`` Monte-Carlo draws of the crossbars of ``hardware``
+    ('cim:reram', 'cim:fefet', 'cim:pcm') with ``hw_params`` (design fields such as ``sigma``,
+    ``adc_bits``, ``rows``, and the noise options), seeded by ``seed``
+    (``nn2hw.evaluate.variation``). Not kept in the accuracy store.
+    """
+    from functools import partial
+
+    from nn2hw import zoo
+    from nn2hw.evaluate import FinetuneEvaluator
+    from nn2hw.evaluate.variation import design_noise
+    from nn2hw.evaluate.variation import evaluate_variation as monte_carlo
+
+    variant = zoo.entry(model).variant(dataset)
+    loaded_plan = _load_plan(plan, model, dataset) if plan is not None else None
+    noise, design = design_noise(hardware, hw_params)  # a bad design fails before any loading
+    evaluator = FinetuneEvaluator(dataset, split=split, data_dir=data_dir, download=download, settings=settings,
+                                  test_batch_size=test_batch_size, max_test_images=max_test_images,
+                                  prepare=partial(zoo.prepare, model_name=model), threads=threads, progress=progress)
+    data = evaluator.test_data()
+    network = zoo.build(model, dataset, pretrained=checkpoint is None, checkpoint=checkpoint)
+    if loaded_plan is not None:
+        from nn2hw.compress import apply_plan
+
+        network = apply_plan(loaded_plan, network, (1, *variant.input_shape))
+    if settings.batches:
+        evaluator.evaluate(network)  # fine-tunes in place (with the plan's training noise, if any)
+    metrics = monte_carlo(network, data, noise, draws, seed, test_batch_size, threads, progress)
+    return VariationEvaluation(model, dataset, split, hardware, design, metrics,
+                               str(checkpoint) if checkpoint else "zoo",
+                               loaded_plan.key if loaded_plan is not None else None, settings)
 
 
 def _weights_id(variant: ZooVariant, checkpoint: str | Path | None) -> str:
@@ -404,12 +574,12 @@ def _load_plan(path: str | Path, model: str, dataset: str) -> Plan:
 
 
 # --- training -----------------------------------------------------------------------------------
-TRAINABLE_DATASETS = ("fashion-mnist",)
+TRAINABLE_DATASETS = ("fashion-mnist", "wordnet-supersense")
 
 
-def default_train_out(model: str, dataset: str) -> Path:
-    """Where ``train`` saves by default: ``runs/zoo/<model>-<dataset>.pt``."""
-    return Path("runs") / "zoo" / f"{model}-{dataset}.pt"
+def default_train_out(model: str, dataset: str, suffix: str = ".pt") -> Path:
+    """Where ``train`` saves by default: ``runs/zoo/<model>-<dataset>.pt`` (``.safetensors`` for a delta)."""
+    return Path("runs") / "zoo" / f"{model}-{dataset}{suffix}"
 
 
 def train(model: str, dataset: str = "fashion-mnist", recipe: TrainRecipe | None = None,
@@ -422,21 +592,34 @@ def train(model: str, dataset: str = "fashion-mnist", recipe: TrainRecipe | None
     ``<out>.state`` (the recipe must be the same); without it an existing state file is an error
     rather than silently overwritten.
     """
+    from functools import partial
+
     from nn2hw import zoo
-    from nn2hw.data import load_dataset
+    from nn2hw.data import DATASETS, load_dataset
     from nn2hw.evaluate import run_context
     from nn2hw.evaluate import train as training
+    from nn2hw.zoo.checkpoints import delta_bytes, load_base
 
     if dataset not in TRAINABLE_DATASETS:
         raise ConfigError(f"nn2hw trains zoo models on {', '.join(TRAINABLE_DATASETS)} only, not {dataset!r}.",
-                          "Use --dataset fashion-mnist; CIFAR-10/ImageNet weights come from published checkpoints.")
+                          "Use --dataset fashion-mnist (or wordnet-supersense for minilm_l6); CIFAR-10/ImageNet "
+                          "weights come from published checkpoints.")
     recipe = recipe or training.TrainRecipe()
     with run_context(recipe.seed, threads):  # the initial weights come from the seed too
         network = zoo.build(model, dataset)
-    train_data = zoo.prepare(load_dataset(dataset, "train", data_dir), model)
-    test_data = zoo.prepare(load_dataset(dataset, "test", data_dir), model)
-    target = Path(out) if out is not None else default_train_out(model, dataset)
-    return training.train(network, model, train_data, test_data, recipe, target, resume, threads, progress, console)
+    variant = zoo.entry(model).variant(dataset)
+    pack_delta = None
+    if recipe.init == "pretrained":  # fine-tuning: the encoder from its pretrained file, a fresh head
+        load_base(network, variant, f"{model} ({dataset})")
+        if recipe.delta and variant.base is not None:
+            pack_delta = partial(delta_bytes, base_sha256=variant.base.sha256, label=f"{model} {dataset}")
+    seq_len = recipe.seq_len or None
+    splits = {split: zoo.prepare(load_dataset(dataset, split, data_dir), model, seq_len)
+              for split in ("train", "validation", "test") if split in DATASETS.get(dataset).splits}
+    target = Path(out) if out is not None else default_train_out(model, dataset,
+                                                                 ".safetensors" if recipe.delta else ".pt")
+    return training.train(network, model, splits["train"], splits["test"], recipe, target, resume, threads, progress,
+                          console, validation_data=splits.get("validation"), pack_delta=pack_delta)
 
 
 # --- deployment -------------------------------------------------------------------------------

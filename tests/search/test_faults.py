@@ -155,13 +155,16 @@ def test_a_remote_worker_without_heartbeat_is_reclaimed_after_the_grace_period(t
     assert reclaim(study, grace_s=2) == 0  # reclaimed once
 
 
+WORKER_IMAGES = "384"
+"""Images each trial scores: slow enough (about a second) that the spawned worker, which starts seconds
+after the first, runs trials of its own even on a quiet machine."""
 KILLED_WORKER = textwrap.dedent("""
     import sys
     from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search import SearchSettings, Spec, run_search
     run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", strategy="random",
                               spec=Spec(latency_ms=float(sys.argv[3])), trials=int(sys.argv[4]), workers=2,
-                              storage=sys.argv[1], study="shared", out=sys.argv[2], search_images=64,
+                              storage=sys.argv[1], study="shared", out=sys.argv[2], search_images=int(sys.argv[5]),
                               finetune=FinetuneSettings(batches=0), final_finetune=FinetuneSettings(batches=0)),
                progress=False)
 """)
@@ -175,7 +178,8 @@ def test_a_worker_killed_among_two_on_postgres_is_reclaimed_and_the_budget_compl
     with postgres_server() as url:
         env = {**os.environ, "NN2HW_HEARTBEAT_S": "1"}  # grace period 4 s
         proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, url, str(tmp_path / "run"), str(SPEC_MS),
-                                 str(trials)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                 str(trials), WORKER_IMAGES], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
         victim = None
         deadline = time.time() + 240
         while victim is None and proc.poll() is None and time.time() < deadline:
@@ -209,11 +213,11 @@ def test_a_hung_worker_is_reclaimed_by_heartbeat_and_goes_on_when_it_wakes(share
     hangs), so its trial is failed only once its heartbeat is older than the grace period (4 s), and
     the other worker runs its candidate again. Woken (SIGCONT), the worker finds its trial failed and
     goes on; the study completes its budget and finalizes."""
-    trials, db = 8, tmp_path / "study.db"
+    trials, db = 12, tmp_path / "study.db"
     env = {**os.environ, "NN2HW_HEARTBEAT_S": "1"}  # grace period 4 s
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, f"sqlite:///{db}", str(tmp_path / "run"),
-                             str(SPEC_MS), str(trials)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                             str(SPEC_MS), str(trials), WORKER_IMAGES], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
     victim, stopped_at = None, 0.0
     deadline = time.time() + 240
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,16 @@ def write_json(path: str | Path, data: Any) -> Path:
     except OSError as exc:
         raise ConfigError(f"Cannot write {target}: {exc.strerror}.", "Pick a writable path.") from None
     return target
+
+
+def require_output_files(files: Mapping[str, str | Path | None]) -> None:
+    """Before any work: each output file given (option -> path; None: not asked for) can be
+    written, so a long run never fails at its last step (``nn2hw.api.require_writable``)."""
+    from nn2hw.api import require_writable
+
+    for option, path in files.items():
+        if path is not None:
+            require_writable(path, option, folder=False)
 
 
 def parse_key_values(pairs: Iterable[str] | None, option: str = "--hw-param") -> dict[str, str]:

@@ -51,6 +51,15 @@ def add_hardware(target: ArgumentTarget) -> None:
                              "lists them")
 
 
+def add_hardware_file(target: ArgumentTarget) -> None:
+    """``--hardware-file FILE``: an ASIC accelerator or chip described in YAML/JSON (read by
+    ``nn2hw.api.with_hardware_file``: the template, technology, params, clock and budgets)."""
+    target.add_argument("--hardware-file", metavar="FILE",
+                        help="YAML/JSON hardware description (ASIC template or heterogeneous chip, technology, "
+                             "params, clock, budgets); it replaces --hardware, and --hw-param values override its "
+                             "own; see docs/asic-cost-models.md")
+
+
 def add_seed(target: ArgumentTarget, what: str, default: int | None = 0) -> None:
     """``--seed S``: the seed of ``what``."""
     target.add_argument("--seed", type=int, default=default, metavar="S", help=f"seed for {what} (default 0)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from nn2hw.cli._common import console, write_json
+from nn2hw.cli._common import console, require_output_files, write_json
 from nn2hw.cli._options import add_json
 
 
@@ -40,15 +40,16 @@ def _run(args: argparse.Namespace) -> int:
     from nn2hw.api import export_bundle
     from nn2hw.deploy.export import DEFAULT_OPSET
 
+    require_output_files({"--onnx": args.onnx, "--json": args.json})
     shape = as_shape(args.input_shape) if args.input_shape is not None else None
     result = export_bundle(args.bundle, args.onnx, input_shape=shape, int8=not args.no_int8,
                            check=not args.no_check, opset=args.opset or DEFAULT_OPSET)
     console.print(f"wrote {result.path} (input {'x'.join(map(str, result.input_shape))}, opset {result.opset}, "
-                  f"sha256 {result.sha256[:16]}...)", soft_wrap=True)
+                  f"sha256 {result.sha256[:16]}...)", soft_wrap=True, markup=False)
     console.print(f"int8 layers: {len(result.int8_layers)} "
                   f"({', '.join(sorted(set(result.int8_kernels.values()))) or 'no int8 kernels'})", soft_wrap=True)
     for name, reason in result.fp32_layers.items():
-        console.print(f"fp32 layer {name}: {reason}", soft_wrap=True)
+        console.print(f"fp32 layer {name}: {reason}", soft_wrap=True, markup=False)
     if result.masked_layers:
         console.print(f"{len(result.masked_layers)} pattern-pruned layers: zeroed weights stored densely (no speed-up "
                       "on dense CPU kernels)", soft_wrap=True)
@@ -57,5 +58,5 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"checked: max abs error {result.max_abs_error:.3g} <= {result.tolerance:.3g}{top1} "
                       f"({result.tolerance_rule})", soft_wrap=True)
     if args.json:
-        console.print(f"wrote {write_json(args.json, result.to_dict())}")
+        console.print(f"wrote {write_json(args.json, result.to_dict())}", markup=False)
     return 0

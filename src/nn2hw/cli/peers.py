@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
+
 from nn2hw.cli._common import console
 
 
@@ -35,7 +37,8 @@ def _status(args: argparse.Namespace) -> int:
     for name, peer in BACKENDS.items():
         where = (f"{peer_version(name)} in {peer_python(name).parent.parent}" if installed(name)
                  else f"not installed (nn2hw peers install {name})")
-        console.print(f"{name}: {where} [dim]- {peer.description}; costs {', '.join(peer.templates)} designs[/]")
+        console.print(f"{name}: {escape(where)} [dim]- {escape(peer.description)}; costs "
+                      f"{', '.join(peer.templates)} designs[/]")
     return 0
 
 
@@ -45,6 +48,6 @@ def _install(args: argparse.Namespace) -> int:
 
     for name in args.names or BACKENDS.names():
         peer = BACKENDS.get(name)
-        console.print(f"installing {name} ({' '.join(peer.packages)}) into {install_root() / name} ...")
-        console.print(f"{name}: ready ({install(name)})")
+        console.print(f"installing {name} ({' '.join(peer.packages)}) into {install_root() / name} ...", markup=False)
+        console.print(f"{name}: ready ({install(name)})", markup=False)
     return 0

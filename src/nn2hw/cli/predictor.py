@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
+
 from nn2hw.cli._common import console, err_console, write_json
 from nn2hw.cli._options import add_json, add_seed
 from nn2hw.errors import ConfigError
@@ -88,9 +90,9 @@ def _build(args: argparse.Namespace) -> int:
 
     predictor = predict.build(args.device, budget_s=args.budget_s, seed=args.seed, threads=args.threads,
                               workloads=packaged_workloads(),
-                              progress=lambda line: err_console.print(line, highlight=False))
+                              progress=lambda line: err_console.print(line, highlight=False, markup=False))
     path = predictor.save(args.out)
-    console.print(f"wrote {path} ({predictor.kind} predictor for {predictor.device})")
+    console.print(f"wrote {path} ({predictor.kind} predictor for {predictor.device})", markup=False)
     return 0
 
 
@@ -101,7 +103,8 @@ def _fit(args: argparse.Namespace) -> int:
     workloads, latencies = read_measurements(args.measurements, resolve_network)
     predictor = fit(workloads, latencies, device=args.device, seed=args.seed)
     path = predictor.save(args.out)
-    console.print(f"fitted a whole-network predictor for {predictor.device} on {len(workloads)} networks; wrote {path}")
+    console.print(f"fitted a whole-network predictor for {predictor.device} on {len(workloads)} networks; wrote {path}",
+                  markup=False)
     return 0
 
 
@@ -112,10 +115,10 @@ def _check(args: argparse.Namespace) -> int:
     predictor = load(args.predictor)
     workloads, latencies = read_measurements(args.measurements, resolve_network)
     result = accuracy(predictor, workloads, latencies)
-    console.print(result.table(f"{Path(args.predictor).name} ({predictor.kind}, {predictor.device}) on "
-                               f"{Path(args.measurements).name}"))
+    console.print(result.table(escape(f"{Path(args.predictor).name} ({predictor.kind}, {predictor.device}) on "
+                                      f"{Path(args.measurements).name}")))
     if args.json:
         report = {"predictor": str(args.predictor), "kind": predictor.kind, "device": predictor.device,
                   "measurements": str(args.measurements), **result.to_dict()}
-        console.print(f"wrote {write_json(args.json, report)}")
+        console.print(f"wrote {write_json(args.json, report)}", markup=False)
     return 0

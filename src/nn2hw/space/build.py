@@ -23,7 +23,7 @@ from nn2hw.errors import ConfigError
 from nn2hw.plan import Plan
 from nn2hw.space.config import SpaceConfig
 from nn2hw.space.dimensions import Dimension, SearchSpace, knob_name
-from nn2hw.workload import Layer, Workload
+from nn2hw.workload import Layer, OpKind, Workload
 
 
 def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, *,
@@ -45,6 +45,7 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
               if any(fnmatch.fnmatchcase(l.name, g) for g in config.include)
               and not any(fnmatch.fnmatchcase(l.name, g) for g in config.exclude)]
     dims: dict[tuple[str, tuple[str, ...]], Dimension] = {}
+    given = _GivenOptions(workload, context)
     for layer in layers:
         for transform in ordered_transforms():
             options = _layer_options(layer, transform, bottlenecks.get(layer.name), config, remedies,
@@ -52,13 +53,74 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
             if options is None:
                 continue
             offer = transform.offer(workload, layer, options, context)
+            where = _given_where(layer, transform, config)
+            if where is not None:
+                given.record(where, transform, layer, options, offer is not None)
             if offer is None or (transform.name, offer.layers) in dims:
                 continue
             dims[(transform.name, offer.layers)] = Dimension(
                 f"{transform.name}:{offer.layers[0]}", transform.name, offer.layers,
                 tuple(None if c is None else dict(c) for c in offer.choices), offer.labels, offer.leanest)
+    given.check(config.path)
     knobs = [d for d in hardware if any(fnmatch.fnmatchcase(knob_name(d), g) for g in config.hardware)]
     return SearchSpace(base, (*dims.values(), *knobs))
+
+
+def _given_where(layer: Layer, transform: Transform, config: SpaceConfig) -> str | None:
+    """Where the space file gives ``transform``'s options for ``layer`` ('overrides['layer2.*'].quantize',
+    'techniques.quantize.bits'), or None where the defaults apply."""
+    for glob, spec in config.overrides.items():
+        if fnmatch.fnmatchcase(layer.name, glob) and transform.name in spec:
+            return None if spec[transform.name] is False else f"overrides[{glob!r}].{transform.name}"
+    rule = config.rules.get(transform.name)
+    return f"techniques.{transform.name}.{transform.option_name}" if rule is not None and rule.options else None
+
+
+class _GivenOptions:
+    """Each option value a space file gives, and whether it changes any layer it was offered to: a
+    value no layer can take (``zeros: [9]`` on 3x3 kernels, ``bits: [16]`` on 8-bit weights) is an
+    error naming it and the layers, never dropped silently."""
+
+    def __init__(self, workload: Workload, context: SpaceContext) -> None:
+        self.workload, self.context = workload, context
+        self.tried: dict[tuple[str, Any], list[Layer]] = {}
+        self.used: set[tuple[str, Any]] = set()
+        self.transforms: dict[str, Transform] = {}
+
+    def record(self, where: str, transform: Transform, layer: Layer, options: Sequence[Any], offered: bool) -> None:
+        """Note which of ``options`` change ``layer`` (each tried alone until one layer takes it);
+        a layer the technique cannot change with any option does not count."""
+        if not offered and transform.offer(self.workload, layer, transform.default_options, self.context) is None:
+            return
+        self.transforms[where] = transform
+        for value in options:
+            key = (where, value)
+            if key in self.used:
+                continue
+            self.tried.setdefault(key, []).append(layer)
+            if offered and transform.offer(self.workload, layer, (value,), self.context) is not None:
+                self.used.add(key)
+
+    def check(self, path: str) -> None:
+        for (where, value), layers in self.tried.items():
+            if (where, value) in self.used:
+                continue
+            transform = self.transforms[where]
+            names = ", ".join(_describe(layer) for layer in layers[:6]) + (
+                f" and {len(layers) - 6} more" if len(layers) > 6 else "")
+            origin = f"Space configuration file {path}" if path else "Space configuration"
+            raise ConfigError(
+                f"{origin}: '{where}' gives {transform.option_name} {value!r}, which changes none of the layers "
+                f"{transform.name} is offered to: {names}.",
+                f"Give {transform.option_name} values these layers can take ({transform.option_help}), or remove "
+                f"{value!r}.")
+
+
+def _describe(layer: Layer) -> str:
+    """'layer1.0.conv1 (3x3 conv, 16 out channels, 8-bit weights)'."""
+    kernel = f"{layer.kernel_h}x{layer.kernel_w} " if layer.kind is OpKind.CONV else ""
+    return (f"{layer.name} ({kernel}{layer.kind.value}, {layer.out_channels} out channels, "
+            f"{layer.weight_bits}-bit weights)")
 
 
 def _check_labels(config: SpaceConfig, vocabulary: Mapping[str, str] | None) -> None:

@@ -52,13 +52,15 @@ class SpaceConfig:
     """``include``/``exclude`` are layer-name globs; ``rules`` per technique say which bottlenecks
     get it and its options; ``overrides`` map a layer glob to per-technique options (a tuple) or
     ``False``, applied regardless of bottleneck; ``hardware`` lists the hardware knobs to search
-    (the template's knob names) — the rest is left to the design-space exploration."""
+    (the template's knob names) — the rest is left to the design-space exploration. ``path`` is
+    the file it was read from ('' when built in code), named in errors."""
 
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     rules: Mapping[str, TechniqueRule] = field(default_factory=default_rules)
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     hardware: tuple[str, ...] = ()
+    path: str = ""
 
     @classmethod
     def load(cls, path: str | Path) -> SpaceConfig:
@@ -87,7 +89,7 @@ class SpaceConfig:
                 t: False if v is False else _options(check, TRANSFORMS.get(t), v, f"overrides[{glob!r}].{t}")
                 for t, v in spec.items()}
         hardware = _globs(check, data.get("hardware", []), "hardware")
-        return cls(include, exclude, rules, checked, hardware)
+        return cls(include, exclude, rules, checked, hardware, str(path))
 
 
 def _globs(check: FieldChecker, value: Any, where: str) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ Every field is checked; an error names the file, the field path (e.g.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,8 @@ SUB_KEYS = {"name", "template", "params"}
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """A validated hardware file: the template, its design (or chip), technology, clock, budgets."""
+    """A validated hardware file: the template, its design (or chip), technology, clock, budgets
+    and, for one accelerator, its ``params`` as written (what ``--hw-param`` would give)."""
 
     path: str
     template: str
@@ -50,6 +51,7 @@ class HardwareSpec:
     technology: str | None
     clock_mhz: float | None
     budgets: Budgets | None
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def options(self) -> dict[str, Any]:
         """Keyword options for ``template.cost``/``explore`` (clock, budgets)."""
@@ -81,7 +83,7 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
         check.mapping(top, "(top level)", SINGLE_KEYS)
         params = check.mapping(top.get("params", {}), "params")
         design = check.wrap("params", partial(_parse_design, template, params))
-        return HardwareSpec(str(path), template, design, technology, clock, _budgets(check, top))
+        return HardwareSpec(str(path), template, design, technology, clock, _budgets(check, top), dict(params))
     subs_data = top.get("sub_accelerators")
     if not isinstance(subs_data, list) or not subs_data:
         raise check.fail("sub_accelerators", "a non-empty list of {name, template, params}", subs_data)

@@ -379,17 +379,22 @@ class AsicTemplate(AsicOps):
 
     def grid_designs(self, grid: Mapping[str, Sequence[Any]] | None, with_defaults: bool = True) -> list[Any]:
         """All designs of the cartesian product of ``grid`` (plus the default axes for missing keys
-        when ``with_defaults``); the rest of each design comes from the default preset. Invalid
-        combinations are skipped; unknown keys are an error."""
+        when ``with_defaults``); the rest of each design comes from the default preset. A
+        ``preset`` in ``grid`` is the design searched around: every field it sets is kept unless
+        ``grid`` lists values for it (no default axis replaces it). Invalid combinations are
+        skipped; unknown keys are an error."""
         known = {f.name for f in fields(self.design_type)} | {"preset"}
         unknown = sorted(set(grid or {}) - known)
         if unknown:
             raise ConfigError(f"Unknown {self.name} grid axis/axes {', '.join(unknown)}.",
                               f"Use design parameters: {', '.join(sorted(known))}.")
-        merged = {**(self.grid_axes if with_defaults else {}), **{k: grid_values(v) for k, v in (grid or {}).items()}}
-        preset = merged.pop("preset", [])
+        given = {k: grid_values(v) for k, v in (grid or {}).items()}
+        preset = given.pop("preset", [])
         if len(preset) > 1:
             raise ConfigError(f"Explore one {self.name} preset at a time, got {preset}.", "Give a single preset=.")
+        pinned = set(preset_params(self.name, str(preset[0]))) if preset else set()
+        defaults = {k: v for k, v in self.grid_axes.items() if k not in pinned} if with_defaults else {}
+        merged = {**defaults, **given}
         keys = sorted(merged)
         base = self.design_type.from_params({"preset": preset[0]} if preset else {}).to_dict()
         designs, errors = [], []
