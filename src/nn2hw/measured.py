@@ -76,6 +76,7 @@ def measure_models(template: HardwareTemplate, device: str | None, options: Mapp
     activations to 8 bits), torch the model itself."""
     from nn2hw.compress import apply_plan
     from nn2hw.deploy import TorchRunner, export_onnx, kernel_layers
+    from nn2hw.deploy.inputs import input_dtype
 
     protocol = measuring_protocol(device, options)
     runners: list[Runner] = []
@@ -85,7 +86,7 @@ def measure_models(template: HardwareTemplate, device: str | None, options: Mapp
             shape = input_shape(workload, options)
             if protocol.runtime == "torch":
                 runners.append(TorchRunner(model if plan is None else apply_plan(plan, model, shape), shape,
-                                           threads=protocol.threads))
+                                           threads=protocol.threads, dtype=input_dtype(workload)))
                 exports.append(None)
                 continue
             exported = export_onnx(model, Path(folder) / f"network{i}.onnx", plan=plan, workload=workload,

@@ -61,7 +61,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(fmnist, monkeypat
 
 
 def test_only_fashion_mnist_is_trained_here(fmnist):
-    with pytest.raises(ConfigError, match="fashion-mnist only"):
+    with pytest.raises(ConfigError, match="fashion-mnist, wordnet-supersense only"):
         api.train("resnet20", "cifar10", RECIPE, out=fmnist / "c.pt")
     with pytest.raises(ConfigError, match="epochs"):
         TrainRecipe(epochs=0)

@@ -134,10 +134,15 @@ def test_explicit_checkpoint_is_checked_by_its_source_or_its_name(tmp_path):
     official = _source(url="https://example.org/weights.bin")
     with pytest.raises(CheckpointError, match="does not exist"):
         resolve([official], tmp_path / "missing.pth")
-    published = tmp_path / "weights.bin"
+    stamped = CheckpointSource(url="https://example.org/w-1234abcd.bin", file_name="w-1234abcd.bin",
+                               sha256="1234abcd" + PAYLOAD_SHA[8:])
+    published = tmp_path / "w-1234abcd.bin"  # the source's hash-stamped name: held to its full digest
     published.write_bytes(b"not the published bytes")
-    with pytest.raises(CheckpointError, match="Checksum mismatch"):
-        resolve([official], published)
+    with pytest.raises(CheckpointError, match=f"expected sha256 1234abcd{PAYLOAD_SHA[8:12]}"):
+        resolve([stamped], published)
+    generic = tmp_path / "weights.bin"  # a generic name says nothing: a user's own file may be called so
+    generic.write_bytes(b"not the published bytes")
+    assert resolve([official], generic) == generic
     hub_named = tmp_path / "model-deadbeef.pth"  # torch.hub style: the name embeds a sha256 prefix
     hub_named.write_bytes(PAYLOAD)
     with pytest.raises(CheckpointError, match="sha256 prefix"):

@@ -8,7 +8,7 @@ from nn2hw import zoo
 from nn2hw.data import DATASETS
 from nn2hw.errors import ConfigError, UnknownNameError
 from nn2hw.testing.models import ModelContract
-from nn2hw.zoo.records import CheckpointSource, ZooVariant, hash_prefix_of
+from nn2hw.zoo.records import TEXT_EMBEDDING, CheckpointSource, ZooVariant, hash_prefix_of
 
 DIGEST = "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"
 
@@ -69,7 +69,8 @@ def test_list_models_and_defaults():
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_entry_is_consistent(name):
     model = zoo.entry(name)
-    assert model.name == name and set(model.datasets) <= set(DATASETS.names())
+    assert model.name == name and set(model.datasets) <= set(DATASETS.names()) | {TEXT_EMBEDDING}
+    assert all(v.num_classes == 0 for v in model.variants if v.dataset == TEXT_EMBEDDING)
     for variant in model.variants:
         for source in variant.sources:
             assert source.checksum_note and source.transform

@@ -3,6 +3,7 @@
     nn2hw analyze --model resnet18 --hardware fpga:zcu102 --design 70,36,64,64,7,18,6,6 --clock-mhz 100
     nn2hw analyze --model mobilenet_v2 --explore --json result.json
     nn2hw analyze --onnx net.onnx --hardware fpga:pynq-z1 --hw-param Tr=16,32 --explore
+    nn2hw analyze --model minilm_l6 --seq-len 128 --hardware systolic
 
 Without ``--design`` the exploration picks the best feasible design of the default grid (the
 HotNAS grid for the FPGA template) and says so. A thin shell over ``nn2hw.api.analyze``.
@@ -18,8 +19,8 @@ from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
-from nn2hw.cli._common import parse_key_values, wide_console, write_json
-from nn2hw.cli._options import add_dataset, add_hardware, add_json, add_model
+from nn2hw.cli._common import parse_key_values, require_output_files, wide_console, write_json
+from nn2hw.cli._options import add_dataset, add_hardware, add_hardware_file, add_json, add_model
 from nn2hw.hardware.records import design_label
 
 
@@ -34,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model(source, required=False)
     source.add_argument("--onnx", metavar="FILE", help="ONNX file to read the network from")
     add_dataset(parser, required=False)
+    parser.add_argument("--seq-len", type=int, metavar="N",
+                        help="token count of a sequence model such as minilm_l6 (default: the model's, 128)")
     add_hardware(parser)
     parser.add_argument("--design", metavar="Tm,Tn,Tr,Tc,Tk,Wp,Ip,Op", help="the design to cost")
     parser.add_argument("--dw-design", metavar="Tm,Tn,Tr,Tc,Tk[,Wp,Ip,Op]",
@@ -46,9 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bram", metavar="MODEL",
                         help="fpga template: BRAM model (--hw-param bram=MODEL; `nn2hw list templates fpga`)")
     parser.add_argument("--explore", action="store_true", help="search the design space and report the best design")
-    parser.add_argument("--hardware-file", metavar="FILE",
-                        help="YAML/JSON hardware description (ASIC template or heterogeneous chip, technology, "
-                             "budgets); see docs/asic-cost-models.md")
+    add_hardware_file(parser)
     parser.add_argument("--backend", default="analytic", metavar="NAME",
                         help="cost model: analytic (default) or a peer simulator that re-costs the design (`nn2hw "
                              "peers status` lists them; each an optional extra in its own venv)")
@@ -59,17 +60,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from nn2hw.api import analyze
 
+    require_output_files({"--json": args.json})
     hw_params = parse_key_values(args.hw_param)
     for name in ("clock_mhz", "variant", "compat_shapes", "bram"):  # shortcuts for --hw-param NAME=VALUE
         if getattr(args, name) not in (None, False):
             hw_params[name] = getattr(args, name)
     result = analyze(model=args.model, dataset=args.dataset, onnx=args.onnx, hardware=args.hardware,
                      design=args.design, dw_design=args.dw_design, hw_params=hw_params, explore=args.explore,
-                     hardware_file=args.hardware_file, backend=args.backend)
+                     hardware_file=args.hardware_file, backend=args.backend, seq_len=args.seq_len)
     print_result(result, show_pareto=args.explore)
     if args.json:
         path = write_json(args.json, result.to_dict())
-        wide_console().print(f"wrote {path}")
+        wide_console().print(f"wrote {path}", markup=False)
     return 0
 
 
@@ -84,9 +86,9 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
     options = result.options
     given = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("budgets", "specs"))
     clock = f" at {cost.clock_mhz:g} MHz" if cost.clock_mhz else ""
-    console.print(f"[bold]{result.workload.name}[/] on [bold]{result.hardware}[/]{clock}"
-                  + (f" ({given})" if given else ""))
-    console.print(f"design {design_label(cost.design)}  [dim]({result.design_source})[/]")
+    console.print(f"[bold]{escape(result.workload.name)}[/] on [bold]{escape(result.hardware)}[/]{clock}"
+                  + (f" ({escape(given)})" if given else ""))
+    console.print(f"design {escape(design_label(cost.design))}  [dim]({escape(result.design_source)})[/]")
 
     table = Table(title="per-layer cost", title_justify="left")
     widest = max((len(layer.name) for layer in cost.layers), default=5)
@@ -127,7 +129,7 @@ def print_result(result: Any, show_pareto: bool = False) -> None:
                               "yes" if r.fits else "[red]NO[/]")
         console.print(resources)
     for note in cost.notes:
-        console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+        console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
 
     shares = result.bottlenecks.share_by_bottleneck
     console.print("bottleneck share of latency: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))

@@ -29,9 +29,10 @@ import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from nn2hw.cli._common import console
 from nn2hw.errors import ConfigError
-from nn2hw.paths import data_root
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
@@ -89,15 +90,11 @@ def _count(value: int) -> str:
 
 
 def _found(source) -> str:
-    """Where a source's file already is ('packaged', 'NN2HW_DATA', 'cache'), or '' (nothing is hashed)."""
-    from nn2hw.zoo.checkpoints import PACKAGED_DIR, cache_dir
+    """Where a source's file already is ('packaged', 'NN2HW_DATA', 'pip package', 'cache'), or '' (nothing is
+    hashed)."""
+    from nn2hw.zoo.checkpoints import where_found
 
-    root = data_root()
-    if source.packaged and (PACKAGED_DIR / source.packaged).is_file():
-        return "packaged"
-    if source.local_path and root is not None and (root / source.local_path).is_file():
-        return "NN2HW_DATA"
-    return "cache" if (cache_dir() / source.file_name).is_file() else ""
+    return where_found(source)
 
 
 def _weights(variant) -> str:
@@ -129,8 +126,9 @@ def _list(args: argparse.Namespace) -> int:
             table.add_row(name if index == 0 else "", variant.dataset, _shape(variant.input_shape),
                           _count(size.params), _count(size.macs), _weights(variant))
     console.print(table)
-    console.print("weights: NN2HW_DATA, packaged or cache = found locally; download = fetched and checked on "
-                  "first use; none = train it first (`nn2hw zoo train`). `nn2hw zoo info NAME` shows the sources.")
+    console.print("weights: NN2HW_DATA, packaged, pip package or cache = found locally; download = fetched and "
+                  "checked on first use; none = train it first (`nn2hw zoo train`). `nn2hw zoo info NAME` shows the "
+                  "sources.")
     return 0
 
 
@@ -140,20 +138,25 @@ def _info(args: argparse.Namespace) -> int:
     from nn2hw import zoo
 
     model = zoo.entry(args.name)
-    console.print(f"[bold]{model.name}[/] ({model.family}): {model.description}")
+    console.print(f"[bold]{escape(model.name)}[/] ({escape(model.family)}): {escape(model.description)}")
     options = ", ".join(f"{k}={v!r}" for k, v in model.options)
-    console.print(f"built by {model.factory}" + (f" with {options}" if options else ""))
+    console.print(f"built by {model.factory}" + (f" with {options}" if options else ""), markup=False)
     if model.notes:
-        console.print(model.notes)
+        console.print(model.notes, markup=False)
     for reference in model.references:
-        console.print(f"reference: {reference}")
+        console.print(f"reference: {reference}", markup=False)
     for variant in model.variants:
         size = zoo.stats(model.name, variant.dataset, cache=True)
         console.print()
         console.print(f"[bold]{variant.dataset}[/]{' (default)' if variant is model.variants[0] else ''}: "
-                      f"input {_shape(variant.input_shape)}, {variant.num_classes} classes, "
-                      f"{size.params:,} parameters, {size.macs:,} MACs per image")
-        console.print(f"  mean {variant.mean}, std {variant.std}; {variant.preprocessing}")
+                      f"input {_shape(variant.input_shape)}{' token ids' if variant.tokens else ''}, "
+                      f"{f'{variant.num_classes} classes' if variant.num_classes else 'an embedding'}, "
+                      f"{size.params:,} parameters, {size.macs:,} MACs per {'sequence' if variant.tokens else 'image'}")
+        normalization = "" if variant.tokens else f"mean {variant.mean}, std {variant.std}; "
+        console.print(f"  {normalization}{variant.preprocessing}", markup=False)
+        if not variant.sources and variant.tokens:
+            console.print("  no fine-tuned weights packaged yet: pass yours with --checkpoint FILE")
+            continue
         if not variant.sources:
             console.print(f"  no pretrained weights yet: `nn2hw zoo train {model.name} --dataset {variant.dataset}`")
             continue
@@ -167,6 +170,6 @@ def _info(args: argparse.Namespace) -> int:
                     ("packaged", source.packaged or "-"), ("loading", source.transform),
                     ("found", _found(source) or "not locally; downloaded on first use")]
             for key, value in rows:
-                table.add_row(f" {key}", value)
+                table.add_row(f" {key}", escape(value))
         console.print(table)
     return 0

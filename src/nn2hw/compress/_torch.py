@@ -115,6 +115,14 @@ class FixedPointWeight(nn.Module):
         return straight_through(weight, fixed_point(weight, self.bits, int(self.int_bits)))
 
 
+class Passthrough(nn.Module):
+    """What a dropped block becomes: it returns its first input (a block's other inputs, such as an
+    attention mask, are ignored)."""
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return x
+
+
 class ActivationQuantizer:
     """Fixed-point fake quantization of activations with a straight-through gradient."""
 

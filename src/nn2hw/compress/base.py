@@ -145,6 +145,11 @@ class Transform(ABC):
     def changes(self, workload: Workload, choices: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Layer field updates for ``Workload.with_changes`` (pure: no torch)."""
 
+    def rewrite(self, workload: Workload, choices: Mapping[str, Any]) -> Workload:
+        """``workload`` with ``choices`` applied (pure): ``Workload.with_changes`` of ``changes``. A
+        transform that removes layers (``layer_drop``) overrides it."""
+        return workload.with_changes(self.changes(workload, choices))
+
     def rewritten_problems(self, before: Workload, after: Workload, choices: Mapping[str, Any]) -> list[Problem]:
         """What is wrong with ``choices`` that only the rewritten workload shows: ``after`` is
         ``before`` with ``changes`` applied (called only when ``problems`` found none; by default

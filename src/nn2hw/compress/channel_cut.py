@@ -20,19 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
+from nn2hw.compress._slicing import PARAM_OPS, SLICEABLE_PARAM_OPS, filter_scores, propagate_cut, top_filters
 from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform, check_int
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import CouplingGroup, Layer, OpKind, Workload
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
-
-_SLICEABLE_PARAM_OPS = frozenset({"BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "PReLU"})
-"""Module ops with per-channel parameters the cut can slice (other parameter-free ops just pass)."""
-_PARAM_OPS = frozenset({"GroupNorm", "LayerNorm", "batch_norm", "layer_norm", "group_norm", "instance_norm",
-                        "prelu"}) | _SLICEABLE_PARAM_OPS
 
 
 @dataclass(frozen=True)
@@ -156,7 +151,7 @@ class ChannelCut(Transform):
             changed = after.layer(old.name).in_channels != old.in_channels
             if not changed or old.kind is OpKind.INPUT:
                 continue
-            if old.op in FUNCTIONAL_OPS or (old.op in _PARAM_OPS and old.op not in _SLICEABLE_PARAM_OPS):
+            if old.op in FUNCTIONAL_OPS or (old.op in PARAM_OPS and old.op not in SLICEABLE_PARAM_OPS):
                 found.append((f"The cut changes the input channels of {old.name!r} ({old.op}), whose parameters "
                               f"nn2hw cannot slice.",
                               "Leave the layers feeding it unchanged, or use nn.Conv2d / nn.Linear / "
@@ -184,126 +179,6 @@ class ChannelCut(Transform):
             kept_by_layer.update(dict.fromkeys(group.layers, idx))
         if kept_by_layer:
             propagate_cut(model, workload, kept_by_layer)
-
-
-def filter_scores(weight: torch.Tensor) -> torch.Tensor:
-    """Per output filter: the sum over inputs of each kernel's L2 norm (|w| summed for a linear layer)."""
-    return weight.detach().reshape(weight.shape[0], weight.shape[1], -1).norm(dim=2).sum(dim=1)
-
-
-def top_filters(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` highest scores, ties to the lower index, returned in ascending order."""
-    import torch
-
-    order = torch.sort(-scores, stable=True).indices[:k]
-    return torch.sort(order).values
-
-
-def _kept_after(layer: Layer, srcs: list[Layer], kept: dict[str, Any]) -> Any:
-    """Kept output-channel indices of a non-cut layer, from those of its inputs (None: all kept)."""
-    import torch
-
-    ins = [kept.get(s.name) for s in srcs]
-    if all(i is None for i in ins):
-        return None
-    if layer.concat_along_channels:
-        parts, offset = [], 0
-        for src, idx in zip(srcs, ins):
-            parts.append((idx if idx is not None else torch.arange(src.out_channels)) + offset)
-            offset += src.out_channels
-        return torch.cat(parts)
-    primary = next((k for s, k in zip(srcs, ins) if s.out_channels == layer.in_channels and k is not None), None)
-    if layer.kind is OpKind.RESHAPE or layer.conv_type == "depthwise":
-        if primary is None:  # no input carries the channels this layer reads
-            raise _cannot_carry(layer)
-        if layer.kind is OpKind.RESHAPE:
-            area = layer.channel_factor  # each channel's H*W features after a flatten, 1 after a transpose
-            return (primary[:, None] * area + torch.arange(area)).flatten()
-        multiplier = layer.out_channels // layer.in_channels
-        return (primary[:, None] * multiplier + torch.arange(multiplier)).flatten()
-    if layer.is_compute:
-        return None  # a consumer: its input shrinks, its output does not
-    if layer.keeps_channels:
-        return primary
-    raise _cannot_carry(layer)
-
-
-def _cannot_carry(layer: Layer) -> PlanError:
-    return PlanError(f"The cut reaches {layer.name!r} ({layer.op}), which nn2hw cannot carry a channel cut through.",
-                     "Leave the layers feeding it unchanged.")
-
-
-def propagate_cut(model: nn.Module, workload: Workload, cut: Mapping[str, torch.Tensor]) -> None:
-    """Slice every module the cut reaches, walking the workload graph in topological order.
-
-    ``cut`` maps the cut conv/linear layers to their kept output indices. Each layer's kept
-    output indices (None when all are kept) are derived from its inputs' and drive the edits.
-    """
-    kept: dict[str, Any] = {}
-    for layer in workload.layers:
-        srcs = [workload.layer(i) for i in layer.inputs]
-        in_kept = next((kept[s.name] for s in srcs if kept.get(s.name) is not None), None)
-        out_kept = cut.get(layer.name)
-        if out_kept is None and layer.kind is not OpKind.INPUT:
-            out_kept = _kept_after(layer, srcs, kept)
-        kept[layer.name] = out_kept
-        if in_kept is None and out_kept is None:
-            continue
-        if layer.is_compute:
-            _slice_compute(model, layer, in_kept, out_kept)
-        elif layer.op in _SLICEABLE_PARAM_OPS:
-            _slice_channel_params(model, layer, in_kept)
-
-
-def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) -> None:
-    from torch import nn
-
-    from nn2hw.compress import _torch
-
-    module = _torch.weight_module(model, layer.name, transform="channel_cut")
-    weight = module.weight.detach()
-    depthwise = layer.conv_type == "depthwise"
-    if out_kept is not None:
-        weight = weight[out_kept]
-        if module.bias is not None:
-            _torch.set_weight(module, module.bias.detach()[out_kept], "bias")
-    if in_kept is not None and not depthwise:
-        weight = weight[:, in_kept]
-    _torch.set_weight(module, weight)
-    if isinstance(module, nn.Linear):
-        module.out_features, module.in_features = weight.shape[0], weight.shape[1]
-        return
-    module.out_channels = weight.shape[0]
-    if depthwise:
-        module.in_channels = module.groups = len(in_kept)
-    else:
-        module.in_channels = weight.shape[1]
-
-
-def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
-    """Slice the per-channel parameters and buffers of a BatchNorm / InstanceNorm / PReLU module."""
-    from torch import nn
-
-    from nn2hw.compress import _torch
-
-    try:
-        module = model.get_submodule(layer.name)
-    except AttributeError:
-        return  # a functional op of the same kind without parameters
-    if type(module).__name__ != layer.op:
-        return
-    if isinstance(module, nn.PReLU):
-        if module.num_parameters > 1:
-            _torch.set_weight(module, module.weight.detach()[in_kept])
-            module.num_parameters = len(in_kept)
-        return
-    for pname in ("weight", "bias"):
-        if getattr(module, pname, None) is not None:
-            _torch.set_weight(module, getattr(module, pname).detach()[in_kept], pname)
-    for bname in ("running_mean", "running_var"):
-        if getattr(module, bname, None) is not None:
-            _torch.set_buffer(module, bname, getattr(module, bname)[in_kept])
-    module.num_features = len(in_kept)  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
 
 
 TRANSFORMS.register(ChannelCut.name, ChannelCut())

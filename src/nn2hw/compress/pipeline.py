@@ -90,7 +90,7 @@ def _rewrite(plan: Plan, workload: Workload) -> tuple[list[Problem], list[_Step]
         step = transform.problems(current, selected)
         if not step:
             try:
-                after = current.with_changes(transform.changes(current, selected))
+                after = transform.rewrite(current, selected)
             except PlanError as exc:
                 step = [(exc.cause, exc.fix)]
             else:
@@ -124,7 +124,8 @@ def apply_plan(plan: Plan, target: Any, example_input: Any = None) -> Any:
     """Apply ``plan`` to a ``Workload`` (pure, returns a new one) or an ``nn.Module`` (returns a new model).
 
     The caller's workload or model is never modified. For a model, ``example_input`` (a tensor,
-    tensors or a shape) traces it; by default zeros of the plan's ``input_shape`` and ``input_dtype``.
+    tensors or a shape, filled with zeros of the plan's ``input_dtype``: token ids for a sequence
+    model) traces it; by default zeros of the plan's ``input_shape`` and ``input_dtype``.
     """
     if isinstance(target, Workload):
         return _apply_workload(plan, target)
@@ -150,9 +151,11 @@ def _apply_model(plan: Plan, model: nn.Module, example_input: Any) -> nn.Module:
     if done:
         raise PlanError(f"The model is already compressed by nn2hw (e.g. {done[0]!r}); plans apply to the "
                         f"base model.", "Apply the plan to the uncompressed base model.")
+    import torch
+
     new = copy.deepcopy(model)
     workload = from_module(new, example_input if example_input is not None else plan_input(plan, new),
-                           name=plan.base_model)
+                           name=plan.base_model, dtype=getattr(torch, plan.input_dtype))  # a shape: zeros of it
     found, steps = _rewrite(plan, workload)
     _raise(plan, found)
     for transform, selected, after in steps:

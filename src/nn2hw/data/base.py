@@ -207,7 +207,8 @@ class DatasetSource(Protocol):
     def splits(self) -> tuple[str, ...]: ...
 
     @property
-    def image_shape(self) -> tuple[int, int, int]: ...
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of an image dataset; () for texts (their model's tokenizer gives them a shape)."""
 
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset: ...
 

@@ -8,7 +8,7 @@ Runtime's QDQ fusion) for every layer whose weights and activations the plan qua
 each listed with the reason.
 
 Check (``check=True``): the torch model and ONNX Runtime (all graph optimizations, 1 thread) run
-``CHECK_BATCHES`` seeded standard-normal inputs.
+``CHECK_BATCHES`` seeded inputs (standard normal; token ids for an int64 input, ``deploy.inputs``).
 
 - No int8 layer: max |torch - ORT| <= ``FP32_RTOL`` x max |torch output| (float reassociation and
   ORT's BatchNorm folding only).
@@ -33,6 +33,7 @@ import numpy as np
 
 from nn2hw._checks import as_shape
 from nn2hw.deploy.freeze import LayerQuant, freeze, weight_parametrizations
+from nn2hw.deploy.inputs import example_input, input_dtype
 from nn2hw.deploy.names import parse_node_name
 from nn2hw.deploy.qdq import quantize_graph
 from nn2hw.errors import ConfigError, ModelError
@@ -97,16 +98,17 @@ def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None,
     from nn2hw.workload.onnx_export import to_onnx
 
     shape = _input_shape(input_shape, workload, plan)
+    dtype = input_dtype(workload)
     if plan is not None:
         from nn2hw.compress import apply_plan
 
         model = apply_plan(plan, model, shape)
     model = model.eval()
-    _probe(model, shape)
+    _probe(model, shape, dtype)
     frozen, quantized = freeze(model, int8=int8)
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="nn2hw-export-") as folder:
-        plain = to_onnx(frozen, shape, Path(folder) / "plain.onnx", dynamo=False, opset=opset)
+        plain = to_onnx(frozen, shape, Path(folder) / "plain.onnx", dynamo=False, opset=opset, dtype=dtype)
         left, outputs = _write(plain, path, {n: q for n, q in quantized.items() if int8 and q.int8})
     int8_layers = tuple(n for n, q in quantized.items() if int8 and q.int8 and n not in left)
     fp32 = {**{n: q.fp32_reason or "int8 disabled (int8=False)" for n, q in quantized.items()
@@ -115,7 +117,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None,
                           opset=opset, int8_layers=int8_layers, fp32_layers=fp32, masked_layers=_masked(model))
     if not check:
         return result
-    return _checked(result, model, quantized, outputs)
+    return _checked(result, model, quantized, outputs, dtype)
 
 
 def _input_shape(given: Sequence[int] | None, workload: Workload | None, plan: Plan | None) -> tuple[int, ...]:
@@ -129,13 +131,13 @@ def _input_shape(given: Sequence[int] | None, workload: Workload | None, plan: P
                       "plan records one).", "Pass input_shape=(batch, channels, height, width), e.g. (1, 1, 28, 28).")
 
 
-def _probe(model: nn.Module, shape: tuple[int, ...]) -> None:
+def _probe(model: nn.Module, shape: tuple[int, ...], dtype: Any) -> None:
     """A ConfigError when the model cannot run on ``shape`` (a wrong rank or channel count)."""
     import torch
 
     try:
         with torch.inference_mode():
-            model(torch.zeros(shape))
+            model(torch.zeros(shape, dtype=dtype))
     except (RuntimeError, ValueError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{type(model).__name__} cannot run on the input shape {'x'.join(map(str, shape))} "
@@ -173,7 +175,7 @@ def _masked(model: nn.Module) -> tuple[str, ...]:
 
 
 def _checked(result: ExportResult, model: nn.Module, quantized: Mapping[str, LayerQuant],
-             outputs: Mapping[str, str]) -> ExportResult:
+             outputs: Mapping[str, str], dtype: Any) -> ExportResult:
     import dataclasses
 
     import torch
@@ -191,7 +193,7 @@ def _checked(result: ExportResult, model: nn.Module, quantized: Mapping[str, Lay
     generator = torch.Generator().manual_seed(CHECK_SEED)
     errors, agree, total, scale = [], 0, 0, 0.0
     for _ in range(CHECK_BATCHES):
-        x = torch.randn(result.input_shape, generator=generator)
+        x = example_input(result.input_shape, dtype, generator)
         with torch.inference_mode():
             ref = model(x)
         ref_np = (ref[0] if isinstance(ref, (tuple, list)) else ref).float().numpy()

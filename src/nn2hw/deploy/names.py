@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-_ORT_SUFFIXES = re.compile(r"(_kernel_time)$|(_nchwc)$")
+_ORT_SUFFIXES = re.compile(r"(_kernel_time)$|(_nchwc)$|(/MatMulAddFusion)$")
 _OUTPUT_SUFFIX = re.compile(r"_output_\d+$")
 _OP_INDEX = re.compile(r"^(?P<op>[A-Z][A-Za-z0-9]*?)(?:_(?P<index>\d+))?(?:_[A-Za-z].*)?$")
 """'Relu_1' -> Relu, 1; 'Conv_token_91' (a node ONNX Runtime rewrote) and 'Conv_x_quant' (nn2hw's) -> Conv, 0."""

@@ -10,7 +10,10 @@ Per layer the graph becomes::
     x -[Clip]- Q - DQ -> Conv/Gemm <- DQ(int8 weight), DQ(int32 bias: scale s_x*s_w) -> Q - DQ -[Clip]- y
 
 which ONNX Runtime's QDQ fusion turns into QLinearConv / QGemm (an int8 kernel, int32 accumulation);
-a MatMul (a linear layer on a sequence) becomes an int8 MatMul and its bias Add stays float.
+a linear layer on a sequence, exported as ``MatMul`` + bias ``Add``, becomes QGemm too (ONNX
+Runtime's MatMulAddFusion makes it a Gemm on the rows first). The TorchScript exporter writes its
+weight as ``Transpose(W)`` and shares equal constants through ``Identity`` nodes: the Transpose is
+folded into the int8 weight (and removed) and the Identity followed, so the weight is a constant.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
+    inits.update({n.output[0]: inits[n.input[0]] for n in graph.node  # the exporter shares equal constants
+                  if n.op_type == "Identity" and n.input and n.input[0] in inits})
     by_path: dict[str, list[Any]] = {}
     for node in graph.node:
         parsed = parse_node_name(node.name)
@@ -44,10 +49,12 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
     before: dict[int, list[Any]] = {}  # id(node) -> nodes to insert before it
     after: dict[int, list[Any]] = {}
     left: dict[str, str] = {}
+    dead: set[int] = set()  # id(node) of weight Transposes folded into an int8 weight
     for name, quant in layers.items():
         nodes = by_path.get(name, [])
         compute = [n for n in nodes if n.op_type in COMPUTE_OPS]
-        if len(compute) != 1 or compute[0].input[1] not in inits:
+        found = _constant_weight(compute[0], nodes, inits) if len(compute) == 1 else None
+        if found is None:
             ops = ", ".join(n.op_type for n in nodes) or "no node"
             left[name] = (f"exported as {ops}; the int8 export rewrites one Conv / Gemm / MatMul with constant "
                           "weights per layer, so it runs in fp32 with the fixed-point values held in float")
@@ -77,7 +84,8 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
                                         name=f"{tag}_x_dq")]
         node.input[0] = f"{tag}_x_dq"
         # weight: int8 initializer -> DQ (its values are exact multiples of the step)
-        weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        weight, folded = found
+        dead |= {id(n) for n in folded}
         w_int = _integers(weight, float(s_w), name, -128, 127, "weights")
         new_before.append(helper.make_node("DequantizeLinear", [const("w_int8", w_int.astype(np.int8)), w_scale,
                                                                 zero], [f"{tag}_w_dq"], name=f"{tag}_w_dq"))
@@ -103,7 +111,8 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
         after.setdefault(id(last), []).extend(new_after)
     ordered = []
     for node in graph.node:
-        ordered += [*before.get(id(node), []), node, *after.get(id(node), [])]
+        if id(node) not in dead:
+            ordered += [*before.get(id(node), []), node, *after.get(id(node), [])]
     del graph.node[:]
     graph.node.extend(ordered)
     used = {name for node in graph.node for name in node.input}
@@ -111,6 +120,22 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return left
+
+
+def _constant_weight(node: Any, nodes: list[Any], inits: Mapping[str, Any]) -> tuple[np.ndarray, list[Any]] | None:
+    """The constant weight a compute node multiplies by (float64), with the layer's nodes that only
+    compute it: an initializer, or a Transpose of one (the TorchScript exporter's ``nn.Linear`` on a
+    sequence is ``Transpose(W)``, ``MatMul``, ``Add``); None when the weight is not a constant."""
+    from onnx import numpy_helper
+
+    source = node.input[1] if len(node.input) > 1 else ""
+    if source in inits:
+        return numpy_helper.to_array(inits[source]).astype(np.float64), []
+    transpose = next((n for n in nodes if n.op_type == "Transpose" and source in n.output), None)
+    if transpose is None or transpose.input[0] not in inits:
+        return None
+    perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
+    return np.transpose(numpy_helper.to_array(inits[transpose.input[0]]).astype(np.float64), perm), [transpose]
 
 
 def _integers(values: np.ndarray, step: float, layer: str, low: int, high: int, what: str) -> np.ndarray:

@@ -12,13 +12,15 @@ import torch
 from torch import nn
 
 from nn2hw._checks import as_shape
+from nn2hw.deploy.inputs import example_input
 from nn2hw.measure import KernelTime
 
 INPUT_SEED = 0
 
 
-def network_key(model: nn.Module, input_shape: Sequence[int]) -> str:
-    """sha256 of the state_dict's names and bytes, the architecture's repr and the input shape."""
+def network_key(model: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> str:
+    """sha256 of the state_dict's names and bytes, the architecture's repr and the input shape (and
+    element type, when not float32)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -26,23 +28,27 @@ def network_key(model: nn.Module, input_shape: Sequence[int]) -> str:
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     digest.update(repr(model).encode())
     digest.update(repr(tuple(input_shape)).encode())
+    if dtype != torch.float32:
+        digest.update(str(dtype).encode())
     return digest.hexdigest()
 
 
 class TorchRunner:
-    """``model`` in eval mode on one fixed seeded standard-normal input of ``input_shape``.
+    """``model`` in eval mode on one fixed seeded input of ``input_shape`` (standard normal; token ids
+    for an integer ``dtype``, ``nn2hw.deploy.inputs``).
 
     ``torch.set_num_threads(threads)`` is set once here (it is process-wide); runs use inference_mode."""
 
     runtime = "torch"
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, threads: int = 1) -> None:
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], *, threads: int = 1,
+                 dtype: torch.dtype = torch.float32) -> None:
         shape = as_shape(input_shape)
         torch.set_num_threads(threads)
         self.runtime_version: str = torch.__version__
         self._model = model.eval()
-        self._input = torch.randn(shape, generator=torch.Generator().manual_seed(INPUT_SEED))
-        self.key: str = network_key(model, shape)
+        self._input = example_input(shape, dtype, torch.Generator().manual_seed(INPUT_SEED))
+        self.key: str = network_key(model, shape, dtype)
 
     def run(self) -> None:
         """One inference on the fixed input."""

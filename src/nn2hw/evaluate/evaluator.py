@@ -8,7 +8,9 @@ identifies its settings (data, split, fine-tune settings...): ``evaluator_id`` p
 of its measurements, so results of other settings are never reused.
 
 ``FinetuneEvaluator`` is the default: HotNAS's short fine-tune on the training split followed by
-top-1/top-5 on a test split. Torch is imported when it runs, not when this module is imported.
+top-1/top-5 on a test split. ``EmbeddingFidelityEvaluator`` is label-free, for sentence-embedding
+models: the mean cosine similarity (metric ``cosine``) between a model's embeddings and those of the
+original model on held-out texts. Torch is imported when it runs, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from nn2hw.errors import ConfigError
 from nn2hw.evaluate.settings import FinetuneSettings
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
     from nn2hw.data import Dataset
     from nn2hw.evaluate.loops import Metrics
@@ -141,3 +143,66 @@ class FinetuneEvaluator:
 
     def __call__(self, model: nn.Module) -> Mapping[str, float]:
         return self.evaluate(model).as_mapping()
+
+
+class EmbeddingFidelityEvaluator:
+    """How faithfully a (compressed) model reproduces the original one's embeddings, without labels.
+
+    Returns ``{'cosine': mean, 'cosine_min': worst, 'n_images': texts, 'partial': 0/1}``: the
+    cosine similarity between the model's and ``reference``'s outputs on each held-out input
+    (1.0: the same directions, what a sentence-embedding search compares), averaged. The texts are
+    ``split`` of ``dataset`` (default: the WordNet glosses of the test split), passed through
+    ``prepare`` (e.g. ``partial(zoo.prepare, model_name='minilm_l6')``: the model's tokenizer);
+    ``max_texts`` keeps the first N (marked partial). The reference's embeddings are computed once,
+    on the first call. ``reference_id`` names the reference's weights in ``cache_fields``.
+    """
+
+    metric = "cosine"
+
+    def __init__(self, reference: nn.Module, dataset: str = "wordnet-supersense", *, split: str = "test",
+                 data_dir: str | Path | None = None, prepare: Callable[[Dataset], Dataset] | None = None,
+                 max_texts: int | None = None, batch_size: int = 256, threads: int | None = None,
+                 progress: bool = True, data: Dataset | None = None, reference_id: str = "") -> None:
+        if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
+            raise ConfigError(f"max_texts={max_texts!r} is not a positive integer.",
+                              "Use e.g. 1000, or None to use the whole split.")
+        self.reference = reference
+        self.dataset = dataset
+        self.split = split
+        self.data_dir = data_dir
+        self.prepare = prepare
+        self.max_texts = max_texts
+        self.batch_size = batch_size
+        self.threads = threads
+        self.progress = progress
+        self.reference_id = reference_id
+        self._data = data
+        self._reference_outputs: Tensor | None = None
+
+    @property
+    def cache_fields(self) -> tuple[str, str, str, str]:
+        """(metric, dataset, split, reference weights): what identifies one measurement besides the plan."""
+        split = self.split if self.max_texts is None else f"{self.split}[:{self.max_texts}]"
+        return self.metric, self.dataset, split, self.reference_id
+
+    def data(self) -> Dataset:
+        """The held-out inputs (loaded and prepared on first use)."""
+        if self._data is None:
+            from nn2hw.data import load_dataset
+
+            loaded = load_dataset(self.dataset, self.split, self.data_dir)
+            self._data = self.prepare(loaded) if self.prepare is not None else loaded
+        if self.max_texts is not None and len(self._data) > self.max_texts:
+            self._data = self._data.take(self.max_texts)
+        return self._data
+
+    def __call__(self, model: nn.Module) -> Mapping[str, float]:
+        from nn2hw.evaluate.loops import cosine_similarities, embed
+
+        data = self.data()
+        if self._reference_outputs is None:
+            self._reference_outputs = embed(self.reference, data, self.batch_size, self.threads, self.progress)
+        similarity = cosine_similarities(embed(model, data, self.batch_size, self.threads, self.progress),
+                                         self._reference_outputs)
+        return {"cosine": float(similarity.mean()), "cosine_min": float(similarity.min()),
+                "n_images": float(len(data)), "partial": 1.0 if data.partial else 0.0}

@@ -162,8 +162,8 @@ def test(model: nn.Module, data: Dataset, batch_size: int = 256, threads: int | 
     steps = math.ceil(len(data) / batch_size)
     try:
         with run_context(None, threads), torch.no_grad(), _progress("test", steps, progress) as (bar, task):
-            for images, labels in data.batches(batch_size):
-                logits = model(images)
+            for _, images, labels in _by_length(data, batch_size):
+                logits = model(trim_padding(images, model))
                 if logits.ndim != 2 or logits.shape[0] != len(labels):
                     raise ModelError(f"The model returns shape {tuple(logits.shape)} for a batch of {len(labels)}; "
                                      "expected [batch, classes].", "Return class logits from forward().")
@@ -177,6 +177,62 @@ def test(model: nn.Module, data: Dataset, batch_size: int = 256, threads: int | 
     n = len(data)
     return Metrics(100.0 * correct1 / n, 100.0 * correct5 / n, n, data.partial, data.name, data.split,
                    data.full_size)
+
+
+def embed(model: nn.Module, data: Dataset, batch_size: int = 256, threads: int | None = None,
+          progress: bool = True) -> torch.Tensor:
+    """``model``'s outputs (in eval mode) on every input of ``data`` in order, ``[N, features]``
+    (a sentence encoder's embeddings); the labels are not used."""
+    check_batch_size(batch_size)
+    if len(data) == 0:
+        raise ConfigError(f"{data.name} {data.split} holds no inputs.", "Embed a non-empty split.")
+    outputs, order = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with run_context(None, threads), torch.no_grad(), \
+                _progress("embed", math.ceil(len(data) / batch_size), progress) as (bar, task):
+            for indices, inputs, _labels in _by_length(data, batch_size):
+                outputs.append(model(trim_padding(inputs, model)).flatten(1))
+                order.append(torch.from_numpy(indices))
+                bar.update(task, advance=1)
+    finally:
+        model.train(was_training)
+    stacked = torch.cat(outputs)
+    return stacked[torch.argsort(torch.cat(order))]  # back in the data's order
+
+
+def _by_length(data: Dataset, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """``(indices, inputs, labels)`` evaluation batches covering ``data`` once: in order, or, for
+    texts, shortest first, so that each batch carries little padding (``trim_padding`` drops it)."""
+    check_batch_size(batch_size)
+    texts = getattr(data, "texts", None)
+    order = (np.argsort([len(t) for t in texts], kind="stable") if texts is not None
+             else np.arange(len(data)))
+    for start in range(0, len(order), batch_size):
+        indices = order[start:start + batch_size]
+        yield (indices, *data.batch(indices))
+
+
+def cosine_similarities(outputs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of two ``[N, features]`` output matrices (1.0: same direction)."""
+    if outputs.shape != reference.shape:
+        raise ModelError(f"The model's outputs {tuple(outputs.shape)} and the reference's {tuple(reference.shape)} "
+                         "differ in shape, so their embeddings cannot be compared.",
+                         "Compare a model with a reference that has the same output (embedding) size.")
+    return nn.functional.cosine_similarity(outputs.double(), reference.double(), dim=1)
+
+
+def trim_padding(inputs: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Token ids ``[B, T]`` without their trailing columns that are padding in every row, for a
+    model that masks padding (it has ``config.pad_token_id``, as the BERT encoders): the same
+    outputs from fewer tokens. Anything else is returned as is."""
+    pad = getattr(getattr(model, "config", None), "pad_token_id", None)
+    if not isinstance(pad, int) or inputs.dtype != torch.int64 or inputs.ndim != 2 or not inputs.shape[1]:
+        return inputs
+    used = (inputs != pad).any(dim=0).nonzero()
+    keep = int(used[-1]) + 1 if len(used) else 1
+    return inputs[:, :max(keep, 1)]
 
 
 @contextmanager

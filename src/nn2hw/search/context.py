@@ -123,13 +123,16 @@ def default_evaluator(settings: SearchSettings, member: Member, images: int | No
 
 def _member_context(settings: SearchSettings, member: Member,
                     evaluator: Evaluator | Mapping[str, Evaluator] | None) -> MemberContext:
+    import torch
+
     from nn2hw import zoo
     from nn2hw.workload import from_module
 
     model = zoo.build(member.model, member.dataset, pretrained=True, checkpoint=member.checkpoint)
     model.eval()
     variant = zoo.entry(member.model).variant(member.dataset)
-    workload = from_module(model, (1, *variant.input_shape), name=member.model)
+    workload = from_module(model, (1, *variant.input_shape), name=member.model,
+                           dtype=getattr(torch, variant.input_dtype))  # token ids for a sequence model
     if isinstance(evaluator, Mapping):
         evaluator = evaluator.get(member.model)
     if evaluator is None:

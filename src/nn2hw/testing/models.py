@@ -18,20 +18,26 @@ from nn2hw import zoo
 
 
 class ModelContract:
-    """Entry declared; each variant builds, maps its input shape to its classes, and extracts."""
+    """Entry declared; each variant builds, maps its input shape to its classes (or, with 0 classes, to an
+    embedding), and extracts."""
 
     def test_declares_itself(self, model: str) -> None:
         entry = zoo.entry(model)
         assert entry.name == model and entry.description and ":" in entry.factory and entry.variants
         for variant in entry.variants:
-            assert variant.num_classes >= 1 and len(variant.mean) == variant.channels
+            if variant.tokens:  # a sequence model: token ids in, a tokenizer, no normalization
+                assert variant.tokenizer is not None and not variant.mean and variant.num_classes >= 0
+            else:
+                assert variant.num_classes >= 1 and len(variant.mean) == variant.channels
 
     def test_every_variant_builds_and_runs(self, model: str) -> None:
         for variant in zoo.entry(model).variants:
+            dtype = torch.int64 if variant.tokens else torch.float32
             with torch.device("meta"):
                 network = zoo.build(model, variant.dataset)
-                out = network.eval()(torch.empty((1, *variant.input_shape)))
-            assert tuple(out.shape) == (1, variant.num_classes), variant.dataset
+                out = network.eval()(torch.empty((1, *variant.input_shape), dtype=dtype))
+            assert out.ndim == 2 and out.shape[0] == 1, variant.dataset
+            assert variant.num_classes in (0, out.shape[1]), variant.dataset  # 0: an embedding of any width
 
     def test_every_variant_extracts(self, model: str) -> None:
         for variant in zoo.entry(model).variants:

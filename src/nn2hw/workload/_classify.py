@@ -24,7 +24,8 @@ ELTWISE_OPS = frozenset({"add", "iadd", "radd", "sub", "isub", "rsub", "mul", "i
                          "itruediv", "rtruediv", "maximum", "minimum", "sum", "where"})
 ACT_OPS = frozenset({"relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid", "hardtanh", "gelu", "silu",
                      "leaky_relu", "elu", "selu", "mish", "clamp", "clip", "neg", "exp", "sqrt", "rsqrt", "pow", "abs",
-                     "softplus", "prelu", "erf", "reciprocal", "celu", "hardshrink"})
+                     "softplus", "prelu", "erf", "reciprocal", "celu", "hardshrink",
+                     "ne", "eq", "equal", "not", "logical_not"})  # comparisons: an attention mask from token ids
 SOFTMAX_OPS = frozenset({"softmax", "log_softmax"})
 ALIAS_OPS = frozenset({"contiguous", "clone", "detach", "dropout", "dropout2d", "alpha_dropout", "to", "float",
                        "type_as", "identity"})
@@ -36,7 +37,8 @@ POOL_OPS = frozenset({"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_ma
 CONCAT_OPS = frozenset({"cat", "concat", "concatenate"})
 PAD_OPS = frozenset({"pad", "constant_pad_nd"})
 SLICE_OPS = frozenset({"getitem", "narrow", "select"})
-NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"})
+NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
+                      "normalize"})  # F.normalize: an L2 norm over the channels
 
 ONNX_OP_NAMES = {
     "LeakyRelu": "leaky_relu", "LogSoftmax": "log_softmax", "Max": "maximum", "Min": "minimum",

@@ -66,7 +66,9 @@ class Layer:
     ``out_channels``. Other ops keep their input and output sizes so that channel changes
     propagate through them; a sequence puts its tokens in ``h``.
     Bit widths are per operand, as stored on the accelerator. ``kept_per_kernel`` is the number
-    of weights a kernel pattern keeps (PATr); ``None`` means a dense kernel.
+    of weights a kernel pattern keeps (PATr); ``None`` means a dense kernel. ``kept_rows`` is the
+    number of weight rows (output channels) each column block of a block-pruned layer keeps;
+    ``None`` means all.
     ``inputs`` names the layers producing the op's activation operands, in operand order: each
     once, except for a concat and a matmul, which list every operand (``cat([x, x])`` names x
     twice) so that a concat's output channels are the sum over ``inputs``.
@@ -102,6 +104,7 @@ class Layer:
     weight_bits: int = DEFAULT_BITS
     output_bits: int = DEFAULT_BITS
     kept_per_kernel: int | None = None
+    kept_rows: int | None = None
     in_shapes: tuple[Shape, ...] = ()
     out_shape: Shape = ()
     dtype: str = "float32"
@@ -136,6 +139,11 @@ class Layer:
             raise ConfigError(
                 f"Layer {self.name!r}: kept_per_kernel={self.kept_per_kernel} is outside 1..{self.kernel_area}.",
                 "A kernel pattern keeps between 1 and kernel_h*kernel_w weights.",
+            )
+        if self.kept_rows is not None and (not self.is_compute or not 1 <= self.kept_rows <= self.out_channels):
+            raise ConfigError(
+                f"Layer {self.name!r}: kept_rows={self.kept_rows} is outside 1..{self.out_channels} (or not a "
+                f"compute layer).", "A block-pruned layer keeps between 1 and out_channels rows per column block.",
             )
         if self.kind is OpKind.RESHAPE and self.out_channels % self.in_channels:
             raise ConfigError(
@@ -226,11 +234,17 @@ class Layer:
         return self.batch * self.out_h * self.out_w * self.weights
 
     @property
+    def kept_row_share(self) -> tuple[int, int]:
+        """(rows kept per column block, rows): the share of weight rows block pruning keeps."""
+        return (self.out_channels if self.kept_rows is None else self.kept_rows), self.out_channels
+
+    @property
     def macs(self) -> int:
-        """Multiply-accumulates actually performed, counting only the weights a pattern keeps."""
+        """Multiply-accumulates actually performed, counting only the weights a pattern or block pruning keeps."""
         if not self.is_compute:
             return 0
-        return self.dense_macs // self.kernel_area * self.kept_weights
+        kept, rows = self.kept_row_share
+        return self.dense_macs // self.kernel_area * self.kept_weights // rows * kept
 
     # --- data ---------------------------------------------------------------------------------
     @property
@@ -293,7 +307,9 @@ class Layer:
         if self.kind is OpKind.MATMUL:
             return _bytes(sum(sizes[:-1]), self.input_bits) + _bytes(sizes[-1], self.weight_bits)
         if self.kind in (OpKind.CONV, OpKind.LINEAR):
-            read = self.weights // self.kernel_area * self.kept_weights + (self.out_channels if self.bias else 0)
+            kept, rows = self.kept_row_share
+            read = self.weights // self.kernel_area * self.kept_weights // rows * kept + \
+                (self.out_channels if self.bias else 0)
         else:
             read = self.elements if self.kind is OpKind.EMBED else self.parameters
         return _bytes(sum(sizes), self.input_bits) + _bytes(read, self.weight_bits)

@@ -64,6 +64,7 @@ command that produced each file."""
 def _fashion_mnist(name: str) -> ZooVariant:
     """A Fashion-MNIST variant, with the packaged weights ``nn2hw zoo train`` produced when they exist."""
     sources: tuple[CheckpointSource, ...] = ()
+    top1: float | None = None
     if name in FASHION_MNIST_CHECKPOINTS:
         file_name, digest, top1 = FASHION_MNIST_CHECKPOINTS[name]
         sources = (CheckpointSource(
@@ -73,7 +74,7 @@ def _fashion_mnist(name: str) -> ZooVariant:
             transform="plain state_dict saved by nn2hw zoo train; loaded as is",
         ),)
     return ZooVariant("fashion-mnist", (1, 28, 28), 10, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
-                      FASHION_MNIST_PREPROCESSING, sources)
+                      FASHION_MNIST_PREPROCESSING, sources, test_top1=top1)
 
 
 def _register(entry: ZooEntry) -> None:
@@ -223,3 +224,6 @@ _register(ZooEntry(
     variants=(_imagenet(_torchvision("squeezenet1_0-b66bff10.pth")),),
     references=("https://arxiv.org/abs/1602.07360",),
 ))
+
+# --- Transformers (each registers itself) ---------------------------------------------------------
+from nn2hw.zoo import minilm as _minilm  # noqa: E402,F401  (imported for its registration)

@@ -70,14 +70,15 @@ def build(name: str, dataset: str | None = None, pretrained: bool = False, check
             (f"Train them with `{hint}`, " if hint else "") + "or pass your own file with --checkpoint FILE "
             "(Python: checkpoint=...).",
         )
-    from nn2hw.zoo.checkpoints import load_checkpoint, resolve
+    from nn2hw.zoo.checkpoints import load_weights
 
-    path = resolve(variant.sources, checkpoint)
-    return load_checkpoint(model, path, f"{name} ({variant.dataset})")
+    return load_weights(model, variant, checkpoint, f"{name} ({variant.dataset})")
 
 
-def workload(name: str, dataset: str | None = None, batch: int = 1, **options: Any) -> Workload:
-    """The workload (layer records) of zoo model ``name`` on a ``batch`` of its dataset's inputs."""
+def workload(name: str, dataset: str | None = None, batch: int = 1, seq_len: int | None = None,
+             **options: Any) -> Workload:
+    """The workload (layer records) of zoo model ``name`` on a ``batch`` of its dataset's inputs;
+    ``seq_len`` sets the token count of a sequence model (its variant's default when ``None``)."""
     import torch
 
     from nn2hw.workload import from_module
@@ -86,9 +87,13 @@ def workload(name: str, dataset: str | None = None, batch: int = 1, **options: A
         raise ConfigError(f"Batch size must be a positive integer, got {batch!r}.", "Use e.g. batch=1.")
     zoo_entry = entry(name)
     variant = zoo_entry.variant(dataset)
+    shape = variant.shape_for(seq_len)
     with torch.device("meta"):
         model = _construct(zoo_entry, variant, options)
-    example = torch.empty((batch, *variant.input_shape), device="meta")
+    check_tokens = getattr(model, "check_tokens", None)
+    if variant.tokens and callable(check_tokens):
+        check_tokens(shape[0])  # torch.fx traces the length symbolically: check it here
+    example = torch.empty((batch, *shape), device="meta", dtype=torch.int64 if variant.tokens else torch.float32)
     return from_module(model, example, name=name)
 
 
