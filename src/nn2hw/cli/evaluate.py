@@ -8,14 +8,24 @@ fine-tunes ``--finetune-batches`` mini-batches (HotNAS settings), then tests. ``
 ``top1``, ``top5`` (percent), ``n_images``, ``partial``, ``dataset``, ``split`` and ``model``. A
 measurement is kept in ``NN2HW_CACHE/accuracy.sqlite`` and never repeated. A thin shell over
 ``nn2hw.api.evaluate``.
+
+With ``--hardware cim:DEVICE`` (``--hw-param sigma=0.1 --draws N``) it tests under device variation
+instead: N Monte-Carlo draws of the programmed weights (``nn2hw.evaluate.variation``), seeded by
+``--seed`` (with ``--plan`` and ``--finetune-batches`` first: a plan with ``noise_train`` fine-tunes
+variation-aware); ``--json`` has ``top1`` (the mean over draws), ``top1_std``, ``top1_min`` and
+``draws``. A thin shell over ``nn2hw.api.evaluate_variation``.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from nn2hw.cli._common import console, write_json
+from nn2hw.cli._common import console, require_output_files, write_json
 from nn2hw.cli._options import add_checkpoint, add_data, add_dataset, add_json, add_model, add_seed, add_threads
+
+if TYPE_CHECKING:
+    from nn2hw.evaluate import FinetuneSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +48,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_seed(parser, "the fine-tune")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="test batch size (256)")
     add_threads(parser)
+    parser.add_argument("--hardware", metavar="cim[:DEVICE]",
+                        help="test under the device variation of a computing-in-memory design (cim:reram, cim:fefet, "
+                             "cim:pcm): Monte-Carlo draws of the programmed weights; --json then has top1 (the mean), "
+                             "top1_std, top1_min and draws")
+    parser.add_argument("--hw-param", action="append", metavar="KEY=VALUE",
+                        help="a cim design field or noise option (sigma=0.1, adc_bits=6, rows=64, cell_bits=2, "
+                             "signed=differential, read_noise=0, stuck_at_off=0, stuck_at_on=0, on_off_ratio=10); "
+                             "repeatable")
+    parser.add_argument("--draws", type=int, default=10, metavar="N",
+                        help="noise draws with --hardware (default 10; seeded by --seed)")
     add_json(parser)
     parser.set_defaults(handler=_run)
 
@@ -46,8 +66,11 @@ def _run(args: argparse.Namespace) -> int:
     from nn2hw.api import evaluate
     from nn2hw.evaluate import FinetuneSettings
 
+    require_output_files({"--json": args.json})
     settings = FinetuneSettings(batches=args.finetune_batches, batch_size=args.finetune_batch_size, lr=args.lr,
                                 seed=args.seed)
+    if args.hardware is not None:
+        return _run_variation(args, settings)
     result = evaluate(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
                       checkpoint=args.checkpoint, plan=args.plan, settings=settings, test_batch_size=args.batch_size,
                       threads=args.threads, progress=console.is_terminal)
@@ -61,5 +84,24 @@ def _run(args: argparse.Namespace) -> int:
                       "the full test-set accuracy.", soft_wrap=True)
     if args.json:
         path = write_json(args.json, result.to_dict())
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
+    return 0
+
+
+def _run_variation(args: argparse.Namespace, settings: FinetuneSettings) -> int:
+    """``--hardware cim:DEVICE``: top-1 over Monte-Carlo draws of the design's crossbars."""
+    from nn2hw.api import evaluate_variation
+    from nn2hw.cli._common import parse_key_values
+
+    result = evaluate_variation(args.model, args.dataset, args.split, hardware=args.hardware,
+                                hw_params=parse_key_values(args.hw_param), draws=args.draws, seed=args.seed,
+                                data_dir=args.data_dir, download=args.download, checkpoint=args.checkpoint,
+                                plan=args.plan, settings=settings, test_batch_size=args.batch_size,
+                                threads=args.threads, progress=console.is_terminal)
+    m, noise = result.metrics, result.metrics.noise
+    console.print(f"{args.model} on {args.dataset} {args.split}, {args.hardware} sigma {noise['sigma']:g} "
+                  f"({m.draws} draws, seed {m.seed}): top-1 {m.top1:.2f} % +- {m.top1_std:.2f}, worst "
+                  f"{m.top1_min:.2f} %, noise-free {m.top1_clean:.2f} %", soft_wrap=True, markup=False)
+    if args.json:
+        console.print(f"wrote {write_json(args.json, result.to_dict())}", markup=False)
     return 0

@@ -1,0 +1,190 @@
+"""Accuracy under crossbar non-idealities (``nn2hw.evaluate.variation``, ``nn2hw.api.evaluate_variation``
+and ``nn2hw evaluate --hardware cim``): the weight noise by hand and by sampling, stuck-at faults
+exactly, the ADC's lossless point against the cost model's, the ADC error model against an exact
+bit-sliced simulation, determinism given a seed, the caller's model untouched, orderings (more ADC
+bits never worse, larger sigma never better, in expectation over common random numbers), the
+polarized check, the CLI's JSON and its errors. Networks: the shared CIFAR-10 ResNet-20 on 32-64
+images; the CLI test runs the 1017-image partial split (5-20 s on the shared machine, more when it
+is loaded)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+import torch
+
+from nn2hw.cli import main
+from nn2hw.errors import ConfigError, HardwareError
+from nn2hw.evaluate.variation import CrossbarNoise, design_noise, evaluate_variation, program, programmed_weights
+from nn2hw.hardware.cim.model import exact_adc_bits
+
+
+@pytest.fixture(scope="module")
+def net_and_data(shared_data):
+    from nn2hw import zoo
+    from nn2hw.data import load_dataset
+
+    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
+    return zoo.build("resnet20", "cifar10", pretrained=True), data
+
+
+def test_weight_sigma_by_hand():
+    # 8-bit weights in 2-bit cells: 4 slices; sqrt(1 + 16 + 256 + 4096) x 3 / 255, x sqrt(2) for the pair
+    assert CrossbarNoise(0.1, 2, 8, "differential").weight_sigma == pytest.approx(
+        0.1 * math.sqrt(4369) * 3 / 255 * math.sqrt(2))
+    assert CrossbarNoise(0.1, 8, 8, "polarized").weight_sigma == pytest.approx(0.1)  # one cell per weight
+    assert CrossbarNoise(0.1, 8, 8, "offset").weight_sigma == pytest.approx(0.2)  # a cell spans -max..max
+    assert CrossbarNoise(0.03, 8, 8, "polarized", read_noise=0.04).weight_sigma == pytest.approx(0.05)
+    with pytest.raises(ConfigError, match="sigma"):
+        CrossbarNoise(1.5)
+    with pytest.raises(ConfigError, match="adc_bits"):
+        CrossbarNoise(0.1, adc_bits=0, input_bits=8)
+
+
+@pytest.mark.parametrize("signed", ["differential", "offset", "polarized"])
+def test_programmed_weights_spread_as_the_formula_says(signed):
+    weight = torch.randn(64, 32, 3, 3, generator=torch.Generator().manual_seed(0))
+    signs = torch.where(weight >= 0, 1.0, -1.0) if signed == "polarized" else None
+    exact = program(weight, CrossbarNoise(0.0, 2, 8, signed), torch.Generator(), signs)
+    assert (exact - weight).abs().max() <= weight.abs().max() / 255 * (1.0 if signed == "offset" else 0.5) + 1e-6
+    noise = CrossbarNoise(0.1, 2, 8, signed)
+    drawn = program(weight, noise, torch.Generator().manual_seed(1), signs)
+    assert float((drawn - exact).std() / weight.abs().max()) == pytest.approx(noise.weight_sigma, rel=0.03)
+
+
+def test_stuck_at_faults_exactly():
+    weight = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    off = program(weight, CrossbarNoise(0.0, 2, 8, stuck_at_off=1.0), torch.Generator())
+    assert torch.count_nonzero(off) == 0  # every cell at its lowest level: nothing conducts
+    on = program(weight, CrossbarNoise(0.0, 2, 8, "differential", stuck_at_on=1.0), torch.Generator())
+    assert torch.count_nonzero(on) == 0  # both arrays of every pair at their highest level: they cancel
+    on = program(weight, CrossbarNoise(0.0, 2, 8, "offset", stuck_at_on=1.0), torch.Generator())
+    assert torch.allclose(on, torch.full_like(weight, float(weight.abs().max())))  # the offset array's top
+    some = program(weight, CrossbarNoise(0.0, 2, 8, stuck_at_off=0.3), torch.Generator().manual_seed(2))
+    assert 0 < int((some != program(weight, CrossbarNoise(0.0, 2, 8), torch.Generator())).sum()) < weight.numel()
+
+
+@pytest.mark.parametrize(("rows", "cell_bits", "dac_bits"), [(128, 2, 1), (64, 1, 2), (256, 4, 1), (32, 2, 2)])
+def test_the_adc_is_lossless_from_the_cost_models_exact_bits(rows, cell_bits, dac_bits):
+    exact = exact_adc_bits(rows, cell_bits, dac_bits)
+    noise = {b: CrossbarNoise(0.0, cell_bits, 8, rows=rows, adc_bits=b, dac_bits=dac_bits, input_bits=8)
+             for b in (exact - 1, exact)}
+    assert noise[exact].adc_step <= 1.0 < noise[exact - 1].adc_step
+    assert noise[exact].adc_sigma(3, 10.0) == 0.0 < noise[exact - 1].adc_sigma(3, 10.0)
+
+
+def test_the_adc_error_model_matches_an_exact_bit_sliced_simulation():
+    """A linear layer on 256 inputs (two fragments of 128 rows), 6-bit unsigned inputs applied one bit
+    per cycle, 4-bit weights in 2-bit cells of a differential pair, on/off 10, a 7-bit ADC rounding
+    every column sum: the simulated output error's spread is the model's within 25 %."""
+    g = torch.Generator().manual_seed(0)
+    noise = CrossbarNoise(0.0, 2, 4, "differential", on_off_ratio=10.0, rows=128, adc_bits=7, dac_bits=1,
+                          input_bits=6)
+    x = torch.randint(0, 64, (400, 256), generator=g) * (torch.rand(400, 256, generator=g) < 0.5)
+    w = torch.randint(-15, 16, (256, 10), generator=g)
+    off = 3.0 / (noise.on_off_ratio - 1.0)  # a cell's off current in level units: (2^c - 1) / (on/off - 1)
+    out = torch.zeros(400, 10, dtype=torch.float64)
+    for sign, part in ((1.0, w.clamp(min=0)), (-1.0, (-w).clamp(min=0))):  # the pair's off currents cancel
+        for k in range(2):
+            cells = ((part >> (2 * k)) & 3).double() + off
+            for j in range(6):
+                bits = ((x >> j) & 1).double()
+                for f in (slice(0, 128), slice(128, 256)):
+                    converted = torch.round(bits[:, f] @ cells[f] / noise.adc_step) * noise.adc_step
+                    out += sign * 4**k * 2**j * converted
+    error = out - x.double() @ w.double()
+    model = noise.adc_sigma(2, noise.cycle_weight(x, 128.0))
+    assert float(error.std()) == pytest.approx(model, rel=0.25)
+
+
+def test_draws_are_deterministic_and_the_model_untouched(net_and_data):
+    net, data = net_and_data
+    data = data.take(32)
+    before = [w.detach().clone() for w in programmed_weights(net)]
+    noise = CrossbarNoise(0.05, 2, 8, stuck_at_off=0.01, adc_bits=8, input_bits=8)
+    first = evaluate_variation(net, data, noise, draws=2, seed=7)
+    again = evaluate_variation(net, data, noise, draws=2, seed=7)
+    other = evaluate_variation(net, data, noise, draws=2, seed=8)
+    assert first.top1_draws == again.top1_draws and first.top1_draws != other.top1_draws
+    assert all(torch.equal(a, b) for a, b in zip(before, programmed_weights(net)))
+    assert first.top1 == pytest.approx(sum(first.top1_draws) / 2) and first.top1_min == min(first.top1_draws)
+
+
+def _no_worse(better, worse) -> bool:
+    """``better``'s mean is at least ``worse``'s, up to twice the standard error of the paired differences."""
+    diffs = [b - w for b, w in zip(better.top1_draws, worse.top1_draws)]
+    return statistics.fmean(diffs) >= -2 * statistics.pstdev(diffs) / math.sqrt(len(diffs))
+
+
+@pytest.mark.slow  # 15 test passes (3 designs x clean, calibration and 3 draws): ~10 s alone, minutes when loaded
+def test_more_adc_bits_never_lower_expected_accuracy(net_and_data):
+    net, data = net_and_data
+    runs = [evaluate_variation(net, data, CrossbarNoise(0.02, 2, 8, adc_bits=b, input_bits=8), draws=3, seed=1)
+            for b in (6, 8, 9)]  # one seed: common random numbers, only the ADC's step differs
+    assert all(_no_worse(hi, lo) for lo, hi in zip(runs, runs[1:]))
+    assert runs[-1].top1 > runs[0].top1 + 10  # a 6-bit ADC on 128-row columns costs a lot
+
+
+def test_no_variation_is_the_clean_accuracy_and_more_variation_never_helps(net_and_data):
+    net, data = net_and_data
+    clean = evaluate_variation(net, data, CrossbarNoise(0.0, 2, 16), draws=2)
+    assert clean.top1 == clean.top1_clean and clean.top1_std == 0.0
+    runs = [evaluate_variation(net, data, CrossbarNoise(s, 2, 8), draws=3, seed=2) for s in (0.0, 0.05, 0.3)]
+    assert _no_worse(runs[0], runs[1]) and _no_worse(runs[1], runs[2])
+    assert runs[2].top1 < runs[0].top1 - 20  # 0.3 collapses the network
+
+
+def test_polarized_crossbars_need_polarized_weights(net_and_data):
+    from nn2hw import zoo
+    from nn2hw.compress import apply_plan, with_polarization
+    from nn2hw.plan import Plan
+
+    net, data = net_and_data
+    noise = CrossbarNoise(0.0, 2, 16, "polarized", rows=64)
+    with pytest.raises(HardwareError, match="polarize_rows=64"):
+        evaluate_variation(net, data, noise, draws=1)
+    workload = zoo.workload("resnet20", "cifar10")
+    polarized = apply_plan(with_polarization(Plan.for_workload(workload, "resnet20"), workload, 64), net)
+    result = evaluate_variation(polarized, data, noise, draws=1)
+    assert result.top1 == result.top1_clean  # no variation: the polarized crossbars hold the weights exactly
+
+
+def test_design_noise_takes_the_devices_sourced_figures():
+    reram, design = design_noise("cim:reram", {"sigma": "0.1", "adc_bits": "6"})
+    assert (reram.sigma, reram.stuck_at_off, reram.stuck_at_on, reram.read_noise) == (0.1, 0.09, 0.01, 0.0)
+    assert reram.adc_bits == 6 and reram.on_off_ratio == 10.0 and design["device"] == "reram"
+    pcm, _ = design_noise("cim:pcm", {"stuck_at_on": "0"})
+    assert (pcm.sigma, pcm.read_noise, pcm.stuck_at_off, pcm.stuck_at_on) == (0.042, 0.0088, 0.0, 0.0)
+
+
+@pytest.mark.slow  # the whole 1017-image partial split, clean and one draw: ~15 s alone, minutes when loaded
+def test_the_cli_writes_the_monte_carlo_record(tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["evaluate", "--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial", "--hardware",
+                 "cim:reram", "--hw-param", "sigma=0.02", "--draws", "1", "--seed", "3", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert {"top1", "top1_std", "top1_min", "draws", "top1_clean", "noise"} <= set(record)
+    assert record["draws"] == 1 and record["seed"] == 3 and record["design"]["sigma"] == 0.02
+    assert record["noise"]["stuck_at_off"] == 0.09 and record["noise"]["adc_bits"] == 8
+    assert record["top1_min"] == record["top1"] == record["top1_draws"][0] and record["top1_std"] == 0.0
+
+
+BASE = ["--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial"]
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--hardware", "cim:fefet"], ["no programming variation", "sigma="]),
+    (["--hardware", "cim:reram", "--hw-param", "sigma=2"], ["sigma=2.0", "outside"]),
+    (["--hardware", "cim:reram", "--hw-param", "adc_bits=0"], ["adc_bits=0", "outside"]),
+    (["--hardware", "cim:reram", "--hw-param", "stuck_at_on=1.5"], ["stuck_at_on=1.5", "outside"]),
+    (["--hardware", "cim:reram", "--hw-param", "on_off_ratio=1"], ["on/off ratio 1", "outside"]),
+    (["--hardware", "cim:reram", "--draws", "0"], ["draws=0"]),
+    (["--hardware", "systolic"], ["cim designs"]),
+])
+def test_bad_variation_input_exits_2_with_the_fix(argv, words, capsys):
+    assert main(["evaluate", *BASE, *argv]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "fix:" in err, err
