@@ -215,3 +215,23 @@ def test_clock_scales_milliseconds_not_cycles():
     at200 = TEMPLATE.cost(zoo_net("alexnet"), "70,36,64,32,11,18,6,2", "zcu102")
     assert at100.total_cycles == at200.total_cycles and at200.clock_mhz == 200
     assert at200.latency_ms == pytest.approx(at100.latency_ms / 2)
+
+
+def test_a_batch_norm_folds_but_a_layer_norm_is_left_out_and_said_why():
+    """A batch norm folds into the preceding convolution at deployment; a LayerNorm (statistics per
+    input) cannot: the FPGA template says so instead of calling it folded."""
+    from nn2hw.hardware import get_template
+    from nn2hw.hardware.records import Execution
+    from nn2hw.testing import nets
+    from nn2hw.workload import OpKind, from_module
+
+    template, _ = get_template("fpga")
+    model, inputs = nets.bert()
+    norms = [layer for layer in from_module(model, inputs, name="bert").layers if layer.kind is OpKind.NORM]
+    assert norms and not any(layer.folds_at_inference for layer in norms)
+    for layer in norms:
+        mode = template.execution_of(layer, {})
+        assert mode is Execution.OMITTED and "cannot be folded" in template.execution_reason(layer, mode)
+    batch_norm = next(layer for layer in from_module(*nets.nb201(), name="nb201").layers if layer.kind is OpKind.NORM)
+    assert batch_norm.folds_at_inference and template.execution_of(batch_norm, {}) is Execution.FUSED
+    assert "folded into the preceding convolution" in template.execution_reason(batch_norm, Execution.FUSED)

@@ -283,10 +283,16 @@ class Layer:
         if self.kind is OpKind.ELTWISE:
             return max(len(self.inputs) - 1, 1) * self.elements
         if self.kind is OpKind.NORM:
-            return (2 if self.op in _BATCH_NORM_OPS else 5) * self.elements
+            return (2 if self.folds_at_inference else 5) * self.elements
         if self.kind is OpKind.POOL:
             return self.kernel_area * self.elements
         return _VECTOR_OPS.get(self.kind, 0) * self.elements
+
+    @property
+    def folds_at_inference(self) -> bool:
+        """A batch norm: its statistics are fixed at inference, so it folds into the preceding
+        convolution's weights and bias (a layer or group norm computes them per input and cannot)."""
+        return self.kind is OpKind.NORM and self.op in _BATCH_NORM_OPS
 
     @property
     def parameters(self) -> int:

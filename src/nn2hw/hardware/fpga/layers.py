@@ -37,7 +37,7 @@ REASONS = {
                  "add about one cycle per output element on a pooling unit",
     OpKind.ELTWISE: "element-wise op (residual add...): not modelled, it streams through the output stage",
     OpKind.ACT: "activation: fused into the convolution's output stage (no extra cycles)",
-    OpKind.NORM: "normalization: folded into the preceding convolution's weights and bias at deployment",
+    OpKind.NORM: "batch normalization: folded into the preceding convolution's weights and bias at deployment",
     OpKind.RESHAPE: "reshape: data layout only, no compute",
     OpKind.CONCAT: "concatenation: data layout only (outputs written side by side)",
     OpKind.PAD: "padding: data layout only",
@@ -52,6 +52,10 @@ REASONS = {
                     "run on a vector or host unit",
 }
 
+UNFOLDED_NORM = ("layer/group normalization: its statistics are computed per input, so it cannot be folded into "
+                 "weights; not modelled by the tiled-conv template (HotNAS costs convolutions only): it would run "
+                 "on a vector or host unit, about 5 operations per element")
+"""Why a norm that does not fold (LayerNorm in Transformers) has no cycles here."""
 
 @dataclass(frozen=True)
 class EngineLayers:

@@ -18,7 +18,15 @@ from nn2hw.hardware.fpga.design import DESIGN_FIELDS, DW_KEYS, DesignArrays, Fpg
 from nn2hw.hardware.fpga.devices import BUDGET_FIELDS, FpgaDevice, get_device, load_devices
 from nn2hw.hardware.fpga.explore import FpgaGrid, enumerate_grid, infeasible_error, network_cycles
 from nn2hw.hardware.fpga.latency import PORT_WORD_BITS, StepTimes, check_variant, step_times
-from nn2hw.hardware.fpga.layers import EXECUTION, LINEAR_MODES, REASONS, EngineLayers, LayerPlan, plan_layers
+from nn2hw.hardware.fpga.layers import (
+    EXECUTION,
+    LINEAR_MODES,
+    REASONS,
+    UNFOLDED_NORM,
+    EngineLayers,
+    LayerPlan,
+    plan_layers,
+)
 from nn2hw.hardware.fpga.resources import DEFAULT_LUTRAM_SHARE, ResourceArrays, check_bram_mode, resource_arrays
 from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, ResourceUse
 from nn2hw.hardware.select import pareto_front, pick_best
@@ -133,13 +141,18 @@ class FpgaTemplate(HardwareTemplate):
         return DESIGN_KEYS
 
     def execution_of(self, layer: Layer, options: Mapping[str, Any]) -> Execution | None:
-        """``EXECUTION`` by kind; linear layers and matmuls on the engine with ``linear=engine``."""
+        """``EXECUTION`` by kind; linear layers and matmuls on the engine with ``linear=engine``; a norm
+        that does not fold into the weights (LayerNorm) is left out, not fused."""
         if layer.kind in (OpKind.LINEAR, OpKind.MATMUL) and str(options.get("linear", "host")) == "engine":
             return Execution.ARRAY
+        if layer.kind is OpKind.NORM and not layer.folds_at_inference:
+            return Execution.OMITTED  # a LayerNorm does not fold into the weights as a batch norm does
         return super().execution_of(layer, options)
 
     def execution_reason(self, layer: Layer, mode: Execution | None) -> str:
         """Why the authors' model leaves ``layer`` out (``REASONS`` by kind, for the modes without cycles)."""
+        if layer.kind is OpKind.NORM and not layer.folds_at_inference:
+            return UNFOLDED_NORM
         if mode is not Execution.ARRAY and layer.kind in REASONS:
             return REASONS[layer.kind]
         return super().execution_reason(layer, mode)
