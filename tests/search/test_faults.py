@@ -51,10 +51,17 @@ SEARCH = textwrap.dedent("""
 """)
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT as in a terminal. A test run started in the background of a
+    shell (`pytest &`) ignores SIGINT, and an ignored signal stays ignored across exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def search(out: Path, strategy: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SEARCH, str(SPEC_MS), "--strategy", strategy, "--trials",
                              str(TRIALS), "--seed", "3", "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=_interruptible)
 
 
 def finished(proc: subprocess.Popen, timeout_s: float = 300) -> tuple[int, str]:

@@ -52,10 +52,14 @@ def test_a_signal_inside_a_deferred_block_arrives_when_it_ends():
     from nn2hw._liveness import interrupts_deferred
 
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)  # e.g. between creating a trial and recording its owner
-            steps.append("owner recorded")
-        steps.append("not reached")
-    assert steps == ["owner recorded"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (`pytest &` ignores it)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)  # e.g. between creating a trial and recording its owner
+                steps.append("owner recorded")
+            steps.append("not reached")
+        assert steps == ["owner recorded"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+    finally:
+        signal.signal(signal.SIGINT, previous)
