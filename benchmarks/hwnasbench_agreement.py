@@ -16,7 +16,7 @@ import time
 from nn2hw.bench.agreement import rank_agreement
 
 PAIRS = (
-    ("fpga:zc706", "fpga_latency"), ("fpga:zc706", "eyeriss_latency"),
+    ("fpga:zc706", "fpga_latency"), ("fpga:zc706", "eyeriss_latency"), ("chunk:zc706", "fpga_latency"),
     ("eyeriss", "eyeriss_latency"), ("eyeriss", "eyeriss_energy"),
     ("systolic", "eyeriss_latency"), ("systolic", "eyeriss_energy"),
     ("shidiannao", "eyeriss_latency"),
