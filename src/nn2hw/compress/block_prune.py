@@ -88,7 +88,7 @@ class BlockPrune(Transform):
     option_help = "kept fractions of each column block's rows, strictly between 0 and 1 (blocks of 16 columns)"
     default_options = (0.75, 0.5, 0.25)
     offer_block_cols = 16
-    """Columns per block of the search dimension (Li et al. use blocks of 16 or more)."""
+    """Columns per block of the search dimension (fixed here; `with_block_pruning` takes any block size)."""
 
     def check_option(self, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
