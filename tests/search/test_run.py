@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -237,3 +238,6 @@ def test_progress_to_a_file_is_one_plain_line_per_completed_trial(tmp_path, scor
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("search ")]
     assert [line.split()[1] for line in lines][:3] == ["1/3", "2/3", "3/3"]
     assert all("feasible" in line for line in lines[:3])
+    # what a log needs: the trial that finished (its latency, and its score or the missed spec), time, time left
+    assert all(re.search(r"\| trial \d+: [\d.e-]+ ms, (top1 [\d.]+%|missed a spec) \|", line) for line in lines[:3])
+    assert all(re.search(r"\d:\d\d:\d\d elapsed, ~\d:\d\d:\d\d left$", line) for line in lines[:3])

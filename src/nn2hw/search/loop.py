@@ -190,6 +190,35 @@ def progress_line(study: optuna.Study, metric: str, total: int | None) -> str:
     return line
 
 
+def plain_line(study: optuna.Study, metric: str, total: int | None, started: float, done_at_start: int,
+               deadline: float | None) -> str:
+    """``progress_line`` with what a log file needs: the trial that just finished (its latency and
+    score), the time elapsed and an estimate of the time left (from this run's pace; a deadline caps it)."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
+    line = progress_line(study, metric, total)
+    if done:
+        last = max(done, key=lambda t: t.datetime_complete.timestamp() if t.datetime_complete else 0.0)
+        score = last.user_attrs.get(metric) if last.user_attrs.get("feasible") else None
+        latency = last.user_attrs.get("latency_ms")
+        line += f" | trial {last.number}" + (f": {latency:.4g} ms" if latency is not None else "") \
+            + (f", {metric} {score:.2f}%" if score is not None else ", missed a spec")
+    now = time.time()
+    line += f" | {_clock(now - started)} elapsed"
+    left = []
+    ran = len(done) - done_at_start
+    if total and ran > 0:
+        left.append((now - started) / ran * max(total - len(done), 0))
+    if deadline is not None:
+        left.append(max(deadline - now, 0.0))
+    return line + (f", ~{_clock(min(left))} left" if left else "")
+
+
+def _clock(seconds: float) -> str:
+    """'0:03:12'."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 def run_search(settings: SearchSettings, evaluator: Evaluator | None = None,
                final_evaluator: Evaluator | None = None, progress: bool = True,
                log: Callable[[str], None] = print) -> SearchResult | FinalizedElsewhere:
@@ -257,14 +286,16 @@ def _loop_with_progress(ctx: SearchContext, study: optuna.Study, store: Evaluati
     with Progress(*columns, disable=not show, transient=False) as bar:
         task = bar.add_task(progress_line(study, metric, total), total=total)
         plain = show and not bar.console.is_terminal  # a file or pipe: one plain line per completed trial
-        shown = [-1]
+        started = time.time()
+        done_at_start = sum(t.state is TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        shown = [done_at_start]
 
         def update() -> None:
             counts = sum(t.state is TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
-            line = progress_line(study, metric, total)
-            bar.update(task, completed=counts, description=line)
+            bar.update(task, completed=counts, description=progress_line(study, metric, total))
             if plain and counts != shown[0]:
                 shown[0] = counts
+                line = plain_line(study, metric, total, started, done_at_start, budget.deadline)
                 bar.console.print(f"search {line}", soft_wrap=True, highlight=False)
 
         work(ctx, study, store, objectives, budget, on_trial=update)
