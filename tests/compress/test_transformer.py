@@ -384,3 +384,19 @@ def test_bad_block_plans_name_cause_and_fix(fields, match, fix):
     with pytest.raises(PlanError, match=match) as exc:
         validate_plan(plan, workload)
     assert fix in exc.value.fix
+
+
+def test_quantization_offers_widths_to_weighted_layers_only_never_to_attention_matmuls():
+    """A matmul of two activations (Q.K^T, scores.V) has no weights: offering it a bit width made
+    every quantizing search of a Transformer fail in calibration."""
+    from nn2hw.compress import TRANSFORMS, SpaceContext
+    from nn2hw.workload import OpKind
+
+    _, _, workload = _tiny_bert_case()
+    quantize = TRANSFORMS.get("quantize")
+    offered = {layer.kind for layer in workload.layers
+               if quantize.offer(workload, layer, [8, 4], SpaceContext()) is not None}
+    assert OpKind.LINEAR in offered and OpKind.MATMUL not in offered
+    matmul = next(layer for layer in workload.layers if layer.kind is OpKind.MATMUL)
+    with pytest.raises(PlanError, match="not a module"):
+        validate_plan(Plan.for_workload(workload, "tiny-bert").with_choice(matmul.name, weight_bits=8), workload)

@@ -185,7 +185,10 @@ class Quantize(Transform):
         return option_bits(value) is not None
 
     def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
-        """The widths of ``options`` narrower than the layer's weights (or, with activations, its input)."""
+        """The widths of ``options`` narrower than the layer's weights (or, with activations, its input);
+        none for a layer without weights (a matmul of two activations)."""
+        if not has_module_weights(layer):
+            return None
         widths = sorted({bits for bits in map(option_bits, options) if bits is not None and _narrower(bits, layer)},
                         key=lambda bits: (bits[0], bits[1] or MAX_BITS + 1), reverse=True)
         if not widths:
