@@ -398,7 +398,8 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     searches) and cost options (e.g. ``{"bram": "as-run"}``); ``hardware_file`` reads as in
     ``analyze`` (``with_hardware_file``: its params pin the design). Every other keyword is a
     ``nn2hw.search.SearchSettings`` field (``strategy``, ``trials``, ``minutes``, ``storage``,
-    ``study``, ``resume``, ``workers``, ``seed``, ``out``, ``space_config``, ...). ``evaluator``
+    ``study``, ``resume``, ``workers``, ``seed``, ``out``, ``space_config``, ``seq_len``: the token
+    count of a sequence model, ...). ``evaluator``
     replaces the default short fine-tune + test: any callable ``model -> {"top1": ...}``.
     """
     from nn2hw.hardware.base import get_template

@@ -36,6 +36,12 @@ def add_data(target: ArgumentTarget, *, split: bool = True) -> None:
                                  "CIFAR-10 test images, reported as partial)")
 
 
+def add_seq_len(target: ArgumentTarget) -> None:
+    """``--seq-len N``: the token count of a sequence model (refused for an image model)."""
+    target.add_argument("--seq-len", type=int, metavar="N",
+                        help="token count of a sequence model such as minilm_l6 (default: the model's, 128)")
+
+
 def add_checkpoint(target: ArgumentTarget) -> None:
     """``--checkpoint FILE``: weights instead of the zoo's."""
     target.add_argument("--checkpoint", metavar="FILE", help="model weights to load instead of the zoo's checkpoint")

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nn2hw.cli._common import parse_key_values, require_output_files, wide_console, write_json
-from nn2hw.cli._options import add_dataset, add_hardware, add_hardware_file, add_json, add_model
+from nn2hw.cli._options import add_dataset, add_hardware, add_hardware_file, add_json, add_model, add_seq_len
 from nn2hw.hardware.records import design_label
 
 
@@ -35,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model(source, required=False)
     source.add_argument("--onnx", metavar="FILE", help="ONNX file to read the network from")
     add_dataset(parser, required=False)
-    parser.add_argument("--seq-len", type=int, metavar="N",
-                        help="token count of a sequence model such as minilm_l6 (default: the model's, 128)")
+    add_seq_len(parser)
     add_hardware(parser)
     parser.add_argument("--design", metavar="Tm,Tn,Tr,Tc,Tk,Wp,Ip,Op", help="the design to cost")
     parser.add_argument("--dw-design", metavar="Tm,Tn,Tr,Tc,Tk[,Wp,Ip,Op]",

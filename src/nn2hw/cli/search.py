@@ -2,6 +2,7 @@
 
     nn2hw search --model resnet20 --dataset fashion-mnist --hardware fpga:zcu102 --latency-ms 0.25 \\
         --strategy reinforce --trials 40 --out runs/r20
+    nn2hw search --model minilm_l6 --dataset wordnet-supersense --seq-len 64 --hardware systolic --latency-ms 0.9
     nn2hw search ... --resume                     # continue the same study after an interruption
     nn2hw search ... --storage postgresql://user@host/db --study shared --workers 2   # many workers
 
@@ -32,6 +33,7 @@ from nn2hw.cli._options import (
     add_hardware_file,
     add_model,
     add_seed,
+    add_seq_len,
     add_threads,
 )
 from nn2hw.hardware.records import design_label
@@ -46,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "spec under the cost model (re-checked before it is returned).")
     add_model(p)
     add_dataset(p)
+    add_seq_len(p)
     add_data(p)
     add_checkpoint(p)
     p.add_argument("--with", dest="companions", action="append", metavar="MODEL:DATASET[:SPLIT]",
@@ -144,7 +147,7 @@ def _search(args: argparse.Namespace) -> int:
         result = search(
             args.model, args.dataset, latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2,
             hardware=args.hardware, hw_params=parse_key_values(args.hw_param), hardware_file=args.hardware_file,
-            progress=not args.quiet,
+            progress=not args.quiet, seq_len=args.seq_len,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
             finetune=FinetuneSettings(batches=args.finetune_batches, lr=lr, seed=args.seed),

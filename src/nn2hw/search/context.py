@@ -117,7 +117,8 @@ def default_evaluator(settings: SearchSettings, member: Member, images: int | No
     from nn2hw import zoo
 
     return FinetuneEvaluator(member.dataset, split=member.split, data_dir=settings.data_dir, settings=finetune,
-                             max_test_images=images, prepare=partial(zoo.prepare, model_name=member.model),
+                             max_test_images=images,
+                             prepare=partial(zoo.prepare, model_name=member.model, seq_len=member.seq_len),
                              threads=settings.threads, progress=progress, teacher=teacher)
 
 
@@ -128,16 +129,21 @@ def _member_context(settings: SearchSettings, member: Member,
     from nn2hw import zoo
     from nn2hw.workload import from_module
 
+    variant = zoo.entry(member.model).variant(member.dataset)
+    shape = variant.shape_for(member.seq_len)  # an image model refuses a token count before any loading
     model = zoo.build(member.model, member.dataset, pretrained=True, checkpoint=member.checkpoint)
     model.eval()
-    variant = zoo.entry(member.model).variant(member.dataset)
-    workload = from_module(model, (1, *variant.input_shape), name=member.model,
+    check_tokens = getattr(model, "check_tokens", None)
+    if variant.tokens and callable(check_tokens):
+        check_tokens(shape[0])  # a length beyond the position table: a clear error, not one from the trace
+    workload = from_module(model, (1, *shape), name=member.model,
                            dtype=getattr(torch, variant.input_dtype))  # token ids for a sequence model
     if isinstance(evaluator, Mapping):
         evaluator = evaluator.get(member.model)
     if evaluator is None:
         evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model)
-    return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint))
+    tokens = () if member.seq_len is None else (f"{member.seq_len} tokens",)  # unchanged ids at the default
+    return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint, *tokens))
 
 
 def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evaluator] | None = None) -> SearchContext:
@@ -220,7 +226,8 @@ class CalibratedRanges:
             data = load_dataset(self.member.dataset, "train", self.data_dir)
         except (ConfigError, DatasetError):
             data = load_dataset(self.member.dataset, self.member.split, self.data_dir)
-        images, _ = next(zoo.prepare(data, self.member.model).take(CALIBRATION_IMAGES).batches(CALIBRATION_IMAGES))
+        prepared = zoo.prepare(data, self.member.model, self.member.seq_len)
+        images, _ = next(prepared.take(CALIBRATION_IMAGES).batches(CALIBRATION_IMAGES))
         layers = [name for name, module in self.model.named_modules() if hasattr(module, "weight") and name]
         return activation_ranges(self.model, layers, images)
 

@@ -32,12 +32,14 @@ batches from lr 0.01 / 0.003 / 0.001 give 93.95 / 94.22 / 93.94 % (full test set
 
 @dataclass(frozen=True)
 class Member:
-    """A network of a joint search: a zoo model on a dataset (split, optional own weights)."""
+    """A network of a joint search: a zoo model on a dataset (split, optional own weights; the
+    token count of a sequence model, None for its default)."""
 
     model: str
     dataset: str
     split: str = "test"
     checkpoint: str | None = None
+    seq_len: int | None = field(default=None, kw_only=True)
 
     @classmethod
     def parse(cls, text: str) -> Member:
@@ -69,6 +71,9 @@ class SearchSettings:
     - reward: ``alpha``, ``acc_band`` (default: base metric - 10 .. base metric),
       ``lat_band`` (default: 0.7 x spec .. spec), as HotNAS, and ``lat_penalty`` ('scaled' or
       HotNAS's 'hotnas', see ``RewardConfig.r_lat``).
+    - ``seq_len``: the token count of a sequence model such as ``minilm_l6`` (None: the model's
+      default, 128): its workload is costed and its data tokenized at that length; an image model
+      refuses it.
     - ``proposals``: latency first for nn2hw's own strategies: a trial may go through up to this
       many proposals, those the cost model shows to miss a spec being recorded on the trial and
       learned from without training (1: every proposal becomes a trial).
@@ -83,6 +88,7 @@ class SearchSettings:
     data_dir: str | None = None
     split: str = "test"
     checkpoint: str | None = None
+    seq_len: int | None = None
     strategy: str = "reinforce"
     strategy_options: Mapping[str, Any] = field(default_factory=dict)
     trials: int | None = 40
@@ -122,6 +128,10 @@ class SearchSettings:
         if self.search_images is not None and (not isinstance(self.search_images, int) or self.search_images < 1):
             raise ConfigError(f"search_images must be a positive integer, got {self.search_images!r}.",
                               "Give e.g. --search-images 2000, or leave it unset to score on the whole split.")
+        if self.seq_len is not None and (isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int)
+                                         or self.seq_len < 2):
+            raise ConfigError(f"--seq-len must be an integer >= 2, got {self.seq_len!r}.",
+                              "Give e.g. --seq-len 128, or leave it unset for the model's default.")
         if self.metric not in ("top1", "top5"):
             raise ConfigError(f"Unknown metric {self.metric!r}.", "Use top1 or top5.")
         if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", self.study):
@@ -139,14 +149,14 @@ class SearchSettings:
     @property
     def members(self) -> tuple[Member, ...]:
         """Every network of the search: the model, then its companions."""
-        return (Member(self.model, self.dataset, self.split, self.checkpoint), *self.companions)
+        return (Member(self.model, self.dataset, self.split, self.checkpoint, seq_len=self.seq_len), *self.companions)
 
     @property
     def study_name(self) -> str:
         if self.study:
             return self.study
         limits = "-".join(f"{k.split('_')[0]}{v:g}" for k, v in self.spec.limits.items())
-        nets = "+".join(f"{m.model}-{m.dataset}" for m in self.members)
+        nets = "+".join(f"{m.model}-{m.dataset}" + (f"-{m.seq_len}tok" if m.seq_len else "") for m in self.members)
         return re.sub(r"[^A-Za-z0-9._+-]", "_", f"{nets}-{self.hardware}-{limits}")[:128]
 
     @property
@@ -163,6 +173,7 @@ class SearchSettings:
         """What a resumed study must share with its start (the budget and worker count may change)."""
         return {
             "model": self.model, "dataset": self.dataset, "checkpoint": self.checkpoint, "split": self.split,
+            "seq_len": self.seq_len,
             "hardware": self.hardware, "hw_options": jsonable(dict(self.hw_options)),
             "hw_grid": jsonable(dict(self.hw_grid)),
             "spec": self.spec.to_dict(), "strategy": self.strategy, "strategy_options": dict(self.strategy_options),
