@@ -81,6 +81,24 @@ def test_finetune_learns_and_reports():
     assert evaluate.test(model, bright_dark(200, seed=5), threads=1, progress=False).top1 > 90.0
 
 
+def test_after_step_sees_every_step_and_can_stop_the_fine_tune():
+    seen: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def checkpoint(done: int) -> None:
+        seen.append(done)
+        if done == 3:
+            raise Stop
+
+    model = TinyNet().eval()
+    with pytest.raises(Stop):
+        evaluate.finetune(model, bright_dark(64), batches=10, batch_size=8, threads=1, progress=False,
+                          after_step=checkpoint)
+    assert seen == [1, 2, 3] and model.training is False  # the model's mode is restored on the way out
+
+
 def test_finetune_restores_threads_and_determinism_flags():
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     with evaluate.run_context(seed=None, threads=3):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -68,13 +68,16 @@ class FinetuneResult:
 def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_size: int = 32, lr: float = 0.1,
              momentum: float = 0.9, weight_decay: float = 1e-4, seed: int = 0, augment: bool | Augment = True,
              threads: int | None = None, progress: bool = True, *, schedule: str = "constant",
-             teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0) -> FinetuneResult:
+             teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0,
+             after_step: Callable[[int], None] | None = None) -> FinetuneResult:
     """Fine-tune ``model`` in place for ``batches`` mini-batches of ``train_data`` (HotNAS defaults).
 
     Data order and augmentation are drawn from ``seed``; the same seed gives the same weights.
     ``augment``: True uses the dataset's training augmentation, False none, or an ``Augment``.
     ``schedule``, ``distill`` and ``temperature`` as in ``FinetuneSettings``; ``teacher`` is
-    required when ``distill > 0`` (it is only run, in eval mode). Raises ``ModelError`` when the
+    required when ``distill > 0`` (it is only run, in eval mode). ``after_step(done)`` is called
+    after each optimizer step with the number of steps done (a caller's checkpoint: it may score
+    the model, putting it back in train mode, or raise to stop). Raises ``ModelError`` when the
     loss stops being finite (the learning rate is too high).
     """
     settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment), schedule,
@@ -117,6 +120,8 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                 optimizer.step()
                 losses.append(loss.item())
                 bar.update(task, advance=1)
+                if after_step is not None:
+                    after_step(step + 1)
         finally:
             model.train(was_training)
             if teacher is not None:
