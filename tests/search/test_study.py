@@ -79,7 +79,8 @@ def test_trials_of_a_dead_worker_are_failed_on_resume(tmp_path):
                          "resume")
     states = [t.state for t in resumed.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]  # its candidate runs again next
-    assert count_trials(resumed) == {"total": 3, "complete": 1, "running": 0, "failed": 1, "errored": 0}
+    assert count_trials(resumed) == {"total": 3, "complete": 1, "pruned": 0, "running": 0, "failed": 1,
+                                     "errored": 0}
 
 
 def test_one_worker_computes_each_key(tmp_path):

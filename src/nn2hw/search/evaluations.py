@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from nn2hw.compress import apply_plan
+from nn2hw.evaluate.evaluator import Checkpoints
 from nn2hw.evaluate.store import EvaluationStore, evaluation_key
 from nn2hw.plan import Plan
 
@@ -38,18 +39,28 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def evaluate_plan(member: MemberContext, plan: Plan) -> Mapping[str, float]:
-    """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default)."""
-    return member.evaluator(apply_plan(plan, member.model))
+def evaluate_plan(member: MemberContext, plan: Plan, checkpoints: Checkpoints | None = None) -> Mapping[str, float]:
+    """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default),
+    reporting ``checkpoints`` on the way when its evaluator takes them (``reports_checkpoints``)."""
+    model = apply_plan(plan, member.model)
+    if checkpoints is not None and getattr(member.evaluator, "reports_checkpoints", False):
+        return member.evaluator(model, checkpoints=checkpoints)  # type: ignore[call-arg]
+    return member.evaluator(model)
 
 
-def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: EvaluationStore
-                      ) -> tuple[dict[str, dict[str, float]], bool]:
-    """Each network's metrics (shared through the store) and whether any was computed here."""
+def takes_checkpoints(ctx: SearchContext) -> bool:
+    """Whether a candidate's evaluation can report checkpoints: one network whose evaluator takes them."""
+    return len(ctx.members) == 1 and bool(getattr(ctx.members[0].evaluator, "reports_checkpoints", False))
+
+
+def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: EvaluationStore,
+                      checkpoints: Checkpoints | None = None) -> tuple[dict[str, dict[str, float]], bool]:
+    """Each network's metrics (shared through the store) and whether any was computed here.
+    ``checkpoints`` (early stopping, one network only): an evaluation they stop stores nothing."""
     per_network, computed = {}, False
     for m in ctx.members:
         key = evaluation_key(plans[m.name].network_key, m.name, m.member.dataset, m.evaluator_id)
-        result = store.evaluate(key, partial(evaluate_plan, m, plans[m.name]))
+        result = store.evaluate(key, partial(evaluate_plan, m, plans[m.name], checkpoints))
         per_network[m.name] = dict(result.metrics)
         computed |= result.computed
     return per_network, computed

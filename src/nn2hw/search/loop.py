@@ -30,6 +30,7 @@ from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.search.context import SearchContext, prepare, reward_config
 from nn2hw.search.evaluations import base_metric
 from nn2hw.search.finalize import FinalizedElsewhere, SearchResult, finalize, finalize_once
+from nn2hw.search.pruning import FINISHED, study_pruner
 from nn2hw.search.settings import SearchSettings
 from nn2hw.search.strategies.sampler import ERROR
 from nn2hw.search.study import (
@@ -57,8 +58,8 @@ WAIT_S = 1.0
 
 @dataclass(frozen=True)
 class SearchBudget:
-    """How long a search runs: ``trials`` (completed trials, and those that failed with an error of
-    their own; None: no limit) and a ``deadline``
+    """How long a search runs: ``trials`` (completed trials, pruned ones, and those that failed with
+    an error of their own; None: no limit) and a ``deadline``
     (``time.time()`` after which no new trial starts; None: none)."""
 
     trials: int | None
@@ -72,7 +73,7 @@ class SearchBudget:
         if self.trials is None:
             return "run"
         counts = count_trials(study)
-        finished = counts["complete"] + counts["errored"]  # a trial that failed on its own is spent budget
+        finished = counts["complete"] + counts["pruned"] + counts["errored"]  # failed on its own: spent budget
         if finished >= self.trials:
             return "done"
         return "run" if finished + counts["running"] < self.trials else "wait"
@@ -88,7 +89,7 @@ def open_run(ctx: SearchContext, mode: str, owner: str) -> tuple[optuna.Study, E
     sampler, info = make_sampler(ctx, ctx.reward)
     identity = {**ctx.settings.identity(), "space": ctx.space.key, "nn2hw": __version__.split(".")[0]}
     study = open_study(storage, ctx.settings.study_name, identity, sampler, info.directions, mode,
-                       objective_names(ctx.settings.metric, info.objectives))
+                       objective_names(ctx.settings.metric, info.objectives), study_pruner(ctx, info.objectives)[0])
     return study, store, info
 
 
@@ -178,12 +179,15 @@ def start_workers(settings: SearchSettings, deadline: float | None) -> list[Base
 
 
 def progress_line(study: optuna.Study, metric: str, total: int | None) -> str:
-    """'12/40 trials | 5 feasible (42%) | best top1 91.23% at 0.2400 ms'."""
-    trials = study.get_trials(deepcopy=False)
-    done = [t for t in trials if t.state is TrialState.COMPLETE]
-    ok = [t for t in done if t.user_attrs.get("feasible") and t.user_attrs.get(metric) is not None]
-    share = f"{100 * len(ok) / len(done):.0f}%" if done else "-"
-    line = f"{len(done)}{f'/{total}' if total else ''} trials | {len(ok)} feasible ({share})"
+    """'12/40 trials | 5 feasible (42%), 2 pruned | best top1 91.23% at 0.2400 ms' (finished trials:
+    completed and pruned; the best of those fine-tuned to the end)."""
+    done = study.get_trials(deepcopy=False, states=FINISHED)
+    feasible = [t for t in done if t.user_attrs.get("feasible")]
+    ok = [t for t in feasible if t.state is TrialState.COMPLETE and t.user_attrs.get(metric) is not None]
+    pruned = len(feasible) - len(ok)
+    share = f"{100 * len(feasible) / len(done):.0f}%" if done else "-"
+    line = f"{len(done)}{f'/{total}' if total else ''} trials | {len(feasible)} feasible ({share})" \
+        + (f", {pruned} pruned" if pruned else "")
     if ok:
         best = max(ok, key=lambda t: (t.user_attrs[metric], -t.user_attrs["latency_ms"]))
         line += f" | best {metric} {best.user_attrs[metric]:.2f}% at {best.user_attrs['latency_ms']:.4g} ms"
@@ -194,14 +198,17 @@ def plain_line(study: optuna.Study, metric: str, total: int | None, started: flo
                deadline: float | None) -> str:
     """``progress_line`` with what a log file needs: the trial that just finished (its latency and
     score), the time elapsed and an estimate of the time left (from this run's pace; a deadline caps it)."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
+    done = study.get_trials(deepcopy=False, states=FINISHED)
     line = progress_line(study, metric, total)
     if done:
         last = max(done, key=lambda t: t.datetime_complete.timestamp() if t.datetime_complete else 0.0)
-        score = last.user_attrs.get(metric) if last.user_attrs.get("feasible") else None
-        latency = last.user_attrs.get("latency_ms")
-        line += f" | trial {last.number}" + (f": {latency:.4g} ms" if latency is not None else "") \
-            + (f", {metric} {score:.2f}%" if score is not None else ", missed a spec")
+        a = last.user_attrs
+        score = a.get(metric) if a.get("feasible") else None
+        latency = a.get("latency_ms")
+        line += f" | trial {last.number}" + (f": {latency:.4g} ms" if latency is not None else "") + (
+            f", pruned at {a['pruned_at']} batches ({metric} {a[f'{metric}_partial']:.2f}%)"
+            if last.state is TrialState.PRUNED else f", {metric} {score:.2f}%" if score is not None
+            else ", missed a spec")
     now = time.time()
     line += f" | {_clock(now - started)} elapsed"
     left = []
@@ -252,6 +259,7 @@ def _search(settings: SearchSettings, evaluator: Evaluator | None, final_evaluat
     log(f"search space: {len(ctx.space.dimensions)} dimensions, {ctx.space.size:.3g} candidates; base "
         f"{ctx.base_cost.latency_ms:.6g} ms, leanest {ctx.bound_cost.latency_ms:.6g} ms, spec "
         f"{', '.join(f'{k} <= {v:g}' for k, v in settings.spec.limits.items())}")
+    log(study_pruner(ctx, info.objectives)[1])
     procs = start_workers(settings, deadline) if settings.workers > 1 else []
     try:
         _loop_with_progress(ctx, study, store, info.objectives, budget, procs, progress, log)
@@ -287,11 +295,11 @@ def _loop_with_progress(ctx: SearchContext, study: optuna.Study, store: Evaluati
         task = bar.add_task(progress_line(study, metric, total), total=total)
         plain = show and not bar.console.is_terminal  # a file or pipe: one plain line per completed trial
         started = time.time()
-        done_at_start = sum(t.state is TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        done_at_start = len(study.get_trials(deepcopy=False, states=FINISHED))
         shown = [done_at_start]
 
         def update() -> None:
-            counts = sum(t.state is TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+            counts = len(study.get_trials(deepcopy=False, states=FINISHED))
             bar.update(task, completed=counts, description=progress_line(study, metric, total))
             if plain and counts != shown[0]:
                 shown[0] = counts

@@ -285,13 +285,15 @@ Direction = Literal["minimize", "maximize"]
 
 
 def open_study(storage: RDBStorage, name: str, identity: Mapping[str, Any], sampler: optuna.samplers.BaseSampler,
-               directions: Sequence[Direction], mode: str, metric_names: Sequence[str] = ()) -> optuna.Study:
+               directions: Sequence[Direction], mode: str, metric_names: Sequence[str] = (),
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Create (``mode='new'``), resume (``'resume'``) or join (``'join'``: create or resume) a study.
 
     A new study whose name is taken, or a resumed one whose identity differs, is refused with a
     ``StudyError`` naming the fix (a resume under another name lists the studies there and how
     their settings differ). Stale trials of dead workers are failed so they are re-run.
-    ``metric_names`` name the objectives for Optuna's tools (``optuna.load_study``, the dashboard).
+    ``metric_names`` name the objectives for Optuna's tools (``optuna.load_study``, the dashboard);
+    ``pruner`` stops hopeless trials early (``nn2hw.search.pruning``; None: none).
     """
     if mode not in ("new", "resume", "join"):
         raise ValueError(mode)
@@ -313,6 +315,7 @@ def open_study(storage: RDBStorage, name: str, identity: Mapping[str, Any], samp
     with warnings.catch_warnings():  # "heartbeat is meant for Study.optimize": we beat in ask/tell ourselves
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                    pruner=pruner or optuna.pruners.NopPruner(),  # Optuna's default is a median rule
                                     directions=list(directions), load_if_exists=True)
     stored = study.user_attrs.get(IDENTITY_ATTR)
     if metric_names and study.metric_names != list(metric_names):
@@ -388,12 +391,14 @@ def reclaim(study: optuna.Study, grace_s: float) -> int:
 
 def count_trials(study: optuna.Study) -> dict[str, int]:
     """Trials by state, for budgets and progress; ``errored``: failed with an error of their own (a
-    diverged fine-tune: a result, never run again), not interrupted."""
+    diverged fine-tune: a result, never run again), not interrupted; ``pruned``: stopped early
+    (``nn2hw.search.pruning``: a result too)."""
     trials = study.get_trials(deepcopy=False)
     failed = [t for t in trials if t.state is TrialState.FAIL]
     return {
         "total": len(trials),
         "complete": sum(t.state is TrialState.COMPLETE for t in trials),
+        "pruned": sum(t.state is TrialState.PRUNED for t in trials),
         "running": sum(t.state is TrialState.RUNNING for t in trials),
         "failed": len(failed),
         "errored": sum(ERROR in t.user_attrs for t in failed),

@@ -17,13 +17,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from nn2hw._json import jsonable
 from nn2hw.errors import HardwareError, InfeasibleError, PlanError
+from nn2hw.evaluate.evaluator import Checkpoints
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
+from nn2hw.search.pruning import (
+    Pruned,
+    StudyPruner,
+    checkpoint_steps,
+    pruned_before,
+    record_pruned,
+    trial_checkpoints,
+)
 from nn2hw.space import Dimension, JointCandidate
 from nn2hw.spec import METRICS
 
@@ -92,14 +101,16 @@ def _timed(ctx: SearchContext, candidate: JointCandidate, predicted: NetworkCost
 
 
 def observe(names: tuple[str, ...], metric: str) -> Callable[[FrozenTrial], Observation]:
-    """How a strategy reads a finished trial: its indices, feasibility, metric and latency."""
+    """How a strategy reads a finished trial: its indices, feasibility, metric and latency. A pruned
+    trial's metric is its partial score where it was stopped (pessimistic: its fine-tune stopped early)."""
     from nn2hw.search.strategies import Observation
     from nn2hw.search.strategies.sampler import slot_of
 
     def to_observation(t: FrozenTrial) -> Observation:
         a = t.user_attrs
+        score = a.get(metric) if a.get(metric) is not None else a.get(f"{metric}_partial")
         return Observation(slot_of(t), tuple(int(t.params[n]) for n in names), bool(a.get("feasible")),
-                           a.get(metric), a.get("latency_ms"))
+                           score, a.get("latency_ms"))
 
     return to_observation
 
@@ -172,7 +183,18 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     if not found.feasible:
         study.tell(trial, [0.0] if objectives == 1 else [0.0, latency])
         return
-    per_network, computed = evaluate_networks(ctx, cand.plans, store)
+    checkpoints = _checkpoints(ctx, study, trial)
+    if checkpoints is not None and (earlier := pruned_before(study, joint_key(cand.plans))) is not None:
+        _pruned_as(study, trial, earlier, ctx.settings.metric)
+        return
+    try:
+        per_network, computed = evaluate_networks(ctx, cand.plans, store, checkpoints)
+    except Pruned as stop:
+        record_pruned(trial, ctx.settings.metric, stop.step, stop.score)
+        trial.set_user_attr("trained_here", True)
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        study.tell(trial, state=TrialState.PRUNED)
+        return
     metrics = joint_metrics(per_network)
     for name, value in metrics.items():
         trial.set_user_attr(name, value)
@@ -182,3 +204,24 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     trial.set_user_attr("seconds", time.perf_counter() - start)
     value = metrics[ctx.settings.metric]
     study.tell(trial, [value] if objectives == 1 else [value, latency])
+
+
+def _checkpoints(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial) -> Checkpoints | None:
+    """The checkpoints of ``trial``'s fine-tune when the study prunes (``open_run`` gave it a
+    pruner: one objective, one network, an evaluator that reports them, ``study_pruner``)."""
+    s = ctx.settings
+    if not isinstance(study.pruner, StudyPruner):
+        return None
+    return trial_checkpoints(trial, s.metric, checkpoint_steps(s.finetune.batches, s.prune_checkpoints),
+                             s.prune_images)
+
+
+def _pruned_as(study: optuna.Study, trial: optuna.Trial, earlier: FrozenTrial, metric: str) -> None:
+    """A candidate pruned before, proposed again: pruned where it was, with its partial scores,
+    without fine-tuning it again (its seeded fine-tune would score the same)."""
+    for step, value in sorted(earlier.intermediate_values.items()):
+        trial.report(value, step)
+    record_pruned(trial, metric, earlier.user_attrs["pruned_at"], earlier.user_attrs[f"{metric}_partial"])
+    trial.set_user_attr("pruned_as", earlier.number)
+    trial.set_user_attr("trained_here", False)
+    study.tell(trial, state=TrialState.PRUNED)

@@ -189,18 +189,19 @@ class StrategySampler(_LatencyFirstSampler):
         return choices[int(rng.integers(len(choices)))]
 
     def catch_up(self, study: optuna.Study) -> None:
-        """Tell the strategy every completed trial it has not seen (after the proposals its
+        """Tell the strategy every completed or pruned trial it has not seen (after the proposals its
         sampling rejected, unless this process told those already), in slot order; of a trial that
         failed with an error only those rejections (the uninterrupted process learned them live)."""
         names = set(self.context.names)
-        finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        learned = (TrialState.COMPLETE, TrialState.PRUNED)
+        finished = [t for t in study.get_trials(deepcopy=False, states=(*learned, TrialState.FAIL))
                     if t.number not in self._told and names <= set(t.params)
-                    and (t.state is TrialState.COMPLETE or ERROR in t.user_attrs)]
+                    and (t.state in learned or ERROR in t.user_attrs)]
         for frozen in sorted(finished, key=lambda t: (slot_of(t), t.number)):
             if frozen.number not in self._rejections_told:
                 for indices, latency in frozen.user_attrs.get("rejected", []):
                     self.strategy.reject(Observation(slot_of(frozen), tuple(indices), False, None, latency))
-            if frozen.state is TrialState.COMPLETE:
+            if frozen.state in learned:  # a pruned trial with its partial score (``observe``)
                 self.strategy.tell(self.context.observe(frozen))
             self._told.add(frozen.number)
 
