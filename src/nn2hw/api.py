@@ -36,10 +36,11 @@ if TYPE_CHECKING:
     from nn2hw.evaluate.variation import VariationMetrics
     from nn2hw.hardware.asic.hwfile import HardwareSpec
     from nn2hw.plan import Plan
+    from nn2hw.search.minimize import Minimized
     from nn2hw.zoo import ZooVariant
 
 __all__ = ["AnalysisResult", "VariationEvaluation", "ZooEvaluation", "analyze", "evaluate", "evaluate_variation",
-           "export_bundle", "load_workload", "require_writable", "search", "train"]
+           "export_bundle", "load_workload", "minimize_plan", "require_writable", "search", "train"]
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,47 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     return run_search(config, evaluator=evaluator, progress=progress)
 
 
+def minimize_plan(plan: Plan | str | Path, hardware: str = DEFAULT_HARDWARE, hw_params: Mapping[str, Any] | None = None,
+                  latency_ms: float | None = None, energy_mj: float | None = None, area_mm2: float | None = None,
+                  hardware_file: str | Path | None = None, workload: Workload | None = None) -> Minimized:
+    """``plan`` without every change whose removal keeps every spec met (``nn2hw plan minimize``):
+    greedy, largest accuracy risk first, each candidate costed on its own best design of
+    ``hardware`` as the search costs it (``nn2hw.search.minimize``). ``plan`` is a ``Plan``, a plan
+    JSON file or a bundle folder; its zoo model and dataset give the workload unless ``workload``
+    is given. ``hw_params`` and ``hardware_file`` read as in ``search``. The result's ``plan``
+    carries the kept changes and its best design."""
+    from nn2hw.bundle import PLAN_FILE
+    from nn2hw.hardware.base import get_template
+    from nn2hw.plan import Plan
+    from nn2hw.search.minimize import minimize_plan as minimized
+    from nn2hw.search.target import HardwareTarget
+    from nn2hw.spec import Spec
+
+    if not isinstance(plan, Plan):
+        path = Path(plan)
+        plan = Plan.load(path / PLAN_FILE if path.is_dir() else path)
+    spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2).require()
+    hardware, params, _ = with_hardware_file(hardware, hw_params, hardware_file)
+    grid, options = get_template(hardware)[0].split_params(params)
+    target = HardwareTarget.parse(hardware, options, grid, spec.limits)
+    return minimized(plan, workload if workload is not None else plan_workload(plan), target, spec)
+
+
+def plan_workload(plan: Plan) -> Workload:
+    """The workload of the zoo model and dataset ``plan`` names (at its token count for a sequence
+    model); a ``PlanError`` when the plan records another input shape."""
+    from nn2hw import zoo
+
+    variant = zoo.entry(plan.base_model).variant(plan.dataset)
+    seq_len = plan.input_shape[-1] if variant.tokens and plan.input_shape else None
+    found = zoo_workload(plan.base_model, plan.dataset, seq_len)
+    if plan.input_shape and tuple(plan.input_shape) != tuple(found.input_shape):
+        raise PlanError(f"The plan records input shape {list(plan.input_shape)}, but {plan.base_model} on "
+                        f"{variant.dataset} takes {list(found.input_shape)}.",
+                        "Give a plan made for this model and dataset (the plan records its input shape).")
+    return found
+
+
 # --- accuracy -----------------------------------------------------------------------------------
 ACCURACY_STORE = "accuracy.sqlite"
 """The file under the cache root (``NN2HW_CACHE``) where ``evaluate`` keeps its measurements."""
@@ -502,12 +544,13 @@ class VariationEvaluation:
     checkpoint: str
     plan_key: str | None
     settings: FinetuneSettings
+    backend: str = "nn2hw"
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON record: ``top1`` (the mean over draws), ``top1_std``, ``top1_min``, ``draws``..."""
+        """The JSON record: ``top1`` (the mean over draws), ``top1_std``, ``top1_min``, ``draws``, ``backend``..."""
         return {"model": self.model, "dataset": self.dataset, "split": self.split, "hardware": self.hardware,
                 "design": dict(self.design), **self.metrics.to_dict(), "checkpoint": self.checkpoint,
-                "plan_key": self.plan_key, "finetune": asdict(self.settings)}
+                "plan_key": self.plan_key, "finetune": asdict(self.settings), "backend": self.backend}
 
 
 def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardware: str = "cim:reram",
@@ -516,7 +559,7 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
                        checkpoint: str | Path | None = None, plan: str | Path | None = None,
                        settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
                        max_test_images: int | None = None, threads: int | None = None,
-                       progress: bool = True) -> VariationEvaluation:
+                       progress: bool = True, backend: str = "nn2hw") -> VariationEvaluation:
     """Top-1 of zoo ``model`` under the device non-idealities of a computing-in-memory design.
 
     Loads the weights (or ``checkpoint``), applies ``plan`` (e.g. ``noise_train`` for
@@ -524,18 +567,22 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
     ``settings.batches``, then tests ``draws`` Monte-Carlo draws of the crossbars of ``hardware``
     ('cim:reram', 'cim:fefet', 'cim:pcm') with ``hw_params`` (design fields such as ``sigma``,
     ``adc_bits``, ``rows``, and the noise options), seeded by ``seed``
-    (``nn2hw.evaluate.variation``). Not kept in the accuracy store.
+    (``nn2hw.evaluate.variation``). Not kept in the accuracy store. ``backend`` 'aihwkit' re-evaluates
+    with IBM's aihwkit-lightning instead (``nn2hw.evaluate.aihwkit_backend``: the same weights and
+    weight noise; stuck-at faults and a lossy ADC refused).
     """
     from functools import partial
 
     from nn2hw import zoo
     from nn2hw.evaluate import FinetuneEvaluator
+    from nn2hw.evaluate.aihwkit_backend import check_backend, evaluate_variation_aihwkit
     from nn2hw.evaluate.variation import design_noise
     from nn2hw.evaluate.variation import evaluate_variation as monte_carlo
 
     variant = zoo.entry(model).variant(dataset)
     loaded_plan = _load_plan(plan, model, dataset) if plan is not None else None
     noise, design = design_noise(hardware, hw_params)  # a bad design fails before any loading
+    check_backend(backend, noise)  # an unknown backend, a missing extra, noise it cannot model: before loading
     evaluator = FinetuneEvaluator(dataset, split=split, data_dir=data_dir, download=download, settings=settings,
                                   test_batch_size=test_batch_size, max_test_images=max_test_images,
                                   prepare=partial(zoo.prepare, model_name=model), threads=threads, progress=progress)
@@ -547,10 +594,11 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
         network = apply_plan(loaded_plan, network, (1, *variant.input_shape))
     if settings.batches:
         evaluator.evaluate(network)  # fine-tunes in place (with the plan's training noise, if any)
-    metrics = monte_carlo(network, data, noise, draws, seed, test_batch_size, threads, progress)
+    run = evaluate_variation_aihwkit if backend == "aihwkit" else monte_carlo
+    metrics = run(network, data, noise, draws, seed, test_batch_size, threads, progress)
     return VariationEvaluation(model, dataset, split, hardware, design, metrics,
                                str(checkpoint) if checkpoint else "zoo",
-                               loaded_plan.key if loaded_plan is not None else None, settings)
+                               loaded_plan.key if loaded_plan is not None else None, settings, backend)
 
 
 def _weights_id(variant: ZooVariant, checkpoint: str | Path | None) -> str:

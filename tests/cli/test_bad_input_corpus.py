@@ -16,10 +16,11 @@ from nn2hw.cli import main
 from tests.data.helpers import install_fake_fmnist, write_files
 
 SEARCH = ["search", "--model", "resnet20", "--dataset", "fashion-mnist", "--trials", "1", "--finetune-batches", "1",
-          "--final-batches", "1", "--search-images", "8", "--quiet"]
+          "--final-batches", "1", "--search-images", "8", "--validation-size", "8", "--quiet"]
 """A search that would finish in seconds if a case did not stop it."""
 S03 = [*SEARCH, "--latency-ms", "0.3"]
 OUT = ["--out", "{tmp}/o"]
+MINIMIZE = ["plan", "minimize", "--out", "{tmp}/minimal.json"]
 
 FILES = {
     "afile": b"a file where a folder belongs\n",
@@ -36,6 +37,7 @@ FILES = {
     "bad-field-hw.yaml": b"template: systolic\nparams: {rows: -4}\n",
     "bad-template-hw.yaml": b"template: tpu9\n",
     "nvdla-hw.yaml": b"template: nvdla\nparams: {preset: nv_full}\n",
+    "plan.json": b'{"format": "nn2hw-plan", "version": 1, "base_model": "resnet20", "dataset": "fashion-mnist"}\n',
 }
 
 CASES = [
@@ -92,6 +94,14 @@ CASES = [
     ("workers-zero", [*S03, *OUT, "--workers", "0"], ["workers must be an integer >= 1"]),
     ("model-without-dataset-variant", ["search", "--model", "mobilenetv2_fmnist", "--dataset", "cifar10",
                                        "--latency-ms", "1", *OUT], ["no 'cifar10' variant"]),
+    # --- the validation split candidates are scored on (issue 13 part 1)
+    ("validation-size-zero", [*S03, *OUT, "--validation-size", "0"],
+     ["validation size of 0", "--validation-size 5000"]),
+    ("validation-size-everything", [*S03, *OUT, "--validation-size", "40"],
+     ["40 images out of 40 training images leaves no image to fine-tune on", "--validation-size between 1 and 39"]),
+    ("validation-size-fraction-one", [*S03, *OUT, "--validation-size", "1.0"], ["neither a number of images"]),
+    ("validation-size-with-select-on-test", [*S03, *OUT, "--select-on-test"], ["--select-on-test", "Drop one"]),
+    ("pruner-unknown", [*S03, *OUT, "--pruner", "hyperband"], ["'hyperband'", "median", "halving", "none"]),
     # --- user text is printed as typed, never as Rich markup (item 4)
     ("markup-closing-tag-model", ["search", "--model", "[/bold]x.pt", "--dataset", "fashion-mnist", "--latency-ms",
                                   "1", *OUT], ["Unknown model '[/bold]x.pt'"]),
@@ -122,6 +132,15 @@ CASES = [
     ("export-onnx-under-file", ["export", "{tmp}/no-bundle", "--onnx", "{tmp}/afile/x.onnx"], ["--onnx", "lies under"]),
     ("zoo-train-out-under-file", ["zoo", "train", "resnet20", "--out", "{tmp}/afile/w.pt"], ["--out", "lies under"]),
     ("zoo-info-unknown", ["zoo", "info", "resnt18"], ["Unknown model 'resnt18'", "resnet18"]),
+    # --- plan minimize
+    ("plan-minimize-missing", [*MINIMIZE, "{tmp}/none.json", "--latency-ms", "1"], ["No plan file at", "none.json"]),
+    ("plan-minimize-misses-spec", [*MINIMIZE, "{tmp}/plan.json", "--latency-ms", "0.1"],
+     ["does not meet the spec to begin with", "latency 0.4167 ms > spec 0.1 ms", "relax the spec"]),
+    ("plan-minimize-unknown-hardware", [*MINIMIZE, "{tmp}/plan.json", "--latency-ms", "1", "--hardware", "tpu9"],
+     ["'tpu9'"]),
+    ("plan-minimize-no-spec", [*MINIMIZE, "{tmp}/plan.json"], ["No design spec", "--latency-ms"]),
+    ("plan-minimize-out-under-file", [*MINIMIZE, "{tmp}/plan.json", "--latency-ms", "1", "--out", "{tmp}/afile/m.json"],
+     ["--out", "lies under"]),
 ]
 
 SUBPROCESS = {"out-is-file", "out-read-only", "markup-closing-tag-model", "strategy-option-not-pair", "space-not-utf8"}

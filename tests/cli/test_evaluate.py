@@ -76,7 +76,7 @@ def test_a_measurement_is_made_once_and_kept_with_its_versions(capsys, fmnist, w
     code, first, err = run(capsys, *args, "--checkpoint", str(weights))
     assert code == 0, err
 
-    def measure_again(self, model):
+    def measure_again(self, model, *args, **kwargs):
         raise AssertionError("measured twice")
 
     monkeypatch.setattr(FinetuneEvaluator, "evaluate", measure_again)

@@ -296,7 +296,8 @@ def test_the_discrete_search_meets_a_spec_on_the_chunk_template(shared_data, tmp
         m = test(model, images, progress=False)
         return {"top1": m.top1, "top5": m.top5, "n_images": float(m.n_images), "partial": 1.0}
 
-    result = run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", hardware="chunk",
+    result = run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", select_on_test=True,
+                                       hardware="chunk",
                                        spec=Spec(latency_ms=2.2), strategy="random", trials=2, out=str(tmp_path)),
                         evaluator=score, progress=False, log=lambda _: None)
     solution = result.solution.to_dict()

@@ -83,12 +83,14 @@ def completed_in(db: Path) -> int:
 
 def outcome(out: Path) -> tuple[list[dict[str, str]], dict]:
     """The completed candidates of trials.csv (without which process trained them) and the solution
-    of report.json (without its trial number, which shifts after a re-run)."""
+    of report.json (without its trial number, which shifts after a re-run, and the time minimizing
+    its plan took)."""
     with (out / "trials.csv").open() as f:
         rows = [{k: v for k, v in row.items() if k not in ("trial", "trained_here")} for row in csv.DictReader(f)
                 if row["state"] == "COMPLETE"]
     solution = json.loads((out / "report.json").read_text())["solution"]
     solution.pop("trial")
+    solution.get("minimization", {}).pop("seconds", None)  # how long minimizing took
     return rows, solution
 
 
@@ -169,7 +171,8 @@ KILLED_WORKER = textwrap.dedent("""
     import sys
     from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search import SearchSettings, Spec, run_search
-    run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", strategy="random",
+    run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", select_on_test=True,
+                              strategy="random",
                               spec=Spec(latency_ms=float(sys.argv[3])), trials=int(sys.argv[4]), workers=2,
                               storage=sys.argv[1], study="shared", out=sys.argv[2], search_images=int(sys.argv[5]),
                               finetune=FinetuneSettings(batches=0), final_finetune=FinetuneSettings(batches=0)),

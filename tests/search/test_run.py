@@ -149,7 +149,8 @@ SLOW_SEARCH = textwrap.dedent("""
     def slow(model):
         time.sleep(0.4)
         return {"top1": 50.0, "top5": 90.0}
-    run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", strategy="random",
+    run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", select_on_test=True,
+                              strategy="random",
                spec=Spec(latency_ms=float(sys.argv[2])), trials=200, out=sys.argv[1]), evaluator=slow,
                progress=False)
 """)
@@ -184,7 +185,8 @@ def _cli(args, capsys):
     return code, capsys.readouterr()
 
 
-BASE_ARGS = ["--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial", "--finetune-batches", "0",
+BASE_ARGS = ["--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial", "--select-on-test",
+             "--finetune-batches", "0",
              "--final-batches", "0", "--search-images", "64", "--quiet"]
 
 

@@ -31,7 +31,8 @@ WORKER = textwrap.dedent("""
         return {"top1": 50.0, "top5": 90.0}
 
     out, storage, spec, mode = sys.argv[1:5]
-    result = run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", strategy="random",
+    result = run_search(SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", select_on_test=True,
+                                       strategy="random",
                                        spec=Spec(latency_ms=float(spec)), trials=12, out=out, storage=storage,
                                        study="shared", resume=mode == "resume"),
                         evaluator=slow, progress=False, log=lambda _: None)

@@ -190,9 +190,9 @@ FAULTY_RUN = textwrap.dedent("""
 
 
 def _args(out: Path, spec: float, *extra: str) -> list[str]:
-    return ["search", "--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial", "--finetune-batches",
-            "0", "--final-batches", "0", "--search-images", "64", "--latency-ms", str(spec), "--strategy", "random",
-            "--trials", "6", "--out", str(out), "--quiet", *extra]
+    return ["search", "--model", "resnet20", "--dataset", "cifar10", "--split", "test-partial", "--select-on-test",
+            "--finetune-batches", "0", "--final-batches", "0", "--search-images", "64", "--latency-ms", str(spec),
+            "--strategy", "random", "--trials", "6", "--out", str(out), "--quiet", *extra]
 
 
 @pytest.fixture(scope="module")

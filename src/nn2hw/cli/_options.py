@@ -57,6 +57,13 @@ def add_hardware(target: ArgumentTarget) -> None:
                              "lists them")
 
 
+def add_spec(target: ArgumentTarget) -> None:
+    """``--latency-ms X``, ``--energy-mj E``, ``--area-mm2 A``: the design specs (upper limits)."""
+    target.add_argument("--latency-ms", type=float, metavar="X", help="latency spec in ms")
+    target.add_argument("--energy-mj", type=float, metavar="E", help="energy spec in mJ (ASIC templates)")
+    target.add_argument("--area-mm2", type=float, metavar="A", help="area spec in mm2 (ASIC templates)")
+
+
 def add_hardware_file(target: ArgumentTarget) -> None:
     """``--hardware-file FILE``: an ASIC accelerator or chip described in YAML/JSON (read by
     ``nn2hw.api.with_hardware_file``: the template, technology, params, clock and budgets)."""
@@ -81,3 +88,11 @@ def add_json(target: ArgumentTarget, what: str = "the result") -> None:
     """``--json FILE``: a machine-readable copy of what the command prints."""
     target.add_argument("--json", metavar="FILE", help=f"also write {what} as JSON")
 
+
+def add_precision(target: ArgumentTarget) -> None:
+    """``--finetune-precision auto|bf16|fp32``: the arithmetic of the fine-tunes (``FinetuneSettings.precision``)."""
+    from nn2hw.evaluate.settings import PRECISIONS  # torch-free
+
+    target.add_argument("--finetune-precision", default="auto", choices=PRECISIONS, metavar="P",
+                        help="fine-tune arithmetic: auto (bf16 autocast where the CPU has AVX-512 BF16 or AMX, "
+                             "else fp32; the default), bf16 or fp32; tests always run in fp32")

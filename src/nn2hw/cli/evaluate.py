@@ -13,7 +13,9 @@ With ``--hardware cim:DEVICE`` (``--hw-param sigma=0.1 --draws N``) it tests und
 instead: N Monte-Carlo draws of the programmed weights (``nn2hw.evaluate.variation``), seeded by
 ``--seed`` (with ``--plan`` and ``--finetune-batches`` first: a plan with ``noise_train`` fine-tunes
 variation-aware); ``--json`` has ``top1`` (the mean over draws), ``top1_std``, ``top1_min`` and
-``draws``. A thin shell over ``nn2hw.api.evaluate_variation``.
+``draws``. ``--backend aihwkit`` re-evaluates the draws with IBM's aihwkit-lightning (the cross-check,
+``pip install "nn2hw[aihwkit]"``); the JSON then says ``backend``. A thin shell over
+``nn2hw.api.evaluate_variation``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ import argparse
 from typing import TYPE_CHECKING
 
 from nn2hw.cli._common import console, require_output_files, write_json
-from nn2hw.cli._options import add_checkpoint, add_data, add_dataset, add_json, add_model, add_seed, add_threads
+from nn2hw.cli._options import (
+    add_checkpoint,
+    add_data,
+    add_dataset,
+    add_json,
+    add_model,
+    add_precision,
+    add_seed,
+    add_threads,
+)
 
 if TYPE_CHECKING:
     from nn2hw.evaluate import FinetuneSettings
@@ -45,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fine-tune this many batches on the train split first (HotNAS: 100; default 0)")
     parser.add_argument("--finetune-batch-size", type=int, default=32, metavar="N", help="fine-tune batch (32)")
     parser.add_argument("--lr", type=float, default=0.1, help="fine-tune learning rate (0.1)")
+    add_precision(parser)
     add_seed(parser, "the fine-tune")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="test batch size (256)")
     add_threads(parser)
@@ -58,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "repeatable")
     parser.add_argument("--draws", type=int, default=10, metavar="N",
                         help="noise draws with --hardware (default 10; seeded by --seed)")
+    parser.add_argument("--backend", default="nn2hw", choices=("nn2hw", "aihwkit"),
+                        help="who evaluates the draws with --hardware: nn2hw's bit-sliced crossbar model (default) "
+                             "or IBM's aihwkit-lightning, a cross-check on the same weights and weight noise "
+                             '(pip install "nn2hw[aihwkit]"; no stuck-at faults, lossless ADC only)')
     add_json(parser)
     parser.set_defaults(handler=_run)
 
@@ -68,9 +84,14 @@ def _run(args: argparse.Namespace) -> int:
 
     require_output_files({"--json": args.json})
     settings = FinetuneSettings(batches=args.finetune_batches, batch_size=args.finetune_batch_size, lr=args.lr,
-                                seed=args.seed)
+                                seed=args.seed, precision=args.finetune_precision)
     if args.hardware is not None:
         return _run_variation(args, settings)
+    if args.backend != "nn2hw":
+        from nn2hw.errors import ConfigError
+
+        raise ConfigError(f"--backend {args.backend} evaluates accuracy under crossbar variation, which needs "
+                          "--hardware.", "Add --hardware cim:reram (and --hw-param sigma=...), or drop --backend.")
     result = evaluate(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
                       checkpoint=args.checkpoint, plan=args.plan, settings=settings, test_batch_size=args.batch_size,
                       threads=args.threads, progress=console.is_terminal)
@@ -97,9 +118,10 @@ def _run_variation(args: argparse.Namespace, settings: FinetuneSettings) -> int:
                                 hw_params=parse_key_values(args.hw_param), draws=args.draws, seed=args.seed,
                                 data_dir=args.data_dir, download=args.download, checkpoint=args.checkpoint,
                                 plan=args.plan, settings=settings, test_batch_size=args.batch_size,
-                                threads=args.threads, progress=console.is_terminal)
+                                threads=args.threads, progress=console.is_terminal, backend=args.backend)
     m, noise = result.metrics, result.metrics.noise
     console.print(f"{args.model} on {args.dataset} {args.split}, {args.hardware} sigma {noise['sigma']:g} "
+                  f"by {result.backend} "
                   f"({m.draws} draws, seed {m.seed}): top-1 {m.top1:.2f} % +- {m.top1_std:.2f}, worst "
                   f"{m.top1_min:.2f} %, noise-free {m.top1_clean:.2f} %", soft_wrap=True, markup=False)
     if args.json:

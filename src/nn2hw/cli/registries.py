@@ -106,7 +106,20 @@ def describe(family: str, name: str, entry: Any) -> list[str]:
     elif family == "models":
         lines += [f"datasets: {', '.join(entry.datasets)}", f"family: {entry.family}"]
     elif family == "datasets":
-        lines += [f"splits: {', '.join(entry.splits)}", f"image shape: {tuple(entry.image_shape)}"]
+        lines += [f"splits: {', '.join(entry.splits)}", f"search validation split: {_validation(entry)}",
+                  f"image shape: {tuple(entry.image_shape)}"]
     else:
         lines += [f"packages (its own venv): {' '.join(entry.packages)}", f"costs: {', '.join(entry.templates)}"]
     return lines
+
+
+def _validation(source: Any) -> str:
+    """Where a search's validation split comes from: the dataset's own, or carved from its training split."""
+    from nn2hw.data.base import default_holdout
+
+    if "validation" in source.splits:
+        return "its own validation split"
+    holdout = default_holdout(source)
+    if holdout is None or "train" not in source.splits:
+        return "none (search with --select-on-test)"
+    return f"{holdout.size} training images set aside (seed {holdout.seed}; --validation-size changes it)"

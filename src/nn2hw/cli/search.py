@@ -32,8 +32,10 @@ from nn2hw.cli._options import (
     add_hardware,
     add_hardware_file,
     add_model,
+    add_precision,
     add_seed,
     add_seq_len,
+    add_spec,
     add_threads,
 )
 from nn2hw.hardware.records import design_label
@@ -56,9 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--hardware hetero, e.g. --with mobilenetv2_fmnist:fashion-mnist)")
     add_hardware(p)
     add_hardware_file(p)
-    p.add_argument("--latency-ms", type=float, metavar="X", help="latency spec in ms")
-    p.add_argument("--energy-mj", type=float, metavar="E", help="energy spec in mJ (ASIC templates)")
-    p.add_argument("--area-mm2", type=float, metavar="A", help="area spec in mm2 (ASIC templates)")
+    add_spec(p)
     p.add_argument("--strategy", default="reinforce", metavar="NAME",
                    help="search strategy (default reinforce; `nn2hw list strategies` lists them)")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
@@ -79,9 +79,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--final-batches", type=int, default=2000, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
                         "from --finetune-lr, distilled from the unmodified model)")
+    p.add_argument("--no-minimize", dest="minimize", action="store_false",
+                   help="return the winner with all its changes (default: first remove every change whose removal "
+                        "keeps every spec met, and report them)")
     p.add_argument("--search-images", type=int, default=2000, metavar="N",
-                   help="score candidates on the first N images of the split (default 2000)")
+                   help="score candidates on the first N images of the validation split (default 2000)")
+    add_precision(p)
+    p.add_argument("--validation-size", type=_count_or_fraction, metavar="N|F",
+                   help="training images (or a fraction of them) set aside as the validation split candidates are "
+                        "scored on; fine-tuning uses the rest (default: the dataset's own validation split, or "
+                        "5000 Fashion-MNIST / CIFAR-10 training images)")
+    p.add_argument("--select-on-test", action="store_true",
+                   help="score candidates on --split itself, for a dataset with no training data here (every "
+                        "accuracy is then marked selected-on-test: optimistic)")
     p.add_argument("--metric", default="top1", choices=("top1", "top5"), help="accuracy to maximize")
+    stopping = p.add_argument_group("early stopping (pruning hopeless candidates during their fine-tune)")
+    stopping.add_argument("--pruner", default="median", metavar="NAME",
+                          help="median (default: stop a candidate below the median of the completed trials at a "
+                               "checkpoint), halving (successive halving) or none (off)")
+    stopping.add_argument("--prune-checkpoints", type=int, default=3, metavar="K",
+                          help="checkpoints evenly spaced in each fine-tune (default 3: at 25, 50, 75 %%)")
+    stopping.add_argument("--prune-images", type=int, default=500, metavar="N",
+                          help="score checkpoints on the first N images candidates are scored on (default 500)")
+    stopping.add_argument("--prune-warmup", type=int, default=5, metavar="T",
+                          help="prune nothing until T candidates were fine-tuned to the end (default 5)")
     p.add_argument("--space", metavar="FILE", help="YAML/JSON restricting or extending the search space")
     p.add_argument("--storage", metavar="URL", help="study storage (default: sqlite file study.db in --out)")
     p.add_argument("--study", metavar="NAME", help="study name (default from model, dataset, hardware, specs)")
@@ -150,13 +171,17 @@ def _search(args: argparse.Namespace) -> int:
             progress=not args.quiet, seq_len=args.seq_len,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
-            finetune=FinetuneSettings(batches=args.finetune_batches, lr=lr, seed=args.seed),
-            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, lr=lr, seed=args.seed),
-            search_images=args.search_images, metric=args.metric,
+            finetune=FinetuneSettings(batches=args.finetune_batches, lr=lr, seed=args.seed,
+                                      precision=args.finetune_precision),
+            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, lr=lr, seed=args.seed,
+                                   precision=args.finetune_precision),
+            search_images=args.search_images, metric=args.metric, validation_size=args.validation_size,
+            select_on_test=args.select_on_test, pruner=args.pruner, prune_checkpoints=args.prune_checkpoints,
+            prune_images=args.prune_images, prune_warmup=args.prune_warmup,
             space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,
             workers=args.workers, seed=args.seed, out=args.out, threads=args.threads,
             companions=tuple(Member.parse(text) for text in args.companions or ()), proposals=args.proposals,
-            lat_penalty=args.lat_penalty)
+            lat_penalty=args.lat_penalty, minimize=args.minimize)
     except KeyboardInterrupt as exc:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study and the interrupted one "
                           "runs again first; continue with the same command plus --resume.", soft_wrap=True)
@@ -165,6 +190,17 @@ def _search(args: argparse.Namespace) -> int:
         return 0
     print_result(result)
     return 0
+
+
+def _count_or_fraction(text: str) -> int | float:
+    """'5000' -> 5000, '0.1' -> 0.1 (checked by the search's settings)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a number of images nor a fraction") from None
 
 
 def print_result(result: Any) -> None:
@@ -199,7 +235,8 @@ def print_result(result: Any) -> None:
                   f"{', PARTIAL split' if sol.metrics.get('partial') else ''})")
     t = result.trials
     console.print(f"trials: {t['total']} ({t['feasible']} met the specs, {t['trained']} trained here, "
-                  f"{t['reused']} reused, {t['infeasible']} missed a spec, {t['failed']} failed)")
+                  f"{t['reused']} reused, {t['pruned']} more met them but were pruned early, "
+                  f"{t['infeasible']} missed a spec, {t['failed']} failed)")
     legend = " (O storing output, I loading input, W loading weights, C computing)" if any(
         r.bottleneck in ("O", "I", "W", "C") for r in result.rows) else ""
     rows = Table(title=f"per layer: bottleneck on the base design{legend}, what the search changed")

@@ -21,6 +21,7 @@ import torch
 from nn2hw._checks import check_batch_size
 from nn2hw.errors import ConfigError, DatasetError
 from nn2hw.registry import Registry
+from nn2hw.splits import FIT, VALIDATION, Holdout
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ class Dataset(ABC):
     def take(self, count: int) -> Dataset:
         """The first ``count`` images (a partial dataset when fewer than ``full_size``)."""
 
+    @abstractmethod
+    def subset(self, indices: np.ndarray, split: str) -> Dataset:
+        """The images at ``indices`` as a complete split named ``split`` (a carved validation split)."""
+
     @property
     def partial(self) -> bool:
         """True when this dataset holds fewer images than its split has."""
@@ -196,6 +201,12 @@ class ArrayDataset(Dataset):
     def take(self, count: int) -> ArrayDataset:
         return dataclasses.replace(self, pixels=self.pixels[:count], targets=self.targets[:count])
 
+    def subset(self, indices: np.ndarray, split: str) -> ArrayDataset:
+        return dataclasses.replace(self, split=split, pixels=self.pixels[indices], targets=self.targets[indices],
+                                   full_size=len(indices))
+
+
+
 
 class DatasetSource(Protocol):
     """What a registered dataset provides: its splits and a loader."""
@@ -213,19 +224,55 @@ class DatasetSource(Protocol):
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset: ...
 
 
+def default_holdout(source: DatasetSource) -> Holdout | None:
+    """The validation split a source without one of its own carves from its training split: its
+    ``holdout`` attribute (optional; None: none is carved by default)."""
+    found = getattr(source, "holdout", None)
+    return found if isinstance(found, Holdout) else None
+
+
+def selection_splits(name: str) -> tuple[str, ...]:
+    """Every split ``load_dataset`` gives for ``name``: its own, plus ``validation`` and ``fit``."""
+    own = DATASETS.get(name).splits
+    return (*own, *(s for s in (VALIDATION, FIT) if s not in own))
+
+
 DATASETS: Registry[DatasetSource] = Registry("dataset", "nn2hw list datasets", builtins="nn2hw.data",
                                              group="nn2hw.datasets")
 
 
-def load_dataset(name: str, split: str, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
+def load_dataset(name: str, split: str, data_dir: str | Path | None = None, download: bool = False,
+                 holdout: Holdout | None = None) -> Dataset:
     """Load split ``split`` of the registered dataset ``name``.
 
     ``data_dir`` (when given) is the only folder looked at; otherwise each dataset searches its
     documented locations (see ``docs/datasets.md``). With ``download=True`` a missing dataset is
     fetched from its official URL into the cache (or ``data_dir``) with its checksum verified.
+    ``validation`` and ``fit`` of a dataset without a validation split of its own are carved from
+    its training split by ``holdout`` (default: the dataset's own, e.g. 5,000 Fashion-MNIST images).
     """
     source = DATASETS.get(name)
-    if split not in source.splits:
-        raise ConfigError(f"Dataset {name!r} has no split {split!r}.", f"Use one of: {', '.join(source.splits)}.")
     folder = Path(data_dir).expanduser() if data_dir is not None else None
+    if split not in selection_splits(name):
+        raise ConfigError(f"Dataset {name!r} has no split {split!r}.",
+                          f"Use one of: {', '.join(selection_splits(name))}.")
+    if split in (VALIDATION, FIT):
+        if VALIDATION in source.splits:
+            if holdout is not None:
+                raise ConfigError(f"Dataset {name!r} has a validation split of its own; a validation size "
+                                  f"({holdout.size!r}) applies only to datasets that carve one from their training "
+                                  "split.", "Leave the validation size unset for this dataset.")
+            return source.load(VALIDATION if split == VALIDATION else "train", folder, download)
+        return _carved(source, split, folder, download, holdout or default_holdout(source))
     return source.load(split, folder, download)
+
+
+def _carved(source: DatasetSource, split: str, folder: Path | None, download: bool,
+            holdout: Holdout | None) -> Dataset:
+    """``split`` (validation or fit) cut from the source's training split by ``holdout``."""
+    if holdout is None or "train" not in source.splits:
+        raise ConfigError(f"Dataset {source.name!r} has no validation split and no training split to carve one "
+                          "from.", "Select on its test split explicitly (nn2hw search --select-on-test; every "
+                          "accuracy is then marked selected-on-test), or register a validation split for it.")
+    train = source.load("train", folder, download)
+    return train.subset(holdout.indices(len(train), split), split)

@@ -29,6 +29,7 @@ from nn2hw.data.base import DATASETS, ArrayDataset, Augment, Dataset
 from nn2hw.data.download import download as fetch
 from nn2hw.errors import DatasetError
 from nn2hw.paths import cache_root, search_dirs
+from nn2hw.splits import Holdout
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -72,6 +73,8 @@ class Cifar10:
     splits: tuple[str, ...] = ("train", "test", "test-partial")
     image_shape: tuple[int, int, int] = (3, 32, 32)
     augment: Augment = Augment(crop_padding=4, flip=True)
+    holdout: Holdout = Holdout(5000)
+    """The validation split a search scores on: 5,000 of the 50,000 training images."""
 
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset:
         if not download:

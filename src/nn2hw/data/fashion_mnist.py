@@ -24,6 +24,7 @@ from nn2hw.data.base import DATASETS, ArrayDataset, Augment, Dataset
 from nn2hw.data.download import download as fetch
 from nn2hw.errors import DatasetError
 from nn2hw.paths import cache_root, data_root
+from nn2hw.splits import Holdout
 
 BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets/fashion-mnist"),)  # Debian dataset-fashion-mnist
@@ -71,6 +72,8 @@ class FashionMnist:
     splits: tuple[str, ...] = ("train", "test")
     image_shape: tuple[int, int, int] = (1, 28, 28)
     augment: Augment = Augment(crop_padding=2, flip=True)
+    holdout: Holdout = Holdout(5000)
+    """The validation split a search scores on: 5,000 of the 60,000 training images."""
 
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset:
         if not download:

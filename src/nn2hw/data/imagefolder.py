@@ -23,6 +23,7 @@ import torch
 from nn2hw.data.base import DATASETS, Augment, Dataset, Normalize
 from nn2hw.errors import DatasetError
 from nn2hw.paths import data_root
+from nn2hw.splits import Holdout
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif"})
 SPLIT_FOLDERS = {"train": ("train",), "test": ("val", "test")}
@@ -62,6 +63,10 @@ class ImageFolderDataset(Dataset):
 
     def take(self, count: int) -> ImageFolderDataset:
         return dataclasses.replace(self, paths=self.paths[:count], targets=self.targets[:count])
+
+    def subset(self, indices: np.ndarray, split: str) -> ImageFolderDataset:
+        return dataclasses.replace(self, split=split, paths=tuple(self.paths[int(i)] for i in indices),
+                                   targets=self.targets[indices], full_size=len(indices))
 
     def _decode(self, path: Path) -> torch.Tensor:
         image_module = _pillow()
@@ -120,6 +125,8 @@ class ImageNet:
     name: str = "imagenet"
     splits: tuple[str, ...] = ("train", "test")
     image_shape: tuple[int, int, int] = (3, 224, 224)
+    holdout: Holdout = Holdout(10_000)
+    """The validation split a search scores on: 10,000 training images (the ``test`` split is val/)."""
 
     def load(self, split: str, data_dir: Path | None, download: bool) -> Dataset:
         if download:

@@ -123,3 +123,7 @@ class TextDataset(Dataset):
 
     def take(self, count: int) -> TextDataset:
         return dataclasses.replace(self, texts=self.texts[:count], targets=self.targets[:count])
+
+    def subset(self, indices: np.ndarray, split: str) -> TextDataset:
+        return dataclasses.replace(self, split=split, texts=tuple(self.texts[int(i)] for i in indices),
+                                   targets=self.targets[indices], full_size=len(indices))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -27,8 +28,20 @@ from nn2hw.evaluate.settings import FinetuneSettings
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from nn2hw.data import Dataset
+    from nn2hw.data import Dataset, Holdout
     from nn2hw.evaluate.loops import Metrics
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where an evaluator that fine-tunes scores the model on the way (early stopping): after each
+    of ``steps`` batches, on the first ``images`` of its scoring split, it calls ``report(step,
+    metrics)``, which may raise to stop the evaluation (nothing is returned, so nothing is stored).
+    Only evaluators with ``reports_checkpoints = True`` (the default ``FinetuneEvaluator``) take them."""
+
+    steps: tuple[int, ...]
+    images: int
+    report: Callable[[int, Mapping[str, float]], None]
 
 
 @runtime_checkable
@@ -72,7 +85,10 @@ def checked_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 class FinetuneEvaluator:
     """Fine-tune a model briefly (``settings``), then test it; returns ``Metrics.as_mapping()``.
 
-    Data are loaded on the first call (``train`` only when ``settings.batches > 0``) and passed
+    It fine-tunes on ``train_split`` and scores on ``split`` (a search: ``fit`` and ``validation``,
+    carved by ``holdout`` where the dataset has no validation split of its own; see
+    ``nn2hw.data.load_dataset``). Data are loaded on the first call (the training split only when
+    ``settings.batches > 0``) and passed
     through ``prepare`` (e.g. a zoo model's normalization: ``partial(zoo.prepare,
     model_name=...)``; None leaves images in [0, 1]). ``max_test_images`` tests on the first N
     images only (HotNAS's ``test_stop_batch``); those results are marked partial. The model passed
@@ -84,12 +100,15 @@ class FinetuneEvaluator:
                  test_batch_size: int = 256, max_test_images: int | None = None,
                  prepare: Callable[[Dataset], Dataset] | None = None, threads: int | None = None,
                  progress: bool = True, train_data: Dataset | None = None, test_data: Dataset | None = None,
-                 teacher: nn.Module | None = None) -> None:
+                 teacher: nn.Module | None = None, train_split: str = "train", holdout: Holdout | None = None
+                 ) -> None:
         if max_test_images is not None and (not isinstance(max_test_images, int) or max_test_images < 1):
             raise ConfigError(f"max_test_images={max_test_images!r} is not a positive integer.",
                               "Use e.g. 1000, or None to test on the whole split.")
         self.dataset = dataset
         self.split = split
+        self.train_split = train_split
+        self.holdout = holdout
         self.data_dir = data_dir
         self.download = download
         self.settings = settings
@@ -104,20 +123,23 @@ class FinetuneEvaluator:
         self.last_metrics: Metrics | None = None
 
     @property
-    def cache_fields(self) -> tuple[str, str, str]:
-        """(dataset, split, settings key): with the plan key, what identifies one evaluation."""
+    def cache_fields(self) -> tuple[str, ...]:
+        """(dataset, split, settings key[, training split, holdout]): with the plan key, what
+        identifies one evaluation (the last two only where they differ from the defaults)."""
         split = self.split if self.max_test_images is None else f"{self.split}[:{self.max_test_images}]"
-        return self.dataset, split, self.settings.key
+        extra = () if self.train_split == "train" and self.holdout is None else (
+            f"train={self.train_split}", f"holdout={self.holdout}")
+        return self.dataset, split, self.settings.key, *extra
 
     def _prepared(self, split: str) -> Dataset:
         from nn2hw.data import load_dataset
 
-        data = load_dataset(self.dataset, split, self.data_dir, self.download)
+        data = load_dataset(self.dataset, split, self.data_dir, self.download, self.holdout)
         return self.prepare(data) if self.prepare is not None else data
 
     def train_data(self) -> Dataset:
         if self._train is None:
-            self._train = self._prepared("train")
+            self._train = self._prepared(self.train_split)
         return self._train
 
     def test_data(self) -> Dataset:
@@ -127,8 +149,10 @@ class FinetuneEvaluator:
         self._test = data
         return data
 
-    def evaluate(self, model: nn.Module) -> Metrics:
-        """Fine-tune (when ``settings.batches``), then test; the full ``Metrics`` record."""
+    def evaluate(self, model: nn.Module, checkpoints: Checkpoints | None = None) -> Metrics:
+        """Fine-tune (when ``settings.batches``), then test; the full ``Metrics`` record.
+        ``checkpoints``: score the model on the way and report it (early stopping; they leave the
+        result unchanged: scoring runs in eval mode without gradients)."""
         from nn2hw.evaluate.loops import finetune, test
 
         test_data = self.test_data()  # load (and fail on) the test split before spending time training
@@ -136,13 +160,32 @@ class FinetuneEvaluator:
             s = self.settings
             finetune(model, self.train_data(), s.batches, s.batch_size, s.lr, s.momentum, s.weight_decay, s.seed,
                      s.augment, threads=self.threads, progress=self.progress, schedule=s.schedule,
-                     teacher=self.teacher if s.distill else None, distill=s.distill, temperature=s.temperature)
+                     teacher=self.teacher if s.distill else None, distill=s.distill, temperature=s.temperature,
+                     precision=s.precision,
+                     after_step=None if checkpoints is None else self._checkpointed(model, test_data, checkpoints))
         self.last_metrics = test(model, test_data, self.test_batch_size, threads=self.threads,
                                  progress=self.progress)
         return self.last_metrics
 
-    def __call__(self, model: nn.Module) -> Mapping[str, float]:
-        return self.evaluate(model).as_mapping()
+    def _checkpointed(self, model: nn.Module, data: Dataset, checkpoints: Checkpoints) -> Callable[[int], None]:
+        """The fine-tune's ``after_step``: at each checkpoint, score ``model`` on the first
+        ``checkpoints.images`` of ``data`` and report it (the report may raise to stop)."""
+        from nn2hw.evaluate.loops import test
+
+        scored = data.take(checkpoints.images) if len(data) > checkpoints.images else data
+
+        def after_step(done: int) -> None:
+            if done in checkpoints.steps:
+                metrics = test(model, scored, self.test_batch_size, threads=self.threads, progress=False)
+                checkpoints.report(done, metrics.as_mapping())
+
+        return after_step
+
+    reports_checkpoints = True
+    """It takes ``checkpoints`` (see ``Checkpoints``); a plain callable evaluator does not."""
+
+    def __call__(self, model: nn.Module, checkpoints: Checkpoints | None = None) -> Mapping[str, float]:
+        return self.evaluate(model, checkpoints).as_mapping()
 
 
 class EmbeddingFidelityEvaluator:

@@ -111,15 +111,38 @@ def _workloads(members: tuple[MemberContext, ...], plans: Mapping[str, Plan] | N
 
 
 def default_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
-                      teacher: nn.Module | None = None, progress: bool = False) -> FinetuneEvaluator:
-    """Fine-tune as ``finetune`` says (distilling from ``teacher``, the unmodified model, when it
-    asks to), then test on the first ``images`` of the member's split (None: all of it)."""
+                      teacher: nn.Module | None = None, progress: bool = False, *, selecting: bool = False
+                      ) -> FinetuneEvaluator:
+    """Fine-tune as ``finetune`` says on the search's training split (distilling from ``teacher``,
+    the unmodified model, when it asks to), then test on the first ``images`` (None: all) of the
+    selection split (``selecting``: what candidates are scored on) or of the member's test split."""
     from nn2hw import zoo
 
-    return FinetuneEvaluator(member.dataset, split=member.split, data_dir=settings.data_dir, settings=finetune,
+    split = settings.selection_split if selecting else member.split
+    return FinetuneEvaluator(member.dataset, split=split, data_dir=settings.data_dir, settings=finetune,
                              max_test_images=images,
                              prepare=partial(zoo.prepare, model_name=member.model, seq_len=member.seq_len),
-                             threads=settings.threads, progress=progress, teacher=teacher)
+                             threads=settings.threads, progress=progress, teacher=teacher,
+                             train_split=settings.train_split, holdout=settings.holdout)
+
+
+def checked_selection_data(settings: SearchSettings, evaluator: Evaluator) -> None:
+    """Load the data the default evaluator scores candidates on now, so that a dataset without a
+    validation split or training data here stops the search before any work, saying how to select
+    on test instead (another evaluator's data are its own business)."""
+    from nn2hw.errors import DatasetError
+
+    if not isinstance(evaluator, FinetuneEvaluator):
+        return
+    try:
+        evaluator.test_data()
+    except DatasetError as exc:
+        if settings.select_on_test:
+            raise
+        raise DatasetError(f"{exc.cause} A search scores candidates on a validation split carved from the "
+                           "training split, so it needs the training data.",
+                           f"{exc.fix} Or pass --select-on-test to score candidates on the test split itself "
+                           "(every accuracy is then marked selected-on-test).") from None
 
 
 def _member_context(settings: SearchSettings, member: Member,
@@ -141,7 +164,8 @@ def _member_context(settings: SearchSettings, member: Member,
     if isinstance(evaluator, Mapping):
         evaluator = evaluator.get(member.model)
     if evaluator is None:
-        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model)
+        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model,
+                                      selecting=True)
     tokens = () if member.seq_len is None else (f"{member.seq_len} tokens",)  # unchanged ids at the default
     return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint, *tokens))
 
@@ -173,6 +197,8 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
                         measured_base=measured_base)
     _check_reachable(ctx)
     _check_strategy(settings, space)
+    for m in members:  # after the cheap checks: this loads the data
+        checked_selection_data(settings, m.evaluator)
     return ctx
 
 

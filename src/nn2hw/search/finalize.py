@@ -17,7 +17,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from nn2hw._json import jsonable, thaw
 from nn2hw.bundle import save_bundle
 from nn2hw.compress import apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
-from nn2hw.evaluate import Evaluator, FinetuneSettings
+from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.cpu import DEFAULT_FINALISTS, margin_of
 from nn2hw.hardware.records import NetworkCost, design_label
@@ -38,7 +38,9 @@ from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write
 from nn2hw.report.layers import LayerRow, write_layers_csv
 from nn2hw.search.context import SearchContext, default_evaluator
 from nn2hw.search.evaluations import joint_key, joint_metrics
+from nn2hw.search.minimize import Minimized, hardware_record, minimize_vector
 from nn2hw.search.study import beat_periods, count_trials, reclaim
+from nn2hw.splits import VALIDATION
 
 KEY_METRICS = ("top1", "top5", "n_images", "partial")
 
@@ -58,6 +60,9 @@ class Solution:
     """On a measured template: the latency the search predicted for it (``cost`` is the measured one)."""
     measurement: Mapping[str, Any] | None = None
     """On a measured template: runs, median, IQR, threads, runtime, CPU and the file timed."""
+    minimization: Mapping[str, Any] | None = None
+    """What minimizing the searched candidate removed and kept (``Minimized.to_dict``); None when it was
+    not minimized."""
 
     @property
     def plan(self) -> Plan:
@@ -75,6 +80,9 @@ class Solution:
                "changed_layers": sum(len(p.choices) for p in self.plans.values())}
         if self.measurement is not None:
             out.update({"predicted_latency_ms": self.predicted_ms, "measurement": dict(self.measurement)})
+        if self.minimization is not None:
+            out["removed_changes"] = list(self.minimization["removed"])
+            out["minimization"] = {k: v for k, v in self.minimization.items() if k != "removed"}
         if len(self.plans) > 1:
             busy = self.cost.engine_latency_ms()
             engines = {layer.name.split("/", 1)[0]: layer.engine for layer in self.cost.layers}
@@ -98,9 +106,15 @@ class SearchResult:
     wall_s: float
     notes: tuple[str, ...] = ()
     rows: tuple[LayerRow, ...] = field(default_factory=tuple)
+    splits: Mapping[str, Any] = field(default_factory=dict)
+    """What each number was measured on (``splits_used``): the trials and the search's base score on
+    ``candidates``, the baseline and the solution on ``report``."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spec": dict(self.spec), "baseline": self.baseline.to_dict(), "solution": self.solution.to_dict(),
+        measured_on = {"split": self.splits.get("report")} if self.splits else {}
+        return {"spec": dict(self.spec), "splits": dict(self.splits),
+                "baseline": {**self.baseline.to_dict(), **measured_on},
+                "solution": {**self.solution.to_dict(), **measured_on},
                 "trials": dict(self.trials), "settings": dict(self.settings), "wall_s": self.wall_s,
                 "files": dict(self.files), "notes": list(self.notes),
                 "layers": [r.to_dict() for r in self.rows],
@@ -116,7 +130,7 @@ def _library_versions() -> dict[str, str]:
 
 def ranked_candidates(study: optuna.Study, metric: str) -> list[FrozenTrial]:
     """Completed candidates that met the specs: best metric first, then lower latency, earlier trial;
-    one trial per distinct network."""
+    one trial per distinct network. A pruned trial is never one: only a full fine-tune's score ranks."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.user_attrs.get("feasible") and t.user_attrs.get(metric) is not None]
     done.sort(key=lambda t: (-t.user_attrs[metric], t.user_attrs["latency_ms"], t.number))
@@ -138,6 +152,8 @@ class Checked:
     cost: NetworkCost
     predicted_ms: float | None = None
     measurement: Mapping[str, Any] | None = None
+    minimized: Minimized | None = None
+    """What minimizing removed from the searched candidate (None: not minimized)."""
 
 
 FINAL_REPEATS_FACTOR = 2
@@ -158,18 +174,45 @@ def guaranteed(ctx: SearchContext, trial: FrozenTrial) -> Checked | str:
     template: time it on this machine and check the measured median with the margin); the checked
     candidate when it passes, else the reason it does not."""
     plans = {net: Plan.from_dict(data) for net, data in trial.user_attrs["plans"].items()}
+    return recheck(ctx, trial.number, plans, trial.user_attrs.get("knobs") or {})
+
+
+def recheck(ctx: SearchContext, number: int, plans: Mapping[str, Plan], knobs: Mapping[str, Any]) -> Checked | str:
+    """``guaranteed`` for the networks ``plans`` make with hardware ``knobs`` (trial ``number``)."""
     workloads = ctx.workloads(plans)
-    best = ctx.target.best(workloads, trial.user_attrs.get("knobs") or {})
+    best = ctx.target.best(workloads, knobs)
     cost = ctx.target.recost(workloads, best.design)
     if not cost.fits:
         over = [f"{r.name} {r.used:g} > {r.available:g}" for r in cost.resources if not r.fits]
-        return f"trial {trial.number}: design exceeds {', '.join(over)}"
+        return f"trial {number}: design exceeds {', '.join(over)}"
     miss = ctx.spec.describe_miss(cost)
     if miss:
-        return f"trial {trial.number}: {miss}"
+        return f"trial {number}: {miss}"
     hardware = _hardware(ctx, cost)
     checked = Checked({net: plan.with_hardware(hardware) for net, plan in plans.items()}, cost)
-    return checked if ctx.measured_base is None else _measured(ctx, trial.number, checked)
+    return checked if ctx.measured_base is None else _measured(ctx, number, checked)
+
+
+def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked | str:
+    """The trial's candidate without the changes no spec needs (``minimize_vector``), re-checked as
+    ``guaranteed`` does; the candidate as searched when its minimal one fails the re-check (e.g.
+    measured slower than predicted), with a note saying so."""
+    vector = [int(trial.params[name]) for name in ctx.space.names]
+    try:
+        found = minimize_vector(ctx, vector)
+    except InfeasibleError as exc:
+        notes.append(f"Trial {trial.number} was not minimized: {exc.cause}")
+        return guaranteed(ctx, trial)
+    checked = recheck(ctx, trial.number, found.plans, trial.user_attrs.get("knobs") or {}) if found.removed \
+        else guaranteed(ctx, trial)
+    if isinstance(checked, str):
+        if found.removed:
+            notes.append(f"The minimal plan of trial {trial.number} failed the re-check ({checked}); the trial is "
+                         "returned with all its changes.")
+            return guaranteed(ctx, trial)
+        return checked
+    notes.append(f"Minimal plan of trial {trial.number}: {found.summary()}.")
+    return replace(checked, minimized=found)
 
 
 def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:
@@ -186,11 +229,7 @@ def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | st
 
 
 def _hardware(ctx: SearchContext, cost: NetworkCost) -> dict[str, Any]:
-    return {"template": cost.template, "device": cost.device, "spec": ctx.settings.hardware,
-            "design": jsonable(cost.design), "clock_mhz": cost.clock_mhz,
-            "options": jsonable(dict(ctx.settings.hw_options)),
-            "resources": [{"name": r.name, "used": r.used, "available": r.available, "unit": r.unit}
-                          for r in cost.resources]}
+    return hardware_record(cost, ctx.settings.hardware, ctx.settings.hw_options)
 
 
 def measure(ctx: SearchContext, plans: Mapping[str, Plan], evaluators: Mapping[str, Evaluator]
@@ -236,7 +275,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     else:
         picked = None
         for trial in ranked_candidates(study, s.metric)[: finalists(ctx)]:
-            checked = guaranteed(ctx, trial)
+            checked = minimal(ctx, trial, notes) if s.minimize else guaranteed(ctx, trial)
             if isinstance(checked, str):
                 notes.append(f"Re-check refused {checked}.")
                 continue
@@ -257,15 +296,20 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
         checked, trial_no = picked
         models, networks = measure(ctx, checked.plans, _evaluators(ctx, final_evaluator, s.final_finetune, progress))
         solution = Solution(checked.plans, checked.cost, joint_metrics(networks), networks, trial_no,
-                            checked.predicted_ms, checked.measurement)
+                            checked.predicted_ms, checked.measurement,
+                            checked.minimized.to_dict() if checked.minimized is not None else None)
     _save_bundles(ctx, out, models, solution)
     rows = [row for m in ctx.members
             for row in layer_rows(baseline.cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
                                   m.workload, apply_plan(solution.plans[m.name], m.workload),
                                   prefix=f"{m.name}/" if len(ctx.members) > 1 else "")]
-    files = write_reports(ctx, study, baseline, solution, rows, notes)
+    splits = splits_used(ctx)
+    if splits["selected_on_test"] and study is not None:
+        notes.append(f"SELECTED ON TEST: candidates were scored on {splits['candidates']}, the split the "
+                     "accuracies are reported on, so the reported accuracy is optimistic.")
+    files = write_reports(ctx, study, baseline, solution, rows, notes, splits)
     result = SearchResult(s.spec.to_dict(), baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
-                          tuple(notes), tuple(rows))
+                          tuple(notes), tuple(rows), splits)
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=jsonable) + "\n")
     return result
 
@@ -307,8 +351,9 @@ def finalize_key(ctx: SearchContext, study: optuna.Study) -> str:
     """What makes a finalization: the study, its completed trials, and the settings of the re-check
     and the final fine-tune (a resume with more trials, or another final fine-tune, finalizes anew)."""
     s = ctx.settings
-    parts = ["finalize", s.study_name, study._study_id, count_trials(study)["complete"], s.final_finetune.key,
-             s.top_k, s.metric]
+    counts = count_trials(study)
+    parts = ["finalize", s.study_name, study._study_id, counts["complete"] + counts["pruned"], s.final_finetune.key,
+             s.top_k, s.metric, *(() if s.minimize else ("not minimized",))]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -375,6 +420,28 @@ def _claimed_out(study: optuna.Study, key: str, wait_s: float) -> str:
         time.sleep(0.2)
 
 
+def splits_used(ctx: SearchContext) -> dict[str, Any]:
+    """The data behind each number: ``candidates`` (every trial's score and the base score during
+    the search), ``fine_tune`` (what candidates and the winner train on) and ``report`` (the
+    baseline and the solution, measured once at the end); ``selected_on_test`` when candidates were
+    scored on the split the results are reported on (None: a user's evaluator, its data unknown)."""
+    from nn2hw.data.base import DATASETS, default_holdout  # torch: only once a search finalizes
+
+    s, m = ctx.settings, ctx.members[0]
+    evaluator = m.evaluator
+    report = f"{m.member.dataset} {m.member.split}"
+    if not isinstance(evaluator, FinetuneEvaluator):
+        return {"candidates": "the search's own evaluator (its data are not known to nn2hw)", "fine_tune": None,
+                "report": report, "selected_on_test": None}
+    scored = evaluator.test_data()
+    holdout = s.holdout or default_holdout(DATASETS.get(m.member.dataset))
+    carved = (f" (carved from the training split, seed {holdout.seed}; fine-tuning uses the rest)"
+              if s.selection_split == VALIDATION and holdout is not None and VALIDATION not in
+              DATASETS.get(m.member.dataset).splits else "")
+    return {"candidates": scored.description + carved, "fine_tune": f"{m.member.dataset} {s.train_split}",
+            "report": report, "selected_on_test": s.selection_split == m.member.split}
+
+
 def _baseline(ctx: SearchContext, plans: dict[str, Plan], metrics: Mapping[str, float],
               networks: Mapping[str, Mapping[str, float]]) -> Solution:
     """The unmodified networks: their cost on the best design, or as measured on a measured template."""
@@ -430,7 +497,8 @@ def _redacted(url: str) -> str:
 
 def trial_counts(study: optuna.Study | None) -> dict[str, int]:
     if study is None:
-        return {"total": 0, "complete": 0, "feasible": 0, "trained": 0, "reused": 0, "infeasible": 0, "failed": 0}
+        return {"total": 0, "complete": 0, "feasible": 0, "trained": 0, "reused": 0, "infeasible": 0, "failed": 0,
+                "pruned": 0}
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state is TrialState.COMPLETE]
     feasible = [t for t in done if t.user_attrs.get("feasible")]
@@ -438,13 +506,14 @@ def trial_counts(study: optuna.Study | None) -> dict[str, int]:
             "trained": sum(bool(t.user_attrs.get("trained_here")) for t in feasible),
             "reused": sum(not t.user_attrs.get("trained_here") for t in feasible),
             "infeasible": len(done) - len(feasible),
-            "failed": sum(t.state is TrialState.FAIL for t in trials)}
+            "failed": sum(t.state is TrialState.FAIL for t in trials),
+            "pruned": sum(t.state is TrialState.PRUNED for t in trials)}
 
 
 def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Path:
     names = ctx.space.names
     fields = ["trial", "state", "feasible", "reason", "latency_ms", "energy_mj", "area_mm2", "top1", "top5",
-              "trained_here", "plan_key", "changes"]
+              "scored_on", "pruned_at", "partial_score", "trained_here", "plan_key", "changes"]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -456,13 +525,18 @@ def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Pat
                              "reason": a.get("reason") or a.get("error", ""), "latency_ms": a.get("latency_ms"),
                              "energy_mj": a.get("energy_mj"), "area_mm2": a.get("area_mm2"), "top1": a.get("top1"),
                              "top5": a.get("top5"), "trained_here": a.get("trained_here"),
+                             "pruned_at": a.get("pruned_at"),  # a pruned trial: batches done, its score there
+                             "partial_score": a.get(f"{ctx.settings.metric}_partial"),
+                             "scored_on": ctx.settings.selection_split if a.get("top1") is not None else "",
                              "plan_key": a.get("plan_key"), "changes": changes})
     return path
 
 
 def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solution, solution: Solution,
-                  rows: Sequence[LayerRow], notes: list[str]) -> dict[str, str]:
-    """layers.csv, trials.csv, pareto.csv/png and summary.html in the output folder."""
+                  rows: Sequence[LayerRow], notes: list[str], splits: Mapping[str, Any] | None = None
+                  ) -> dict[str, str]:
+    """layers.csv, trials.csv, pareto.csv/png and summary.html in the output folder; ``splits``
+    (``splits_used``) names the data behind the trials' and the final numbers."""
     s, out = ctx.settings, ctx.settings.out_dir
     files = {"bundle": str(out), "layers": str(write_layers_csv(out / "layers.csv", list(rows)))}
     metric = s.metric
@@ -484,6 +558,8 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
         "networks": " + ".join(f"{m.model} ({m.dataset}, {m.split})" for m in s.members),
         "hardware": f"{s.hardware} ({baseline.cost.clock_mhz:g} MHz)",
         "spec": ", ".join(f"{k} <= {v:g}" for k, v in s.spec.limits.items()),
+        **({"candidates scored on": splits["candidates"], "fine-tuned on": splits["fine_tune"] or "(evaluator's own)",
+            "base and solution measured on": splits["report"]} if splits else {}),
         "base latency (ms)": baseline.cost.latency_ms,
         "solution latency (ms)": solution.cost.latency_ms,
         f"base {metric} (%)": baseline.metrics[metric],

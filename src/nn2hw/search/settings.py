@@ -12,7 +12,9 @@ from typing import Any
 from nn2hw._json import jsonable
 from nn2hw.errors import ConfigError
 from nn2hw.evaluate.settings import FinetuneSettings
+from nn2hw.search.pruning import check_pruner
 from nn2hw.spec import Spec
+from nn2hw.splits import FIT, VALIDATION, Holdout
 
 SEARCH_FINETUNE_LR = 0.003
 """The search fine-tunes pretrained candidates at lr 0.003, not HotNAS's 0.1: on the converged
@@ -59,10 +61,14 @@ class SearchSettings:
       A trial is a candidate the study records, including one that misses a spec (never trained);
       the proposals the prefilter rejects within a trial (``proposals``) are not trials.
     - ``finetune``: the short fine-tune of each candidate that meets the specs (HotNAS: 100
-      batches of 32; learning rate ``SEARCH_FINETUNE_LR``); ``search_images``: the first N
-      images of ``split`` score candidates (None: all); ``final_finetune``: the longer fine-tune
-      of the winner (default 2000 batches, cosine decay from lr 0.003, distilled from the
-      unmodified model), then tested on all of ``split``.
+      batches of 32; learning rate ``SEARCH_FINETUNE_LR``) on the ``fit`` split; ``search_images``:
+      the first N images of the ``validation`` split score candidates (None: all); ``final_finetune``:
+      the longer fine-tune of the winner (default 2000 batches, cosine decay from lr 0.003,
+      distilled from the unmodified model), then tested once on all of ``split`` (the test split),
+      as the base model is. ``validation_size``: images (or a fraction) of the training split set
+      aside as the validation split (None: the dataset's own split, or its default holdout, e.g.
+      5,000 Fashion-MNIST images). ``select_on_test``: score candidates on ``split`` itself, for a
+      dataset with no training data here; every accuracy is then marked selected-on-test.
     - ``storage``: an SQLAlchemy URL (default: ``study.db`` in ``out``); ``study``: its name
       (default from model, dataset, hardware and specs); ``resume`` continues it.
     - ``metric``: the accuracy the search maximizes ('top1' or 'top5', in percent); with
@@ -77,6 +83,12 @@ class SearchSettings:
     - ``proposals``: latency first for nn2hw's own strategies: a trial may go through up to this
       many proposals, those the cost model shows to miss a spec being recorded on the trial and
       learned from without training (1: every proposal becomes a trial).
+    - early stopping (``nn2hw.search.pruning``): ``pruner`` ('median', 'halving' or 'none') judges
+      each candidate at ``prune_checkpoints`` evenly spaced points of its fine-tune (3: at 25, 50
+      and 75 %), scored on the first ``prune_images`` images of the scoring split, once
+      ``prune_warmup`` candidates were fine-tuned to the end.
+    - ``minimize``: before the final fine-tune, remove from the winner every change whose removal
+      keeps every spec met (``nn2hw.search.minimize``); False returns the searched candidate whole.
     """
 
     model: str
@@ -112,6 +124,13 @@ class SearchSettings:
     companions: tuple[Member, ...] = ()
     proposals: int = 32
     lat_penalty: str = "scaled"
+    select_on_test: bool = False
+    validation_size: int | float | None = None
+    pruner: str = "median"
+    prune_checkpoints: int = 3
+    prune_images: int = 500
+    prune_warmup: int = 5
+    minimize: bool = True
 
     def __post_init__(self) -> None:
         self.spec.require()
@@ -121,7 +140,9 @@ class SearchSettings:
             raise ConfigError(f"--trials must be a positive integer, got {self.trials!r}.", "Give e.g. --trials 40.")
         if self.minutes is not None and (not math.isfinite(self.minutes) or self.minutes <= 0):
             raise ConfigError(f"--minutes must be a positive number, got {self.minutes!r}.", "Give e.g. --minutes 10.")
-        for name, low in (("workers", 1), ("top_k", 1), ("proposals", 1)):
+        check_pruner(self.pruner)
+        for name, low in (("workers", 1), ("top_k", 1), ("proposals", 1), ("prune_checkpoints", 1),
+                          ("prune_images", 1), ("prune_warmup", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.", f"Fix {name}.")
@@ -141,6 +162,11 @@ class SearchSettings:
         if len(set(names)) != len(names):
             raise ConfigError(f"A joint search names a model twice ({', '.join(names)}).",
                               "Give each network once.")
+        if self.select_on_test and self.validation_size is not None:
+            raise ConfigError("A validation size was given with --select-on-test, which scores candidates on the "
+                              "test split instead of a validation split.", "Drop one of --validation-size and "
+                              "--select-on-test.")
+        _ = self.holdout  # a bad validation size fails here, before anything loads
         for band in (self.acc_band, self.lat_band):
             if band is not None and (len(band) != 2 or not band[0] < band[1]):
                 raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
@@ -150,6 +176,21 @@ class SearchSettings:
     def members(self) -> tuple[Member, ...]:
         """Every network of the search: the model, then its companions."""
         return (Member(self.model, self.dataset, self.split, self.checkpoint, seq_len=self.seq_len), *self.companions)
+
+    @property
+    def selection_split(self) -> str:
+        """The split candidates are scored on: ``validation``, or the test split itself when told to."""
+        return self.split if self.select_on_test else VALIDATION
+
+    @property
+    def train_split(self) -> str:
+        """The split candidates and the winner are fine-tuned on: the training images less the validation ones."""
+        return "train" if self.select_on_test else FIT
+
+    @property
+    def holdout(self) -> Holdout | None:
+        """The validation split carved from the training split (None: the dataset's own or default)."""
+        return None if self.validation_size is None else Holdout(self.validation_size)
 
     @property
     def study_name(self) -> str:
@@ -183,4 +224,8 @@ class SearchSettings:
             "lat_band": list(self.lat_band) if self.lat_band else None,
             "companions": [[m.model, m.dataset, m.split, m.checkpoint] for m in self.companions],
             "proposals": self.proposals, "lat_penalty": self.lat_penalty,
+            "selection_split": self.selection_split, "validation_size": self.validation_size,
+            **({} if self.pruner == "none" else {"pruner": {  # a study from before pruning resumes with 'none'
+                "name": self.pruner, "checkpoints": self.prune_checkpoints, "images": self.prune_images,
+                "warmup": self.prune_warmup}}),
         }
