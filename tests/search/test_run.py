@@ -29,7 +29,7 @@ from nn2hw.search.context import prepare
 from nn2hw.search.study import open_storage
 
 pytestmark = pytest.mark.data
-BASE = {"model": "resnet20", "dataset": "cifar10", "split": "test-partial"}
+BASE = {"model": "resnet20", "dataset": "cifar10", "split": "test-partial", "select_on_test": True}
 
 
 @pytest.fixture(scope="module")
