@@ -2,9 +2,10 @@
 fine-tune the winner longer, re-measure it, and export the bundle and the reports.
 
 A candidate whose re-check fails is never returned (the next best is tried); when none passes,
-an ``InfeasibleError`` says so with the best latency seen. The base model and the solution are
-measured on the whole ``split``; candidates were scored during the search on its first
-``search_images`` images only.
+an ``InfeasibleError`` says so with the best latency seen. The winner first loses every change no
+spec needs (``nn2hw.search.minimize``). The base model and the solution are measured once, on the
+whole ``split`` (the test split); candidates were scored during the search on the first
+``search_images`` images of the validation split (``splits_used`` records both in the report).
 """
 
 from __future__ import annotations
