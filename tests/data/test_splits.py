@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nn2hw.data import FIT, VALIDATION, Holdout, load_dataset, selection_splits
-from nn2hw.errors import ConfigError
+from nn2hw.errors import ConfigError, DatasetError
 from tests.data.helpers import install_fake_fmnist, write_files
 
 
@@ -40,7 +40,7 @@ def test_validation_and_fit_partition_the_training_split_reproducibly(fake):
 def test_the_default_holdout_is_5000_fashion_mnist_training_images(shared_data):
     try:
         validation = load_dataset("fashion-mnist", VALIDATION)
-    except Exception as exc:  # the Debian package is absent
+    except DatasetError as exc:  # the Debian package is absent
         pytest.skip(f"Fashion-MNIST is not installed here: {exc}")
     fit = load_dataset("fashion-mnist", FIT)
     assert (len(validation), len(fit)) == (5000, 55000)
@@ -65,7 +65,7 @@ def test_a_size_that_leaves_no_training_or_no_validation_image_is_refused(fake, 
 def test_a_dataset_with_its_own_validation_split_uses_it_and_refuses_a_size(shared_data):
     try:
         own = load_dataset("wordnet-supersense", VALIDATION)
-    except Exception as exc:
+    except DatasetError as exc:
         pytest.skip(f"WordNet is not installed here: {exc}")
     assert own.split == "validation" and len(own) == 8212
     assert load_dataset("wordnet-supersense", FIT).split == "train"
@@ -79,3 +79,14 @@ def test_every_registered_dataset_lists_the_selection_splits():
     with pytest.raises(ConfigError, match="no split 'val'") as info:
         load_dataset("fashion-mnist", "val")
     assert "validation" in info.value.fix
+
+
+def test_an_evaluation_is_keyed_by_the_carve_it_scores_on():
+    """The default carve and the same carve given explicitly share measurements; another carve does not."""
+    from nn2hw.evaluate import FinetuneEvaluator
+
+    def fields(holdout):
+        return FinetuneEvaluator("fashion-mnist", split=VALIDATION, train_split=FIT, holdout=holdout).cache_fields
+
+    assert fields(None) == fields(Holdout(5000)) != fields(Holdout(4000))
+    assert FinetuneEvaluator("fashion-mnist").cache_fields[-1] != fields(None)[-1]  # train/test, no carve

@@ -125,11 +125,16 @@ class FinetuneEvaluator:
     @property
     def cache_fields(self) -> tuple[str, ...]:
         """(dataset, split, settings key[, training split, holdout]): with the plan key, what
-        identifies one evaluation (the last two only where they differ from the defaults)."""
+        identifies one evaluation (the last two only where they differ from the defaults). The
+        holdout is the one that carves the splits (the dataset's own when none is given), so a
+        changed default never reuses scores of the old carve."""
+        from nn2hw.data.base import DATASETS, default_holdout
+
         split = self.split if self.max_test_images is None else f"{self.split}[:{self.max_test_images}]"
-        extra = () if self.train_split == "train" and self.holdout is None else (
-            f"train={self.train_split}", f"holdout={self.holdout}")
-        return self.dataset, split, self.settings.key, *extra
+        if self.train_split == "train" and self.holdout is None:
+            return self.dataset, split, self.settings.key
+        holdout = self.holdout or default_holdout(DATASETS.get(self.dataset))
+        return self.dataset, split, self.settings.key, f"train={self.train_split}", f"holdout={holdout}"
 
     def _prepared(self, split: str) -> Dataset:
         from nn2hw.data import load_dataset

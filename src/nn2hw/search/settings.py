@@ -166,7 +166,8 @@ class SearchSettings:
             raise ConfigError("A validation size was given with --select-on-test, which scores candidates on the "
                               "test split instead of a validation split.", "Drop one of --validation-size and "
                               "--select-on-test.")
-        _ = self.holdout  # a bad validation size fails here, before anything loads
+        if self.validation_size is not None:
+            Holdout(self.validation_size)  # a bad validation size fails here, before anything loads
         for band in (self.acc_band, self.lat_band):
             if band is not None and (len(band) != 2 or not band[0] < band[1]):
                 raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
