@@ -84,6 +84,12 @@ class HardwareTemplate(ABC):
     measured: ClassVar[bool] = False
     """True when the template is a real device that times the network (the ``cpu`` template):
     ``cost`` then predicts, and ``nn2hw.measured`` times the network a user deploys."""
+    variation_knobs: ClassVar[tuple[str, ...]] = ()
+    """The knobs that change a network's accuracy under device variation (the cim template's device,
+    crossbar size, cell and ADC bits): a search with an accuracy-under-variation spec searches them
+    unless its space names knobs. Empty: the template models no variation, and refuses that spec."""
+    variation_options: ClassVar[tuple[str, ...]] = ()
+    """The options that change the noise a design is evaluated with (non-idealities overriding the device's)."""
 
     # --- presets and options -------------------------------------------------------------------
     @abstractmethod
@@ -175,6 +181,11 @@ class HardwareTemplate(ABC):
         without a grid offers no knobs.
         """
         return {}
+
+    def knob_axes(self, workload: Workload) -> Mapping[str, Sequence[Any]]:
+        """The values the co-search may pin each hardware knob to: the default grid's axes, plus any
+        a template offers beyond its default exploration (the cim template's devices and finer ADCs)."""
+        return self.default_grid(workload)
 
     def cost_networks(self, workloads: Mapping[str, Workload], design: Any, device: str | None = None,
                       **options: Any) -> NetworkCost:

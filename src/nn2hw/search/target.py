@@ -87,8 +87,8 @@ class HardwareTarget:
         return dict(workloads)
 
     def knob_dimensions(self, workload: Workload) -> list[Dimension]:
-        """One dimension per grid axis with several values: 'auto' (the DSE picks) or one value."""
-        ranges = self.template.default_grid(workload)
+        """One dimension per knob axis with several values: 'auto' (the DSE picks) or one value."""
+        ranges = self.template.knob_axes(workload)
         dims = []
         for name, values in ranges.items():
             if name in self.grid or len(values) < 2:

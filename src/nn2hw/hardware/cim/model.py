@@ -131,12 +131,14 @@ def design_columns(designs: Sequence[Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def area_mm2(designs: Sequence[Any], comp: Components, device: Device) -> dict[str, Floats]:
+def area_mm2(designs: Sequence[Any], comp: Components, devices: Sequence[Device]) -> dict[str, Floats]:
     """Area per component of each design's chip (mm^2, shape (D,)): its arrays with their ADCs,
-    DACs (one per row) and shift-and-add units (one per ADC), and per tile the buffer, bus and router."""
+    DACs (one per row) and shift-and-add units (one per ADC), and per tile the buffer, bus and router;
+    ``devices[d]`` is design d's cell."""
     c = {k: v[:, 0].astype(float) for k, v in design_columns(designs).items()}
     arrays = c["tiles"] * comp.arrays_per_tile
-    um2 = {"crossbar": c["rows"] * c["cols"] * comp.cell_um2(device),
+    cell_um2 = np.array([comp.cell_um2(device) for device in devices])
+    um2 = {"crossbar": c["rows"] * c["cols"] * cell_um2,
            "adc": c["adcs_per_array"] * comp.adc_area_um2(c["adc_bits"]),
            "dac": c["rows"] * comp.dac_area_um2(c["dac_bits"]),
            "shift_add": c["adcs_per_array"] * comp.shift_add_um2}
@@ -146,9 +148,12 @@ def area_mm2(designs: Sequence[Any], comp: Components, device: Device) -> dict[s
     return {k: out[k] for k in AREA_PARTS}
 
 
-def evaluate(table: CimTable, designs: Sequence[Any], comp: Components, device: Device) -> CimArrays:
-    """Every layer of ``table`` on every design: time shares, arrays, energy and area."""
+def evaluate(table: CimTable, designs: Sequence[Any], comp: Components, devices: Sequence[Device]) -> CimArrays:
+    """Every layer of ``table`` on every design (``devices[d]``: design d's cell): time shares,
+    arrays, energy and area."""
     c = design_columns(designs)
+    write_ns = np.array([device.write_ns for device in devices])[:, None]
+    write_pj = np.array([device.write_pj or 0.0 for device in devices])[:, None]  # no source: not counted
     rows, cols, adcs = c["rows"], c["cols"], c["adcs_per_array"]
     offset = (c["signed"] == 1).astype(np.int64)
     pair = np.where(c["signed"] == 0, 2, 1)
@@ -168,7 +173,7 @@ def evaluate(table: CimTable, designs: Sequence[Any], comp: Components, device: 
     convert_ns = cdiv(busy_cols, adcs) * comp.adc_ns(c["adc_bits"])
     step_ns = np.maximum(read_ns, convert_ns)
     steps = P * cycles
-    program_ns = np.where(fits[:, None], 0.0, rounds * rows * device.write_ns)
+    program_ns = np.where(fits[:, None], 0.0, rounds * rows * write_ns)
     compute_ns = rounds * steps * step_ns + program_ns
     weight_bits = G * T * K * table.w_bits[None, :]
     in_bits = P * G * T * table.in_bits[None, :] * rounds
@@ -194,14 +199,14 @@ def evaluate(table: CimTable, designs: Sequence[Any], comp: Components, device: 
         "edram": moved_bits * comp.edram_pj_per_bit,
         "bus": moved_bits * comp.bus_pj_per_bit,
         "router": out_bits * comp.router_pj_per_bit * np.ones_like(step_ns),
-        "program": np.where(fits[:, None], 0.0, cells * (device.write_pj or 0.0)),
+        "program": np.where(fits[:, None], 0.0, cells * write_pj),
     }
     shape = total_ns.shape
     return CimArrays(
         total_ns=total_ns, shares_ns={k: np.broadcast_to(v, shape).astype(float) for k, v in shares.items()},
         arrays=np.broadcast_to(arrays, shape).astype(np.int64), rounds=np.broadcast_to(rounds, shape).astype(np.int64),
         energy_pj={k: np.broadcast_to(v, shape).astype(float) for k, v in energy.items()},
-        chip_arrays=chip_arrays, fits=fits, area_mm2=area_mm2(designs, comp, device),
+        chip_arrays=chip_arrays, fits=fits, area_mm2=area_mm2(designs, comp, devices),
         slices=np.broadcast_to(slices, shape), input_cycles=np.broadcast_to(cycles, shape),
         row_blocks=np.broadcast_to(row_blocks, shape), col_blocks=np.broadcast_to(col_blocks, shape))
 

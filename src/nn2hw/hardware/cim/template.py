@@ -5,8 +5,9 @@ A design is a crossbar (``rows`` x ``cols`` cells of ``cell_bits``), its ADCs (`
 scheme (``signed``), the chip size in ISAAC-style tiles (``tiles``, 12 IMAs x 8 crossbars each,
 with an eDRAM buffer, bus and router) and, for accuracy under variation, the programming variation
 ``sigma`` (None: the device's). The device preset gives the cell (levels, on/off ratio, variation,
-read noise, drift, stuck-at rates, area, write energy); ``model`` holds the vectorized model,
-``data`` the tables with their sources.
+read noise, drift, stuck-at rates, area, write energy); a design may name its own ``device`` (the
+co-search's device knob), else it is built with the ``--hardware`` one. ``model`` holds the
+vectorized model, ``data`` the tables with their sources.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any, ClassVar, Self
 
@@ -45,6 +46,7 @@ from nn2hw.workload import Layer, OpKind, Workload
 DEFAULT_DEVICE = "reram"
 OBJECTIVES = ("latency_ms", "energy_mj", "edp", "area_mm2")
 ADC_BITS = (1, 16)
+KNOB_ADC_BITS = (4, 5, 6, 7, 8, 9, 10)
 MAX_SIDE = 4096
 BATCH_NORMS = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "batch_norm",
                          "BatchNormalization"})
@@ -78,7 +80,8 @@ def _number(value: Any) -> Any:
 @dataclass(frozen=True)
 class CimDesign:
     """One crossbar accelerator: crossbar size, cell bits, ADC/DAC bits, ADCs per crossbar, the
-    signed-weight scheme, tiles, and the programming variation (None: the device's)."""
+    signed-weight scheme, tiles, the programming variation (None: the device's) and the device its
+    cells are made of (None: the one ``--hardware`` names; a costed design always names it)."""
 
     rows: int = 128
     cols: int = 128
@@ -89,6 +92,7 @@ class CimDesign:
     signed: str = "differential"
     tiles: int = 16
     sigma: float | None = None
+    device: str | None = None
 
     def __post_init__(self) -> None:
         for name, high in (("rows", MAX_SIDE), ("cols", MAX_SIDE), ("cell_bits", 16), ("dac_bits", 16),
@@ -109,6 +113,8 @@ class CimDesign:
                                 "(signed=offset).", "Give cols >= 2, or signed=differential or polarized.")
         if self.sigma is not None:
             object.__setattr__(self, "sigma", check_sigma(_number(self.sigma), "cim design"))
+        if self.device is not None:
+            get_device(self.device)  # an unknown device fails here, naming the known ones
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Self:
@@ -118,8 +124,8 @@ class CimDesign:
             hint = "".join(suggest(u, sorted(known)) for u in unknown)
             raise ConfigError(f"Unknown cim parameter(s) {', '.join(unknown)}.{hint}",
                               f"Use: {', '.join(sorted(known))}.")
-        values: dict[str, Any] = {k: (None if v in (None, "", "none", "None") else v) if k == "sigma" else v
-                                  for k, v in params.items()}
+        values: dict[str, Any] = {k: (None if v in (None, "", "none", "None") else v) if k in ("sigma", "device")
+                                  else v for k, v in params.items()}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +140,11 @@ class CimDesign:
                 f"{device.max_cell_bits} bit(s); cell_bits={self.cell_bits} was asked.",
                 f"Give cell_bits <= {device.max_cell_bits} (weights are then bit-sliced over more columns), or "
                 f"use a device with more levels ({', '.join(able) or 'none has them'}).")
+
+    def built_of(self, default: Device) -> tuple[Self, Device]:
+        """This design naming its device (its own, else ``default``), with that device."""
+        device = get_device(self.device) if self.device is not None else default
+        return (self if self.device == device.name else replace(self, device=device.name)), device
 
     def effective_sigma(self, device: Device) -> float | None:
         """The programming variation this design runs with: its own, else the device's."""
@@ -239,6 +250,8 @@ class CimTemplate(HardwareTemplate):
     metrics = METRICS
     honours_specs = True
     execution = EXECUTION
+    variation_knobs = ("device", "rows", "cols", "cell_bits", "adc_bits")
+    variation_options = ("on_off_ratio", *NOISE_OPTIONS)
     grid_axes: ClassVar[Mapping[str, Sequence[Any]]] = {
         "rows": (64, 128, 256), "cols": (64, 128, 256), "cell_bits": (1, 2, 4), "adc_bits": (4, 6, 8),
         "dac_bits": (1, 2), "adcs_per_array": (1, 4), "tiles": (4, 16, 64, 256)}
@@ -251,6 +264,12 @@ class CimTemplate(HardwareTemplate):
 
     def default_grid(self, workload: Workload) -> Mapping[str, Sequence[Any]]:
         return dict(self.grid_axes)
+
+    def knob_axes(self, workload: Workload) -> Mapping[str, Sequence[Any]]:
+        """The default grid, the devices, and ADCs of 4 to 10 bits: a full column sum of the default
+        grid's crossbars needs up to 10 (``exact_adc_bits``), which only accuracy under variation asks
+        for, so the exploration (cost alone) leaves them out while the co-search may pin them."""
+        return {**self.grid_axes, "adc_bits": KNOB_ADC_BITS, "device": tuple(devices())}
 
     def device(self, name: str | None) -> Device:
         return get_device(name or DEFAULT_DEVICE)
@@ -323,27 +342,27 @@ class CimTemplate(HardwareTemplate):
              **options: Any) -> CimNetworkCost:
         """Per-layer latency, arrays and energy, and the chip's area, of one design."""
         options = self.parse_options(options)
-        dev = self.device(device)
-        chosen = self.parse_design({"design": design or {}})
+        chosen, dev = self.parse_design({"design": design or {}}).built_of(self.device(device))
         chosen.check_device(dev)
         table, uncosted = self.split_ops(workload)
-        result = evaluate(table, [chosen], components(), dev)
+        result = evaluate(table, [chosen], components(), [dev])
         return self._record(table, uncosted, result, 0, chosen, dev, options)
 
     def explore(self, workload: Workload, device: str | None = None, grid: Any = None,
                 **options: Any) -> Exploration:
         """The best design over ``grid`` (vectorized): within ``max_tiles``, meeting the specs,
-        minimizing ``objective``; ties go to the first in grid order. Designs whose cells the
+        minimizing ``objective``; ties go to the first in grid order. Designs whose cells their
         device cannot program are left out."""
         start = time.perf_counter()
         options = self.parse_options(options)
-        dev = self.device(device)
-        designs = grid if isinstance(grid, list) else self.grid_designs(grid)
-        holdable = [d for d in designs if d.cell_bits <= dev.max_cell_bits]
-        if not holdable:
-            designs[0].check_device(dev)
+        default = self.device(device)
+        designs = [d.built_of(default) for d in (grid if isinstance(grid, list) else self.grid_designs(grid))]
+        built = [(d, dev) for d, dev in designs if d.cell_bits <= dev.max_cell_bits]
+        if not built:
+            designs[0][0].check_device(designs[0][1])
+        holdable, devs = [d for d, _ in built], [dev for _, dev in built]
         table, uncosted = self.split_ops(workload)
-        result = evaluate(table, holdable, components(), dev)
+        result = evaluate(table, holdable, components(), devs)
         scores = self.totals(result)
         tiles = np.array([d.tiles for d in holdable])
         ok = tiles <= options.get("max_tiles", np.inf)
@@ -360,7 +379,7 @@ class CimTemplate(HardwareTemplate):
         front = reported_front(cube, ok, best, int(options.get("max_pareto", MAX_PARETO)))
 
         def record(i: int) -> CimNetworkCost:
-            return self._record(table, uncosted, result, i, holdable[i], dev, options)
+            return self._record(table, uncosted, result, i, holdable[i], devs[i], options)
 
         return Exploration(best=record(best), pareto=tuple(record(i) for i in front), n_designs=len(designs),
                            n_feasible=int(ok.sum()), seconds=time.perf_counter() - start, objective=objective)
