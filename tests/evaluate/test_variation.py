@@ -113,6 +113,24 @@ def test_draws_are_deterministic_and_the_model_untouched(net_and_data):
     assert first.top1 == pytest.approx(sum(first.top1_draws) / 2) and first.top1_min == min(first.top1_draws)
 
 
+def test_layer_bits_give_each_layer_its_own_slicing(net_and_data):
+    net, data = net_and_data
+    data = data.take(32)
+    noise = CrossbarNoise(0.1, 2, 8, adc_bits=8, input_bits=8)
+    layers = list(programmed_weights_names(net))
+    plain = evaluate_variation(net, data, noise, draws=2, seed=3)
+    same = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits={n: (8, 8) for n in layers})
+    fewer = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits={n: (4, 4) for n in layers})
+    assert same.top1_draws == plain.top1_draws  # a layer at the default bits is the default
+    assert fewer.top1_draws != plain.top1_draws  # 4-bit weights: 2 slices, a coarser grid, another noise
+
+
+def programmed_weights_names(net):
+    from nn2hw.evaluate.variation import crossbar_modules
+
+    return crossbar_modules(net).keys()
+
+
 def _no_worse(better, worse) -> bool:
     """``better``'s mean is at least ``worse``'s, up to twice the standard error of the paired differences."""
     diffs = [b - w for b, w in zip(better.top1_draws, worse.top1_draws)]

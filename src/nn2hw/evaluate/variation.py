@@ -44,7 +44,7 @@ import math
 import statistics
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 import torch
@@ -194,7 +194,7 @@ def design_noise(hardware: str, params: Mapping[str, Any] | None = None, weight_
         raise ConfigError(f"Accuracy under variation runs on cim designs; got --hardware {hardware}.",
                           "Give --hardware cim:reram (or cim:fefet, cim:pcm).")
     design_params, options = template.split_params(dict(params or {}))
-    design, device = template.parse_design(design_params), template.device(device_name)
+    design, device = template.parse_design(design_params).built_of(template.device(device_name))
     design.check_device(device)
     sigma = design.effective_sigma(device)
     if sigma is None:
@@ -209,7 +209,7 @@ def design_noise(hardware: str, params: Mapping[str, Any] | None = None, weight_
                           stuck_at_off=rate("stuck_at_off"), stuck_at_on=rate("stuck_at_on"),
                           on_off_ratio=options.get("on_off_ratio", device.on_off_ratio), rows=design.rows,
                           adc_bits=design.adc_bits, dac_bits=design.dac_bits, input_bits=input_bits)
-    return noise, {**design.to_dict(), "device": device.name}
+    return noise, design.to_dict()
 
 
 @dataclass(frozen=True)
@@ -321,33 +321,37 @@ def _input_ranges(model: nn.Module, modules: Mapping[str, nn.Module], batch: tor
     return seen
 
 
-def _converter_layers(model: nn.Module, modules: Mapping[str, CrossbarModule], noise: CrossbarNoise, data: Dataset,
-                      batch_size: int) -> dict[str, _Layer]:
-    if noise.input_bits is None:
+def _converter_layers(model: nn.Module, modules: Mapping[str, CrossbarModule], noises: Mapping[str, CrossbarNoise],
+                      data: Dataset, batch_size: int) -> dict[str, _Layer]:
+    """Each layer's converter model (none without input bits), calibrated on the first batch of ``data``."""
+    modules = {name: m for name, m in modules.items() if noises[name].input_bits is not None}
+    if not modules:
         return {}
     images, _ = next(iter(data.batches(batch_size)))
     ranges = _input_ranges(model, modules, images)
     layers = {}
     for name, m in modules.items():
+        noise = noises[name]
+        assert noise.input_bits is not None  # kept above
         largest, negative = ranges.get(name, (0.0, False))
         magnitude_levels = 2 ** (noise.input_bits - (1 if negative else 0)) - 1
         rows_needed = m.weight[0].numel()
         fragments = math.ceil(rows_needed / noise.rows)
         layers[name] = _Layer(largest / magnitude_levels if largest > 0 else 0.0, negative, fragments,
                               rows_needed / fragments)
-    if noise.adc_step > 1.0:  # the active conversions' shares, measured once on the quantized calibration batch
-        with _converters(modules, layers, noise, torch.Generator(), with_adc=False), torch.no_grad():
-            model.eval()(images)
+    if any(noises[name].adc_step > 1.0 for name in layers):  # the active conversions' shares, measured once on the
+        with _converters(modules, layers, noises, torch.Generator(), with_adc=False), torch.no_grad():  # quantized
+            model.eval()(images)  # calibration batch
     return layers
 
 
 @contextmanager
-def _converters(modules: Mapping[str, nn.Module], layers: Mapping[str, _Layer], noise: CrossbarNoise,
+def _converters(modules: Mapping[str, nn.Module], layers: Mapping[str, _Layer], noises: Mapping[str, CrossbarNoise],
                 generator: torch.Generator, with_adc: bool = True) -> Iterator[None]:
     """Hooks that quantize each layer's input (DAC) and add its ADC error to its output; a layer
     without its ``cycle_weight`` yet (calibration) measures it on the batch it sees."""
-    bits = noise.input_bits or 0  # read only by converter layers, which exist only with input bits
-    def quantize(layer: _Layer):
+    def quantize(layer: _Layer, noise: CrossbarNoise):
+        bits = noise.input_bits or 0  # converter layers exist only with input bits
         def hook(_module: nn.Module, args: tuple) -> tuple:
             if layer.input_lsb == 0.0:
                 return args
@@ -360,7 +364,7 @@ def _converters(modules: Mapping[str, nn.Module], layers: Mapping[str, _Layer], 
             return (codes * layer.input_lsb, *args[1:])
         return hook
 
-    def adc(layer: _Layer):
+    def adc(layer: _Layer, noise: CrossbarNoise):
         def hook(_module: nn.Module, _args: tuple, output: torch.Tensor) -> torch.Tensor:
             std = noise.adc_sigma(layer.fragments, layer.cycle_weight or 0.0) * layer.weight_lsb * layer.input_lsb
             if std == 0.0:
@@ -370,9 +374,9 @@ def _converters(modules: Mapping[str, nn.Module], layers: Mapping[str, _Layer], 
 
     handles = []
     for name, layer in layers.items():
-        handles.append(modules[name].register_forward_pre_hook(quantize(layer)))
+        handles.append(modules[name].register_forward_pre_hook(quantize(layer, noises[name])))
         if with_adc:
-            handles.append(modules[name].register_forward_hook(adc(layer)))
+            handles.append(modules[name].register_forward_hook(adc(layer, noises[name])))
     try:
         yield
     finally:
@@ -398,13 +402,15 @@ def baked(model: nn.Module) -> nn.Module:
 
 
 def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, draws: int = 10, seed: int = 0,
-                       batch_size: int = 256, threads: int | None = None, progress: bool = False
-                       ) -> VariationMetrics:
+                       batch_size: int = 256, threads: int | None = None, progress: bool = False,
+                       layer_bits: Mapping[str, tuple[int, int]] | None = None) -> VariationMetrics:
     """Top-1 of ``model`` on ``data`` over ``draws`` draws of its crossbars (module docstring).
 
     Draw ``d`` uses a generator seeded by ``draw_seed(seed, d)`` alone, for the cells and for the
     converters, so two designs evaluated with one seed see the same random numbers (common random
-    numbers: only the design's scale differs). ``model`` is not modified.
+    numbers: only the design's scale differs). ``layer_bits`` gives a layer (module name) its own
+    (weight bits, input bits), e.g. those a quantizing plan chose; the others take ``noise``'s.
+    ``model`` is not modified.
     """
     if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= MAX_DRAWS:
         raise ConfigError(f"draws={draws!r} is not a whole number in 1..{MAX_DRAWS}.",
@@ -415,25 +421,34 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
         raise ConfigError("The model has no conv or linear weights to program into crossbars.",
                           "Evaluate a network with convolutions or linear layers.")
     saved = {name: m.weight.detach().clone() for name, m in modules.items()}
+    noises = {name: _with_bits(noise, (layer_bits or {}).get(name)) for name in modules}
     signs = None
     if noise.signed == "polarized":
         arrays = {name: w.double().numpy() for name, w in saved.items()}
         check_polarized(arrays, noise.rows)
         signs = {name: torch.from_numpy(fragment_signs(a, noise.rows)) for name, a in arrays.items()}
     clean = test(network, data, batch_size, threads, progress)
-    layers = _converter_layers(network, modules, noise, data, batch_size)
-    levels = 2**noise.weight_bits - 1
+    layers = _converter_layers(network, modules, noises, data, batch_size)
     for name, layer in layers.items():
+        levels = 2**noises[name].weight_bits - 1
         layer.weight_lsb = float(saved[name].abs().max()) / levels * (2.0 if noise.signed == "offset" else 1.0)
     tops: list[float] = []
     for draw in range(draws):  # each draw overwrites every weight of the copy from the saved originals
         generator = torch.Generator().manual_seed(draw_seed(seed, draw))
         with torch.no_grad():
             for name, m in modules.items():
-                m.weight.copy_(program(saved[name], noise, generator, None if signs is None else signs[name]))
-        with _converters(modules, layers, noise, generator):
+                m.weight.copy_(program(saved[name], noises[name], generator, None if signs is None else signs[name]))
+        with _converters(modules, layers, noises, generator):
             tops.append(test(network, data, batch_size, threads, progress).top1)
     record = {**asdict(noise), "weight_sigma": noise.weight_sigma, "adc_step": noise.adc_step}
     return VariationMetrics(top1=statistics.fmean(tops), top1_std=statistics.pstdev(tops), top1_min=min(tops),
                             draws=draws, top1_draws=tuple(tops), top1_clean=clean.top1, noise=record, seed=seed,
                             n_images=clean.n_images, partial=clean.partial)
+
+
+def _with_bits(noise: CrossbarNoise, bits: tuple[int, int] | None) -> CrossbarNoise:
+    """``noise`` for a layer of its own (weight bits, input bits); an ideal input stays unquantized."""
+    if bits is None:
+        return noise
+    weight_bits, input_bits = bits
+    return replace(noise, weight_bits=weight_bits, input_bits=None if noise.input_bits is None else input_bits)
