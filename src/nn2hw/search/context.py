@@ -23,6 +23,7 @@ from nn2hw.plan import Plan
 from nn2hw.search.settings import Member, SearchSettings
 from nn2hw.search.target import HardwareTarget
 from nn2hw.search.trial import Assessment, observe
+from nn2hw.search.variation import check_variation_search
 from nn2hw.space import JointSpace, SpaceConfig, build_space
 from nn2hw.spec import UNITS, Spec
 from nn2hw.workload import Workload
@@ -69,6 +70,9 @@ class SearchContext:
     """Candidates already costed, by index vector (``trial.assess`` fills and bounds it)."""
     measured_base: Mapping[str, MeasuredNetwork] | None = None
     """On a measured template (``cpu``): each base network as timed on this machine."""
+    trained: OrderedDict[str, nn.Module] = field(default_factory=OrderedDict, repr=False)
+    """The latest fine-tuned candidates by network key, kept for their test under device variation
+    (``nn2hw.search.variation``; empty without that spec)."""
 
     @property
     def bound_cost(self) -> NetworkCost:
@@ -182,6 +186,8 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     base_cost = target.best(workloads)
     bottlenecks = _bottlenecks(base_cost, [m.name for m in members])
     config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
+    if settings.min_accuracy_under_variation is not None and not config.hardware:
+        config = replace(config, hardware=target.template.variation_knobs)  # NACIM: co-explore the device side
     knobs = target.knob_dimensions(members[0].workload)
     parts = []
     for i, m in enumerate(members):
@@ -197,6 +203,7 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
                         measured_base=measured_base)
     _check_reachable(ctx)
     _check_strategy(settings, space)
+    check_variation_search(ctx)
     for m in members:  # after the cheap checks: this loads the data
         checked_selection_data(settings, m.evaluator)
     return ctx

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
@@ -15,7 +16,12 @@ from nn2hw.evaluate.evaluator import Checkpoints
 from nn2hw.evaluate.store import EvaluationStore, evaluation_key
 from nn2hw.plan import Plan
 
+TRAINED_KEPT = 2
+"""Fine-tuned candidates kept in memory for their test under device variation (the latest)."""
+
 if TYPE_CHECKING:
+    from torch import nn
+
     from nn2hw.search.context import MemberContext, SearchContext
 
 
@@ -39,13 +45,21 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def evaluate_plan(member: MemberContext, plan: Plan, checkpoints: Checkpoints | None = None) -> Mapping[str, float]:
+def evaluate_plan(member: MemberContext, plan: Plan, checkpoints: Checkpoints | None = None,
+                  keep: OrderedDict[str, nn.Module] | None = None) -> Mapping[str, float]:
     """Apply ``plan`` to a copy of the member's base model and score it (fine-tune + test by default),
-    reporting ``checkpoints`` on the way when its evaluator takes them (``reports_checkpoints``)."""
+    reporting ``checkpoints`` on the way when its evaluator takes them (``reports_checkpoints``);
+    ``keep`` receives the scored model by network key (the latest ``TRAINED_KEPT``)."""
     model = apply_plan(plan, member.model)
     if checkpoints is not None and getattr(member.evaluator, "reports_checkpoints", False):
-        return member.evaluator(model, checkpoints=checkpoints)  # type: ignore[call-arg]
-    return member.evaluator(model)
+        metrics = member.evaluator(model, checkpoints=checkpoints)  # type: ignore[call-arg]
+    else:
+        metrics = member.evaluator(model)
+    if keep is not None:
+        keep[plan.network_key] = model
+        while len(keep) > TRAINED_KEPT:
+            keep.popitem(last=False)
+    return metrics
 
 
 def takes_checkpoints(ctx: SearchContext) -> bool:
@@ -60,7 +74,8 @@ def evaluate_networks(ctx: SearchContext, plans: Mapping[str, Plan], store: Eval
     per_network, computed = {}, False
     for m in ctx.members:
         key = evaluation_key(plans[m.name].network_key, m.name, m.member.dataset, m.evaluator_id)
-        result = store.evaluate(key, partial(evaluate_plan, m, plans[m.name], checkpoints))
+        keep = ctx.trained if ctx.settings.min_accuracy_under_variation is not None else None
+        result = store.evaluate(key, partial(evaluate_plan, m, plans[m.name], checkpoints, keep))
         per_network[m.name] = dict(result.metrics)
         computed |= result.computed
     return per_network, computed

@@ -41,6 +41,7 @@ from nn2hw.search.context import SearchContext, default_evaluator
 from nn2hw.search.evaluations import joint_key, joint_metrics
 from nn2hw.search.minimize import Minimized, hardware_record, minimize_vector
 from nn2hw.search.study import beat_periods, count_trials, reclaim
+from nn2hw.search.variation import VARIATION_METRIC, VariationCheck, final_variation, trained_plans
 from nn2hw.splits import VALIDATION
 
 KEY_METRICS = ("top1", "top5", "n_images", "partial")
@@ -64,6 +65,8 @@ class Solution:
     minimization: Mapping[str, Any] | None = None
     """What minimizing the searched candidate removed and kept (``Minimized.to_dict``); None when it was
     not minimized."""
+    variation: Mapping[str, Any] | None = None
+    """With an accuracy-under-variation spec: its re-check on fresh draws (``VariationCheck.to_dict``)."""
 
     @property
     def plan(self) -> Plan:
@@ -81,6 +84,8 @@ class Solution:
                "changed_layers": sum(len(p.choices) for p in self.plans.values())}
         if self.measurement is not None:
             out.update({"predicted_latency_ms": self.predicted_ms, "measurement": dict(self.measurement)})
+        if self.variation is not None:
+            out["accuracy_under_variation"] = dict(self.variation)
         if self.minimization is not None:
             out["removed_changes"] = list(self.minimization["removed"])
             out["minimization"] = {k: v for k, v in self.minimization.items() if k != "removed"}
@@ -280,7 +285,18 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
             if isinstance(checked, str):
                 notes.append(f"Re-check refused {checked}.")
                 continue
-            picked = (checked, trial.number)
+            checked = replace(checked, plans=trained_plans(ctx, checked.plans, checked.cost))  # minimizing drops it
+            models, networks = measure(ctx, checked.plans,
+                                       _evaluators(ctx, final_evaluator, s.final_finetune, progress))
+            variation: VariationCheck | None = None
+            if s.min_accuracy_under_variation is not None:
+                found = final_variation(ctx, checked.plans, checked.cost, models)
+                if isinstance(found, str) or not found.passed:
+                    notes.append(f"Re-check refused trial {trial.number} after its final fine-tune: "
+                                 f"{_variation_failure(found)}.")
+                    continue
+                variation = found
+            picked = (checked, trial.number, models, networks, variation)
             break
         if picked is None:
             write_trials_csv(out / "trials.csv", study, ctx)
@@ -294,11 +310,13 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
                 "Resume the study with more trials (--resume --trials N), relax the spec, or widen the space"
                 + (" (or raise --hw-param finalists / predict_margin)" if ctx.measured_base is not None else "")
                 + ".", best_bound=best)
-        checked, trial_no = picked
-        models, networks = measure(ctx, checked.plans, _evaluators(ctx, final_evaluator, s.final_finetune, progress))
+        checked, trial_no, models, networks, variation = picked
         solution = Solution(checked.plans, checked.cost, joint_metrics(networks), networks, trial_no,
                             checked.predicted_ms, checked.measurement,
-                            checked.minimized.to_dict() if checked.minimized is not None else None)
+                            checked.minimized.to_dict() if checked.minimized is not None else None,
+                            variation.to_dict() if variation is not None else None)
+        if variation is not None:
+            notes.append(_variation_note(variation))
     _save_bundles(ctx, out, models, solution)
     rows = [row for m in ctx.members
             for row in layer_rows(baseline.cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
@@ -309,10 +327,28 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
         notes.append(f"SELECTED ON TEST: candidates were scored on {splits['candidates']}, the split the "
                      "accuracies are reported on, so the reported accuracy is optimistic.")
     files = write_reports(ctx, study, baseline, solution, rows, notes, splits)
-    result = SearchResult(s.spec.to_dict(), baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
+    spec = {**s.spec.to_dict(), **({} if s.min_accuracy_under_variation is None
+                                    else {"min_accuracy_under_variation": s.min_accuracy_under_variation})}
+    result = SearchResult(spec, baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
                           tuple(notes), tuple(rows), splits)
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=jsonable) + "\n")
     return result
+
+
+def _variation_failure(found: VariationCheck | str) -> str:
+    if isinstance(found, str):
+        return found
+    sel = found.selection
+    return (f"top-1 under variation {sel.top1:.2f} ± {sel.top1_std:.2f} % over {sel.draws} fresh draws on "
+            f"{found.selection_split} is below the {found.min_top1:g} % spec")
+
+
+def _variation_note(found: VariationCheck) -> str:
+    sel, rep = found.selection, found.report
+    return (f"Accuracy under variation re-checked on {sel.draws} fresh draws of the chosen design: "
+            f"{sel.top1:.2f} ± {sel.top1_std:.2f} % (worst {sel.top1_min:.2f} %) on {found.selection_split} "
+            f">= the {found.min_top1:g} % spec; on {found.report_split}: {rep.top1:.2f} ± {rep.top1_std:.2f} % "
+            f"(worst {rep.top1_min:.2f} %, {rep.top1_clean:.2f} % without noise).")
 
 
 FINALIZE_ATTR = "nn2hw_finalize"
@@ -514,6 +550,7 @@ def trial_counts(study: optuna.Study | None) -> dict[str, int]:
 def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Path:
     names = ctx.space.names
     fields = ["trial", "state", "feasible", "reason", "latency_ms", "energy_mj", "area_mm2", "top1", "top5",
+              VARIATION_METRIC, f"{VARIATION_METRIC}_std", f"{VARIATION_METRIC}_min", "design",
               "scored_on", "pruned_at", "partial_score", "trained_here", "plan_key", "changes"]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -526,6 +563,9 @@ def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Pat
                              "reason": a.get("reason") or a.get("error", ""), "latency_ms": a.get("latency_ms"),
                              "energy_mj": a.get("energy_mj"), "area_mm2": a.get("area_mm2"), "top1": a.get("top1"),
                              "top5": a.get("top5"), "trained_here": a.get("trained_here"),
+                             **{k: a.get(k) for k in (VARIATION_METRIC, f"{VARIATION_METRIC}_std",
+                                                      f"{VARIATION_METRIC}_min")},
+                             "design": json.dumps(a["design"], sort_keys=True) if a.get("design") else "",
                              "pruned_at": a.get("pruned_at"),  # a pruned trial: batches done, its score there
                              "partial_score": a.get(f"{ctx.settings.metric}_partial"),
                              "scored_on": ctx.settings.selection_split if a.get("top1") is not None else "",

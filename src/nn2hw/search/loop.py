@@ -45,6 +45,7 @@ from nn2hw.search.study import (
     reclaim,
 )
 from nn2hw.search.trial import make_sampler, objective_names, run_trial
+from nn2hw.search.variation import check_reachable_accuracy
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -85,6 +86,7 @@ def open_run(ctx: SearchContext, mode: str, owner: str) -> tuple[optuna.Study, E
     store = EvaluationStore(storage.engine, owner)
     if ctx.reward is None:
         ctx.base_metric = base_metric(ctx, store)
+        check_reachable_accuracy(ctx, ctx.base_metric)
         ctx.reward = reward_config(ctx, ctx.base_metric)
     sampler, info = make_sampler(ctx, ctx.reward)
     identity = {**ctx.settings.identity(), "space": ctx.space.key, "nn2hw": __version__.split(".")[0]}
@@ -249,7 +251,7 @@ def _search(settings: SearchSettings, evaluator: Evaluator | None, final_evaluat
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     base_eval = evaluator
     final_eval = final_evaluator or evaluator
-    if ctx.spec.met(ctx.base_cost):
+    if ctx.spec.met(ctx.base_cost) and settings.min_accuracy_under_variation is None:  # that spec is measured
         log(f"The unmodified {' + '.join(m.model for m in settings.members)} already meets the spec on "
             f"{settings.hardware} ({ctx.base_cost.latency_ms:.6g} ms); returning it on its best design.")
         return finalize(ctx, None, time.time() - start, final_eval, base_eval, progress)

@@ -89,6 +89,13 @@ class SearchSettings:
       ``prune_warmup`` candidates were fine-tuned to the end.
     - ``minimize``: before the final fine-tune, remove from the winner every change whose removal
       keeps every spec met (``nn2hw.search.minimize``); False returns the searched candidate whole.
+    - ``min_accuracy_under_variation``: on a computing-in-memory template, a spec on top-1 (percent)
+      under device variation (``nn2hw.search.variation``): each fine-tuned candidate is tested over
+      ``variation_draws`` Monte-Carlo draws of its own design's crossbars on the images it is scored on,
+      and misses the spec when their mean is below it; the winner is re-checked after its final
+      fine-tune on ``final_variation_draws`` fresh draws over the whole selection split.
+      ``variation_aware_training``: candidates and the winner are fine-tuned with weight noise at
+      their design's spread (NACIM's variation-aware training); False fine-tunes them clean.
     """
 
     model: str
@@ -131,6 +138,10 @@ class SearchSettings:
     prune_images: int = 500
     prune_warmup: int = 5
     minimize: bool = True
+    min_accuracy_under_variation: float | None = None
+    variation_draws: int = 3
+    final_variation_draws: int = 10
+    variation_aware_training: bool = True
 
     def __post_init__(self) -> None:
         self.spec.require()
@@ -142,7 +153,8 @@ class SearchSettings:
             raise ConfigError(f"--minutes must be a positive number, got {self.minutes!r}.", "Give e.g. --minutes 10.")
         check_pruner(self.pruner)
         for name, low in (("workers", 1), ("top_k", 1), ("proposals", 1), ("prune_checkpoints", 1),
-                          ("prune_images", 1), ("prune_warmup", 0)):
+                          ("prune_images", 1), ("prune_warmup", 0), ("variation_draws", 1),
+                          ("final_variation_draws", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.", f"Fix {name}.")
@@ -168,10 +180,26 @@ class SearchSettings:
                               "--select-on-test.")
         if self.validation_size is not None:
             Holdout(self.validation_size)  # a bad validation size fails here, before anything loads
+        self._check_variation()
         for band in (self.acc_band, self.lat_band):
             if band is not None and (len(band) != 2 or not band[0] < band[1]):
                 raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
                                   "Give e.g. --acc-band 85 92.")
+
+    def _check_variation(self) -> None:
+        """The accuracy-under-variation spec: a percentage of top-1 for one network."""
+        floor = self.min_accuracy_under_variation
+        if floor is None:
+            return
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 < floor <= 100.0:
+            raise ConfigError(f"--min-accuracy-under-variation must be a top-1 percentage in (0, 100], got {floor!r}.",
+                              "Give e.g. --min-accuracy-under-variation 90.")
+        if self.metric != "top1":
+            raise ConfigError("--min-accuracy-under-variation is a top-1 spec, and the search maximizes "
+                              f"{self.metric}.", "Search with --metric top1.")
+        if self.companions:
+            raise ConfigError("--min-accuracy-under-variation checks one network on its crossbars, and this search has "
+                              f"{len(self.companions) + 1} networks.", "Drop --with, or the accuracy spec.")
 
     @property
     def members(self) -> tuple[Member, ...]:
@@ -226,6 +254,9 @@ class SearchSettings:
             "companions": [[m.model, m.dataset, m.split, m.checkpoint] for m in self.companions],
             "proposals": self.proposals, "lat_penalty": self.lat_penalty,
             "selection_split": self.selection_split, "validation_size": self.validation_size,
+            **({} if self.min_accuracy_under_variation is None else {"variation": {
+                "min_top1": self.min_accuracy_under_variation, "draws": self.variation_draws,
+                "aware_training": self.variation_aware_training}}),
             **({} if self.pruner == "none" else {"pruner": {  # a study from before pruning resumes with 'none'
                 "name": self.pruner, "checkpoints": self.prune_checkpoints, "images": self.prune_images,
                 "warmup": self.prune_warmup}}),

@@ -24,6 +24,7 @@ from nn2hw.errors import HardwareError, InfeasibleError, PlanError
 from nn2hw.evaluate.evaluator import Checkpoints
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.records import NetworkCost
+from nn2hw.plan import Plan
 from nn2hw.search.evaluations import evaluate_networks, joint_key, joint_metrics
 from nn2hw.search.pruning import (
     Pruned,
@@ -33,6 +34,7 @@ from nn2hw.search.pruning import (
     record_pruned,
     trial_checkpoints,
 )
+from nn2hw.search.variation import trained_plans
 from nn2hw.space import Dimension, JointCandidate
 from nn2hw.spec import METRICS
 
@@ -165,8 +167,9 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
         trial.set_user_attr(name, meaning)
     found = assess(ctx, indices)
     cand, cost = found.candidate, found.cost
-    trial.set_user_attr("plans", {net: plan.to_dict() for net, plan in cand.plans.items()})
-    trial.set_user_attr("plan_key", joint_key(cand.plans))
+    plans = trained_plans(ctx, cand.plans, cost)  # variation-aware fine-tuning carries its noise in the plan
+    trial.set_user_attr("plans", {net: plan.to_dict() for net, plan in plans.items()})
+    trial.set_user_attr("plan_key", joint_key(plans))
     trial.set_user_attr("knobs", dict(cand.hardware))
     if cost is not None:
         trial.set_user_attr("design", jsonable(cost.design))
@@ -184,11 +187,11 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
         study.tell(trial, [0.0] if objectives == 1 else [0.0, latency])
         return
     checkpoints = _checkpoints(ctx, study, trial)
-    if checkpoints is not None and (earlier := pruned_before(study, joint_key(cand.plans))) is not None:
+    if checkpoints is not None and (earlier := pruned_before(study, joint_key(plans))) is not None:
         _pruned_as(study, trial, earlier, ctx.settings.metric)
         return
     try:
-        per_network, computed = evaluate_networks(ctx, cand.plans, store, checkpoints)
+        per_network, computed = evaluate_networks(ctx, plans, store, checkpoints)
     except Pruned as stop:
         record_pruned(trial, ctx.settings.metric, stop.step, stop.score)
         trial.set_user_attr("trained_here", True)
@@ -201,9 +204,33 @@ def run_trial(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial, stor
     if len(per_network) > 1:
         trial.set_user_attr("networks", per_network)
     trial.set_user_attr("trained_here", computed)
+    miss = _under_variation(ctx, trial, plans, cost, store) if ctx.settings.min_accuracy_under_variation else ""
     trial.set_user_attr("seconds", time.perf_counter() - start)
+    if miss:
+        trial.set_user_attr("feasible", False)
+        trial.set_user_attr("reason", miss)
+        study.tell(trial, [0.0] if objectives == 1 else [0.0, latency])
+        return
     value = metrics[ctx.settings.metric]
     study.tell(trial, [value] if objectives == 1 else [value, latency])
+
+
+def _under_variation(ctx: SearchContext, trial: optuna.Trial, plans: Mapping[str, Plan], cost: NetworkCost | None,
+                     store: EvaluationStore) -> str:
+    """Test a scored candidate on its design's crossbars (``nn2hw.search.variation``), record it on
+    the trial and as a constraint; why it misses the accuracy spec ('' when it meets it)."""
+    from nn2hw.search.variation import VARIATION_METRIC, candidate_variation, variation_miss
+
+    assert cost is not None  # only a feasible candidate is scored
+    found = candidate_variation(ctx, plans, cost, store)
+    if isinstance(found, str):
+        trial.set_constraint("accuracy_under_variation", 1.0)
+        return found
+    for name, value in found.items():
+        trial.set_user_attr(name, value)
+    floor = ctx.settings.min_accuracy_under_variation
+    trial.set_constraint("accuracy_under_variation", (floor or 0.0) - found[VARIATION_METRIC])
+    return variation_miss(ctx, found)
 
 
 def _checkpoints(ctx: SearchContext, study: optuna.Study, trial: optuna.Trial) -> Checkpoints | None:
