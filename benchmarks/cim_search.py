@@ -35,7 +35,11 @@ from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR
 NOISE = {"sigma": 0.1, "stuck_at_off": 0, "stuck_at_on": 0}
 """sigma = 0.1 on every device (the spec's variation), no stuck-at faults (a fault rate of MNSIM's
 9 % stuck-off collapses every network, whatever the design)."""
-DESIGN_KEYS = ("device", "rows", "cols", "cell_bits", "adc_bits")
+CHIP = {"dac_bits": 1, "cell_bits": "1,2"}
+"""The chip's own choices, as a user pins them (``--hw-param``): 1-bit DACs and cells of 1 or 2 bits
+(the exploration picks; 4-bit cells spread a weight's noise the most). Without them the search also
+chooses the DAC and cell bits, and needs more trials to find designs that hold accuracy."""
+DESIGN_KEYS = ("device", "rows", "cols", "cell_bits", "adc_bits", "dac_bits")
 
 
 def _design(text: str) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def choice_costs(plan_file: Path, specs: dict[str, float]) -> list[dict[str, Any
         for side in (64, 128, 256):
             for adc in (4, 6, 8, 9, 10):
                 grid = {"device": [device], "rows": [side], "cols": [side], "adc_bits": [adc],
-                        "sigma": [NOISE["sigma"]]}
+                        "sigma": [NOISE["sigma"]], "dac_bits": [CHIP["dac_bits"]], "cell_bits": [1, 2]}
                 try:
                     best = template.explore(workload, device, grid, specs=specs).best
                     met = True
@@ -122,7 +126,7 @@ def main() -> None:
                                ("area_mm2", args.area_mm2)) if v is not None}
     started = time.perf_counter()
     result = api.search(
-        args.model, args.dataset, hardware="cim:reram", hw_params=NOISE, progress=False, out=str(args.out),
+        args.model, args.dataset, hardware="cim:reram", hw_params={**NOISE, **CHIP}, progress=False, out=str(args.out),
         strategy=args.strategy, minutes=args.minutes, trials=None, seed=args.seed, threads=args.threads,
         finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR, seed=args.seed),
         final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, seed=args.seed),
@@ -138,8 +142,8 @@ def main() -> None:
         {"": "solution", **{k: sol[k] for k in ("latency_ms", "energy_mj", "area_mm2", "top1")},
          **{k: sol["design"].get(k) for k in DESIGN_KEYS}},
     ]
-    print(f"{args.model} on {args.dataset}, cim (sigma {NOISE['sigma']}, no stuck-at), specs {specs}, top-1 under "
-          f"variation >= {args.floor:g} %; {result.trials['total']} trials in {args.minutes:g} min "
+    print(f"{args.model} on {args.dataset}, cim (sigma {NOISE['sigma']}, no stuck-at, {CHIP}), specs {specs}, "
+          f"top-1 under variation >= {args.floor:g} %; {result.trials['total']} trials in {args.minutes:g} min "
           f"({result.trials['feasible']} met every spec), {wall_s:.0f} s wall\n")
     print(_table(summary, ("", "latency_ms", "energy_mj", "area_mm2", "top1", *DESIGN_KEYS)))
     sel, rep = check["selection"], check["report"]

@@ -119,8 +119,8 @@ def test_layer_bits_give_each_layer_its_own_slicing(net_and_data):
     noise = CrossbarNoise(0.1, 2, 8, adc_bits=8, input_bits=8)
     layers = list(programmed_weights_names(net))
     plain = evaluate_variation(net, data, noise, draws=2, seed=3)
-    same = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits={n: (8, 8) for n in layers})
-    fewer = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits={n: (4, 4) for n in layers})
+    same = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits=dict.fromkeys(layers, (8, 8)))
+    fewer = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits=dict.fromkeys(layers, (4, 4)))
     assert same.top1_draws == plain.top1_draws  # a layer at the default bits is the default
     assert fewer.top1_draws != plain.top1_draws  # 4-bit weights: 2 slices, a coarser grid, another noise
 
@@ -206,3 +206,26 @@ def test_bad_variation_input_exits_2_with_the_fix(argv, words, capsys):
     assert main(["evaluate", *BASE, *argv]) == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words) and "fix:" in err, err
+
+
+def test_baking_keeps_a_quantized_noise_trained_network_as_it_is():
+    """Weights quantized and noise-trained, activations quantized (a class wrapping the parametrized
+    one): the baked copy computes the same function, its weights are plain parameters written in
+    place, and the original is untouched."""
+    from nn2hw.compress import apply_plan, with_quantization
+    from nn2hw.compress.crossbar import with_noise_training
+    from nn2hw.evaluate.variation import baked, crossbar_modules
+    from nn2hw.plan import Plan
+    from tests.compress.cases import model_case
+
+    model, x, workload = model_case("mini_mobilenet_v2")
+    plan = with_quantization(Plan.for_workload(workload, "m"), workload, 4, "features.1.*", act_bits=4, act_int_bits=2)
+    net = apply_plan(with_noise_training(plan, workload, 0.1), model).eval()
+    copy = baked(net)
+    assert torch.equal(copy(x), net(x))  # activation quantization kept, training noise off in eval mode
+    name = "features.1.conv.3"
+    held = crossbar_modules(copy)[name]
+    assert isinstance(held.weight, torch.nn.Parameter) and held.weight is held.weight
+    with torch.no_grad():
+        held.weight.zero_()
+    assert float(held.weight.abs().sum()) == 0.0 and float(crossbar_modules(net)[name].weight.abs().sum()) > 0

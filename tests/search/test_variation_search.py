@@ -64,7 +64,7 @@ def test_the_device_side_is_searched_beside_the_layers(spec_ms, tmp_path):
                               hw_grid={"sigma": 0.02}, split="test-partial", select_on_test=True,
                               min_accuracy_under_variation=FLOOR, out=str(tmp_path / "p"))
     names = prepare(settings).space.names
-    assert {f"hw:{k}" for k in ("device", "rows", "cols", "cell_bits", "adc_bits")} <= set(names)
+    assert {f"hw:{k}" for k in ("device", "rows", "cols", "cell_bits", "adc_bits", "dac_bits")} <= set(names)
     assert any(not n.startswith("hw:") for n in names)  # and the per-layer choices
 
 

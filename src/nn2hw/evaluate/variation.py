@@ -385,19 +385,21 @@ def _converters(modules: Mapping[str, nn.Module], layers: Mapping[str, _Layer], 
 
 
 def baked(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose parametrized weights (quantization, masks, training noise) are
-    plain tensors holding their current values: what is programmed into the crossbars."""
+    """A copy of ``model`` whose parametrized weights (quantization, masks, training noise) hold their
+    current values as plain parameters: what is programmed into the crossbars.
+
+    Each parametrization list becomes the identity over a parameter holding the value, so
+    ``module.weight`` *is* that parameter (draws write it in place) while the module keeps its class:
+    a class that wraps the parametrized one (activation quantization) keeps its forward. Not
+    ``parametrize.remove_parametrizations``, which edits the generated class ``model`` shares."""
     plain = copy.deepcopy(model).eval()  # eval: training-only parametrizations (noise) are the identity
     for module in list(plain.modules()):
         if parametrize.is_parametrized(module):
-            # not parametrize.remove_parametrizations: it edits the generated class, which the copy shares
-            # with ``model``
+            lists = cast(nn.ModuleDict, module.parametrizations)
             with torch.no_grad():
-                values = {name: getattr(module, name).clone() for name in cast(nn.ModuleDict, module.parametrizations)}
-            module.__class__ = module.__class__.__bases__[0]
-            del module._modules["parametrizations"]
+                values = {name: getattr(module, name).detach().clone() for name in lists}
             for name, value in values.items():
-                module.register_parameter(name, nn.Parameter(value))
+                lists[name] = parametrize.ParametrizationList([nn.Identity()], nn.Parameter(value))
     return plain
 
 

@@ -250,7 +250,9 @@ class CimTemplate(HardwareTemplate):
     metrics = METRICS
     honours_specs = True
     execution = EXECUTION
-    variation_knobs = ("device", "rows", "cols", "cell_bits", "adc_bits")
+    variation_knobs = ("device", "rows", "cols", "cell_bits", "adc_bits", "dac_bits")
+    """The cell's device and bits set the weight noise; rows, cell and DAC bits the column sum an ADC of
+    so many bits must resolve (``exact_adc_bits``)."""
     variation_options = ("on_off_ratio", *NOISE_OPTIONS)
     grid_axes: ClassVar[Mapping[str, Sequence[Any]]] = {
         "rows": (64, 128, 256), "cols": (64, 128, 256), "cell_bits": (1, 2, 4), "adc_bits": (4, 6, 8),
