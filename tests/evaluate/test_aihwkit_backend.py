@@ -156,3 +156,21 @@ def test_the_cli_round_trip_keeps_the_keys_and_adds_the_backend(tmp_path, monkey
         assert {"top1", "top1_std", "top1_min", "draws", "top1_clean", "backend"} <= set(record)
         assert record["backend"] == backend and record["draws"] == 1 and record["n_images"] == 16
         assert record["top1_min"] == record["top1"] and record["top1_std"] == 0.0
+
+
+def test_a_quantized_network_is_refused_naming_its_layers(shared_data):
+    """Before aihwkit is needed: the refusal names the layers and the backend that models them."""
+    from nn2hw import zoo
+    from nn2hw.compress import apply_plan, with_quantization
+    from nn2hw.data import load_dataset
+    from nn2hw.evaluate.variation import CrossbarNoise
+    from nn2hw.plan import Plan
+    from nn2hw.workload import from_module
+
+    net = zoo.build("resnet20", "cifar10", pretrained=False)
+    workload = from_module(net, (1, 3, 32, 32))
+    quantized = apply_plan(with_quantization(Plan.for_workload(workload, "r"), workload, 8, "layer1.0.*"), net)
+    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(8)
+    with pytest.raises(ConfigError, match="layer1.0.conv1") as exc:
+        evaluate_variation_aihwkit(quantized, data, CrossbarNoise(0.05, 2, 16, input_bits=16), draws=1)
+    assert "--backend nn2hw" in exc.value.fix

@@ -113,22 +113,33 @@ def test_draws_are_deterministic_and_the_model_untouched(net_and_data):
     assert first.top1 == pytest.approx(sum(first.top1_draws) / 2) and first.top1_min == min(first.top1_draws)
 
 
-def test_layer_bits_give_each_layer_its_own_slicing(net_and_data):
+@pytest.mark.parametrize("signed", ["differential", "offset", "polarized"])
+def test_a_quantized_layers_codes_are_held_as_they_are(signed):
+    step = 2.0 ** -3  # 4-bit fixed point with 1 integer bit: codes -8..7
+    codes = torch.randint(-8, 8, (32, 16), generator=torch.Generator().manual_seed(0)).double()
+    weight = (codes * step).float()
+    signs = torch.where(weight >= 0, 1.0, -1.0) if signed == "polarized" else None
+    noise = CrossbarNoise(0.0, 2, 4, signed)
+    assert torch.equal(program(weight, noise, torch.Generator(), signs, step=step), weight)
+    assert not torch.equal(program(weight, noise, torch.Generator(), signs), weight)  # re-gridded over max|w|
+
+
+def test_quantized_layers_are_drawn_at_their_own_bits_and_grids(net_and_data):
+    from nn2hw.compress import apply_plan, with_quantization
+    from nn2hw.plan import Plan
+    from nn2hw.workload import from_module
+
     net, data = net_and_data
     data = data.take(32)
-    noise = CrossbarNoise(0.1, 2, 8, adc_bits=8, input_bits=8)
-    layers = list(programmed_weights_names(net))
+    workload = from_module(net, (1, 3, 32, 32))
+    plan = with_quantization(Plan.for_workload(workload, "r"), workload, 6, "layer1.*", act_bits=6, act_int_bits=3)
+    quantized = apply_plan(plan, net).eval()
+    exact = evaluate_variation(quantized, data, CrossbarNoise(0.0, 2, 16, adc_bits=None, input_bits=16), draws=1)
+    assert exact.top1_draws == (exact.top1_clean,)  # codes held and driven as they are: nothing re-rounded
+    noise = CrossbarNoise(0.1, 2, 16, input_bits=16)
     plain = evaluate_variation(net, data, noise, draws=2, seed=3)
-    same = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits=dict.fromkeys(layers, (8, 8)))
-    fewer = evaluate_variation(net, data, noise, draws=2, seed=3, layer_bits=dict.fromkeys(layers, (4, 4)))
-    assert same.top1_draws == plain.top1_draws  # a layer at the default bits is the default
-    assert fewer.top1_draws != plain.top1_draws  # 4-bit weights: 2 slices, a coarser grid, another noise
-
-
-def programmed_weights_names(net):
-    from nn2hw.evaluate.variation import crossbar_modules
-
-    return crossbar_modules(net).keys()
+    again = evaluate_variation(quantized, data, noise, draws=2, seed=3)
+    assert again.top1_draws != plain.top1_draws  # 6-bit layers: 3 slices on their own grid, another noise
 
 
 def _no_worse(better, worse) -> bool:

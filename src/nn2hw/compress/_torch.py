@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from nn2hw.errors import PlanError
-from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR
+from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR, FIXED_POINT_ATTR
 
 WEIGHT_MODULES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 WeightModule = nn.Conv1d | nn.Conv2d | nn.Linear
@@ -56,6 +56,11 @@ def record_fields(module: nn.Module, **fields: int) -> None:
     setattr(module, COMPRESSION_FIELDS_ATTR, {**getattr(module, COMPRESSION_FIELDS_ATTR, {}), **fields})
 
 
+def record_fixed_point(module: nn.Module, **steps: float) -> None:
+    """Record the fixed-point step of ``module``'s weights or inputs (``weight_step``, ``input_step``)."""
+    setattr(module, FIXED_POINT_ATTR, {**getattr(module, FIXED_POINT_ATTR, {}), **steps})
+
+
 def set_weight(module: nn.Module, weight: torch.Tensor, name: str = "weight") -> None:
     """Replace a parameter by a new tensor (new shape allowed), keeping its requires_grad flag."""
     old = getattr(module, name)
@@ -77,9 +82,14 @@ def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return x + (q - x).detach()
 
 
+def fixed_point_step(bits: int, int_bits: int) -> float:
+    """The step of ``bits``-bit fixed point with ``int_bits`` integer bits: 2^-frac (frac = bits - int)."""
+    return 2.0 ** (int_bits - bits)
+
+
 def fixed_point(x: torch.Tensor, bits: int, int_bits: int) -> torch.Tensor:
     """Round to a multiple of 2^-frac and clamp to [-2^(int-1), 2^(int-1) - 2^-frac] (frac = bits - int)."""
-    step = 2.0 ** (int_bits - bits)
+    step = fixed_point_step(bits, int_bits)
     top = 2.0 ** (int_bits - 1)
     return torch.clamp(torch.round(x / step) * step, -top, top - step)
 

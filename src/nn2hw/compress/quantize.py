@@ -228,11 +228,13 @@ class Quantize(Transform):
                     int_bits = auto_int_bits(module.weight, bits)
                 _torch.add_weight_parametrization(module, _torch.FixedPointWeight(bits, int_bits))
                 _torch.record_fields(module, weight_bits=bits)
+                _torch.record_fixed_point(module, weight_step=_torch.fixed_point_step(bits, int_bits))
             if choice.act_bits is not None:
                 bits = choice.act_bits
                 int_bits = default_act_int_bits(bits) if choice.act_int_bits is None else choice.act_int_bits
                 _torch.quantize_activations(module, bits, int_bits)
                 _torch.record_fields(module, input_bits=bits, output_bits=bits)
+                _torch.record_fixed_point(module, input_step=_torch.fixed_point_step(bits, int_bits))
 
 
 TRANSFORMS.register(Quantize.name, Quantize())

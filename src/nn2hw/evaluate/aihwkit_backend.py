@@ -59,6 +59,7 @@ from nn2hw.evaluate.variation import (
     baked,
     crossbar_modules,
     draw_seed,
+    fixed_point_layers,
 )
 
 BACKENDS = ("nn2hw", "aihwkit")
@@ -166,6 +167,13 @@ def evaluate_variation_aihwkit(model: nn.Module, data: Dataset, noise: CrossbarN
     if not crossbar_modules(network):
         raise ConfigError("The model has no conv or linear weights to program into crossbars.",
                           "Evaluate a network with convolutions or linear layers.")
+    quantized = fixed_point_layers(network)
+    if quantized:
+        raise ConfigError(f"The plan quantized {len(quantized)} layer(s) ({', '.join(quantized[:3])}...) to fixed "
+                          "point, whose codes nn2hw's crossbars hold as they are; aihwkit-lightning draws one weight "
+                          "noise per layer over its range at the design's bits, so the two would not model the same "
+                          "crossbars.", "Cross-check an unquantized network (a --plan without quantize), or use "
+                          "--backend nn2hw.")
     clean = test(network, data, batch_size, threads, progress)
     images, _ = next(iter(data.batches(batch_size)))
     analog, layers = analog_network(network, noise, images)

@@ -4,7 +4,9 @@ conductances and its converters (NACIM's evaluation), deterministic given a seed
 **Programming** (per draw, every conv and linear weight of a copy of the model, in place, from the
 saved originals, so draws never compound and the caller's model is untouched).
 A layer's weights ``w`` are held as ``weight_bits``-bit integers over ``max|w|`` (``L = 2^weight_bits
-- 1`` levels), bit-sliced into ``slices = ceil(weight_bits / cell_bits)`` cells of ``cell_bits``:
+- 1`` levels; a layer a plan quantized holds its own fixed-point codes at its own bits, and its DACs
+drive its inputs' fixed-point codes: nothing is rounded twice), bit-sliced into ``slices =
+ceil(weight_bits / cell_bits)`` cells of ``cell_bits``:
 
 - ``differential``: |w|'s code in a positive array where w >= 0, in a negative array otherwise (the
   other array's cells hold 0); the weight is (positive - negative) / L x max|w|;
@@ -56,6 +58,7 @@ from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.evaluate.loops import test
 from nn2hw.hardware.polarity import check_polarized, fragment_signs
 from nn2hw.workload.layer import DEFAULT_BITS
+from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR, FIXED_POINT_ATTR
 
 MAX_DRAWS = 10_000
 SIGNED = ("differential", "offset", "polarized")
@@ -251,19 +254,32 @@ def draw_seed(seed: int, draw: int) -> int:
     return (seed * 1_000_003 + draw) % (2**63)
 
 
+def weight_grid(largest: float, noise: CrossbarNoise, step: float | None = None) -> tuple[float, float]:
+    """(unit, zero): the weight one code step holds and the weight of code 0's offset (``offset``
+    only). Over the layer's own range by default (``weight_bits`` levels across max|w|, twice that
+    span with an offset); on a quantized layer's fixed-point ``step``, whose codes a crossbar holds
+    as they are (the offset then sits at half the codes)."""
+    levels = 2**noise.weight_bits - 1
+    if step is not None:
+        return step, step * 2 ** (noise.weight_bits - 1)
+    return (2.0 * largest / levels, largest) if noise.signed == "offset" else (largest / levels, 0.0)
+
+
 def program(weight: torch.Tensor, noise: CrossbarNoise, generator: torch.Generator,
-            signs: torch.Tensor | None = None) -> torch.Tensor:
+            signs: torch.Tensor | None = None, step: float | None = None) -> torch.Tensor:
     """One draw of what a crossbar holds for ``weight``: its bit-sliced cells with variation and
-    stuck-at faults, read back as weights (``signs``: the column fragments' signs, polarized only)."""
-    largest = weight.detach().abs().max()
-    if float(largest) == 0.0:
+    stuck-at faults, read back as weights (``signs``: the column fragments' signs, polarized only;
+    ``step``: the fixed-point step of weights a plan quantized, ``weight_grid``)."""
+    largest = float(weight.detach().abs().max())
+    if largest == 0.0:
         return weight.detach().clone()
     levels = 2**noise.weight_bits - 1
-    w = weight.detach().double() / largest.double()
+    unit, zero = weight_grid(largest, noise, step)
+    w = weight.detach().double()
     if noise.signed == "offset":
-        codes = torch.round((w + 1.0) / 2.0 * levels)[None]
+        codes = torch.round((w + zero) / unit).clamp(0, levels)[None]
     else:
-        magnitude = torch.round(w.abs() * levels)
+        magnitude = torch.round(w.abs() / unit).clamp(0, levels)
         codes = (torch.stack([magnitude * (w >= 0), magnitude * (w < 0)]) if noise.signed == "differential"
                  else magnitude[None])
     cells = _cells(codes.long(), noise)
@@ -274,15 +290,15 @@ def program(weight: torch.Tensor, noise: CrossbarNoise, generator: torch.Generat
         u = torch.rand(cells.shape, generator=generator, dtype=cells.dtype)
         cells = torch.where(u < noise.stuck_at_off, 0.0, torch.where(u >= 1.0 - noise.stuck_at_on, top, cells))
     place = torch.tensor([2.0 ** (noise.cell_bits * k) for k in range(noise.slices)], dtype=cells.dtype)
-    values = torch.tensordot(place, cells, dims=([0], [1])) / levels  # (arrays, *shape)
+    values = torch.tensordot(place, cells, dims=([0], [1])) * unit  # (arrays, *shape), in weight units
     if noise.signed == "offset":
-        held = 2.0 * values[0] - 1.0
+        held = values[0] - zero
     elif noise.signed == "differential":
         held = values[0] - values[1]
     else:
         assert signs is not None  # polarized weights come with their fragments' signs
         held = signs.double() * values[0]
-    return (held * largest.double()).to(weight.dtype)
+    return held.to(weight.dtype)
 
 
 def _cells(codes: torch.Tensor, noise: CrossbarNoise) -> torch.Tensor:
@@ -323,7 +339,8 @@ def _input_ranges(model: nn.Module, modules: Mapping[str, nn.Module], batch: tor
 
 def _converter_layers(model: nn.Module, modules: Mapping[str, CrossbarModule], noises: Mapping[str, CrossbarNoise],
                       data: Dataset, batch_size: int) -> dict[str, _Layer]:
-    """Each layer's converter model (none without input bits), calibrated on the first batch of ``data``."""
+    """Each layer's converter model (none without input bits), calibrated on the first batch of ``data``;
+    a layer whose inputs a plan quantized is driven on their fixed-point grid (its codes, as they are)."""
     modules = {name: m for name, m in modules.items() if noises[name].input_bits is not None}
     if not modules:
         return {}
@@ -337,8 +354,9 @@ def _converter_layers(model: nn.Module, modules: Mapping[str, CrossbarModule], n
         magnitude_levels = 2 ** (noise.input_bits - (1 if negative else 0)) - 1
         rows_needed = m.weight[0].numel()
         fragments = math.ceil(rows_needed / noise.rows)
-        layers[name] = _Layer(largest / magnitude_levels if largest > 0 else 0.0, negative, fragments,
-                              rows_needed / fragments)
+        step = _grid_steps(m).get("input_step")
+        lsb = step if step is not None else largest / magnitude_levels if largest > 0 else 0.0
+        layers[name] = _Layer(lsb, negative, fragments, rows_needed / fragments)
     if any(noises[name].adc_step > 1.0 for name in layers):  # the active conversions' shares, measured once on the
         with _converters(modules, layers, noises, torch.Generator(), with_adc=False), torch.no_grad():  # quantized
             model.eval()(images)  # calibration batch
@@ -404,15 +422,15 @@ def baked(model: nn.Module) -> nn.Module:
 
 
 def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, draws: int = 10, seed: int = 0,
-                       batch_size: int = 256, threads: int | None = None, progress: bool = False,
-                       layer_bits: Mapping[str, tuple[int, int]] | None = None) -> VariationMetrics:
+                       batch_size: int = 256, threads: int | None = None, progress: bool = False
+                       ) -> VariationMetrics:
     """Top-1 of ``model`` on ``data`` over ``draws`` draws of its crossbars (module docstring).
 
     Draw ``d`` uses a generator seeded by ``draw_seed(seed, d)`` alone, for the cells and for the
     converters, so two designs evaluated with one seed see the same random numbers (common random
-    numbers: only the design's scale differs). ``layer_bits`` gives a layer (module name) its own
-    (weight bits, input bits), e.g. those a quantizing plan chose; the others take ``noise``'s.
-    ``model`` is not modified.
+    numbers: only the design's scale differs). A layer a plan quantized keeps its own bits and its
+    fixed-point grids (its weights' codes are what the cells hold, its inputs' codes what the DACs
+    drive); the others take ``noise``'s bits over their own ranges. ``model`` is not modified.
     """
     if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= MAX_DRAWS:
         raise ConfigError(f"draws={draws!r} is not a whole number in 1..{MAX_DRAWS}.",
@@ -423,7 +441,8 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
         raise ConfigError("The model has no conv or linear weights to program into crossbars.",
                           "Evaluate a network with convolutions or linear layers.")
     saved = {name: m.weight.detach().clone() for name, m in modules.items()}
-    noises = {name: _with_bits(noise, (layer_bits or {}).get(name)) for name in modules}
+    noises = {name: _layer_noise(noise, m) for name, m in modules.items()}
+    weight_steps = {name: _grid_steps(m).get("weight_step") for name, m in modules.items()}
     signs = None
     if noise.signed == "polarized":
         arrays = {name: w.double().numpy() for name, w in saved.items()}
@@ -432,14 +451,14 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
     clean = test(network, data, batch_size, threads, progress)
     layers = _converter_layers(network, modules, noises, data, batch_size)
     for name, layer in layers.items():
-        levels = 2**noises[name].weight_bits - 1
-        layer.weight_lsb = float(saved[name].abs().max()) / levels * (2.0 if noise.signed == "offset" else 1.0)
+        layer.weight_lsb = weight_grid(float(saved[name].abs().max()), noises[name], weight_steps[name])[0]
     tops: list[float] = []
     for draw in range(draws):  # each draw overwrites every weight of the copy from the saved originals
         generator = torch.Generator().manual_seed(draw_seed(seed, draw))
         with torch.no_grad():
             for name, m in modules.items():
-                m.weight.copy_(program(saved[name], noises[name], generator, None if signs is None else signs[name]))
+                m.weight.copy_(program(saved[name], noises[name], generator, None if signs is None else signs[name],
+                                       weight_steps[name]))
         with _converters(modules, layers, noises, generator):
             tops.append(test(network, data, batch_size, threads, progress).top1)
     record = {**asdict(noise), "weight_sigma": noise.weight_sigma, "adc_step": noise.adc_step}
@@ -448,9 +467,19 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
                             n_images=clean.n_images, partial=clean.partial)
 
 
-def _with_bits(noise: CrossbarNoise, bits: tuple[int, int] | None) -> CrossbarNoise:
-    """``noise`` for a layer of its own (weight bits, input bits); an ideal input stays unquantized."""
-    if bits is None:
-        return noise
-    weight_bits, input_bits = bits
-    return replace(noise, weight_bits=weight_bits, input_bits=None if noise.input_bits is None else input_bits)
+def _layer_noise(noise: CrossbarNoise, module: nn.Module) -> CrossbarNoise:
+    """``noise`` at the weight and input bits a plan recorded on ``module`` (its own where it recorded none)."""
+    recorded = getattr(module, COMPRESSION_FIELDS_ATTR, {})
+    weight_bits = recorded.get("weight_bits", noise.weight_bits)
+    input_bits = None if noise.input_bits is None else recorded.get("input_bits", noise.input_bits)
+    return replace(noise, weight_bits=weight_bits, input_bits=input_bits)
+
+
+def fixed_point_layers(model: nn.Module) -> list[str]:
+    """The crossbar layers whose weights or inputs a plan quantized to fixed point."""
+    return [name for name, m in crossbar_modules(model).items() if _grid_steps(m)]
+
+
+def _grid_steps(module: nn.Module) -> dict[str, float]:
+    """The fixed-point steps a quantizing plan recorded on ``module`` (``weight_step``, ``input_step``)."""
+    return dict(getattr(module, FIXED_POINT_ATTR, {}))

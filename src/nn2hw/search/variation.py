@@ -81,7 +81,9 @@ def check_reachable_accuracy(ctx: SearchContext, base_metric: float) -> None:
 @dataclass(frozen=True)
 class DesignNoise:
     """The crossbar noise one candidate is tested with: its design's model, and each crossbar
-    layer's (weight bits, input bits) from its plan."""
+    layer's (weight bits, input bits) from its plan (the Monte-Carlo test reads them, and the
+    fixed-point grids, off the quantized modules; variation-aware training sets each layer's noise
+    from them)."""
 
     noise: CrossbarNoise
     layer_bits: Mapping[str, tuple[int, int]]
@@ -179,8 +181,7 @@ def run_draws(model: nn.Module, data: Dataset, noise: DesignNoise, draws: int, s
     """``draws`` Monte-Carlo draws of ``noise`` on ``model`` over ``data``."""
     from nn2hw.evaluate.variation import evaluate_variation
 
-    return evaluate_variation(model, data, noise.noise, draws, seed, batch_size, threads,
-                              layer_bits=noise.layer_bits)
+    return evaluate_variation(model, data, noise.noise, draws, seed, batch_size, threads)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,10 @@ _OnCall = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any], Any], N
 COMPRESSION_FIELDS_ATTR = "nn2hw_layer_fields"
 """Module attribute where ``nn2hw.compress`` transforms record the Layer fields they set (bit
 widths, ``kept_per_kernel``) that the tensor shapes alone cannot show."""
+FIXED_POINT_ATTR = "nn2hw_fixed_point"
+"""Module attribute where ``nn2hw.compress``'s quantization records the fixed-point grid of a layer's
+weights and inputs ({"weight_step": ..., "input_step": ...}): the codes a crossbar holds and its DACs
+drive (``nn2hw.evaluate.variation``)."""
 
 
 def module_fields(module: nn.Module, ins: Sequence[Operand], out_shape: tuple[int, ...]) -> dict[str, Any] | None:
