@@ -55,6 +55,8 @@ FASHION_MNIST_CHECKPOINTS = {
                            "bccd57a16d593714098866418b3e4809b2d50415608a39450ee8cc8c61ecb4f2", 93.73),
     "vgg_fmnist": ("vgg_fmnist-fmnist-42369fcd.pt", "42369fcd30be9af224f6d92b502dd8a21ca665d97ba4e3a2ceb2839e2ff7be2a",
                    94.46),
+    "vit_fmnist": ("vit_fmnist-fmnist-e0a52704.pt", "e0a52704e8f942f21a65d03fddef20ffcb8e66b53e2f8d89314ca697b3105675",
+                   86.38),
 }
 """Packaged Fashion-MNIST weights trained by nn2hw itself (``nn2hw/zoo/checkpoints/``): model ->
 (file, full sha256, top-1 % measured on the full 10,000-image test set). docs/datasets.md has the
@@ -140,6 +142,20 @@ _register(ZooEntry(
     variants=(_fashion_mnist("vgg_fmnist"),),
     notes=f"Trained by nn2hw itself: `{TRAIN_HINT.format(name='vgg_fmnist')}`.",
     references=("https://arxiv.org/abs/1409.1556",),
+))
+_register(ZooEntry(
+    name="vit_fmnist",
+    family="vit",
+    description="Vision Transformer for 1x28x28: 4x4 patches (49 + a class token: 50 tokens of 64), 4 post-norm "
+                "BERT encoder layers with 4 heads of 16 and FFN 128, a linear head on the class token",
+    factory=f"{_ARCHS}.vit:vit",
+    options=(("image_size", 28), ("patch_size", 4), ("hidden_size", 64), ("num_hidden_layers", 4),
+             ("num_attention_heads", 4), ("intermediate_size", 128), ("layer_norm_eps", 1e-6)),
+    variants=(_fashion_mnist("vit_fmnist"),),
+    notes=f"Trained by nn2hw itself: `{TRAIN_HINT.format(name='vit_fmnist')}` (AdamW recipe). Its encoder layers are "
+          "the BERT encoder's (`encoder.layer.<i>`), so head removal, FFN width cuts, layer dropping and int8 apply "
+          "as to minilm_l6; the class token pins the hidden width (docs/transformers.md).",
+    references=("https://arxiv.org/abs/2010.11929",),
 ))
 
 # --- ImageNet (torchvision-compatible state dicts) ----------------------------------------------

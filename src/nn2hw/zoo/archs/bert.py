@@ -104,7 +104,8 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
-    """Query/key/value projections, split into heads, scaled dot product with the additive mask, merge."""
+    """Query/key/value projections, split into heads, scaled dot product with the additive mask (none:
+    every token attends to every token, as in a ViT), merge."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -118,10 +119,10 @@ class BertSelfAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(x.shape[0], x.shape[1], self.num_attention_heads, self.attention_head_size).permute(0, 2, 1, 3)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         query, key, value = (self._heads(f(hidden_states)) for f in (self.query, self.key, self.value))
         scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.attention_head_size)
-        probs = self.dropout(F.softmax(scores + mask, dim=-1))
+        probs = self.dropout(F.softmax(scores if mask is None else scores + mask, dim=-1))
         context = torch.matmul(probs, value).permute(0, 2, 1, 3).contiguous()
         return context.view(context.shape[0], context.shape[1], -1)
 
@@ -145,7 +146,7 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.output(self.self(hidden_states, mask), hidden_states)
 
 
@@ -168,7 +169,7 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertSelfOutput(config, config.intermediate_size)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         attended = self.attention(hidden_states, mask)
         return self.output(self.intermediate(attended), attended)
 
@@ -178,7 +179,7 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layer:
             hidden_states = layer(hidden_states, mask)
         return hidden_states
