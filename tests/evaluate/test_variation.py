@@ -129,9 +129,9 @@ def test_a_quantized_layers_codes_are_held_as_they_are(signed):
     noise = CrossbarNoise(0.0, 2, 4, signed)
     assert torch.equal(program(weight, noise, torch.Generator(), signs, step=step), weight)
     assert not torch.equal(program(weight, noise, torch.Generator(), signs), weight)  # re-gridded over max|w|
-    small = (codes.clamp(-3, 3) * step).float()  # codes up to 3 of 15 levels: shifted left 2 bits, still exact
+    small = (codes.clamp(-3, 3) * step).float()  # codes up to 3 of 15 levels: held times 5, still exact
     assert torch.equal(program(small, noise, torch.Generator(), signs, step=step), small)
-    assert weight_grid(3 * step, noise, step)[0] == step / (2 if signed == "offset" else 4)  # 3 x 2 <= 7; 3 x 4 <= 15
+    assert weight_grid(3 * step, noise, step)[0] == step / (2 if signed == "offset" else 5)  # 3 x 2 <= 7; 3 x 5 <= 15
 
 
 def test_quantized_layers_are_drawn_at_their_own_bits_and_grids(net_and_data):

@@ -258,16 +258,16 @@ def weight_grid(largest: float, noise: CrossbarNoise, step: float | None = None)
     """(unit, zero): the weight one code step holds and the weight of code 0's offset (``offset``
     only). Over the layer's own range by default (``weight_bits`` levels across max|w|, twice that
     span with an offset). On a quantized layer's fixed-point ``step`` the crossbar holds the codes
-    themselves, shifted left by the most bits that keep the largest within the cells' levels (a
-    free digital shift after readout): exact integers that use the conductance range as fully as a
-    power of two allows, instead of fixed point's sign bit and integer headroom."""
+    themselves times the largest whole factor that keeps the largest within the cells' levels (the
+    output stage divides it out, as it applies any layer's scale): exact integers that use the
+    conductance range about as fully as the default, instead of leaving fixed point's sign bit and
+    integer headroom unused."""
     levels = 2**noise.weight_bits - 1
     if step is None:
         return (2.0 * largest / levels, largest) if noise.signed == "offset" else (largest / levels, 0.0)
     half = 2 ** (noise.weight_bits - 1)
     room = half - 1 if noise.signed == "offset" else levels  # an offset code holds the sign around its middle
-    largest_code = max(round(largest / step), 1)
-    unit = step / 2 ** max(math.floor(math.log2(room / largest_code)), 0)
+    unit = step / max(room // max(round(largest / step), 1), 1)
     return unit, half * unit
 
 
