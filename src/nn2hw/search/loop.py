@@ -32,7 +32,7 @@ from nn2hw.search.evaluations import base_metric
 from nn2hw.search.finalize import FinalizedElsewhere, SearchResult, finalize, finalize_once
 from nn2hw.search.pruning import FINISHED, study_pruner
 from nn2hw.search.settings import SearchSettings
-from nn2hw.search.strategies.sampler import ERROR
+from nn2hw.search.strategies.sampler import ERROR, exhausted
 from nn2hw.search.study import (
     beat_periods,
     count_trials,
@@ -108,7 +108,7 @@ def work(ctx: SearchContext, study: optuna.Study, store: EvaluationStore, object
     while True:
         _reclaim(study, grace_s)
         step = budget.step(study)
-        if step == "done":
+        if step == "done" or exhausted(study):  # a finite strategy (uniform's grid) proposed everything
             return
         if step == "wait":
             time.sleep(WAIT_S)

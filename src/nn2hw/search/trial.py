@@ -134,7 +134,8 @@ def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.sampl
 
     s = ctx.settings
     sctx = SamplerContext(ctx.space.names, ctx.space.counts, reward, s.seed, observe(ctx.space.names, s.metric),
-                          dict(s.strategy_options), check=_prefilter(ctx), attempts=s.proposals)
+                          dict(s.strategy_options), check=_prefilter(ctx), attempts=s.proposals,
+                          dimensions=ctx.space.dimensions)
     return build_sampler(s.strategy, sctx)
 
 

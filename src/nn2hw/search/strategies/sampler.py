@@ -24,7 +24,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -35,6 +35,9 @@ from optuna.trial import FrozenTrial, TrialState
 from nn2hw.errors import ConfigError
 from nn2hw.search.strategies.base import STRATEGIES, Observation, RewardConfig, Strategy, StrategyInfo
 
+if TYPE_CHECKING:
+    from nn2hw.space import Dimension
+
 
 @dataclass(frozen=True)
 class SamplerContext:
@@ -42,7 +45,8 @@ class SamplerContext:
 
     ``observe`` turns a finished trial into an ``Observation``; ``check`` says whether a
     candidate meets every spec (and its latency) without training it; ``attempts`` bounds the
-    proposals per trial.
+    proposals per trial. ``dimensions`` say what each choice means (technique, plan fields, labels)
+    for a strategy that reads them (``uniform``); a driver may leave them out.
     """
 
     names: tuple[str, ...]
@@ -53,6 +57,7 @@ class SamplerContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     check: Callable[[tuple[int, ...]], tuple[bool, float | None]] | None = None
     attempts: int = 1
+    dimensions: tuple[Dimension, ...] = ()
 
     def distributions(self) -> dict[str, BaseDistribution]:
         return {n: CategoricalDistribution(tuple(range(c))) for n, c in zip(self.names, self.counts)}
@@ -92,6 +97,13 @@ RERUN_OF = "rerun_of"
 """User attribute of a re-run: the number of the interrupted trial whose candidate it runs again."""
 ERROR = "error"
 """User attribute of a trial that failed with an error (a result, not an interruption: never re-run)."""
+
+
+def exhausted(study: optuna.Study) -> bool:
+    """Whether the study's sampler has proposed every candidate it has (a finite strategy, e.g.
+    ``uniform``'s grid, defines ``exhausted(study)``; the search loop then starts no new trial)."""
+    check = getattr(study.sampler, "exhausted", None)
+    return bool(check(study)) if callable(check) else False
 
 
 def slot_of(trial: FrozenTrial) -> int:
