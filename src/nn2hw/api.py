@@ -400,11 +400,13 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     ``analyze`` (``with_hardware_file``: its params pin the design). Every other keyword is a
     ``nn2hw.search.SearchSettings`` field (``strategy``, ``trials``, ``minutes``, ``storage``,
     ``study``, ``resume``, ``workers``, ``seed``, ``out``, ``space_config``, ``seq_len``: the token
-    count of a sequence model, ...). ``evaluator``
+    count of a sequence model, ``metric``: 'top1', 'top5' or the label-free 'cosine' of a sentence
+    encoder, whose fine-tunes default to 0 batches, ...). ``evaluator``
     replaces the default short fine-tune + test: any callable ``model -> {"top1": ...}``.
     """
     from nn2hw.hardware.base import get_template
     from nn2hw.search import SearchSettings, Spec, run_search
+    from nn2hw.search.settings import cosine_settings
 
     hardware, params, chip = with_hardware_file(hardware, hw_params, hardware_file)
     if chip is not None and chip.template == "hetero":
@@ -417,7 +419,7 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     grid, options = template.split_params(params)
     spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2)
     config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
-                            hw_grid=grid, **settings)
+                            hw_grid=grid, **cosine_settings(settings))
     _require_search_outputs(config.out_dir, config.storage_url)
     return run_search(config, evaluator=evaluator, progress=progress)
 
@@ -488,12 +490,74 @@ class ZooEvaluation:
                 "checkpoint": self.checkpoint, "plan_key": self.plan_key, "finetune": asdict(self.settings)}
 
 
+@dataclass(frozen=True)
+class FidelityEvaluation:
+    """The result of ``evaluate_fidelity``: how faithfully a (planned) sentence encoder reproduces
+    the unmodified one's embeddings, in percent (100 x the cosine similarity): the mean and the worst text."""
+
+    model: str
+    dataset: str
+    split: str
+    cosine: float
+    cosine_min: float
+    n_texts: int
+    partial: bool
+    checkpoint: str
+    plan_key: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON record: ``metric`` 'cosine', ``cosine`` and ``cosine_min`` in percent, ``n_texts``..."""
+        return {"metric": "cosine", **asdict(self)}
+
+
+def evaluate_fidelity(model: str, dataset: str, split: str = "test", *, data_dir: str | Path | None = None,
+                      checkpoint: str | Path | None = None, plan: str | Path | None = None,
+                      seq_len: int | None = None, max_texts: int | None = None, batch_size: int = 256,
+                      threads: int | None = None, progress: bool = True, store: EvaluationStore | None = None
+                      ) -> FidelityEvaluation:
+    """The label-free ``cosine`` metric: ``model``'s sentence encoder (its embedding variant; a
+    ``ConfigError`` for an image model or a classifier) with ``plan`` applied, against the same
+    encoder unmodified, on the texts of ``dataset``'s ``split`` (the first ``max_texts``: marked
+    partial) tokenized at ``seq_len``; kept in ``store`` like ``evaluate``'s measurements."""
+    from functools import partial
+
+    from nn2hw import zoo
+    from nn2hw.evaluate import evaluation_key, evaluator_id, local_store
+    from nn2hw.evaluate.evaluator import EmbeddingFidelityEvaluator
+
+    variant = zoo.entry(model).embedding_variant()  # a classifier or an image model fails before any loading
+    variant.shape_for(seq_len)  # a bad token count too
+    loaded_plan = _load_plan(plan, model, variant.dataset) if plan is not None else None
+    store = store or local_store(cache_root() / ACCURACY_STORE)
+    reference = zoo.build(model, variant.dataset, pretrained=checkpoint is None, checkpoint=checkpoint).eval()
+    weights = _weights_id(variant, checkpoint)
+    evaluator = EmbeddingFidelityEvaluator(
+        reference, dataset, split=split, data_dir=data_dir, max_texts=max_texts, batch_size=batch_size,
+        threads=threads,
+        progress=progress, reference_id=weights,
+        prepare=partial(zoo.prepare, model_name=model, seq_len=seq_len, variant_name=variant.dataset))
+    data = evaluator.data()  # missing or non-text data fail before any embedding
+    network = reference
+    if loaded_plan is not None:
+        from nn2hw.compress import apply_plan
+
+        network = apply_plan(loaded_plan, reference)  # a copy, traced at the plan's own input shape
+    tokens = () if seq_len is None else (f"{seq_len} tokens",)
+    key = evaluation_key(loaded_plan.network_key if loaded_plan is not None else "unmodified", model, dataset,
+                         evaluator_id(evaluator, data.source, *tokens))
+    m = store.evaluate(key, lambda: evaluator(network)).metrics
+    return FidelityEvaluation(model, dataset, split, m["cosine"], m["cosine_min"], int(m["n_images"]),
+                              bool(m["partial"]), str(checkpoint) if checkpoint else "zoo",
+                              loaded_plan.key if loaded_plan is not None else None)
+
+
 def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | Path | None = None,
              download: bool = False, checkpoint: str | Path | None = None, plan: str | Path | None = None,
              settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
              threads: int | None = None, progress: bool = True,
              store: EvaluationStore | None = None) -> ZooEvaluation:
     """Load zoo ``model``'s weights for ``dataset`` (or ``checkpoint``), apply ``plan``, fine-tune, test.
+    (The label-free ``cosine`` metric of a sentence encoder is ``evaluate_fidelity``.)
 
     The plan must be one written for the same base model (and dataset, when it names one). The
     test split is loaded before the model is built, so missing data fails fast. Measurements are

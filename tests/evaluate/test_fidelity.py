@@ -22,7 +22,7 @@ def test_an_identical_model_scores_1_and_a_perturbed_one_less(data):
     reference = tiny_bert(0, seed=1)
     evaluator = EmbeddingFidelityEvaluator(reference, data=data, progress=False)
     same = checked_metrics(evaluator(copy.deepcopy(reference)))
-    assert same["cosine"] == pytest.approx(1.0, abs=1e-6) and same["cosine_min"] == pytest.approx(1.0, abs=1e-6)
+    assert same["cosine"] == pytest.approx(100.0, abs=1e-4) and same["cosine_min"] == pytest.approx(100.0, abs=1e-4)
     assert same["n_images"] == 40 and same["partial"] == 0.0
     scores = []
     for scale in (0.05, 0.5):
@@ -31,8 +31,8 @@ def test_an_identical_model_scores_1_and_a_perturbed_one_less(data):
             layer = perturbed.encoder.layer[1].intermediate.dense
             layer.weight.add_(scale * torch.randn(layer.weight.shape, generator=torch.Generator().manual_seed(0)))
         scores.append(evaluator(perturbed)["cosine"])
-    assert 1.0 > scores[0] > scores[1]  # more noise, less faithful
-    assert evaluator(reference)["cosine"] == pytest.approx(1.0, abs=1e-6)  # the reference itself is left intact
+    assert 100.0 > scores[0] > scores[1]  # more noise, less faithful (in percent: 100 x the mean cosine)
+    assert evaluator(reference)["cosine"] == pytest.approx(100.0, abs=1e-4)  # the reference itself is left intact
 
 
 def test_embeddings_are_the_models_outputs_in_order_in_eval_mode(data):
@@ -53,4 +53,4 @@ def test_mismatched_outputs_and_bad_settings_are_refused(data):
     few = EmbeddingFidelityEvaluator(tiny_bert(), data=data, max_texts=10, reference_id="sha256:x", progress=False)
     assert few(tiny_bert())["n_images"] == 10 and few(tiny_bert())["partial"] == 1.0
     whole = EmbeddingFidelityEvaluator(tiny_bert(), data=data, reference_id="sha256:x")
-    assert evaluator_id(few) != evaluator_id(whole) and few.cache_fields[0] == "cosine"
+    assert evaluator_id(few) != evaluator_id(whole) and few.cache_fields[0] == "cosine %"

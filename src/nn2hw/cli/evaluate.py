@@ -2,6 +2,12 @@
 
     nn2hw evaluate --model resnet20 --dataset cifar10 --split test-partial
     nn2hw evaluate --model resnet20 --dataset fashion-mnist --plan plan.json --finetune-batches 100 --json out.json
+    nn2hw evaluate --model minilm_l6 --dataset wordnet-supersense --metric cosine --plan plan.json
+
+``--metric cosine`` (label-free, sentence encoders): the model's encoder variant with ``--plan``
+against the same encoder unmodified, 100 x the mean cosine similarity of their embeddings on the
+split's texts (and the worst text's), in percent; ``--json`` has ``cosine``, ``cosine_min``,
+``n_texts``. A thin shell over ``nn2hw.api.evaluate_fidelity``.
 
 Loads the zoo checkpoint for the model and dataset (or ``--checkpoint``), applies ``--plan``,
 fine-tunes ``--finetune-batches`` mini-batches (HotNAS settings), then tests. ``--json`` writes
@@ -49,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model(parser)
     add_dataset(parser)
     add_data(parser)
+    parser.add_argument("--metric", default="top1", choices=("top1", "cosine"),
+                        help="top1 (default: top-1/top-5 of the classifier for --dataset) or cosine: the label-free "
+                             "fidelity of a sentence encoder (the model's encoder variant, e.g. minilm_l6) with "
+                             "--plan to the unmodified encoder, 100 x the mean cosine similarity of their "
+                             "embeddings on --dataset's texts (percent)")
     parser.add_argument("--download", action="store_true", help="download a missing dataset (official URL, checked)")
     add_checkpoint(parser)
     parser.add_argument("--plan", metavar="FILE", help="plan JSON to apply before fine-tuning and testing")
@@ -85,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     require_output_files({"--json": args.json})
     settings = FinetuneSettings(batches=args.finetune_batches, batch_size=args.finetune_batch_size, lr=args.lr,
                                 seed=args.seed, precision=args.finetune_precision)
+    if args.metric == "cosine":
+        return _run_fidelity(args)
     if args.hardware is not None:
         return _run_variation(args, settings)
     if args.backend != "nn2hw":
@@ -106,6 +119,29 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         path = write_json(args.json, result.to_dict())
         console.print(f"wrote {path}", markup=False)
+    return 0
+
+
+def _run_fidelity(args: argparse.Namespace) -> int:
+    """``--metric cosine``: the planned sentence encoder's embeddings against the unmodified one's."""
+    from nn2hw.api import evaluate_fidelity
+    from nn2hw.errors import ConfigError
+
+    given = [flag for flag, value in (("--finetune-batches", args.finetune_batches), ("--hardware", args.hardware),
+                                      ("--download", args.download)) if value]
+    if given:
+        raise ConfigError(f"--metric cosine measures the encoder as planned, on texts found here, and "
+                          f"{', '.join(given)} do not apply to it (no labels to fine-tune on, no crossbar draws, "
+                          "no text dataset to download).", f"Drop {', '.join(given)}, or use --metric top1.")
+    result = evaluate_fidelity(args.model, args.dataset, args.split, data_dir=args.data_dir,
+                               checkpoint=args.checkpoint, plan=args.plan, batch_size=args.batch_size,
+                               threads=args.threads, progress=console.is_terminal)
+    what = f"{result.model} encoder" + (f" + plan {result.plan_key}" if result.plan_key else "")
+    console.print(f"{what} on {result.dataset} {result.split}: cosine {result.cosine:.2f} % (worst "
+                  f"{result.cosine_min:.2f} %) of the unmodified encoder's embeddings, {result.n_texts} texts"
+                  + (" (PARTIAL split)" if result.partial else ""), soft_wrap=True, markup=False)
+    if args.json:
+        console.print(f"wrote {write_json(args.json, result.to_dict())}", markup=False)
     return 0
 
 

@@ -40,6 +40,9 @@ from nn2hw.cli._options import (
 )
 from nn2hw.hardware.records import design_label
 
+METRICS = ("top1", "top5", "cosine")
+"""``nn2hw.search.settings.METRICS``, here so that building the parser imports no search module."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``nn2hw search`` (without importing torch or the strategies: the parser must stay cheap)."""
@@ -71,14 +74,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget = p.add_argument_group("budget (the first reached stops the search)")
     budget.add_argument("--trials", type=int, metavar="N", help="candidates to propose (default 40)")
     budget.add_argument("--minutes", type=float, metavar="M", help="wall-time limit for starting new trials")
-    p.add_argument("--finetune-batches", type=int, default=100, metavar="B",
-                   help="fine-tune batches per candidate that meets the specs (default 100, HotNAS)")
+    p.add_argument("--finetune-batches", type=int, metavar="B",
+                   help="fine-tune batches per candidate that meets the specs (default 100, HotNAS; 0 with "
+                        "--metric cosine)")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
                    help="fine-tune learning rate (default 0.003; HotNAS used 0.1, which wrecks converged pretrained "
                         "models: see docs/search.md)")
-    p.add_argument("--final-batches", type=int, default=2000, metavar="B",
+    p.add_argument("--final-batches", type=int, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
-                        "from --finetune-lr, distilled from the unmodified model)")
+                        "from --finetune-lr, distilled from the unmodified model; 0 with --metric cosine)")
     p.add_argument("--no-minimize", dest="minimize", action="store_false",
                    help="return the winner with all its changes (default: first remove every change whose removal "
                         "keeps every spec met, and report them)")
@@ -92,7 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--select-on-test", action="store_true",
                    help="score candidates on --split itself, for a dataset with no training data here (every "
                         "accuracy is then marked selected-on-test: optimistic)")
-    p.add_argument("--metric", default="top1", choices=("top1", "top5"), help="accuracy to maximize")
+    p.add_argument("--metric", default="top1", choices=METRICS,
+                   help="what to maximize: top1 (default) or top5 of a classifier, or cosine: the label-free "
+                        "fidelity of a sentence encoder (--model minilm_l6 alone), 100 x the mean cosine similarity "
+                        "of its embeddings to the unmodified encoder's on --dataset's texts, in percent; candidates "
+                        "are then scored as compressed, without fine-tuning")
     stopping = p.add_argument_group("early stopping (pruning hopeless candidates during their fine-tune)")
     stopping.add_argument("--pruner", default="median", metavar="NAME",
                           help="median (default: stop a candidate below the median of the completed trials at a "
@@ -172,11 +180,14 @@ def _search(args: argparse.Namespace) -> int:
     from nn2hw.api import search
     from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search.finalize import FinalizedElsewhere
-    from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
+    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
     lr = SEARCH_FINETUNE_LR if args.finetune_lr is None else args.finetune_lr
+    label_free = args.metric == COSINE  # scored as compressed: no fine-tune unless asked (then refused)
+    batches = (0 if label_free else 100) if args.finetune_batches is None else args.finetune_batches
+    final_batches = (0 if label_free else FINAL_FINETUNE.batches) if args.final_batches is None else args.final_batches
     try:
         result = search(
             args.model, args.dataset, latency_ms=args.latency_ms, energy_mj=args.energy_mj, area_mm2=args.area_mm2,
@@ -184,9 +195,8 @@ def _search(args: argparse.Namespace) -> int:
             progress=not args.quiet, seq_len=args.seq_len,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
-            finetune=FinetuneSettings(batches=args.finetune_batches, lr=lr, seed=args.seed,
-                                      precision=args.finetune_precision),
-            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, lr=lr, seed=args.seed,
+            finetune=FinetuneSettings(batches=batches, lr=lr, seed=args.seed, precision=args.finetune_precision),
+            final_finetune=replace(FINAL_FINETUNE, batches=final_batches, lr=lr, seed=args.seed,
                                    precision=args.finetune_precision),
             search_images=args.search_images, metric=args.metric, validation_size=args.validation_size,
             select_on_test=args.select_on_test, pruner=args.pruner, prune_checkpoints=args.prune_checkpoints,
@@ -219,19 +229,25 @@ def _count_or_fraction(text: str) -> int | float:
 
 
 def print_result(result: Any) -> None:
-    """Base vs solution, trial counts, the per-layer table and the files written."""
+    """Base vs solution (top-1/top-5, or the mean and worst cosine), trial counts, the per-layer
+    table and the files written."""
+    from nn2hw.search.finalize import score_columns
+    from nn2hw.search.settings import COSINE
+
     console = wide_console()
     spec = ", ".join(f"top-1 under variation >= {v:g} %" if k == "min_accuracy_under_variation" else f"{k} <= {v:g}"
                      for k, v in result.spec.items())
     table = Table(title=f"search result (spec: {spec})")
     extra = [k for k in ("energy_mj", "area_mm2") if getattr(result.baseline.cost, k) is not None]
-    for column in ("", "latency ms", *(k.replace("_", " ") for k in extra), "top-1 %", "top-5 %", "design"):
+    metric = result.settings.get("metric", "top1")
+    scores = score_columns(metric)
+    headers = ("cosine %", "worst cosine %") if metric == COSINE else ("top-1 %", "top-5 %")
+    for column in ("", "latency ms", *(k.replace("_", " ") for k in extra), *headers, "design"):
         table.add_column(column, justify="left" if column in ("", "design") else "right")
     for label, s in (("base model", result.baseline), ("solution", result.solution)):
         design = escape(design_label(s.cost.design))
         table.add_row(label, f"{s.cost.latency_ms:.6g}", *(f"{getattr(s.cost, k):.6g}" for k in extra),
-                      f"{s.metrics.get('top1', float('nan')):.2f}", f"{s.metrics.get('top5', float('nan')):.2f}",
-                      design)
+                      *(f"{s.metrics.get(k, float('nan')):.2f}" for k in scores), design)
     console.print(table)
     base, sol = result.baseline, result.solution
     if len(sol.plans) > 1:
@@ -246,8 +262,9 @@ def print_result(result: Any) -> None:
         for note in sol.cost.notes:
             console.print(f"chip: {note}", markup=False)
     saved = 100 * (1 - sol.cost.latency_ms / base.cost.latency_ms)
-    console.print(f"latency {saved:.1f} % lower, top-1 {sol.metrics['top1'] - base.metrics['top1']:+.2f} points "
-                  f"({int(sol.metrics.get('n_images', 0))} images"
+    what, unit = ("cosine", "texts") if metric == COSINE else (metric.replace("top", "top-"), "images")
+    console.print(f"latency {saved:.1f} % lower, {what} {sol.metrics[metric] - base.metrics[metric]:+.2f} points "
+                  f"({int(sol.metrics.get('n_images', 0))} {unit}"
                   f"{', PARTIAL split' if sol.metrics.get('partial') else ''})")
     t = result.trials
     console.print(f"trials: {t['total']} ({t['feasible']} met the specs, {t['trained']} trained here, "

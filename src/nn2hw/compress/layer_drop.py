@@ -14,8 +14,13 @@ Dropping every block of a ``ModuleList`` is refused.
 
 Torch side: the block's module is replaced by ``_torch.Passthrough`` (returns its first input), so
 the other blocks keep their names and weights. It runs after the other transforms (``order``), so a
-plan may also cut or quantize layers it drops. Searches do not offer it yet: the per-layer report
-describes layers that exist after the plan.
+plan may also cut or quantize layers it drops.
+
+Search dimension (where a template's remedies or a space file name ``layer_drop``): one per block,
+choice 0 keeps it, choice 1 drops it, offered from any of its conv/linear layers. The first block of
+each stack (index 0) is never offered, so no candidate drops every block; a block that changes
+shapes (a downsampling ResNet block) or has no single exit is not offered either. The per-layer
+report lists the removed layers with no solution time.
 """
 
 from __future__ import annotations
@@ -130,6 +135,14 @@ def _ancestors(workload: Workload, name: str) -> set[str]:
     return found
 
 
+def _first_sibling(workload: Workload, block: str) -> str:
+    """The lowest-indexed block of ``block``'s stack (``encoder.layer.0``)."""
+    parent = block.rpartition(".")[0]
+    siblings = {b for layer in workload.layers if (b := block_of(layer.name)) is not None
+                and b.rpartition(".")[0] == parent}
+    return min(siblings, key=lambda b: int(b.rpartition(".")[2]))
+
+
 def _blocks(choices: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(b for name in choices if (b := block_of(name)) is not None))
 
@@ -162,8 +175,20 @@ class LayerDrop(Transform):
         return value is True
 
     def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
-        """Nothing yet: the per-layer report words layers that exist after the plan (see the module doc)."""
-        return None
+        """Keep or drop ``layer``'s block (one dimension per block); None for a layer outside a
+        block, the first block of its stack (kept, so no candidate is empty) or a block that cannot
+        be dropped (``block_region`` refuses it)."""
+        block = block_of(layer.name)
+        if block is None or block == _first_sibling(workload, block):
+            return None
+        layers = tuple(droppable(workload, block))
+        if layer.name not in layers:
+            return None
+        try:
+            block_region(workload, block)
+        except PlanError:
+            return None
+        return Offer(layers, (None, {"drop": True}), (f"{block} kept", f"{block} dropped"), leanest=1)
 
     def describe(self, choice: DropChoice, before: Layer, after: Layer) -> str:
         return f"block {block_of(before.name)} dropped"

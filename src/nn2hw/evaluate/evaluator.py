@@ -9,8 +9,9 @@ of its measurements, so results of other settings are never reused.
 
 ``FinetuneEvaluator`` is the default: HotNAS's short fine-tune on the training split followed by
 top-1/top-5 on a test split. ``EmbeddingFidelityEvaluator`` is label-free, for sentence-embedding
-models: the mean cosine similarity (metric ``cosine``) between a model's embeddings and those of the
-original model on held-out texts. Torch is imported when it runs, not when this module is imported.
+models: the mean cosine similarity (metric ``cosine``, in percent: 100 x the mean, like top-1) between
+a model's embeddings and those of the original model on held-out texts. Torch is imported when it
+runs, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -198,8 +199,10 @@ class EmbeddingFidelityEvaluator:
 
     Returns ``{'cosine': mean, 'cosine_min': worst, 'n_images': texts, 'partial': 0/1}``: the
     cosine similarity between the model's and ``reference``'s outputs on each held-out input
-    (1.0: the same directions, what a sentence-embedding search compares), averaged. The texts are
-    ``split`` of ``dataset`` (default: the WordNet glosses of the test split), passed through
+    (100: the same directions, what a sentence-embedding search compares), averaged, **in percent**
+    (100 x the cosine, so that the search's accuracy bands, reports and tables read it as they read
+    top-1). The texts are ``split`` of ``dataset`` (default: the WordNet glosses of the test split;
+    ``holdout`` carves ``validation`` where the dataset has none), passed through
     ``prepare`` (e.g. ``partial(zoo.prepare, model_name='minilm_l6')``: the model's tokenizer);
     ``max_texts`` keeps the first N (marked partial). The reference's embeddings are computed once,
     on the first call. ``reference_id`` names the reference's weights in ``cache_fields``.
@@ -210,7 +213,8 @@ class EmbeddingFidelityEvaluator:
     def __init__(self, reference: nn.Module, dataset: str = "wordnet-supersense", *, split: str = "test",
                  data_dir: str | Path | None = None, prepare: Callable[[Dataset], Dataset] | None = None,
                  max_texts: int | None = None, batch_size: int = 256, threads: int | None = None,
-                 progress: bool = True, data: Dataset | None = None, reference_id: str = "") -> None:
+                 progress: bool = True, data: Dataset | None = None, reference_id: str = "",
+                 holdout: Holdout | None = None) -> None:
         if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
             raise ConfigError(f"max_texts={max_texts!r} is not a positive integer.",
                               "Use e.g. 1000, or None to use the whole split.")
@@ -224,21 +228,24 @@ class EmbeddingFidelityEvaluator:
         self.threads = threads
         self.progress = progress
         self.reference_id = reference_id
+        self.holdout = holdout
         self._data = data
         self._reference_outputs: Tensor | None = None
 
     @property
-    def cache_fields(self) -> tuple[str, str, str, str]:
-        """(metric, dataset, split, reference weights): what identifies one measurement besides the plan."""
+    def cache_fields(self) -> tuple[str, ...]:
+        """(metric in percent, dataset, split, reference weights[, holdout]): what identifies one
+        measurement besides the plan."""
         split = self.split if self.max_texts is None else f"{self.split}[:{self.max_texts}]"
-        return self.metric, self.dataset, split, self.reference_id
+        carve = () if self.holdout is None else (f"holdout={self.holdout}",)
+        return f"{self.metric} %", self.dataset, split, self.reference_id, *carve
 
     def data(self) -> Dataset:
         """The held-out inputs (loaded and prepared on first use)."""
         if self._data is None:
             from nn2hw.data import load_dataset
 
-            loaded = load_dataset(self.dataset, self.split, self.data_dir)
+            loaded = load_dataset(self.dataset, self.split, self.data_dir, holdout=self.holdout)
             self._data = self.prepare(loaded) if self.prepare is not None else loaded
         if self.max_texts is not None and len(self._data) > self.max_texts:
             self._data = self._data.take(self.max_texts)
@@ -252,5 +259,5 @@ class EmbeddingFidelityEvaluator:
             self._reference_outputs = embed(self.reference, data, self.batch_size, self.threads, self.progress)
         similarity = cosine_similarities(embed(model, data, self.batch_size, self.threads, self.progress),
                                          self._reference_outputs)
-        return {"cosine": float(similarity.mean()), "cosine_min": float(similarity.min()),
+        return {"cosine": 100.0 * float(similarity.mean()), "cosine_min": 100.0 * float(similarity.min()),
                 "n_images": float(len(data)), "partial": 1.0 if data.partial else 0.0}

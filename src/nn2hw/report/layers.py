@@ -35,8 +35,10 @@ class LayerRow:
 
 
 def describe_choice(choice: LayerChoice, before: Workload, after: Workload, name: str) -> str:
-    """'64->48 ch; 4 patterns, 6/9 kept; 8-bit weights' from each transform the choice selects."""
-    old, new = before.layer(name), after.layer(name)
+    """'64->48 ch; 4 patterns, 6/9 kept; 8-bit weights' from each transform the choice selects (a
+    layer the plan removed, e.g. with its block, is described as it was)."""
+    old = before.layer(name)
+    new = after.layer(name) if name in after else old
     parts = [t.describe(t.read(choice, name), old, new) for t in ordered_transforms() if t.selects(choice)]
     if not parts and old.in_channels != new.in_channels:
         parts.append(f"{old.in_channels}->{new.in_channels} input ch (follows a cut)")
@@ -59,12 +61,25 @@ def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[st
             rows.append(LayerRow(cost.name, cost.bottleneck, "-", "-", cost.latency_ms, after_ms))
             continue
         choice = plan.choices.get(name, LayerChoice())
-        technique = ", ".join(t.label for t in ordered_transforms() if t.selects(choice)) or (
-            "follows a cut" if before.layer(name).in_channels != after.layer(name).in_channels else "-")
+        technique = ", ".join(t.label for t in ordered_transforms() if t.selects(choice)) or _follows(before, after,
+                                                                                                     name)
         after_ms = solved[cost.name].latency_ms if cost.name in solved else 0.0
-        rows.append(LayerRow(cost.name, bottlenecks.get(name, cost.bottleneck), technique,
-                             describe_choice(choice, before, after, name), cost.latency_ms, after_ms))
+        described = describe_choice(choice, before, after, name) if technique != REMOVED else "-"
+        rows.append(LayerRow(cost.name, bottlenecks.get(name, cost.bottleneck), technique, described,
+                             cost.latency_ms, after_ms))
     return rows
+
+
+REMOVED = "removed with a dropped block"
+"""The technique column of a layer the plan removed without choosing it (a dropped block's
+softmax, norms, adds and matrix products): it is gone from the solution (0 ms there)."""
+
+
+def _follows(before: Workload, after: Workload, name: str) -> str:
+    """Why a layer the plan does not choose changed: removed with its block, or a cut before it."""
+    if name not in after:
+        return REMOVED
+    return "follows a cut" if before.layer(name).in_channels != after.layer(name).in_channels else "-"
 
 
 def write_layers_csv(path: str | Path, rows: list[LayerRow]) -> Path:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
+from nn2hw.evaluate.evaluator import EmbeddingFidelityEvaluator
 from nn2hw.hardware.cpu import CpuTemplate, margin_of, measuring_protocol, search_margin_of
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
-from nn2hw.search.settings import Member, SearchSettings
+from nn2hw.search.settings import COSINE, Member, SearchSettings
 from nn2hw.search.target import HardwareTarget
 from nn2hw.search.trial import Assessment, observe
 from nn2hw.search.variation import check_variation_search
@@ -38,13 +39,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class MemberContext:
-    """One network of the search: its pretrained model, workload and evaluator (with its identity)."""
+    """One network of the search: its pretrained model, workload and evaluator (with its identity);
+    ``variant``: the zoo variant the model is built from (the member's dataset, or the sentence
+    encoder's for the cosine metric), which its plans record."""
 
     member: Member
     model: nn.Module
     workload: Workload
     evaluator: Evaluator
     evaluator_id: str
+    variant: str | None = None
 
     @property
     def name(self) -> str:
@@ -114,6 +118,37 @@ def _workloads(members: tuple[MemberContext, ...], plans: Mapping[str, Plan] | N
     return next(iter(done.values())) if len(done) == 1 else done
 
 
+def model_variant(settings: SearchSettings, member: Member) -> str:
+    """The zoo variant a member's network is built from: the one trained on its dataset, or for the
+    cosine metric the model's sentence encoder (a ``ConfigError`` when it has none)."""
+    from nn2hw import zoo
+
+    if settings.metric == COSINE:
+        return zoo.entry(member.model).embedding_variant().dataset
+    return member.dataset
+
+
+def member_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
+                     teacher: nn.Module | None = None, progress: bool = False, *, selecting: bool = False
+                     ) -> Evaluator:
+    """The search's own evaluator of a network: ``default_evaluator``, or for the cosine metric the
+    fidelity of its embeddings to ``teacher``'s (the unmodified encoder) on the first ``images``
+    (None: all) texts of the selection split (``selecting``) or of the member's test split, without
+    a fine-tune."""
+    if settings.metric != COSINE:
+        return default_evaluator(settings, member, images, finetune, teacher, progress, selecting=selecting)
+    from nn2hw import zoo
+
+    if teacher is None:
+        raise ConfigError("The cosine metric compares a model's embeddings with the unmodified model's, and no "
+                          "unmodified model was given.", "Pass the base model as teacher.")
+    return EmbeddingFidelityEvaluator(
+        teacher, member.dataset, split=settings.selection_split if selecting else member.split,
+        data_dir=settings.data_dir, max_texts=images, threads=settings.threads, progress=progress,
+        prepare=partial(zoo.prepare, model_name=member.model, seq_len=member.seq_len,
+                        variant_name=model_variant(settings, member)), holdout=settings.holdout)
+
+
 def default_evaluator(settings: SearchSettings, member: Member, images: int | None, finetune: FinetuneSettings,
                       teacher: nn.Module | None = None, progress: bool = False, *, selecting: bool = False
                       ) -> FinetuneEvaluator:
@@ -136,10 +171,10 @@ def checked_selection_data(settings: SearchSettings, evaluator: Evaluator) -> No
     on test instead (another evaluator's data are its own business)."""
     from nn2hw.errors import DatasetError
 
-    if not isinstance(evaluator, FinetuneEvaluator):
+    if not isinstance(evaluator, (FinetuneEvaluator, EmbeddingFidelityEvaluator)):
         return
     try:
-        evaluator.test_data()
+        evaluator.test_data() if isinstance(evaluator, FinetuneEvaluator) else evaluator.data()
     except DatasetError as exc:
         if settings.select_on_test:
             raise
@@ -156,9 +191,9 @@ def _member_context(settings: SearchSettings, member: Member,
     from nn2hw import zoo
     from nn2hw.workload import from_module
 
-    variant = zoo.entry(member.model).variant(member.dataset)
+    variant = zoo.entry(member.model).variant(model_variant(settings, member))
     shape = variant.shape_for(member.seq_len)  # an image model refuses a token count before any loading
-    model = zoo.build(member.model, member.dataset, pretrained=True, checkpoint=member.checkpoint)
+    model = zoo.build(member.model, variant.dataset, pretrained=True, checkpoint=member.checkpoint)
     model.eval()
     check_tokens = getattr(model, "check_tokens", None)
     if variant.tokens and callable(check_tokens):
@@ -168,10 +203,11 @@ def _member_context(settings: SearchSettings, member: Member,
     if isinstance(evaluator, Mapping):
         evaluator = evaluator.get(member.model)
     if evaluator is None:
-        evaluator = default_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model,
-                                      selecting=True)
+        evaluator = member_evaluator(settings, member, settings.search_images, settings.finetune, teacher=model,
+                                     selecting=True)
     tokens = () if member.seq_len is None else (f"{member.seq_len} tokens",)  # unchanged ids at the default
-    return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint, *tokens))
+    return MemberContext(member, model, workload, evaluator, evaluator_id(evaluator, member.checkpoint, *tokens),
+                         variant.dataset)
 
 
 def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evaluator] | None = None) -> SearchContext:
@@ -191,9 +227,9 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     knobs = target.knob_dimensions(members[0].workload)
     parts = []
     for i, m in enumerate(members):
-        base_plan = Plan.for_workload(m.workload, m.name, m.member.dataset)
+        base_plan = Plan.for_workload(m.workload, m.name, m.variant or m.member.dataset)
         weights = SpaceContext(weights=partial(_layer_weight, m.model),
-                               activation_range=CalibratedRanges(settings.data_dir, m.member, m.model))
+                               activation_range=CalibratedRanges(settings.data_dir, m.member, m.model, m.variant))
         parts.append((m.name, build_space(m.workload, bottlenecks[m.name], base_plan, remedies=target.template.remedies,
                                           vocabulary=target.template.bottlenecks, config=config, context=weights,
                                           space_options=target.template.space_options,
@@ -242,6 +278,7 @@ class CalibratedRanges:
     data_dir: str | None
     member: Member
     model: nn.Module
+    variant: str | None = None
     _ranges: dict[str, float] | None = field(default=None, repr=False)
 
     def __call__(self, layer: str) -> float:
@@ -259,7 +296,7 @@ class CalibratedRanges:
             data = load_dataset(self.member.dataset, "train", self.data_dir)
         except (ConfigError, DatasetError):
             data = load_dataset(self.member.dataset, self.member.split, self.data_dir)
-        prepared = zoo.prepare(data, self.member.model, self.member.seq_len)
+        prepared = zoo.prepare(data, self.member.model, self.member.seq_len, variant_name=self.variant)
         images, _ = next(prepared.take(CALIBRATION_IMAGES).batches(CALIBRATION_IMAGES))
         layers = [name for name, module in self.model.named_modules() if hasattr(module, "weight") and name]
         return activation_ranges(self.model, layers, images)
@@ -305,7 +342,7 @@ def _check_strategy(settings: SearchSettings, space: JointSpace) -> None:
     probe = RewardConfig(spec_ms=1.0, acc_band=(0.0, 1.0), lat_band=(0.5, 1.0))
     build_sampler(settings.strategy, SamplerContext(space.names, space.counts, probe, settings.seed,
                                                     observe(space.names, settings.metric),
-                                                    dict(settings.strategy_options)))
+                                                    dict(settings.strategy_options), dimensions=space.dimensions))
 
 
 def _check_reachable(ctx: SearchContext) -> None:

@@ -31,20 +31,24 @@ from nn2hw.bundle import save_bundle
 from nn2hw.compress import apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings
+from nn2hw.evaluate.evaluator import EmbeddingFidelityEvaluator
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.hardware.cpu import DEFAULT_FINALISTS, margin_of
 from nn2hw.hardware.records import NetworkCost, design_label
 from nn2hw.plan import Plan
 from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import LayerRow, write_layers_csv
-from nn2hw.search.context import SearchContext, default_evaluator
+from nn2hw.search.context import SearchContext, member_evaluator
 from nn2hw.search.evaluations import joint_key, joint_metrics
 from nn2hw.search.minimize import Minimized, hardware_record, minimize_vector
+from nn2hw.search.settings import COSINE
 from nn2hw.search.study import beat_periods, count_trials, reclaim
 from nn2hw.search.variation import VARIATION_METRIC, VariationCheck, final_variation, trained_plans
 from nn2hw.splits import VALIDATION
 
-KEY_METRICS = ("top1", "top5", "n_images", "partial")
+KEY_METRICS = ("top1", "top5", "cosine", "cosine_min", "n_images", "partial")
+"""The metrics a solution reports (those its evaluator returned): top-1/top-5, or the label-free
+cosine fidelity and its worst text (percent: 100 x the cosine similarity)."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ def _evaluators(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] |
     found = {}
     for m in ctx.members:
         chosen = given.get(m.name) if isinstance(given, Mapping) else given
-        found[m.name] = chosen or default_evaluator(ctx.settings, m.member, None, finetune, m.model, progress)
+        found[m.name] = chosen or member_evaluator(ctx.settings, m.member, None, finetune, m.model, progress)
     return found
 
 
@@ -280,14 +284,16 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
         solution, models = baseline, base_models
     else:
         picked = None
+        final_evals = (base_evals if s.metric == COSINE and final_evaluator is None and base_evaluator is None
+                       else _evaluators(ctx, final_evaluator, s.final_finetune, progress))  # cosine: the same
+        # evaluation (no fine-tune, whole split, same reference), so the reference is embedded once
         for trial in ranked_candidates(study, s.metric)[: finalists(ctx)]:
             checked = minimal(ctx, trial, notes) if s.minimize else guaranteed(ctx, trial)
             if isinstance(checked, str):
                 notes.append(f"Re-check refused {checked}.")
                 continue
             checked = replace(checked, plans=trained_plans(ctx, checked.plans, checked.cost))  # minimizing drops it
-            models, networks = measure(ctx, checked.plans,
-                                       _evaluators(ctx, final_evaluator, s.final_finetune, progress))
+            models, networks = measure(ctx, checked.plans, final_evals)
             variation: VariationCheck | None = None
             if s.min_accuracy_under_variation is not None:
                 found = final_variation(ctx, checked.plans, checked.cost, models)
@@ -467,6 +473,9 @@ def splits_used(ctx: SearchContext) -> dict[str, Any]:
     s, m = ctx.settings, ctx.members[0]
     evaluator = m.evaluator
     report = f"{m.member.dataset} {m.member.split}"
+    if isinstance(evaluator, EmbeddingFidelityEvaluator):  # label-free: nothing is fine-tuned
+        return {"candidates": evaluator.data().description, "fine_tune": None, "report": report,
+                "selected_on_test": s.selection_split == m.member.split}
     if not isinstance(evaluator, FinetuneEvaluator):
         return {"candidates": "the search's own evaluator (its data are not known to nn2hw)", "fine_tune": None,
                 "report": report, "selected_on_test": None}
@@ -547,9 +556,16 @@ def trial_counts(study: optuna.Study | None) -> dict[str, int]:
             "pruned": sum(t.state is TrialState.PRUNED for t in trials)}
 
 
+def score_columns(metric: str) -> tuple[str, str]:
+    """The two score columns of ``trials.csv`` and the result table: top-1 and top-5, or for the
+    label-free metric the mean and the worst cosine (percent)."""
+    return (COSINE, f"{COSINE}_min") if metric == COSINE else ("top1", "top5")
+
+
 def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Path:
     names = ctx.space.names
-    fields = ["trial", "state", "feasible", "reason", "latency_ms", "energy_mj", "area_mm2", "top1", "top5",
+    scores = score_columns(ctx.settings.metric)
+    fields = ["trial", "state", "feasible", "reason", "latency_ms", "energy_mj", "area_mm2", *scores,
               VARIATION_METRIC, f"{VARIATION_METRIC}_std", f"{VARIATION_METRIC}_min", "design",
               "scored_on", "pruned_at", "partial_score", "trained_here", "plan_key", "changes"]
     with path.open("w", newline="") as f:
@@ -561,14 +577,14 @@ def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Pat
                 [int(t.params[n]) for n in names])) if set(names) <= set(t.params) else ""
             writer.writerow({"trial": t.number, "state": t.state.name, "feasible": a.get("feasible"),
                              "reason": a.get("reason") or a.get("error", ""), "latency_ms": a.get("latency_ms"),
-                             "energy_mj": a.get("energy_mj"), "area_mm2": a.get("area_mm2"), "top1": a.get("top1"),
-                             "top5": a.get("top5"), "trained_here": a.get("trained_here"),
+                             "energy_mj": a.get("energy_mj"), "area_mm2": a.get("area_mm2"),
+                             **{k: a.get(k) for k in scores}, "trained_here": a.get("trained_here"),
                              **{k: a.get(k) for k in (VARIATION_METRIC, f"{VARIATION_METRIC}_std",
                                                       f"{VARIATION_METRIC}_min")},
                              "design": json.dumps(a["design"], sort_keys=True) if a.get("design") else "",
                              "pruned_at": a.get("pruned_at"),  # a pruned trial: batches done, its score there
                              "partial_score": a.get(f"{ctx.settings.metric}_partial"),
-                             "scored_on": ctx.settings.selection_split if a.get("top1") is not None else "",
+                             "scored_on": ctx.settings.selection_split if a.get(scores[0]) is not None else "",
                              "plan_key": a.get("plan_key"), "changes": changes})
     return path
 

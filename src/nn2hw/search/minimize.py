@@ -16,7 +16,8 @@ the final candidate and its removal misses a spec, fits no design or leaves the 
   repeated block (a layer drop) where removing it from one layer alone leaves the plan invalid.
 
 A change that leaves the rewritten network as it is (a fine-tuning recipe such as ``noise_train``
-or ``polarize``) has no cost to pay for; it is kept and not tried.
+or ``polarize``) has no cost to pay for; it is kept and not tried. A change to layers the plan
+removes (a cut or a bit width inside a dropped block) changes nothing at all: it is removed.
 """
 
 from __future__ import annotations
@@ -207,6 +208,15 @@ class _Problem(Generic[State]):
         return _Judged(networks, cost, missed(self.spec, cost))
 
 
+def _gone(layers: tuple[str, ...], networks: Mapping[str, Workload]) -> bool:
+    """Whether none of a change's layers is left in the rewritten networks (the plan removed them,
+    e.g. with a dropped block); a joint search names them 'network/layer'."""
+    if len(networks) == 1:
+        workload, = networks.values()
+        return not any(name in workload for name in layers)
+    return not any(name.partition("/")[2] in networks.get(name.partition("/")[0], ()) for name in layers)
+
+
 def _by_name(networks: Networks, names: tuple[str, ...]) -> dict[str, Workload]:
     return {names[0]: networks} if isinstance(networks, Workload) else dict(networks)
 
@@ -254,6 +264,10 @@ def _greedy(problem: _Problem[State], start: State, what: str) -> _Outcome[State
             except PlanError:
                 risk = 0.0  # tried all the same: the judgement names the problem
             else:
+                if rewritten == now.networks and _gone(unit.layers, now.networks):
+                    state = problem.drop(state, unit.key)  # moot: its layers are removed with their block
+                    removed.append(Change(unit.technique, unit.layers, unit.label, 0.0, 0.0, passes, ""))
+                    continue
                 if rewritten == now.networks:
                     fixed.append(Change(unit.technique, unit.layers, unit.label, 0.0, 0.0, passes,
                                         "no effect on the network's cost (a fine-tuning recipe): not tried"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,21 @@ Fashion-MNIST ResNet-20 (94.46 %; batch 32, momentum 0.9) 100 batches at lr 0.1 
 unmodified model to 66.7 % top-1 and at lr 0.01 to 90.1 %. On three searched candidates (first
 2,000 test images after 100 batches) lr 0.01 / 0.003 / 0.001 score 91.4 / 93.0 / 93.0,
 85.4 / 90.9 / 91.3 and 89.6 / 92.05 / 91.8 (docs/search.md)."""
+
+
+COSINE = "cosine"
+"""The label-free metric of sentence encoders (``EmbeddingFidelityEvaluator``), in percent."""
+METRICS = ("top1", "top5", COSINE)
+"""What a search may maximize; all in percent."""
+
+
+def cosine_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Search keywords with the fine-tunes defaulting to 0 batches when ``metric`` is 'cosine'
+    (label-free: candidates are scored as compressed); given fine-tunes are kept, and checked."""
+    if settings.get("metric") != COSINE:
+        return dict(settings)
+    return {"finetune": FinetuneSettings(batches=0, lr=SEARCH_FINETUNE_LR),
+            "final_finetune": replace(FINAL_FINETUNE, batches=0), **settings}
 
 
 FINAL_FINETUNE = FinetuneSettings(batches=2000, lr=SEARCH_FINETUNE_LR, schedule="cosine", distill=0.5)
@@ -73,7 +88,11 @@ class SearchSettings:
       (default from model, dataset, hardware and specs); ``resume`` continues it.
     - ``metric``: the accuracy the search maximizes ('top1' or 'top5', in percent); with
       ``companions`` (further networks sharing one heterogeneous chip, NASAIC-style) the mean of
-      every network's metric.
+      every network's metric. 'cosine': label-free fidelity of a sentence encoder (the model's
+      embedding variant, ``--model minilm_l6``): 100 x the mean cosine similarity of a candidate's
+      embeddings to the unmodified encoder's on the dataset's texts, in percent like top-1 (so the
+      reward bands read it alike); candidates are scored as compressed, so both fine-tunes must
+      have 0 batches (``cosine_settings``).
     - reward: ``alpha``, ``acc_band`` (default: base metric - 10 .. base metric),
       ``lat_band`` (default: 0.7 x spec .. spec), as HotNAS, and ``lat_penalty`` ('scaled' or
       HotNAS's 'hotnas', see ``RewardConfig.r_lat``).
@@ -165,8 +184,10 @@ class SearchSettings:
                                          or self.seq_len < 2):
             raise ConfigError(f"--seq-len must be an integer >= 2, got {self.seq_len!r}.",
                               "Give e.g. --seq-len 128, or leave it unset for the model's default.")
-        if self.metric not in ("top1", "top5"):
-            raise ConfigError(f"Unknown metric {self.metric!r}.", "Use top1 or top5.")
+        if self.metric not in METRICS:
+            raise ConfigError(f"Unknown metric {self.metric!r}.", f"Use one of {', '.join(METRICS)}.")
+        if self.metric == COSINE:
+            self._check_cosine()
         if self.study is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}", self.study):
             raise ConfigError(f"Study name {self.study!r} is not a simple name.",
                               "Use letters, digits, '.', '_' and '-' (up to 128 characters).")
@@ -185,6 +206,19 @@ class SearchSettings:
             if band is not None and (len(band) != 2 or not band[0] < band[1]):
                 raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
                                   "Give e.g. --acc-band 85 92.")
+
+    def _check_cosine(self) -> None:
+        """The label-free metric scores one encoder as compressed: no fine-tune, no companions."""
+        tuned = [f"{flag} {s.batches}" for flag, s in (("--finetune-batches", self.finetune),
+                                                       ("--final-batches", self.final_finetune)) if s.batches]
+        if tuned:
+            raise ConfigError(f"--metric cosine scores each candidate's embeddings as compressed, without "
+                              f"fine-tuning (there are no labels for a sentence encoder), but {' and '.join(tuned)} "
+                              "ask for one.", "Give --finetune-batches 0 --final-batches 0 (the CLI's and "
+                              "api.search's defaults with --metric cosine), or search a classifier with --metric top1.")
+        if self.companions:
+            raise ConfigError(f"--metric cosine scores one sentence encoder, and this search has "
+                              f"{len(self.companions) + 1} networks.", "Drop --with, or use --metric top1.")
 
     def _check_variation(self) -> None:
         """The accuracy-under-variation spec: a percentage of top-1 for one network."""

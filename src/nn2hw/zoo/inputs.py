@@ -28,19 +28,22 @@ def tokenizer(model_name: str, dataset: str | None = None, seq_len: int | None =
     return Tokenize(resolve((variant.tokenizer,), download=download), variant.shape_for(seq_len)[0])
 
 
-def prepare(data: Dataset, model_name: str, seq_len: int | None = None) -> Dataset:
+def prepare(data: Dataset, model_name: str, seq_len: int | None = None, *, variant_name: str | None = None
+            ) -> Dataset:
     """``data`` with the zoo normalization of ``model_name`` attached, after checking the input shape;
-    a text dataset gets the model's tokenizer at ``seq_len`` tokens instead."""
+    a text dataset gets the model's tokenizer at ``seq_len`` tokens instead. ``variant_name``: the
+    variant whose inputs to make (default: the one trained on ``data``; e.g. ``text``, the sentence
+    encoder, fed another dataset's texts)."""
     from nn2hw.data import Normalize
     from nn2hw.data.text import TextDataset
 
-    variant = entry(model_name).variant(data.name)
+    variant = entry(model_name).variant(variant_name or data.name)
     if isinstance(data, TextDataset) or variant.tokens:
         if not (isinstance(data, TextDataset) and variant.tokens):
             raise DatasetError(f"{model_name} ({data.name} variant) takes {'token ids' if variant.tokens else 'images'}"
                                f" but {data.name} holds {'texts' if isinstance(data, TextDataset) else 'images'}.",
                                "Use the dataset the model variant was trained on, or a model variant for this dataset.")
-        return data.tokenized(tokenizer(model_name, data.name, seq_len))
+        return data.tokenized(tokenizer(model_name, variant.dataset, seq_len))
     if tuple(variant.input_shape) != tuple(data.image_shape):
         raise DatasetError(
             f"{model_name} ({data.name} variant) takes inputs {tuple(variant.input_shape)} but {data.name} "

@@ -227,6 +227,19 @@ class ZooEntry:
     def default_dataset(self) -> str:
         return self.variants[0].dataset
 
+    def embedding_variant(self) -> ZooVariant:
+        """The sentence-encoder variant (token ids in, an embedding out: no classes), what the
+        label-free ``cosine`` metric compares; a ``ConfigError`` naming the variants when there is none."""
+        for v in self.variants:
+            if v.tokens and v.num_classes == 0:
+                return v
+        kinds = ", ".join(f"{v.dataset} ({v.num_classes}-class {'text' if v.tokens else 'image'} classifier)"
+                          for v in self.variants)
+        raise ConfigError(f"The cosine metric compares sentence embeddings, and {self.name} has no sentence-encoder "
+                          f"variant (token ids in, an embedding out): its variants are {kinds}.",
+                          "Use --metric top1 for a classifier, or a sentence encoder such as minilm_l6 with "
+                          "--metric cosine.")
+
     def variant(self, dataset: str | None = None) -> ZooVariant:
         """The variant for ``dataset`` (the default one when ``None``)."""
         if dataset is None:
