@@ -92,6 +92,17 @@ def choice_costs(plan_file: Path, specs: dict[str, float]) -> list[dict[str, Any
     return rows
 
 
+def search(args: argparse.Namespace, specs: dict[str, float]) -> Any:
+    """The co-exploration the arguments describe (``nn2hw.api.search``)."""
+    return api.search(
+        args.model, args.dataset, hardware="cim:reram", hw_params={**NOISE, **CHIP}, progress=False, out=str(args.out),
+        strategy=args.strategy, minutes=args.minutes, trials=None, seed=args.seed, threads=args.threads,
+        finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR, seed=args.seed),
+        final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, seed=args.seed), pruner=args.pruner,
+        search_images=args.search_images, min_accuracy_under_variation=args.floor, variation_draws=args.draws,
+        final_variation_draws=args.final_draws, **specs)
+
+
 def _table(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> str:
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -116,6 +127,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3, help="noise draws per candidate (3)")
     parser.add_argument("--final-draws", type=int, default=5, help="fresh draws re-checking the winner (5)")
     parser.add_argument("--search-images", type=int, default=1000)
+    parser.add_argument("--pruner", default="none",
+                        help="early stopping on clean partial scores (none: every candidate that meets the cost specs "
+                             "gets its Monte-Carlo test)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/cim_search"))
@@ -125,14 +139,15 @@ def main() -> None:
     specs = {k: v for k, v in (("latency_ms", args.latency_ms), ("energy_mj", args.energy_mj),
                                ("area_mm2", args.area_mm2)) if v is not None}
     started = time.perf_counter()
-    result = api.search(
-        args.model, args.dataset, hardware="cim:reram", hw_params={**NOISE, **CHIP}, progress=False, out=str(args.out),
-        strategy=args.strategy, minutes=args.minutes, trials=None, seed=args.seed, threads=args.threads,
-        finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR, seed=args.seed),
-        final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, seed=args.seed),
-        search_images=args.search_images, min_accuracy_under_variation=args.floor, variation_draws=args.draws,
-        final_variation_draws=args.final_draws, **specs)
+    try:
+        result = search(args, specs)
+    except InfeasibleError as exc:  # still show what every candidate cost and how it held up
+        print(f"no candidate met every spec: {exc.cause}\n")
+        print(_table(candidate_rows(args.out), ("trial", *DESIGN_KEYS, "latency_ms", "energy_mj", "area_mm2", "top1",
+                                                 "top1_variation", "feasible")))
+        raise SystemExit(1) from None
     wall_s = time.perf_counter() - started
+
     report = json.loads((args.out / "report.json").read_text())
     sol, base = report["solution"], report["baseline"]
     check = sol["accuracy_under_variation"]
