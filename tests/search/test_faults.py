@@ -122,6 +122,9 @@ def test_a_search_stopped_at_a_random_point_resumes_into_the_uninterrupted_resul
     while completed_in(out / "study.db") < after and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(delay_s)
+    if proc.poll() == 0:  # the whole search ran while this process was starved (a loaded machine): no point to stop
+        pytest.skip(f"the search finished before {completed_in(out / 'study.db')} >= {after} completed trials were "
+                    "seen: this poller was starved of CPU; run it on a quieter machine")
     proc.send_signal(fault)
     code, err = finished(proc)
     if fault is signal.SIGKILL:
