@@ -143,7 +143,7 @@ def test_elements_vector_ops_and_bytes_by_hand(built):
     mask_add = next(l for l in w if l.kind is OpKind.ELTWISE and len(l.in_shapes[1]) == 4)
     assert mask_add.in_shapes == ((1, 4, 8, 8), (1, 1, 1, 8)) and mask_add.read_bytes == (256 + 8) * 2
     cell = built["nb201"][2]
-    pool, bn = cell.layer("cells.0.layers.3"), cell.layer("stem.1")
+    pool, bn = cell.layer("cells.0.layers.3.op"), cell.layer("stem.1")
     assert (pool.elements, pool.vector_ops) == (8 * 16 * 16, 9 * 8 * 16 * 16)
     assert (bn.vector_ops, bn.parameters) == (2 * 8 * 16 * 16, 16)  # inference batch norm: scale and shift
     fc = Layer(name="fc", kind=OpKind.LINEAR, inputs=("x",), in_channels=3, out_channels=5, weight_bits=4)
@@ -180,8 +180,8 @@ def test_vit_and_nb201_coupling(built):
     assert vit.group_of("blocks.1.attn.q").unit == 8
     cell = built["nb201"][2]
     stem = cell.group_of("stem.0")
-    assert stem.layers == ("stem.0", "cells.0.layers.2.1", "cells.0.layers.4.1") and stem.cuttable
-    assert "cells.0.layers.3" in stem.followers  # the avg_pool_3x3 edge; the skip edge is the stem itself
+    assert stem.layers == ("stem.0", "cells.0.layers.2.op.1", "cells.0.layers.5.op.1") and stem.cuttable
+    assert "cells.0.layers.3.op" in stem.followers  # the avg_pool_3x3 edge; the skip edge is the stem itself
 
 
 def test_head_aware_changes(built):

@@ -1,8 +1,8 @@
 """Tiny reference networks beyond CNNs: a BERT-style encoder, a NAS-Bench-201 cell network and a ViT.
 
-Each is built from ``torch.nn`` layers in the structure of its published implementation (Hugging
-Face ``BertModel``, NAS-Bench-201's ``TinyNetwork``/``InferCell``, a timm-style ViT) but a few
-thousand parameters small, so that extraction by torch.fx, hooks and both ONNX exporters runs in
+Each is built in the structure of its published implementation (Hugging Face ``BertModel``, a
+timm-style ViT; NAS-Bench-201's ``TinyNetwork`` is the zoo's own, ``nn2hw.zoo.archs.nb201``) but a
+few thousand parameters small, so that extraction by torch.fx, hooks and both ONNX exporters runs in
 seconds. ``bert()``, ``nb201()`` and ``vit()`` return ``(model in eval mode, example inputs)``,
 the inputs a tuple of tensors in ``forward``'s order.
 """
@@ -14,8 +14,6 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-from nn2hw.errors import ConfigError
 
 # --- BERT (Hugging Face BertModel structure) -------------------------------------------------------
 
@@ -170,112 +168,23 @@ def bert(batch: int = 1, tokens: int = 8, **sizes: int) -> tuple[BertModel, tupl
     return model, (ids, mask, torch.zeros(batch, tokens, dtype=torch.int64))
 
 
-# --- NAS-Bench-201 (TinyNetwork with InferCells) -----------------------------------------------------
+# --- NAS-Bench-201: the zoo's TinyNetwork, small ---------------------------------------------------
+
+NB201_GENOTYPE = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+"""Every edge operation once (a conv of each size, a pool, a skip, a ``none``)."""
 
 
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
-        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
-                         nn.BatchNorm2d(c_out))
+def nb201(batch: int = 1, size: int = 16) -> tuple[nn.Module, tuple[torch.Tensor]]:
+    """NAS-Bench-201's TinyNetwork (``nn2hw.zoo.archs.nb201``) of ``NB201_GENOTYPE``, C = 8 and one
+    cell per stage, and a ``size`` x ``size`` image."""
+    from nn2hw.zoo.archs.nb201 import nb201_network
 
-
-NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-
-
-def _nb201_op(name: str, channels: int) -> nn.Module | None:
-    """One edge's operation (stride 1, channels kept); ``None`` for 'none', an edge that adds zero."""
-    if name not in NB201_OPS:
-        raise ConfigError(f"Unknown NAS-Bench-201 operation {name!r}.", f"Use one of: {', '.join(NB201_OPS)}.")
-    if name == "none":
-        return None
-    if name == "skip_connect":
-        return nn.Identity()
-    if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    kernel = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}[name]
-    return ReLUConvBN(channels, channels, kernel, 1, kernel // 2)
-
-
-class InferCell(nn.Module):
-    """A 4-node cell: node i sums op(node j) over j < i; the last node is the output.
-
-    ``genotype[i - 1]`` lists node i's incoming edges as (operation, source node).
-    """
-
-    def __init__(self, genotype: tuple[tuple[tuple[str, int], ...], ...], channels: int) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList()
-        self.edges: list[list[tuple[int, int]]] = []  # per node: (index in layers, source node)
-        for node in genotype:
-            edges = []
-            for op_name, source in node:
-                op = _nb201_op(op_name, channels)
-                if op is not None:
-                    edges.append((len(self.layers), source))
-                    self.layers.append(op)
-            self.edges.append(edges)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for edges in self.edges:
-            terms = [self.layers[i](nodes[j]) for i, j in edges]
-            total = terms[0]
-            for term in terms[1:]:
-                total = total + term
-            nodes.append(total)
-        return nodes[-1]
-
-
-class ResNetBasicblock(nn.Module):
-    """NAS-Bench-201's reduction block: two ReLU-Conv-BN (the first strided) plus an avg-pool + 1x1 shortcut."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
-        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.downsample(x) + self.conv_b(self.conv_a(x))
-
-
-NB201_GENOTYPE = ((("nor_conv_3x3", 0),),
-                  (("skip_connect", 0), ("nor_conv_1x1", 1)),
-                  (("avg_pool_3x3", 0), ("none", 1), ("nor_conv_3x3", 2)))
-"""|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"""
-
-
-class TinyNetwork(nn.Module):
-    """Stem conv + BN, ``cells`` cells per stage over three stages (C, 2C, 4C) joined by reduction
-    blocks, BN + ReLU, global average pool, classifier."""
-
-    def __init__(self, channels: int = 8, cells: int = 1, num_classes: int = 10,
-                 genotype: tuple = NB201_GENOTYPE) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        stages: list[nn.Module] = []
-        for stage in range(3):
-            width = channels * 2**stage
-            if stage:
-                stages.append(ResNetBasicblock(width // 2, width))
-            stages += [InferCell(genotype, width) for _ in range(cells)]
-        self.cells = nn.ModuleList(stages)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(channels * 4), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels * 4, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for cell in self.cells:
-            x = cell(x)
-        x = self.global_pooling(self.lastact(x))
-        return self.classifier(x.view(x.size(0), -1))
-
-
-def nb201(batch: int = 1, size: int = 16, **options) -> tuple[TinyNetwork, tuple[torch.Tensor]]:
-    """A NAS-Bench-201 network (C = 8, one cell per stage, ``NB201_GENOTYPE``) and a ``size`` x ``size`` image."""
-    image = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
-    return TinyNetwork(**options).eval(), (image,)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randn(batch, 3, size, size, generator=generator)
+    model = nb201_network(NB201_GENOTYPE, channels=8, cells=1).eval()
+    with torch.no_grad():  # the zoo zeroes the classifier's bias, which the ONNX path then reads as no bias
+        model.classifier.bias.uniform_(-0.1, 0.1, generator=generator)
+    return model, (image,)
 
 
 # --- ViT ---------------------------------------------------------------------------------------------
