@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from nn2hw._json import jsonable
@@ -229,19 +229,7 @@ def missed(spec: Spec, cost: NetworkCost) -> str:
     return spec.describe_miss(cost)
 
 
-@dataclass(frozen=True)
-class _Outcome(Generic[State]):
-    state: State
-    removed: tuple[Change, ...]
-    kept: tuple[Change, ...]
-    before: NetworkCost
-    after: NetworkCost
-    passes: int
-    checks: int
-    seconds: float
-
-
-def _greedy(problem: _Problem[State], start: State, what: str) -> _Outcome[State]:
+def _greedy(problem: _Problem[State], start: State, what: str) -> tuple[State, Minimized]:
     """Remove changes of ``start`` while every spec stays met: each pass in order of accuracy risk
     (largest first, then the changes' own order), re-costed after each removal; until a pass
     removes nothing."""
@@ -290,8 +278,8 @@ def _greedy(problem: _Problem[State], start: State, what: str) -> _Outcome[State
             assert now.networks is not None and now.cost is not None
         if len(kept) == len(ranked):
             assert now.cost is not None
-            return _Outcome(state, tuple(removed), (*kept, *fixed), before, now.cost, passes, checks,
-                            time.perf_counter() - began)
+            return state, Minimized({}, tuple(removed), (*kept, *fixed), before, now.cost, passes, checks,
+                                    time.perf_counter() - began)  # the caller names the kept plans
 
 
 # --- a search's index vector ----------------------------------------------------------------------
@@ -317,9 +305,8 @@ def minimize_vector(ctx: SearchContext, indices: tuple[int, ...] | list[int]) ->
     problem = _Problem(names, _by_name(ctx.workloads(), names), units, drop,
                        lambda state: ctx.workloads(ctx.space.decode(state).plans),
                        lambda networks: ctx.target.best(networks, knobs), ctx.spec)
-    done = _greedy(problem, vector, "The candidate")
-    return Minimized(ctx.space.decode(done.state).plans, done.removed, done.kept, done.before, done.after,
-                     done.passes, done.checks, done.seconds, done.state)
+    state, found = _greedy(problem, vector, "The candidate")
+    return replace(found, plans=ctx.space.decode(state).plans, indices=state)
 
 
 # --- any plan --------------------------------------------------------------------------------------
@@ -350,10 +337,8 @@ def minimize_plan(plan: Plan, workload: Workload, target: HardwareTarget, spec: 
     name = workload.name
     problem = _Problem((name,), {name: workload}, units, drop, lambda state: apply_plan(state, workload),
                        target.best, spec)
-    done = _greedy(problem, plan, "The plan")
-    kept = done.state.with_hardware(hardware_record(done.after, target.name, target.options))
-    return Minimized({name: kept}, done.removed, done.kept, done.before, done.after, done.passes, done.checks,
-                     done.seconds)
+    state, found = _greedy(problem, plan, "The plan")
+    return replace(found, plans={name: state.with_hardware(hardware_record(found.after, target.name, target.options))})
 
 
 def plan_changes(plan: Plan, workload: Workload) -> list[tuple[Transform, tuple[str, ...]]]:
