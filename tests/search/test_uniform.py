@@ -5,6 +5,8 @@ search with it meets its spec."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -24,13 +26,15 @@ REWARD = RewardConfig(spec_ms=1.0, acc_band=(0.0, 100.0), lat_band=(0.5, 1.0))
 
 def quantize(name: str, widths=(12, 8, 6), base: int = 16) -> Dimension:
     return Dimension(f"quantize:{name}", "quantize", (name,), (None, *({"weight_bits": w} for w in widths)),
-                     (f"{base}-bit", *(f"{w}-bit" for w in widths)), leanest=len(widths))
+                     (f"{base}-bit", *(f"{w}-bit" for w in widths)), leanest=len(widths),
+                     unchanged={"weight_bits": base})
 
 
 def cut(name: str, channels: int, keeps=(0.75, 0.5)) -> Dimension:
     widths = sorted({max(1, round(channels * k)) for k in keeps} - {channels}, reverse=True)
     return Dimension(f"channel_cut:{name}", "channel_cut", (name,), (None, *({"out_channels": w} for w in widths)),
-                     (f"{channels} ch", *(f"{w} ch" for w in widths)), leanest=len(widths))
+                     (f"{channels} ch", *(f"{w} ch" for w in widths)), leanest=len(widths),
+                     unchanged={"out_channels": channels})
 
 
 PATTERN = Dimension("kernel_pattern:c", "kernel_pattern", ("c",), (None, {"pattern_zeros": 3}), ("dense", "6/9"), 1)
@@ -41,7 +45,7 @@ SPACE = (quantize("a"), cut("a", 16), PATTERN, quantize("b"), cut("b", 32), knob
 def meaning(dims, indices):
     """(bits of every quantize dimension, kept fraction of every channel cut, the other indices)."""
     bits = {d.choices[i]["weight_bits"] if i else None for d, i in zip(dims, indices) if d.technique == "quantize"}
-    keeps = {round(d.choices[i]["out_channels"] / int(d.labels[0].split()[0]), 4) if i else 1.0
+    keeps = {round(d.choices[i]["out_channels"] / d.unchanged["out_channels"], 4) if i else 1.0
              for d, i in zip(dims, indices) if d.technique == "channel_cut"}
     others = [i for d, i in zip(dims, indices) if d.technique not in ("quantize", "channel_cut")]
     return bits, keeps, others
@@ -180,3 +184,25 @@ def test_a_tiny_uniform_search_meets_its_spec_and_stops_when_the_grid_is_spent(s
     assert winner in plans  # the winner is one of the uniform candidates, whole (no minimization)
     for layers in plans:  # every quantized layer at one width
         assert len({c["weight_bits"] for c in layers.values() if "weight_bits" in c}) <= 1
+
+
+def test_a_channel_cut_that_does_not_say_its_width_is_refused_with_the_fix():
+    bare = replace(cut("a", 16), unchanged=None)
+    with pytest.raises(ConfigError, match="unchanged width of channel_cut dimension 'channel_cut:a'"):
+        uniform_grid((bare,))
+
+
+def test_the_transforms_offers_say_what_choice_0_keeps():
+    from nn2hw.api import zoo_workload
+    from nn2hw.compress import TRANSFORMS, SpaceContext
+
+    workload = zoo_workload("resnet20", "fashion-mnist")
+    cut_, quant = TRANSFORMS.get("channel_cut"), TRANSFORMS.get("quantize")
+    offers = [(o, "out_channels") for layer in workload.compute_layers
+              if (o := cut_.offer(workload, layer, (0.5,), SpaceContext())) is not None]
+    offers += [(o, "weight_bits") for layer in workload.compute_layers
+               if (o := quant.offer(workload, layer, (4,), SpaceContext())) is not None]
+    assert {f for _, f in offers} == {"out_channels", "weight_bits"}
+    for offer, field in offers:
+        kept = workload.layer(offer.layers[0])
+        assert offer.unchanged == {field: getattr(kept, field)} != offer.choices[1]

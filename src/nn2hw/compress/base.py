@@ -60,13 +60,16 @@ class Offer:
 
     ``choices[0]`` is None (leave the layers as they are); every other choice is a mapping of the
     transform's fields set on each of ``layers``. ``labels`` say each choice in words;
-    ``leanest`` is the index of the choice with the lowest hardware cost.
+    ``leanest`` is the index of the choice with the lowest hardware cost. ``unchanged`` says what
+    choice 0 keeps in the same fields as the other choices (``{"out_channels": 16}``), for a reader
+    that compares choices (the ``uniform`` strategy); None when the fields have no such value.
     """
 
     layers: tuple[str, ...]
     choices: tuple[Mapping[str, Any] | None, ...]
     labels: tuple[str, ...]
     leanest: int
+    unchanged: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.choices or self.choices[0] is not None or len(self.labels) != len(self.choices) \

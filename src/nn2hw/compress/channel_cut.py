@@ -100,7 +100,8 @@ class ChannelCut(Transform):
         if not widths:
             return None
         return Offer(group.layers, (None, *({"out_channels": w} for w in widths)),
-                     (f"{group.channels} ch", *(f"{w} ch" for w in widths)), leanest=len(widths))
+                     (f"{group.channels} ch", *(f"{w} ch" for w in widths)), leanest=len(widths),
+                     unchanged={"out_channels": group.channels})
 
     def describe(self, choice: CutChoice, before: Layer, after: Layer) -> str:
         return f"{before.out_channels}->{after.out_channels} ch"

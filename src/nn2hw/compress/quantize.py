@@ -195,7 +195,8 @@ class Quantize(Transform):
             return None
         largest = None if context.activation_range is None else context.activation_range(layer.name)
         return Offer((layer.name,), (None, *(_choice(w, a, largest) for w, a in widths)),
-                     (f"{layer.weight_bits}-bit", *(_label(w, a) for w, a in widths)), leanest=len(widths))
+                     (f"{layer.weight_bits}-bit", *(_label(w, a) for w, a in widths)), leanest=len(widths),
+                     unchanged={"weight_bits": layer.weight_bits})
 
     def describe(self, choice: QuantChoice, before: Layer, after: Layer) -> str:
         parts = [f"{choice.weight_bits}-bit weights" if choice.weight_bits is not None else "",

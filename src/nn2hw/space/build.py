@@ -60,7 +60,8 @@ def build_space(workload: Workload, bottlenecks: Mapping[str, str], base: Plan, 
                 continue
             dims[(transform.name, offer.layers)] = Dimension(
                 f"{transform.name}:{offer.layers[0]}", transform.name, offer.layers,
-                tuple(None if c is None else dict(c) for c in offer.choices), offer.labels, offer.leanest)
+                tuple(None if c is None else dict(c) for c in offer.choices), offer.labels, offer.leanest,
+                None if offer.unchanged is None else dict(offer.unchanged))
     given.check(config.path)
     knobs = [d for d in hardware if any(fnmatch.fnmatchcase(knob_name(d), g) for g in config.hardware)]
     return SearchSpace(base, (*dims.values(), *knobs))

@@ -32,6 +32,8 @@ class Dimension:
     ``technique`` is a registered transform's name or 'hardware'; ``layers`` are the layers it
     changes (all layers of a coupling group for a channel cut). ``leanest`` is the index of the
     choice with the lowest hardware cost, used to bound the latency any candidate can reach.
+    ``unchanged`` is what choice 0 keeps in the other choices' fields (the transform's
+    ``Offer.unchanged``; None when it has none).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Dimension:
     choices: tuple[Any, ...]
     labels: tuple[str, ...]
     leanest: int
+    unchanged: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "technique": self.technique, "layers": list(self.layers),

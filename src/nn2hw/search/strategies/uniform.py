@@ -23,7 +23,6 @@ conformance suite's toy) is swept along its diagonal: choice k on every dimensio
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
 QUANTIZE, CHANNEL_CUT = "quantize", "channel_cut"
 FLOAT_BITS = 32
-"""The weight bits assumed for an unchanged layer whose label does not say ('16-bit' does)."""
+"""The weight bits assumed for an unchanged layer whose dimension does not say (a 16-bit layer's does)."""
 
 Bits = tuple[int, int | None]
 """(weight bits, activation bits or None) of a quantize choice."""
@@ -70,18 +69,20 @@ def _bits(choice: Any) -> Bits | None:
     return int(choice["weight_bits"]), None if choice.get("act_bits") is None else int(choice["act_bits"])
 
 
-def _leading_int(dim: Dimension, pattern: str) -> int | None:
-    match = re.fullmatch(pattern, dim.labels[0])
-    return int(match[1]) if match else None
+def _unchanged(dim: Dimension, field: str) -> int | None:
+    """The value of ``field`` that choice 0 keeps (the dimension's ``unchanged``), if it says."""
+    value = (dim.unchanged or {}).get(field)
+    return None if value is None else int(value)
 
 
 def _base_channels(dim: Dimension) -> int:
-    """The unchanged width of a channel_cut dimension, from its choice-0 label ('16 ch')."""
-    channels = _leading_int(dim, r"(\d+) ch")
+    """The unchanged width of a channel_cut dimension."""
+    channels = _unchanged(dim, "out_channels")
     if channels is None:
-        raise ConfigError(f"The uniform strategy cannot read the width of channel_cut dimension {dim.name!r} from "
-                          f"its label {dim.labels[0]!r} (it expects 'N ch').",
-                          "Use a channel_cut transform that labels its choice 0 'N ch', or another strategy.")
+        raise ConfigError(f"The uniform strategy cannot tell the unchanged width of channel_cut dimension "
+                          f"{dim.name!r}: the dimension does not say what its choice 0 keeps.",
+                          "Build the space from the channel_cut transform (its offer says it), or use another "
+                          "strategy.")
     return channels
 
 
@@ -118,7 +119,7 @@ def uniform_grid(dimensions: Sequence[Dimension]) -> list[GridPoint]:
                                               if (q := _bits(c)) is not None}, reverse=True)]
     widths = {i: _widths(dimensions[i]) for i in cuts}
     keeps = sorted({1.0, *(round(w / ws[0], 4) for ws in widths.values() for w in ws[1:])}, reverse=True)
-    base_bits = max((n for i in quant if (n := _leading_int(dimensions[i], r"(\d+)-bit")) is not None),
+    base_bits = max((n for i in quant if (n := _unchanged(dimensions[i], "weight_bits")) is not None),
                     default=FLOAT_BITS)
     points: list[GridPoint] = []
     seen: set[tuple[int, ...]] = set()
