@@ -555,9 +555,10 @@ def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | P
              download: bool = False, checkpoint: str | Path | None = None, plan: str | Path | None = None,
              settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
              threads: int | None = None, progress: bool = True,
-             store: EvaluationStore | None = None) -> ZooEvaluation:
-    """Load zoo ``model``'s weights for ``dataset`` (or ``checkpoint``), apply ``plan``, fine-tune, test.
-    (The label-free ``cosine`` metric of a sentence encoder is ``evaluate_fidelity``.)
+             store: EvaluationStore | None = None, seq_len: int | None = None) -> ZooEvaluation:
+    """Load zoo ``model``'s weights for ``dataset`` (or ``checkpoint``), apply ``plan``, fine-tune, test;
+    a sequence model's texts tokenized at ``seq_len`` (default: the model's; a ``ConfigError`` for an
+    image model). (The label-free ``cosine`` metric of a sentence encoder is ``evaluate_fidelity``.)
 
     The plan must be one written for the same base model (and dataset, when it names one). The
     test split is loaded before the model is built, so missing data fails fast. Measurements are
@@ -571,10 +572,12 @@ def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | P
     from nn2hw.evaluate import FinetuneEvaluator, Metrics, evaluation_key, evaluator_id, local_store
 
     variant = zoo.entry(model).variant(dataset)  # an unknown model or dataset variant fails before any loading
+    shape = variant.shape_for(seq_len)  # a bad token count too
     loaded_plan = _load_plan(plan, model, dataset) if plan is not None else None
     store = store or local_store(cache_root() / ACCURACY_STORE)
     evaluator = FinetuneEvaluator(dataset, split=split, data_dir=data_dir, download=download, settings=settings,
-                                  test_batch_size=test_batch_size, prepare=partial(zoo.prepare, model_name=model),
+                                  test_batch_size=test_batch_size,
+                                  prepare=partial(zoo.prepare, model_name=model, seq_len=seq_len),
                                   threads=threads, progress=progress)
     data = evaluator.test_data()
     network = zoo.build(model, dataset, pretrained=checkpoint is None, checkpoint=checkpoint)
@@ -583,10 +586,11 @@ def evaluate(model: str, dataset: str, split: str = "test", *, data_dir: str | P
 
         from nn2hw.compress import apply_plan
 
-        example = torch.zeros((1, *variant.input_shape), dtype=getattr(torch, variant.input_dtype))  # token ids too
+        example = torch.zeros((1, *shape), dtype=getattr(torch, variant.input_dtype))  # token ids too
         network = apply_plan(loaded_plan, network, example)
+    tokens = () if seq_len is None else (f"{seq_len} tokens",)
     key = evaluation_key(loaded_plan.network_key if loaded_plan is not None else "unmodified", model, dataset,
-                         evaluator_id(evaluator, _weights_id(variant, checkpoint), data.source))
+                         evaluator_id(evaluator, _weights_id(variant, checkpoint), data.source, *tokens))
     m = store.evaluate(key, lambda: evaluator(network)).metrics
     metrics = Metrics(m["top1"], m["top5"], int(m["n_images"]), bool(m["partial"]), data.name, data.split,
                       data.full_size)

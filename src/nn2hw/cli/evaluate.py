@@ -2,7 +2,8 @@
 
     nn2hw evaluate --model resnet20 --dataset cifar10 --split test-partial
     nn2hw evaluate --model resnet20 --dataset fashion-mnist --plan plan.json --finetune-batches 100 --json out.json
-    nn2hw evaluate --model minilm_l6 --dataset wordnet-supersense --metric cosine --plan plan.json
+    nn2hw evaluate --model minilm_l6 --dataset wordnet-supersense --metric cosine --plan p.json --seq-len 64
+    nn2hw evaluate --model minilm_l6 --dataset wordnet-supersense --metric cosine --max-texts 500
 
 ``--metric cosine`` (label-free, sentence encoders): the model's encoder variant with ``--plan``
 against the same encoder unmodified, 100 x the mean cosine similarity of their embeddings on the
@@ -38,6 +39,7 @@ from nn2hw.cli._options import (
     add_model,
     add_precision,
     add_seed,
+    add_seq_len,
     add_threads,
 )
 
@@ -54,12 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "test. Results on the partial CIFAR-10 split are marked PARTIAL.")
     add_model(parser)
     add_dataset(parser)
+    add_seq_len(parser)
     add_data(parser)
     parser.add_argument("--metric", default="top1", choices=("top1", "cosine"),
                         help="top1 (default: top-1/top-5 of the classifier for --dataset) or cosine: the label-free "
                              "fidelity of a sentence encoder (the model's encoder variant, e.g. minilm_l6) with "
                              "--plan to the unmodified encoder, 100 x the mean cosine similarity of their "
                              "embeddings on --dataset's texts (percent)")
+    parser.add_argument("--max-texts", type=int, metavar="N",
+                        help="with --metric cosine: only the split's first N texts (the result is marked partial)")
     parser.add_argument("--download", action="store_true", help="download a missing dataset (official URL, checked)")
     add_checkpoint(parser)
     parser.add_argument("--plan", metavar="FILE", help="plan JSON to apply before fine-tuning and testing")
@@ -98,6 +103,11 @@ def _run(args: argparse.Namespace) -> int:
                                 seed=args.seed, precision=args.finetune_precision)
     if args.metric == "cosine":
         return _run_fidelity(args)
+    if args.max_texts is not None:
+        from nn2hw.errors import ConfigError
+
+        raise ConfigError("--max-texts limits the texts of --metric cosine; top-1 is measured on the whole split.",
+                          "Drop --max-texts, or add --metric cosine.")
     if args.hardware is not None:
         return _run_variation(args, settings)
     if args.backend != "nn2hw":
@@ -107,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
                           "--hardware.", "Add --hardware cim:reram (and --hw-param sigma=...), or drop --backend.")
     result = evaluate(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
                       checkpoint=args.checkpoint, plan=args.plan, settings=settings, test_batch_size=args.batch_size,
-                      threads=args.threads, progress=console.is_terminal)
+                      threads=args.threads, progress=console.is_terminal, seq_len=args.seq_len)
     m = result.metrics
     what = f"{result.model}" + (f" + plan {result.plan_key}" if result.plan_key else "")
     tuned = f", fine-tuned {settings.batches} batches" if settings.batches else ""
@@ -135,7 +145,8 @@ def _run_fidelity(args: argparse.Namespace) -> int:
                           "no text dataset to download).", f"Drop {', '.join(given)}, or use --metric top1.")
     result = evaluate_fidelity(args.model, args.dataset, args.split, data_dir=args.data_dir,
                                checkpoint=args.checkpoint, plan=args.plan, batch_size=args.batch_size,
-                               threads=args.threads, progress=console.is_terminal)
+                               threads=args.threads, progress=console.is_terminal, seq_len=args.seq_len,
+                               max_texts=args.max_texts)
     what = f"{result.model} encoder" + (f" + plan {result.plan_key}" if result.plan_key else "")
     console.print(f"{what} on {result.dataset} {result.split}: cosine {result.cosine:.2f} % (worst "
                   f"{result.cosine_min:.2f} %) of the unmodified encoder's embeddings, {result.n_texts} texts"
