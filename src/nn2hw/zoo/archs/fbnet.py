@@ -10,16 +10,23 @@ padding. Module names follow the workload's layer names (``stem.conv``, ``cells.
 ``cells.<i>.shuffle``, ``header.conv``, ``avgpool``, ``fc``), HW-NAS-Bench's ``FBNet_Infer``
 naming as far as ``nn2hw.bench.fbnet`` records it; no FBNet checkpoint exists here to check a
 state dict against.
+
+Beyond HW-NAS-Bench's networks, a builder takes the input channels (1 for Fashion-MNIST), a class
+count and a width multiplier (every width, stem and header included, scaled and rounded to a
+multiple of 4, for quick runs); the defaults build the published layout.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from nn2hw.workload.spaces.fbnet import STEM_CHANNELS, FbnetBlock, fbnet_blocks
+from nn2hw.errors import ConfigError
+from nn2hw.workload.spaces.fbnet import STEM_CHANNELS, FbnetBlock, FbnetNetwork, fbnet_blocks
 from nn2hw.zoo.archs._init import init_weights
 
 
@@ -85,19 +92,53 @@ def block_module(block: FbnetBlock) -> nn.Module:
     return nn.Identity() if block.keeps_shape else Skip(block)
 
 
+def scale_channels(channels: int, width_mult: float) -> int:
+    """``channels`` x ``width_mult`` rounded to a multiple of 4 (at least 4): even, as the g2
+    blocks' grouped convs and shuffle need; every FBNet width is a multiple of 4, so 1.0 keeps it."""
+    return max(4, 4 * round(channels * width_mult / 4))
+
+
+def check_width_mult(width_mult: float) -> float:
+    """``width_mult`` as a positive finite float; a ``ConfigError`` otherwise."""
+    if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or \
+            not math.isfinite(width_mult) or width_mult <= 0:
+        raise ConfigError(f"The width multiplier must be a positive number, got {width_mult!r}.",
+                          "Use e.g. width_mult=1.0 (the published widths) or 0.25 for quick runs.")
+    return float(width_mult)
+
+
+def scaled_blocks(net: FbnetNetwork, width_mult: float) -> tuple[FbnetBlock, ...]:
+    """``net``'s blocks with widths scaled by ``width_mult``; a ``ConfigError`` when rounding makes
+    a block that changes width keep it (its residual and skip would change)."""
+    blocks = tuple(dataclasses.replace(block, in_channels=scale_channels(block.in_channels, width_mult),
+                                       out_channels=scale_channels(block.out_channels, width_mult))
+                   for block in net.blocks)
+    for old, new in zip(net.blocks, blocks):
+        if new.keeps_shape != old.keeps_shape:
+            raise ConfigError(
+                f"Width multiplier {width_mult} rounds block {old.index}'s {old.in_channels} -> "
+                f"{old.out_channels} channels to {new.in_channels} -> {new.out_channels}, which changes its wiring.",
+                "Use a larger width multiplier (0.25 or more keeps every block's wiring).")
+    return blocks
+
+
 class FBNet(nn.Module):
     """An FBNet-space network: stem, 22 scheduled blocks, header, average pool, classifier."""
 
-    def __init__(self, arch: Sequence[int], dataset: str = "cifar100") -> None:
+    def __init__(self, arch: Sequence[int], dataset: str = "cifar100", *, in_channels: int = 3,
+                 num_classes: int | None = None, width_mult: float = 1.0) -> None:
         super().__init__()
         net = fbnet_blocks(arch, dataset)
         layout = net.layout
+        width_mult = check_width_mult(width_mult)
+        blocks = scaled_blocks(net, width_mult)
+        header = scale_channels(layout.header_channels, width_mult)
         self.arch = net.arch
-        self.stem = ConvNorm(3, STEM_CHANNELS, 3, layout.stem_stride)
-        self.cells = nn.ModuleList(block_module(block) for block in net.blocks)
-        self.header = ConvNorm(net.blocks[-1].out_channels, layout.header_channels)
+        self.stem = ConvNorm(in_channels, scale_channels(STEM_CHANNELS, width_mult), 3, layout.stem_stride)
+        self.cells = nn.ModuleList(block_module(block) for block in blocks)
+        self.header = ConvNorm(blocks[-1].out_channels, header)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(layout.header_channels, layout.classes)
+        self.fc = nn.Linear(header, layout.classes if num_classes is None else num_classes)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +148,10 @@ class FBNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.header(x)), 1))
 
 
-def fbnet_network(arch: Sequence[int], dataset: str = "cifar100") -> FBNet:
+def fbnet_network(arch: Sequence[int], dataset: str = "cifar100", *, in_channels: int = 3,
+                  num_classes: int | None = None, width_mult: float = 1.0) -> FBNet:
     """The torch module of FBNet architecture ``arch`` (22 op indices in HW-NAS-Bench's order) on
-    ``dataset``'s layout (cifar10, cifar100 or ImageNet), in training mode, freshly initialized."""
-    return FBNet(arch, dataset)
+    ``dataset``'s layout (cifar10, cifar100 or ImageNet), in training mode, freshly initialized;
+    ``in_channels`` input channels, ``num_classes`` classes (default: the layout's) and every
+    width scaled by ``width_mult``."""
+    return FBNet(arch, dataset, in_channels=in_channels, num_classes=num_classes, width_mult=width_mult)

@@ -24,7 +24,7 @@ multiply, one activation-kind layer in the workload) so that later ops see its s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -88,6 +88,29 @@ def edge_op(name: str, channels: int) -> nn.Module:
     raise ConfigError(f"Unknown NAS-Bench-201 operation {name!r}.", f"Use one of {', '.join(NB201_OPS)}.")
 
 
+CELL_INPUTS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+    tuple((edge, source) for edge, (target, source) in enumerate(NB201_EDGES) if target == node)
+    for node in range(1, NB201_NODES + 1))
+"""For each computed node 1..3, its incoming (edge, source node) pairs."""
+
+
+def run_cell(x: torch.Tensor, ops: Sequence[int], edge: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """A cell's output for input ``x``: node i sums ``edge(e, node)`` over its edges whose op (``ops[e]``)
+    is not ``none``, in edge order; a node whose edges are all ``none`` is ``edge`` of its first one (the zero)."""
+    nodes = [x]
+    for edges in CELL_INPUTS:
+        live = [(index, source) for index, source in edges if NB201_OPS[ops[index]] != "none"]
+        if not live:
+            index, source = edges[0]
+            nodes.append(edge(index, nodes[source]))
+            continue
+        total = edge(live[0][0], nodes[live[0][1]])
+        for index, source in live[1:]:
+            total = total + edge(index, nodes[source])
+        nodes.append(total)
+    return nodes[-1]
+
+
 class InferCell(nn.Module):
     """A cell: node i (1..3) sums its edges' ops applied to the earlier nodes; node 3 is the output."""
 
@@ -95,22 +118,9 @@ class InferCell(nn.Module):
         super().__init__()
         self.ops = tuple(ops)
         self.layers = nn.ModuleList(edge_op(NB201_OPS[op], channels) for op in self.ops)
-        self.incoming = tuple(tuple((edge, source) for edge, (target, source) in enumerate(NB201_EDGES)
-                                    if target == node) for node in range(1, NB201_NODES + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for edges in self.incoming:
-            live = [(edge, source) for edge, source in edges if NB201_OPS[self.ops[edge]] != "none"]
-            if not live:
-                edge, source = edges[0]
-                nodes.append(self.layers[edge](nodes[source]))
-                continue
-            total = self.layers[live[0][0]](nodes[live[0][1]])
-            for edge, source in live[1:]:
-                total = total + self.layers[edge](nodes[source])
-            nodes.append(total)
-        return nodes[-1]
+        return run_cell(x, self.ops, lambda edge, value: self.layers[edge](value))
 
 
 class ResNetBasicblock(nn.Module):
@@ -130,9 +140,10 @@ class TinyNetwork(nn.Module):
     """NAS-Bench-201's macro network around one cell, repeated ``cells`` times in each of 3 stages."""
 
     def __init__(self, ops: Sequence[int], num_classes: int, channels: int = NB201_CHANNELS,
-                 cells: int = NB201_CELLS) -> None:
+                 cells: int = NB201_CELLS, in_channels: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
         stages: list[nn.Module] = []
         for stage in range(3):
             width = channels * 2**stage
@@ -162,12 +173,14 @@ def _positive(value: int, what: str) -> int:
 
 
 def nb201_network(arch: str | Sequence[int], dataset: str = "cifar10", channels: int = NB201_CHANNELS,
-                  cells: int = NB201_CELLS) -> TinyNetwork:
+                  cells: int = NB201_CELLS, *, in_channels: int = 3, num_classes: int | None = None) -> TinyNetwork:
     """The TinyNetwork of ``arch`` (a NAS-Bench-201 string or six op indices) for ``dataset``
-    (cifar10, cifar100 or ImageNet16-120: its class count), in training mode, freshly initialized."""
+    (cifar10, cifar100 or ImageNet16-120: its class count, unless ``num_classes`` is given) on
+    ``in_channels`` input channels (1 for Fashion-MNIST), in training mode, freshly initialized."""
     ops = check_nb201(arch)
     data = nb201_dataset(dataset)
-    return TinyNetwork(ops, data.classes, _positive(channels, "channels"), _positive(cells, "cells"))
+    return TinyNetwork(ops, data.classes if num_classes is None else num_classes, _positive(channels, "channels"),
+                       _positive(cells, "cells"), in_channels)
 
 
 def nb201_workload(arch: str | Sequence[int], dataset: str = "cifar10", batch: int = 1,
