@@ -18,8 +18,8 @@ pytest.importorskip("safetensors", reason='needs safetensors: pip install "nn2hw
 pytest.importorskip("tokenizers", reason='needs tokenizers: pip install "nn2hw[text]"')
 
 SUBSET_STRIDE = 16
-SUBSET_TOP1 = 85.02
-"""Top-1 (%) of the packaged classifier on every 16th test gloss (514 of 8,211), measured when it was packaged."""
+SUBSET_TOP1 = 84.05
+"""Top-1 (%) of the packaged classifier on every 16th test gloss (514 of 8,211, in the split's seeded order)."""
 
 
 def _variant():

@@ -118,13 +118,15 @@ def _read(folder: Path, parts: tuple[str, ...]) -> tuple[tuple[str, ...], np.nda
 
 
 def split_indices(count: int, split: str) -> np.ndarray:
-    """The example indices of ``split`` among ``count`` examples (the fixed seeded cut)."""
+    """The example indices of ``split`` among ``count`` examples (the fixed seeded cut), in the
+    seeded shuffled order: WordNet's files group glosses by supersense, so a split kept in file order
+    would give its first N examples (``--search-images N``) a handful of classes."""
     order = np.random.default_rng(SPLIT_SEED).permutation(count)
     start = 0
     for name, fraction in SPLIT_FRACTIONS:
         size = round(count * fraction) if name != SPLIT_FRACTIONS[-1][0] else count - start
         if name == split:
-            return np.sort(order[start:start + size])
+            return order[start:start + size]
         start += size
     raise DatasetError(f"Unknown WordNet split {split!r}.", "Use train, validation or test.")
 
@@ -148,7 +150,7 @@ class WordNetSupersense:
         if not len(chosen):
             raise DatasetError(f"The {self.name} {split!r} split is empty.", f"Use the complete WordNet files. {HOW}")
         return TextDataset(self.name, split, tuple(glosses[i] for i in chosen), labels[chosen], classes, len(chosen),
-                           str(folder))
+                           f"{folder} (seeded order)")
 
 
 DATASETS.register("wordnet-supersense", WordNetSupersense("wordnet-supersense", ("noun",)))
