@@ -19,8 +19,9 @@ plan may also cut or quantize layers it drops.
 Search dimension (where a template's remedies or a space file name ``layer_drop``): one per block,
 choice 0 keeps it, choice 1 drops it, offered from any of its conv/linear layers. The first block of
 each stack (index 0) is never offered, so no candidate drops every block; a block that changes
-shapes (a downsampling ResNet block) or has no single exit is not offered either. The per-layer
-report lists the removed layers with no solution time.
+shapes (a downsampling ResNet block) or has no single exit is not offered either. The option value
+``'attention'`` (instead of ``true``) offers only blocks with attention matrix products (Transformer
+layers). The per-layer report lists the removed layers with no solution time.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ from typing import TYPE_CHECKING, Any
 from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, has_module_weights
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
-from nn2hw.workload.layer import Layer, Workload
+from nn2hw.workload.layer import Layer, OpKind, Workload
 
 if TYPE_CHECKING:
     from torch import nn
+
+ATTENTION_ONLY = "attention"
+"""The option value that offers only Transformer layers (blocks holding attention's matrix products):
+a template whose measurements show layer drops paying for Transformers names it without changing
+what it offers CNNs (``nn2hw.hardware.predicted.SPACE_OPTIONS``)."""
 
 
 @dataclass(frozen=True)
@@ -168,21 +174,25 @@ class LayerDrop(Transform):
     order = 6
     choice_type = DropChoice
     option_name = "drop"
-    option_help = "true (drop whole blocks)"
+    option_help = (f"true (drop whole blocks) or {ATTENTION_ONLY!r} (drop only Transformer layers: blocks with "
+                   "attention matrix products)")
     default_options = (True,)
 
     def check_option(self, value: Any) -> bool:
-        return value is True
+        return value is True or value == ATTENTION_ONLY
 
     def offer(self, workload: Workload, layer: Layer, options: Sequence[Any], context: SpaceContext) -> Offer | None:
         """Keep or drop ``layer``'s block (one dimension per block); None for a layer outside a
-        block, the first block of its stack (kept, so no candidate is empty) or a block that cannot
-        be dropped (``block_region`` refuses it)."""
+        block, the first block of its stack (kept, so no candidate is empty), a block that cannot
+        be dropped (``block_region`` refuses it), or with only ``ATTENTION_ONLY`` among ``options``
+        a block without attention products (a CNN's residual block)."""
         block = block_of(layer.name)
         if block is None or block == _first_sibling(workload, block):
             return None
         layers = tuple(droppable(workload, block))
         if layer.name not in layers:
+            return None
+        if True not in options and not any(m.kind is OpKind.MATMUL for m in _members(workload, block)):
             return None
         try:
             block_region(workload, block)

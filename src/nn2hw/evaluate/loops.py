@@ -115,7 +115,7 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                     for group in optimizer.param_groups:
                         group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / batches))
                 images, labels = data.batch(indices, generator)
-                images = _as_channels_last(images)
+                images = _as_channels_last(trim_padding(images, model))  # texts: the batch's longest, not 128
                 with _autocast(ran):
                     logits = model(images)
                     teacher_logits = _teacher_logits(teacher, images) if distill else None

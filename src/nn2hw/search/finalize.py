@@ -29,7 +29,7 @@ from nn2hw import __version__
 from nn2hw._json import jsonable, thaw
 from nn2hw.bundle import save_bundle
 from nn2hw.compress import apply_plan
-from nn2hw.errors import ConfigError, InfeasibleError
+from nn2hw.errors import ConfigError, InfeasibleError, ModelError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings
 from nn2hw.evaluate.evaluator import EmbeddingFidelityEvaluator
 from nn2hw.evaluate.store import EvaluationStore
@@ -230,7 +230,10 @@ def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | st
     from the one the search made); it passes when its median keeps the margin."""
     from nn2hw.measured import missed
 
-    timed = ctx.timed(checked.plans, repeats_factor=FINAL_REPEATS_FACTOR)
+    try:
+        timed = ctx.timed(checked.plans, repeats_factor=FINAL_REPEATS_FACTOR)
+    except ModelError as exc:  # an export failing its own check is not deployable: refused, like a miss
+        return f"trial {number}: its exported network failed the export check ({exc.cause})"
     predicted = checked.cost.latency_ms
     reason = missed(timed, ctx.settings.spec.latency_ms, margin_of(ctx.target.options), predicted)
     if reason:
