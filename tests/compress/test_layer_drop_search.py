@@ -85,6 +85,11 @@ def test_the_per_layer_report_lists_the_removed_layers(tiny_bert):
     assert {r.technique for r in removed} == {"layer drop", REMOVED}  # its softmax, norms, adds and matmuls too
     assert rows["encoder.layer.2.intermediate.dense"].technique == "-"
 
+    moot = plan.with_choice("encoder.layer.1.intermediate.dense", weight_bits=8)  # gone with its block
+    rows = {r.layer: r for r in layer_rows(cost(workload), cost(after), {}, moot, workload, after)}
+    dense = rows["encoder.layer.1.intermediate.dense"]
+    assert dense.choice == "block encoder.layer.1 dropped" and "quantization" in dense.technique
+
 
 @pytest.mark.data
 def test_a_tiny_minilm_search_proposes_costs_and_reports_drops(tmp_path, shared_data):

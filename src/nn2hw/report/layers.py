@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nn2hw.compress import ordered_transforms
+from nn2hw.compress import Transform, ordered_transforms
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import LayerChoice, Plan
 from nn2hw.workload import Workload
@@ -36,10 +36,14 @@ class LayerRow:
 
 def describe_choice(choice: LayerChoice, before: Workload, after: Workload, name: str) -> str:
     """'64->48 ch; 4 patterns, 6/9 kept; 8-bit weights' from each transform the choice selects (a
-    layer the plan removed, e.g. with its block, is described as it was)."""
+    layer the plan removed, e.g. with its block, is described by what removed it: a cut or a bit
+    width of a layer that is gone changes nothing)."""
     old = before.layer(name)
     new = after.layer(name) if name in after else old
-    parts = [t.describe(t.read(choice, name), old, new) for t in ordered_transforms() if t.selects(choice)]
+    selected = [t for t in ordered_transforms() if t.selects(choice)]
+    if name not in after:
+        selected = [t for t in selected if _removes_layers(t)] or selected
+    parts = [t.describe(t.read(choice, name), old, new) for t in selected]
     if not parts and old.in_channels != new.in_channels:
         parts.append(f"{old.in_channels}->{new.in_channels} input ch (follows a cut)")
     return "; ".join(p for p in parts if p) or "-"
@@ -68,6 +72,11 @@ def layer_rows(base: NetworkCost, solution: NetworkCost, bottlenecks: Mapping[st
         rows.append(LayerRow(cost.name, bottlenecks.get(name, cost.bottleneck), technique, described,
                              cost.latency_ms, after_ms))
     return rows
+
+
+def _removes_layers(transform: Transform) -> bool:
+    """Whether ``transform`` rewrites the workload beyond field changes (removes layers)."""
+    return type(transform).rewrite is not Transform.rewrite
 
 
 REMOVED = "removed with a dropped block"
