@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import optuna
+from _common import spread
 from optuna.trial import TrialState
 
 from nn2hw.errors import InfeasibleError
@@ -45,12 +46,6 @@ def base_latency(model: str) -> float:
     ctx = prepare(SearchSettings(model=model, dataset="fashion-mnist", spec=Spec(latency_ms=1.0), hardware=HARDWARE),
                   evaluator=lambda m: {"top1": 0.0})
     return ctx.base_cost.latency_ms
-
-
-def spread(values: list[float]) -> str:
-    """'mean ± sd (min .. max)' of a list of per-seed figures."""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f} ({min(values):.2f} .. {max(values):.2f})"
 
 
 def paired_sign_flip_p(diffs: list[float]) -> float:

@@ -20,6 +20,23 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def partial_cifar_scorer(shared_data: Path):
+    """An evaluator for quick real searches: ResNet-20's top-1 on 64 images of the partial CIFAR-10
+    test split, no training (deterministic)."""
+    from nn2hw import zoo
+    from nn2hw.data import load_dataset
+    from nn2hw.evaluate import test
+
+    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
+
+    def score(model):
+        m = test(model, data, progress=False)
+        return {"top1": m.top1, "top5": m.top5, "n_images": float(m.n_images), "partial": 1.0}
+
+    return score
+
+
+@pytest.fixture(scope="session")
 def predictor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder (for NN2HW_CACHE) holding a small whole-network predictor under the names the
     ``predictor`` template lists and the ``cpu`` template looks up for this machine, fitted on

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -403,6 +404,8 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     count of a sequence model, ``metric``: 'top1', 'top5' or the label-free 'cosine' of a sentence
     encoder, whose fine-tunes default to 0 batches, ...). ``evaluator``
     replaces the default short fine-tune + test: any callable ``model -> {"top1": ...}``.
+    ``latency_levels_ms=(0.30, 0.25, 0.20)`` instead of ``latency_ms`` returns a family of variants,
+    one per level, and a selector (``nn2hw.search.family``, ``nn2hw.bundle.load_family``).
     """
     from nn2hw.hardware.base import get_template
     from nn2hw.search import SearchSettings, Spec, run_search
@@ -417,11 +420,29 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
                           "--hardware-file.")
     template, _ = get_template(hardware)
     grid, options = template.split_params(params)
+    levels = settings.get("latency_levels_ms") or ()
+    if levels:
+        latency_ms = family_latency(latency_ms, levels)
     spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2)
     config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
                             hw_grid=grid, **cosine_settings(settings))
     _require_search_outputs(config.out_dir, config.storage_url)
+    if levels:
+        from nn2hw.search.family import run_family
+
+        return run_family(config, evaluator=evaluator, progress=progress)
     return run_search(config, evaluator=evaluator, progress=progress)
+
+
+def family_latency(latency_ms: float | None, levels: Any) -> float | None:
+    """The latency a family's search starts from: its tightest level (``SearchSettings`` checks the
+    levels themselves); a single ``latency_ms`` next to the levels is refused."""
+    if latency_ms is not None:
+        raise ConfigError(f"Both a latency spec ({latency_ms:g} ms) and latency levels were given.",
+                          "Use --latency-levels-ms alone for a family of variants (one per level), or "
+                          "--latency-ms alone for one network.")
+    numbers = [v for v in levels if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf]
+    return min(numbers) if numbers else None
 
 
 def minimize_plan(plan: Plan | str | Path, hardware: str = DEFAULT_HARDWARE, hw_params: Mapping[str, Any] | None = None,

@@ -7,6 +7,10 @@ Layout::
     hardware.json   the hardware config, when there is one
     bundle.json     base model, dataset, plan key, nn2hw and torch versions, sha256 of weights.pt
 
+A search with latency levels writes a family (``family.json``: one variant per level, each with
+its bundle folder, latency and accuracy); ``load_family(folder).select(budget_ms)`` picks the most
+accurate variant that meets a latency budget (RT3-style run-time reconfiguration).
+
 ``load_bundle`` builds the base architecture (``nn2hw.zoo.build(..., pretrained=False)`` or a
 ``builder`` of yours), applies the plan to get the same structure (cut channels, expanded
 kernels, mask and quantizer parametrizations, activation quantizers), then loads the weights
@@ -18,13 +22,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nn2hw import __version__
 from nn2hw._json import thaw
-from nn2hw.errors import CheckpointError, UnknownNameError
+from nn2hw.errors import CheckpointError, ConfigError, InfeasibleError, UnknownNameError
 from nn2hw.plan import Plan
 
 if TYPE_CHECKING:
@@ -168,3 +174,120 @@ def load_bundle(folder: str | Path, *, builder: Builder | None = None) -> tuple[
     hardware_path = folder / HARDWARE_FILE
     hardware = json.loads(hardware_path.read_text()) if hardware_path.is_file() else None
     return model.eval(), plan, hardware
+
+
+# --- families: RT3-style variants for run-time reconfiguration -------------------------------------
+FAMILY_FORMAT = "nn2hw-family"
+FAMILY_VERSION = 1
+FAMILY_FILE = "family.json"
+
+
+@dataclass(frozen=True)
+class FamilyVariant:
+    """One variant of a family: the network returned for latency level ``level_ms``, its latency
+    (measured median on a measured template; ``latency_iqr_ms`` its spread), its metrics on the
+    report split (percent), its bundle folder (relative to the family's folder), and what it
+    shares: ``shares_weights_with`` names the level whose bundle (the same plan and weights) it
+    uses, ``nested_in`` the tighter level whose plan holds every change of this one."""
+
+    level_ms: float
+    latency_ms: float
+    metrics: Mapping[str, float]
+    bundle: str
+    plan_key: str
+    changed_layers: int
+    shares_weights_with: float | None = None
+    nested_in: float | None = None
+    latency_iqr_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "metrics": dict(self.metrics)}
+
+
+@dataclass(frozen=True)
+class BundleFamily:
+    """A family of bundles, one variant per latency level (``nn2hw search --latency-levels-ms``), and
+    the selector a device runs when its latency budget changes (e.g. with its DVFS state)."""
+
+    folder: Path
+    metric: str
+    variants: tuple[FamilyVariant, ...]
+    missing: tuple[Mapping[str, Any], ...] = ()
+    """Levels no candidate met: ``{"level_ms": ..., "reason": ...}``."""
+    weights: str = ""
+    """What the variants share, in words."""
+
+    def select(self, latency_budget_ms: float) -> FamilyVariant:
+        """The most accurate variant (by ``metric``; then the faster) whose latency meets the budget;
+        an ``InfeasibleError`` naming the fastest variant when the budget is below every one."""
+        budget = _positive_ms(latency_budget_ms)
+        meeting = [v for v in self.variants if v.latency_ms <= budget]
+        if not meeting:
+            fastest = min(self.variants, key=lambda v: v.latency_ms)
+            raise InfeasibleError(
+                f"The latency budget {budget:g} ms is below every variant of the family in {self.folder}: the fastest "
+                f"is level {fastest.level_ms:g} ms, which runs in {fastest.latency_ms:.4g} ms.",
+                f"Give a budget of at least {fastest.latency_ms:.4g} ms, or search a family with a tighter level.",
+                best_bound=fastest.latency_ms)
+        return max(meeting, key=lambda v: (v.metrics.get(self.metric, float("-inf")), -v.latency_ms))
+
+    def path(self, variant: FamilyVariant) -> Path:
+        """The variant's bundle folder."""
+        return self.folder / variant.bundle
+
+    def load(self, variant: FamilyVariant, *, builder: Builder | None = None) -> tuple[nn.Module, Plan, dict | None]:
+        """The variant's model, exactly (``load_bundle``)."""
+        return load_bundle(self.path(variant), builder=builder)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FAMILY_FORMAT, "version": FAMILY_VERSION, "metric": self.metric,
+                "levels_ms": sorted([v.level_ms for v in self.variants] + [m["level_ms"] for m in self.missing]),
+                "variants": [v.to_dict() for v in self.variants], "missing": [dict(m) for m in self.missing],
+                "weights": self.weights}
+
+
+def _positive_ms(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"A latency budget must be a positive number of milliseconds, got {value!r}.",
+                          "Give e.g. select(0.25) (--latency-ms 0.25).")
+    return float(value)
+
+
+def save_family(family: BundleFamily) -> Path:
+    """Write ``family.json`` into the family's folder (its variants' bundles are already there);
+    returns its path."""
+    for v in family.variants:
+        if not (family.path(v) / BUNDLE_FILE).is_file():
+            raise CheckpointError(f"The bundle of level {v.level_ms:g} ms is not in {family.path(v)}.",
+                                  "Save each variant's bundle (save_bundle) before the family.")
+    path = family.folder / FAMILY_FILE
+    path.write_text(json.dumps(family.to_dict(), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def load_family(folder: str | Path) -> BundleFamily:
+    """The family written by a search with latency levels (``folder``: its output folder)."""
+    folder = Path(folder)
+    path = folder / FAMILY_FILE
+    if not path.is_file():
+        single = " It holds a single bundle (a search without --latency-levels-ms)." \
+            if (folder / BUNDLE_FILE).is_file() else ""
+        raise CheckpointError(f"{folder} has no {FAMILY_FILE}: it is not a family of variants.{single}",
+                              "Give the output folder of `nn2hw search --latency-levels-ms ...`.")
+    try:
+        record = json.loads(path.read_text())
+        if record.get("format") != FAMILY_FORMAT:
+            raise ValueError("format")
+        variants = tuple(FamilyVariant(**v) for v in record["variants"])
+        family = BundleFamily(folder, str(record["metric"]), variants, tuple(record.get("missing", ())),
+                              str(record.get("weights", "")))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"{path} is not an nn2hw family record ({type(exc).__name__}: {exc}).",
+                              "Restore the family.json the search wrote.") from None
+    if not variants:
+        raise CheckpointError(f"{path} lists no variant.", "Restore the family.json the search wrote.")
+    for v in variants:
+        if not (family.path(v) / BUNDLE_FILE).is_file():
+            raise CheckpointError(f"The bundle of level {v.level_ms:g} ms ({family.path(v)}) is missing.",
+                                  "Copy the family's whole output folder, with its family/ subfolder.")
+    return family

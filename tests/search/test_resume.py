@@ -11,12 +11,13 @@ from optuna.trial import TrialState
 
 from nn2hw.search.strategies import STRATEGIES
 from nn2hw.testing.strategies import completed, interrupt, run
+from tests.search.test_strategies import NEEDS_A_SEARCH
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 @pytest.mark.parametrize("sampled", [True, False], ids=["with-its-candidate", "before-sampling"])
-@pytest.mark.parametrize("strategy", STRATEGIES.names())
+@pytest.mark.parametrize("strategy", [n for n in STRATEGIES.names() if n not in NEEDS_A_SEARCH])
 def test_an_interrupted_prefiltered_trial_runs_again_first_and_the_study_continues_exactly(tmp_path, strategy,
                                                                                          sampled):
     url = f"sqlite:///{tmp_path / 'study.db'}"

@@ -33,44 +33,28 @@ BASE = {"model": "resnet20", "dataset": "cifar10", "split": "test-partial", "sel
 
 
 @pytest.fixture(scope="module")
-def scorer(shared_data):
-    """Top-1 on 64 partial-test images, no training: deterministic and quick."""
-    from nn2hw import zoo
-    from nn2hw.data import load_dataset
-    from nn2hw.evaluate import test
-
-    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
-
-    def score(model):
-        m = test(model, data, progress=False)
-        return {"top1": m.top1, "top5": m.top5, "n_images": float(m.n_images), "partial": 1.0}
-
-    return score
-
-
-@pytest.fixture(scope="module")
 def bounds(shared_data, tmp_path_factory):
     ctx = prepare(SearchSettings(**BASE, spec=Spec(latency_ms=1.0), out=str(tmp_path_factory.mktemp("b"))),
                   evaluator=lambda m: {"top1": 0.0})
     return ctx.base_cost.latency_ms, ctx.bound_cost.latency_ms
 
 
-def run(tmp_path, scorer, latency, **kw):
+def run(tmp_path, partial_cifar_scorer, latency, **kw):
     options = {"strategy": "random", "trials": 6, "out": str(tmp_path / "run"), **kw}
-    return run_search(SearchSettings(**BASE, spec=Spec(latency_ms=latency), **options), evaluator=scorer,
+    return run_search(SearchSettings(**BASE, spec=Spec(latency_ms=latency), **options), evaluator=partial_cifar_scorer,
                       progress=False, log=lambda _: None)
 
 
-def test_an_impossible_spec_is_refused_at_once_with_the_bound(tmp_path, scorer, bounds):
+def test_an_impossible_spec_is_refused_at_once_with_the_bound(tmp_path, partial_cifar_scorer, bounds):
     start = time.perf_counter()
     with pytest.raises(InfeasibleError, match="leanest candidate") as info:
-        run(tmp_path, scorer, bounds[1] * 0.9)
+        run(tmp_path, partial_cifar_scorer, bounds[1] * 0.9)
     assert info.value.best_bound == pytest.approx(bounds[1])
     assert time.perf_counter() - start < 60 and not (tmp_path / "run" / "study.db").exists()
 
 
-def test_a_spec_the_base_meets_returns_the_base_on_its_best_design(tmp_path, scorer, bounds):
-    result = run(tmp_path, scorer, bounds[0] * 1.5)
+def test_a_spec_the_base_meets_returns_the_base_on_its_best_design(tmp_path, partial_cifar_scorer, bounds):
+    result = run(tmp_path, partial_cifar_scorer, bounds[0] * 1.5)
     assert "already meets" in result.notes[0]
     assert result.solution.plan.choices == {} and result.solution.cost.latency_ms == pytest.approx(bounds[0])
     assert result.trials["total"] == 0
@@ -83,27 +67,28 @@ def test_a_spec_the_base_meets_returns_the_base_on_its_best_design(tmp_path, sco
           phases=(Phase.explicit, Phase.reuse, Phase.generate))  # a failing search is slow: report it, do not shrink
 @given(fraction=st.floats(0.0, 1.0), strategy=st.sampled_from(["random", "evolution", "tpe"]),
        seed=st.integers(0, 1000))
-def test_no_returned_solution_ever_violates_the_spec(tmp_path_factory, scorer, bounds, fraction, strategy, seed):
+def test_no_returned_solution_ever_violates_the_spec(tmp_path_factory, partial_cifar_scorer, bounds, fraction, strategy,
+                                                     seed):
     base, lean = bounds
     spec = lean + fraction * (base - lean)
     out = tmp_path_factory.mktemp("g")
     try:
-        result = run(out, scorer, spec, strategy=strategy, seed=seed, trials=8)
+        result = run(out, partial_cifar_scorer, spec, strategy=strategy, seed=seed, trials=8)
     except InfeasibleError as exc:
         assert "No candidate" in exc.cause  # nothing feasible found in 8 trials: refused, not returned
         return
     assert result.solution.cost.latency_ms <= spec and result.solution.cost.fits
     plan = result.solution.plan
-    ctx = prepare(SearchSettings(**BASE, spec=Spec(latency_ms=spec), out=str(out)), evaluator=scorer)
+    ctx = prepare(SearchSettings(**BASE, spec=Spec(latency_ms=spec), out=str(out)), evaluator=partial_cifar_scorer)
     again = ctx.target.recost(apply_plan(plan, ctx.members[0].workload), result.solution.cost.design)
     assert again.latency_ms == pytest.approx(result.solution.cost.latency_ms) and again.latency_ms <= spec
 
 
-def test_the_bundle_reloads_into_the_same_accuracy(tmp_path, scorer, bounds):
-    result = run(tmp_path, scorer, 0.5 * (bounds[0] + bounds[1]), strategy="tpe", trials=15)
+def test_the_bundle_reloads_into_the_same_accuracy(tmp_path, partial_cifar_scorer, bounds):
+    result = run(tmp_path, partial_cifar_scorer, 0.5 * (bounds[0] + bounds[1]), strategy="tpe", trials=15)
     model, plan, hardware = load_bundle(tmp_path / "run")
     assert plan.network_key == result.solution.plan.network_key
-    assert scorer(model)["top1"] == result.solution.metrics["top1"]
+    assert partial_cifar_scorer(model)["top1"] == result.solution.metrics["top1"]
     assert hardware["design"] == json.loads((tmp_path / "run" / "hardware.json").read_text())["design"]
     for name in ("report.json", "layers.csv", "trials.csv", "pareto.csv", "pareto.png", "summary.html"):
         assert (tmp_path / "run" / name).stat().st_size > 0
@@ -123,7 +108,7 @@ def _complete(study_db: Path) -> dict[int, dict]:
     return {t.number: t.params for t in study.trials if t.state is TrialState.COMPLETE}
 
 
-def test_an_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path, scorer, bounds):
+def test_an_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_path, partial_cifar_scorer, bounds):
     spec = 0.5 * (bounds[0] + bounds[1])
     trained: list[str] = []
 
@@ -131,13 +116,13 @@ def test_an_interrupted_search_resumes_without_losing_or_repeating_trials(tmp_pa
         if len(trained) == 3:
             raise KeyboardInterrupt
         trained.append("x")
-        return scorer(model)
+        return partial_cifar_scorer(model)
 
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, interrupting, spec, strategy="evolution", trials=14)
     before = _complete(tmp_path / "run" / "study.db")
     assert before  # completed trials were kept
-    result = run(tmp_path, scorer, spec, strategy="evolution", trials=14, resume=True)
+    result = run(tmp_path, partial_cifar_scorer, spec, strategy="evolution", trials=14, resume=True)
     after = _complete(tmp_path / "run" / "study.db")
     assert all(after[n] == p for n, p in before.items())  # nothing lost, nothing redone
     assert len(after) == 14 and result.trials["failed"] == 1  # the interrupted trial (its candidate ran again)
@@ -233,10 +218,10 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys, bounds):
     assert code == 2 and "cifar" in cap.err.lower() and "Traceback" not in cap.err
 
 
-def test_progress_to_a_file_is_one_plain_line_per_completed_trial(tmp_path, scorer, bounds, capsys):
+def test_progress_to_a_file_is_one_plain_line_per_completed_trial(tmp_path, partial_cifar_scorer, bounds, capsys):
     spec = Spec(latency_ms=(bounds[0] + bounds[1]) / 2)
     run_search(SearchSettings(**BASE, spec=spec, strategy="random", trials=3, out=str(tmp_path / "run")),
-               evaluator=scorer, progress=True, log=lambda _: None)
+               evaluator=partial_cifar_scorer, progress=True, log=lambda _: None)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("search ")]
     assert [line.split()[1] for line in lines][:3] == ["1/3", "2/3", "3/3"]
     assert all("feasible" in line for line in lines[:3])

@@ -3,6 +3,7 @@
     nn2hw search --model resnet20 --dataset fashion-mnist --hardware fpga:zcu102 --latency-ms 0.25 \\
         --strategy reinforce --trials 40 --out runs/r20
     nn2hw search --model minilm_l6 --dataset wordnet-supersense --seq-len 64 --hardware systolic --latency-ms 0.9
+    nn2hw search ... --latency-levels-ms 0.30,0.25,0.20   # a family: one variant per level, and a selector
     nn2hw search ... --resume                     # continue the same study after an interruption
     nn2hw search ... --storage postgresql://user@host/db --study shared --workers 2   # many workers
 
@@ -42,6 +43,8 @@ from nn2hw.hardware.records import design_label
 
 METRICS = ("top1", "top5", "cosine")
 """``nn2hw.search.settings.METRICS``, here so that building the parser imports no search module."""
+SPACE_KINDS = ("hotstart", "fbnet", "nb201")
+"""``nn2hw.search.settings.SPACE_KINDS``, for the same reason."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,10 +65,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_hardware(p)
     add_hardware_file(p)
     add_spec(p)
+    p.add_argument("--latency-levels-ms", type=_levels, metavar="MS,MS,...",
+                   help="RT3-style run-time reconfiguration: a family of variants, one per latency level (e.g. "
+                        "0.30,0.25,0.20; instead of --latency-ms), nested and each re-checked against its level; "
+                        "pick one for a budget with `nn2hw bundle select OUT --latency-ms X`")
     p.add_argument("--strategy", default="reinforce", metavar="NAME",
                    help="search strategy (default reinforce; `nn2hw list strategies` lists them)")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
                    help="strategy option, e.g. lr=0.05, baseline=hotnas, population=16")
+    p.add_argument("--epochs", type=float, metavar="N",
+                   help="--strategy differentiable: supernet training epochs over the fit split (default 1; a "
+                        "fraction such as 0.2 is allowed)")
+    p.add_argument("--space-kind", default="hotstart", choices=SPACE_KINDS,
+                   help="--strategy differentiable: the space its supernet relaxes (default hotstart: the "
+                        "pretrained model's layers and their choices)")
     p.add_argument("--proposals", type=int, default=32, metavar="N",
                    help="latency first: up to N proposals per trial for reinforce/fnas/random/evolution; those the "
                         "cost model rejects are recorded and learned from, never trained (1: no prefilter)")
@@ -206,7 +219,8 @@ def _search(args: argparse.Namespace) -> int:
             companions=tuple(Member.parse(text) for text in args.companions or ()), proposals=args.proposals,
             lat_penalty=args.lat_penalty, minimize=args.minimize,
             min_accuracy_under_variation=args.min_accuracy_under_variation, variation_draws=args.variation_draws,
-            final_variation_draws=args.final_variation_draws, variation_aware_training=args.variation_aware_training)
+            final_variation_draws=args.final_variation_draws, variation_aware_training=args.variation_aware_training,
+            latency_levels_ms=args.latency_levels_ms or (), epochs=args.epochs, space_kind=args.space_kind)
     except KeyboardInterrupt as exc:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study and the interrupted one "
                           "runs again first; continue with the same command plus --resume.", soft_wrap=True)
@@ -215,6 +229,14 @@ def _search(args: argparse.Namespace) -> int:
         return 0
     print_result(result)
     return 0
+
+
+def _levels(text: str) -> tuple[float, ...]:
+    """'0.30,0.25,0.20' -> (0.3, 0.25, 0.2) (checked by the search's settings)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated milliseconds, e.g. 0.30,0.25,0.20") from None
 
 
 def _count_or_fraction(text: str) -> int | float:
@@ -279,6 +301,27 @@ def print_result(result: Any) -> None:
         rows.add_row(escape(r.layer), r.bottleneck, r.technique, escape(r.choice), f"{r.base_ms:.5f}",
                      f"{r.solution_ms:.5f}", f"{r.saved_ms:.5f}")
     console.print(rows)
+    if result.family is not None:
+        print_family(result.family)
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
     console.print(f"wrote {result.out_dir}: " + ", ".join(sorted(set(result.files))), markup=False)
+
+
+def print_family(family: Any, chosen: float | None = None) -> None:
+    """A family's levels (``BundleFamily.to_dict``): latency, accuracy and weights of each variant, the
+    missing levels with their reason; ``chosen`` marks the selected level."""
+    metric = family["metric"]
+    table = Table(title="family: one variant per latency level (nested plans)")
+    for column in ("level ms", "latency ms", f"{metric} %", "changed layers", "weights", "bundle", ""):
+        table.add_column(column, justify="right" if column in ("level ms", "latency ms", f"{metric} %",
+                                                                "changed layers") else "left")
+    for v in sorted(family["variants"], key=lambda v: -v["level_ms"]):
+        spread = f" (IQR {v['latency_iqr_ms']:.2g})" if v.get("latency_iqr_ms") is not None else ""
+        weights = "own" if v["shares_weights_with"] is None else f"level {v['shares_weights_with']:g} ms's"
+        table.add_row(f"{v['level_ms']:g}", f"{v['latency_ms']:.4g}{spread}",
+                      f"{v['metrics'].get(metric, float('nan')):.2f}", str(v["changed_layers"]), weights,
+                      escape(v["bundle"]), "selected" if chosen == v["level_ms"] else "")
+    for m in family["missing"]:
+        table.add_row(f"{m['level_ms']:g}", "missing", "", "", "", escape(m["reason"]), "")
+    wide_console().print(table)

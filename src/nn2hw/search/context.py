@@ -237,7 +237,7 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     space = JointSpace(tuple(parts))
     ctx = SearchContext(settings, members, target, base_cost, bottlenecks, space, _bounds(target, members, space),
                         measured_base=measured_base)
-    _check_reachable(ctx)
+    check_reachable(ctx)
     _check_strategy(settings, space)
     check_variation_search(ctx)
     for m in members:  # after the cheap checks: this loads the data
@@ -345,7 +345,7 @@ def _check_strategy(settings: SearchSettings, space: JointSpace) -> None:
                                                     dict(settings.strategy_options), dimensions=space.dimensions))
 
 
-def _check_reachable(ctx: SearchContext) -> None:
+def check_reachable(ctx: SearchContext) -> None:
     """Refuse a spec below what the leanest candidate reaches, naming that bound."""
     settings, nets = ctx.settings, " + ".join(m.name for m in ctx.members)
     if not ctx.space.dimensions:

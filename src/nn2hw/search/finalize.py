@@ -119,6 +119,12 @@ class SearchResult:
     splits: Mapping[str, Any] = field(default_factory=dict)
     """What each number was measured on (``splits_used``): the trials and the search's base score on
     ``candidates``, the baseline and the solution on ``report``."""
+    family: Mapping[str, Any] | None = None
+    """With latency levels: the family of variants, one per level (``nn2hw.search.family``); the
+    solution is its tightest level's."""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    """What the strategy reports of its own (its sampler's ``report(study)``), by strategy name: the
+    differentiable strategy's training record and relaxed vs exact costs."""
 
     def to_dict(self) -> dict[str, Any]:
         measured_on = {"split": self.splits.get("report")} if self.splits else {}
@@ -128,6 +134,8 @@ class SearchResult:
                 "trials": dict(self.trials), "settings": dict(self.settings), "wall_s": self.wall_s,
                 "files": dict(self.files), "notes": list(self.notes),
                 "layers": [r.to_dict() for r in self.rows],
+                **({} if self.family is None else {"family": dict(self.family)}),
+                **{name: dict(section) for name, section in self.sections.items()},
                 "versions": {"nn2hw": __version__, "python": platform.python_version(), **_library_versions()}}
 
 
@@ -255,8 +263,8 @@ def measure(ctx: SearchContext, plans: Mapping[str, Plan], evaluators: Mapping[s
     return models, metrics
 
 
-def _evaluators(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None, finetune: FinetuneSettings,
-                progress: bool) -> dict[str, Evaluator]:
+def evaluators_for(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None, finetune: FinetuneSettings,
+                   progress: bool) -> dict[str, Evaluator]:
     """Per network: the user's evaluator, else the default one (fine-tune as ``finetune`` says,
     distilling from the unmodified model, then test the whole split)."""
     found = {}
@@ -275,7 +283,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     s = ctx.settings
     out = s.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    base_evals = _evaluators(ctx, base_evaluator, FinetuneSettings(batches=0), progress)
+    base_evals = evaluators_for(ctx, base_evaluator, FinetuneSettings(batches=0), progress)
     base_hw = _hardware(ctx, ctx.base_cost)
     base_plans = {net: plan.with_hardware(base_hw) for net, plan in ctx.space.bases.items()}
     base_models, base_networks = measure(ctx, base_plans, base_evals)
@@ -288,7 +296,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     else:
         picked = None
         final_evals = (base_evals if s.metric == COSINE and final_evaluator is None and base_evaluator is None
-                       else _evaluators(ctx, final_evaluator, s.final_finetune, progress))  # cosine: the same
+                       else evaluators_for(ctx, final_evaluator, s.final_finetune, progress))  # cosine: the same
         # evaluation (no fine-tune, whole split, same reference), so the reference is embedded once
         for trial in ranked_candidates(study, s.metric)[: finalists(ctx)]:
             checked = minimal(ctx, trial, notes) if s.minimize else guaranteed(ctx, trial)
@@ -335,13 +343,26 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
     if splits["selected_on_test"] and study is not None:
         notes.append(f"SELECTED ON TEST: candidates were scored on {splits['candidates']}, the split the "
                      "accuracies are reported on, so the reported accuracy is optimistic.")
+    sections = strategy_sections(ctx, study, notes)
     files = write_reports(ctx, study, baseline, solution, rows, notes, splits)
     spec = {**s.spec.to_dict(), **({} if s.min_accuracy_under_variation is None
                                     else {"min_accuracy_under_variation": s.min_accuracy_under_variation})}
     result = SearchResult(spec, baseline, solution, counts, out, files, _settings_dict(ctx), wall_s,
-                          tuple(notes), tuple(rows), splits)
+                          tuple(notes), tuple(rows), splits, sections=sections)
     (out / "report.json").write_text(json.dumps(result.to_dict(), indent=2, default=jsonable) + "\n")
     return result
+
+
+def strategy_sections(ctx: SearchContext, study: optuna.Study | None, notes: list[str]) -> dict[str, Any]:
+    """The strategy's own report section (its sampler's ``report(study)``, e.g. the differentiable
+    strategy's relaxed vs exact costs), by strategy name, and its ``note`` among the notes."""
+    report = getattr(study.sampler, "report", None) if study is not None else None
+    if not callable(report):
+        return {}
+    section = report(study)
+    if section.get("note"):
+        notes.append(str(section["note"]))
+    return {ctx.settings.strategy: section}
 
 
 def _variation_failure(found: VariationCheck | str) -> str:
@@ -393,13 +414,25 @@ class FinalizedElsewhere:
                 "or other final fine-tune settings.")
 
 
+def finalize_any(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
+                 final_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+                 base_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+                 progress: bool = False) -> SearchResult:
+    """``finalize``; with latency levels, the family's (``nn2hw.search.family.finalize_family``)."""
+    if ctx.settings.latency_levels_ms:
+        from nn2hw.search.family import finalize_family  # it builds on this module
+
+        return finalize_family(ctx, study, wall_s, final_evaluator, base_evaluator, progress)
+    return finalize(ctx, study, wall_s, final_evaluator, base_evaluator, progress)
+
+
 def finalize_key(ctx: SearchContext, study: optuna.Study) -> str:
     """What makes a finalization: the study, its completed trials, and the settings of the re-check
     and the final fine-tune (a resume with more trials, or another final fine-tune, finalizes anew)."""
     s = ctx.settings
     counts = count_trials(study)
     parts = ["finalize", s.study_name, study._study_id, counts["complete"] + counts["pruned"], s.final_finetune.key,
-             s.top_k, s.metric, *(() if s.minimize else ("not minimized",))]
+             s.top_k, s.metric, *(() if s.minimize else ("not minimized",)), *s.latency_levels_ms]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -435,7 +468,7 @@ def finalize_once(ctx: SearchContext, study: optuna.Study, store: EvaluationStor
 
     def run() -> dict[str, Any]:
         study.set_user_attr(FINALIZE_ATTR, {"key": key, "owner": store.owner, "out_dir": out})
-        result.append(finalize(ctx, study, time.time() - started, final_evaluator, base_evaluator, progress))
+        result.append(finalize_any(ctx, study, time.time() - started, final_evaluator, base_evaluator, progress))
         sol = result[0].solution
         return {"out_dir": out, "solution": {"trial": sol.trial, "latency_ms": sol.cost.latency_ms,
                                              "metric": ctx.settings.metric, "value": sol.metrics[ctx.settings.metric]}}
@@ -593,10 +626,11 @@ def write_trials_csv(path: Path, study: optuna.Study, ctx: SearchContext) -> Pat
 
 
 def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solution, solution: Solution,
-                  rows: Sequence[LayerRow], notes: list[str], splits: Mapping[str, Any] | None = None
-                  ) -> dict[str, str]:
+                  rows: Sequence[LayerRow], notes: list[str], splits: Mapping[str, Any] | None = None,
+                  more_facts: Mapping[str, str] | None = None) -> dict[str, str]:
     """layers.csv, trials.csv, pareto.csv/png and summary.html in the output folder; ``splits``
-    (``splits_used``) names the data behind the trials' and the final numbers."""
+    (``splits_used``) names the data behind the trials' and the final numbers; ``more_facts`` are
+    shown after the others (a family's levels)."""
     s, out = ctx.settings, ctx.settings.out_dir
     files = {"bundle": str(out), "layers": str(write_layers_csv(out / "layers.csv", list(rows)))}
     metric = s.metric
@@ -630,6 +664,7 @@ def write_reports(ctx: SearchContext, study: optuna.Study | None, baseline: Solu
         **_measured_facts(ctx, baseline, solution),
         "base design": design_label(baseline.cost.design),
         "solution design": design_label(solution.cost.design),
+        **(more_facts or {}),
     }
     title = f"nn2hw search: {' + '.join(m.model for m in s.members)}"
     files["summary"] = str(write_html(out / "summary.html", title, facts, rows, png, [*notes, *solution.cost.notes]))

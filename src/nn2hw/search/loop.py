@@ -29,7 +29,7 @@ from nn2hw.evaluate import Evaluator
 from nn2hw.evaluate.store import EvaluationStore
 from nn2hw.search.context import SearchContext, prepare, reward_config
 from nn2hw.search.evaluations import base_metric
-from nn2hw.search.finalize import FinalizedElsewhere, SearchResult, finalize, finalize_once
+from nn2hw.search.finalize import FinalizedElsewhere, SearchResult, finalize_any, finalize_once
 from nn2hw.search.pruning import FINISHED, study_pruner
 from nn2hw.search.settings import SearchSettings
 from nn2hw.search.strategies.sampler import ERROR, exhausted
@@ -254,7 +254,7 @@ def _search(settings: SearchSettings, evaluator: Evaluator | None, final_evaluat
     if ctx.spec.met(ctx.base_cost) and settings.min_accuracy_under_variation is None:  # that spec is measured
         log(f"The unmodified {' + '.join(m.model for m in settings.members)} already meets the spec on "
             f"{settings.hardware} ({ctx.base_cost.latency_ms:.6g} ms); returning it on its best design.")
-        return finalize(ctx, None, time.time() - start, final_eval, base_eval, progress)
+        return finalize_any(ctx, None, time.time() - start, final_eval, base_eval, progress)
     study, store, info = open_run(ctx, "resume" if settings.resume else "new", owner_id("w0"))
     deadline = start + settings.minutes * 60 if settings.minutes else None
     budget = SearchBudget(settings.trials, deadline)

@@ -27,6 +27,10 @@ unmodified model to 66.7 % top-1 and at lr 0.01 to 90.1 %. On three searched can
 COSINE = "cosine"
 """The label-free metric of sentence encoders (``EmbeddingFidelityEvaluator``), in percent."""
 METRICS = ("top1", "top5", COSINE)
+DIFFERENTIABLE = "differentiable"
+"""The strategy that trains a supernet (``epochs``, ``space_kind``)."""
+SPACE_KINDS = ("hotstart", "fbnet", "nb201")
+"""What ``--space-kind`` may name; the differentiable strategy searches ``hotstart`` for now."""
 """What a search may maximize; all in percent."""
 
 
@@ -115,6 +119,14 @@ class SearchSettings:
       fine-tune on ``final_variation_draws`` fresh draws over the whole selection split.
       ``variation_aware_training``: candidates and the winner are fine-tuned with weight noise at
       their design's spread (NACIM's variation-aware training); False fine-tunes them clean.
+    - ``latency_levels_ms``: RT3-style run-time reconfiguration (``nn2hw.search.family``): a family of
+      variants, one per latency level (two or more, distinct; kept sorted, tightest first). The
+      search targets ``spec.latency_ms``, which must be one of them (``api.search`` sets it to the
+      tightest level the space can reach); finalize derives each looser level's variant from the
+      tighter one by removing the changes that level does not need (nested plans).
+    - ``epochs`` (default 1) and ``space_kind`` ('hotstart'): the supernet of ``strategy='differentiable'``
+      (``nn2hw.search.differentiable``): its training epochs over the ``fit`` split (a fraction is
+      allowed) and the space it relaxes; other strategies refuse them.
     """
 
     model: str
@@ -161,8 +173,12 @@ class SearchSettings:
     variation_draws: int = 3
     final_variation_draws: int = 10
     variation_aware_training: bool = True
+    latency_levels_ms: tuple[float, ...] = ()
+    epochs: float | None = None
+    space_kind: str = "hotstart"
 
     def __post_init__(self) -> None:
+        self._check_levels()
         self.spec.require()
         if self.trials is None and self.minutes is None:
             raise ConfigError("The search has no budget.", "Give --trials N or --minutes M (or both).")
@@ -202,6 +218,7 @@ class SearchSettings:
         if self.validation_size is not None:
             Holdout(self.validation_size)  # a bad validation size fails here, before anything loads
         self._check_variation()
+        self._check_differentiable()
         for band in (self.acc_band, self.lat_band):
             if band is not None and (len(band) != 2 or not band[0] < band[1]):
                 raise ConfigError(f"A reward band must be two increasing numbers, got {band!r}.",
@@ -219,6 +236,70 @@ class SearchSettings:
         if self.companions:
             raise ConfigError(f"--metric cosine scores one sentence encoder, and this search has "
                               f"{len(self.companions) + 1} networks.", "Drop --with, or use --metric top1.")
+
+    def _check_levels(self) -> None:
+        """A family's latency levels (``nn2hw.search.family``): sorted here, two or more, positive and
+        distinct, one of them the spec's latency (the level searched); one network, no variation spec."""
+        if not self.latency_levels_ms:
+            return
+        levels = self.latency_levels_ms
+        bad = [v for v in levels if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+               or v <= 0]
+        if bad:
+            raise ConfigError(f"--latency-levels-ms must be positive numbers of milliseconds, got {bad[0]!r}.",
+                              "Give e.g. --latency-levels-ms 0.30,0.25,0.20.")
+        twice = sorted({v for v in levels if levels.count(v) > 1})
+        if twice:
+            raise ConfigError(f"--latency-levels-ms names {', '.join(f'{v:g}' for v in twice)} ms more than once.",
+                              "Give each latency level once (their order does not matter).")
+        if len(levels) < 2:
+            raise ConfigError(f"A family needs at least 2 latency levels, got {len(levels)}.",
+                              "Give e.g. --latency-levels-ms 0.30,0.25,0.20, or a single spec with --latency-ms.")
+        object.__setattr__(self, "latency_levels_ms", tuple(sorted(float(v) for v in levels)))  # tightest first
+        if self.spec.latency_ms not in self.latency_levels_ms:
+            raise ConfigError(f"The latency spec {self.spec.latency_ms} ms is not one of the family's levels "
+                              f"({', '.join(f'{v:g}' for v in self.latency_levels_ms)} ms).",
+                              "Give the levels alone (--latency-levels-ms, without --latency-ms): the search "
+                              "targets the tightest one it can reach.")
+        unsupported = [what for what, given in (("--with (a joint search of several networks)", self.companions),
+                                                ("--min-accuracy-under-variation", self.min_accuracy_under_variation
+                                                 is not None)) if given]
+        if unsupported:
+            raise ConfigError(f"A family of latency levels is built for one network under latency specs, and "
+                              f"{unsupported[0]} was given.",
+                              "Search the family without it, or search that job with a single --latency-ms.")
+
+    def _check_differentiable(self) -> None:
+        """``epochs`` and ``space_kind`` belong to the differentiable strategy (its supernet); it searches
+        one network's hot-start space, without an accuracy-under-variation spec or the cosine metric."""
+        if self.space_kind not in SPACE_KINDS:
+            raise ConfigError(f"Unknown --space-kind {self.space_kind!r}.", f"Use one of {', '.join(SPACE_KINDS)}.")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float))
+                                        or not math.isfinite(self.epochs) or self.epochs <= 0):
+            raise ConfigError(f"--epochs must be a positive number (a fraction is allowed), got {self.epochs!r}.",
+                              "Give e.g. --epochs 1 or --epochs 0.2.")
+        if self.strategy != DIFFERENTIABLE:
+            given = [flag for flag, on in (("--epochs", self.epochs is not None),
+                                           (f"--space-kind {self.space_kind}", self.space_kind != "hotstart")) if on]
+            if given:
+                verb = "configure" if len(given) > 1 else "configures"
+                raise ConfigError(f"{' and '.join(given)} {verb} the supernet of --strategy {DIFFERENTIABLE}, and "
+                                  f"this search uses --strategy {self.strategy}.",
+                                  f"Add --strategy {DIFFERENTIABLE}, or drop {' and '.join(given)}.")
+            return
+        if self.space_kind != "hotstart":
+            raise ConfigError(f"--space-kind {self.space_kind} is not supported by --strategy {DIFFERENTIABLE} yet: "
+                              "it searches the hot-start space (the pretrained model's layers and their choices).",
+                              "Use --space-kind hotstart (the default).")
+        unsupported = [what for what, given in (
+            ("--with (a joint search of several networks)", self.companions),
+            ("--min-accuracy-under-variation", self.min_accuracy_under_variation is not None),
+            ("--metric cosine (label-free, no training data for a supernet)", self.metric == COSINE),
+            ("--latency-levels-ms", self.latency_levels_ms)) if given]
+        if unsupported:
+            raise ConfigError(f"--strategy {DIFFERENTIABLE} trains one network's supernet under latency/energy specs, "
+                              f"and {unsupported[0]} was given.",
+                              "Drop it, or use a discrete strategy (e.g. --strategy reinforce).")
 
     def _check_variation(self) -> None:
         """The accuracy-under-variation spec: a percentage of top-1 for one network."""
@@ -291,6 +372,8 @@ class SearchSettings:
             **({} if self.min_accuracy_under_variation is None else {"variation": {
                 "min_top1": self.min_accuracy_under_variation, "draws": self.variation_draws,
                 "aware_training": self.variation_aware_training}}),
+            **({} if self.epochs is None else {"epochs": self.epochs}),
+            **({} if self.space_kind == "hotstart" else {"space_kind": self.space_kind}),
             **({} if self.pruner == "none" else {"pruner": {  # a study from before pruning resumes with 'none'
                 "name": self.pruner, "checkpoints": self.prune_checkpoints, "images": self.prune_images,
                 "warmup": self.prune_warmup}}),

@@ -128,7 +128,8 @@ def _prefilter(ctx: SearchContext) -> Callable[[tuple[int, ...]], tuple[bool, fl
 
 
 def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
-    """The strategy's Optuna sampler, with the prefilter of ``ctx`` and ``reward``."""
+    """The strategy's Optuna sampler, with the prefilter of ``ctx`` and ``reward``; a sampler that
+    needs the search itself (``differentiable``'s supernet) is handed ``ctx`` (``bind_search``)."""
     from nn2hw.search.strategies import build_sampler
     from nn2hw.search.strategies.sampler import SamplerContext
 
@@ -136,7 +137,11 @@ def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.sampl
     sctx = SamplerContext(ctx.space.names, ctx.space.counts, reward, s.seed, observe(ctx.space.names, s.metric),
                           dict(s.strategy_options), check=_prefilter(ctx), attempts=s.proposals,
                           dimensions=ctx.space.dimensions)
-    return build_sampler(s.strategy, sctx)
+    sampler, info = build_sampler(s.strategy, sctx)
+    bind = getattr(sampler, "bind_search", None)
+    if callable(bind):
+        bind(ctx)
+    return sampler, info
 
 
 def human_values(dimensions: Sequence[Dimension], indices: Sequence[int]) -> dict[str, str]:

@@ -24,16 +24,13 @@ conformance suite's toy) is swept along its diagonal: choice k on every dimensio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import optuna
-from optuna.distributions import BaseDistribution
-from optuna.trial import FrozenTrial
-
 from nn2hw.errors import ConfigError
-from nn2hw.search.strategies.base import STRATEGIES, Observation, RewardConfig, Strategy, StrategyInfo
-from nn2hw.search.strategies.sampler import SamplerContext, StrategySampler
+from nn2hw.search.strategies.base import STRATEGIES, RewardConfig, StrategyInfo
+from nn2hw.search.strategies.finite import FiniteList, FiniteSampler
+from nn2hw.search.strategies.sampler import SamplerContext
 
 if TYPE_CHECKING:
     from nn2hw.space import Dimension
@@ -141,65 +138,34 @@ def diagonal_grid(counts: Sequence[int]) -> list[GridPoint]:
     return [GridPoint(None, 1.0, tuple(min(k, n - 1) for n in counts)) for k in range(max(counts))]
 
 
-class UniformGrid(Strategy):
+class UniformGrid(FiniteList):
     """One bit width x one width multiplier on every layer the space offers them to, largest first."""
 
     name = "uniform"
 
     def __init__(self, choice_counts: Sequence[int], reward: RewardConfig, seed: int = 0, **options: Any) -> None:
         super().__init__(choice_counts, reward, seed, **options)
-        self.grid = tuple(diagonal_grid(self.counts))
-        self.used: set[tuple[int, ...]] = set()
+        self.grid: tuple[GridPoint, ...] = ()
+        self._sweep(diagonal_grid(self.counts))
 
     def on(self, dimensions: Sequence[Dimension]) -> UniformGrid:
         """Sweep the uniform grid of ``dimensions`` (``uniform_grid``) instead of the diagonal."""
-        self.grid = tuple(uniform_grid(dimensions))
+        self._sweep(uniform_grid(dimensions))
         return self
 
-    def remaining(self) -> int:
-        """How many grid points were neither a trial nor a rejected proposal yet."""
-        return sum(p.indices not in self.used for p in self.grid)
-
-    def ask(self, number: int, attempt: int = 0) -> tuple[int, ...]:
-        fresh = next((p.indices for p in self.grid if p.indices not in self.used), None)
-        return fresh if fresh is not None else self.grid[number % len(self.grid)].indices
-
-    def tell(self, obs: Observation) -> None:
-        self.used.add(tuple(obs.indices))
-
-    def reject(self, obs: Observation) -> None:
-        self.used.add(tuple(obs.indices))
+    def _sweep(self, grid: Sequence[GridPoint]) -> None:
+        self.grid = tuple(grid)
+        self.proposals = tuple(p.indices for p in self.grid)
 
 
-class UniformSampler(StrategySampler):
-    """The uniform strategy's sampler: a trial walks at most the grid points left (the last one is
-    the trial even if it misses a spec), and ``exhausted`` stops the loop once none is left."""
+class UniformSampler(FiniteSampler):
+    """The uniform strategy's sampler: stops the search once every grid point was proposed."""
 
     strategy: UniformGrid
 
-    def __init__(self, strategy: UniformGrid, context: SamplerContext) -> None:
-        super().__init__(strategy, context)
-        self._said = False
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        self.catch_up(study)
-        full = self.context
-        self.context = replace(full, attempts=min(full.attempts, max(1, self.strategy.remaining())))
-        try:
-            return super().sample_relative(study, trial, search_space)
-        finally:
-            self.context = full
-
-    def exhausted(self, study: optuna.Study) -> bool:
-        """Whether every grid point was proposed (said once, when it first is)."""
-        self.catch_up(study)
-        done = self.strategy.remaining() == 0
-        if done and not self._said:
-            self._said = True
-            print(f"uniform: all {len(self.strategy.grid)} points of the grid (bit width x width multiplier) "
-                  "were proposed; no new trial starts.", flush=True)
-        return done
+    def spent(self) -> str:
+        return (f"uniform: all {len(self.strategy.grid)} points of the grid (bit width x width multiplier) were "
+                "proposed; no new trial starts.")
 
 
 def build(ctx: SamplerContext) -> UniformSampler:

@@ -1,0 +1,200 @@
+"""Differentiable co-search against the discrete strategies and the single-bit-width baseline at
+equal wall time (issue 11).
+
+    python benchmarks/differentiable_search.py                     # both templates, 4 strategies, 3 seeds
+    python benchmarks/differentiable_search.py --seeds 1 --hardware fpga:zcu102 --minutes 4 \\
+        --final-batches 300 --strategies differentiable,reinforce   # one small run
+
+The job is the README's: ResNet-20 (Fashion-MNIST), hot-start space, per template of --hardware
+(default ``fpga:zcu102`` and ``eyeriss``) a latency spec of --fraction x the base's latency on that
+template. First, without training, the base latency, the leanest latency of the whole space and
+the leanest the differentiable strategy can reach (its relaxed techniques only: it refuses a spec
+below that before training) are printed; the default fraction, 0.6, lies above the latter on both
+templates (0.45 x base on ZCU102, 0.53 x base on Eyeriss). Then every strategy of --strategies
+(default differentiable, reinforce, tpe and uniform, the single-bit-width baseline, whose winner is
+kept whole as ``benchmarks/single_bitwidth.py`` keeps it) runs once per seed.
+
+**Equal wall time.** Every run gets the same search budget, ``--minutes M``, counted from the
+search's start. The differentiable strategy trains its supernet inside that budget, before its
+first trial: for at most ``train_share`` (0.5) x M or --epochs epochs of the ``fit`` split, whichever
+ends first; its derived candidates then run as trials until the deadline or until every candidate
+was proposed (so it may end early). As for every strategy, a trial running at the deadline
+finishes and the final fine-tune (--final-batches) follows, so the measured wall time (printed) is
+what is compared, not M (each run also prints the part before finalize: the report's ``wall_s``).
+
+**Fresh store per run.** Every run has its own folder under --out and its own storage database
+(``study.db`` there, which holds the evaluation store), deleted before the run starts: no run reuses
+a candidate another run (or an earlier benchmark) trained, which would shorten its wall time.
+
+Per run: latency (exact cost of the solution on its own best design), top-1 on the full test split,
+trials and wall time, or the search's reason when it ends with nothing that meets the spec (counted
+as such). Per strategy and template: mean ± sd (min .. max) over the seeds that met the spec. Then
+the target line per template: the differentiable strategy's mean top-1 against the best discrete
+strategy's (any other of --strategies but ``uniform``, the baseline) and their wall-time
+ratio; target (issue 11): within 0.3 points at <= 0.5 x the wall time, said plainly as MET / NOT
+MET. Figures are written to --out as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from _common import spread
+
+from nn2hw.errors import InfeasibleError
+from nn2hw.evaluate.settings import FinetuneSettings
+from nn2hw.search import SearchResult, SearchSettings, Solution, Spec, run_search
+from nn2hw.search.context import prepare
+from nn2hw.search.differentiable.costs import ExactCosts, hardware_metrics, relaxed_positions
+from nn2hw.search.differentiable.train import check_reachable
+from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR
+
+MODEL, DATASET = "resnet20", "fashion-mnist"
+BASELINE = "uniform"
+TARGET_POINTS, TARGET_WALL_RATIO = 0.3, 0.5
+
+
+def reach(hardware: str) -> dict:
+    """Base latency, the whole space's leanest and the leanest the differentiable strategy's relaxed
+    techniques reach (its own reachability check, asked for an unreachable spec), on ``hardware``."""
+    settings = SearchSettings(model=MODEL, dataset=DATASET, hardware=hardware, spec=Spec(latency_ms=1e9),
+                              strategy="differentiable", out=str(Path("runs") / "differentiable-reach"))
+    ctx = prepare(settings, evaluator=lambda m: {"top1": 0.0})
+    ctx = replace(ctx, settings=replace(settings, spec=Spec(latency_ms=1e-9)))
+    try:
+        check_reachable(ctx, ExactCosts(ctx, hardware_metrics(ctx)), relaxed_positions(ctx.space.dimensions))
+    except InfeasibleError as exc:
+        relaxed = exc.best_bound
+    else:
+        raise AssertionError("the reachability check accepted a 1e-9 ms spec")
+    return {"base_ms": ctx.base_cost.latency_ms, "leanest_ms": ctx.bound_cost.latency_ms,
+            "differentiable_leanest_ms": relaxed}
+
+
+def search_run(args: argparse.Namespace, hardware: str, spec_ms: float, strategy: str, seed: int) -> dict:
+    """One search at ``spec_ms`` on ``hardware`` in a fresh folder and database: its figures, or why
+    it found nothing."""
+    name = f"{hardware.replace(':', '-')}-{strategy}-s{seed}"
+    out = Path(args.out) / name
+    (out / "study.db").unlink(missing_ok=True)
+    row = {"hardware": hardware, "strategy": strategy, "seed": seed, "spec_ms": spec_ms}
+    start = time.perf_counter()
+    try:
+        result = run_search(SearchSettings(
+            model=MODEL, dataset=DATASET, hardware=hardware, spec=Spec(latency_ms=spec_ms), strategy=strategy,
+            trials=None, minutes=args.minutes, seed=seed, out=str(out), study=name, threads=args.threads,
+            epochs=args.epochs if strategy == "differentiable" else None, minimize=strategy != BASELINE,
+            search_images=args.search_images,
+            final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, seed=seed),
+            finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR, seed=seed)),
+            progress=False, log=lambda _: None)
+    except InfeasibleError as exc:
+        return {**row, "error": exc.cause, "wall_s": time.perf_counter() - start}
+    # one worker finalizes its own study, so the result is whole and its solution a Solution
+    assert isinstance(result, SearchResult) and isinstance(result.solution, Solution)
+    return {**row, "latency_ms": result.solution.cost.latency_ms, "top1": result.solution.metrics["top1"],
+            "base_top1": result.baseline.metrics["top1"], "trials": result.trials["total"],
+            "wall_s": time.perf_counter() - start, "search_s": result.wall_s}
+
+
+def print_run(r: dict) -> None:
+    head = f"{r['hardware']:<12} {r['strategy']:<15} seed {r['seed']}: "
+    print(head + (f"INFEASIBLE ({r['error']}), {r['wall_s']:.0f} s" if "error" in r else
+                  f"{r['latency_ms']:.4f} ms, top-1 {r['top1']:.2f} %, {r['trials']} trials, {r['wall_s']:.0f} s "
+                  f"({r['search_s']:.0f} s to the end of the trials, the rest finalize)"),
+          flush=True)
+
+
+def summarize(rows: list[dict], hardware: str, strategies: list[str]) -> dict[str, dict]:
+    """Per strategy on ``hardware``: mean ± sd (min .. max) over the seeds that met the spec."""
+    print(f"\n{hardware}: {'strategy':<15} {'met':>5}  {'top-1 (%)':<30} {'latency (ms)':<36} {'wall (s)':<24} trials")
+    summary = {}
+    for strategy in strategies:
+        mine = [r for r in rows if r["hardware"] == hardware and r["strategy"] == strategy]
+        ok = [r for r in mine if "error" not in r]
+        summary[strategy] = {"seeds": len(mine), "met": len(ok),
+                             "top1": statistics.mean(r["top1"] for r in ok) if ok else None,
+                             "wall_s": statistics.mean(r["wall_s"] for r in mine)}
+        cells = [spread([float(r[k]) for r in ok], digits) if ok else "-"
+                 for k, digits in (("top1", 2), ("latency_ms", 4), ("wall_s", 0), ("trials", 0))]
+        print(f"{'':<{len(hardware) + 2}}{strategy:<15} {len(ok)}/{len(mine):<3}  "
+              + " ".join(f"{c:<{w}}" for c, w in zip(cells, (30, 36, 24, 0))))
+    return summary
+
+
+def target_line(hardware: str, summary: dict[str, dict]) -> dict:
+    """The differentiable strategy against the best discrete strategy at the same spec: MET or NOT MET."""
+    mine = summary.get("differentiable")
+    discrete = {s: v for s, v in summary.items() if s not in ("differentiable", BASELINE) and v["top1"] is not None}
+    if mine is None or not discrete:
+        print(f"{hardware} target: not assessed (needs the differentiable strategy and a discrete strategy that met "
+              "the spec)")
+        return {"verdict": "not assessed"}
+    best = max(discrete, key=lambda s: discrete[s]["top1"])
+    ratio = mine["wall_s"] / discrete[best]["wall_s"]
+    if mine["met"] < mine["seeds"]:
+        verdict = {"verdict": "NOT MET", "why": f"{mine['seeds'] - mine['met']} differentiable seed(s) met no spec"}
+        print(f"{hardware} target: NOT MET ({verdict['why']}); wall-time ratio {ratio:.2f}")
+        return {**verdict, "best_discrete": best, "wall_ratio": ratio}
+    diff = round(mine["top1"] - discrete[best]["top1"], 2)  # top-1 is read to 0.01 points
+    met = diff >= -TARGET_POINTS and ratio <= TARGET_WALL_RATIO
+    print(f"{hardware} target: differentiable {mine['top1']:.2f} % vs best discrete ({best}) "
+          f"{discrete[best]['top1']:.2f} % = {diff:+.2f} points (within {TARGET_POINTS}: "
+          f"{'yes' if diff >= -TARGET_POINTS else 'no'}); wall time {mine['wall_s']:.0f} s vs "
+          f"{discrete[best]['wall_s']:.0f} s = {ratio:.2f}x (<= {TARGET_WALL_RATIO}: "
+          f"{'yes' if ratio <= TARGET_WALL_RATIO else 'no'}): {'MET' if met else 'NOT MET'}")
+    return {"verdict": "MET" if met else "NOT MET", "best_discrete": best, "top1_diff": diff, "wall_ratio": ratio}
+
+
+def save(figures: dict, out: str) -> Path:
+    path = Path(out) / "differentiable_search.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hardware", default="fpga:zcu102,eyeriss", help="comma-separated templates")
+    parser.add_argument("--strategies", default="differentiable,reinforce,tpe,uniform", help="comma-separated")
+    parser.add_argument("--fraction", type=float, default=0.6, help="latency spec as a fraction of the base")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--minutes", type=float, default=4.0, help="search budget of every run (equal wall time)")
+    parser.add_argument("--epochs", type=float, help="supernet epochs of the differentiable strategy (default 1)")
+    parser.add_argument("--finetune-batches", type=int, default=100)
+    parser.add_argument("--final-batches", type=int, default=FINAL_FINETUNE.batches)
+    parser.add_argument("--search-images", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="runs/bench-differentiable")
+    args = parser.parse_args()
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    figures: dict = {"args": vars(args), "templates": {}, "runs": []}
+    for hardware in [h.strip() for h in args.hardware.split(",") if h.strip()]:
+        found = reach(hardware)
+        spec = args.fraction * found["base_ms"]
+        print(f"{hardware}: base {found['base_ms']:.4f} ms; leanest {found['leanest_ms']:.4f} ms (whole space), "
+              f"{found['differentiable_leanest_ms']:.4f} ms (differentiable's relaxed techniques); spec "
+              f"{spec:.4f} ms = {args.fraction:g} x base" + ("" if spec >= found["differentiable_leanest_ms"] else
+                                                              " (below the differentiable strategy's reach)"),
+              flush=True)
+        figures["templates"][hardware] = {**found, "spec_ms": spec}
+        for seed in range(args.seeds):
+            for strategy in strategies:
+                figures["runs"].append(search_run(args, hardware, spec, strategy, seed))
+                print_run(figures["runs"][-1])
+                save(figures, args.out)  # an interrupted benchmark keeps the runs it finished
+    print(f"\nResNet-20 (Fashion-MNIST), {args.minutes:g} search minutes per run, {args.seeds} seed(s); top-1 on the "
+          "full test split; mean ± sd (min .. max) over the seeds that met the spec")
+    for hardware, template in figures["templates"].items():
+        template["summary"] = summarize(figures["runs"], hardware, strategies)
+        template["target"] = target_line(hardware, template["summary"])
+    print(f"\nwrote {save(figures, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

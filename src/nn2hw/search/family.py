@@ -1,0 +1,280 @@
+"""RT3-style run-time reconfiguration: one search returns a family of variants, one per latency
+level, and the bundle carries a selector (``nn2hw.bundle.BundleFamily.select``).
+
+How the family is built (``--latency-levels-ms 0.30,0.25,0.20``):
+
+- The search targets the **tightest** level the space can reach (``run_family``: a level below the
+  leanest candidate, or below what this machine can verify, is reported missing and the next one
+  is searched). Every trained candidate then meets every level, and the search's budget goes to
+  the hardest level, where accuracy is most at stake.
+- Finalize re-checks and fine-tunes the tightest level's winner as any search does. Each looser
+  level's variant is the tighter variant **less every change that level does not need**
+  (``minimize_vector`` against the looser spec, largest accuracy risk first), re-checked exactly
+  against its own level (re-timed on a measured template). So the plans are nested: every tighter
+  variant holds all the changes of the looser ones, and a looser variant keeps more of the network.
+- Weights: a level whose variant has the same plan as the tighter one uses that variant's bundle
+  (shared weights); a variant with fewer changes is fine-tuned on its own (as the winner is:
+  ``final_finetune``, distilled from the unmodified model) and gets its own bundle. Its plan is a
+  subset of the tighter plan's, so the tighter network's structure is a slice of its own; the
+  weights are not trained jointly.
+- A level no variant meets is reported with the reason; only when no level can be met is the
+  search an error (``NoLevelMet``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+
+from nn2hw._json import jsonable
+from nn2hw.bundle import BundleFamily, FamilyVariant, save_family
+from nn2hw.errors import InfeasibleError
+from nn2hw.evaluate import Evaluator, FinetuneSettings
+from nn2hw.search.context import SearchContext, check_reachable
+from nn2hw.search.finalize import (
+    FINAL_REPEATS_FACTOR,
+    KEY_METRICS,
+    Checked,
+    FinalizedElsewhere,
+    SearchResult,
+    bundle_saved,
+    evaluators_for,
+    finalize,
+    measure,
+    recheck,
+    write_reports,
+)
+from nn2hw.search.loop import run_search
+from nn2hw.search.minimize import Minimized, minimize_vector
+from nn2hw.search.settings import COSINE, SearchSettings
+from nn2hw.search.variation import trained_plans
+
+FAMILY_FOLDER = "family"
+"""Where the looser levels' own bundles go, inside the output folder (the tightest level's is the
+output folder's bundle itself)."""
+
+WEIGHTS_NOTE = ("Nested plans: each tighter variant holds every change of the looser ones. A level whose plan equals "
+                "the tighter level's shares its bundle (weights); the others were fine-tuned separately, each from "
+                "the pretrained weights.")
+
+
+class NoLevelMet(InfeasibleError):
+    """No level of a family could be met (every level's reason is in the cause)."""
+
+
+def run_family(settings: SearchSettings, evaluator: Evaluator | None = None,
+               final_evaluator: Evaluator | None = None, progress: bool = True,
+               log: Callable[[str], None] = print) -> SearchResult | FinalizedElsewhere:
+    """Search the tightest reachable level of ``settings.latency_levels_ms`` and finalize the family
+    (``finalize_family``). A level the search refuses up front (below the leanest candidate, or
+    below what this machine's timing can verify) is skipped for the next looser one; the output
+    folder and the study keep the first level's names."""
+    settings = replace(settings, out=str(settings.out_dir), study=settings.study_name)
+    refused: list[str] = []
+    last: InfeasibleError | None = None
+    for level in (v for v in settings.latency_levels_ms if v >= (settings.spec.latency_ms or 0.0)):
+        attempt = replace(settings, spec=replace(settings.spec, latency_ms=level))
+        try:
+            return run_search(attempt, evaluator, final_evaluator, progress, log)
+        except NoLevelMet:
+            raise
+        except InfeasibleError as exc:
+            refused.append(f"level {level:g} ms: {exc.cause}")
+            last = exc
+            log(f"family: level {level:g} ms cannot be searched ({exc.cause}); searching the next looser level")
+    raise NoLevelMet("No level of the family can be met. " + " ".join(refused),
+                     last.fix if last is not None else "Relax the levels.",
+                     best_bound=last.best_bound if last is not None else None)
+
+
+def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
+    """The search's context as a single search's with the latency spec at ``level_ms`` (its other
+    specs kept): what finalizing, re-checking and minimizing one level need."""
+    s = ctx.settings
+    return replace(ctx, settings=replace(s, spec=replace(s.spec, latency_ms=level_ms), latency_levels_ms=()))
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A level's variant as built: its record and its index vector in the search space (None: the
+    base network, no change to remove)."""
+
+    variant: FamilyVariant
+    vector: tuple[int, ...] | None
+
+
+def finalize_family(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
+                    final_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+                    base_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
+                    progress: bool = False) -> SearchResult:
+    """Finalize the searched level (``finalize``; if no candidate passes its re-check, the next
+    looser level's), then build each looser level's variant from the tighter one, write the
+    family and add it to the reports."""
+    s = ctx.settings
+    levels = s.latency_levels_ms
+    searched = s.spec.latency_ms or levels[0]
+    missing = [{"level_ms": v, "reason": _unreachable(ctx, v)} for v in levels if v < searched]
+    result: SearchResult | None = None
+    for level in (v for v in levels if v >= searched):
+        try:
+            result = finalize(at_level(ctx, level), study, wall_s, final_evaluator, base_evaluator, progress)
+        except InfeasibleError as exc:
+            missing.append({"level_ms": level, "reason": exc.cause})
+            continue
+        break
+    if result is None:
+        raise NoLevelMet("No level of the family met its re-check. " + " ".join(
+            f"Level {m['level_ms']:g} ms: {m['reason']}" for m in missing),
+            "Resume the study with more trials (--resume --trials N), relax the levels, or widen the space.")
+    first = _from_result(ctx, study, result, result.spec["latency_ms"])
+    built = [first]
+    notes = list(result.notes)
+    evaluators = _final_evaluators(ctx, final_evaluator, progress)
+    for level in (v for v in levels if v > first.variant.level_ms):
+        built.append(_looser(at_level(ctx, level), built[-1], result, evaluators, notes))
+    family = BundleFamily(result.out_dir, s.metric, tuple(b.variant for b in built),
+                          tuple(sorted(missing, key=lambda m: m["level_ms"])), WEIGHTS_NOTE)
+    notes.extend(_order_notes(family))
+    files = {**result.files, "family": str(save_family(family))}
+    files.update(write_reports(at_level(ctx, first.variant.level_ms), study, result.baseline, result.solution,
+                               result.rows, notes, result.splits, family_facts(family)))
+    done = replace(result, family=family.to_dict(), files=files, notes=tuple(notes))
+    (result.out_dir / "report.json").write_text(json.dumps(done.to_dict(), indent=2, default=jsonable) + "\n")
+    return done
+
+
+def _unreachable(ctx: SearchContext, level_ms: float) -> str:
+    """Why a level tighter than the searched one was not searched."""
+    try:
+        check_reachable(at_level(ctx, level_ms))
+        if ctx.measured_base is not None:
+            from nn2hw.hardware.cpu import margin_of
+            from nn2hw.measured import check_verifiable
+
+            base, = ctx.measured_base.values()
+            check_verifiable(base, level_ms, margin_of(ctx.target.options))
+    except InfeasibleError as exc:
+        return exc.cause
+    return f"not searched (the search targeted {ctx.settings.spec.latency_ms:g} ms)"
+
+
+def _final_evaluators(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None,
+                      progress: bool) -> dict[str, Evaluator]:
+    """The evaluators a variant is finalized with, as ``finalize`` gives the winner (the cosine
+    metric: scored as compressed)."""
+    tune = FinetuneSettings(batches=0) if ctx.settings.metric == COSINE and given is None \
+        else ctx.settings.final_finetune
+    return evaluators_for(ctx, given, tune, progress)
+
+
+def _from_result(ctx: SearchContext, study: optuna.Study | None, result: SearchResult, level_ms: float) -> _Built:
+    """The finalized level's variant (the output folder's bundle) and its index vector."""
+    sol = result.solution
+    vector: tuple[int, ...] | None = None
+    if sol.trial is not None and study is not None:
+        kept = (sol.minimization or {}).get("indices")
+        if kept is not None:
+            vector = tuple(int(i) for i in kept)
+        else:
+            trial, = (t for t in study.get_trials(deepcopy=False) if t.number == sol.trial)
+            vector = tuple(int(trial.params[name]) for name in ctx.space.names)
+    spread = (sol.measurement or {}).get("iqr_ms")
+    variant = FamilyVariant(level_ms, sol.cost.latency_ms, _metrics(sol.metrics), ".", sol.plan.key,
+                            len(sol.plan.choices), latency_iqr_ms=spread)
+    return _Built(variant, vector)
+
+
+def _metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(metrics[k]) for k in KEY_METRICS if k in metrics}
+
+
+def _looser(ctx: SearchContext, tighter: _Built, result: SearchResult, evaluators: Mapping[str, Evaluator],
+            notes: list[str]) -> _Built:
+    """The variant of ``ctx``'s (looser) level: the tighter variant less every change this level
+    does not need, re-checked against the level and fine-tuned; the tighter variant itself
+    (sharing its bundle) when nothing can go or the smaller plan fails the re-check."""
+    level = ctx.settings.spec.latency_ms
+    assert level is not None
+    shared = replace(tighter.variant, level_ms=level, shares_weights_with=tighter.variant.shares_weights_with
+                     or tighter.variant.level_ms, nested_in=tighter.variant.level_ms)
+    if tighter.vector is None:  # the base network already meets the tighter level
+        return _Built(shared, None)
+    number = result.solution.trial if result.solution.trial is not None else -1
+    smaller = _smaller(ctx, tighter, number, notes)
+    if smaller is None:
+        return _Built(shared, tighter.vector)
+    found, checked = smaller
+    plans = trained_plans(ctx, checked.plans, checked.cost)
+    models, networks = measure(ctx, plans, evaluators)
+    (net, plan), = plans.items()
+    folder = Path(FAMILY_FOLDER) / f"level-{level:g}ms"
+    bundle_saved(result.out_dir / folder, models[net], plan)
+    notes.append(f"Level {level:g} ms from level {tighter.variant.level_ms:g} ms's variant: {found.summary()}.")
+    spread = (checked.measurement or {}).get("iqr_ms")
+    variant = FamilyVariant(level, checked.cost.latency_ms, _metrics(networks[net]), str(folder), plan.key,
+                            len(plan.choices), nested_in=tighter.variant.level_ms, latency_iqr_ms=spread)
+    return _Built(variant, tuple(found.indices or tighter.vector))
+
+
+RETRIES = 3
+"""Minimizations a looser level tries on a measured template, each against the level scaled by the
+measured / predicted ratio of the plan the previous one found (the predictor's error there)."""
+
+
+def _smaller(ctx: SearchContext, tighter: _Built, number: int, notes: list[str]) -> tuple[Minimized, Checked] | None:
+    """The tighter variant less the changes ``ctx``'s level does not need, re-checked against that
+    level: a plan and its check, or None (with a note) when nothing can go or no smaller plan passes.
+    On a measured template a plan the predictor let through but the measurement refuses is tried
+    again with the target tightened by what the predictor missed there."""
+    level = ctx.settings.spec.latency_ms
+    assert level is not None and tighter.vector is not None
+    target, knobs = level, ctx.space.decode(tighter.vector).hardware
+    for _ in range(RETRIES):
+        try:
+            found = minimize_vector(at_level(ctx, target), tighter.vector)
+        except InfeasibleError as exc:  # predicted above the level although measured below the tighter one
+            notes.append(f"Level {level:g} ms uses level {tighter.variant.level_ms:g} ms's variant and weights: "
+                         f"{exc.cause}")
+            return None
+        if not found.removed:
+            notes.append(f"Level {level:g} ms: every change of level {tighter.variant.level_ms:g} ms's variant is "
+                         "needed; it shares that variant's weights.")
+            return None
+        checked = recheck(ctx, number, found.plans, knobs)
+        if not isinstance(checked, str):
+            return found, checked
+        if ctx.measured_base is None:
+            break
+        ratio = ctx.timed(found.plans, repeats_factor=FINAL_REPEATS_FACTOR).median_ms / found.after.latency_ms
+        target = target / max(ratio, 1.01)
+    notes.append(f"Level {level:g} ms: no smaller plan passed the re-check (last: {checked}); the level uses level "
+                 f"{tighter.variant.level_ms:g} ms's variant and weights.")
+    return None
+
+
+def _order_notes(family: BundleFamily) -> list[str]:
+    """A note for each looser level whose variant came out faster than a tighter one's (measurement
+    noise, or a removed change that cost latency, e.g. int8 on a CPU)."""
+    ordered = sorted(family.variants, key=lambda v: v.level_ms)
+    return [f"Level {b.level_ms:g} ms's variant ({b.latency_ms:.4g} ms) is faster than level {a.level_ms:g} ms's "
+            f"({a.latency_ms:.4g} ms)." for a, b in zip(ordered, ordered[1:]) if b.latency_ms < a.latency_ms]
+
+
+def family_facts(family: BundleFamily) -> dict[str, str]:
+    """One summary line per level: latency (with its spread), accuracy, weights; or why it is missing."""
+    facts = {}
+    for v in sorted(family.variants, key=lambda v: -v.level_ms):
+        spread = f" (IQR {v.latency_iqr_ms:.3g})" if v.latency_iqr_ms is not None else ""
+        weights = (f"weights of level {v.shares_weights_with:g} ms" if v.shares_weights_with is not None
+                   else "own weights")
+        nested = f", changes within level {v.nested_in:g} ms's" if v.nested_in is not None else ""
+        facts[f"family level {v.level_ms:g} ms"] = (
+            f"{v.latency_ms:.4g} ms{spread}, {family.metric} {v.metrics.get(family.metric, float('nan')):.2f} %, "
+            f"{v.changed_layers} changed layers, {weights}{nested}; bundle {v.bundle}")
+    for m in family.missing:
+        facts[f"family level {m['level_ms']:g} ms"] = f"MISSING: {m['reason']}"
+    return facts
