@@ -156,26 +156,17 @@ def test_a_space_without_either_technique_is_a_cli_error(shared_data, tmp_path, 
 
 
 @pytest.mark.data
-def test_a_tiny_uniform_search_meets_its_spec_and_stops_when_the_grid_is_spent(shared_data, tmp_path, capsys):
+def test_a_tiny_uniform_search_meets_its_spec_and_stops_when_the_grid_is_spent(partial_cifar_scorer, tmp_path):
     """About 20 s: the CIFAR-10 ResNet-20 on the partial test split, scored on 64 images without
     training (preparing the space takes most of it); the strategy's one run through the search
     loop, finalize and the bundle."""
-    from nn2hw import zoo
-    from nn2hw.data import load_dataset
-    from nn2hw.evaluate import test
-
-    data = zoo.prepare(load_dataset("cifar10", "test-partial"), "resnet20").take(64)
-
-    def score(model):
-        metrics = test(model, data, progress=False)
-        return {"top1": metrics.top1, "n_images": float(metrics.n_images), "partial": 1.0}
-
     settings = SearchSettings(model="resnet20", dataset="cifar10", split="test-partial", select_on_test=True,
                               spec=Spec(latency_ms=0.44), strategy="uniform", trials=100, minimize=False,
                               out=str(tmp_path / "o"))
-    result = run_search(settings, evaluator=score, progress=False, log=lambda _: None)
+    said: list[str] = []
+    result = run_search(settings, evaluator=partial_cifar_scorer, progress=False, log=said.append)
     assert result.solution.cost.latency_ms <= 0.44 < result.baseline.cost.latency_ms
-    assert "points of the grid" in capsys.readouterr().out
+    assert any("points of the grid" in line for line in said)  # the strategy speaks through the search's log
     study = optuna.load_study(study_name=None, storage=settings.storage_url)
     vectors = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(vectors) == len(set(vectors)) < 100  # distinct, and the grid ran out before the budget

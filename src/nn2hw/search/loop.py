@@ -80,15 +80,17 @@ class SearchBudget:
         return "run" if finished + counts["running"] < self.trials else "wait"
 
 
-def open_run(ctx: SearchContext, mode: str, owner: str) -> tuple[optuna.Study, EvaluationStore, StrategyInfo]:
-    """The study (created, resumed or joined) and the shared evaluation store; sets the reward."""
+def open_run(ctx: SearchContext, mode: str, owner: str, log: Callable[[str], None] = print
+             ) -> tuple[optuna.Study, EvaluationStore, StrategyInfo]:
+    """The study (created, resumed or joined) and the shared evaluation store; sets the reward; the
+    strategy's messages go to ``log``."""
     storage = open_storage(ctx.settings.storage_url, *beat_periods())
     store = EvaluationStore(storage.engine, owner)
     if ctx.reward is None:
         ctx.base_metric = base_metric(ctx, store)
         check_reachable_accuracy(ctx, ctx.base_metric)
         ctx.reward = reward_config(ctx, ctx.base_metric)
-    sampler, info = make_sampler(ctx, ctx.reward)
+    sampler, info = make_sampler(ctx, ctx.reward, log)
     identity = {**ctx.settings.identity(), "space": ctx.space.key, "nn2hw": __version__.split(".")[0]}
     study = open_study(storage, ctx.settings.study_name, identity, sampler, info.directions, mode,
                        objective_names(ctx.settings.metric, info.objectives), study_pruner(ctx, info.objectives)[0])
@@ -255,7 +257,7 @@ def _search(settings: SearchSettings, evaluator: Evaluator | None, final_evaluat
         log(f"The unmodified {' + '.join(m.model for m in settings.members)} already meets the spec on "
             f"{settings.hardware} ({ctx.base_cost.latency_ms:.6g} ms); returning it on its best design.")
         return finalize_any(ctx, None, time.time() - start, final_eval, base_eval, progress)
-    study, store, info = open_run(ctx, "resume" if settings.resume else "new", owner_id("w0"))
+    study, store, info = open_run(ctx, "resume" if settings.resume else "new", owner_id("w0"), log)
     deadline = start + settings.minutes * 60 if settings.minutes else None
     budget = SearchBudget(settings.trials, deadline)
     log(f"search space: {len(ctx.space.dimensions)} dimensions, {ctx.space.size:.3g} candidates; base "

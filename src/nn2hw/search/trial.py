@@ -127,9 +127,11 @@ def _prefilter(ctx: SearchContext) -> Callable[[tuple[int, ...]], tuple[bool, fl
     return check
 
 
-def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
+def make_sampler(ctx: SearchContext, reward: RewardConfig, log: Callable[[str], None] = print
+                 ) -> tuple[optuna.samplers.BaseSampler, StrategyInfo]:
     """The strategy's Optuna sampler, with the prefilter of ``ctx`` and ``reward``; a sampler that
-    needs the search itself (``differentiable``'s supernet) is handed ``ctx`` (``bind_search``)."""
+    needs the search itself (``differentiable``'s supernet) or says things (a finite strategy) is
+    handed ``ctx`` and the search's ``log`` (``bind_search``)."""
     from nn2hw.search.strategies import build_sampler
     from nn2hw.search.strategies.sampler import SamplerContext
 
@@ -140,7 +142,7 @@ def make_sampler(ctx: SearchContext, reward: RewardConfig) -> tuple[optuna.sampl
     sampler, info = build_sampler(s.strategy, sctx)
     bind = getattr(sampler, "bind_search", None)
     if callable(bind):
-        bind(ctx)
+        bind(ctx, log)
     return sampler, info
 
 

@@ -60,7 +60,8 @@ class DifferentiableSampler(FiniteSampler):
 
     def bind_search(self, ctx: SearchContext, log: Callable[[str], None] = print) -> None:
         """The search this sampler proposes for (its model, data, space, target and specs)."""
-        self.search, self.log = ctx, log
+        super().bind_search(ctx, log)
+        self.search = ctx
 
     def key(self) -> str:
         """What the trained result depends on: the study's identity, the space, the options, the epochs."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -15,6 +15,9 @@ from optuna.trial import FrozenTrial
 
 from nn2hw.search.strategies.base import Observation, RewardConfig, Strategy
 from nn2hw.search.strategies.sampler import SamplerContext, StrategySampler
+
+if TYPE_CHECKING:
+    from nn2hw.search.context import SearchContext
 
 
 class FiniteList(Strategy):
@@ -52,6 +55,10 @@ class FiniteSampler(StrategySampler):
         super().__init__(strategy, context)
         self.log = log
         self._said = False
+
+    def bind_search(self, ctx: SearchContext, log: Callable[[str], None] = print) -> None:
+        """The search this sampler proposes for; its messages go to the search's ``log``."""
+        self.log = log
 
     def ready(self, study: optuna.Study) -> None:
         """Make the strategy's proposals before the first is asked for (default: they are made)."""
