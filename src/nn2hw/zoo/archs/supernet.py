@@ -41,6 +41,7 @@ import math
 import operator
 import os
 import re
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -206,7 +207,7 @@ def _gib(n: float) -> str:
 # --- the shared machinery ------------------------------------------------------------------------------
 
 
-class Supernet(nn.Module):
+class Supernet(nn.Module, metaclass=ABCMeta):
     """What both supernets share: the position layout, gates, derivation, workloads, plans and memory.
 
     A subclass sets ``space``, ``positions`` (op positions) and ``choices`` (candidates per op
@@ -309,19 +310,24 @@ class Supernet(nn.Module):
             factors = [op * bit for op, bit in zip(factors, units[self.positions:])]
         return self._run(x, ops, widths, factors)
 
+    @abstractmethod
     def _run(self, x: torch.Tensor, ops: Sequence[int], widths: Sequence[int | None],
              factors: Sequence[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """The network's output along ``ops``, each position at its bit width in ``widths`` (None: float) and
+        its output times its gate factor."""
 
     # --- the derived network --------------------------------------------------------------------------
+    @abstractmethod
     def _discrete(self, ops: tuple[int, ...], shapes: SupernetInput) -> nn.Module:
-        raise NotImplementedError
+        """The discrete network of ``ops`` for ``shapes`` (built on whatever device is current)."""
 
+    @abstractmethod
     def _supernet_key(self, key: str, ops: tuple[int, ...]) -> str:
-        raise NotImplementedError
+        """The supernet state-dict key a derived network's ``key`` inherits from."""
 
+    @abstractmethod
     def _owner(self, name: str) -> int | None:
-        raise NotImplementedError
+        """The op position a module path belongs to (None: the stem, the head, a reduction)."""
 
     def derive(self, indices: Sequence[int]) -> nn.Module:
         """The discrete network of ``indices`` with the supernet's weights and batch-norm statistics,
@@ -364,8 +370,9 @@ class Supernet(nn.Module):
     def _traces(self) -> dict[tuple[tuple[int, ...], SupernetInput, int], tuple[Workload, dict[str, int | None]]]:
         return {}
 
+    @abstractmethod
     def _inputs(self, dataset: str) -> SupernetInput:
-        raise NotImplementedError
+        """The input layout of ``dataset`` (its shape, channels and classes)."""
 
     # --- layers per position -----------------------------------------------------------------------
     def _owners(self, layers: Sequence[Layer], modules: set[str]) -> dict[str, int | None]:
