@@ -19,6 +19,15 @@ def shared_data() -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh NN2HW_CACHE for one test module (its measurements and predictors shared by its tests)."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cache")
+        mp.setenv("NN2HW_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def partial_cifar_scorer(shared_data: Path):
     """An evaluator for quick real searches: ResNet-20's top-1 on 64 images of the partial CIFAR-10

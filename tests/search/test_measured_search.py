@@ -25,15 +25,7 @@ KEEPS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.12
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("NN2HW_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def measured_predictor(cache):
+def measured_predictor(module_cache):
     """A whole-network predictor fitted on ResNet-20's uniform channel cuts as timed on this CPU, and
     the base network's measured median."""
     from nn2hw import zoo
@@ -51,7 +43,7 @@ def measured_predictor(cache):
     plans = [with_uniform_cut(base, workload, keep) if keep < 1 else base for keep in KEEPS]
     workloads = [apply_plan(plan, workload) for plan in plans]
     timed = measure_models(template, "onnxruntime", {"repeats": 20}, list(zip([model] * len(plans), workloads, plans)))
-    path = cache / "r20-cuts.json"
+    path = module_cache / "r20-cuts.json"
     fit(workloads, [t.median_ms for t in timed], device="this cpu", seed=0).save(path)
     base_alone, = measure_models(template, "onnxruntime", {}, [(model, workload, None)])  # as the search will
     return path, base_alone.median_ms

@@ -22,14 +22,6 @@ BASE = {"model": "vit_fmnist", "dataset": "fashion-mnist"}
 TRANSFORMER_TECHNIQUES = {"head removal", "channel cut", "layer drop"}
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cache")
-        mp.setenv("NN2HW_CACHE", str(path))
-        yield path
-
-
 def _variants(workload):
     """Head, FFN-width and depth variants of the ViT and a few mixes: what the predictor learns from."""
     from nn2hw.compress import with_cut, with_dropped_blocks, with_heads
@@ -53,7 +45,7 @@ def _variants(workload):
 
 
 @pytest.fixture(scope="module")
-def measured_predictor(cache, shared_data):
+def measured_predictor(module_cache, shared_data):
     """A whole-network predictor fitted on the ViT's variants as timed on this CPU, and the base's median."""
     from nn2hw import zoo
     from nn2hw.api import load_workload
@@ -68,7 +60,7 @@ def measured_predictor(cache, shared_data):
     plans = _variants(workload)
     workloads = [apply_plan(plan, workload) for plan in plans]
     timed = measure_models(template, "onnxruntime", {"repeats": 20}, [(model, w, p) for w, p in zip(workloads, plans)])
-    path = cache / "vit-variants.json"
+    path = module_cache / "vit-variants.json"
     fit(workloads, [t.median_ms for t in timed], device="this cpu", seed=0).save(path)
     base_alone, = measure_models(template, "onnxruntime", {}, [(model, workload, None)])  # as the search will
     return path, base_alone.median_ms
