@@ -9,7 +9,7 @@ import pytest
 
 from nn2hw.api import search
 from nn2hw.bundle import load_family
-from tests.search.test_measured_search import BASE, cache, measured_predictor, scorer  # noqa: F401 (fixtures)
+from tests.search.test_measured_search import BASE, measured_predictor, scorer  # noqa: F401 (fixtures)
 
 pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
 pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install 'nn2hw[predict]')")
