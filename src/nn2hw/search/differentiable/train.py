@@ -37,6 +37,7 @@ from nn2hw.search.differentiable.costs import (
 )
 from nn2hw.search.differentiable.options import DEFAULT_EPOCHS, RelaxOptions
 from nn2hw.search.differentiable.supernet import HotStartSupernet, RelaxedSpace
+from nn2hw.zoo.archs.supernet import available_bytes
 
 if TYPE_CHECKING:
     from nn2hw.search.context import SearchContext
@@ -128,23 +129,9 @@ class Trace:
     argmaxes: list[tuple[int, ...]] = field(default_factory=list)
 
 
-def available_bytes() -> int:
-    """Memory available to this process now (``MemAvailable``; the physical memory where unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
 def check_memory(estimate: int, options: RelaxOptions, batch: int) -> None:
     """Refuse a supernet whose training would not fit the memory given (or available)."""
-    limit = options.memory_mb * 2**20 if options.memory_mb else available_bytes()
+    limit = options.memory_mb * 2**20 if options.memory_mb else available_bytes(torch.device("cpu"))
     if estimate > limit:
         raise ConfigError(f"The supernet needs about {estimate / 2**20:.0f} MiB to train at batch {batch} (weights, "
                           f"gradients, one weight copy per bit width, activations), more than the "
