@@ -454,16 +454,22 @@ def minimize_plan(plan: Plan | str | Path, hardware: str = DEFAULT_HARDWARE, hw_
     JSON file or a bundle folder; its zoo model and dataset give the workload unless ``workload``
     is given. ``hw_params`` and ``hardware_file`` read as in ``search``. The result's ``plan``
     carries the kept changes and its best design."""
-    from nn2hw.bundle import PLAN_FILE
+    from nn2hw.bundle import BUNDLE_FILE, PLAN_FILE, bundle_options
     from nn2hw.hardware.base import get_template
     from nn2hw.plan import Plan
     from nn2hw.search.minimize import minimize_plan as minimized
     from nn2hw.search.target import HardwareTarget
     from nn2hw.spec import Spec
 
+    options: dict[str, Any] = {}
     if not isinstance(plan, Plan):
         path = Path(plan)
         plan = Plan.load(path / PLAN_FILE if path.is_dir() else path)
+        options = bundle_options(path) if path.is_dir() and (path / BUNDLE_FILE).is_file() else {}
+    if workload is None and options:  # e.g. a searched fbnet architecture: the zoo entry built with its options
+        from nn2hw import zoo
+
+        workload = zoo.workload(plan.base_model, plan.dataset, **options)
     spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2).require()
     hardware, params, _ = with_hardware_file(hardware, hw_params, hardware_file)
     grid, options = get_template(hardware)[0].split_params(params)

@@ -5,16 +5,18 @@ Layout::
     plan.json       the Plan (base model id, dataset, per-layer choices, hardware config)
     weights.pt      the transformed model's state_dict (torch.save of tensors only)
     hardware.json   the hardware config, when there is one
-    bundle.json     base model, dataset, plan key, nn2hw and torch versions, sha256 of weights.pt
+    bundle.json     base model, dataset, plan key, nn2hw and torch versions, sha256 of weights.pt,
+                    and the base model's zoo build options when it has any (``base_options``)
 
 A search with latency levels writes a family (``family.json``: one variant per level, each with
 its bundle folder, latency and accuracy); ``load_family(folder).select(budget_ms)`` picks the most
 accurate variant that meets a latency budget (RT3-style run-time reconfiguration).
 
-``load_bundle`` builds the base architecture (``nn2hw.zoo.build(..., pretrained=False)`` or a
-``builder`` of yours), applies the plan to get the same structure (cut channels, expanded
-kernels, mask and quantizer parametrizations, activation quantizers), then loads the weights
-strictly: the outputs are bit-identical to the saved model's.
+``load_bundle`` builds the base architecture (``nn2hw.zoo.build(..., pretrained=False,
+**base_options)``, e.g. a searched ``fbnet`` architecture and width, or a ``builder`` of yours),
+applies the plan to get the same structure (cut channels, expanded kernels, mask and quantizer
+parametrizations, activation quantizers), then loads the weights strictly: the outputs are
+bit-identical to the saved model's.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nn2hw import __version__
-from nn2hw._json import thaw
-from nn2hw.errors import CheckpointError, ConfigError, InfeasibleError, UnknownNameError
+from nn2hw._json import jsonable, thaw
+from nn2hw.errors import CheckpointError, ConfigError, InfeasibleError, PlanError, UnknownNameError
 from nn2hw.plan import Plan
 
 if TYPE_CHECKING:
@@ -68,9 +70,34 @@ def _hardware_dict(hardware: Any) -> dict[str, Any]:
                               "Use only strings, numbers, booleans, lists and dicts in it.") from None
 
 
-def _structure(plan: Plan, builder: Builder | None) -> nn.Module:
-    """The base architecture with the plan applied: the transformed model's structure (traced on
-    the plan's input shape, or for a zoo model without one, the zoo variant's)."""
+def _base_options(options: Any) -> dict[str, Any]:
+    """``options`` (zoo build options, e.g. ``{"arch": [...], "width_mult": 0.25}``) as plain JSON
+    data (tuples become lists, NumPy scalars numbers); a ``CheckpointError`` for anything else."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping) or not all(isinstance(key, str) for key in options):
+        raise CheckpointError(f"The base model's options must be a mapping of option names to values, got {options!r}.",
+                              "Pass base_options as a dict of zoo build options, e.g. {'arch': [...], "
+                              "'width_mult': 0.25}.")
+    try:
+        return json.loads(json.dumps(jsonable(thaw(options)), sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"The base model's options {sorted(options)} are not JSON-serializable ({exc}), so "
+                              "bundle.json could not record them.",
+                              "Give them as strings, numbers, booleans, lists and dicts (e.g. arch as a list of "
+                              "ints).") from None
+
+
+def _described(plan: Plan, options: Mapping[str, Any]) -> str:
+    """The base model and its build options, for messages."""
+    given = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    return f"{plan.base_model!r}" + (f" ({given})" if given else "")
+
+
+def _structure(plan: Plan, builder: Builder | None, options: Mapping[str, Any]) -> nn.Module:
+    """The base architecture (the zoo's, built with ``options``) with the plan applied: the
+    transformed model's structure (traced on the plan's input shape, or for a zoo model without
+    one, the zoo variant's)."""
     from nn2hw.compress import apply_plan
 
     example = None
@@ -78,16 +105,31 @@ def _structure(plan: Plan, builder: Builder | None) -> nn.Module:
         from nn2hw import zoo
 
         try:
-            base = zoo.build(plan.base_model, plan.dataset, pretrained=False)
+            base = zoo.build(plan.base_model, plan.dataset, pretrained=False, **options)
         except UnknownNameError as exc:
             raise UnknownNameError(f"The bundle's base model is not in the zoo: {exc.cause}",
                                    f"{exc.fix} For a model outside the zoo, pass builder=... to save_bundle "
                                    f"and load_bundle.") from None
+        except ConfigError as exc:
+            raise CheckpointError(f"The base model {_described(plan, options)} cannot be built: {exc.cause}",
+                                  exc.fix) from None
         if not plan.input_shape:
             example = (1, *zoo.entry(plan.base_model).variant(plan.dataset).input_shape)
+    elif options:
+        raise CheckpointError(f"Base options {sorted(options)} are zoo build options, but a builder builds "
+                              f"{plan.base_model!r} here.",
+                              "Build the model in your builder (drop base_options), or drop the builder to rebuild "
+                              "it from the zoo.")
     else:
         base = builder(plan.base_model, plan.dataset)
-    return apply_plan(plan, base, example)
+    try:
+        return apply_plan(plan, base, example)
+    except PlanError as exc:
+        if builder is not None:
+            raise
+        raise PlanError(f"Plan {plan.key} does not apply to {_described(plan, options)}: {exc.cause}",
+                        f"{exc.fix} A base model built with zoo options (e.g. a searched fbnet architecture) needs "
+                        "the same base_options.") from None
 
 
 def _mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
@@ -106,22 +148,26 @@ def _mismatch(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str:
 
 
 def save_bundle(folder: str | Path, model: nn.Module, plan: Plan, hardware: Any = None, *,
-                builder: Builder | None = None) -> Path:
+                builder: Builder | None = None, base_options: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` (already transformed by ``plan``) as a result bundle in ``folder``.
 
-    ``hardware`` defaults to ``plan.hardware``. The plan is first re-applied to a fresh base
-    model and the state_dict keys and shapes compared, so a bundle that could not be reloaded
-    is never written.
+    ``hardware`` defaults to ``plan.hardware``. ``base_options`` are the zoo build options the
+    base model was made with (``zoo.build(plan.base_model, plan.dataset, **base_options)``, e.g. a
+    searched ``fbnet``'s ``arch`` and ``width_mult``); bundle.json records them and
+    ``load_bundle`` rebuilds with them. The plan is first re-applied to a fresh base model and the
+    state_dict keys and shapes compared, so a bundle that could not be reloaded is never written.
     """
     import torch
 
     folder = Path(folder)
+    options = _base_options(base_options)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    problem = _mismatch(_structure(plan, builder).state_dict(), state)
+    problem = _mismatch(_structure(plan, builder, options).state_dict(), state)
     if problem:
-        raise CheckpointError(f"The model does not have the structure plan {plan.key} gives {plan.base_model!r}: "
-                              f"{problem}.",
-                              "Save the model that apply_plan(plan, base model) returned (then trained).")
+        raise CheckpointError(f"The model does not have the structure plan {plan.key} gives "
+                              f"{_described(plan, options)}: {problem}.",
+                              "Save the model that apply_plan(plan, base model) returned (then trained), with the "
+                              "base_options the base model was built with.")
     hardware = plan.to_dict()["hardware"] if hardware is None else hardware
     folder.mkdir(parents=True, exist_ok=True)
     plan.save(folder / PLAN_FILE)
@@ -132,9 +178,40 @@ def save_bundle(folder: str | Path, model: nn.Module, plan: Plan, hardware: Any 
         (folder / HARDWARE_FILE).unlink()
     record = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "base_model": plan.base_model,
               "dataset": plan.dataset, "plan_key": plan.key, "nn2hw_version": __version__,
-              "torch_version": torch.__version__, "weights_sha256": _sha256(folder / WEIGHTS_FILE)}
+              "torch_version": torch.__version__, "weights_sha256": _sha256(folder / WEIGHTS_FILE),
+              **({"base_options": options} if options else {})}
     (folder / BUNDLE_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return folder
+
+
+def _record(folder: Path) -> dict[str, Any]:
+    """The bundle's ``bundle.json``, checked to be one."""
+    try:
+        record = json.loads((folder / BUNDLE_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{folder / BUNDLE_FILE} is not valid JSON ({exc.msg}).",
+                              "Restore the bundle.json written by save_bundle.") from None
+    if not isinstance(record, dict) or record.get("format") != BUNDLE_FORMAT:
+        raise CheckpointError(f"{folder / BUNDLE_FILE} is not an nn2hw bundle record.",
+                              "Give the folder written by save_bundle.")
+    return record
+
+
+def _recorded_options(folder: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return _base_options(record.get("base_options"))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{folder / BUNDLE_FILE}: {exc.cause}", "Restore the bundle.json written by "
+                              "save_bundle.") from None
+
+
+def bundle_options(folder: str | Path) -> dict[str, Any]:
+    """The zoo build options a bundle's base model was made with (empty for a plain zoo model), e.g.
+    to describe its workload: ``zoo.workload(plan.base_model, plan.dataset, **options)``."""
+    folder = Path(folder)
+    if not (folder / BUNDLE_FILE).is_file():
+        raise CheckpointError(f"{folder} has no {BUNDLE_FILE}.", "Give the folder written by save_bundle.")
+    return _recorded_options(folder, _record(folder))
 
 
 def load_bundle(folder: str | Path, *, builder: Builder | None = None) -> tuple[nn.Module, Plan, dict | None]:
@@ -146,14 +223,7 @@ def load_bundle(folder: str | Path, *, builder: Builder | None = None) -> tuple[
     if missing:
         raise CheckpointError(f"{folder} is not a complete nn2hw bundle: {', '.join(missing)} missing.",
                               "Give the folder written by save_bundle, with all its files.")
-    try:
-        record = json.loads((folder / BUNDLE_FILE).read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{folder / BUNDLE_FILE} is not valid JSON ({exc.msg}).",
-                              "Restore the bundle.json written by save_bundle.") from None
-    if not isinstance(record, dict) or record.get("format") != BUNDLE_FORMAT:
-        raise CheckpointError(f"{folder / BUNDLE_FILE} is not an nn2hw bundle record.",
-                              "Give the folder written by save_bundle.")
+    record = _record(folder)
     found = _sha256(folder / WEIGHTS_FILE)
     if found != record.get("weights_sha256"):
         raise CheckpointError(f"{folder / WEIGHTS_FILE} fails its checksum: sha256 {found[:16]}..., bundle.json "
@@ -164,11 +234,12 @@ def load_bundle(folder: str | Path, *, builder: Builder | None = None) -> tuple[
         raise CheckpointError(f"{folder / PLAN_FILE} (key {plan.key}) is not the plan the weights were saved with "
                               f"(key {record.get('plan_key')}).",
                               "Restore the bundle's plan.json; to change the plan, apply it and save a new bundle.")
-    model = _structure(plan, builder)
+    options = _recorded_options(folder, record)
+    model = _structure(plan, builder, options)
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     problem = _mismatch(model.state_dict(), state)
     if problem:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit plan {plan.key} on {plan.base_model!r}: "
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not fit plan {plan.key} on {_described(plan, options)}: "
                               f"{problem}.", "Save the bundle again from the trained model with save_bundle.")
     model.load_state_dict(state, strict=True)
     hardware_path = folder / HARDWARE_FILE

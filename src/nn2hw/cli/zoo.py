@@ -157,8 +157,10 @@ def _info(args: argparse.Namespace) -> int:
         if not variant.sources and variant.tokens:
             console.print("  no fine-tuned weights packaged yet: pass yours with --checkpoint FILE")
             continue
-        if not variant.sources:
-            console.print(f"  no pretrained weights yet: `nn2hw zoo train {model.name} --dataset {variant.dataset}`")
+        if not variant.sources:  # nn2hw trains Fashion-MNIST variants only (as zoo.build's error says)
+            hint = f"`nn2hw zoo train {model.name} --dataset {variant.dataset}`" \
+                if variant.dataset == "fashion-mnist" else "pass yours with --checkpoint FILE"
+            console.print(f"  no pretrained weights yet: {hint}")
             continue
         table = Table(show_header=False, box=None, padding=(0, 1))
         table.add_column(no_wrap=True)

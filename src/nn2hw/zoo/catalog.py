@@ -241,5 +241,47 @@ _register(ZooEntry(
     references=("https://arxiv.org/abs/1602.07360",),
 ))
 
+# --- Search-space networks: any architecture of a space, weights from a search's bundle ---------
+FBNET_REFERENCE_ARCH = (3,) * 22
+"""The ``fbnet`` entry's default architecture: every block k3_e6 (op index 3 of
+``nn2hw.workload.spaces.fbnet.FBNET_OPS``), FBNetV1's widest 3x3 choice."""
+NB201_REFERENCE_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+"""The ``nb201`` entry's default cell: every edge nor_conv_3x3 (the space's largest cell)."""
+_SPACE_WEIGHTS = ("No published weights: `nn2hw search --space-kind {space}` trains and derives one and writes a "
+                  "bundle that records its architecture (`nn2hw.bundle.load_bundle` rebuilds it from this entry). ")
+
+
+def _cifar10_from_scratch() -> ZooVariant:
+    """A CIFAR-10 variant without weights, normalized as the zoo's CIFAR ResNets."""
+    return ZooVariant("cifar10", (3, 32, 32), 10, IMAGENET_MEAN, IMAGENET_STD,
+                      "32x32 RGB scaled to [0, 1], normalized with the ImageNet mean/std (as the zoo's CIFAR ResNets)")
+
+
+_register(ZooEntry(
+    name="fbnet", family="fbnet",
+    description="An FBNet-space network: stem, 22 blocks (k3/k5 x expansion 1/3/6, grouped 1x1s, skip), header, "
+                "classifier, on FBNetV1's CIFAR layout; any architecture (arch=22 op indices) and width_mult",
+    factory=f"{_ARCHS}.fbnet:fbnet_zoo",
+    options=(("arch", FBNET_REFERENCE_ARCH), ("width_mult", 1.0)),
+    variants=(_fashion_mnist("fbnet"), _cifar10_from_scratch()),
+    notes=_SPACE_WEIGHTS.format(space="fbnet") + "Default arch: every block k3_e6 (op index 3). "
+          "`zoo.build('fbnet', dataset, arch=a, width_mult=w)` is the network `FBNetSupernet(dataset, "
+          "width_mult=w).derive(a)` returns (same state-dict keys and shapes); Fashion-MNIST runs on the CIFAR "
+          "layout with one input channel (28 -> 14 -> 7 -> 4).",
+    references=("https://arxiv.org/abs/1812.03443", "https://arxiv.org/abs/2103.10584"),
+))
+_register(ZooEntry(
+    name="nb201", family="nb201",
+    description="NAS-Bench-201's TinyNetwork: 3 stages of `cells` cells at channels/2x/4x joined by residual "
+                "reduction blocks; any cell (arch=6 op indices or the NAS-Bench-201 string)",
+    factory=f"{_ARCHS}.nb201:nb201_zoo",
+    options=(("arch", NB201_REFERENCE_ARCH), ("channels", 16), ("cells", 5)),
+    variants=(_fashion_mnist("nb201"), _cifar10_from_scratch()),
+    notes=_SPACE_WEIGHTS.format(space="nb201") + "Default arch: every edge nor_conv_3x3; channels 16, cells 5 "
+          "(NAS-Bench-201's C and N). `zoo.build('nb201', dataset, arch=a, channels=c, cells=n)` is the network "
+          "`NB201Supernet(dataset, channels=c, cells=n).derive(a)` returns.",
+    references=("https://arxiv.org/abs/2001.00326", "https://arxiv.org/abs/2103.10584"),
+))
+
 # --- Transformers (each registers itself) ---------------------------------------------------------
 from nn2hw.zoo import minilm as _minilm  # noqa: E402,F401  (imported for its registration)

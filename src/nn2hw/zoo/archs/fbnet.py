@@ -13,7 +13,9 @@ state dict against.
 
 Beyond HW-NAS-Bench's networks, a builder takes the input channels (1 for Fashion-MNIST), a class
 count and a width multiplier (every width, stem and header included, scaled and rounded to a
-multiple of 4, for quick runs); the defaults build the published layout.
+multiple of 4, for quick runs); the defaults build the published layout. ``fbnet_zoo`` is the
+zoo's factory (entry ``fbnet``): the CIFAR layout (Fashion-MNIST's too) for any architecture and
+width, the very network ``FBNetSupernet(dataset, width_mult=w).derive(indices)`` returns.
 """
 
 from __future__ import annotations
@@ -155,3 +157,9 @@ def fbnet_network(arch: Sequence[int], dataset: str = "cifar100", *, in_channels
     ``in_channels`` input channels, ``num_classes`` classes (default: the layout's) and every
     width scaled by ``width_mult``."""
     return FBNet(arch, dataset, in_channels=in_channels, num_classes=num_classes, width_mult=width_mult)
+
+
+def fbnet_zoo(in_channels: int, num_classes: int, *, arch: Sequence[int], width_mult: float = 1.0) -> FBNet:
+    """The zoo entry ``fbnet``: ``arch`` on the CIFAR layout (CIFAR-10 and CIFAR-100 differ only in
+    their classes, and Fashion-MNIST uses it with one input channel), as the FBNet supernet derives it."""
+    return fbnet_network(arch, "cifar10", in_channels=in_channels, num_classes=num_classes, width_mult=width_mult)

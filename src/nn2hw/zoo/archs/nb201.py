@@ -5,7 +5,8 @@ cells at C, 2C and 4C channels, joined by two residual reduction blocks (ReLU-Co
 ReLU-Conv-BN 3x3, shortcut 2x2 average pool + 1x1 conv); BN + ReLU; global average pool; a
 linear classifier. NAS-Bench-201 uses C = 16, N = 5. In a cell, ``nor_conv_kxk`` is ReLU-Conv-BN
 (bias-free conv, same padding), ``avg_pool_3x3`` a 3x3 stride-1 average pool that does not count
-the padding, ``skip_connect`` the identity and ``none`` zero.
+the padding, ``skip_connect`` the identity and ``none`` zero. ``nb201_zoo`` is the zoo's factory
+(entry ``nb201``).
 
 State-dict keys follow the published ``TinyNetwork``/``InferCell``/``ResNetBasicblock`` layout:
 ``stem.{0,1}``, ``cells.<k>`` (cells 0..N-1, reduction block N, ...; 3N + 2 in all),
@@ -181,6 +182,13 @@ def nb201_network(arch: str | Sequence[int], dataset: str = "cifar10", channels:
     data = nb201_dataset(dataset)
     return TinyNetwork(ops, data.classes if num_classes is None else num_classes, _positive(channels, "channels"),
                        _positive(cells, "cells"), in_channels)
+
+
+def nb201_zoo(in_channels: int, num_classes: int, *, arch: str | Sequence[int], channels: int = NB201_CHANNELS,
+              cells: int = NB201_CELLS) -> TinyNetwork:
+    """The zoo entry ``nb201``: ``arch``'s TinyNetwork for ``in_channels`` and ``num_classes`` (the
+    network does not depend on the input size), as the NAS-Bench-201 supernet derives it."""
+    return nb201_network(arch, "cifar10", channels, cells, in_channels=in_channels, num_classes=num_classes)
 
 
 def nb201_workload(arch: str | Sequence[int], dataset: str = "cifar10", batch: int = 1,
