@@ -24,9 +24,10 @@ MODEL = TinyResNet()
 WEIGHTS = SpaceContext(weights=lambda name: MODEL.get_submodule(name).weight)  # patterns are chosen from weights
 
 
-def space(bottleneck="C", config=None, remedies=FpgaTemplate.remedies, **kw):
-    return build_space(W, dict.fromkeys(CONVS, bottleneck), Plan.for_workload(W), remedies=remedies, config=config,
-                       context=WEIGHTS, **kw)
+def space(bottleneck="C", config=None, template=FpgaTemplate, **kw):
+    """The space ``template``'s remedies and space options give W (its options keep a CNN's blocks)."""
+    return build_space(W, dict.fromkeys(CONVS, bottleneck), Plan.for_workload(W), remedies=template.remedies,
+                       config=config, context=WEIGHTS, space_options=template.space_options, **kw)
 
 
 def test_compute_bound_layers_get_patterns_and_coupling_aware_cuts():
@@ -45,13 +46,13 @@ def test_weight_and_io_bound_layers_get_quantization_and_expansion():
 
 
 def test_the_template_says_which_techniques_relieve_its_bottlenecks():
-    asic = {d.technique for d in space("compute", remedies=AsicTemplate.remedies).dimensions}
+    asic = {d.technique for d in space("compute", template=AsicTemplate).dimensions}
     assert asic == {"channel_cut"}  # dense-kernel arrays: patterns would not shorten anything
-    dram = {d.technique for d in space("dram", remedies=AsicTemplate.remedies).dimensions}
+    dram = {d.technique for d in space("dram", template=AsicTemplate).dimensions}
     assert dram == {"quantize", "channel_cut"}
-    assert space("fill-drain", remedies=AsicTemplate.remedies).dimensions == ()
+    assert space("fill-drain", template=AsicTemplate).dimensions == ()
     custom = SpaceConfig.from_dict({"techniques": {"quantize": {"bottlenecks": ["compute"]}}})
-    assert "quantize" in {d.technique for d in space("compute", custom, remedies=AsicTemplate.remedies).dimensions}
+    assert "quantize" in {d.technique for d in space("compute", custom, template=AsicTemplate).dimensions}
 
 
 def test_3x3_layers_offer_three_pattern_densities():

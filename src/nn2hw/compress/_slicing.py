@@ -3,9 +3,12 @@
 A transform that physically removes output channels (``channel_cut``: filters; ``head_prune``:
 whole attention heads) scores them here (``filter_scores``, ``top_filters``) and hands the kept
 indices of the layers it cuts to ``propagate_cut``, which walks the workload in topological order
-and slices every module the cut reaches: BatchNorm/InstanceNorm/PReLU parameters, depthwise convs,
-the input channels of consumer convs and linears, through flattens, concats and, for heads, the
-attention matmuls (whose heads follow their operands').
+and slices every module the cut reaches: BatchNorm/InstanceNorm/PReLU parameters, a LayerNorm over the
+channel axis (its scale and shift at the kept channels, its statistics then over the kept channels only:
+the network the workload describes), depthwise convs, the input channels of consumer convs and
+linears, through flattens, concats and, for heads, the attention matmuls (whose heads follow their
+operands'). Every layer of a coupling group gets the same kept indices, so a residual stream keeps
+one set of channels in every layer that writes or reads it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,22 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-SLICEABLE_PARAM_OPS = frozenset({"BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "PReLU"})
-"""Module ops with per-channel parameters the cut can slice (other parameter-free ops just pass)."""
+SLICEABLE_PARAM_OPS = frozenset({"BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "PReLU",
+                                 "LayerNorm"})
+"""Module ops with per-channel parameters the cut can slice (other parameter-free ops just pass); a
+LayerNorm only where it normalizes over the channel axis alone (``normalizes_channels_only``)."""
 PARAM_OPS = frozenset({"GroupNorm", "LayerNorm", "batch_norm", "layer_norm", "group_norm", "instance_norm",
                        "prelu"}) | SLICEABLE_PARAM_OPS
 """Ops with per-channel parameters (those outside ``SLICEABLE_PARAM_OPS`` stop a cut)."""
+LAYER_NORM_OPS = frozenset({"LayerNorm", "layer_norm"})
+"""Layer normalization, module or function: what reads a Transformer's hidden width."""
+
+
+def normalizes_channels_only(layer: Layer) -> bool:
+    """Whether a LayerNorm's normalized axes can be its channels alone: the channel axis is the last
+    one (a Transformer's hidden width, channels-last maps). ``nn.LayerNorm([C, H, W])`` on an NCHW
+    map also normalizes over space, so its parameters cannot be cut by channels."""
+    return layer.op != "LayerNorm" or (bool(layer.out_shape) and layer.channel_axes == (len(layer.out_shape) - 1,))
 
 
 def filter_scores(weight: torch.Tensor) -> torch.Tensor:
@@ -139,7 +153,7 @@ def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) 
 
 
 def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
-    """Slice the per-channel parameters and buffers of a BatchNorm / InstanceNorm / PReLU module."""
+    """Slice the per-channel parameters and buffers of a BatchNorm / InstanceNorm / LayerNorm / PReLU module."""
     from torch import nn
 
     from nn2hw.compress import _torch
@@ -149,6 +163,9 @@ def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
     except AttributeError:
         return  # a functional op of the same kind without parameters
     if type(module).__name__ != layer.op:
+        return
+    if isinstance(module, nn.LayerNorm):
+        _slice_layer_norm(module, layer, in_kept)
         return
     if isinstance(module, nn.PReLU):
         if module.num_parameters > 1:
@@ -162,3 +179,42 @@ def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
         if getattr(module, bname, None) is not None:
             _torch.set_buffer(module, bname, getattr(module, bname)[in_kept])
     module.num_features = len(in_kept)  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
+
+
+def _slice_layer_norm(module: nn.LayerNorm, layer: Layer, in_kept: Any) -> None:
+    """A LayerNorm over the channels only: scale and shift at the kept channels, ``normalized_shape``
+    the kept count (its mean and variance are then over the kept channels)."""
+    from nn2hw.compress import _torch
+
+    if tuple(module.normalized_shape) != (layer.in_channels,):
+        raise PlanError(f"The cut reaches LayerNorm {layer.name!r}, which normalizes over "
+                        f"{list(module.normalized_shape)}, not over its {layer.in_channels} channels alone; "
+                        "nn2hw cannot cut its parameters by channel.",
+                        "Leave the layers feeding it unchanged (exclude them in the space file).")
+    for pname in ("weight", "bias"):
+        if getattr(module, pname, None) is not None:
+            _torch.set_weight(module, getattr(module, pname).detach()[in_kept], pname)
+    module.normalized_shape = (len(in_kept),)
+
+
+def check_runs(model: nn.Module, workload: Workload, norm: str) -> None:
+    """Run the cut model once (eval mode, no gradients) on zeros of the workload's inputs: a cut
+    through a hidden width (LayerNorm ``norm`` reads it) can meet code the workload does not see, and
+    a model that no longer runs is a ``PlanError`` here rather than at its first use."""
+    import torch
+
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    inputs = [torch.zeros(layer.out_shape, dtype=getattr(torch, layer.dtype), device=device)
+              for layer in workload.inputs]
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    except RuntimeError as exc:
+        raise PlanError(f"The channel cut through the hidden width that {norm!r} normalizes leaves a model that "
+                        f"does not run ({str(exc).splitlines()[0]}): its code reads that width outside the "
+                        f"modules nn2hw slices, e.g. a position embedding added to it or a reshape sized by it.",
+                        "Leave that width unchanged; cut the FFN widths or heads instead.") from None
+    finally:
+        model.train(training)

@@ -2,13 +2,22 @@
 
 The score of a filter is HotNAS's (``ztNAS_cut_channel``): the sum over its input channels of
 the L2 norm of each kernel (for a linear layer, the sum of absolute weights). The cut follows
-the workload graph, not a separate one: the kept indices flow through BatchNorm, activations,
-pools, residual adds and depthwise convs (which are cut with their producer), into the input
-channels of every consumer conv/linear, through flattens (each channel's H*W features) and
-concats (at the input's channel offset). Layers coupled by a residual add or an element-wise
-multiply (one ``Workload.coupling_groups`` group) are cut together, by one set of indices chosen
-on their summed scores; a group pinned by its ``fixed_by`` reasons (network output, option-A
-shortcut pad, an op nn2hw does not understand) is refused with those reasons.
+the workload graph, not a separate one: the kept indices flow through BatchNorm, LayerNorm over
+the channel axis (a Transformer's hidden width: its statistics then cover the kept channels, as the
+workload describes it), activations, pools, residual adds and depthwise convs (which are cut with
+their producer), into the input channels of every consumer conv/linear, through flattens (each
+channel's H*W features) and concats (at the input's channel offset). Layers coupled by a residual
+add or an element-wise multiply (one ``Workload.coupling_groups`` group) are cut together, by one
+set of indices chosen on their summed scores; a group pinned by its ``fixed_by`` reasons (network
+output, option-A shortcut pad, an op nn2hw does not understand) is refused with those reasons.
+
+The space offers a group only where both sides can build its cut: nothing ``rewritten_problems``
+refuses (a GroupNorm, a functional or grouped conv in its way), and no hidden width (a group read
+by a LayerNorm: a Transformer's residual stream). A model's code reads a hidden width where the
+workload does not see it: a constant added to it (a position embedding) or a reshape sized by it
+(``reshape(B, N, C)`` after attention), so a search would propose cuts the model cannot run. A plan
+may still cut one (``with_cut``): the LayerNorms are sliced, and the cut model is run once on zeros,
+a model that no longer runs being a ``PlanError`` naming the cause.
 """
 
 from __future__ import annotations
@@ -20,7 +29,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nn2hw._checks import is_int
-from nn2hw.compress._slicing import PARAM_OPS, SLICEABLE_PARAM_OPS, filter_scores, propagate_cut, top_filters
+from nn2hw.compress._slicing import (
+    LAYER_NORM_OPS,
+    PARAM_OPS,
+    SLICEABLE_PARAM_OPS,
+    check_runs,
+    filter_scores,
+    normalizes_channels_only,
+    propagate_cut,
+    top_filters,
+)
 from nn2hw.compress.base import FUNCTIONAL_OPS, TRANSFORMS, Offer, SpaceContext, Transform, check_int
 from nn2hw.errors import PlanError, Problem
 from nn2hw.plan import Plan
@@ -97,11 +115,23 @@ class ChannelCut(Transform):
         if group is None or not group.cuttable:
             return None
         widths = sorted({max(1, round(group.channels * f)) for f in options} - {group.channels}, reverse=True)
-        if not widths:
+        if not widths or not self._buildable(workload, group, widths[-1]):
             return None
         return Offer(group.layers, (None, *({"out_channels": w} for w in widths)),
                      (f"{group.channels} ch", *(f"{w} ch" for w in widths)), leanest=len(widths),
                      unchanged={"out_channels": group.channels})
+
+    def _buildable(self, workload: Workload, group: CouplingGroup, width: int) -> bool:
+        """Whether cutting ``group`` to ``width`` is carried by the workload and sliceable on the torch
+        side (every narrower width reaches the same ops) and is not a hidden width (module docstring):
+        the space offers nothing either side refuses."""
+        if hidden_width_norms(workload, group):
+            return False
+        try:
+            after = workload.with_changes({name: {"out_channels": width} for name in group.layers})
+        except PlanError:
+            return False
+        return not self.rewritten_problems(workload, after, {})
 
     def describe(self, choice: CutChoice, before: Layer, after: Layer) -> str:
         return f"{before.out_channels}->{after.out_channels} ch"
@@ -152,7 +182,8 @@ class ChannelCut(Transform):
             changed = after.layer(old.name).in_channels != old.in_channels
             if not changed or old.kind is OpKind.INPUT:
                 continue
-            if old.op in FUNCTIONAL_OPS or (old.op in PARAM_OPS and old.op not in SLICEABLE_PARAM_OPS):
+            if old.op in FUNCTIONAL_OPS or (old.op in PARAM_OPS and old.op not in SLICEABLE_PARAM_OPS) or \
+                    not normalizes_channels_only(old):
                 found.append((f"The cut changes the input channels of {old.name!r} ({old.op}), whose parameters "
                               f"nn2hw cannot slice.",
                               "Leave the layers feeding it unchanged, or use nn.Conv2d / nn.Linear / "
@@ -173,13 +204,22 @@ class ChannelCut(Transform):
         from nn2hw.compress import _torch
 
         kept_by_layer = {}
+        norms: list[str] = []
         for group, width in cut_groups(workload, choices).items():
             modules = [_torch.weight_module(model, n, transform="channel_cut") for n in group.layers]
             scores = functools.reduce(operator.add, (filter_scores(m.weight) for m in modules))
             idx = top_filters(scores, width).cpu()  # index any device
             kept_by_layer.update(dict.fromkeys(group.layers, idx))
+            norms += hidden_width_norms(workload, group)
         if kept_by_layer:
             propagate_cut(model, workload, kept_by_layer)
+        if norms:
+            check_runs(model, workload, norms[0])
+
+
+def hidden_width_norms(workload: Workload, group: CouplingGroup) -> list[str]:
+    """The LayerNorms that read ``group``'s channels: non-empty for a hidden width."""
+    return [name for name in group.followers if workload.layer(name).op in LAYER_NORM_OPS]
 
 
 TRANSFORMS.register(ChannelCut.name, ChannelCut())

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 ATTENTION_ONLY = "attention"
 """The option value that offers only Transformer layers (blocks holding attention's matrix products):
 a template whose measurements show layer drops paying for Transformers names it without changing
-what it offers CNNs (``nn2hw.hardware.predicted.SPACE_OPTIONS``)."""
+what it offers CNNs (``nn2hw.hardware.base.TRANSFORMER_SPACE_OPTIONS``)."""
 
 
 @dataclass(frozen=True)

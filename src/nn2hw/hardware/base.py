@@ -51,6 +51,23 @@ EXECUTION_REASONS = {
 NOT_UNDERSTOOD = "op not understood by the extractor, so no template can cost it"
 """Default reasons of the modes without cycles; a template may say more (``execution_reason``)."""
 
+TRANSFORMER_REMEDIES = ("head_prune", "layer_drop")
+"""What shrinks a Transformer besides channel cuts (an FFN's width) and fewer bits: fewer attention heads
+(the Q/K/V and output projections, both attention products and the softmax shrink) and fewer encoder
+layers (a whole block goes). A template offers them with ``with_transformer_remedies``."""
+TRANSFORMER_SPACE_OPTIONS: Mapping[str, tuple[Any, ...]] = {"layer_drop": ("attention",)}
+"""The option that keeps a CNN's space as it was: ``layer_drop`` offers only blocks with attention
+products (``nn2hw.compress.layer_drop.ATTENTION_ONLY``); a CNN has no attention heads, so ``head_prune``
+offers it nothing anyway. A space file still drops a ResNet's blocks (``layer_drop: {drop: [true]}``)."""
+
+
+def with_transformer_remedies(remedies: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """``remedies`` with ``TRANSFORMER_REMEDIES`` added to every label that channel cuts relieve: removing
+    heads or a block removes channels, MACs, weights and activations as a cut does, so it shortens
+    what a cut shortens. Use with ``TRANSFORMER_SPACE_OPTIONS`` in the template's ``space_options``."""
+    return {label: (*names, *(t for t in TRANSFORMER_REMEDIES if t not in names)) if "channel_cut" in names else names
+            for label, names in remedies.items()}
+
 
 class HardwareTemplate(ABC):
     """A family of accelerators with a parameter space, presets, typed options and a cost model."""

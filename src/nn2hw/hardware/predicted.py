@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nn2hw.errors import ConfigError
-from nn2hw.hardware.base import TEMPLATES, HardwareTemplate
+from nn2hw.hardware.base import TEMPLATES, TRANSFORMER_SPACE_OPTIONS, HardwareTemplate, with_transformer_remedies
 from nn2hw.hardware.records import Execution, Exploration, LayerCost, NetworkCost, Uncosted
 from nn2hw.paths import cache_root
 from nn2hw.workload import Layer, OpKind, Workload
@@ -34,23 +34,18 @@ BOTTLENECKS = {
     "overhead": "the runtime's per-inference work outside kernels (session, allocation, thread hand-off): no "
                 "network change removes it",
 }
-TRANSFORMER_REMEDIES = ("head_prune", "layer_drop")
-"""What shortens a Transformer's dense kernels besides channel cuts (an FFN's width) and int8: fewer
-attention heads (Q/K/V/output projections and both attention products shrink) and fewer encoder
-layers. Neither offers anything to a CNN (no attention heads; ``layer_drop`` is limited to
-Transformer layers by ``SPACE_OPTIONS``), so CNN searches keep their space."""
-REMEDIES = {"compute": ("channel_cut", "quantize", *TRANSFORMER_REMEDIES), "memory": ("channel_cut",),
-            "network": ("channel_cut", *TRANSFORMER_REMEDIES)}
-"""Shape-changing cuts pay on dense CPU kernels (channel cuts, head removal, layer drops); zeroed
-weights do not, so neither kernel patterns nor block-structured pruning are offered (measured:
-1.00x for both, docs/measured-devices.md and docs/transformers.md); int8 pays where the runtime runs it."""
-SPACE_OPTIONS = {"quantize": ("w8a8",), "channel_cut": (0.75, 0.5, 0.375, 0.25, 0.125),
-                 "head_prune": (0.75, 0.5, 0.25), "layer_drop": ("attention",)}
+REMEDIES = with_transformer_remedies({"compute": ("channel_cut", "quantize"), "memory": ("channel_cut",),
+                                      "network": ("channel_cut",)})
+"""Shape-changing cuts pay on dense CPU kernels (channel cuts, and in a Transformer head removal and layer
+drops: ``TRANSFORMER_REMEDIES``); zeroed weights do not, so neither kernel patterns nor block-structured
+pruning are offered (measured: 1.00x for both, docs/measured-devices.md and docs/transformers.md); int8
+pays where the runtime runs it."""
+SPACE_OPTIONS = {"quantize": ("w8a8",), "channel_cut": (0.75, 0.5, 0.375, 0.25, 0.125), **TRANSFORMER_SPACE_OPTIONS}
 """A CPU runtime runs int8 kernels (ONNX Runtime's QLinearConv, QGemm) only for 8-bit weights and
 activations together (narrower weights alone still run in fp32); channel cuts reach further than
-the default (a cut pays roughly in proportion on dense kernels, docs/measured-devices.md); heads
-are kept at 3/4, 1/2 or 1/4; layers are dropped in Transformers only (a CNN's blocks stay as its
-searches had them)."""
+the default (a cut pays roughly in proportion on dense kernels, docs/measured-devices.md); heads are
+kept at ``head_prune``'s default 3/4, 1/2 or 1/4; layers are dropped in Transformers only (a CNN's
+blocks stay as its searches had them)."""
 
 EXECUTION = {
     OpKind.CONV: Execution.ARRAY, OpKind.LINEAR: Execution.ARRAY, OpKind.MATMUL: Execution.ARRAY,

@@ -36,7 +36,7 @@ from nn2hw.hardware.asic.arrays import (
 )
 from nn2hw.hardware.asic.records import AsicNetworkCost, network_cost
 from nn2hw.hardware.asic.technology import Technology, get_technology, load_presets, load_technologies, preset_params
-from nn2hw.hardware.base import HardwareTemplate, Option
+from nn2hw.hardware.base import TRANSFORMER_SPACE_OPTIONS, HardwareTemplate, Option, with_transformer_remedies
 from nn2hw.hardware.budgets import BUDGET_FIELDS, Budgets
 from nn2hw.hardware.records import Execution, Exploration
 from nn2hw.hardware.select import MAX_PARETO, grid_values, meeting_specs, pick_best, reported_front
@@ -171,11 +171,13 @@ class AsicOps(HardwareTemplate):
 
     execution = EXECUTION
     bottlenecks = BOTTLENECK_MEANINGS
-    remedies = {"compute": ("channel_cut",), "dram": ("quantize", "channel_cut"),
-                "sram-bandwidth": ("quantize", "channel_cut")}
+    remedies = with_transformer_remedies({"compute": ("channel_cut",), "dram": ("quantize", "channel_cut"),
+                                          "sram-bandwidth": ("quantize", "channel_cut")})
     """Arrays run every weight of a dense kernel (patterns are not skipped) and move words of the
     operands' bit widths: fewer channels shorten compute; fewer weight bits and fewer channels
-    shorten memory-bound layers. Fill/drain and mapping losses have no compression remedy."""
+    shorten memory-bound layers; in a Transformer, fewer heads and fewer layers shorten both. Fill/drain
+    and mapping losses have no compression remedy."""
+    space_options = TRANSFORMER_SPACE_OPTIONS
     options = COMMON_OPTIONS
     metrics = METRICS
     honours_specs = True

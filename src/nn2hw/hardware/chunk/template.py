@@ -23,7 +23,7 @@ import numpy as np
 
 from nn2hw._checks import as_bool, as_choice, as_float, as_int
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
-from nn2hw.hardware.base import HardwareTemplate, Option
+from nn2hw.hardware.base import TRANSFORMER_SPACE_OPTIONS, HardwareTemplate, Option, with_transformer_remedies
 from nn2hw.hardware.chunk.design import (
     BITS,
     FIELDS,
@@ -176,11 +176,14 @@ class ChunkTemplate(HardwareTemplate):
                    "depthwise-or-not and map size, each with a compute mode, buffer tiles, PE unrolls and q; "
                    "period = slowest stage, FPS = 200 MHz / its cycles; DSP and BRAM limits.")
     bottlenecks = BOTTLENECKS
-    remedies = {"compute": ("channel_cut", "quantize"), "ifm-load": ("quantize", "channel_cut"),
-                "weight-load": ("quantize", "channel_cut"), "write": ("quantize", "channel_cut")}
+    remedies = with_transformer_remedies({"compute": ("channel_cut", "quantize"),
+                                          "ifm-load": ("quantize", "channel_cut"),
+                                          "weight-load": ("quantize", "channel_cut"),
+                                          "write": ("quantize", "channel_cut")})
     """Fewer bits shrink every transfer (q/16) and DSPs (freeing unrolls), and move a layer to another
-    stage; fewer channels shrink every trip count. An off-critical layer needs nothing."""
-    space_options = {"quantize": ("w8a8", "w6a6", "w4a4")}
+    stage; fewer channels (in a Transformer, fewer heads and layers) shrink every trip count. An
+    off-critical layer needs nothing."""
+    space_options = {"quantize": ("w8a8", "w6a6", "w4a4"), **TRANSFORMER_SPACE_OPTIONS}
     """Auto-NBA's widths {8, 6, 4}, weights and activations together: one q covers both."""
     options = OPTIONS
     execution = EXECUTION

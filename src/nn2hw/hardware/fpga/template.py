@@ -12,7 +12,7 @@ import numpy as np
 
 from nn2hw._checks import as_bool, as_choice, as_float, as_int
 from nn2hw.errors import ConfigError, HardwareError
-from nn2hw.hardware.base import HardwareTemplate, Option
+from nn2hw.hardware.base import TRANSFORMER_SPACE_OPTIONS, HardwareTemplate, Option, with_transformer_remedies
 from nn2hw.hardware.fpga.bottleneck import BOTTLENECKS, classify
 from nn2hw.hardware.fpga.design import DESIGN_FIELDS, DW_KEYS, DesignArrays, FpgaDesign, coerce_design, parse_design
 from nn2hw.hardware.fpga.devices import BUDGET_FIELDS, FpgaDevice, get_device, load_devices
@@ -126,10 +126,12 @@ class FpgaTemplate(HardwareTemplate):
     description = ("Tiled-convolution FPGA accelerator (Zhang FPGA'15 / FNAS / HotNAS): a Tm x Tn MAC array with "
                    "Tr x Tc tiles, an optional depthwise engine, ports Wp/Ip/Op; latency Lat1/Lat2/Lat.")
     bottlenecks = BOTTLENECKS
-    remedies = {"C": ("kernel_pattern", "channel_cut"), "W": ("quantize", "channel_cut"), "I": ("kernel_expand",),
-                "O": ("kernel_expand",)}
+    remedies = with_transformer_remedies({"C": ("kernel_pattern", "channel_cut"), "W": ("quantize", "channel_cut"),
+                                          "I": ("kernel_expand",), "O": ("kernel_expand",)})
     """HotNAS's iSpace: patterns shorten tComp (kept weights replace K^2), fewer weight bits shorten
-    tW, channel cuts shorten both; a memory-bound layer takes a larger kernel for free."""
+    tW, channel cuts shorten both; a memory-bound layer takes a larger kernel for free. In a
+    Transformer (``linear=engine``) fewer heads and fewer layers shorten what channel cuts shorten."""
+    space_options = TRANSFORMER_SPACE_OPTIONS
     options = OPTIONS
     execution = EXECUTION
     """The authors' model costs convolutions only: other ops are fused, layout or omitted (said so)."""
