@@ -8,7 +8,9 @@ Their state (mask, integer bits) is in buffers, hence in the ``state_dict`` of a
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, overload
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast, overload
 
 import torch
 from torch import nn
@@ -144,12 +146,42 @@ class ActivationQuantizer:
         return straight_through(x, fixed_point(x, self.bits, self.int_bits))
 
 
+def accumulator_bias(bias: torch.Tensor, input_frac_bits: int, weight_frac_bits: int) -> torch.Tensor:
+    """``bias`` as the accumulator of a fixed-point layer holds it: rounded to the step of the products
+    of its inputs and weights, 2^-(input_frac + weight_frac). An int8 kernel (QGemm, QLinearConv)
+    takes exactly that int32 bias, so the fake-quantized layer computes what it computes. Not
+    clamped: an accumulator is as wide as its products need (int32 for int8 operands)."""
+    step = 2.0 ** -(input_frac_bits + weight_frac_bits)
+    return torch.round(bias / step) * step
+
+
+@contextmanager
+def _bias_in_accumulator(module: nn.Module, quantizer: ActivationQuantizer) -> Iterator[None]:
+    """While a layer with fixed-point weights and inputs runs, its bias is on the accumulator's grid
+    (``accumulator_bias``, straight-through gradient). The parameter itself is left as trained (the
+    state_dict is unchanged); a layer with float weights or no bias is left alone."""
+    bias = module._parameters.get("bias")
+    weights = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)["weight"]) \
+        if parametrize.is_parametrized(module, "weight") else nn.ModuleList()
+    fixed = next((p for p in weights if isinstance(p, FixedPointWeight)), None)
+    if bias is None or fixed is None:
+        yield
+        return
+    grid = accumulator_bias(bias, quantizer.bits - quantizer.int_bits, fixed.bits - int(fixed.int_bits))
+    module._parameters["bias"] = cast(nn.Parameter, straight_through(bias, grid))  # read by the layer's forward
+    try:
+        yield
+    finally:
+        module._parameters["bias"] = bias
+
+
 _ACT_QUANTIZED: dict[type[nn.Module], type[nn.Module]] = {}
 ACT_QUANTIZER_ATTR = "nn2hw_act_quantizer"
 
 
 def _act_quantized_class(cls: type[nn.Module]) -> type[nn.Module]:
-    """A subclass of ``cls`` whose forward quantizes its first input and its output.
+    """A subclass of ``cls`` whose forward quantizes its first input and its output (and, where the
+    weights are fixed point too, adds the bias on the accumulator's grid: ``_bias_in_accumulator``).
 
     It keeps ``cls.__module__`` so that tracers (torch.fx's leaf test) treat it as they treat
     ``cls``; being inside forward, the quantization neither changes the tensors the module's
@@ -158,8 +190,9 @@ def _act_quantized_class(cls: type[nn.Module]) -> type[nn.Module]:
     if cls not in _ACT_QUANTIZED:
         def forward(self: nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             quantize = getattr(self, ACT_QUANTIZER_ATTR)
-            # nn.Module declares forward as a Callable attribute, which mypy does not find through super()
-            return quantize(super(sub, self).forward(quantize(x), *args, **kwargs))  # type: ignore[misc]
+            with _bias_in_accumulator(self, quantize):
+                # nn.Module declares forward as a Callable attribute, which mypy does not find through super()
+                return quantize(super(sub, self).forward(quantize(x), *args, **kwargs))  # type: ignore[misc]
 
         sub: type[nn.Module] = type(f"ActQuantized{cls.__name__}", (cls,),
                                     {"forward": forward, "__module__": cls.__module__})

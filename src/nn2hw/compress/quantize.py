@@ -6,7 +6,9 @@ as HotNAS's "0 integer bits" for ResNet-18 weights; frac stays within 0..32.
 
 Weights are fake-quantized by a weight parametrization, activations (the layer's input and its
 output) inside the layer's forward (``_torch.quantize_activations``); both pass gradients straight
-through (STE) so the model fine-tunes.
+through (STE) so the model fine-tunes. A layer with both quantized adds its bias as an int8 kernel
+does, on the int32 accumulator's grid (step = input step x weight step; ``_torch.accumulator_bias``),
+while the trained bias parameter stays as it is.
 
 Integer bits when only a total width is given:
 - weights: ``auto_int_bits``: with max|w| = f * 2^e (0.5 <= f < 1), int = e + 1, the range

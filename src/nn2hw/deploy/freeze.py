@@ -3,8 +3,10 @@
 ``apply_plan`` leaves masks and fixed-point weights as weight parametrizations and activation
 quantizers inside ``forward``. An exported file needs plain tensors: ``freeze`` bakes every
 parametrized weight (zeroed pattern weights stay dense zeros: a dense CPU kernel still multiplies
-them) and, for layers that will run as int8 operators, removes the activation quantizer, whose
-work the ONNX QuantizeLinear / DequantizeLinear pair then does exactly.
+them), bakes the bias of a layer with fixed-point weights and inputs onto its accumulator's grid
+(as that layer's forward adds it: ``compress._torch.accumulator_bias``) and, for layers that will run
+as int8 operators, removes the activation quantizer, whose work the ONNX QuantizeLinear /
+DequantizeLinear pair then does exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from nn2hw.compress._torch import ACT_QUANTIZER_ATTR, FixedPointWeight, quantize_activations
+from nn2hw.compress._torch import ACT_QUANTIZER_ATTR, FixedPointWeight, accumulator_bias, quantize_activations
 
 INT8_BITS = 8
 """Widest fixed-point value an int8 operator holds exactly."""
@@ -64,6 +66,14 @@ class LayerQuant:
         return 2.0 ** (self.act_int_bits - self.act_bits)
 
     @property
+    def bias_step(self) -> float | None:
+        """The step of the bias a layer with fixed-point weights and inputs adds (input step x weight
+        step: an int8 kernel's int32 bias scale); None unless both are fixed point."""
+        if self.weight_bits is None or self.act_bits is None:
+            return None
+        return self.act_step * self.weight_step
+
+    @property
     def act_range(self) -> tuple[float, float]:
         """The fixed-point activation range [-2^(int-1), 2^(int-1) - step]."""
         assert self.act_int_bits is not None
@@ -100,10 +110,24 @@ def _bake_weight(module: nn.Module) -> None:
     module.weight = nn.Parameter(value, requires_grad=False)
 
 
+def _bake_bias(module: nn.Module, quant: LayerQuant) -> None:
+    """Put the bias of a layer with fixed-point weights and inputs on its accumulator's grid, as the
+    layer's forward does while it runs (its parameter stays as trained)."""
+    bias = module._parameters.get("bias")
+    if bias is None or quant.bias_step is None:
+        return
+    assert quant.act_bits is not None and quant.act_int_bits is not None
+    assert quant.weight_bits is not None and quant.weight_int_bits is not None
+    value = accumulator_bias(bias.detach(), quant.act_bits - quant.act_int_bits,
+                             quant.weight_bits - quant.weight_int_bits)
+    module.bias = nn.Parameter(value, requires_grad=False)
+
+
 def freeze(model: nn.Module, *, int8: bool = True) -> tuple[nn.Module, dict[str, LayerQuant]]:
     """A copy of ``model`` (eval mode) with plain weights, and the quantized layers by module path.
 
-    Every parametrized weight is replaced by its value (masks and fixed-point rounding baked in).
+    Every parametrized weight is replaced by its value (masks and fixed-point rounding baked in), the
+    bias of a layer with fixed-point weights and inputs by its value on the accumulator's grid.
     With ``int8``, the layers whose weights and activations both fit int8 lose their activation
     quantizer: the exporter puts exact QuantizeLinear/DequantizeLinear pairs in its place.
     """
@@ -118,6 +142,7 @@ def freeze(model: nn.Module, *, int8: bool = True) -> tuple[nn.Module, dict[str,
             _bake_weight(module)
         if quant is None:
             continue
+        _bake_bias(module, quant)
         quantized[name] = quant
         if quant.act_bits is not None and not (int8 and quant.int8):
             assert quant.act_int_bits is not None

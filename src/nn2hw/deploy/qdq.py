@@ -11,14 +11,19 @@ Per layer the graph becomes::
 
 which ONNX Runtime's QDQ fusion turns into QLinearConv / QGemm (an int8 kernel, int32 accumulation);
 a linear layer on a sequence, exported as ``MatMul`` + bias ``Add``, becomes QGemm too (ONNX
-Runtime's MatMulAddFusion makes it a Gemm on the rows first). The TorchScript exporter writes its
-weight as ``Transpose(W)`` and shares equal constants through ``Identity`` nodes: the Transpose is
+Runtime's MatMulAddFusion makes it a Gemm on the rows first, and then rounds the float bias to int32
+at s_x*s_w itself). The bias is exact either way: the fake-quantized layer already adds it on that
+grid (``compress._torch.accumulator_bias``). A bias off the grid is refused: the int8 kernel would add
+a different one, and every sum that close to a rounding boundary would round the other way (this
+was MiniLM's 0.8 % of FFN outputs one step off, grown to 1.25 at the logits). The TorchScript exporter
+writes its weight as ``Transpose(W)`` and shares equal constants through ``Identity`` nodes: the Transpose is
 folded into the int8 weight (and removed) and the Identity followed, so the weight is a constant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,12 +34,22 @@ from nn2hw.errors import ModelError
 
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
 """ONNX ops of a conv/linear layer that nn2hw quantizes."""
+INT32_RANGE = (-(2 ** 31), 2 ** 31 - 1)
+"""The integers the int32 bias of an int8 kernel holds."""
 
 
-def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, str]:
-    """Rewrite ``model`` (an onnx ModelProto, in place) so each int8 layer of ``layers`` runs int8.
+@dataclass(frozen=True)
+class Rewrite:
+    """What ``quantize_graph`` did: the layers left in float, each with the reason, and per int8 layer
+    the tensors around it (its float input before any Clip/QuantizeLinear, its output after the last
+    DequantizeLinear/Clip), which the export's check reads to compare the layer with torch's."""
 
-    Returns the layers left in float, each with the reason."""
+    left: dict[str, str] = field(default_factory=dict)
+    taps: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> Rewrite:
+    """Rewrite ``model`` (an onnx ModelProto, in place) so each int8 layer of ``layers`` runs int8."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
@@ -49,6 +64,7 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
     before: dict[int, list[Any]] = {}  # id(node) -> nodes to insert before it
     after: dict[int, list[Any]] = {}
     left: dict[str, str] = {}
+    taps: dict[str, tuple[str, str]] = {}
     dead: set[int] = set()  # id(node) of weight Transposes folded into an int8 weight
     for name, quant in layers.items():
         nodes = by_path.get(name, [])
@@ -76,6 +92,7 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
             if narrow else ("", "")
         # input: [Clip] -> Q -> DQ, for this node only (other readers of x see it unquantized, as in torch)
         src = node.input[0]
+        taps[name] = (src, last.output[0])
         if narrow:
             new_before.append(helper.make_node("Clip", [src, lo, hi], [f"{tag}_x_clip"], name=f"{tag}_x_clip"))
             src = f"{tag}_x_clip"
@@ -91,13 +108,16 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
                                                                 zero], [f"{tag}_w_dq"], name=f"{tag}_w_dq"))
         node.input[1] = f"{tag}_w_dq"
         # bias: int32 at scale s_x * s_w, as QLinearConv / QGemm take it
+        b_step, (b_low, b_high) = float(s_x * s_w), INT32_RANGE
         if len(node.input) > 2 and node.input[2] in inits and node.op_type in ("Conv", "Gemm"):
             bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
             b_scale = const("b_scale", np.array(s_x * s_w, dtype=np.float32))
-            b_int = np.rint(bias / float(s_x * s_w)).astype(np.int32)
+            b_int = _integers(bias, b_step, name, b_low, b_high, "biases").astype(np.int32)
             new_before.append(helper.make_node("DequantizeLinear", [const("b_int32", b_int), b_scale],
                                                [f"{tag}_b_dq"], name=f"{tag}_b_dq"))
             node.input[2] = f"{tag}_b_dq"
+        elif node.op_type == "MatMul" and (added := _added_bias(node, nodes, inits)) is not None:
+            _integers(added, b_step, name, b_low, b_high, "biases")  # ONNX Runtime rounds it to int32 at b_step
         # output: Q -> DQ [-> Clip], read by every consumer (the module returns the quantized value)
         out = last.output[0]
         last.output[0] = f"{tag}_y"
@@ -119,7 +139,7 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> dict[str, st
     kept = [t for t in graph.initializer if t.name in used]  # the float weights the int8 ones replace go
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    return left
+    return Rewrite(left, taps)
 
 
 def _constant_weight(node: Any, nodes: list[Any], inits: Mapping[str, Any]) -> tuple[np.ndarray, list[Any]] | None:
@@ -136,6 +156,19 @@ def _constant_weight(node: Any, nodes: list[Any], inits: Mapping[str, Any]) -> t
         return None
     perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None)
     return np.transpose(numpy_helper.to_array(inits[transpose.input[0]]).astype(np.float64), perm), [transpose]
+
+
+def _added_bias(node: Any, nodes: list[Any], inits: Mapping[str, Any]) -> np.ndarray | None:
+    """The constant a layer's ``Add`` adds to ``node``'s output (the bias of a linear layer exported as
+    ``MatMul`` + ``Add``), float64; None when the layer has none."""
+    from onnx import numpy_helper
+
+    for add in nodes:
+        if add.op_type == "Add" and node.output[0] in add.input:
+            other = [i for i in add.input if i != node.output[0]]
+            if len(other) == 1 and other[0] in inits:
+                return numpy_helper.to_array(inits[other[0]]).astype(np.float64)
+    return None
 
 
 def _integers(values: np.ndarray, step: float, layer: str, low: int, high: int, what: str) -> np.ndarray:
