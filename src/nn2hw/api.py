@@ -409,7 +409,7 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     """
     from nn2hw.hardware.base import get_template
     from nn2hw.search import SearchSettings, Spec, run_search
-    from nn2hw.search.settings import cosine_settings
+    from nn2hw.search.settings import cosine_settings, scratch_settings
 
     hardware, params, chip = with_hardware_file(hardware, hw_params, hardware_file)
     if chip is not None and chip.template == "hetero":
@@ -425,7 +425,7 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
         latency_ms = family_latency(latency_ms, levels)
     spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2)
     config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
-                            hw_grid=grid, **cosine_settings(settings))
+                            hw_grid=grid, **scratch_settings(cosine_settings(settings)))
     _require_search_outputs(config.out_dir, config.storage_url)
     if levels:
         from nn2hw.search.family import run_family

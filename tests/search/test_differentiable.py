@@ -70,6 +70,10 @@ def test_lambda_rises_over_the_spec_falls_well_under_it_and_holds_near_it():
     assert adapted(1.0, 1.2, options) == 2.0
     assert adapted(1.0, 0.5, options) == 0.5
     assert adapted(1.0, 0.95, options) == 1.0
+    lam = options.lam
+    for _ in range(40):  # far under the spec for long: it stops at lam / 1000, and rises from there
+        lam = adapted(lam, 0.1, options)
+    assert lam == pytest.approx(options.lam / 1000) and adapted(lam, 1.2, options) == pytest.approx(options.lam / 500)
 
 
 def test_the_k_most_likely_architectures_are_exact():
@@ -105,7 +109,7 @@ def test_a_sampler_without_a_search_says_it_needs_one():
 @pytest.mark.parametrize(("settings", "match"), [
     ({"strategy": "differentiable", "epochs": 0}, "--epochs must be a positive number"),
     ({"strategy": "differentiable", "epochs": float("nan")}, "--epochs must be a positive number"),
-    ({"strategy": "differentiable", "space_kind": "fbnet"}, "not supported by --strategy differentiable yet"),
+    ({"strategy": "differentiable", "space_kind": "fbnet"}, "Give --model fbnet, or --space-kind hotstart"),
     ({"strategy": "differentiable", "space_kind": "darts"}, "Unknown --space-kind"),
     ({"strategy": "random", "space_kind": "nb201"}, "configures the supernet of --strategy differentiable"),
     ({"strategy": "random", "epochs": 1}, "configures the supernet of --strategy differentiable"),
@@ -123,11 +127,11 @@ def test_the_cli_offers_the_settings_space_kinds():
     assert CLI_SPACE_KINDS == SPACE_KINDS
 
 
-def test_the_cli_refuses_an_unsupported_space_kind_with_exit_2(tmp_path, capsys):
+def test_the_cli_refuses_a_built_in_space_kind_with_a_hot_start_model_with_exit_2(tmp_path, capsys):
     code = main(["search", "--model", "resnet20", "--dataset", "fashion-mnist", "--latency-ms", "0.3",
                  "--strategy", "differentiable", "--space-kind", "nb201", "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2 and "not supported by --strategy differentiable yet" in err and "Traceback" not in err
+    assert code == 2 and "Give --model nb201" in err and "Traceback" not in err
 
 
 def test_the_supernet_at_one_hot_gates_is_the_network_the_plan_builds():

@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "fraction such as 0.2 is allowed)")
     p.add_argument("--space-kind", default="hotstart", choices=SPACE_KINDS,
                    help="--strategy differentiable: the space its supernet relaxes (default hotstart: the "
-                        "pretrained model's layers and their choices)")
+                        "pretrained model's layers and their choices; fbnet or nb201: that built-in space from "
+                        "scratch, with --model fbnet|nb201; docs/search.md)")
     p.add_argument("--proposals", type=int, default=32, metavar="N",
                    help="latency first: up to N proposals per trial for reinforce/fnas/random/evolution; those the "
                         "cost model rejects are recorded and learned from, never trained (1: no prefilter)")
@@ -91,8 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune batches per candidate that meets the specs (default 100, HotNAS; 0 with "
                         "--metric cosine)")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
-                   help="fine-tune learning rate (default 0.003; HotNAS used 0.1, which wrecks converged pretrained "
-                        "models: see docs/search.md)")
+                   help="fine-tune learning rate (default 0.003, or 0.05 with --space-kind fbnet|nb201, whose networks "
+                        "are trained from scratch; HotNAS used 0.1, which wrecks converged pretrained models: see "
+                        "docs/search.md)")
     p.add_argument("--final-batches", type=int, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
                         "from --finetune-lr, distilled from the unmodified model; 0 with --metric cosine)")
@@ -193,11 +195,11 @@ def _search(args: argparse.Namespace) -> int:
     from nn2hw.api import search
     from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search.finalize import FinalizedElsewhere
-    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, SEARCH_FINETUNE_LR, Member
+    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, Member, default_finetune_lr
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
-    lr = SEARCH_FINETUNE_LR if args.finetune_lr is None else args.finetune_lr
+    lr = default_finetune_lr(args.space_kind) if args.finetune_lr is None else args.finetune_lr
     label_free = args.metric == COSINE  # scored as compressed: no fine-tune unless asked (then refused)
     batches = (0 if label_free else 100) if args.finetune_batches is None else args.finetune_batches
     final_batches = (0 if label_free else FINAL_FINETUNE.batches) if args.final_batches is None else args.final_batches

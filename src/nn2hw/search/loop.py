@@ -241,6 +241,11 @@ def run_search(settings: SearchSettings, evaluator: Evaluator | None = None,
     A worker of a shared study that another worker finalizes returns ``FinalizedElsewhere``
     (where the bundle is). A full disk or a damaged or read-only study file is a ``StudyError``.
     """
+    if settings.space_kind != "hotstart":  # a built-in space from scratch: its own flow, no study
+        from nn2hw.search.differentiable.scratch import run_space_search
+
+        _set_threads(settings)
+        return run_space_search(settings, evaluator, final_evaluator, log)
     with faults_explained(settings.storage_url), quiet_optuna():
         return _search(settings, evaluator, final_evaluator, progress, log)
 

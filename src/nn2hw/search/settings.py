@@ -50,6 +50,28 @@ model (weight 0.5, T = 4). Measured on the Fashion-MNIST ResNet-20 (94.46 % unmo
 93.04 %, the same distilled 93.46 %; on a searched 0.226 ms candidate, 2000 distilled cosine
 batches from lr 0.01 / 0.003 / 0.001 give 93.95 / 94.22 / 93.94 % (full test set)."""
 
+SCRATCH_FINETUNE_LR = 0.05
+"""A built-in space searched from scratch (``--space-kind fbnet|nb201``) fine-tunes its derived
+networks at lr 0.05: they inherit a briefly trained supernet's weights, not a converged model's, and
+at 0.003 they stay near chance (measured: a 0.25-width FBNet path's loss stays above 2.3 over 120
+random-path batches, while a fixed path at 0.05 falls from 2.35 to 1.56 in 80)."""
+
+
+def scratch_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Search keywords with the fine-tunes defaulting to ``SCRATCH_FINETUNE_LR`` (the final one
+    undistilled: there is no unmodified model) when ``space_kind`` is a built-in space; given
+    fine-tunes are kept."""
+    if settings.get("space_kind", "hotstart") == "hotstart":
+        return dict(settings)
+    return {"finetune": FinetuneSettings(lr=SCRATCH_FINETUNE_LR),
+            "final_finetune": replace(FINAL_FINETUNE, lr=SCRATCH_FINETUNE_LR, distill=0.0), **settings}
+
+
+def default_finetune_lr(space_kind: str) -> float:
+    """The fine-tunes' learning rate when none is given: 0.003 from a pretrained model (hot start),
+    0.05 for a built-in space's networks trained from scratch."""
+    return SEARCH_FINETUNE_LR if space_kind == "hotstart" else SCRATCH_FINETUNE_LR
+
 
 @dataclass(frozen=True)
 class Member:
@@ -288,9 +310,15 @@ class SearchSettings:
                                   f"Add --strategy {DIFFERENTIABLE}, or drop {' and '.join(given)}.")
             return
         if self.space_kind != "hotstart":
-            raise ConfigError(f"--space-kind {self.space_kind} is not supported by --strategy {DIFFERENTIABLE} yet: "
-                              "it searches the hot-start space (the pretrained model's layers and their choices).",
-                              "Use --space-kind hotstart (the default).")
+            self._check_scratch()
+        else:
+            from nn2hw.search.differentiable.options import RelaxOptions
+
+            scratch = sorted(set(self.strategy_options) & set(RelaxOptions.SCRATCH_ONLY))
+            if scratch:
+                raise ConfigError(f"--strategy-option {', '.join(scratch)} configure(s) the supernet of a built-in "
+                                  "space (--space-kind fbnet|nb201), and this search relaxes the hot-start space.",
+                                  f"Drop {', '.join(scratch)}, or search a built-in space with --space-kind.")
         unsupported = [what for what, given in (
             ("--with (a joint search of several networks)", self.companions),
             ("--min-accuracy-under-variation", self.min_accuracy_under_variation is not None),
@@ -300,6 +328,23 @@ class SearchSettings:
             raise ConfigError(f"--strategy {DIFFERENTIABLE} trains one network's supernet under latency/energy specs, "
                               f"and {unsupported[0]} was given.",
                               "Drop it, or use a discrete strategy (e.g. --strategy reinforce).")
+
+    def _check_scratch(self) -> None:
+        """A built-in space is searched from scratch: ``--model`` names its zoo entry, and what needs a
+        pretrained model, a study database or several processes is refused."""
+        if self.model != self.space_kind:
+            raise ConfigError(f"--space-kind {self.space_kind} searches the architectures of the zoo's "
+                              f"{self.space_kind} entry from scratch (no hot start), and --model is {self.model!r}.",
+                              f"Give --model {self.space_kind}, or --space-kind hotstart to compress {self.model}.")
+        unsupported = [what for what, given in (
+            ("--checkpoint (there are no pretrained weights to start from)", self.checkpoint),
+            ("--space (the space is the built-in one)", self.space_config),
+            ("--storage (its state is kept in the output folder)", self.storage),
+            ("--workers above 1", self.workers > 1)) if given]
+        if unsupported:
+            raise ConfigError(f"--space-kind {self.space_kind} trains one supernet in one process, and "
+                              f"{unsupported[0]} was given.",
+                              "Drop it; --resume continues a run from its --out folder.")
 
     def _check_variation(self) -> None:
         """The accuracy-under-variation spec: a percentage of top-1 for one network."""

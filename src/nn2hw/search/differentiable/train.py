@@ -88,14 +88,21 @@ def hardware_loss(ce: torch.Tensor, metrics: torch.Tensor, limits: np.ndarray, l
     return ce * torch.prod(ratios.clamp_min(1e-6) ** lam)
 
 
+LAMBDA_RANGE = 1000.0
+"""Lambda stays within [lam / 1000, lam * 1000] of its initial value: far under the spec for long, it
+would otherwise shrink to nothing (1e-9 after 55 halvings in a measured FBNet run) and take as many
+updates to matter again once the architecture grows past the spec."""
+
+
 def adapted(lam: float, ratio: float, options: RelaxOptions) -> float:
     """Lambda after one adaptation: up while the most likely architecture misses a limit (``ratio``
-    > 1: its worst metric over its limit), down while it is more than ``slack`` under every limit."""
+    > 1: its worst metric over its limit), down while it is more than ``slack`` under every limit;
+    within ``LAMBDA_RANGE`` of the initial ``options.lam``."""
     if ratio > 1.0:
-        return lam * options.lambda_factor
-    if ratio < 1.0 - options.slack:
-        return lam / options.lambda_factor
-    return lam
+        lam *= options.lambda_factor
+    elif ratio < 1.0 - options.slack:
+        lam /= options.lambda_factor
+    return min(max(lam, options.lam / LAMBDA_RANGE), options.lam * LAMBDA_RANGE)
 
 
 def most_likely(log_probs: Sequence[np.ndarray], k: int) -> list[tuple[tuple[int, ...], float]]:
