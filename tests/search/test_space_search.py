@@ -187,3 +187,16 @@ def test_a_tiny_fbnet_space_search_meets_its_spec_bundles_the_network_and_resume
         monkey.undo()
     assert again.trials["reused"] == report["trials"]["complete"] and again.trials["trained"] == 0
     assert again.solution.trial == report["solution"]["trial"]
+
+
+def test_a_built_in_space_fine_tunes_at_the_scratch_rate_with_clipping_unless_told_otherwise():
+    from nn2hw.evaluate.settings import FinetuneSettings
+    from nn2hw.search.settings import SCRATCH_CLIP_GRAD_NORM, SCRATCH_FINETUNE_LR, default_finetune_lr, scratch_settings
+
+    found = scratch_settings({"space_kind": "fbnet"})
+    assert found["finetune"].lr == found["final_finetune"].lr == SCRATCH_FINETUNE_LR == default_finetune_lr("nb201")
+    assert found["finetune"].clip_grad_norm == found["final_finetune"].clip_grad_norm == SCRATCH_CLIP_GRAD_NORM
+    assert found["final_finetune"].distill == 0.0  # no unmodified model to distill from
+    given = FinetuneSettings(lr=0.01)
+    assert scratch_settings({"space_kind": "fbnet", "finetune": given})["finetune"] is given
+    assert scratch_settings({"strategy": "tpe"}) == {"strategy": "tpe"}

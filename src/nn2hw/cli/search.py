@@ -195,11 +195,12 @@ def _search(args: argparse.Namespace) -> int:
     from nn2hw.api import search
     from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search.finalize import FinalizedElsewhere
-    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, Member, default_finetune_lr
+    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, SCRATCH_CLIP_GRAD_NORM, Member, default_finetune_lr
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
     lr = default_finetune_lr(args.space_kind) if args.finetune_lr is None else args.finetune_lr
+    clip = 0.0 if args.space_kind == "hotstart" else SCRATCH_CLIP_GRAD_NORM
     label_free = args.metric == COSINE  # scored as compressed: no fine-tune unless asked (then refused)
     batches = (0 if label_free else 100) if args.finetune_batches is None else args.finetune_batches
     final_batches = (0 if label_free else FINAL_FINETUNE.batches) if args.final_batches is None else args.final_batches
@@ -210,9 +211,10 @@ def _search(args: argparse.Namespace) -> int:
             progress=not args.quiet, seq_len=args.seq_len,
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
-            finetune=FinetuneSettings(batches=batches, lr=lr, seed=args.seed, precision=args.finetune_precision),
+            finetune=FinetuneSettings(batches=batches, lr=lr, seed=args.seed, precision=args.finetune_precision,
+                                      clip_grad_norm=clip),
             final_finetune=replace(FINAL_FINETUNE, batches=final_batches, lr=lr, seed=args.seed,
-                                   precision=args.finetune_precision),
+                                   precision=args.finetune_precision, clip_grad_norm=clip),
             search_images=args.search_images, metric=args.metric, validation_size=args.validation_size,
             select_on_test=args.select_on_test, pruner=args.pruner, prune_checkpoints=args.prune_checkpoints,
             prune_images=args.prune_images, prune_warmup=args.prune_warmup,

@@ -72,7 +72,8 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
              momentum: float = 0.9, weight_decay: float = 1e-4, seed: int = 0, augment: bool | Augment = True,
              threads: int | None = None, progress: bool = True, *, schedule: str = "constant",
              teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0,
-             after_step: Callable[[int], None] | None = None, precision: str = "auto") -> FinetuneResult:
+             after_step: Callable[[int], None] | None = None, precision: str = "auto",
+             clip_grad_norm: float = 0.0) -> FinetuneResult:
     """Fine-tune ``model`` in place for ``batches`` mini-batches of ``train_data`` (HotNAS defaults).
 
     Data order and augmentation are drawn from ``seed``; the same seed gives the same weights.
@@ -82,11 +83,11 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
     after each optimizer step with the number of steps done (a caller's checkpoint: it may score
     the model, putting it back in train mode, or raise to stop). ``precision`` as in
     ``FinetuneSettings`` (``resolve_precision``: bf16 autocast where the CPU computes bf16, else
-    fp32; an explicit 'bf16' that cannot run warns once and runs fp32). Raises ``ModelError`` when
-    the loss stops being finite (the learning rate is too high).
+    fp32; an explicit 'bf16' that cannot run warns once and runs fp32); ``clip_grad_norm`` too.
+    Raises ``ModelError`` when the loss stops being finite (the learning rate is too high).
     """
     settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment), schedule,
-                                distill, temperature, precision)
+                                distill, temperature, precision, clip_grad_norm)
     ran, reason = resolve_precision(precision)
     if precision == "bf16" and ran != "bf16":
         _warn_once(f"Fine-tuning in {reason}.")
@@ -127,6 +128,8 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                                      f"Lower the learning rate (lr={lr}) or check the model's changes.")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if clip_grad_norm:
+                    nn.utils.clip_grad_norm_(params, clip_grad_norm)
                 optimizer.step()
                 losses.append(loss.item())
                 bar.update(task, advance=1)

@@ -27,6 +27,8 @@ class FinetuneSettings:
     ``distill``: weight of a knowledge-distillation term (KL divergence to a teacher's softened
     outputs at ``temperature``, scaled by its square); the cross-entropy gets ``1 - distill``.
     It needs a teacher, e.g. the unmodified pretrained model when recovering a compressed one.
+    ``clip_grad_norm``: the gradients' total norm is clipped to it before each step (0: never), as a
+    network trained from scratch with fixed-point layers needs (``--space-kind fbnet|nb201``).
     """
 
     batches: int = 100
@@ -40,6 +42,7 @@ class FinetuneSettings:
     distill: float = 0.0
     temperature: float = 4.0
     precision: str = "auto"
+    clip_grad_norm: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.batches, int) or self.batches < 0:
@@ -57,13 +60,18 @@ class FinetuneSettings:
             raise ConfigError(f"Distillation weight {self.distill!r} must be in [0, 1] and temperature "
                               f"{self.temperature!r} positive.", "Use e.g. distill=0.5, temperature=4.")
         check_precision(self.precision)
+        if not math.isfinite(self.clip_grad_norm) or self.clip_grad_norm < 0:
+            raise ConfigError(f"Fine-tune clip_grad_norm={self.clip_grad_norm!r} must be a finite number >= 0.",
+                              "Use e.g. 5.0, or 0 not to clip.")
 
     @property
     def key(self) -> str:
         """Canonical JSON of the settings: the key part that says how a model was fine-tuned. It holds
         the precision that runs here (``auto`` resolved), since a bf16 result is another measurement."""
-        return json.dumps({**asdict(self), "precision": resolve_precision(self.precision)[0]},
-                          sort_keys=True, separators=(",", ":"))
+        fields = {**asdict(self), "precision": resolve_precision(self.precision)[0]}
+        if not self.clip_grad_norm:  # added later: in the key only when set, so earlier keys stay valid
+            del fields["clip_grad_norm"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
 def check_precision(precision: str) -> None:

@@ -160,7 +160,7 @@ def run_space_search(settings: SearchSettings, evaluator: Evaluator | None = Non
     if target.template.measured:
         raise ConfigError(f"--space-kind {settings.space_kind} costs architectures with an analytical template, and "
                           f"{settings.hardware} times networks on this machine.",
-                          "Search on an FPGA or ASIC template (e.g. --hardware fpga:zcu102 or asic:eyeriss).")
+                          "Search on an FPGA or ASIC template (e.g. --hardware fpga:zcu102 or eyeriss).")
     metrics = metrics_for(settings, target)
     supernet = build_supernet(settings, options)
     check_memory(supernet.estimate_bytes(settings.finetune.batch_size), options, settings.finetune.batch_size)
@@ -197,7 +197,7 @@ def check_leanest(run: SpaceRun) -> dict[str, Any]:
     if not tried:
         raise InfeasibleError(f"No architecture of the {run.settings.space_kind} space runs on "
                               f"{run.settings.hardware}.",
-                              "Use a larger device or template (nn2hw list hardware).")
+                              "Use a larger device or template (nn2hw list templates).")
     design_arch = min(tried, key=lambda t: t[1].latency_ms)
     tables = costs.tables(design_arch[1].design)
     cheapest = _cheapest(tables)
