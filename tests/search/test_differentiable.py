@@ -22,6 +22,7 @@ from nn2hw.search.differentiable.options import RelaxOptions
 from nn2hw.search.differentiable.train import adapted, gumbel_gates, hardware_loss, hardware_value, most_likely
 from nn2hw.search.strategies import build_sampler
 from nn2hw.testing.strategies import context
+from tests.search.data_here import fashion_mnist_here
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 COUNTS = (3, 4, 2)
@@ -168,17 +169,8 @@ def test_the_supernet_at_one_hot_gates_is_the_network_the_plan_builds():
     assert net.estimate_bytes(64) > net.estimate_bytes(1) > 0
 
 
-def _fashion_mnist_here() -> bool:
-    from nn2hw.data import load_dataset
 
-    try:
-        load_dataset("fashion-mnist", "test")
-    except Exception:  # any reason the data are missing skips the real search
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _fashion_mnist_here(), reason="Fashion-MNIST is not available here")
+@pytest.mark.skipif(not fashion_mnist_here(), reason="Fashion-MNIST is not available here")
 def test_a_tiny_differentiable_search_meets_its_spec_reports_the_gap_and_resumes_without_training(
         tmp_path, monkeypatch):
     """About 20 s (more under load): preparing the ResNet-20 space twice (8 s each), 6 supernet batches on the fit

@@ -22,16 +22,7 @@ from nn2hw.search.differentiable.options import RelaxOptions
 from nn2hw.search.differentiable.space_costs import SpaceCosts
 from nn2hw.search.target import HardwareTarget
 from nn2hw.zoo.archs.supernet import FBNetSupernet
-
-
-def _fashion_mnist_here() -> bool:
-    from nn2hw.data import load_dataset
-
-    try:
-        load_dataset("fashion-mnist", "test")
-    except Exception:  # any reason the data are missing skips the real search
-        return False
-    return True
+from tests.search.data_here import fashion_mnist_here
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +105,7 @@ def test_a_measured_template_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _fashion_mnist_here(), reason="Fashion-MNIST is not available here")
+@pytest.mark.skipif(not fashion_mnist_here(), reason="Fashion-MNIST is not available here")
 def test_a_tiny_fbnet_space_search_meets_its_spec_bundles_the_network_and_resumes(tmp_path):
     """About 60 s (more under load): 13 supernet batches, candidates fine-tuned 2 batches and scored
     on 64 validation images, the winner and the reference tested on 64 images, then resumed."""
