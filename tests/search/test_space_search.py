@@ -191,3 +191,16 @@ def test_a_built_in_space_fine_tunes_at_the_scratch_rate_with_clipping_unless_to
     given = FinetuneSettings(lr=0.01)
     assert scratch_settings({"space_kind": "fbnet", "finetune": given})["finetune"] is given
     assert scratch_settings({"strategy": "tpe"}) == {"strategy": "tpe"}
+
+
+def test_candidates_that_build_the_same_network_share_one_key(fbnet_costs):
+    """A bit width chosen for a skip block (no convs) changes nothing: such candidates are scored once."""
+    from types import SimpleNamespace
+
+    from nn2hw.search.differentiable.scratch import network_key
+
+    run = SimpleNamespace(supernet=fbnet_costs.supernet)
+    ops = [8] * 5 + [0] * 17  # blocks 1-4 skip at equal shapes (identity), block 0 changes width
+    arch = ops + [0] * 22
+    assert network_key(run, arch) == network_key(run, ops + [0, 0, 2] + [0] * 19)  # block 2 is a skip
+    assert network_key(run, arch) != network_key(run, ops + [0] * 5 + [2] + [0] * 16)  # block 5 has convs

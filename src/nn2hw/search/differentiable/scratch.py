@@ -512,8 +512,13 @@ def evaluate_candidates(run: SpaceRun, state: dict[str, Any], evaluator: Evaluat
     deadline = started + s.minutes * 60 if s.minutes else math.inf
     scored = [c for c in candidates if "score" in c]
     tried = len(scored) + sum("failed" in c for c in candidates)
+    networks = {network_key(run, c["indices"]): n for n, c in enumerate(candidates) if "score" in c or "failed" in c}
     for number, c in enumerate(candidates):
-        if not c["feasible"] or "score" in c or "failed" in c:
+        if not c["feasible"] or "score" in c or "failed" in c or "same_as" in c:
+            continue
+        same = networks.setdefault(network_key(run, c["indices"]), number)
+        if same != number:  # e.g. another bit width on a skip block: the same network, not trained twice
+            c["same_as"] = same
             continue
         if (s.trials is not None and tried >= s.trials) or time.time() >= deadline:
             break
@@ -542,6 +547,13 @@ def evaluate_candidates(run: SpaceRun, state: dict[str, Any], evaluator: Evaluat
             "Train the supernet longer (--epochs) or with more weight on the hardware term (--strategy-option lam=...),"
             " raise --trials/--minutes, or relax the spec.", best_bound=best)
     return sorted(scored, key=lambda c: -c["score"][s.metric])
+
+
+def network_key(run: SpaceRun, indices: Sequence[int]) -> str:
+    """What makes two candidates the same network: their ops and the bit widths of the layers that
+    have weights (a width chosen for a block without convs, a skip, changes nothing)."""
+    ops, _ = split_indices(indices, run.supernet.positions)
+    return json.dumps([ops, sorted(run.supernet.layer_bits(indices).items())])
 
 
 def trained(evaluator: Evaluator, model: nn.Module) -> dict[str, float] | str:
@@ -695,6 +707,17 @@ def _rows(run: SpaceRun, indices: Sequence[int], base: NetworkCost, solution: Ne
     return rows
 
 
+def _outcome(candidate: Mapping[str, Any]) -> str:
+    """What became of a candidate, in a few words."""
+    if "score" in candidate:
+        return "scored"
+    if "failed" in candidate:
+        return f"failed: {candidate['failed']}"
+    if "same_as" in candidate:
+        return f"the same network as candidate {candidate['same_as']}"
+    return "missed a spec" if not candidate["feasible"] else "not scored (budget)"
+
+
 def _write_reports(run: SpaceRun, state: Mapping[str, Any], baseline: Solution, solution: Solution,
                    rows: Sequence[LayerRow], notes: Sequence[str]) -> dict[str, str]:
     """candidates.csv, layers.csv, pareto.csv/png and summary.html."""
@@ -702,7 +725,7 @@ def _write_reports(run: SpaceRun, state: Mapping[str, Any], baseline: Solution, 
     candidates = state["record"]["candidates"]
     path = out / "candidates.csv"
     columns = ["candidate", "architecture", "log_prob", "relaxed_latency_ms", "latency_ms", "energy_mj",
-               "relaxed_vs_exact_pct", "feasible", s.metric, "design", "indices"]
+               "relaxed_vs_exact_pct", "feasible", s.metric, "outcome", "design", "indices"]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
@@ -712,7 +735,8 @@ def _write_reports(run: SpaceRun, state: Mapping[str, Any], baseline: Solution, 
                              "latency_ms": (c["exact"] or {}).get("latency_ms"),
                              "energy_mj": (c["exact"] or {}).get("energy_mj"),
                              "relaxed_vs_exact_pct": c.get("relaxed_vs_exact_pct"), "feasible": c["feasible"],
-                             s.metric: (c.get("score") or {}).get(s.metric), "design": c.get("design"),
+                             s.metric: (c.get("score") or {}).get(s.metric), "outcome": _outcome(c),
+                             "design": c.get("design"),
                              "indices": " ".join(str(i) for i in c["indices"])})
     points = [ParetoPoint(n, c["exact"]["latency_ms"], c["score"][s.metric], bool(c["feasible"]))
               for n, c in enumerate(candidates) if c.get("score") and c.get("exact")]
