@@ -43,7 +43,8 @@ class RelaxOptions:
     - ``memory_mb``: the memory the supernet may use (0: what the machine has available now).
 
     Only with ``--space-kind fbnet|nb201`` (``SCRATCH_ONLY``; the hot-start space refuses them):
-    - ``bits``: the bit widths every block / edge chooses from, '/'-separated (32 = float).
+    - ``bits``: the bit widths every block / edge chooses from, '/'-separated (32 = float; default
+      32/8: 4-bit blocks trained from scratch collapse here, see docs/search.md).
     - ``width_mult`` (FBNet), ``channels`` and ``cells`` (NAS-Bench-201: C and N): the network's size.
     - ``cost_dataset``: the dataset whose input shapes architectures are costed on (e.g. cifar10 for a
       Fashion-MNIST supernet, as HW-NAS-Bench costs them); empty: the search's dataset.
@@ -65,7 +66,7 @@ class RelaxOptions:
     candidates: int = 8
     train_share: float = 0.5
     memory_mb: float = 0.0
-    bits: str = "32/8/4"
+    bits: str = "32/8"
     width_mult: float = 0.25
     channels: int = 16
     cells: int = 5
