@@ -204,3 +204,41 @@ def test_candidates_that_build_the_same_network_share_one_key(fbnet_costs):
     arch = ops + [0] * 22
     assert network_key(run, arch) == network_key(run, ops + [0, 0, 2] + [0] * 19)  # block 2 is a skip
     assert network_key(run, arch) != network_key(run, ops + [0] * 5 + [2] + [0] * 16)  # block 5 has convs
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not fashion_mnist_here(), reason="Fashion-MNIST is not available here")
+def test_an_interrupted_supernet_training_resumes_from_its_last_saved_batch(tmp_path, monkeypatch):
+    """About 30 s: 13 supernet batches, interrupted after batch 6 (saved every batch here), resumed."""
+    from dataclasses import replace
+
+    from nn2hw import zoo
+    from nn2hw.data import load_dataset
+    from nn2hw.evaluate import test
+    from nn2hw.search import run_search
+    from nn2hw.search.differentiable import scratch
+
+    images = zoo.prepare(load_dataset("fashion-mnist", "test"), "fbnet").take(32)
+
+    def score(model):
+        metrics = test(model, images, progress=False)
+        return {"top1": metrics.top1, "n_images": float(metrics.n_images), "partial": 1.0}
+
+    monkeypatch.setattr(scratch, "CHECKPOINT_S", 0.0)
+    monkeypatch.setattr(scratch, "LOG_EVERY", 3)
+    settings = _settings(tmp_path, strategy_options={"candidates": 1, "warmup": 0.5}, epochs=0.007, trials=1,
+                         threads=2)
+
+    def interrupt(line: str) -> None:
+        if "batch 6/" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(settings, evaluator=score, progress=False, log=interrupt)
+    lines: list[str] = []
+    result = run_search(replace(settings, resume=True), evaluator=score, progress=False, log=lines.append)
+    record = json.loads((tmp_path / "o" / "differentiable.json").read_text())
+    batches = math.ceil(0.007 * record["images"] / 32)
+    resumed = [line for line in lines if "resumed the supernet's training at batch" in line]
+    assert resumed and 1 <= int(resumed[0].rsplit(" ", 1)[1]) <= 6 < batches == record["batches"]
+    assert result.solution.cost.latency_ms <= 0.2

@@ -304,7 +304,7 @@ class Trainer:
         """Continue a saved training of this search (``--resume``)."""
         if not (self.run.settings.resume and self.checkpoint.is_file()):
             return
-        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        saved = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         if saved.get("key") != self.run.key:
             return
         self.net.load_state_dict(saved["supernet"])
