@@ -242,3 +242,15 @@ def test_an_interrupted_supernet_training_resumes_from_its_last_saved_batch(tmp_
     resumed = [line for line in lines if "resumed the supernet's training at batch" in line]
     assert resumed and 1 <= int(resumed[0].rsplit(" ", 1)[1]) <= 6 < batches == record["batches"]
     assert result.solution.cost.latency_ms <= 0.2
+
+
+def test_a_space_search_without_a_latency_or_energy_spec_is_refused_and_always_reports_latency():
+    from types import SimpleNamespace
+
+    from nn2hw.search.differentiable.scratch import metrics_for
+
+    target = SimpleNamespace(template=SimpleNamespace(metrics=("latency_ms", "energy_mj", "area_mm2")))
+    with pytest.raises(ConfigError, match="name neither on eyeriss"):
+        metrics_for(SimpleNamespace(spec=Spec(area_mm2=1.0), hardware="eyeriss"), target)
+    assert metrics_for(SimpleNamespace(spec=Spec(energy_mj=1.0), hardware="eyeriss"), target) == ("latency_ms",
+                                                                                                   "energy_mj")

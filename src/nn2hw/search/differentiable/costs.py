@@ -13,7 +13,7 @@ exact cost (the relaxed vs exact gap).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,15 +39,21 @@ def relaxed_positions(dimensions: Sequence[Dimension]) -> tuple[int, ...]:
     return tuple(i for i, d in enumerate(dimensions) if d.technique in RELAXED_TECHNIQUES)
 
 
-def hardware_metrics(ctx: SearchContext) -> tuple[str, ...]:
-    """The spec'd metrics the hardware term weighs; a ``ConfigError`` when there is none."""
-    found = tuple(m for m in HW_METRICS if m in ctx.spec.limits and getattr(ctx.base_cost, m) is not None)
+def weighed_metrics(limits: Mapping[str, float], modelled: Callable[[str], bool], hardware: str) -> tuple[str, ...]:
+    """The spec'd metrics (``limits``) the hardware term weighs, those of ``HW_METRICS`` the hardware
+    models; a ``ConfigError`` when there is none."""
+    found = tuple(m for m in HW_METRICS if m in limits and modelled(m))
     if not found:
         raise ConfigError(f"The differentiable strategy puts latency or energy into its loss, and this search's specs "
-                          f"({', '.join(ctx.spec.limits)}) name neither on {ctx.settings.hardware}.",
+                          f"({', '.join(limits)}) name neither on {hardware}.",
                           "Give --latency-ms (or --energy-mj on a template that models energy), or use a discrete "
                           "strategy.")
     return found
+
+
+def hardware_metrics(ctx: SearchContext) -> tuple[str, ...]:
+    """The spec'd metrics the hot-start relaxation weighs (those the base network's cost has)."""
+    return weighed_metrics(ctx.spec.limits, lambda m: getattr(ctx.base_cost, m) is not None, ctx.settings.hardware)
 
 
 class ExactCosts:

@@ -53,7 +53,7 @@ from nn2hw.plan import Plan
 from nn2hw.report import LayerRow, ParetoPoint, plot_pareto, write_html, write_pareto_csv
 from nn2hw.report.layers import write_layers_csv
 from nn2hw.search.context import default_evaluator
-from nn2hw.search.differentiable.costs import HW_METRICS
+from nn2hw.search.differentiable.costs import weighed_metrics
 from nn2hw.search.differentiable.options import DEFAULT_EPOCHS, RelaxOptions
 from nn2hw.search.differentiable.space_costs import BlockTables, SpaceCosts, split_indices
 from nn2hw.search.differentiable.train import Trace, adapted, check_memory, gumbel_gates, hardware_loss, most_likely
@@ -110,11 +110,7 @@ def reference_indices(settings: SearchSettings, supernet: Supernet) -> tuple[int
 def metrics_for(settings: SearchSettings, target: HardwareTarget) -> tuple[str, ...]:
     """The metrics the hardware term weighs: the spec'd ones (latency, energy; a ``ConfigError`` when
     none), and latency always (without a latency spec its limit is infinite: reported, not weighed)."""
-    found = tuple(m for m in HW_METRICS if m in settings.spec.limits and m in target.template.metrics)
-    if not found:
-        raise ConfigError(f"The differentiable strategy puts latency or energy into its loss, and this search's specs "
-                          f"({', '.join(settings.spec.limits)}) name neither on {settings.hardware}.",
-                          "Give --latency-ms (or --energy-mj on a template that models energy).")
+    found = weighed_metrics(settings.spec.limits, lambda m: m in target.template.metrics, settings.hardware)
     return found if "latency_ms" in found else ("latency_ms", *found)  # latency is always reported
 
 
