@@ -37,6 +37,17 @@ def test_export_writes_a_file_ort_runs(bundle, tmp_path, capsys):
     assert summary["checked"] and summary["max_abs_error"] <= summary["tolerance"]
 
 
+def test_int8_storage_option(bundle, tmp_path, capsys):
+    summary = tmp_path / "u.json"
+    assert main(["export", str(bundle), "--onnx", str(tmp_path / "u.onnx"), "--int8-storage", "u8u8",
+                 "--json", str(summary)]) == 0
+    assert "integers stored as u8u8" in capsys.readouterr().out
+    assert json.loads(summary.read_text())["int8_storage"] == "u8u8"
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(bundle), "--onnx", str(tmp_path / "x.onnx"), "--int8-storage", "int4"])
+    assert exited.value.code == 2 and "u8u8" in capsys.readouterr().err
+
+
 def test_input_shape_option_sets_the_batch(bundle, tmp_path):
     out = tmp_path / "b4.onnx"
     assert main(["export", str(bundle), "--onnx", str(out), "--input-shape", "4x1x28x28", "--no-check"]) == 0

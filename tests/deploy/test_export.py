@@ -13,6 +13,8 @@ from nn2hw.compress import apply_plan, with_quantization
 from nn2hw.deploy import export as export_module
 from nn2hw.deploy import export_onnx
 from nn2hw.errors import ConfigError, ModelError
+from nn2hw.measure.int8 import INT8_STORAGES, native_int8_storage
+from nn2hw.measure.machine import cpu_flags
 from tests.deploy.variants import VARIANTS, cut, int8, zoo_case
 
 SHAPE = (1, 1, 28, 28)
@@ -66,13 +68,18 @@ def test_pattern_zeros_stay_dense(resnet20, tmp_path):
     assert "layer1.0.conv1" in result.masked_layers
 
 
-def test_int8_file_has_int8_operators_and_ort_runs_int8_kernels(resnet20, tmp_path):
+@pytest.mark.parametrize("storage", ["auto", "u8u8"])
+def test_int8_file_has_int8_operators_and_ort_runs_int8_kernels(resnet20, storage, tmp_path):
     model, workload, plan0 = resnet20
-    result = export_onnx(model, tmp_path / "q.onnx", plan=int8(plan0, workload, model), workload=workload)
+    result = export_onnx(model, tmp_path / "q.onnx", plan=int8(plan0, workload, model), workload=workload,
+                         int8_storage=storage)
+    stored = native_int8_storage(cpu_flags())[0] if storage == "auto" else storage
+    assert result.int8_storage == stored and result.to_dict()["int8_storage"] == stored
     graph = onnx.load(str(result.path)).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    assert sum(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer) >= len(workload.compute_layers)
+    dtype = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(INT8_STORAGES[stored].dtype))
+    assert sum(t.data_type == dtype for t in graph.initializer) >= len(workload.compute_layers)
     # the profiler saw an int8 kernel for every quantized layer
     assert set(result.int8_kernels) == set(result.int8_layers)
     assert set(result.int8_kernels.values()) <= {"QLinearConv", "QGemm"}

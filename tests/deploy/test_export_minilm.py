@@ -42,9 +42,10 @@ def minilm():
     return model, workload, plan
 
 
-def test_a_partly_int8_minilm_exports_and_its_int8_layers_are_exact(minilm, tmp_path):
+@pytest.mark.parametrize("storage", ["auto", "u8u8"])
+def test_a_partly_int8_minilm_exports_and_its_int8_layers_are_exact(minilm, storage, tmp_path):
     model, workload, plan = minilm
-    result = export_onnx(model, tmp_path / "m.onnx", plan=plan, workload=workload)
+    result = export_onnx(model, tmp_path / "m.onnx", plan=plan, workload=workload, int8_storage=storage)
     assert len(result.int8_layers) == 7 and set(result.int8_kernels.values()) == {"QGemm"}
     assert result.int8_layer_off == 0.0  # every int8 layer equals its torch layer on its own input
     assert result.max_abs_error <= result.tolerance and "float32-vs-float64" in result.tolerance_rule
@@ -77,8 +78,8 @@ def _corrupt_scale(layer_scope: str):
     """quantize_graph, then the input/output scale of one int8 layer doubled: a wrong grid."""
     real = export_module.quantize_graph
 
-    def wrong(proto, layers):
-        rewrite = real(proto, layers)
+    def wrong(proto, layers, storage):
+        rewrite = real(proto, layers, storage)
         scale = next(t for t in proto.graph.initializer if layer_scope in t.name and t.name.endswith("_x_scale"))
         scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * 2, scale.name))
         return rewrite

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nn2hw.deploy import export_onnx
 from nn2hw.measure import MeasurementStore, Protocol, measure, onnx_runner
+from nn2hw.measure.int8 import VNNI_FLAGS
+from nn2hw.measure.machine import cpu_flags
 from tests.deploy.variants import cut, int8, zoo_case
 
 PROTOCOL = Protocol(threads=1, warmup=5, repeats=30, profile_runs=0)
@@ -29,5 +32,9 @@ def test_a_50_percent_cut_is_faster(tmp_path):
 
 
 def test_int8_is_faster_than_fp32_on_a_realistic_conv_net(tmp_path):
+    vnni = sorted(set(VNNI_FLAGS) & (cpu_flags() or frozenset()))
+    if not vnni:
+        pytest.skip("this CPU has no int8 dot products accumulated in int32 (VNNI): ONNX Runtime's int8 convs run "
+                    "no faster than fp32 on it (ResNet-18 at 112x112 measured 1.02-1.03x fp32 on an AVX2 EPYC)")
     # measured 0.38 (spread 0.32-0.41): QLinearConv with VNNI against ORT's fp32 NCHWc convs
     assert _ratio("resnet18", "imagenet", (1, 3, 112, 112), False, int8, tmp_path) < 0.75

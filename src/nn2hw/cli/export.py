@@ -15,6 +15,7 @@ import argparse
 
 from nn2hw.cli._common import console, require_output_files, write_json
 from nn2hw.cli._options import add_json
+from nn2hw.measure.int8 import INT8_STORAGES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--input-shape", metavar="NxCxHxW",
                         help="input shape with batch, e.g. 1x1x28x28 (default: the bundle's model's)")
     parser.add_argument("--no-int8", action="store_true", help="keep quantized layers as float operators")
+    parser.add_argument("--int8-storage", choices=("auto", *INT8_STORAGES), default="auto",
+                        help="how int8 integers are stored: u8u8 for an x86 CPU without VNNI (its u8 x s8 kernels "
+                             "saturate), s8s8 for one with VNNI or for ARM; auto (default): what this CPU runs exactly")
     parser.add_argument("--no-check", action="store_true", help="skip the torch-vs-ONNX Runtime check")
     parser.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default 17)")
     add_json(parser, "the export summary")
@@ -43,11 +47,14 @@ def _run(args: argparse.Namespace) -> int:
     require_output_files({"--onnx": args.onnx, "--json": args.json})
     shape = as_shape(args.input_shape) if args.input_shape is not None else None
     result = export_bundle(args.bundle, args.onnx, input_shape=shape, int8=not args.no_int8,
-                           check=not args.no_check, opset=args.opset or DEFAULT_OPSET)
+                           check=not args.no_check, opset=args.opset or DEFAULT_OPSET,
+                           int8_storage=args.int8_storage)
     console.print(f"wrote {result.path} (input {'x'.join(map(str, result.input_shape))}, opset {result.opset}, "
                   f"sha256 {result.sha256[:16]}...)", soft_wrap=True, markup=False)
+    storage = f"; integers stored as {result.int8_storage}" if result.int8_storage else ""
     console.print(f"int8 layers: {len(result.int8_layers)} "
-                  f"({', '.join(sorted(set(result.int8_kernels.values()))) or 'no int8 kernels'})", soft_wrap=True)
+                  f"({', '.join(sorted(set(result.int8_kernels.values()))) or 'no int8 kernels'}){storage}",
+                  soft_wrap=True)
     for name, reason in result.fp32_layers.items():
         console.print(f"fp32 layer {name}: {reason}", soft_wrap=True, markup=False)
     if result.masked_layers:

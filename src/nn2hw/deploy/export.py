@@ -11,13 +11,14 @@ Check (``check=True``): the torch model and ONNX Runtime (all graph optimization
 ``CHECK_BATCHES`` seeded inputs (standard normal; token ids for an int64 input, ``deploy.inputs``).
 
 The int8 layers compute exactly what the fake-quantized torch layers compute: power-of-two scales,
-zero point 0, and a bias that both add on the int32 accumulator's grid (``nn2hw.deploy.qdq``). What
-is left is float rounding elsewhere: a network with quantized activations is discontinuous, so a
-last-bit difference of a float op (ORT's fused LayerNorm, GELU, softmax; a different summation
-order) can move a value across a rounding boundary of a later quantizer, and that one step
-propagates (through a Transformer's attention, to every token). The torch model does the same to
-itself: evaluated in float64 instead of float32 its outputs move by up to ``spread`` (MiniLM with
-some layers w8a8: 0.2-1.25; ResNet-20 w8a8: 0). So:
+the integer 0 at the zero point (int8 with zero point 0, or uint8 with 128 on an x86 CPU without
+VNNI, whose u8 x s8 kernels saturate), and a bias that both add on the int32 accumulator's grid
+(``nn2hw.deploy.qdq``). What is left is float rounding elsewhere: a network with quantized
+activations is discontinuous, so a last-bit difference of a float op (ORT's fused LayerNorm, GELU,
+softmax; a different summation order) can move a value across a rounding boundary of a later
+quantizer, and that one step propagates (through a Transformer's attention, to every token). The
+torch model does the same to itself: evaluated in float64 instead of float32 its outputs move by up
+to ``spread`` (MiniLM with some layers w8a8: 0.2-1.25; ResNet-20 w8a8: 0). So:
 
 - No int8 layer: max |torch - ORT| <= ``FP32_RTOL`` x max |torch output| + ``FLIP_FACTOR`` x spread
   (float reassociation and ORT's BatchNorm folding; spread is 0, and not measured, without
@@ -56,6 +57,7 @@ from nn2hw.deploy.inputs import example_input, input_dtype
 from nn2hw.deploy.names import parse_node_name
 from nn2hw.deploy.qdq import Rewrite, quantize_graph
 from nn2hw.errors import ConfigError, ModelError
+from nn2hw.measure.int8 import resolve_int8_storage
 
 if TYPE_CHECKING:
     from torch import nn
@@ -88,7 +90,8 @@ class ExportResult:
     layer, the kernel ONNX Runtime's profiler saw run it; ``tolerance`` bounds ``max_abs_error``
     (see ``tolerance_rule``); ``top1_agreement`` is None for outputs that are not class scores;
     ``int8_layer_off``: the largest fraction of an int8 layer's outputs that differ from its torch
-    layer's on the same input (None without int8 layers)."""
+    layer's on the same input (None without int8 layers); ``int8_storage``: how the int8 layers' integers
+    are stored (``nn2hw.deploy.qdq.INT8_STORAGES``; empty without int8 layers)."""
 
     path: Path
     sha256: str
@@ -104,6 +107,7 @@ class ExportResult:
     tolerance_rule: str = ""
     top1_agreement: float | None = None
     int8_layer_off: float | None = None
+    int8_storage: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "input_shape": list(self.input_shape),
@@ -111,22 +115,25 @@ class ExportResult:
                 "masked_layers": list(self.masked_layers), "int8_kernels": dict(self.int8_kernels),
                 "checked": self.checked, "max_abs_error": self.max_abs_error, "tolerance": self.tolerance,
                 "tolerance_rule": self.tolerance_rule, "top1_agreement": self.top1_agreement,
-                "int8_layer_off": self.int8_layer_off}
+                "int8_layer_off": self.int8_layer_off, "int8_storage": self.int8_storage}
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None, workload: Workload | None = None,
                 input_shape: Sequence[int] | None = None, int8: bool = True, check: bool = True,
-                opset: int = DEFAULT_OPSET) -> ExportResult:
+                opset: int = DEFAULT_OPSET, int8_storage: str = "auto") -> ExportResult:
     """Write the deployable ONNX file of ``model`` (with ``plan`` applied, when given) to ``path``.
 
     ``input_shape`` (batch included) defaults to the workload's, then the plan's. ``int8=False``
     keeps every layer float (quantized values still on their grid). ``check`` compares torch and
     ONNX Runtime as the module doc states and raises a ModelError beyond the tolerance.
+    ``int8_storage``: 'auto' (what ONNX Runtime computes exactly with on this CPU: u8u8 on x86 without
+    VNNI, else s8s8), 's8s8' or 'u8u8' (for a deployment CPU other than this one; ``nn2hw.deploy.qdq``).
     """
     from nn2hw.workload.onnx_export import to_onnx
 
     shape = _input_shape(input_shape, workload, plan)
     dtype = input_dtype(workload)
+    storage, _ = resolve_int8_storage(int8_storage)
     if plan is not None:
         from nn2hw.compress import apply_plan
 
@@ -137,13 +144,14 @@ def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None,
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="nn2hw-export-") as folder:
         plain = to_onnx(frozen, shape, Path(folder) / "plain.onnx", dynamo=False, opset=opset, dtype=dtype)
-        rewrite, outputs = _write(plain, path, {n: q for n, q in quantized.items() if int8 and q.int8})
+        rewrite, outputs = _write(plain, path, {n: q for n, q in quantized.items() if int8 and q.int8}, storage)
     left = rewrite.left
     int8_layers = tuple(n for n, q in quantized.items() if int8 and q.int8 and n not in left)
     fp32 = {**{n: q.fp32_reason or "int8 disabled (int8=False)" for n, q in quantized.items()
                if not (int8 and q.int8)}, **left}
     result = ExportResult(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), input_shape=shape,
-                          opset=opset, int8_layers=int8_layers, fp32_layers=fp32, masked_layers=_masked(model))
+                          opset=opset, int8_layers=int8_layers, fp32_layers=fp32, masked_layers=_masked(model),
+                          int8_storage=storage if int8_layers else "")
     if not check:
         return result
     return _checked(result, model, quantized, outputs, dtype, rewrite.taps)
@@ -174,13 +182,15 @@ def _probe(model: nn.Module, shape: tuple[int, ...], dtype: Any) -> None:
             from None
 
 
-def _write(plain: Path, path: Path, int8_layers: Mapping[str, LayerQuant]) -> tuple[Rewrite, dict[str, str]]:
-    """Rewrite the plain export with int8 operators and save it to ``path``: (the rewrite: layers left
-    float with the reason, tensors around each int8 layer; graph outputs produced by an int8 layer -> that layer)."""
+def _write(plain: Path, path: Path, int8_layers: Mapping[str, LayerQuant], storage: str
+           ) -> tuple[Rewrite, dict[str, str]]:
+    """Rewrite the plain export with int8 operators (stored as ``storage``) and save it to ``path``: (the
+    rewrite: layers left float with the reason, tensors around each int8 layer; graph outputs produced by
+    an int8 layer -> that layer)."""
     import onnx
 
     proto = onnx.load(str(plain))
-    rewrite = quantize_graph(proto, int8_layers) if int8_layers else Rewrite()
+    rewrite = quantize_graph(proto, int8_layers, storage) if int8_layers else Rewrite()
     left = rewrite.left
     producers = {out: parse_node_name(node.name) for node in proto.graph.node for out in node.output}
     outputs = {}

@@ -18,6 +18,9 @@ a different one, and every sum that close to a rounding boundary would round the
 was MiniLM's 0.8 % of FFN outputs one step off, grown to 1.25 at the logits). The TorchScript exporter
 writes its weight as ``Transpose(W)`` and shares equal constants through ``Identity`` nodes: the Transpose is
 folded into the int8 weight (and removed) and the Identity followed, so the weight is a constant.
+
+The integers are stored as ``storage`` says (``nn2hw.measure.int8``: int8 with zero point 0, or
+uint8 with zero point 128 where ONNX Runtime's u8 x s8 kernels saturate).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from nn2hw.deploy.freeze import LayerQuant
 from nn2hw.deploy.names import parse_node_name
 from nn2hw.errors import ModelError
+from nn2hw.measure.int8 import INT8_STORAGES
 
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
 """ONNX ops of a conv/linear layer that nn2hw quantizes."""
@@ -48,10 +52,12 @@ class Rewrite:
     taps: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> Rewrite:
-    """Rewrite ``model`` (an onnx ModelProto, in place) so each int8 layer of ``layers`` runs int8."""
+def quantize_graph(model: Any, layers: Mapping[str, LayerQuant], storage: str = "s8s8") -> Rewrite:
+    """Rewrite ``model`` (an onnx ModelProto, in place) so each int8 layer of ``layers`` runs int8, its
+    integers stored as ``storage`` (one of ``INT8_STORAGES``)."""
     from onnx import helper, numpy_helper
 
+    stored = INT8_STORAGES[storage]
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     inits.update({n.output[0]: inits[n.input[0]] for n in graph.node  # the exporter shares equal constants
@@ -85,7 +91,7 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> Rewrite:
             return tensor.name
 
         s_x, s_w = np.float32(quant.act_step), np.float32(quant.weight_step)
-        zero = const("zp", np.array(0, dtype=np.int8))
+        zero = const("zp", np.array(stored.zero_point, dtype=stored.dtype))
         x_scale, w_scale = const("x_scale", np.array(s_x)), const("w_scale", np.array(s_w))
         narrow = quant.act_bits is not None and quant.act_bits < 8
         lo, hi = (const(k, np.array(v, dtype=np.float32)) for k, v in zip(("lo", "hi"), quant.act_range)) \
@@ -104,7 +110,7 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant]) -> Rewrite:
         weight, folded = found
         dead |= {id(n) for n in folded}
         w_int = _integers(weight, float(s_w), name, -128, 127, "weights")
-        new_before.append(helper.make_node("DequantizeLinear", [const("w_int8", w_int.astype(np.int8)), w_scale,
+        new_before.append(helper.make_node("DequantizeLinear", [const("w_int8", stored.encode(w_int)), w_scale,
                                                                 zero], [f"{tag}_w_dq"], name=f"{tag}_w_dq"))
         node.input[1] = f"{tag}_w_dq"
         # bias: int32 at scale s_x * s_w, as QLinearConv / QGemm take it

@@ -7,10 +7,10 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from nn2hw._checks import check_batch_size
 from nn2hw.errors import ConfigError
+from nn2hw.measure.machine import cpu_flags
 
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -85,12 +85,9 @@ def check_precision(precision: str) -> None:
 @lru_cache(maxsize=1)
 def bf16_support() -> tuple[bool, str]:
     """(whether this CPU computes bf16 natively, why): read from the flags in ``/proc/cpuinfo``."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    flags = cpu_flags()
+    if flags is None:
         return False, "the CPU flags cannot be read here (no /proc/cpuinfo)"
-    flags = {flag for line in text.splitlines() if line.startswith(("flags", "Features"))
-             for flag in line.partition(":")[2].split()}
     found = [flag for flag in BF16_FLAGS if flag in flags]
     if found:
         return True, f"the CPU computes bf16 natively ({', '.join(found)})"

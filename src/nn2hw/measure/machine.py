@@ -72,6 +72,18 @@ def runtime_version_of(runtime: str) -> str:
 
 
 @functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags from ``cpuinfo`` (Linux: x86 ``flags``, ARM ``Features``), or None when
+    it cannot be read: what decides which kernels a runtime runs (AVX-512, VNNI, bf16, NCHWc blocks)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return frozenset(flag for line in text.splitlines() if line.startswith(("flags", "Features"))
+                     for flag in line.partition(":")[2].split())
+
+
+@functools.cache
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` says, else 'unknown'."""
     try:

@@ -33,11 +33,11 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from nn2hw.errors import ConfigError, HardwareError
+from nn2hw.measure.machine import cpu_flags
 from nn2hw.workload import Layer, OpKind, Workload
 
 NCHWC_CHANNEL_ALIGN = 4
@@ -128,11 +128,7 @@ def tensor_features(shape: tuple[int, ...], **extra: float) -> dict[str, float]:
 def nchwc_block(cpuinfo: str = "/proc/cpuinfo") -> int:
     """Channels per NCHWc block of ONNX Runtime's MLAS on this CPU: 16 with AVX-512, 8 with AVX2, else 1
     (no NCHWc layout: ORT's NCHWc transformer is off). Read from the CPU flags in ``cpuinfo``."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return 1
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = cpu_flags(cpuinfo) or frozenset()
     return 16 if "avx512f" in flags else 8 if "avx2" in flags else 1
 
 
