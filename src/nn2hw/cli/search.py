@@ -39,6 +39,7 @@ from nn2hw.cli._options import (
     add_spec,
     add_threads,
 )
+from nn2hw.evaluate.settings import OPTIMIZERS
 from nn2hw.hardware.records import design_label
 
 METRICS = ("top1", "top5", "cosine")
@@ -95,6 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune learning rate (default 0.003, or 0.05 with --space-kind fbnet|nb201, whose networks "
                         "are trained from scratch; HotNAS used 0.1, which wrecks converged pretrained models: see "
                         "docs/search.md)")
+    p.add_argument("--finetune-optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0],
+                   help="optimizer of both fine-tunes: sgd (momentum 0.9, the default) or adamw (decay on conv/linear "
+                        "weights only; Transformers recover better with it, e.g. --finetune-lr 1e-4)")
     p.add_argument("--final-batches", type=int, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
                         "from --finetune-lr, distilled from the unmodified model; 0 with --metric cosine)")
@@ -212,9 +216,10 @@ def _search(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
             finetune=FinetuneSettings(batches=batches, lr=lr, seed=args.seed, precision=args.finetune_precision,
-                                      clip_grad_norm=clip),
+                                      clip_grad_norm=clip, optimizer=args.finetune_optimizer),
             final_finetune=replace(FINAL_FINETUNE, batches=final_batches, lr=lr, seed=args.seed,
-                                   precision=args.finetune_precision, clip_grad_norm=clip),
+                                   precision=args.finetune_precision, clip_grad_norm=clip,
+                                   optimizer=args.finetune_optimizer),
             search_images=args.search_images, metric=args.metric, validation_size=args.validation_size,
             select_on_test=args.select_on_test, pruner=args.pruner, prune_checkpoints=args.prune_checkpoints,
             prune_images=args.prune_images, prune_warmup=args.prune_warmup,

@@ -167,7 +167,7 @@ class FinetuneEvaluator:
             finetune(model, self.train_data(), s.batches, s.batch_size, s.lr, s.momentum, s.weight_decay, s.seed,
                      s.augment, threads=self.threads, progress=self.progress, schedule=s.schedule,
                      teacher=self.teacher if s.distill else None, distill=s.distill, temperature=s.temperature,
-                     precision=s.precision, clip_grad_norm=s.clip_grad_norm,
+                     precision=s.precision, clip_grad_norm=s.clip_grad_norm, optimizer=s.optimizer,
                      after_step=None if checkpoints is None else self._checkpointed(model, test_data, checkpoints))
         self.last_metrics = test(model, test_data, self.test_batch_size, threads=self.threads,
                                  progress=self.progress)

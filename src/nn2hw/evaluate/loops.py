@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
              threads: int | None = None, progress: bool = True, *, schedule: str = "constant",
              teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0,
              after_step: Callable[[int], None] | None = None, precision: str = "auto",
-             clip_grad_norm: float = 0.0) -> FinetuneResult:
+             clip_grad_norm: float = 0.0, optimizer: str = "sgd") -> FinetuneResult:
     """Fine-tune ``model`` in place for ``batches`` mini-batches of ``train_data`` (HotNAS defaults).
 
     Data order and augmentation are drawn from ``seed``; the same seed gives the same weights.
@@ -83,11 +84,12 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
     after each optimizer step with the number of steps done (a caller's checkpoint: it may score
     the model, putting it back in train mode, or raise to stop). ``precision`` as in
     ``FinetuneSettings`` (``resolve_precision``: bf16 autocast where the CPU computes bf16, else
-    fp32; an explicit 'bf16' that cannot run warns once and runs fp32); ``clip_grad_norm`` too.
+    fp32; an explicit 'bf16' that cannot run warns once and runs fp32); ``clip_grad_norm`` and
+    ``optimizer`` too.
     Raises ``ModelError`` when the loss stops being finite (the learning rate is too high).
     """
     settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment), schedule,
-                                distill, temperature, precision, clip_grad_norm)
+                                distill, temperature, precision, clip_grad_norm, optimizer)
     ran, reason = resolve_precision(precision)
     if precision == "bf16" and ran != "bf16":
         _warn_once(f"Fine-tuning in {reason}.")
@@ -99,7 +101,7 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
     if not params and batches:
         raise ModelError("The model has no trainable parameters to fine-tune.",
                          "Unfreeze some parameters, or use batches=0 to only test.")
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay) if params else None
+    step_rule = _optimizer(settings, params) if params else None
     losses: list[float] = []
     start = time.perf_counter()
     was_training = model.training
@@ -111,9 +113,9 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
             teacher.eval()
         try:
             for step, indices in enumerate(_sample(len(data), settings, generator)):
-                assert optimizer is not None  # batches need trainable parameters (checked above)
+                assert step_rule is not None  # batches need trainable parameters (checked above)
                 if schedule == "cosine":
-                    for group in optimizer.param_groups:
+                    for group in step_rule.param_groups:
                         group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / batches))
                 images, labels = data.batch(indices, generator)
                 images = _as_channels_last(trim_padding(images, model))  # texts: the batch's longest, not 128
@@ -126,11 +128,11 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                 if not torch.isfinite(loss):
                     raise ModelError(f"Fine-tuning diverged: the loss is {loss.item()} at batch {step + 1}.",
                                      f"Lower the learning rate (lr={lr}) or check the model's changes.")
-                optimizer.zero_grad(set_to_none=True)
+                step_rule.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip_grad_norm:
                     nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                optimizer.step()
+                step_rule.step()
                 losses.append(loss.item())
                 bar.update(task, advance=1)
                 if after_step is not None:
@@ -141,6 +143,20 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                 teacher.train(teacher_was_training)
     return FinetuneResult(batches, batches * batch_size, losses[0] if losses else math.nan,
                           losses[-1] if losses else math.nan, time.perf_counter() - start, ran)
+
+
+def decay_groups(params: list[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+    """Parameter groups with ``weight_decay`` on conv/linear weights only: norm scales and biases
+    are not decayed (the Transformer and ViT recipes)."""
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+def _optimizer(settings: FinetuneSettings, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD with momentum and decay on every parameter (HotNAS), or AdamW over ``decay_groups``."""
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(decay_groups(params, settings.weight_decay), lr=settings.lr)
+    return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
 
 
 def _autocast(precision: str) -> torch.autocast:

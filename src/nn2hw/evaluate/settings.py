@@ -13,6 +13,9 @@ from nn2hw.errors import ConfigError
 from nn2hw.measure.machine import cpu_flags
 
 SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+"""SGD with momentum (HotNAS's fine-tune, the CNN recipes) or AdamW (decoupled weight decay, the
+recipe Transformers are fine-tuned with; ``momentum`` is then unused)."""
 PRECISIONS = ("auto", "bf16", "fp32")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 """CPU flags (Linux ``/proc/cpuinfo``) of native bf16 arithmetic. Without them oneDNN emulates
@@ -29,6 +32,7 @@ class FinetuneSettings:
     It needs a teacher, e.g. the unmodified pretrained model when recovering a compressed one.
     ``clip_grad_norm``: the gradients' total norm is clipped to it before each step (0: never), as a
     network trained from scratch with fixed-point layers needs (``--space-kind fbnet|nb201``).
+    ``optimizer``: one of ``OPTIMIZERS``; weight decay goes to conv/linear weights only with AdamW.
     """
 
     batches: int = 100
@@ -43,6 +47,7 @@ class FinetuneSettings:
     temperature: float = 4.0
     precision: str = "auto"
     clip_grad_norm: float = 0.0
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
         if not isinstance(self.batches, int) or self.batches < 0:
@@ -54,6 +59,9 @@ class FinetuneSettings:
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"Fine-tune {name}={value!r} must be a finite number >= 0.",
                                   "Use the HotNAS defaults lr=0.1, momentum=0.9, weight_decay=1e-4.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"Unknown fine-tune optimizer {self.optimizer!r}.",
+                              f"Use {' or '.join(OPTIMIZERS)} (adamw for Transformers, e.g. lr 1e-4).")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"Unknown learning-rate schedule {self.schedule!r}.", f"Use {' or '.join(SCHEDULES)}.")
         if not 0.0 <= self.distill <= 1.0 or not self.temperature > 0:
@@ -69,8 +77,9 @@ class FinetuneSettings:
         """Canonical JSON of the settings: the key part that says how a model was fine-tuned. It holds
         the precision that runs here (``auto`` resolved), since a bf16 result is another measurement."""
         fields = {**asdict(self), "precision": resolve_precision(self.precision)[0]}
-        if not self.clip_grad_norm:  # added later: in the key only when set, so earlier keys stay valid
-            del fields["clip_grad_norm"]
+        for later, default in (("clip_grad_norm", 0.0), ("optimizer", "sgd")):
+            if fields[later] == default:  # added later: in the key only when set, so earlier keys stay valid
+                del fields[later]
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 

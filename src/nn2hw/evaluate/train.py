@@ -44,13 +44,13 @@ from torch import nn
 
 from nn2hw.data import Dataset
 from nn2hw.errors import CheckpointError, ConfigError
-from nn2hw.evaluate.loops import Metrics, _progress, test, trim_padding
+from nn2hw.evaluate.loops import Metrics, _progress, decay_groups, test, trim_padding
 from nn2hw.evaluate.runtime import run_context
+from nn2hw.evaluate.settings import OPTIMIZERS
 
 STATE_SUFFIX = ".state"
 BUCKET_BATCHES = 50
 """Texts are grouped by length within windows of this many batches of the epoch's shuffle."""
-OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "linear")
 INITS = ("scratch", "pretrained")
 SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -252,9 +252,7 @@ def _trained_state(model: nn.Module, recipe: TrainRecipe) -> dict[str, torch.Ten
 def _optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
     """SGD (or AdamW) with decay on conv/linear weights only (norm scales and biases are not decayed);
     frozen parameters are left out."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": recipe.weight_decay},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    groups = decay_groups([p for p in model.parameters() if p.requires_grad], recipe.weight_decay)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr)
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
