@@ -98,7 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "docs/search.md)")
     p.add_argument("--finetune-optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0],
                    help="optimizer of both fine-tunes: sgd (momentum 0.9, the default) or adamw (decay on conv/linear "
-                        "weights only; Transformers recover better with it, e.g. --finetune-lr 1e-4)")
+                        "weights only; Transformers recover better with it, at a lower rate, e.g. --finetune-lr 1e-3 "
+                        "on the ViT)")
     p.add_argument("--final-batches", type=int, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
                         "from --finetune-lr, distilled from the unmodified model; 0 with --metric cosine)")

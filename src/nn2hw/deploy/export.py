@@ -91,7 +91,7 @@ class ExportResult:
     (see ``tolerance_rule``); ``top1_agreement`` is None for outputs that are not class scores;
     ``int8_layer_off``: the largest fraction of an int8 layer's outputs that differ from its torch
     layer's on the same input (None without int8 layers); ``int8_storage``: how the int8 layers' integers
-    are stored (``nn2hw.deploy.qdq.INT8_STORAGES``; empty without int8 layers)."""
+    are stored (``nn2hw.measure.int8.INT8_STORAGES``; empty without int8 layers)."""
 
     path: Path
     sha256: str
@@ -127,7 +127,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None,
     keeps every layer float (quantized values still on their grid). ``check`` compares torch and
     ONNX Runtime as the module doc states and raises a ModelError beyond the tolerance.
     ``int8_storage``: 'auto' (what ONNX Runtime computes exactly with on this CPU: u8u8 on x86 without
-    VNNI, else s8s8), 's8s8' or 'u8u8' (for a deployment CPU other than this one; ``nn2hw.deploy.qdq``).
+    VNNI, else s8s8), 's8s8' or 'u8u8' (for a deployment CPU other than this one; ``nn2hw.measure.int8``).
     """
     from nn2hw.workload.onnx_export import to_onnx
 

@@ -61,7 +61,7 @@ class FinetuneSettings:
                                   "Use the HotNAS defaults lr=0.1, momentum=0.9, weight_decay=1e-4.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown fine-tune optimizer {self.optimizer!r}.",
-                              f"Use {' or '.join(OPTIMIZERS)} (adamw for Transformers, e.g. lr 1e-4).")
+                              f"Use {' or '.join(OPTIMIZERS)} (adamw for Transformers, e.g. lr 1e-3 on the ViT).")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"Unknown learning-rate schedule {self.schedule!r}.", f"Use {' or '.join(SCHEDULES)}.")
         if not 0.0 <= self.distill <= 1.0 or not self.temperature > 0:
