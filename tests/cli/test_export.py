@@ -41,8 +41,9 @@ def test_int8_storage_option(bundle, tmp_path, capsys):
     summary = tmp_path / "u.json"
     assert main(["export", str(bundle), "--onnx", str(tmp_path / "u.onnx"), "--int8-storage", "u8u8",
                  "--json", str(summary)]) == 0
-    assert "integers stored as u8u8" in capsys.readouterr().out
+    assert "integers stored as u8u8 (asked for)" in capsys.readouterr().out
     assert json.loads(summary.read_text())["int8_storage"] == "u8u8"
+    assert json.loads(summary.read_text())["int8_storage_reason"] == "asked for"
     with pytest.raises(SystemExit) as exited:
         main(["export", str(bundle), "--onnx", str(tmp_path / "x.onnx"), "--int8-storage", "int4"])
     assert exited.value.code == 2 and "u8u8" in capsys.readouterr().err

@@ -73,8 +73,9 @@ def test_int8_file_has_int8_operators_and_ort_runs_int8_kernels(resnet20, storag
     model, workload, plan0 = resnet20
     result = export_onnx(model, tmp_path / "q.onnx", plan=int8(plan0, workload, model), workload=workload,
                          int8_storage=storage)
-    stored = native_int8_storage(cpu_flags())[0] if storage == "auto" else storage
+    stored, why = native_int8_storage(cpu_flags()) if storage == "auto" else (storage, "asked for")
     assert result.int8_storage == stored and result.to_dict()["int8_storage"] == stored
+    assert result.int8_storage_reason == why and result.to_dict()["int8_storage_reason"] == why
     graph = onnx.load(str(result.path)).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -51,7 +51,8 @@ def _run(args: argparse.Namespace) -> int:
                            int8_storage=args.int8_storage)
     console.print(f"wrote {result.path} (input {'x'.join(map(str, result.input_shape))}, opset {result.opset}, "
                   f"sha256 {result.sha256[:16]}...)", soft_wrap=True, markup=False)
-    storage = f"; integers stored as {result.int8_storage}" if result.int8_storage else ""
+    storage = (f"; integers stored as {result.int8_storage} ({result.int8_storage_reason})"
+               if result.int8_storage else "")
     console.print(f"int8 layers: {len(result.int8_layers)} "
                   f"({', '.join(sorted(set(result.int8_kernels.values()))) or 'no int8 kernels'}){storage}",
                   soft_wrap=True)

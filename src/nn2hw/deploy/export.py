@@ -91,7 +91,8 @@ class ExportResult:
     (see ``tolerance_rule``); ``top1_agreement`` is None for outputs that are not class scores;
     ``int8_layer_off``: the largest fraction of an int8 layer's outputs that differ from its torch
     layer's on the same input (None without int8 layers); ``int8_storage``: how the int8 layers' integers
-    are stored (``nn2hw.measure.int8.INT8_STORAGES``; empty without int8 layers)."""
+    are stored (``nn2hw.measure.int8.INT8_STORAGES``; empty without int8 layers) and
+    ``int8_storage_reason`` why (the CPU flags that chose it under 'auto', or 'asked for')."""
 
     path: Path
     sha256: str
@@ -108,6 +109,7 @@ class ExportResult:
     top1_agreement: float | None = None
     int8_layer_off: float | None = None
     int8_storage: str = ""
+    int8_storage_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256, "input_shape": list(self.input_shape),
@@ -115,7 +117,8 @@ class ExportResult:
                 "masked_layers": list(self.masked_layers), "int8_kernels": dict(self.int8_kernels),
                 "checked": self.checked, "max_abs_error": self.max_abs_error, "tolerance": self.tolerance,
                 "tolerance_rule": self.tolerance_rule, "top1_agreement": self.top1_agreement,
-                "int8_layer_off": self.int8_layer_off, "int8_storage": self.int8_storage}
+                "int8_layer_off": self.int8_layer_off, "int8_storage": self.int8_storage,
+                "int8_storage_reason": self.int8_storage_reason}
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None, workload: Workload | None = None,
@@ -133,7 +136,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None,
 
     shape = _input_shape(input_shape, workload, plan)
     dtype = input_dtype(workload)
-    storage, _ = resolve_int8_storage(int8_storage)
+    storage, why = resolve_int8_storage(int8_storage)
     if plan is not None:
         from nn2hw.compress import apply_plan
 
@@ -151,7 +154,8 @@ def export_onnx(model: nn.Module, path: str | Path, *, plan: Plan | None = None,
                if not (int8 and q.int8)}, **left}
     result = ExportResult(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), input_shape=shape,
                           opset=opset, int8_layers=int8_layers, fp32_layers=fp32, masked_layers=_masked(model),
-                          int8_storage=storage if int8_layers else "")
+                          int8_storage=storage if int8_layers else "",
+                          int8_storage_reason=why if int8_layers else "")
     if not check:
         return result
     return _checked(result, model, quantized, outputs, dtype, rewrite.taps)
