@@ -159,5 +159,6 @@ def check_verifiable(base: MeasuredNetwork, latency_ms: float, margin: float) ->
             f"The measurement noise is too large to verify a latency spec with a {margin:.1%} margin: the base "
             f"network's median {m.median_ms:.4g} ms has an IQR of {m.iqr_ms:.3g} ms over {m.runs} runs, so a median "
             f"is known to about ±{standard_error:.1%} (one standard error).",
-            f"Raise --hw-param margin to at least {2 * standard_error:.3f}, or repeats (now {m.runs}), or measure on "
-            "a quieter machine (fewer concurrent jobs).")
+            f"Raise --hw-param margin to at least {2 * standard_error:.3f}, or repeats (now {m.runs}); or, if "
+            "another job ran while it was timed, forget the stored measurement (`nn2hw measurements forget "
+            f"{m.network[:16]}`) and run again on a quieter machine (fewer concurrent jobs).")

@@ -88,6 +88,22 @@ def test_store_keeps_the_first_result_and_keys_by_machine_and_protocol(tmp_path)
     assert version == __version__ and created > 0
 
 
+def test_store_lists_and_forgets_only_what_is_chosen(tmp_path):
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    quiet = replace(_measurement(network="quiet"), q1_ms=1.98, q3_ms=2.02)
+    store.put(quiet, Protocol())
+    store.put(_measurement(network="noisy"), Protocol())
+    entries = store.entries()
+    assert [e.network for e in entries] == ["quiet", "noisy"]
+    assert [e.relative_iqr for e in entries] == pytest.approx([0.02, 0.5])
+    assert entries[0].measurement == quiet and entries[0].to_dict()["measurement"]["network"] == "quiet"
+    gone = store.forget(lambda e: e.relative_iqr > 0.05)
+    assert [e.network for e in gone] == ["noisy"]
+    assert store.get("noisy", MACHINE, Protocol()) is None and store.get("quiet", MACHINE, Protocol()) == quiet
+    store.put(_measurement(network="noisy", median_ms=3.0), Protocol())  # timed again: the new result is kept
+    assert store.get("noisy", MACHINE, Protocol()).median_ms == 3.0
+
+
 def test_store_takes_concurrent_writers(tmp_path):
     path = tmp_path / "m.sqlite"
     MeasurementStore(path)

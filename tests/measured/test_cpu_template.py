@@ -113,7 +113,8 @@ def _measured(median_ms: float, q1_ms: float, q3_ms: float, runs: int = 30, over
 
     kernels = (KernelTime("k", "Conv", median_ms - overhead_ms),)
     m = Measurement(runs=runs, median_ms=median_ms, q1_ms=q1_ms, q3_ms=q3_ms, min_ms=q1_ms, max_ms=q3_ms, outliers=0,
-                    threads=1, runtime="onnxruntime", runtime_version="x", machine={}, kernels=kernels)
+                    threads=1, runtime="onnxruntime", runtime_version="x", machine={}, kernels=kernels,
+                    network="0123456789abcdef-and-more")
     return MeasuredNetwork(NetworkCost("cpu", "onnxruntime", {}, 0.0, ()), m)
 
 
@@ -125,6 +126,7 @@ def test_a_spec_is_met_with_the_margin_and_refused_below_the_noise():
     with pytest.raises(ConfigError, match="noise is too large") as info:
         check_verifiable(noisy, 0.6, 0.05)
     assert "margin" in info.value.fix and "IQR" in info.value.cause
+    assert "`nn2hw measurements forget 0123456789abcdef`" in info.value.fix  # a stored noisy base is not re-timed
     wanted = float(info.value.fix.split("at least ")[1].split(",")[0])
     check_verifiable(noisy, 0.6, wanted + 1e-3)
     floor = _measured(1.0, 0.99, 1.01, overhead_ms=0.2)

@@ -3,8 +3,8 @@
 A `Protocol` fixes threads, warm-up and repetitions; `measure` warms each `Runner` up, times them in
 interleaved rounds (median, quartiles, Tukey outliers), profiles per-kernel times, and keeps every
 measurement in a `MeasurementStore` keyed by network, machine fingerprint and protocol, so nothing is
-timed twice. ONNX Runtime runners come from `onnx_runner` (onnxruntime is the optional extra
-``nn2hw[measure]``, imported only when used). Torch-free.
+timed twice (until the user forgets it: ``nn2hw measurements``). ONNX Runtime runners come from
+`onnx_runner` (onnxruntime is the optional extra ``nn2hw[measure]``, imported only when used). Torch-free.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from nn2hw.measure.machine import Machine, this_machine
 from nn2hw.measure.onnxrt import onnx_runner
 from nn2hw.measure.protocol import OPTIMIZATION_LEVELS, RUNTIMES, Protocol
 from nn2hw.measure.records import KernelTime, Measurement
-from nn2hw.measure.store import MeasurementStore, default_store
+from nn2hw.measure.store import MeasurementStore, StoredMeasurement, default_store
 from nn2hw.measure.timing import Runner, measure, measure_onnx
 
 __all__ = ["OPTIMIZATION_LEVELS", "RUNTIMES", "KernelTime", "Machine", "Measurement", "MeasurementStore", "Protocol",
-           "Runner", "default_store", "measure", "measure_onnx", "onnx_runner", "this_machine"]
+           "Runner", "StoredMeasurement", "default_store", "measure", "measure_onnx", "onnx_runner", "this_machine"]
