@@ -40,7 +40,7 @@ from collections import Counter
 from pathlib import Path
 
 from nn2hw.evaluate.settings import OPTIMIZERS
-from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR
+from nn2hw.search.settings import FINAL_FINETUNE, SEARCH_FINETUNE_LR, finetune_recipe
 
 
 def load_average() -> float:
@@ -124,9 +124,10 @@ def main() -> None:
     parser.add_argument("--strategy", default="reinforce")
     parser.add_argument("--finetune-batches", type=int, default=100)
     parser.add_argument("--final-batches", type=int, default=FINAL_FINETUNE.batches)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0], help="of both fine-tunes")
-    parser.add_argument("--lr", type=float, default=SEARCH_FINETUNE_LR,
-                        help=f"of both fine-tunes (default {SEARCH_FINETUNE_LR}; e.g. 1e-4 with --optimizer adamw)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                        help="of both fine-tunes (default: the model's recovery recipe, else sgd)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"of both fine-tunes (default: the recipe's, else {SEARCH_FINETUNE_LR})")
     parser.add_argument("--search-images", type=int, default=0,
                         help="score candidates on the first N validation inputs (0: all of them, the default: "
                              "the whole split ranks candidates best)")
@@ -146,6 +147,8 @@ def main() -> None:
     from nn2hw.evaluate.settings import FinetuneSettings
 
     seq_len = args.seq_len or None
+    recipe = finetune_recipe(args.model, optimizer=args.optimizer, lr=args.lr)
+    print(f"fine-tunes: {recipe.optimizer} at lr {recipe.lr:g} ({recipe.source})", flush=True)
     load_before, start = load_average(), time.perf_counter()
     base_ms = base_median_ms(args.model, args.dataset, seq_len, args.threads)
     spec = args.fraction * base_ms
@@ -155,10 +158,10 @@ def main() -> None:
                hw_params={"threads": args.threads, **({} if args.predict_margin is None else
                                                       {"predict_margin": args.predict_margin})},
                         seq_len=seq_len, strategy=args.strategy, trials=args.trials, minutes=args.minutes,
-                        finetune=FinetuneSettings(batches=args.finetune_batches, lr=args.lr, seed=args.seed,
-                                                  optimizer=args.optimizer),
+                        finetune=FinetuneSettings(batches=args.finetune_batches, lr=recipe.lr, seed=args.seed,
+                                                  optimizer=recipe.optimizer),
                         final_finetune=FinetuneSettings(**{**FINAL_FINETUNE.__dict__, "batches": args.final_batches,
-                                                           "lr": args.lr, "optimizer": args.optimizer}),
+                                                           "lr": recipe.lr, "optimizer": recipe.optimizer}),
                         search_images=args.search_images or None, threads=args.threads, seed=args.seed, out=args.out,
                         storage=args.storage, resume=args.resume,
                         progress=False)

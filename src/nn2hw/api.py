@@ -402,14 +402,15 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
     ``nn2hw.search.SearchSettings`` field (``strategy``, ``trials``, ``minutes``, ``storage``,
     ``study``, ``resume``, ``workers``, ``seed``, ``out``, ``space_config``, ``seq_len``: the token
     count of a sequence model, ``metric``: 'top1', 'top5' or the label-free 'cosine' of a sentence
-    encoder, whose fine-tunes default to 0 batches, ...). ``evaluator``
+    encoder, whose fine-tunes default to 0 batches, ...; fine-tunes not given take the zoo entry's
+    measured ``recovery`` recipe, e.g. AdamW at 1e-3 for the ViT). ``evaluator``
     replaces the default short fine-tune + test: any callable ``model -> {"top1": ...}``.
     ``latency_levels_ms=(0.30, 0.25, 0.20)`` instead of ``latency_ms`` returns a family of variants,
     one per level, and a selector (``nn2hw.search.family``, ``nn2hw.bundle.load_family``).
     """
     from nn2hw.hardware.base import get_template
     from nn2hw.search import SearchSettings, Spec, run_search
-    from nn2hw.search.settings import cosine_settings, scratch_settings
+    from nn2hw.search.settings import cosine_settings, recipe_settings, scratch_settings
 
     hardware, params, chip = with_hardware_file(hardware, hw_params, hardware_file)
     if chip is not None and chip.template == "hetero":
@@ -425,7 +426,8 @@ def search(model: str, dataset: str, latency_ms: float | None = None, energy_mj:
         latency_ms = family_latency(latency_ms, levels)
     spec = Spec(latency_ms=latency_ms, energy_mj=energy_mj, area_mm2=area_mm2)
     config = SearchSettings(model=model, dataset=dataset, spec=spec, hardware=hardware, hw_options=options,
-                            hw_grid=grid, **scratch_settings(cosine_settings(settings)))
+                            hw_grid=grid,
+                            **recipe_settings(model, scratch_settings(cosine_settings(settings))))
     _require_search_outputs(config.out_dir, config.storage_url)
     if levels:
         from nn2hw.search.family import run_family

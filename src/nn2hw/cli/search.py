@@ -93,13 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune batches per candidate that meets the specs (default 100, HotNAS; 0 with "
                         "--metric cosine)")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
-                   help="fine-tune learning rate (default 0.003, or 0.05 with --space-kind fbnet|nb201, whose networks "
-                        "are trained from scratch; HotNAS used 0.1, which wrecks converged pretrained models: see "
-                        "docs/search.md)")
-    p.add_argument("--finetune-optimizer", choices=OPTIMIZERS, default=OPTIMIZERS[0],
-                   help="optimizer of both fine-tunes: sgd (momentum 0.9, the default) or adamw (decay on conv/linear "
-                        "weights only; Transformers recover better with it, at a lower rate, e.g. --finetune-lr 1e-3 "
-                        "on the ViT)")
+                   help="fine-tune learning rate (default: the model's recovery recipe's with its optimizer, else "
+                        "0.003, or 0.05 with --space-kind fbnet|nb201, whose networks are trained from scratch; "
+                        "HotNAS used 0.1, which wrecks converged pretrained models: see docs/search.md)")
+    p.add_argument("--finetune-optimizer", choices=OPTIMIZERS, default=None,
+                   help="optimizer of both fine-tunes: sgd (momentum 0.9) or adamw (decay on conv/linear weights "
+                        "only). Default: the model's measured recovery recipe (`nn2hw zoo info NAME`; the ViT: adamw "
+                        "at 1e-3), else sgd")
     p.add_argument("--final-batches", type=int, metavar="B",
                    help="fine-tune batches of the winner before its final measurement (default 2000; cosine decay "
                         "from --finetune-lr, distilled from the unmodified model; 0 with --metric cosine)")
@@ -200,11 +200,15 @@ def _search(args: argparse.Namespace) -> int:
     from nn2hw.api import search
     from nn2hw.evaluate.settings import FinetuneSettings
     from nn2hw.search.finalize import FinalizedElsewhere
-    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, SCRATCH_CLIP_GRAD_NORM, Member, default_finetune_lr
+    from nn2hw.search.settings import COSINE, FINAL_FINETUNE, SCRATCH_CLIP_GRAD_NORM, Member, finetune_recipe
 
     options = {k: _value(v) for k, v in parse_key_values(args.strategy_option, "--strategy-option").items()}
     trials = args.trials if args.trials is not None or args.minutes is not None else 40
-    lr = default_finetune_lr(args.space_kind) if args.finetune_lr is None else args.finetune_lr
+    recipe = finetune_recipe(args.model, args.space_kind, optimizer=args.finetune_optimizer, lr=args.finetune_lr)
+    lr = recipe.lr
+    if recipe.from_model and not args.quiet:
+        err_console.print(f"fine-tunes: {recipe.optimizer} at lr {lr:g}, {recipe.source}", soft_wrap=True,
+                          markup=False, highlight=False)
     clip = 0.0 if args.space_kind == "hotstart" else SCRATCH_CLIP_GRAD_NORM
     label_free = args.metric == COSINE  # scored as compressed: no fine-tune unless asked (then refused)
     batches = (0 if label_free else 100) if args.finetune_batches is None else args.finetune_batches
@@ -217,10 +221,10 @@ def _search(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, split=args.split, checkpoint=args.checkpoint, strategy=args.strategy,
             strategy_options=options, trials=trials, minutes=args.minutes,
             finetune=FinetuneSettings(batches=batches, lr=lr, seed=args.seed, precision=args.finetune_precision,
-                                      clip_grad_norm=clip, optimizer=args.finetune_optimizer),
+                                      clip_grad_norm=clip, optimizer=recipe.optimizer),
             final_finetune=replace(FINAL_FINETUNE, batches=final_batches, lr=lr, seed=args.seed,
                                    precision=args.finetune_precision, clip_grad_norm=clip,
-                                   optimizer=args.finetune_optimizer),
+                                   optimizer=recipe.optimizer),
             search_images=args.search_images, metric=args.metric, validation_size=args.validation_size,
             select_on_test=args.select_on_test, pruner=args.pruner, prune_checkpoints=args.prune_checkpoints,
             prune_images=args.prune_images, prune_warmup=args.prune_warmup,

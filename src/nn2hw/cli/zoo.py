@@ -143,6 +143,10 @@ def _info(args: argparse.Namespace) -> int:
     console.print(f"built by {model.factory}" + (f" with {options}" if options else ""), markup=False)
     if model.notes:
         console.print(model.notes, markup=False)
+    if model.recovery is not None:
+        r = model.recovery
+        console.print(f"recovers with: {r.optimizer} at lr {r.lr:g} (the search's default for it; {r.evidence})",
+                      markup=False)
     for reference in model.references:
         console.print(f"reference: {reference}", markup=False)
     for variant in model.variants:

@@ -11,7 +11,7 @@ from typing import Any
 
 from nn2hw._json import jsonable
 from nn2hw.errors import ConfigError
-from nn2hw.evaluate.settings import FinetuneSettings
+from nn2hw.evaluate.settings import OPTIMIZERS, FinetuneSettings
 from nn2hw.search.pruning import check_pruner
 from nn2hw.spec import Spec
 from nn2hw.splits import FIT, VALIDATION, Holdout
@@ -77,6 +77,44 @@ def default_finetune_lr(space_kind: str) -> float:
     """The fine-tunes' learning rate when none is given: 0.003 from a pretrained model (hot start),
     0.05 for a built-in space's networks trained from scratch."""
     return SEARCH_FINETUNE_LR if space_kind == "hotstart" else SCRATCH_FINETUNE_LR
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The fine-tunes' optimizer and learning rate, and where they come from (for the user to read;
+    ``from_model``: the zoo entry's measured recovery recipe)."""
+
+    optimizer: str
+    lr: float
+    source: str
+    from_model: bool = False
+
+
+def finetune_recipe(model: str, space_kind: str = "hotstart", *, optimizer: str | None = None,
+                    lr: float | None = None) -> Recipe:
+    """The fine-tunes' recipe: what the user gave wins; from a pretrained model (hot start) the zoo
+    entry's measured ``recovery`` fills the rest (its rate only with its own optimizer); otherwise
+    SGD at ``default_finetune_lr``."""
+    from nn2hw import zoo
+
+    recovery = zoo.entry(model).recovery if space_kind == "hotstart" else None
+    chosen = optimizer or (recovery.optimizer if recovery is not None else OPTIMIZERS[0])
+    if lr is None and recovery is not None and chosen == recovery.optimizer:
+        return Recipe(chosen, recovery.lr, f"{model}'s measured recovery recipe: {recovery.evidence}", from_model=True)
+    rate = default_finetune_lr(space_kind) if lr is None else lr
+    return Recipe(chosen, rate, "the search's default" if optimizer is None and lr is None else "as given")
+
+
+def recipe_settings(model: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Search keywords with each fine-tune not given taking ``model``'s measured recovery recipe
+    (``finetune_recipe``) when it has one and starts from its pretrained weights (hot start)."""
+    from nn2hw import zoo
+
+    if settings.get("space_kind", "hotstart") != "hotstart" or zoo.entry(model).recovery is None:
+        return dict(settings)
+    recipe = finetune_recipe(model)
+    return {"finetune": FinetuneSettings(lr=recipe.lr, optimizer=recipe.optimizer),
+            "final_finetune": replace(FINAL_FINETUNE, lr=recipe.lr, optimizer=recipe.optimizer), **settings}
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import torch
 
 from nn2hw import zoo
+from nn2hw.evaluate.settings import FinetuneSettings
 
 
 class ModelContract:
-    """Entry declared; each variant builds, maps its input shape to its classes (or, with 0 classes, to an
-    embedding), and extracts."""
+    """Entry declared (its recovery recipe, if any, a valid fine-tune); each variant builds, maps its
+    input shape to its classes (or, with 0 classes, to an embedding), and extracts."""
 
     def test_declares_itself(self, model: str) -> None:
         entry = zoo.entry(model)
@@ -29,6 +30,8 @@ class ModelContract:
                 assert variant.tokenizer is not None and not variant.mean and variant.num_classes >= 0
             else:
                 assert variant.num_classes >= 1 and len(variant.mean) == variant.channels
+        if entry.recovery is not None:  # its recipe makes a valid fine-tune (an unknown optimizer is refused)
+            FinetuneSettings(lr=entry.recovery.lr, optimizer=entry.recovery.optimizer)
 
     def test_every_variant_builds_and_runs(self, model: str) -> None:
         for variant in zoo.entry(model).variants:

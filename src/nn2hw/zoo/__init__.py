@@ -15,7 +15,7 @@ Importing this package does not import torch; building does.
 from nn2hw.zoo.catalog import MODELS
 from nn2hw.zoo.factory import ModelStats, build, entry, list_models, stats, workload
 from nn2hw.zoo.inputs import prepare, tokenizer
-from nn2hw.zoo.records import CheckpointSource, ZooEntry, ZooVariant
+from nn2hw.zoo.records import CheckpointSource, Recovery, ZooEntry, ZooVariant
 
-__all__ = ["MODELS", "CheckpointSource", "ModelStats", "ZooEntry", "ZooVariant", "build", "entry",
+__all__ = ["MODELS", "CheckpointSource", "ModelStats", "Recovery", "ZooEntry", "ZooVariant", "build", "entry",
            "list_models", "prepare", "stats", "tokenizer", "workload"]

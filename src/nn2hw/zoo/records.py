@@ -189,11 +189,29 @@ class ZooVariant:
 
 
 @dataclass(frozen=True)
+class Recovery:
+    """The fine-tune a family recovers with after structural compression, as measured: the
+    optimizer (``nn2hw.evaluate.settings.OPTIMIZERS``, checked where the fine-tune is built) and its
+    learning rate; ``evidence`` says what was measured (command and figures). A search from this
+    model's pretrained weights uses it unless the user names an optimizer or rate."""
+
+    optimizer: str
+    lr: float
+    evidence: str
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0 or not self.evidence:
+            raise ConfigError(f"A recovery recipe needs a positive learning rate and its evidence, got lr={self.lr!r}, "
+                              f"evidence={self.evidence!r}.", "Give the rate that was measured and how.")
+
+
+@dataclass(frozen=True)
 class ZooEntry:
     """A registered architecture with its dataset variants.
 
     ``factory`` is ``'module:function'``; the function takes ``in_channels``, ``num_classes`` and
     the keyword ``options`` and returns the ``nn.Module``. The first variant is the default.
+    ``recovery``: the fine-tune recipe measured on this family (None: the search's default, SGD).
     """
 
     name: str
@@ -204,6 +222,7 @@ class ZooEntry:
     options: tuple[tuple[str, Any], ...] = ()
     notes: str = ""
     references: tuple[str, ...] = ()
+    recovery: Recovery | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variants", tuple(self.variants))
