@@ -14,7 +14,7 @@ from nn2hw.errors import ConfigError
 from nn2hw.measure import MeasurementStore, Protocol, measure_onnx
 from nn2hw.predict import load
 from nn2hw.predict.kernel import KernelPredictor
-from nn2hw.predict.kernels import workload_graph
+from nn2hw.predict.kernels import native_int8, workload_graph
 from nn2hw.predict.sampling import build, random_cnn
 
 
@@ -52,6 +52,8 @@ def test_save_load_refits_identically(small: tuple[KernelPredictor, MeasurementS
     again = load(predictor.save(tmp_path / "p.json"))
     assert isinstance(again, KernelPredictor)
     assert [again.predict(w) for w in works] == [predictor.predict(w) for w in works]
+    # its int8 kernels were timed in the storage this CPU's export uses, and the file says so
+    assert again.int8_storage == predictor.int8_storage == native_int8().name
 
 
 def test_missing_kernel_type_is_named(small: tuple[KernelPredictor, MeasurementStore]) -> None:

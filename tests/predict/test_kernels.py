@@ -118,10 +118,46 @@ def test_int8_workload_graph_runs_what_the_int8_export_runs(tmp_path: Path) -> N
     ours = _optimized_ops(workload_graph(work), tmp_path)
     compute = ("QLinearConv", "QGemm", "QuantizeLinear", "DequantizeLinear", "BatchNormalization", "Relu", "Add")
     assert {op: real[op] for op in compute} == {op: ours[op] for op in compute}
+    # the integers are stored alike (u8u8 on x86 without VNNI, whose kernels are slower than s8s8's)
+    assert _int8_types((tmp_path / "q.onnx").read_bytes()) == _int8_types(workload_graph(work))
     types = collections.Counter(k.type for k in kernels_of(work))
     assert types["conv_int8"] == real["QLinearConv"] and types["gemm_int8"] == real["QGemm"]
     assert types["norm"] == real["BatchNormalization"]  # BN stays a separate fp32 op in the int8 export
     assert types["act"] + types["add"] == real["Relu"]  # a residual Add takes its Relu; the others stand alone
+
+
+def _int8_types(model: bytes) -> set[int]:
+    """The element types of a model's 8-bit initializers (weights and zero points)."""
+    eight_bit = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    return {t.data_type for t in onnx.load_from_string(model).graph.initializer if t.data_type in eight_bit}
+
+
+@pytest.mark.parametrize("storage", ["s8s8", "u8u8"])
+def test_int8_kernel_models_store_integers_as_this_cpus_export(storage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An int8 kernel is timed in the storage ``resolve_int8_storage('auto')`` gives the export here."""
+    import numpy as np
+
+    from nn2hw.measure.int8 import INT8_STORAGES
+    from nn2hw.predict import kernels
+    from nn2hw.predict.kernels import Kernel, conv_features
+
+    monkeypatch.setattr(kernels, "resolve_int8_storage", lambda requested: (storage, "test"))
+    kernels.native_int8.cache_clear()
+    try:
+        kernel = Kernel("q", "conv_int8", (), (), conv_features(cin=16, cout=16, h=8, w=8, k=3, s=1, groups=1,
+                                                                bits=8))
+        model = onnx.load_from_string(kernel_graph(kernel))
+        wanted = INT8_STORAGES[storage]
+        eight_bit = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer
+                     if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)]
+        assert eight_bit and all(a.dtype == wanted.dtype for a in eight_bit)
+        zero_points = [int(a) for a in eight_bit if a.ndim == 0]
+        assert zero_points and set(zero_points) == {wanted.zero_point}
+        weights = next(a for a in eight_bit if a.ndim == 4).astype(np.int64) - wanted.zero_point
+        assert weights.min() >= -64 and weights.max() < 64  # the same integers either way
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])  # it runs
+    finally:
+        kernels.native_int8.cache_clear()
 
 
 def test_chain_timing_leaves_out_the_reorders_a_lone_nchwc_kernel_pays(tmp_path: Path) -> None:

@@ -85,13 +85,17 @@ class NetworkSample:
 
 
 class KernelPredictor(Predictor):
-    """Latency = (empty model + sum of per-kernel-type regressors over ``kernels_of``) x a learnt correction."""
+    """Latency = (empty model + sum of per-kernel-type regressors over ``kernels_of``) x a learnt correction.
+
+    ``int8_storage``: how the int8 kernels it timed stored their integers (``nn2hw.measure.int8``),
+    the storage the export uses on the machine it was built on."""
 
     kind: ClassVar[str] = "kernel"
 
     def __init__(self, samples: Sequence[KernelSample], *, empty_ms: float, networks: Sequence[NetworkSample] = (),
                  device: str = "cpu", seed: int = 0, hyper: Mapping[str, Any] | None = None,
-                 machine: Mapping[str, Any] | None = None, correction_hyper: Mapping[str, Any] | None = None) -> None:
+                 machine: Mapping[str, Any] | None = None, correction_hyper: Mapping[str, Any] | None = None,
+                 int8_storage: str = "s8s8") -> None:
         if not samples:
             raise ConfigError("A kernel predictor needs measured kernel samples; none were given.",
                               "Build it with nn2hw.predict.build() (`nn2hw predictor build`).")
@@ -102,6 +106,7 @@ class KernelPredictor(Predictor):
         self.hyper = {**DEFAULT_HYPER, **(hyper or {})}
         self.correction_hyper = {**CORRECTION_HYPER, **(correction_hyper or {})}
         self.machine = dict(machine or {})
+        self.int8_storage = int8_storage
         self.columns: dict[str, tuple[str, ...]] = {}
         self.models: dict[str, Any] = {}
         for kind in sorted({s.type for s in self.samples}):
@@ -207,7 +212,7 @@ class KernelPredictor(Predictor):
     # --- storage --------------------------------------------------------------------------------
     def stored(self) -> dict[str, Any]:
         return {"hyper": dict(self.hyper), "correction_hyper": dict(self.correction_hyper), "machine": self.machine,
-                "empty_ms": self.empty_ms,
+                "empty_ms": self.empty_ms, "int8_storage": self.int8_storage,
                 "samples": [s.to_dict() for s in self.samples], "networks": [n.to_dict() for n in self.networks]}
 
     @classmethod
@@ -215,7 +220,8 @@ class KernelPredictor(Predictor):
         return cls([KernelSample.from_dict(s) for s in record["samples"]], empty_ms=float(record["empty_ms"]),
                    networks=[NetworkSample.from_dict(n) for n in record.get("networks", ())],
                    device=str(record["device"]), seed=int(record["seed"]), hyper=dict(record["hyper"]),
-                   machine=dict(record.get("machine", {})), correction_hyper=dict(record.get("correction_hyper", {})))
+                   machine=dict(record.get("machine", {})), correction_hyper=dict(record.get("correction_hyper", {})),
+                   int8_storage=str(record.get("int8_storage", "s8s8")))  # files before it was recorded: s8s8
 
 
 def network_features(workload: Workload, kernels: Sequence[Kernel], times_ms: Sequence[float],

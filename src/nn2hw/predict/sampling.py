@@ -41,6 +41,7 @@ from nn2hw.predict.kernels import (
     kernel_graph,
     kernels_of,
     matmul_features,
+    native_int8,
     nchwc_conv,
     tensor_features,
     workload_graph,
@@ -198,7 +199,7 @@ class _Timer:
 def _fit(samples: list[KernelSample], empty: Measurement, nets: list[NetworkSample], seed: int,
          timer: _Timer) -> KernelPredictor:
     return KernelPredictor(samples, empty_ms=empty.median_ms, networks=nets, device="cpu", seed=seed,
-                           machine=timer.machine)
+                           machine=timer.machine, int8_storage=native_int8().name)
 
 
 def _bad_samples(predictor: KernelPredictor) -> list[KernelSample]:
