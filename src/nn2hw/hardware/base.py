@@ -204,6 +204,12 @@ class HardwareTemplate(ABC):
         a template offers beyond its default exploration (the cim template's devices and finer ADCs)."""
         return self.default_grid(workload)
 
+    def label_base(self, workload: Workload, cost: NetworkCost, device: str | None = None,
+                   **options: Any) -> NetworkCost:
+        """The base network's cost with its bottleneck labels refined by what this device's own
+        measurements say pays (the search builds its space from these labels); unchanged by default."""
+        return cost
+
     def cost_networks(self, workloads: Mapping[str, Workload], design: Any, device: str | None = None,
                       **options: Any) -> NetworkCost:
         """Several networks on one design (``multi_network`` templates only)."""

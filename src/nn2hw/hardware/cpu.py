@@ -39,6 +39,7 @@ from nn2hw.workload import OpKind, Workload
 
 if TYPE_CHECKING:
     from nn2hw.measure import Measurement, Protocol
+    from nn2hw.predict import Predictor
 
 RUNTIMES = ("onnxruntime", "torch")
 DEFAULT_MARGIN = 0.05
@@ -90,13 +91,16 @@ class CpuTemplate(PredictedTemplate):
     def devices(self) -> Sequence[str]:
         return RUNTIMES
 
+    def predictor(self, device: str | None, options: Mapping[str, Any]) -> Predictor:
+        return load_predictor(self.predictor_file(device, options))
+
     def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
         """The predicted cost (a kernel predictor of this machine, times ``calibration``)."""
         path = self.predictor_file(device, options)
         scale = options.get("calibration", 1.0)
         note = f"predicted by {path}" + (f", calibrated x{scale:.4g} on the measured base network"
                                          if scale != 1.0 else "")
-        return predicted_cost(self, device or RUNTIMES[0], workload, load_predictor(path), scale=scale,
+        return predicted_cost(self, device or RUNTIMES[0], workload, self.predictor(device, options), scale=scale,
                               notes=(note,))
 
     def predictor_file(self, device: str | None, options: Mapping[str, Any],

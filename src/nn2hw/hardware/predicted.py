@@ -11,7 +11,9 @@ measured ``cpu`` template, which predicts candidates the same way and times the 
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +32,20 @@ BOTTLENECKS = {
                "where the runtime has int8 kernels, shorten it",
     "memory": "an element-wise, pooling, normalization or layout kernel: its time grows with the bytes it moves; "
               "fewer channels feeding it shorten it",
+    "compute-fp32": "a dense kernel whose int8 form this device runs no faster, as its kernel predictor prices it "
+                    "(e.g. ONNX Runtime on x86 without VNNI): only fewer channels shorten it",
     "network": "a whole-network prediction: the predictor has no per-layer times",
     "overhead": "the runtime's per-inference work outside kernels (session, allocation, thread hand-off): no "
                 "network change removes it",
 }
-REMEDIES = with_transformer_remedies({"compute": ("channel_cut", "quantize"), "memory": ("channel_cut",),
-                                      "network": ("channel_cut",)})
+INT8_SLOWER = "compute-fp32"
+REMEDIES = with_transformer_remedies({"compute": ("channel_cut", "quantize"), INT8_SLOWER: ("channel_cut",),
+                                      "memory": ("channel_cut",), "network": ("channel_cut",)})
 """Shape-changing cuts pay on dense CPU kernels (channel cuts, and in a Transformer head removal and layer
 drops: ``TRANSFORMER_REMEDIES``); zeroed weights do not, so neither kernel patterns nor block-structured
 pruning are offered (measured: 1.00x for both, docs/measured-devices.md and docs/transformers.md); int8
-pays where the runtime runs it."""
+only where the kernel predictor prices it faster than fp32 (``label_base``: other dense kernels are
+``compute-fp32``)."""
 SPACE_OPTIONS = {"quantize": ("w8a8",), "channel_cut": (0.75, 0.5, 0.375, 0.25, 0.125), **TRANSFORMER_SPACE_OPTIONS}
 """A CPU runtime runs int8 kernels (ONNX Runtime's QLinearConv, QGemm) only for 8-bit weights and
 activations together (narrower weights alone still run in fp32); channel cuts reach further than
@@ -125,15 +131,60 @@ def _kernel_op(layers: Sequence[Layer], kernel: str) -> str:
     return "+".join(layer.op or layer.kind.value for layer in layers) or kernel
 
 
+def int8_slower(workload: Workload, predictor: Predictor) -> tuple[str, ...]:
+    """Heads of ``workload``'s dense kernels (a conv or linear layer among their layers) whose int8 form
+    (w8a8: weights and inputs of 8 bits, its own kernels with the layers they cover) ``predictor``
+    prices no faster than the fp32 kernel: where int8 does not pay on its device."""
+    from nn2hw.predict.kernels import kernels_of
+
+    dense = (OpKind.CONV, OpKind.LINEAR)
+    quantized = replace(workload, layers=tuple(replace(layer, weight_bits=8, input_bits=8) if layer.kind in dense
+                                               else layer for layer in workload.layers))
+    fp32_ms, int8_ms = predictor.predict_layers(workload), predictor.predict_layers(quantized)
+    owner = {layer: kernel.name for kernel in kernels_of(quantized) for layer in kernel.layers}
+    kinds = {layer.name: layer.kind for layer in workload.layers}
+    slower = []
+    for kernel in kernels_of(workload):
+        if not any(kinds.get(name) in dense for name in kernel.layers):
+            continue
+        int8_kernels = {owner[name] for name in kernel.layers if name in owner}
+        if sum(int8_ms.get(name, 0.0) for name in int8_kernels) >= fp32_ms.get(kernel.name, 0.0):
+            slower.append(kernel.name)
+    return tuple(slower)
+
+
 class PredictedTemplate(HardwareTemplate):
     """A device whose latency comes from a predictor: no design to explore (one design, itself),
-    a runtime's kernels and fusions, the remedies that pay on a CPU. ``cost`` is the subclass's."""
+    a runtime's kernels and fusions, the remedies that pay on a CPU. ``cost`` is the subclass's and
+    ``predictor`` names the predictor it costs with."""
 
     bottlenecks = BOTTLENECKS
     remedies = REMEDIES
     space_options = SPACE_OPTIONS
     execution = EXECUTION
     fused_by_graph = True
+
+    @abstractmethod
+    def predictor(self, device: str | None, options: Mapping[str, Any]) -> Predictor:
+        """The predictor ``cost`` uses for ``device`` under ``options``."""
+
+    def label_base(self, workload: Workload, cost: NetworkCost, device: str | None = None,
+                   **options: Any) -> NetworkCost:
+        """Relabel the dense kernels whose int8 form a kernel predictor prices no faster as
+        ``compute-fp32``, whose remedies leave out int8 (a whole-network predictor: unchanged)."""
+        predictor = self.predictor(device, options)
+        if predictor.kind != "kernel":
+            return cost
+        slower = set(int8_slower(workload, predictor))
+        layers = tuple(replace(layer, bottleneck=INT8_SLOWER) if layer.name in slower and layer.bottleneck == "compute"
+                       else layer for layer in cost.layers)
+        moved = [layer.name for layer in layers if layer.bottleneck == INT8_SLOWER]
+        if not moved:
+            return cost
+        shown = ", ".join(moved[:4]) + (f" and {len(moved) - 4} more" if len(moved) > 4 else "")
+        note = (f"int8 not offered on {len(moved)} dense kernel(s) whose int8 form the kernel predictor prices no "
+                f"faster than fp32 on this device ({shown})")
+        return replace(cost, layers=layers, notes=(*cost.notes, note))
 
     def design_fields(self) -> Sequence[str]:
         return ()
@@ -166,10 +217,12 @@ class PredictorTemplate(PredictedTemplate):
         predictor_path(device)
         return True
 
+    def predictor(self, device: str | None, options: Mapping[str, Any]) -> Predictor:
+        return load_predictor(predictor_path(device))
+
     def cost(self, workload: Workload, design: Any, device: str | None = None, **options: Any) -> NetworkCost:
-        path = predictor_path(device)
-        return predicted_cost(self, str(device), workload, load_predictor(path),
-                              notes=(f"predicted by {path}",))
+        return predicted_cost(self, str(device), workload, self.predictor(device, options),
+                              notes=(f"predicted by {predictor_path(device)}",))
 
 
 def predictor_path(device: str | None) -> Path:

@@ -220,6 +220,8 @@ def prepare(settings: SearchSettings, evaluator: Evaluator | Mapping[str, Evalua
     if target.template.measured:
         target, measured_base = _calibrated(settings, members, target)
     base_cost = target.best(workloads)
+    if len(members) == 1:  # what this device's measurements say pays (the cpu template: where int8 does)
+        base_cost = target.template.label_base(members[0].workload, base_cost, target.device, **target.options)
     bottlenecks = _bottlenecks(base_cost, [m.name for m in members])
     config = SpaceConfig.load(settings.space_config) if settings.space_config else SpaceConfig()
     if settings.min_accuracy_under_variation is not None and not config.hardware:
