@@ -7,9 +7,9 @@ import torch
 
 from nn2hw import zoo
 from nn2hw.compress import apply_plan, with_patterns, with_quantization
-from nn2hw.compress._torch import fixed_point
 from nn2hw.errors import DatasetError
 from nn2hw.evaluate import finetune
+from nn2hw.fixedpoint import fixed_point
 from nn2hw.plan import Plan
 from tests.compress import cases  # noqa: F401  (single-threaded torch)
 

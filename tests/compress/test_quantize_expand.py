@@ -7,12 +7,12 @@ import torch
 from torch import nn
 
 from nn2hw.compress import apply_plan, validate_plan, with_quantization
-from nn2hw.compress._torch import fixed_point
 from nn2hw.compress.channel_cut import CutChoice
 from nn2hw.compress.kernel_expand import ExpandChoice
 from nn2hw.compress.kernel_pattern import PatternChoice
 from nn2hw.compress.quantize import QuantChoice, auto_int_bits
 from nn2hw.errors import PlanError
+from nn2hw.fixedpoint import fixed_point
 from nn2hw.plan import Plan
 from nn2hw.workload import from_module
 from tests.compress.cases import model_case

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from nn2hw.bench import fbnet_workload
 from nn2hw.compress import apply_plan
-from nn2hw.compress._torch import fixed_point
 from nn2hw.compress.quantize import auto_int_bits
 from nn2hw.errors import ConfigError
+from nn2hw.fixedpoint import fake_quantize, fixed_point, int_bits_for, int_bits_of
 from nn2hw.workload import OpKind
 from nn2hw.zoo.archs import supernet as supernet_module
-from nn2hw.zoo.archs.supernet import FBNetSupernet, NB201Supernet, Supernet, fake_quantize
+from nn2hw.zoo.archs.supernet import FBNetSupernet, NB201Supernet, Supernet
 
 BITS = (32, 8, 4)
 FB_EVERY_OP = [i % 9 for i in range(22)]
@@ -147,11 +147,13 @@ def test_the_loss_reaches_every_selected_gate_and_no_other_entry(space: str, fbn
 
 def test_fake_quantization_follows_the_compress_rule() -> None:
     torch.manual_seed(5)
-    for scale in (0.03, 1.0, 7.5):
+    for scale in (0.03, 1.0, 7.5, 3e-12):
         x = torch.randn(64, 9) * scale
         for bits in (2, 4, 8, 16):
+            assert int(int_bits_of(x, bits)) == int_bits_for(float(x.abs().max()), bits) == auto_int_bits(x, bits)
             expected = fixed_point(x, bits, auto_int_bits(x, bits))
             assert torch.equal(fake_quantize(x, bits), expected), (scale, bits)
+    assert int(int_bits_of(torch.zeros(3), 8)) == int_bits_for(0.0, 8) == 1
     x = torch.randn(10, requires_grad=True)
     fake_quantize(x, 4).sum().backward()
     assert x.grad is not None and torch.equal(x.grad, torch.ones(10))  # straight through

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from nn2hw.errors import PlanError
+from nn2hw.fixedpoint import fixed_point, straight_through
 from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR, FIXED_POINT_ATTR
 
 WEIGHT_MODULES = (nn.Conv1d, nn.Conv2d, nn.Linear)
@@ -77,23 +78,6 @@ def set_weight(module: nn.Module, weight: torch.Tensor, name: str = "weight") ->
 def set_buffer(module: nn.Module, name: str, value: torch.Tensor) -> None:
     """Replace a registered buffer (e.g. a BatchNorm running mean) by a new tensor."""
     module._buffers[name] = value.detach().clone().contiguous()
-
-
-def straight_through(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """``q`` in the forward pass, the identity's gradient in the backward pass (STE)."""
-    return x + (q - x).detach()
-
-
-def fixed_point_step(bits: int, int_bits: int) -> float:
-    """The step of ``bits``-bit fixed point with ``int_bits`` integer bits: 2^-frac (frac = bits - int)."""
-    return 2.0 ** (int_bits - bits)
-
-
-def fixed_point(x: torch.Tensor, bits: int, int_bits: int) -> torch.Tensor:
-    """Round to a multiple of 2^-frac and clamp to [-2^(int-1), 2^(int-1) - 2^-frac] (frac = bits - int)."""
-    step = fixed_point_step(bits, int_bits)
-    top = 2.0 ** (int_bits - 1)
-    return torch.clamp(torch.round(x / step) * step, -top, top - step)
 
 
 class WeightMask(nn.Module):

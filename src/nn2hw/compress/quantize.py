@@ -24,7 +24,6 @@ Integer bits when only a total width is given:
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from nn2hw._checks import is_int
 from nn2hw.compress.base import TRANSFORMS, Offer, SpaceContext, Transform, check_int, has_module_weights
 from nn2hw.errors import PlanError, Problem
+from nn2hw.fixedpoint import MAX_FRAC_BITS, fixed_point_step, int_bits_for
 from nn2hw.plan import Plan
 from nn2hw.workload.layer import Layer, Workload
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 MAX_BITS = 32
 """The widest operand a plan may ask for."""
-MAX_FRAC_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -70,13 +69,6 @@ class QuantChoice:
 def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
     """Integer bits for ``bits``-bit weights: the fewest for which max|w| lies in range unclipped."""
     return int_bits_for(float(weight.detach().abs().max()) if weight.numel() else 0.0, bits)
-
-
-def int_bits_for(largest: float, bits: int) -> int:
-    """Integer bits for ``bits``-bit values whose largest magnitude is ``largest``: int = e + 1 for
-    largest = f * 2^e (0.5 <= f < 1), so [-2^e, 2^e) holds it; within [bits - 32, bits]."""
-    int_bits = math.frexp(largest)[1] + 1 if largest > 0 else 1
-    return max(bits - MAX_FRAC_BITS, min(bits, int_bits))
 
 
 def activation_int_bits(model: nn.Module, layers: Iterable[str], batch: torch.Tensor, bits: int) -> dict[str, int]:
@@ -231,13 +223,13 @@ class Quantize(Transform):
                     int_bits = auto_int_bits(module.weight, bits)
                 _torch.add_weight_parametrization(module, _torch.FixedPointWeight(bits, int_bits))
                 _torch.record_fields(module, weight_bits=bits)
-                _torch.record_fixed_point(module, weight_step=_torch.fixed_point_step(bits, int_bits))
+                _torch.record_fixed_point(module, weight_step=fixed_point_step(bits, int_bits))
             if choice.act_bits is not None:
                 bits = choice.act_bits
                 int_bits = default_act_int_bits(bits) if choice.act_int_bits is None else choice.act_int_bits
                 _torch.quantize_activations(module, bits, int_bits)
                 _torch.record_fields(module, input_bits=bits, output_bits=bits)
-                _torch.record_fixed_point(module, input_step=_torch.fixed_point_step(bits, int_bits))
+                _torch.record_fixed_point(module, input_step=fixed_point_step(bits, int_bits))
 
 
 TRANSFORMS.register(Quantize.name, Quantize())

@@ -38,9 +38,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from nn2hw.compress._slicing import filter_scores, top_filters
-from nn2hw.compress._torch import fixed_point, straight_through, weight_module
+from nn2hw.compress._torch import weight_module
 from nn2hw.compress.kernel_pattern import PatternChoice, kernel_masks, pattern_mask
 from nn2hw.compress.quantize import auto_int_bits, default_act_int_bits
+from nn2hw.fixedpoint import fixed_point, straight_through
 from nn2hw.space import Dimension
 from nn2hw.workload import OpKind, Workload
 

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from nn2hw.errors import ConfigError
+from nn2hw.fixedpoint import fake_quantize
 from nn2hw.plan import Plan
 from nn2hw.workload import Layer, Workload, from_module
 from nn2hw.workload.spaces.fbnet import FBNET_DEPTH, FBNET_LAYOUTS, FBNET_OPS, fbnet_blocks
@@ -62,7 +63,6 @@ from nn2hw.zoo.archs.nb201 import InferCell, TinyNetwork, _positive, edge_op, nb
 FLOAT_BITS = 32
 """A bit-width choice of 32 leaves the block in float32."""
 MIN_BITS = 2
-MAX_FRAC_BITS = 32
 _GATE_TOLERANCE = 1e-3
 _TRAINING_COPIES = 4
 """Bytes per parameter byte while training: the weight, its gradient and Adam's two moments."""
@@ -127,24 +127,6 @@ def _check_classes(num_classes: int | None, default: int) -> int:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}.",
                           f"Use e.g. num_classes={default}, or leave it out for the dataset's count.")
     return num_classes
-
-
-# --- fake quantization ------------------------------------------------------------------------------
-
-
-def fake_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """``x`` in ``bits``-bit fixed point, straight-through: ``nn2hw.compress.quantize``'s rule (integer
-    bits = e + 1 for max|x| = f * 2^e, 0.5 <= f < 1, within [bits - 32, bits]; round to 2^-frac, clamp).
-
-    The zoo cannot import ``compress`` (same layer), so the rule is restated here; a test checks
-    that both give the same values. Computed on the tensor's device, without a host sync.
-    """
-    largest = x.detach().abs().amax()
-    int_bits = torch.where(largest > 0, torch.frexp(largest).exponent + 1, 1).clamp(bits - MAX_FRAC_BITS, bits)
-    one = torch.ones((), dtype=x.dtype, device=x.device)
-    step, top = torch.ldexp(one, int_bits - bits), torch.ldexp(one, int_bits - 1)
-    quantized = torch.minimum(torch.maximum(torch.round(x / step) * step, -top), top - step)
-    return x + (quantized - x).detach()
 
 
 class _QuantConv2d(nn.Conv2d):
