@@ -106,7 +106,7 @@ def test_a_measured_template_is_refused(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not fashion_mnist_here(), reason="Fashion-MNIST is not available here")
-def test_a_tiny_fbnet_space_search_meets_its_spec_bundles_the_network_and_resumes(tmp_path):
+def test_a_tiny_fbnet_space_search_meets_its_spec_bundles_the_network_and_resumes(tmp_path, capsys):
     """About 60 s (more under load): 13 supernet batches, candidates fine-tuned 2 batches and scored
     on 64 validation images, the winner and the reference tested on 64 images, then resumed."""
     from dataclasses import replace
@@ -137,6 +137,11 @@ def test_a_tiny_fbnet_space_search_meets_its_spec_bundles_the_network_and_resume
     lines: list[str] = []
     result = run_search(settings, final_evaluator=final, progress=False, log=lines.append)
     assert result.solution.cost.latency_ms <= 0.2
+    from nn2hw.cli.search import print_result
+
+    print_result(result)  # the CLI's table: no pretrained "base model" here, the float reference trained here
+    table = capsys.readouterr().out
+    assert "reference (float, trained here)" in table and "base model" not in table
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     section = report["differentiable"]
     batches = math.ceil(0.007 * section["images"] / 32)

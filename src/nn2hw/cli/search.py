@@ -280,7 +280,9 @@ def print_result(result: Any) -> None:
     headers = ("cosine %", "worst cosine %") if metric == COSINE else ("top-1 %", "top-5 %")
     for column in ("", "latency ms", *(k.replace("_", " ") for k in extra), *headers, "design"):
         table.add_column(column, justify="left" if column in ("", "design") else "right")
-    for label, s in (("base model", result.baseline), ("solution", result.solution)):
+    base_label = ("base model" if result.settings.get("space_kind", "hotstart") == "hotstart"
+                  else "reference (float, trained here)")  # a space searched from scratch has no pretrained base
+    for label, s in ((base_label, result.baseline), ("solution", result.solution)):
         design = escape(design_label(s.cost.design))
         table.add_row(label, f"{s.cost.latency_ms:.6g}", *(f"{getattr(s.cost, k):.6g}" for k in extra),
                       *(f"{s.metrics.get(k, float('nan')):.2f}" for k in scores), design)
