@@ -282,3 +282,38 @@ def test_shape_inputs_of_integer_type_and_layer_checks():
         Layer(name="s", kind=OpKind.ACT, out_shape=(1, 0))
     assert math.prod(Layer(name="m", kind=OpKind.MATMUL, batch=2, groups=4, in_channels=32, out_channels=32,
                            in_h=8, out_h=8, inputs=("a", "b")).operand_shapes[1]) == 2 * 4 * 8 * 8
+
+
+class _TokenFeatures(torch.nn.Module):
+    """Frames x features in (an audio or sensor sequence), a linear layer per frame, a mean over frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = torch.nn.Linear(40, 64), torch.nn.Linear(64, 5)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.fc(x)).mean(dim=1))
+
+
+class _Frames1d(torch.nn.Module):
+    """The same input shape read by a Conv1d: channels on axis 1 (channels x length)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(20, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_a_float_sequence_read_by_a_linear_layer_has_its_features_as_channels(tmp_path):
+    fx = from_module(_TokenFeatures(), (1, 20, 40), method="fx")
+    source = fx.inputs[0]
+    assert (source.channel_axes, source.in_channels, source.out_channels) == ((2,), 40, 40)
+    assert fx.layer("fc").in_channels == source.out_channels  # producer and reader agree on the features
+    hooks = from_module(_TokenFeatures(), (1, 20, 40), method="hooks")
+    onnx_w = from_onnx(to_onnx(_TokenFeatures(), torch.zeros(1, 20, 40), tmp_path / "seq.onnx", dynamo=False))
+    for other in (hooks, onnx_w):
+        assert (other.inputs[0].channel_axes, other.inputs[0].out_channels) == ((2,), 40)
+    conv = from_module(_Frames1d(), (1, 20, 40)).inputs[0]
+    assert (conv.channel_axes, conv.out_channels) == ((1,), 20)  # a conv's input keeps its channels on axis 1

@@ -9,11 +9,12 @@ the channels, and what its cost view (batch, channels, h, w) is.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from nn2hw.workload.layer import OpKind, matmul_view
+from nn2hw.workload.layer import Layer, OpKind, matmul_view
 
 Shape = tuple[int, ...]
 Axes = tuple[int, ...]
@@ -70,6 +71,25 @@ def default_axes(rank: int) -> Axes:
 def input_axes(shape: Shape, dtype: str) -> Axes:
     """Channel axes of a graph input: none for integer or boolean data (token ids, masks)."""
     return () if dtype.startswith(("int", "uint", "bool")) else default_axes(len(shape))
+
+
+def features_last_inputs(layers: Sequence[Layer]) -> tuple[Layer, ...]:
+    """``layers`` with each float graph input of rank >= 3 that only linear layers read holding its
+    channels on the last axis (tokens x features, as those layers read it) instead of axis 1, an
+    image's: what such an input holds is known only from its readers."""
+    readers: dict[str, set[OpKind]] = {}
+    for layer in layers:
+        for name in layer.inputs:
+            readers.setdefault(name, set()).add(layer.kind)
+
+    def placed(layer: Layer) -> Layer:
+        shape = tuple(layer.out_shape)
+        if layer.kind is OpKind.INPUT and len(shape) >= 3 and layer.channel_axes and \
+                readers.get(layer.name) == {OpKind.LINEAR}:
+            return dataclasses.replace(layer, **shape_fields(shape, shape, features_last=True))
+        return layer
+
+    return tuple(placed(layer) for layer in layers)
 
 
 def operands(kind: OpKind, producers: Sequence[str],

@@ -31,6 +31,7 @@ from nn2hw.workload._classify import (
     conv_fields,
     dropped,
     embed_fields,
+    features_last_inputs,
     function_fields,
     input_axes,
     linear_fields,
@@ -304,7 +305,8 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
               fields)
         b.alias[node.name] = b.resolve(layer_name)
         active[node.name] = out_shape
-    return Workload(name=name, layers=tuple(b.layers.values()), input_shape=tuple(inputs[0].shape),
+    return Workload(name=name, layers=features_last_inputs(tuple(b.layers.values())),
+                    input_shape=tuple(inputs[0].shape),
                     outputs=tuple(dict.fromkeys(outputs)), source="torch.fx")
 
 
@@ -442,7 +444,8 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
         for h in handles:
             h.remove()
     outputs = [producer[id(t)] for t in tensors(out) if id(t) in producer]
-    return Workload(name=name, layers=tuple(b.layers.values()), input_shape=tuple(inputs[0].shape),
+    return Workload(name=name, layers=features_last_inputs(tuple(b.layers.values())),
+                    input_shape=tuple(inputs[0].shape),
                     outputs=tuple(dict.fromkeys(outputs)), source="hooks")
 
 

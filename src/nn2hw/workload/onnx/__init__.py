@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nn2hw.errors import ModelError
+from nn2hw.workload._classify import features_last_inputs
 from nn2hw.workload.layer import Workload
 from nn2hw.workload.onnx.fold import MAX_FOLDS, fold_shape_arithmetic
 from nn2hw.workload.onnx.load import fix_input_shapes, graph_inputs, import_onnx, infer_shapes, load
@@ -46,5 +47,5 @@ def from_onnx(path: str | Path, name: str | None = None, input_shape: Sequence[i
         raise ModelError(f"No operation of {path} reads its inputs {[v.name for v in inputs]}.",
                          "Export the model's computation, not only its constants.")
     outputs = tuple(dict.fromkeys(reader.producer[o.name] for o in model.graph.output if o.name in reader.producer))
-    return Workload(name=name or path.stem, layers=tuple(reader.layers), input_shape=reader.layers[0].out_shape,
-                    outputs=outputs, source="onnx")
+    return Workload(name=name or path.stem, layers=features_last_inputs(reader.layers),
+                    input_shape=reader.layers[0].out_shape, outputs=outputs, source="onnx")
