@@ -21,6 +21,8 @@ pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install
 pytestmark = pytest.mark.slow
 
 BASE = {"model": "resnet20", "dataset": "fashion-mnist"}
+NOISY_BASE = 0.2
+"""A base whose IQR exceeds this share of its median is timed again (a 0.1 margin needs about 0.3)."""
 KEEPS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.125)
 
 
@@ -45,8 +47,23 @@ def measured_predictor(module_cache):
     timed = measure_models(template, "onnxruntime", {"repeats": 20}, list(zip([model] * len(plans), workloads, plans)))
     path = module_cache / "r20-cuts.json"
     fit(workloads, [t.median_ms for t in timed], device="this cpu", seed=0).save(path)
-    base_alone, = measure_models(template, "onnxruntime", {}, [(model, workload, None)])  # as the search will
-    return path, base_alone.median_ms
+    return path, _quiet_base(template, model, workload).median_ms
+
+
+def _quiet_base(template, model, workload, tries: int = 3):
+    """The base network timed as the search will time it (and then reuse it from the store), again
+    while its IQR exceeds 20 % of the median: a base timed while another job ran makes every search
+    here refuse its spec as unverifiable, so it is forgotten and re-timed as a user would."""
+    from nn2hw.measure import default_store
+    from nn2hw.measured import measure_models
+
+    for _ in range(tries):
+        base, = measure_models(template, "onnxruntime", {}, [(model, workload, None)])
+        m = base.measurement
+        if m.iqr_ms <= NOISY_BASE * m.median_ms:
+            break
+        default_store().forget(lambda entry, key=m.network: entry.network == key)
+    return base
 
 
 @pytest.fixture(scope="module")
