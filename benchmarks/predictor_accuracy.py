@@ -37,6 +37,7 @@ from nn2hw.predict.sampling import GROUP, build, random_cnn
 from nn2hw.testing import nets
 from nn2hw.workload import Workload, from_onnx
 from nn2hw.workload.onnx_export import to_onnx
+from nn2hw.zoo.archs.nb201 import nb201_network
 
 ZOO = [(f"resnet{d}", ds) for d in (20, 32, 44, 56) for ds in ("fashion-mnist", "cifar10")] + \
     [("mobilenetv2_fmnist", "fashion-mnist"), ("vgg_fmnist", "fashion-mnist")]
@@ -79,8 +80,8 @@ def held_out(folder: Path) -> dict[str, tuple[bytes, Workload]]:
             out[label] = int8_variant(name, dataset, keep, folder)
             BASE_OF[label] = f"{name}-{dataset}"
     for i, (channels, cells) in enumerate(((8, 1), (16, 1), (16, 2), (32, 1), (24, 2))):
-        model, (x,) = nets.nb201(size=32, channels=channels, cells=cells)
-        out[f"nb201-{i}"] = exported(model.eval(), tuple(x.shape), folder, f"nb201-{i}")
+        model = nb201_network(nets.NB201_GENOTYPE, channels=channels, cells=cells).eval()
+        out[f"nb201-{i}"] = exported(model, (1, 3, 32, 32), folder, f"nb201-{i}")
     for i in range(12):
         work = random_cnn(random.Random(10_000 + i), f"random-{i}")
         out[work.name] = (workload_graph(work), work)
