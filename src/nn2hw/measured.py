@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.hardware.base import HardwareTemplate
-from nn2hw.hardware.cpu import measured_cost, measuring_protocol
+from nn2hw.hardware.cpu import margin_of, measured_cost, measuring_protocol
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.measure import Measurement, MeasurementStore, Runner, measure, onnx_runner
 from nn2hw.workload import Workload
@@ -139,6 +139,28 @@ def missed(measured: MeasuredNetwork, latency_ms: float | None, margin: float, p
         return ""
     return (f"measured median {measured.median_ms:.4g} ms (IQR {measured.measurement.iqr_ms:.3g} ms; predicted "
             f"{predicted_ms:.4g} ms) does not keep the {margin:.0%} margin below {latency_ms:g} ms")
+
+
+def verified_base(template: HardwareTemplate, device: str | None, options: Mapping[str, Any], model: nn.Module,
+                  workload: Workload, latency_ms: float | None) -> MeasuredNetwork:
+    """The base network measured (or read from the store) and checked by ``check_verifiable``. A
+    measurement too noisy to verify ``latency_ms`` is forgotten and timed once more before that
+    refusal stands: one taken while another job ran would otherwise stay in the store and refuse
+    every later search of this network."""
+    from nn2hw.measure import default_store
+
+    base, = measure_models(template, device, options, [(model, workload, None)])
+    if latency_ms is None:
+        return base
+    try:
+        check_verifiable(base, latency_ms, margin_of(options))
+        return base
+    except ConfigError:  # too noisy (a spec below the runtime's floor is an InfeasibleError: no retry)
+        key, protocol = base.measurement.network, measuring_protocol(device, options).key()
+        default_store().forget(lambda entry: entry.network == key and entry.protocol == protocol)
+    base, = measure_models(template, device, options, [(model, workload, None)])
+    check_verifiable(base, latency_ms, margin_of(options))
+    return base
 
 
 def check_verifiable(base: MeasuredNetwork, latency_ms: float, margin: float) -> None:

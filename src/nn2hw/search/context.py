@@ -18,7 +18,7 @@ from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings, evaluator_id
 from nn2hw.evaluate.evaluator import EmbeddingFidelityEvaluator
-from nn2hw.hardware.cpu import CpuTemplate, margin_of, measuring_protocol, search_margin_of
+from nn2hw.hardware.cpu import CpuTemplate, measuring_protocol, search_margin_of
 from nn2hw.hardware.records import NetworkCost
 from nn2hw.plan import Plan
 from nn2hw.search.settings import COSINE, Member, SearchSettings
@@ -251,16 +251,14 @@ def _calibrated(settings: SearchSettings, members: tuple[MemberContext, ...], ta
                 ) -> tuple[HardwareTarget, dict[str, MeasuredNetwork]]:
     """Time the base network on this machine, refuse a spec its noise cannot verify, and scale the
     predictor by measured / predicted on it (unless ``calibration`` was given)."""
-    from nn2hw.measured import check_verifiable, measure_models
+    from nn2hw.measured import verified_base
     from nn2hw.zoo.bake import packaged_workloads
 
     m, = members
     if isinstance(target.template, CpuTemplate):  # build this machine's predictor from the searched network's shapes
         target.template.predictor_file(target.device, target.options, [m.workload, *packaged_workloads()])
-    base, = measure_models(target.template, target.device, target.options, [(m.model, m.workload, None)])
-    limit = settings.spec.latency_ms
-    if limit is not None:
-        check_verifiable(base, limit, margin_of(target.options))
+    base = verified_base(target.template, target.device, target.options, m.model, m.workload,
+                         settings.spec.latency_ms)
     if "calibration" not in target.options:
         predicted = target.best(m.workload).latency_ms
         target = replace(target, options={**target.options, "calibration": base.median_ms / predicted})
