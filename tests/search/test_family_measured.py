@@ -20,7 +20,7 @@ MARGIN = 0.1
 
 
 def test_a_measured_family_meets_each_level_in_order(tmp_path, scorer, measured_predictor):  # noqa: F811
-    predictor, base_ms = measured_predictor
+    predictor, base_ms, _ = measured_predictor
     levels = tuple(round(f * base_ms, 4) for f in (0.92, 0.68, 0.8))  # the leanest cut: ~0.52 x base
     space = tmp_path / "space.yaml"
     space.write_text("techniques:\n  quantize: false\n")  # the predictor saw channel cuts only
