@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import torch
@@ -33,8 +34,8 @@ def built():
 
 def _tensors(w: Workload) -> list[tuple]:
     """Every layer's kind, tensors and cost view (names of functional ops differ between paths)."""
-    return [(l.kind, l.in_shapes, l.out_shape, l.dtype, l.channel_axes, l.batch, l.in_channels, l.out_channels,
-             l.in_h, l.out_h, l.groups) for l in w]
+    return [(l.kind, l.in_shapes, l.constants, l.out_shape, l.dtype, l.channel_axes, l.batch, l.in_channels,
+             l.out_channels, l.in_h, l.out_h, l.groups) for l in w]
 
 
 def _defining(w: Workload) -> list[tuple]:
@@ -110,8 +111,10 @@ def test_bert_macs_parameters_and_kinds_by_hand(built):
     per_layer = 3 * t * h * h + 2 * heads * t * t * (h // heads) + t * h * h + 2 * t * h * inter
     assert w.macs == layers * per_layer + h * h  # + the pooler on the first token
     assert w.macs == 140_288
-    # the position embedding of a fixed length is a constant (added by an act layer), not a lookup
-    assert w.parameters == sum(p.numel() for p in model.parameters()) - 16 * h
+    # the position embedding of a fixed length is a constant operand of the add, not a lookup: the t rows
+    # it reads count as parameters, the other 16 - t stored rows are never read
+    assert [(l.name, l.kind, l.constants) for l in w if l.constants] == [("add_1", OpKind.ACT, ((1, t, h),))]
+    assert w.parameters == sum(p.numel() for p in model.parameters()) - (16 - t) * h
     assert [l.name for l in w if l.kind is OpKind.EMBED] == ["embeddings.word_embeddings",
                                                              "embeddings.token_type_embeddings"]
     assert [(l.name, l.dtype, l.channel_axes) for l in w.inputs] == \
@@ -148,6 +151,53 @@ def test_elements_vector_ops_and_bytes_by_hand(built):
     assert (bn.vector_ops, bn.parameters) == (2 * 8 * 16 * 16, 16)  # inference batch norm: scale and shift
     fc = Layer(name="fc", kind=OpKind.LINEAR, inputs=("x",), in_channels=3, out_channels=5, weight_bits=4)
     assert fc.read_bytes == 3 * 2 + 8  # no shapes recorded: read from the cost view; 15 4-bit weights in 8 bytes
+
+
+@pytest.mark.parametrize("method", ["fx", "hooks"])
+def test_stored_constants_are_operands_counted_once(method):
+    """The ViT's class token (expanded over a batch of 3) and position embedding: constant operands of the
+    concat and the add, each stored value counted once as a parameter and read at weight_bits."""
+    model, inputs = nets.vit(batch=3)
+    w = from_module(model, inputs, method=method)
+    assert [(l.name, l.kind, l.constants) for l in w if l.constants] == \
+        [("cat", OpKind.CONCAT, ((1, 1, 32),)), ("add", OpKind.ACT, ((1, 17, 32),))]
+    assert w.parameters == sum(p.numel() for p in model.parameters())
+    add, cat = w.layer("add"), w.layer("cat")
+    assert (add.parameters, add.vector_ops) == (17 * 32, 3 * 17 * 32)
+    assert add.read_bytes == 3 * 17 * 32 * 2 + 17 * 32 * 2 and cat.read_bytes == 3 * 16 * 32 * 2 + 32 * 2
+    assert w.group_of("patch_embed").fixed_by == ("cat (concat of a constant)",)
+
+
+def test_constant_operands_follow_a_change_and_pin_their_channels():
+    x = Layer(name="x", kind=OpKind.INPUT, out_shape=(1, 4, 8), channel_axes=(2,), in_channels=8, out_channels=8,
+              in_h=4, out_h=4)
+    fc = Layer(name="fc", kind=OpKind.LINEAR, inputs=("x",), batch=4, in_channels=8, out_channels=8,
+               in_shapes=((1, 4, 8),), out_shape=(1, 4, 8), channel_axes=(2,))
+    scale = Layer(name="scale", kind=OpKind.ACT, op="mul", inputs=("fc",), in_channels=8, out_channels=8, in_h=4,
+                  out_h=4, in_shapes=((1, 4, 8),), out_shape=(1, 4, 8), channel_axes=(2,), constants=((8,),))
+    mask = Layer(name="mask", kind=OpKind.ELTWISE, op="add", inputs=("scale", "fc"), in_channels=8, out_channels=8,
+                 in_h=4, out_h=4, in_shapes=((1, 4, 8),) * 2, out_shape=(1, 4, 8), channel_axes=(2,),
+                 constants=((1, 4, 1),))
+    w = Workload(name="scaled", layers=(x, fc, scale, mask), outputs=("mask",))
+    assert (scale.parameters, scale.read_bytes, mask.vector_ops) == (8, 4 * 8 * 2 + 8 * 2, 2 * 32)
+    assert w.group_of("fc").fixed_by == ("scale (a stored constant across the channels)",)
+    masked = Workload(name="masked", layers=(x, fc, replace(scale, constants=()), mask), outputs=("mask",))
+    assert masked.group_of("fc").fixed_by == ("mask (network output)",)  # a constant broadcast along the channels
+    cut = Workload(name="open", layers=(x, fc, scale), outputs=("x",)).with_changes({"fc": {"out_channels": 6}})
+    assert cut.layer("scale").constants == ((6,),) and cut.layer("scale").out_shape == (1, 4, 6)
+    conv = Layer(name="conv", kind=OpKind.CONV, inputs=("img",), in_channels=3, out_channels=4, in_h=5, in_w=5,
+                 out_h=5, out_w=5, in_shapes=((1, 3, 5, 5),), out_shape=(1, 4, 5, 5))
+    coords = Layer(name="coords", kind=OpKind.CONCAT, op="cat", inputs=("conv",), in_channels=4, out_channels=6,
+                   in_h=5, in_w=5, out_h=5, out_w=5, in_shapes=((1, 4, 5, 5),), out_shape=(1, 6, 5, 5),
+                   constants=((1, 2, 5, 5),))  # a fixed 2-channel coordinate map
+    img = Layer(name="img", kind=OpKind.INPUT, in_channels=3, out_channels=3, in_h=5, in_w=5, out_h=5, out_w=5,
+                out_shape=(1, 3, 5, 5))
+    wider = Workload(name="coord", layers=(img, conv, coords)).with_changes({"conv": {"out_channels": 7}})
+    assert (wider.layer("coords").out_channels, wider.layer("coords").out_shape) == (9, (1, 9, 5, 5))
+    assert wider.layer("coords").constants == ((1, 2, 5, 5),)
+    with pytest.raises(ConfigError, match="'fc': a linear layer cannot list constant operands"):
+        replace(fc, constants=((8,),))
+    assert "constants" not in fc.to_dict() and Layer.from_dict(scale.to_dict()) == scale
 
 
 # --- coupling and rewriting -------------------------------------------------------------------------

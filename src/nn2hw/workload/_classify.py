@@ -14,9 +14,8 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from nn2hw.workload.layer import Layer, OpKind, matmul_view
+from nn2hw.workload.layer import CONSTANT_KINDS, Layer, OpKind, Shape, matmul_view
 
-Shape = tuple[int, ...]
 Axes = tuple[int, ...]
 AxisMap = Sequence[int | None]
 """For each output axis of a layout or selection op, the input axis it comes from (None: a new axis)."""
@@ -36,6 +35,9 @@ MATMUL_OPS = frozenset({"matmul", "bmm", "mm"})
 POOL_OPS = frozenset({"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d",
                       "avg_pool2d", "max_pool1d", "max_pool2d", "mean", "amax", "max_pool2d_with_indices"})
 CONCAT_OPS = frozenset({"cat", "concat", "concatenate"})
+BROADCAST_OPS = frozenset({"expand", "expand_as", "broadcast_to"})
+"""Views that repeat values without copying them: a constant read through one is its source (a class
+token expanded over the batch reads its one stored row)."""
 PAD_OPS = frozenset({"pad", "constant_pad_nd"})
 SLICE_OPS = frozenset({"getitem", "narrow", "select"})
 NORM_OPS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
@@ -105,6 +107,14 @@ def operands(kind: OpKind, producers: Sequence[str],
     first = dict(zip(reversed(producers), reversed(shapes)))  # the first operand's shape per producer
     unique = tuple(dict.fromkeys(producers))
     return unique, tuple(tuple(first[p]) for p in unique)
+
+
+def constant_operands(kind: OpKind, shapes: Sequence[Shape]) -> tuple[Shape, ...]:
+    """``Layer.constants`` from the shapes of the stored float tensors an op reads besides its
+    activations: kept for element-wise ops and concats, scalars (immediates) left out."""
+    if kind not in CONSTANT_KINDS:
+        return ()
+    return tuple(tuple(int(d) for d in s) for s in shapes if math.prod(s) > 1)
 
 
 def onnx_op_name(op_type: str) -> str:

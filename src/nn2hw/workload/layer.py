@@ -43,6 +43,8 @@ class OpKind(str, Enum):
 
 
 COMPUTE_KINDS = frozenset({OpKind.CONV, OpKind.LINEAR, OpKind.MATMUL})
+CONSTANT_KINDS = frozenset({OpKind.ACT, OpKind.ELTWISE, OpKind.CONCAT})
+"""Kinds that may read constant operands (``Layer.constants``): the others' stored values are their weights."""
 DEFINING_KINDS = COMPUTE_KINDS | {OpKind.EMBED}
 _OFFSET_KINDS = frozenset({OpKind.PAD, OpKind.SLICE})  # out channels = in channels + fixed offset
 _FOLLOW_KINDS = frozenset({OpKind.POOL, OpKind.ACT, OpKind.NORM, OpKind.ELTWISE, OpKind.SOFTMAX})
@@ -77,6 +79,11 @@ class Layer:
     channels (1 for an image, the last for a sequence, heads and head_dim after a head split,
     none for token ids). Hand-written layers may leave the shapes empty: they are then derived
     from the cost view (``output_shape``, ``operand_shapes``).
+    ``constants`` are the shapes, as the op reads them, of the operands of an element-wise op or a
+    concat that come from the model's stored values rather than from a layer: a learned position
+    embedding added to the tokens, a class token put before the patches, the position rows a BERT
+    embedding gathers for fixed ids. Scalars are immediates and not listed. They count as
+    parameters and are read at ``weight_bits``.
     """
 
     name: str
@@ -109,6 +116,7 @@ class Layer:
     out_shape: Shape = ()
     dtype: str = "float32"
     channel_axes: tuple[int, ...] = (1,)
+    constants: tuple[Shape, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", OpKind(self.kind))
@@ -116,6 +124,7 @@ class Layer:
         object.__setattr__(self, "in_shapes", tuple(tuple(s) for s in self.in_shapes))
         object.__setattr__(self, "out_shape", tuple(self.out_shape))
         object.__setattr__(self, "channel_axes", tuple(self.channel_axes))
+        object.__setattr__(self, "constants", tuple(tuple(s) for s in self.constants))
         positive = ("batch", "in_channels", "out_channels", "in_h", "in_w", "out_h", "out_w", "kernel_h",
                     "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "groups", "input_bits",
                     "weight_bits", "output_bits")
@@ -151,10 +160,16 @@ class Layer:
                 f"in_channels ({self.in_channels}).",
                 "A layout op keeps the channels or merges positions into them; describe any other as 'other'.",
             )
+        if self.constants and self.kind not in CONSTANT_KINDS:
+            raise ConfigError(
+                f"Layer {self.name!r}: a {self.kind.value} layer cannot list constant operands.",
+                "List constants only on element-wise ops and concats ('act', 'eltwise', 'concat'); a conv's, "
+                "linear's or embedding's stored values are its weights.",
+            )
         self._check_shapes()
 
     def _check_shapes(self) -> None:
-        for shape in (*self.in_shapes, self.out_shape):
+        for shape in (*self.in_shapes, *self.constants, self.out_shape):
             if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
                 raise ConfigError(f"Layer {self.name!r}: shape {list(shape)} has a size that is not a positive "
                                   "integer.", "Give tensor shapes as positive integers.")
@@ -281,7 +296,7 @@ class Layer:
         batch norm), a pool its window per output element.
         """
         if self.kind is OpKind.ELTWISE:
-            return max(len(self.inputs) - 1, 1) * self.elements
+            return max(len(self.inputs) + len(self.constants) - 1, 1) * self.elements
         if self.kind is OpKind.NORM:
             return (2 if self.folds_at_inference else 5) * self.elements
         if self.kind is OpKind.POOL:
@@ -296,7 +311,10 @@ class Layer:
 
     @property
     def parameters(self) -> int:
-        """Trained values: conv/linear weights and bias, an embedding table, a norm's scale and shift."""
+        """Trained values: conv/linear weights and bias, an embedding table, a norm's scale and shift, the
+        constant operands of an element-wise op or a concat."""
+        if self.constants:
+            return sum(math.prod(s) for s in self.constants)
         if self.kind in (OpKind.CONV, OpKind.LINEAR):
             return self.weights + (self.out_channels if self.bias else 0)
         if self.kind is OpKind.EMBED:
@@ -308,7 +326,8 @@ class Layer:
     @property
     def read_bytes(self) -> int:
         """Bytes read: activation operands at ``input_bits`` (a matmul's second at ``weight_bits``), and
-        parameters at ``weight_bits`` (the kept weights and bias, the table rows gathered, a norm's affine)."""
+        parameters at ``weight_bits`` (the kept weights and bias, the table rows gathered, a norm's affine,
+        the constant operands)."""
         sizes = [math.prod(s) for s in self.operand_shapes]
         if self.kind is OpKind.MATMUL:
             return _bytes(sum(sizes[:-1]), self.input_bits) + _bytes(sizes[-1], self.weight_bits)
@@ -329,6 +348,8 @@ class Layer:
         d = asdict(self)
         d["kind"] = self.kind.value
         d["inputs"] = list(self.inputs)
+        if not self.constants:
+            del d["constants"]  # most layers have none: keep records as they were
         return d
 
     @classmethod
@@ -465,7 +486,8 @@ class Workload:
         channels follow their input, element-wise ops and concats along positions join their
         operands, a matmul joins its operands when they share a channel axis (the heads, or
         the contracted head_dim). Spaces are pinned by the network output, an option-A pad, a
-        concat, an op nn2hw does not understand, an embedding table and a matmul (attention heads).
+        concat, an op nn2hw does not understand, an embedding table, a matmul (attention heads) and
+        an op reading a stored constant across the channels (a position embedding).
         """
         parent: dict[str, str] = {}
 
@@ -496,6 +518,8 @@ class Workload:
                 if layer.kind is OpKind.CONCAT and len(layer.in_shapes) == len(layer.inputs) and \
                         sum(math.prod(s) for s in layer.in_shapes) < layer.elements:
                     pins.setdefault(space[primary], f"{layer.name} (concat of a constant)")
+                if _constant_spans_channels(layer):  # nn2hw's channel cut leaves stored constants whole
+                    pins.setdefault(space[primary], f"{layer.name} (a stored constant across the channels)")
             elif layer.kind is OpKind.MATMUL and layer.inputs:
                 a, b = layer.inputs[0], layer.inputs[-1]
                 shared = self._shares_channel_axis(layer)
@@ -662,7 +686,7 @@ def _propagated_fields(layer: Layer, srcs: list[Layer], update: dict[str, Any]) 
     if layer.kind is OpKind.RESHAPE:
         return {"in_channels": in_c, "out_channels": in_c * layer.channel_factor}
     if layer.concat_along_channels:
-        total = sum(s.out_channels for s in srcs)
+        total = sum(s.out_channels for s in srcs) + _constant_channels(layer)
         return {"in_channels": in_c, "out_channels": total}
     if layer.kind in _OFFSET_KINDS:
         return {"in_channels": in_c, "out_channels": in_c + layer.out_channels - layer.in_channels}
@@ -697,6 +721,20 @@ def _propagated_fields(layer: Layer, srcs: list[Layer], update: dict[str, Any]) 
     if layer.kind is OpKind.LINEAR or layer.kind is OpKind.CONV:
         return {"in_channels": in_c}
     return {}
+
+
+def _constant_spans_channels(layer: Layer) -> bool:
+    """Whether a constant operand of ``layer`` has more than one value along a channel axis."""
+    rank = len(layer.output_shape)
+    return any(c[a - rank] > 1 for c in layer.constants for a in layer.channel_axes if rank - a <= len(c))
+
+
+def _constant_channels(concat: Layer) -> int:
+    """Channels the constant operands of a concat along channels add (a fixed coordinate map)."""
+    if not concat.constants or not concat.channel_axes:
+        return 0
+    axis = concat.channel_axes[0] - len(concat.output_shape)  # from the right, as the constants align
+    return sum(c[axis] for c in concat.constants if -axis <= len(c))
 
 
 def _matmul_fields(layer: Layer, srcs: list[Layer]) -> dict[str, Any]:
@@ -740,9 +778,19 @@ def _reshaped(old: Layer, new: Layer, old_srcs: list[Layer], new_srcs: list[Laye
                 f"Change attention widths by whole heads: multiples of {per} (the coupling group's unit).",
             )
         out_shape = tuple(new.out_channels // per if i == first else d for i, d in enumerate(out_shape))
-    if (in_shapes, out_shape) == (old.in_shapes, old.out_shape):
+    constants = tuple(_following(c, old.out_shape, out_shape) for c in old.constants)
+    if (in_shapes, out_shape, constants) == (old.in_shapes, old.out_shape, old.constants):
         return new
-    return replace(new, in_shapes=in_shapes, out_shape=out_shape)
+    return replace(new, in_shapes=in_shapes, out_shape=out_shape, constants=constants)
+
+
+def _following(constant: Shape, old_out: Shape, new_out: Shape) -> Shape:
+    """A constant operand's shape after its op's output changed from ``old_out`` to ``new_out``:
+    aligned from the right (as it broadcasts), each axis that spanned the old output size takes the
+    new one, and broadcast axes (size 1) stay."""
+    offset = len(old_out) - len(constant)
+    return tuple(new_out[i + offset] if 0 <= i + offset < len(old_out) and d == old_out[i + offset] != 1 else d
+                 for i, d in enumerate(constant))
 
 
 def _check_spatial(old: Layer, new: Layer) -> None:

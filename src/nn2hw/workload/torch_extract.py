@@ -24,10 +24,12 @@ from torch.utils.hooks import RemovableHandle
 
 from nn2hw.errors import ConfigError, ModelError
 from nn2hw.workload._classify import (
+    BROADCAST_OPS,
     CONCAT_OPS,
     MATMUL_OPS,
     AxisMap,
     Operand,
+    constant_operands,
     conv_fields,
     dropped,
     embed_fields,
@@ -120,10 +122,11 @@ class _Builder:
         return Operand(tuple(shape), self.layers[self.resolve(name)].channel_axes)
 
     def add(self, name: str, op: str, ins: Sequence[tuple[str, tuple[int, ...]]], out_shape: tuple[int, ...],
-            dtype: str, fields: dict[str, Any] | None) -> str:
+            dtype: str, fields: dict[str, Any] | None, constants: Sequence[tuple[int, ...]] = ()) -> str:
         """Record a layer (or an alias when ``fields`` is None); returns the name consumers use.
 
-        ``ins`` are the (producer, shape) pairs of the op's activation operands, in order.
+        ``ins`` are the (producer, shape) pairs of the op's activation operands, in order;
+        ``constants`` the shapes of the stored float tensors it also reads.
         """
         resolved = [self.resolve(i) for i, _ in ins]
         if fields is None:
@@ -136,7 +139,8 @@ class _Builder:
             unique = f"{name}_{i}"
         inputs, in_shapes = operands(OpKind(fields["kind"]), resolved, [shape for _, shape in ins])
         self.layers[unique] = Layer(name=unique, op=op, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
-                                    dtype=dtype, **fields)
+                                    dtype=dtype, constants=constant_operands(OpKind(fields["kind"]), constants),
+                                    **fields)
         self.alias[name] = unique
         return unique
 
@@ -176,6 +180,12 @@ def _operands(node: torch.fx.Node) -> list[torch.fx.Node]:
     found: list[torch.fx.Node] = []
     torch.fx.node.map_arg((node.args, node.kwargs), found.append)
     return found
+
+
+def _stored_float(value: Any) -> bool:
+    """Whether an op argument that no input feeds is a float tensor (a parameter, a buffer or a value
+    computed from them alone): a constant operand."""
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
 def _is_tensor(value: Any) -> bool:
@@ -271,6 +281,7 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
     modules = dict(gm.named_modules())
     b = _Builder()
     active: dict[str, tuple[int, ...]] = {}  # fx nodes carrying activations (derived from an input): their shapes
+    stored: dict[str, tuple[int, ...]] = {}  # fx nodes carrying float constants (parameters, buffers): their shapes
     outputs: list[str] = []
     for node in gm.graph.nodes:
         meta = _first_meta(node.meta.get("tensor_meta"))
@@ -283,8 +294,10 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
             outputs = [b.resolve(a.name) for a in node.all_input_nodes if a.name in active]
             continue
         srcs = [a for a in _operands(node) if a.name in active]
-        if node.op == "get_attr" or not srcs or meta is None:
-            continue  # parameters, constants and non-tensor values (x.size(0)) are not activations
+        if node.op == "get_attr" or not srcs or meta is None:  # not activations: parameters, constants, sizes
+            if meta is not None and meta.dtype.is_floating_point:
+                stored[node.name] = _stored_shape(node, tuple(meta.shape), stored)
+            continue
         shapes = [active[s.name] for s in srcs]
         ins = [b.operand(s.name, shape) for s, shape in zip(srcs, shapes)]
         out_shape = tuple(meta.shape)
@@ -302,12 +315,21 @@ def _fx_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str) 
             matmul = fields is not None and fields["kind"] is OpKind.MATMUL
             layer_name = _matmul_name(_scope(node)) if matmul else node.name
         b.add(layer_name, op, [(s.name, shape) for s, shape in zip(srcs, shapes)], out_shape, _dtype(meta.dtype),
-              fields)
+              fields, [stored[a.name] for a in _operands(node) if a.name in stored])
         b.alias[node.name] = b.resolve(layer_name)
         active[node.name] = out_shape
     return Workload(name=name, layers=features_last_inputs(tuple(b.layers.values())),
                     input_shape=tuple(inputs[0].shape),
                     outputs=tuple(dict.fromkeys(outputs)), source="torch.fx")
+
+
+def _stored_shape(node: torch.fx.Node, shape: tuple[int, ...],
+                  stored: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """The shape of the stored values a constant fx node holds: its own, or its source's where it only
+    broadcasts one (``cls_token.expand(batch, -1, -1)``)."""
+    op = normalize_op_name(getattr(node.target, "__name__", str(node.target)))
+    source = _operands(node)[:1]
+    return stored[source[0].name] if op in BROADCAST_OPS and source and source[0].name in stored else shape
 
 
 def _weight_shape(arg: Any) -> tuple[int, ...] | None:
@@ -380,6 +402,7 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
     keep: list[torch.Tensor] = []  # keep tensors alive so their ids stay unique during the trace
     counts: dict[str, int] = {}
     scopes: list[str] = []  # paths of the modules running now, innermost last
+    broadcast_of: dict[int, tuple[int, ...]] = {}  # a constant that only broadcasts another: the stored shape
 
     def tensors(obj: Any) -> list[torch.Tensor]:
         if isinstance(obj, torch.Tensor):
@@ -399,7 +422,9 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
         fields = fields_fn([b.operand(p, shape) for p, shape in ins], tuple(outs[0].shape))
         if fields is not None and fields["kind"] is OpKind.MATMUL:
             layer_name = _matmul_name(scopes[-1] if scopes else "")
-        used = b.add(layer_name, op, ins, tuple(outs[0].shape), _dtype(outs[0].dtype), fields)
+        constants = [broadcast_of.get(id(t), tuple(t.shape)) for t in tensors(args)
+                     if id(t) not in producer and _stored_float(t)]
+        used = b.add(layer_name, op, ins, tuple(outs[0].shape), _dtype(outs[0].dtype), fields, constants)
         for t in outs:
             producer[id(t)] = used
             keep.append(t)
@@ -411,6 +436,11 @@ def _hook_workload(model: nn.Module, inputs: tuple[torch.Tensor, ...], name: str
     def on_function(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         op = normalize_op_name(getattr(func, "__name__", str(func)))
         if op in ("size", "dim", "numel", "shape", "get", "__get__") or not tensors(out):
+            return
+        source = tensors(args)[:1]
+        if op in BROADCAST_OPS and source and id(source[0]) not in producer and isinstance(out, torch.Tensor):
+            broadcast_of[id(out)] = broadcast_of.get(id(source[0]), tuple(source[0].shape))
+            keep.append(out)
             return
         record(unique(op), op, (args, kwargs), out, lambda ins, o: _op_fields(op, args, kwargs, ins, o))
 

@@ -27,8 +27,10 @@ import numpy as np
 from nn2hw.errors import ConfigError, ModelError
 from nn2hw.workload._classify import (
     ALIAS_OPS,
+    BROADCAST_OPS,
     AxisMap,
     Operand,
+    constant_operands,
     conv_fields,
     dropped,
     embed_fields,
@@ -96,6 +98,7 @@ class Reader:
         self.onnx, self.path, self.graph = onnx, path, model.graph
         self.initializers = {t.name: t for t in self.graph.initializer}
         self.constant_nodes = {n.output[0]: n for n in self.graph.node if n.op_type == "Constant" and n.output}
+        self.source_node = {out: n for n in self.graph.node for out in n.output if out}  # tensor -> node writing it
         self.shapes: dict[str, Shape | None] = {t.name: tuple(int(d) for d in t.dims) for t in self.graph.initializer}
         self.dtypes: dict[str, str] = {}
         for value in (*self.graph.input, *self.graph.value_info, *self.graph.output):
@@ -131,6 +134,23 @@ class Reader:
                 if key in found:
                     return np.asarray(found[key])
         return None
+
+    def _stored_floats(self, node: Any) -> list[Shape]:
+        """Shapes of the float tensors a node reads that no activation feeds: initializers, Constant
+        nodes and values computed from them alone (a position embedding, gathered rows)."""
+        found = []
+        for name in reads(node):
+            if name in self.producer:
+                continue
+            while (source := self.source_node.get(name)) is not None and source.input and \
+                    onnx_op_name(source.op_type) in BROADCAST_OPS:
+                name = source.input[0]  # an Expand of a constant reads its source's values
+            value = self._const(name)
+            shape = self.shapes.get(name) if value is None else tuple(int(d) for d in value.shape)
+            dtype = self.dtypes.get(name) if value is None else str(value.dtype)
+            if shape is not None and dtype is not None and "float" in dtype:
+                found.append(shape)
+        return found
 
     def _has_bias(self, node: Any, index: int) -> bool:
         """Whether input ``index`` is a bias that adds something (an all-zero constant adds nothing)."""
@@ -261,7 +281,8 @@ class Reader:
         inputs, operand_shapes = operands(kind, [self.producer[d] for d in data], shapes)
         try:
             layer = Layer(name=name, op=op, inputs=inputs, in_shapes=operand_shapes, out_shape=out_shape,
-                          dtype=self.dtypes.get(node.output[0], "float32"), **fields)
+                          dtype=self.dtypes.get(node.output[0], "float32"),
+                          constants=constant_operands(kind, self._stored_floats(node)), **fields)
         except ConfigError as exc:
             raise ModelError(f"Node {node.name or op!r} ({op}) of {self.path} describes an impossible layer: "
                              f"{exc.cause}", f"The file is malformed: {REEXPORT_FIX}.") from None
