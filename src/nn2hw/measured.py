@@ -96,7 +96,7 @@ def measure_models(template: HardwareTemplate, device: str | None, options: Mapp
         measurements = measure(runners, protocol, store=store)
     results = []
     for (_, workload, _), measurement, export in zip(networks, measurements, exports, strict=True):
-        mapping = kernel_layers([k.name for k in measurement.kernels], workload)
+        mapping = kernel_layers([k.name for k in measurement.kernels], workload, _kernel_outputs(measurement))
         cost = measured_cost(template, protocol.runtime, workload, measurement, mapping)
         results.append(MeasuredNetwork(cost, measurement, export))
     return results
@@ -113,8 +113,13 @@ def measure_onnx_file(template: HardwareTemplate, device: str | None, options: M
                           "Use --hardware cpu:onnxruntime with --onnx, or give a zoo --model for cpu:torch.")
     shapes = {_input_name(path): input_shape(workload, options)}
     measurement, = measure([onnx_runner(path, protocol, input_shapes=shapes)], protocol, store=store)
-    mapping = kernel_layers([k.name for k in measurement.kernels], workload)
+    mapping = kernel_layers([k.name for k in measurement.kernels], workload, _kernel_outputs(measurement))
     return MeasuredNetwork(measured_cost(template, protocol.runtime, workload, measurement, mapping), measurement)
+
+
+def _kernel_outputs(measurement: Measurement) -> dict[str, str]:
+    """Kernel name -> the tensor it writes, where the runtime recorded it."""
+    return {k.name: k.output for k in measurement.kernels if k.output}
 
 
 def _input_name(path: str | Path) -> str:

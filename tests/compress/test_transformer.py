@@ -229,6 +229,9 @@ def test_onnx_runtimes_fused_linear_kernels_map_back_to_their_layer():
 
     parsed = parse_node_name("/encoder/layer.0/attention/output/dense/MatMul/MatMulAddFusion")
     assert parsed is not None and parsed.path == "encoder.layer.0.attention.output.dense" and parsed.op_type == "MatMul"
+    # Q.K^T fused with its scaling (a FusedMatMul kernel): the first matmul of the attention module
+    scores = parse_node_name("/encoder/layer.0/attention/self/MatMul/MatMulScaleFusion/")
+    assert scores == ("encoder.layer.0.attention.self", "MatMul", 0)
 
 
 # --- layer (block) dropping ------------------------------------------------------------------------------

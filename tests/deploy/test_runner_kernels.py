@@ -65,3 +65,21 @@ def test_names_that_match_nothing_are_kept():
         "ReorderInput_token_3": ("ReorderInput_token_3",), "/linear/Gemm": ("linear",),
         # no kernel for conv2/bn2/relu_2 in this list: the Add is read as the end of their fused chain
         "/layer1/layer1.0/Add": ("layer1.0.conv2", "layer1.0.bn2", "add", "relu_2")}
+
+
+def test_kernels_onnx_runtime_renamed_map_back_by_their_output(tmp_path):
+    """The ViT on ONNX Runtime: Q.K^T fused with its scaling ('.../MatMul/MatMulScaleFusion/'), the
+    residual add fused with its LayerNorm ('SkipLayerNormalization_token_N') and the erf GELU fused into
+    one 'Gelu' kernel are each the kernel of their own layers, so every MAC is in a kernel's layers."""
+    model, workload, _ = zoo_case("vit_fmnist", "fashion-mnist", SHAPE, pretrained=False)
+    path = export_onnx(model, tmp_path / "vit.onnx", workload=workload).path
+    kernels = onnx_runner(path, Protocol(threads=1)).profile(1)
+    mapping = kernel_layers([k.name for k in kernels], workload, {k.name: k.output for k in kernels if k.output})
+    by_op = {k.op_type: mapping[k.name] for k in kernels}
+    assert by_op["FusedMatMul"] == ("encoder.layer.3.attention.self.matmul", "truediv_3")
+    assert by_op["SkipLayerNormalization"] == ("add_8", "encoder.layer.3.output.LayerNorm")
+    assert by_op["Gelu"] == ("encoder.layer.3.intermediate.intermediate_act_fn",)
+    covered = {layer for layers in mapping.values() for layer in layers}
+    assert sum(layer.macs for layer in workload.layers if layer.name in covered) == workload.macs
+    gelu = next(k.name for k in kernels if k.op_type == "Gelu")
+    assert kernel_layers([k.name for k in kernels], workload)[gelu] == (gelu,)  # by name alone it matches nothing

@@ -10,11 +10,14 @@ NCHWc Conv+BatchNorm+Relu is named after the Relu) takes the conv, norm and acti
 before it; any other layer without a kernel (never a conv/linear one) goes with the kernel of its
 first input (a Conv kernel with its BatchNorm and activation folded in). A kernel that matches
 no layer (a layout reorder, a transpose ONNX Runtime inserted) is kept under its own name.
+A kernel whose name torch's exporter did not give (ONNX Runtime names the kernels of some fusions
+after the pass: 'SkipLayerNormalization_token_7', 'Gelu') is read by the tensor it writes, which
+keeps the name of the last node it replaced (``/encoder/layer.0/output/LayerNorm/LayerNormalization_output_0``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from nn2hw.deploy.names import parse_node_name
 from nn2hw.workload import Layer, OpKind, Workload
@@ -70,13 +73,17 @@ def _match(name: str, workload: Workload, scopes: dict[str, str]) -> str | None:
     return same[min(parsed.occurrence, len(same) - 1)] if same else None
 
 
-def kernel_layers(kernel_names: Iterable[str], workload: Workload) -> dict[str, tuple[str, ...]]:
+def kernel_layers(kernel_names: Iterable[str], workload: Workload,
+                  outputs: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
     """Runtime kernel/node name -> the workload layers it computes (in workload order); a kernel that
     matches no layer maps to its own name alone. Several kernels may compute parts of one layer (a
-    quantize, the int8 conv and a dequantize of one int8 layer)."""
+    quantize, the int8 conv and a dequantize of one int8 layer). ``outputs`` gives the tensor a kernel
+    writes, read where its own name is not the exporter's."""
     names = list(dict.fromkeys(kernel_names))
     scopes = _functional_scopes(workload)
-    own = {name: _match(name, workload, scopes) for name in names}
+    written = outputs or {}
+    own = {name: _match(name if parse_node_name(name) or name not in written else written[name], workload, scopes)
+           for name in names}
     kernel_of: dict[str, str] = {}  # layer -> the kernel that computes it (the first one named after it)
     for name, layer in own.items():
         if layer is not None:

@@ -6,7 +6,8 @@ module's full path, as ``layer1.0`` inside ``layer1``, or its attribute name und
 one, as ``conv1``); a functional op is named after the module that called it, ``/layer1/layer1.0/Relu_1``
 (the second Relu there). ONNX Runtime's kernels keep those names, or, for a kernel it rewrote into
 its NCHWc layout, the name of the output it writes plus ``_nchwc`` (a fused Conv+BatchNorm+Relu is
-``/layer1/layer1.0/Relu_output_0_nchwc``).
+``/layer1/layer1.0/Relu_output_0_nchwc``), and a node a fusion pass rewrote is named after the
+first node plus the pass (``/encoder/layer.0/attention/self/MatMul/MatMulScaleFusion/``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-_ORT_SUFFIXES = re.compile(r"(_kernel_time)$|(_nchwc)$|(/MatMulAddFusion)$")
+_ORT_SUFFIXES = re.compile(r"(_kernel_time)$|(_nchwc)$|(/[A-Z][A-Za-z0-9]*Fusion/?)$")
+"""What ONNX Runtime appends to a node it rewrote: the profiler's '_kernel_time', its NCHWc layout, a
+fusion named after its pass ('/MatMulAddFusion', '/MatMulScaleFusion/' for Q.K^T with its scaling)."""
 _OUTPUT_SUFFIX = re.compile(r"_output_\d+$")
 _OP_INDEX = re.compile(r"^(?P<op>[A-Z][A-Za-z0-9]*?)(?:_(?P<index>\d+))?(?:_[A-Za-z].*)?$")
 """'Relu_1' -> Relu, 1; 'Conv_token_91' (a node ONNX Runtime rewrote) and 'Conv_x_quant' (nn2hw's) -> Conv, 0."""

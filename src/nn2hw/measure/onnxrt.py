@@ -14,7 +14,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class OnnxRunner:
         """Per-kernel medians over ``runs`` profiled runs (after one unrecorded run), from ORT's trace.
 
         A second session writes the trace and its optimized graph to a temporary folder (removed
-        afterwards); the graph says which activations ORT fused into a kernel."""
+        afterwards); the graph says which activations ORT fused into a kernel and what each writes."""
         if runs < 1:
             return ()
         with tempfile.TemporaryDirectory(prefix="nn2hw-profile-") as folder:
@@ -90,8 +90,8 @@ class OnnxRunner:
             for _ in range(runs + 1):
                 self._guarded(lambda: session.run(None, self._feeds))
             trace = json.loads(Path(session.end_profiling()).read_text())
-            fused = _fused_ops(Path(folder) / "optimized.onnx")
-        return _kernel_medians(trace, fused, skip_runs=1)
+            nodes = _optimized_nodes(Path(folder) / "optimized.onnx")
+        return _kernel_medians(trace, nodes, skip_runs=1)
 
     def _session(self, profile_folder: Path | None) -> Any:
         ort = self._ort
@@ -216,7 +216,15 @@ def _random_inputs(inputs: Sequence[Any], shapes: Mapping[str, tuple[int, ...]])
     return feeds
 
 
-def _kernel_medians(trace: Sequence[Mapping[str, Any]], fused: Mapping[str, tuple[str, ...]],
+class _OptimizedNode(NamedTuple):
+    """What ORT's optimized graph tells of one node: the (op, activation) it fused ('FusedConv' with
+    activation 'Relu' -> ('Conv', 'Relu'); other fusions ORT does not spell out) and its first output."""
+
+    fused: tuple[str, ...]
+    output: str
+
+
+def _kernel_medians(trace: Sequence[Mapping[str, Any]], nodes: Mapping[str, _OptimizedNode],
                     skip_runs: int) -> tuple[KernelTime, ...]:
     """Per-node median time (ms) over the runs in an ORT trace, in execution order, after ``skip_runs``.
 
@@ -236,23 +244,25 @@ def _kernel_medians(trace: Sequence[Mapping[str, Any]], fused: Mapping[str, tupl
         node = name.removesuffix(_KERNEL_SUFFIX)
         per_run[node][run] += event["dur"] / 1000.0  # µs -> ms
         op_types.setdefault(node, str(event.get("args", {}).get("op_name", "")))
+    unknown = _OptimizedNode((), "")
     return tuple(KernelTime(name=node, op_type=op_types[node], median_ms=statistics.median(times),
-                            fused=fused.get(node, ())) for node, times in per_run.items())
+                            fused=nodes.get(node, unknown).fused, output=nodes.get(node, unknown).output)
+                 for node, times in per_run.items())
 
 
-def _fused_ops(optimized: Path) -> dict[str, tuple[str, ...]]:
-    """Node name -> (op, activation) for kernels ORT fused an activation into, read from its optimized graph
-    ('FusedConv' with activation 'Relu' -> ('Conv', 'Relu')); other fusions ORT does not spell out."""
+def _optimized_nodes(optimized: Path) -> dict[str, _OptimizedNode]:
+    """Node name -> its facts, read from ORT's optimized graph (empty without onnx: the kernels are still
+    timed, only their fusions and outputs are not named)."""
     try:
         import onnx
     except ImportError:
-        return {}  # the kernels are still timed; only the fusion names need onnx
+        return {}
     if not optimized.is_file():
         return {}
     graph = onnx.load(str(optimized), load_external_data=False).graph
-    fused: dict[str, tuple[str, ...]] = {}
+    nodes: dict[str, _OptimizedNode] = {}
     for node in graph.node:
         activation = next((a.s.decode() for a in node.attribute if a.name == "activation"), "")
-        if activation:
-            fused[node.name] = (node.op_type.removeprefix("Fused"), activation)
-    return fused
+        fused = (node.op_type.removeprefix("Fused"), activation) if activation else ()
+        nodes[node.name] = _OptimizedNode(fused, next((out for out in node.output if out), ""))
+    return nodes

@@ -13,20 +13,24 @@ from nn2hw.measure.stats import Spread
 
 @dataclass(frozen=True)
 class KernelTime:
-    """One kernel the runtime ran, with its median time over the profile runs."""
+    """One kernel the runtime ran, with its median time over the profile runs; ``output`` is the first
+    tensor it writes ('' when not known), which names the layer of a kernel a fusion pass renamed
+    (ONNX Runtime's 'SkipLayerNormalization', 'Gelu')."""
 
     name: str
     op_type: str
     median_ms: float
     fused: tuple[str, ...] = ()
+    output: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "op_type": self.op_type, "median_ms": self.median_ms, "fused": list(self.fused)}
+        return {"name": self.name, "op_type": self.op_type, "median_ms": self.median_ms, "fused": list(self.fused),
+                "output": self.output}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KernelTime:
         return cls(name=str(data["name"]), op_type=str(data["op_type"]), median_ms=float(data["median_ms"]),
-                   fused=tuple(str(op) for op in data.get("fused", ())))
+                   fused=tuple(str(op) for op in data.get("fused", ())), output=str(data.get("output", "")))
 
 
 @dataclass(frozen=True)
