@@ -1,4 +1,4 @@
-"""The Transformer remedies (``head_prune``, ``layer_drop``) on the FPGA, ASIC and chunk templates (issue 10):
+"""The Transformer remedies (``head_prune``, ``layer_drop``) on the FPGA, ASIC, chunk and cim templates (issue 10):
 a ViT's space there has a heads dimension per encoder layer and a keep/drop one per layer but the first;
 a ResNet-20's space is exactly what it was without them; a plan made of those dimensions applies to the
 model and to the workload alike, lowers the template's latency and is named in the per-layer report.
@@ -92,6 +92,7 @@ def test_on_the_fpga_without_linear_engine_nothing_transformer_is_offered(vit):
     ("eyeriss", {}, {"channel_cut": 9, "quantize": 1}),
     ("systolic", {}, {"quantize": 12, "channel_cut": 6}),
     ("chunk", {}, {"quantize": 13, "channel_cut": 6}),
+    ("cim", {}, {"quantize": 20}),
 ])
 def test_a_resnet20_space_is_exactly_what_it_was(hardware, options, counts):
     """Counts recorded before the Transformer remedies were added to these templates."""
@@ -148,3 +149,21 @@ def test_the_transformer_remedies_have_one_owner():
         for label, names in template.remedies.items():
             assert ("channel_cut" in names) == (set(TRANSFORMER_REMEDIES) <= set(names)), (name, label)
         assert template.space_options["layer_drop"] == TRANSFORMER_SPACE_OPTIONS["layer_drop"], name
+
+
+def test_on_cim_a_crossbar_bound_vit_gets_layer_drops_not_heads(vit):
+    """Every costed layer of the ViT is crossbar-bound on cim's best design: its time is its 50 token rows
+    times the input cycles, whatever its width, so fewer heads would not shorten it; a dropped encoder
+    layer takes its six linear layers' crossbar time with it (layers run one after another)."""
+    _, workload = vit
+    base = _best(workload, "cim", {})
+    assert {c.bottleneck for c in base.layers} == {"crossbar"}
+    space = _space(workload, "cim", {})
+    assert Counter(d.technique for d in space.dimensions) == {"quantize": 26, "layer_drop": 3}
+    vector = [d.leanest if (d.technique, d.layers[0]) == ("layer_drop", "encoder.layer.3.attention.self.query")
+              else 0 for d in space.dimensions]
+    after = apply_plan(space.decode(vector).plan, workload)
+    template, device, parsed = _target("cim", {})
+    same_design = template.cost(after, base.design, device, **parsed)
+    block = sum(c.latency_ms for c in base.layers if block_of(c.name) == "encoder.layer.3")
+    assert block > 0 and same_design.latency_ms == pytest.approx(base.latency_ms - block)

@@ -24,7 +24,13 @@ import numpy as np
 from nn2hw._checks import as_choice, as_float, as_int
 from nn2hw._json import jsonable
 from nn2hw.errors import ConfigError, HardwareError, InfeasibleError
-from nn2hw.hardware.base import TEMPLATES, HardwareTemplate, Option
+from nn2hw.hardware.base import (
+    TEMPLATES,
+    TRANSFORMER_SPACE_OPTIONS,
+    HardwareTemplate,
+    Option,
+    with_transformer_remedies,
+)
 from nn2hw.hardware.cim.data import Device, check_on_off, check_sigma, components, devices, get_device
 from nn2hw.hardware.cim.model import (
     ARRAY_KINDS,
@@ -240,11 +246,16 @@ class CimTemplate(HardwareTemplate):
     description = ("computing-in-memory crossbars (ReRAM/FeFET/PCM) in ISAAC-style tiles: bit slicing, bit-serial "
                    "DACs, shared ADCs, differential/offset/polarized signed weights")
     bottlenecks = BOTTLENECKS
-    remedies = {"crossbar": ("quantize",), "adc": ("quantize", "channel_cut"),
-                "array-count": ("channel_cut", "quantize"), "buffer": ("quantize", "channel_cut")}
+    remedies = with_transformer_remedies({"crossbar": ("quantize", "layer_drop"), "adc": ("quantize", "channel_cut"),
+                                          "array-count": ("channel_cut", "quantize"),
+                                          "buffer": ("quantize", "channel_cut")})
     """Fewer activation bits mean fewer input cycles (crossbar, ADC); fewer weight bits fewer slices,
-    so fewer columns to convert and fewer arrays; fewer channels fewer arrays, columns and bits moved."""
-    space_options = {"quantize": ("w8a8", "w6a6", "w4a4")}
+    so fewer columns to convert and fewer arrays; fewer channels fewer arrays, columns and bits moved.
+    A Transformer's linear layers run on the crossbars too (its attention products on the host): fewer
+    heads shrink them as a cut does, and a dropped encoder layer takes its crossbar time with it. A
+    crossbar-bound layer's time is its rows times the input cycles, whatever its width, so there only
+    fewer bits or a dropped layer help."""
+    space_options = {"quantize": ("w8a8", "w6a6", "w4a4"), **TRANSFORMER_SPACE_OPTIONS}
     """Crossbar time is input cycles, so quantization is offered on weights and activations."""
     options = OPTIONS
     metrics = METRICS
