@@ -1,8 +1,9 @@
 """Channel cuts through a LayerNorm's width (issue 10): a plan may cut a hidden width; the torch side slices
 each LayerNorm's scale and shift to the kept channels (its statistics then cover those channels, as the
-workload describes), every layer that writes or reads the stream keeps the same channels, and a model
-whose code reads the width elsewhere (a position embedding, a reshape sized by it) is refused with a
-``PlanError`` when the plan is applied. The space never offers such a cut (nor any the torch side cannot
+workload describes), every layer that writes or reads the stream keeps the same channels. A width a
+stored constant spans (a position embedding) is pinned in the workload; a model whose code reads the
+width where the workload cannot see it (a reshape sized by it) is refused with a ``PlanError`` when the
+plan is applied. The space never offers such a cut (nor any the torch side cannot
 slice: a GroupNorm, a LayerNorm over space too). Seconds: tiny networks."""
 
 from __future__ import annotations
@@ -63,12 +64,21 @@ class MeanPooledViT(nn.Module):
 
 
 class PositionedViT(nets.VisionTransformer):
-    """``nets.vit`` mean-pooled, its position embeddings added as a constant (which the workload does not
-    record) and its attention output reshaped to the input's width."""
+    """``nets.vit`` mean-pooled, its position embeddings added as a constant and its attention output
+    reshaped to the input's width."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]
         return self.head(self.norm(self.blocks(x)).mean(1))
+
+
+class WidthSizedViT(MeanPooledViT):
+    """``MeanPooledViT`` whose code sizes a reshape by its hidden width (16), not by its input."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(images).flatten(2).transpose(1, 2)
+        tokens = tokens.reshape(tokens.shape[0], -1, 16)
+        return self.classifier(self.encoder(self.LayerNorm(tokens)).mean(1))
 
 
 def _traced(model: nn.Module, *inputs: torch.Tensor) -> Workload:
@@ -119,14 +129,22 @@ def test_a_mean_pooled_vit_of_bert_layers_cuts_its_hidden_width_on_both_sides():
         assert new(image).shape == (1, 10)
 
 
-def test_a_hidden_width_the_code_reads_elsewhere_is_refused_when_applied():
+def test_a_hidden_width_a_stored_constant_spans_is_pinned():
     _, image = nets.vit()
-    model = PositionedViT().eval()
-    workload = _traced(model, *image)
-    assert workload.group_of("patch_embed").cuttable  # the workload sees no constant: only the model can tell
+    workload = _traced(PositionedViT().eval(), *image)
+    assert workload.group_of("patch_embed").fixed_by == ("add (a stored constant across the channels)",)
+    with pytest.raises(PlanError, match="fixed by add"):
+        validate_plan(_plan(workload, "patch_embed", 24), workload)
+
+
+def test_a_hidden_width_the_code_reads_elsewhere_is_refused_when_applied():
+    model = WidthSizedViT().eval()
+    image = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    workload = _traced(model, image)
+    assert workload.group_of("patch_embed").cuttable  # the workload sees a reshape that keeps the shape
     with pytest.raises(PlanError, match="does not run") as err:
-        apply_plan(_plan(workload, "patch_embed", 24), model, image)
-    assert "blocks.0.norm1" in err.value.cause and "position embedding" in err.value.cause
+        apply_plan(_plan(workload, "patch_embed", 12), model, (image,))
+    assert "LayerNorm" in err.value.cause and "a reshape sized by it" in err.value.cause
     assert "Leave that width unchanged" in err.value.fix
 
 

@@ -214,7 +214,7 @@ def check_runs(model: nn.Module, workload: Workload, norm: str) -> None:
     except RuntimeError as exc:
         raise PlanError(f"The channel cut through the hidden width that {norm!r} normalizes leaves a model that "
                         f"does not run ({str(exc).splitlines()[0]}): its code reads that width outside the "
-                        f"modules nn2hw slices, e.g. a position embedding added to it or a reshape sized by it.",
+                        f"modules nn2hw slices, e.g. a reshape sized by it.",
                         "Leave that width unchanged; cut the FFN widths or heads instead.") from None
     finally:
         model.train(training)

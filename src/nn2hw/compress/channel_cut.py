@@ -9,13 +9,14 @@ their producer), into the input channels of every consumer conv/linear, through 
 channel's H*W features) and concats (at the input's channel offset). Layers coupled by a residual
 add or an element-wise multiply (one ``Workload.coupling_groups`` group) are cut together, by one
 set of indices chosen on their summed scores; a group pinned by its ``fixed_by`` reasons (network
-output, option-A shortcut pad, an op nn2hw does not understand) is refused with those reasons.
+output, option-A shortcut pad, an op nn2hw does not understand, a stored constant across its channels
+such as a position embedding) is refused with those reasons.
 
 The space offers a group only where both sides can build its cut: nothing ``rewritten_problems``
 refuses (a GroupNorm, a functional or grouped conv in its way), and no hidden width (a group read
-by a LayerNorm: a Transformer's residual stream). A model's code reads a hidden width where the
-workload does not see it: a constant added to it (a position embedding) or a reshape sized by it
-(``reshape(B, N, C)`` after attention), so a search would propose cuts the model cannot run. A plan
+by a LayerNorm: a Transformer's residual stream). A model's code may read a hidden width where the
+workload does not see it, a reshape sized by it (``reshape(B, N, C)`` after attention, ``C`` a stored
+number), so a search would propose cuts the model cannot run. A plan
 may still cut one (``with_cut``): the LayerNorms are sliced, and the cut model is run once on zeros,
 a model that no longer runs being a ``PlanError`` naming the cause.
 """
