@@ -87,6 +87,15 @@ def test_int8_file_has_int8_operators_and_ort_runs_int8_kernels(resnet20, storag
     assert result.max_abs_error == 0.0  # power-of-two scales: exact on these inputs
 
 
+def test_a_network_of_nested_containers_exports_every_layer_int8(tmp_path):
+    """MobileNetV2's layers sit in containers inside containers (``features.1.conv.0.0``): the node
+    ``/features/features.1/conv/conv.0/conv.0.0/Conv`` is that layer, so every layer is int8, exact."""
+    model, workload, plan0 = zoo_case("mobilenetv2_fmnist", "fashion-mnist", SHAPE, pretrained=True)
+    result = export_onnx(model, tmp_path / "q.onnx", plan=int8(plan0, workload, model), workload=workload)
+    assert not result.fp32_layers and set(result.int8_layers) == {l.name for l in workload.compute_layers}
+    assert set(result.int8_kernels) == set(result.int8_layers) and result.max_abs_error == 0.0
+
+
 def test_narrow_bits_are_clipped_exactly(resnet20, tmp_path):
     model, workload, plan0 = resnet20
     batch = torch.randn((8, 1, 28, 28), generator=torch.Generator().manual_seed(5))

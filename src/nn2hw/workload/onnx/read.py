@@ -53,11 +53,12 @@ _CHAINS = frozenset({"Slice", "Unsqueeze", "Squeeze"})
 ``mask[:, None, None, :]``): a chain of them is read as one layer."""
 
 
-def _scope_path(parts: Sequence[str]) -> str:
-    """Module path from TorchScript scope parts: ['layer1', 'layer1.0', 'conv1'] -> 'layer1.0.conv1'.
+def scope_path(parts: Sequence[str]) -> str:
+    """Module path from TorchScript scope parts: ['layer1', 'layer1.0', 'conv1'] -> 'layer1.0.conv1',
+    ['features', 'features.1', 'conv', 'conv.0', 'conv.0.0'] -> 'features.1.conv.0.0'.
 
-    A part that extends the previous one (a container's child 'layer1.0' under 'layer1') replaces
-    it; any other part is a child attribute appended to the path.
+    A part that extends the previous one (a container's child: 'layer1.0' under 'layer1', 'conv.0'
+    under 'conv') replaces it; any other part is a child attribute appended to the path.
     """
     path: list[str] = []
     for part in parts:
@@ -190,7 +191,7 @@ class Reader:
             path, leaf, op = scopes
         elif node.name.startswith("/") and len(node.name) > 1:  # TorchScript: '/layer1/layer1.0/conv1/Conv'
             parts = node.name.strip("/").split("/")
-            path, leaf, op = _scope_path(parts[:-1]), False, parts[-1]
+            path, leaf, op = scope_path(parts[:-1]), False, parts[-1]
         else:
             return str(node.name or node.output[0])
         if kind is OpKind.MATMUL:
