@@ -146,12 +146,21 @@ class Reader:
             while (source := self.source_node.get(name)) is not None and source.input and \
                     onnx_op_name(source.op_type) in BROADCAST_OPS:
                 name = source.input[0]  # an Expand of a constant reads its source's values
-            value = self._const(name)
-            shape = self.shapes.get(name) if value is None else tuple(int(d) for d in value.shape)
-            dtype = self.dtypes.get(name) if value is None else str(value.dtype)
+            shape, dtype = self._tensor_type(name)
             if shape is not None and dtype is not None and "float" in dtype:
                 found.append(shape)
         return found
+
+    def _tensor_type(self, name: str) -> tuple[Shape | None, str | None]:
+        """(shape, dtype) of a tensor, read from an initializer's header (its values are not decoded:
+        weights can be large), a Constant node's value, or shape inference."""
+        if name in self.initializers:
+            tensor = self.initializers[name]
+            return tuple(int(d) for d in tensor.dims), _dtype(self.onnx, tensor.data_type)
+        value = self._const(name)
+        if value is not None:
+            return tuple(int(d) for d in value.shape), str(value.dtype)
+        return self.shapes.get(name), self.dtypes.get(name)
 
     def _has_bias(self, node: Any, index: int) -> bool:
         """Whether input ``index`` is a bias that adds something (an all-zero constant adds nothing)."""
