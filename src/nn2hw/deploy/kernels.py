@@ -82,7 +82,7 @@ def kernel_layers(kernel_names: Iterable[str], workload: Workload,
     names = list(dict.fromkeys(kernel_names))
     scopes = _functional_scopes(workload)
     written = outputs or {}
-    own = {name: _match(name if parse_node_name(name) or name not in written else written[name], workload, scopes)
+    own = {name: _match(name if parse_node_name(name) else written.get(name, name), workload, scopes)
            for name in names}
     kernel_of: dict[str, str] = {}  # layer -> the kernel that computes it (the first one named after it)
     for name, layer in own.items():
