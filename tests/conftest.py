@@ -1,12 +1,61 @@
-"""Shared fixtures: the local data folder (NN2HW_DATA), skipped with a reason when absent."""
+"""Shared fixtures: the local data folder (NN2HW_DATA), skipped with a reason when absent; and, when
+pytest-xdist runs the suite on several workers (``-n 2``), a lock that lets a ``timed`` test run alone."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from nn2hw.paths import DATA_ENV, data_root
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # Each worker shares the machine's cores with the others: one torch thread each (set before torch
+    # is imported; subprocesses inherit it), as torch's spinning thread pools oversubscribed run
+    # small ops many times slower. A value the user set is kept.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("NN2HW_THREADS", "1")
+
+
+def _locked(path: Path, mode: int) -> int:
+    """A descriptor of ``path`` (created if absent) holding an advisory lock; closing it releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, mode)
+    return fd
+
+
+@contextmanager
+def _cpu_turn(run_id: str, alone: bool) -> Iterator[None]:
+    """A readers-writer lock across the workers of one run: a ``timed`` test holds the CPU exclusively,
+    any other test shares it. A writer waits for the CPU holding the turnstile, so tests that start
+    after it queue behind it instead of starving it."""
+    folder = Path(tempfile.gettempdir())
+    turnstile = _locked(folder / f"nn2hw-tests-{run_id}.turn", fcntl.LOCK_EX)
+    try:
+        cpu = _locked(folder / f"nn2hw-tests-{run_id}.cpu", fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    finally:
+        os.close(turnstile)
+    try:
+        yield
+    finally:
+        os.close(cpu)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under pytest-xdist, run each ``timed`` test (it measures time on the CPU: latencies, their
+    ratios, heartbeats) with no other test running beside it; other tests share the CPU."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:  # one process: nothing runs beside any test
+        yield
+        return
+    with _cpu_turn(run_id, alone=item.get_closest_marker("timed") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")

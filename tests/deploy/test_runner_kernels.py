@@ -10,6 +10,8 @@ from nn2hw.errors import ConfigError
 from nn2hw.measure import Protocol, onnx_runner
 from tests.deploy.variants import cut, int8, zoo_case
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 SHAPE = (1, 1, 28, 28)
 
 

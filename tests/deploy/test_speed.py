@@ -11,6 +11,8 @@ from nn2hw.measure.int8 import VNNI_FLAGS
 from nn2hw.measure.machine import cpu_flags
 from tests.deploy.variants import cut, int8, zoo_case
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 PROTOCOL = Protocol(threads=1, warmup=5, repeats=30, profile_runs=0)
 
 

@@ -12,6 +12,8 @@ from nn2hw.errors import ConfigError, HardwareError, ModelError
 from nn2hw.measure import MeasurementStore, Protocol, measure, measure_onnx, onnx_runner
 from tests.measure.nets import conv_net, matmul_net, single_op_net
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 

@@ -9,6 +9,8 @@ import pytest
 from nn2hw.errors import ConfigError
 from nn2hw.measure import KernelTime, MeasurementStore, Protocol, measure
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 FAST = Protocol(warmup=2, repeats=10, profile_runs=3)
 
 

@@ -17,6 +17,8 @@ from nn2hw.hardware.cpu import OVERHEAD
 from nn2hw.measure import Measurement
 from nn2hw.measured import MeasuredNetwork, check_verifiable, meets
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
 
 

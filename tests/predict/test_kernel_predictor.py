@@ -17,6 +17,8 @@ from nn2hw.predict.kernel import KernelPredictor
 from nn2hw.predict.kernels import native_int8, workload_graph
 from nn2hw.predict.sampling import build, random_cnn
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[KernelPredictor, MeasurementStore]:

@@ -14,6 +14,8 @@ ort = pytest.importorskip("onnxruntime")
 from nn2hw.predict.kernels import KERNEL_TYPES, kernel_graph, kernels_of, workload_graph  # noqa: E402
 from nn2hw.predict.sampling import _prior, random_cnn  # noqa: E402
 
+pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
+
 
 def _optimized_ops(model: bytes, tmp_path: Path) -> collections.Counter[str]:
     options = ort.SessionOptions()

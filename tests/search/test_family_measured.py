@@ -13,7 +13,7 @@ from tests.search.test_measured_search import BASE, measured_predictor, scorer  
 
 pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
 pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install 'nn2hw[predict]')")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timed]  # timed: runs alone (tests/conftest.py)
 
 MARGIN = 0.1
 """Wide enough for a busy machine's noise."""

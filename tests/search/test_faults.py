@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from nn2hw.search.study import open_storage, open_study, reclaim, storage_url_for
 from tests.search.postgres import postgres_server
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.timed]  # timed: runs alone (tests/conftest.py)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SPEC_MS = 0.34  # between the leanest candidate (0.215 ms) and the base (0.471 ms): most candidates meet it

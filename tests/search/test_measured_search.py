@@ -18,7 +18,7 @@ from nn2hw.search import SearchSettings, Spec, run_search
 
 pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
 pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install 'nn2hw[predict]')")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timed]  # timed: runs alone (tests/conftest.py)
 
 BASE = {"model": "resnet20", "dataset": "fashion-mnist"}
 KEEPS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.125)

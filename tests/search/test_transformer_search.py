@@ -16,7 +16,7 @@ from nn2hw.search import SearchSettings, Spec, run_search
 
 pytest.importorskip("onnxruntime", reason="the cpu template needs ONNX Runtime (pip install 'nn2hw[measure]')")
 pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install 'nn2hw[predict]')")
-pytestmark = [pytest.mark.slow, pytest.mark.data]
+pytestmark = [pytest.mark.slow, pytest.mark.data, pytest.mark.timed]  # timed: runs alone (tests/conftest.py)
 
 BASE = {"model": "vit_fmnist", "dataset": "fashion-mnist"}
 TRANSFORMER_TECHNIQUES = {"head removal", "channel cut", "layer drop"}
