@@ -48,7 +48,7 @@ def aware_copy(name: str, base, train_data, args: argparse.Namespace) -> tuple[o
     weight sigma, seconds)."""
     workload = zoo.workload(name, DATASET)
     weight_sigma = design_noise("cim:reram", params(args.train_sigma, args))[0].weight_sigma
-    plan = with_noise_training(Plan.for_workload(workload, name, DATASET), workload, weight_sigma)
+    plan = with_noise_training(Plan.for_workload(workload, name, DATASET), workload, weight_sigma, clip=args.train_clip)
     model = apply_plan(plan, base)
     start = time.perf_counter()
     finetune(model, train_data, args.batches, args.batch_size, args.lr, seed=args.seed, schedule="cosine",
@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--sigmas", nargs="+", type=float, default=[0.0, 0.05, 0.1, 0.2])
     parser.add_argument("--train-sigma", type=float, default=0.1, help="cell sigma the aware model trains at")
+    parser.add_argument("--train-clip", type=float, default=None,
+                        help="clip the aware model's weights to this many standard deviations of each layer's "
+                             "weights (aihwkit's LayerGaussian clipping; default: no clipping)")
     parser.add_argument("--images", type=int, default=300, help="first N test images (default 300)")
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--batches", type=int, default=150, help="fine-tune steps (default 150)")

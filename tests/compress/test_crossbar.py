@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nn2hw.compress import TRANSFORMS, apply_plan, validate_plan, with_noise_training, with_polarization
+from nn2hw.compress.crossbar import NoiseChoice
 from nn2hw.errors import PlanError
 from nn2hw.hardware.polarity import fragment_signs, mixed_fragments
 from nn2hw.plan import Plan
@@ -53,6 +54,39 @@ def test_noise_training_draws_fresh_noise_in_training_only(case):
     assert noisy.head.parametrizations.weight.original.grad is not None
 
 
+def test_clipping_bounds_each_layer_by_its_std_in_training_and_in_the_network_deployed(case):
+    model, workload = case
+    plan = with_noise_training(Plan.for_workload(workload, "contract"), workload, 0.1, clip=1.5)
+    assert {c.get("train_clip") for c in plan.choices.values()} == {1.5}
+    clipped = apply_plan(plan, model).eval()
+    bounds = {}
+    for name, module in _layers(clipped).items():
+        raw = module.parametrizations.weight.original.detach()
+        bounds[name] = bound = float(raw.std()) * 1.5
+        weight = module.weight.detach()
+        assert torch.equal(weight, raw.clamp(-bound, bound))  # eval: clipped, no noise
+        assert (raw.abs() > bound).any() and float(weight.abs().max()) == pytest.approx(bound)
+    from nn2hw.evaluate.variation import baked
+    deployed = baked(clipped)
+    assert torch.equal(deployed.head.weight, clipped.head.weight)  # what a crossbar is programmed with
+    clipped.train()
+    head = clipped.head.parametrizations.weight.original.detach().clamp(-bounds["head"], bounds["head"])
+    spread = float((clipped.head.weight.detach() - head).std())
+    assert spread / bounds["head"] == pytest.approx(0.1, rel=0.3)  # the noise scales with the clipped max|w|
+    described = TRANSFORMS.get("noise_train").describe(NoiseChoice(train_sigma=0.1, train_clip=1.5), None, None)
+    assert described == "trained with weight noise 0.1, clipped at 1.5 std"
+
+
+def test_clipping_alone_keeps_a_layer_of_equal_weights(case):
+    model, workload = case
+    with torch.no_grad():
+        model.head.weight.fill_(0.3)
+    plan = Plan.for_workload(workload, "contract").with_choice("head", train_clip=2.0)
+    validate_plan(plan, workload)
+    clipped = apply_plan(plan, model).train()
+    assert torch.equal(clipped.head.weight, model.head.weight)  # std 0: nothing to clip, and no noise asked
+
+
 def test_polarization_projects_and_stays_polarized_through_fine_tuning(case):
     model, workload = case
     polarized = apply_plan(with_polarization(Plan.for_workload(workload, "contract"), workload, 8), model)
@@ -73,7 +107,8 @@ def test_polarization_projects_and_stays_polarized_through_fine_tuning(case):
 
 @pytest.mark.parametrize(("field", "value", "words"), [
     ("train_sigma", 0.0, "train_sigma=0.0"), ("train_sigma", 2, "train_sigma=2"),
-    ("polarize_rows", 0, "polarize_rows=0"),
+    ("polarize_rows", 0, "polarize_rows=0"), ("train_clip", 0, "train_clip=0"), ("train_clip", 25.0, "train_clip=25.0"),
+    ("train_clip", True, "train_clip=True"),
 ])
 def test_bad_values_are_plan_errors(case, field, value, words):
     _, workload = case

@@ -19,6 +19,7 @@ import pytest
 
 from nn2hw import api
 from nn2hw.cli import main
+from nn2hw.compress.crossbar import DEFAULT_CLIP
 from nn2hw.errors import ConfigError, InfeasibleError, StudyError
 from nn2hw.evaluate import FinetuneSettings
 from nn2hw.hardware.cim.data import devices
@@ -87,6 +88,8 @@ def test_no_candidate_below_the_floor_wins_and_the_winner_is_rechecked_on_fresh_
     assert result.solution.cost.device == result.solution.cost.design["device"]
     sigmas = {name: choice.values.get("train_sigma", 0) for name, choice in result.solution.plan.choices.items()}
     assert len(sigmas) == 20 and all(0 < v <= 1 for v in sigmas.values())  # variation-aware: every crossbar layer
+    clips = {choice.values.get("train_clip") for choice in result.solution.plan.choices.values()}
+    assert clips == {DEFAULT_CLIP}  # and clipped
     assert any("fresh draws" in note for note in report["notes"])
 
 
@@ -106,6 +109,8 @@ def test_a_winner_failing_the_recheck_is_never_returned(searched, monkeypatch, s
     ({"min_accuracy_under_variation": 50.0, "metric": "top5"}, "--metric top1"),
     ({"min_accuracy_under_variation": 50.0, "companions": (Member("vgg_fmnist", "fashion-mnist"),)}, "--with"),
     ({"min_accuracy_under_variation": 50.0, "variation_draws": 0}, "variation_draws"),
+    ({"min_accuracy_under_variation": 50.0, "variation_clip": 0.0}, "--variation-clip none"),
+    ({"min_accuracy_under_variation": 50.0, "variation_clip": 30.0}, "(0, 20]"),
 ])
 def test_bad_floors_are_refused_before_any_work(changes, words):
     base = {"model": "resnet20", "dataset": "cifar10", "spec": Spec(latency_ms=1.0), "hardware": "cim:reram"}
@@ -134,10 +139,25 @@ def test_the_cli_refuses_a_bad_floor_with_exit_2(capsys):
     assert code == 2 and "percentage" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value, words", [("-1", "(0, 20]"), ("wide", "'wide' is neither")])
+def test_the_cli_refuses_a_bad_clip_with_exit_2(capsys, value, words):
+    args = ["search", "--model", "resnet20", "--dataset", "cifar10", "--hardware", "cim:reram", "--latency-ms", "1",
+            "--min-accuracy-under-variation", "50", "--variation-clip", value]
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's own refusal of a value it cannot read
+        code = exit_.code
+    assert code == 2 and words in capsys.readouterr().err
+
+
 def test_resuming_needs_the_same_floor(searched, spec_ms):
     _, _, _, out = searched
     settings = replace(SearchSettings(model="resnet20", dataset="cifar10", spec=Spec(latency_ms=spec_ms)),
                        min_accuracy_under_variation=FLOOR)
-    assert settings.identity()["variation"] == {"min_top1": FLOOR, "draws": 3, "aware_training": True}
+    assert settings.identity()["variation"] == {"min_top1": FLOOR, "draws": 3, "aware_training": True,
+                                                "clip": DEFAULT_CLIP}
+    unclipped = replace(settings, variation_clip=None).identity()["variation"]
+    assert unclipped == {"min_top1": FLOOR, "draws": 3, "aware_training": True}  # as studies before clipping
+    assert "clip" not in replace(settings, variation_aware_training=False).identity()["variation"]
     with pytest.raises(StudyError, match="min_top1 40.0 -> 41.0"):
         _search(out, "run", spec_ms, min_accuracy_under_variation=FLOOR + 1, resume=True)

@@ -39,6 +39,7 @@ from nn2hw.cli._options import (
     add_spec,
     add_threads,
 )
+from nn2hw.compress.crossbar import DEFAULT_CLIP
 from nn2hw.evaluate.settings import OPTIMIZERS
 from nn2hw.hardware.records import design_label
 
@@ -144,6 +145,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cim.add_argument("--no-variation-aware-training", dest="variation_aware_training", action="store_false",
                      help="fine-tune candidates without weight noise (default: NACIM's variation-aware training at "
                           "each design's noise)")
+    cim.add_argument("--variation-clip", type=_clip, default=DEFAULT_CLIP, metavar="K|none",
+                     help="with variation-aware training, clip each crossbar layer's weights to K standard "
+                          f"deviations of the layer's weights (default {DEFAULT_CLIP:g}; none: no clipping)")
     p.add_argument("--space", metavar="FILE", help="YAML/JSON restricting or extending the search space")
     p.add_argument("--storage", metavar="URL", help="study storage (default: sqlite file study.db in --out)")
     p.add_argument("--study", metavar="NAME", help="study name (default from model, dataset, hardware, specs)")
@@ -154,6 +158,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<study>)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=_run)
+
+
+def _clip(text: str) -> float | None:
+    """'2.5' -> 2.5, 'none' -> None (the range is checked with the other settings)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of standard deviations nor 'none'") from None
 
 
 def _value(text: str) -> Any:
@@ -234,6 +248,7 @@ def _search(args: argparse.Namespace) -> int:
             lat_penalty=args.lat_penalty, minimize=args.minimize,
             min_accuracy_under_variation=args.min_accuracy_under_variation, variation_draws=args.variation_draws,
             final_variation_draws=args.final_variation_draws, variation_aware_training=args.variation_aware_training,
+            variation_clip=args.variation_clip,
             latency_levels_ms=args.latency_levels_ms or (), epochs=args.epochs, space_kind=args.space_kind)
     except KeyboardInterrupt as exc:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study and the interrupted one "

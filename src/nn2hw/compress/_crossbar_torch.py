@@ -24,6 +24,21 @@ class WeightNoise(nn.Module):
         return weight + torch.randn_like(weight) * scale
 
 
+class ClippedWeight(nn.Module):
+    """Weight parametrization: ``w`` clipped to ``± sigmas x std(w)`` of the whole layer, in training
+    and in eval mode, so the network deployed holds clipped weights (aihwkit's ``LayerGaussian`` weight
+    clipping). A crossbar maps the largest |w| to its largest conductance, so every cell's variation
+    scales with max|w|: clipping the few outlying weights lowers the noise on all the others."""
+
+    def __init__(self, sigmas: float) -> None:
+        super().__init__()
+        self.sigmas = sigmas
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        bound = float(weight.detach().std()) * self.sigmas if weight.numel() > 1 else 0.0
+        return weight.clamp(-bound, bound) if bound > 0.0 else weight  # one weight, or all equal: kept
+
+
 class PolarizedWeight(nn.Module):
     """Weight parametrization: the projection onto one-signed column fragments, ``w`` where its sign
     agrees with its fragment's (``signs``, a buffer), else 0. Every forward pass, hence every

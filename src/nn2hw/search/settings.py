@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nn2hw._json import jsonable
+from nn2hw.compress.crossbar import DEFAULT_CLIP, MAX_CLIP
 from nn2hw.errors import ConfigError
 from nn2hw.evaluate.settings import OPTIMIZERS, FinetuneSettings
 from nn2hw.search.pruning import check_pruner
@@ -185,6 +186,9 @@ class SearchSettings:
       fine-tune on ``final_variation_draws`` fresh draws over the whole selection split.
       ``variation_aware_training``: candidates and the winner are fine-tuned with weight noise at
       their design's spread (NACIM's variation-aware training); False fine-tunes them clean.
+      ``variation_clip``: with that training, each crossbar layer's weights are also clipped to ±
+      this many standard deviations of the layer's weights (aihwkit's LayerGaussian clipping), which
+      lowers every cell's noise as the crossbar's range follows max|w|; None clips nothing.
     - ``latency_levels_ms``: RT3-style run-time reconfiguration (``nn2hw.search.family``): a family of
       variants, one per latency level (two or more, distinct; kept sorted, tightest first). The
       search targets ``spec.latency_ms``, which must be one of them (``api.search`` sets it to the
@@ -239,6 +243,7 @@ class SearchSettings:
     variation_draws: int = 3
     final_variation_draws: int = 10
     variation_aware_training: bool = True
+    variation_clip: float | None = DEFAULT_CLIP
     latency_levels_ms: tuple[float, ...] = ()
     epochs: float | None = None
     space_kind: str = "hotstart"
@@ -401,6 +406,11 @@ class SearchSettings:
         if self.metric != "top1":
             raise ConfigError("--min-accuracy-under-variation is a top-1 spec, and the search maximizes "
                               f"{self.metric}.", "Search with --metric top1.")
+        clip = self.variation_clip
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                                 or not 0.0 < clip <= MAX_CLIP):
+            raise ConfigError(f"--variation-clip must be a number of standard deviations in (0, {MAX_CLIP:g}], "
+                              f"got {clip!r}.", "Give e.g. --variation-clip 2.5, or --variation-clip none.")
         if self.companions:
             raise ConfigError("--min-accuracy-under-variation checks one network on its crossbars, and this search has "
                               f"{len(self.companions) + 1} networks.", "Drop --with, or the accuracy spec.")
@@ -460,7 +470,9 @@ class SearchSettings:
             "selection_split": self.selection_split, "validation_size": self.validation_size,
             **({} if self.min_accuracy_under_variation is None else {"variation": {
                 "min_top1": self.min_accuracy_under_variation, "draws": self.variation_draws,
-                "aware_training": self.variation_aware_training}}),
+                "aware_training": self.variation_aware_training,
+                **({} if self.variation_clip is None or not self.variation_aware_training
+                   else {"clip": self.variation_clip})}}),
             **({} if self.epochs is None else {"epochs": self.epochs}),
             **({} if self.space_kind == "hotstart" else {"space_kind": self.space_kind}),
             **({} if self.pruner == "none" else {"pruner": {  # a study from before pruning resumes with 'none'

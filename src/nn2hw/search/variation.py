@@ -110,7 +110,8 @@ def design_noise_of(ctx: SearchContext, cost: NetworkCost, workload: Workload) -
 def trained_plans(ctx: SearchContext, plans: Mapping[str, Plan], cost: NetworkCost | None) -> dict[str, Plan]:
     """The plans a candidate is fine-tuned with: with variation-aware training, each crossbar layer
     also gets ``train_sigma`` = its weight-level spread on ``cost``'s design (``CrossbarNoise.weight_sigma``
-    at the layer's bits, at most 1); unchanged otherwise, and where the design has no variation to train for."""
+    at the layer's bits, at most 1) and ``train_clip`` = ``variation_clip``; unchanged otherwise, and where the
+    design has no variation to train for."""
     s = ctx.settings
     if s.min_accuracy_under_variation is None or not s.variation_aware_training or cost is None:
         return dict(plans)
@@ -120,10 +121,11 @@ def trained_plans(ctx: SearchContext, plans: Mapping[str, Plan], cost: NetworkCo
         found = design_noise_of(ctx, cost, apply_plan(plan, m.workload))
     except HardwareError:
         return dict(plans)  # the candidate is refused when its accuracy under variation is asked for
+    clip = {} if s.variation_clip is None else {"train_clip": s.variation_clip}
     for layer, (weight_bits, _) in found.layer_bits.items():
         spread = min(replace(found.noise, weight_bits=weight_bits).weight_sigma, 1.0)
         if spread > 0.0:
-            plan = plan.with_choice(layer, train_sigma=spread)
+            plan = plan.with_choice(layer, train_sigma=spread, **clip)
     return {**plans, m.name: plan}
 
 
