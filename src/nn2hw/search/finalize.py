@@ -334,6 +334,7 @@ def finalize(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
                             variation.to_dict() if variation is not None else None)
         if variation is not None:
             notes.append(_variation_note(variation))
+        notes.extend(_export_notes(solution.measurement))
     _save_bundles(ctx, out, models, solution)
     rows = [row for m in ctx.members
             for row in layer_rows(baseline.cost, solution.cost, ctx.bottlenecks[m.name], solution.plans[m.name],
@@ -371,6 +372,18 @@ def _variation_failure(found: VariationCheck | str) -> str:
     sel = found.selection
     return (f"top-1 under variation {sel.top1:.2f} ± {sel.top1_std:.2f} % over {sel.draws} fresh draws on "
             f"{found.selection_split} is below the {found.min_top1:g} % spec")
+
+
+def _export_notes(measurement: Mapping[str, Any] | None) -> list[str]:
+    """On a measured template: the quantized layers the timed ONNX file kept as float operators. The
+    measured latency is that file's, while the per-layer table lists the plan's quantization."""
+    kept = dict(((measurement or {}).get("onnx") or {}).get("fp32_layers") or {})
+    if not kept:
+        return []
+    shown = "; ".join(f"{name}: {reason}" for name, reason in list(kept.items())[:3])
+    more = f"; and {len(kept) - 3} more" if len(kept) > 3 else ""
+    return [f"The timed ONNX file kept {len(kept)} quantized layer(s) as float operators ({shown}{more}): the "
+            "measured latency is that of the file, while the per-layer table lists their quantization."]
 
 
 def _variation_note(found: VariationCheck) -> str:
