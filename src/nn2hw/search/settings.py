@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from nn2hw._json import jsonable
-from nn2hw.compress.crossbar import DEFAULT_CLIP, MAX_CLIP
-from nn2hw.errors import ConfigError
+from nn2hw.compress.crossbar import DEFAULT_CLIP, NoiseChoice
+from nn2hw.errors import ConfigError, PlanError
 from nn2hw.evaluate.settings import OPTIMIZERS, FinetuneSettings
 from nn2hw.search.pruning import check_pruner
 from nn2hw.spec import Spec
@@ -406,11 +406,12 @@ class SearchSettings:
         if self.metric != "top1":
             raise ConfigError("--min-accuracy-under-variation is a top-1 spec, and the search maximizes "
                               f"{self.metric}.", "Search with --metric top1.")
-        clip = self.variation_clip
-        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
-                                 or not 0.0 < clip <= MAX_CLIP):
-            raise ConfigError(f"--variation-clip must be a number of standard deviations in (0, {MAX_CLIP:g}], "
-                              f"got {clip!r}.", "Give e.g. --variation-clip 2.5, or --variation-clip none.")
+        if self.variation_clip is not None:
+            try:
+                NoiseChoice(train_clip=self.variation_clip)  # the plan field it becomes: one rule
+            except PlanError as exc:
+                raise ConfigError(f"--variation-clip: {exc.cause}",
+                                  "Give e.g. --variation-clip 2.5, or --variation-clip none.") from None
         if self.companions:
             raise ConfigError("--min-accuracy-under-variation checks one network on its crossbars, and this search has "
                               f"{len(self.companions) + 1} networks.", "Drop --with, or the accuracy spec.")
