@@ -11,7 +11,8 @@ fresh noise at every step; ``--batches`` SGD steps of ``--batch-size``, cosine l
 ``--lr``), each tested under ``--draws`` Monte-Carlo draws of a ``cim:reram`` design (128x128
 crossbars, 2-bit cells, 1-bit DACs, differential pairs, 16-bit weights and inputs, a 9-bit ADC:
 lossless for these columns, ``--adc-bits`` to change it) at each sigma of ``--sigmas``, on the
-first ``--images`` test images, seed ``--seed``. Stuck-at faults
+first ``--images`` test images, seed ``--seed``; with ``--bn-calibration N`` each draw's batch norms are
+re-estimated on the first N training images (``evaluate_variation(calibration=...)``). Stuck-at faults
 are off (``stuck_at_off=0 stuck_at_on=0``) so the table isolates the programming variation as
 NACIM's does; ``--faults`` keeps the device's sourced rates (MNSIM's 9 % / 1 %). ``--json`` writes
 every number.
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-clip", type=float, default=None,
                         help="clip the aware model's weights to this many standard deviations of each layer's "
                              "weights (aihwkit's LayerGaussian clipping; default: no clipping)")
+    parser.add_argument("--bn-calibration", type=int, default=0, metavar="N",
+                        help="re-estimate both networks' batch norms on each programmed draw from the first N "
+                             "training images (default 0: the trained statistics)")
     parser.add_argument("--images", type=int, default=300, help="first N test images (default 300)")
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--batches", type=int, default=150, help="fine-tune steps (default 150)")
@@ -111,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         test_data = zoo.prepare(raw_test, name).take(args.images)
         base = zoo.build(name, DATASET, pretrained=True)
-        aware, weight_sigma, seconds = aware_copy(name, base, zoo.prepare(raw_train, name), args)
+        train_data = zoo.prepare(raw_train, name)
+        aware, weight_sigma, seconds = aware_copy(name, base, train_data, args)
+        calibration = train_data.take(args.bn_calibration) if args.bn_calibration else None
         results: dict[str, list[dict[str, object]]] = {"unaware": [], "aware": []}
         for sigma in args.sigmas:
             noise, _ = design_noise("cim:reram", params(sigma, args))
-            cells = [evaluate_variation(model, test_data, noise, args.draws, args.seed, threads=args.threads)
-                     for model in (base, aware)]
+            cells = [evaluate_variation(model, test_data, noise, args.draws, args.seed, threads=args.threads,
+                                        calibration=calibration) for model in (base, aware)]
             for kind, metrics in zip(("unaware", "aware"), cells):
                 results[kind].append(metrics.to_dict())
             lines.append(f"| {name} | {sigma:g} | {row(cells[0])} | {row(cells[1])} |")

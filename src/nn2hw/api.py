@@ -656,7 +656,7 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
                        checkpoint: str | Path | None = None, plan: str | Path | None = None,
                        settings: FinetuneSettings = FinetuneSettings(batches=0), test_batch_size: int = 256,
                        max_test_images: int | None = None, threads: int | None = None,
-                       progress: bool = True, backend: str = "nn2hw") -> VariationEvaluation:
+                       progress: bool = True, backend: str = "nn2hw", bn_calibration: int = 0) -> VariationEvaluation:
     """Top-1 of zoo ``model`` under the device non-idealities of a computing-in-memory design.
 
     Loads the weights (or ``checkpoint``), applies ``plan`` (e.g. ``noise_train`` for
@@ -666,7 +666,9 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
     ``adc_bits``, ``rows``, and the noise options), seeded by ``seed``
     (``nn2hw.evaluate.variation``). Not kept in the accuracy store. ``backend`` 'aihwkit' re-evaluates
     with IBM's aihwkit-lightning instead (``nn2hw.evaluate.aihwkit_backend``: the same weights and
-    weight noise; stuck-at faults and a lossy ADC refused).
+    weight noise; stuck-at faults and a lossy ADC refused). ``bn_calibration`` > 0 re-estimates the
+    batch norms of each programmed draw on that many training images first (a chip whose batch norms
+    are digital; nn2hw's backend only).
     """
     from functools import partial
 
@@ -680,6 +682,7 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
     loaded_plan = _load_plan(plan, model, dataset) if plan is not None else None
     noise, design = design_noise(hardware, hw_params)  # a bad design fails before any loading
     check_backend(backend, noise)  # an unknown backend, a missing extra, noise it cannot model: before loading
+    _check_calibration(bn_calibration, backend)
     evaluator = FinetuneEvaluator(dataset, split=split, data_dir=data_dir, download=download, settings=settings,
                                   test_batch_size=test_batch_size, max_test_images=max_test_images,
                                   prepare=partial(zoo.prepare, model_name=model), threads=threads, progress=progress)
@@ -691,11 +694,24 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
         network = apply_plan(loaded_plan, network, (1, *variant.input_shape))
     if settings.batches:
         evaluator.evaluate(network)  # fine-tunes in place (with the plan's training noise, if any)
-    run = evaluate_variation_aihwkit if backend == "aihwkit" else monte_carlo
-    metrics = run(network, data, noise, draws, seed, test_batch_size, threads, progress)
+    if backend == "aihwkit":
+        metrics = evaluate_variation_aihwkit(network, data, noise, draws, seed, test_batch_size, threads, progress)
+    else:
+        calibration = evaluator.train_data().take(bn_calibration) if bn_calibration else None
+        metrics = monte_carlo(network, data, noise, draws, seed, test_batch_size, threads, progress, calibration)
     return VariationEvaluation(model, dataset, split, hardware, design, metrics,
                                str(checkpoint) if checkpoint else "zoo",
                                loaded_plan.key if loaded_plan is not None else None, settings, backend)
+
+
+def _check_calibration(images: int, backend: str) -> None:
+    """``bn_calibration``: a whole number of training images, for nn2hw's own backend."""
+    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        raise ConfigError(f"bn_calibration={images!r} is not a whole number of training images.",
+                          "Give e.g. --bn-calibration 512, or 0 not to re-estimate the batch norms.")
+    if images and backend != "nn2hw":
+        raise ConfigError(f"Batch-norm re-estimation is modelled by nn2hw's backend, and --backend is {backend}.",
+                          "Drop --bn-calibration to cross-check with aihwkit, or use --backend nn2hw.")
 
 
 def _weights_id(variant: ZooVariant, checkpoint: str | Path | None) -> str:

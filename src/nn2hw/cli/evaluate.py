@@ -21,7 +21,8 @@ instead: N Monte-Carlo draws of the programmed weights (``nn2hw.evaluate.variati
 ``--seed`` (with ``--plan`` and ``--finetune-batches`` first: a plan with ``noise_train`` fine-tunes
 variation-aware); ``--json`` has ``top1`` (the mean over draws), ``top1_std``, ``top1_min`` and
 ``draws``. ``--backend aihwkit`` re-evaluates the draws with IBM's aihwkit-lightning (the cross-check,
-``pip install "nn2hw[aihwkit]"``); the JSON then says ``backend``. A thin shell over
+``pip install "nn2hw[aihwkit]"``); the JSON then says ``backend``. ``--bn-calibration N`` re-estimates
+each programmed draw's batch norms on N training images first (``calibration_images`` in the JSON). A thin shell over
 ``nn2hw.api.evaluate_variation``.
 """
 
@@ -90,6 +91,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="who evaluates the draws with --hardware: nn2hw's bit-sliced crossbar model (default) "
                              "or IBM's aihwkit-lightning, a cross-check on the same weights and weight noise "
                              '(pip install "nn2hw[aihwkit]"; no stuck-at faults, lossless ADC only)')
+    parser.add_argument("--bn-calibration", type=int, default=0, metavar="N",
+                        help="with --hardware: re-estimate the batch norms of each programmed draw on the first N "
+                             "training images before testing it (a chip whose batch norms are digital; default 0: "
+                             "the trained statistics)")
     add_json(parser)
     parser.set_defaults(handler=_run)
 
@@ -110,11 +115,13 @@ def _run(args: argparse.Namespace) -> int:
                           "Drop --max-texts, or add --metric cosine.")
     if args.hardware is not None:
         return _run_variation(args, settings)
-    if args.backend != "nn2hw":
+    given = [flag for flag, value in ((f"--backend {args.backend}", args.backend != "nn2hw"),
+                                      ("--bn-calibration", args.bn_calibration)) if value]
+    if given:
         from nn2hw.errors import ConfigError
 
-        raise ConfigError(f"--backend {args.backend} evaluates accuracy under crossbar variation, which needs "
-                          "--hardware.", "Add --hardware cim:reram (and --hw-param sigma=...), or drop --backend.")
+        raise ConfigError(f"{given[0]} applies to accuracy under crossbar variation, which needs --hardware.",
+                          f"Add --hardware cim:reram (and --hw-param sigma=...), or drop {given[0].split()[0]}.")
     result = evaluate(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
                       checkpoint=args.checkpoint, plan=args.plan, settings=settings, test_batch_size=args.batch_size,
                       threads=args.threads, progress=console.is_terminal, seq_len=args.seq_len)
@@ -165,12 +172,15 @@ def _run_variation(args: argparse.Namespace, settings: FinetuneSettings) -> int:
                                 hw_params=parse_key_values(args.hw_param), draws=args.draws, seed=args.seed,
                                 data_dir=args.data_dir, download=args.download, checkpoint=args.checkpoint,
                                 plan=args.plan, settings=settings, test_batch_size=args.batch_size,
-                                threads=args.threads, progress=console.is_terminal, backend=args.backend)
+                                threads=args.threads, progress=console.is_terminal, backend=args.backend,
+                                bn_calibration=args.bn_calibration)
     m, noise = result.metrics, result.metrics.noise
     console.print(f"{args.model} on {args.dataset} {args.split}, {args.hardware} sigma {noise['sigma']:g} "
                   f"by {result.backend} "
                   f"({m.draws} draws, seed {m.seed}): top-1 {m.top1:.2f} % +- {m.top1_std:.2f}, worst "
-                  f"{m.top1_min:.2f} %, noise-free {m.top1_clean:.2f} %", soft_wrap=True, markup=False)
+                  f"{m.top1_min:.2f} %, noise-free {m.top1_clean:.2f} %"
+                  + (f"; batch norms re-estimated per draw on {m.calibration_images} training images"
+                     if m.calibration_images else ""), soft_wrap=True, markup=False)
     if args.json:
         console.print(f"wrote {write_json(args.json, result.to_dict())}", markup=False)
     return 0

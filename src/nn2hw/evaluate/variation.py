@@ -34,6 +34,13 @@ batch (rows taken as independent). The shift-and-add units weight cycle j and sl
 both input passes, and the layer's output gets that Gaussian error, freshly drawn per forward
 pass from the draw's generator.
 
+**Batch-norm re-estimation** (``calibration``, off unless given): after each draw is programmed, the
+batch norms' running statistics are re-estimated from scratch on the calibration images, run through
+that draw's crossbars and converters (a chip whose batch norms are digital can do this once after
+programming; Joshi et al., Nature Communications 11, 2473, 2020, adapt batch norm to PCM drift the
+same way, their AdaBS). The statistics then match the draw's shifted activations instead of the
+noise-free network's. Give it training images, never the test images.
+
 Not modelled: drift (needs a time since programming), IR drop, the offset column's own noise, and
 the rounding of noisy analog sums by a lossless ADC. The result is the mean, standard deviation and
 worst top-1 over the draws, with the noise-free digital network's top-1.
@@ -56,6 +63,7 @@ from torch.nn.utils import parametrize
 from nn2hw.data.base import Dataset
 from nn2hw.errors import ConfigError, HardwareError
 from nn2hw.evaluate.loops import test
+from nn2hw.evaluate.runtime import run_context
 from nn2hw.hardware.polarity import check_polarized, fragment_signs
 from nn2hw.workload.layer import DEFAULT_BITS
 from nn2hw.workload.torch_extract import COMPRESSION_FIELDS_ATTR, FIXED_POINT_ATTR
@@ -230,6 +238,8 @@ class VariationMetrics:
     seed: int = 0
     n_images: int = 0
     partial: bool = False
+    calibration_images: int = 0
+    """Images the batch norms were re-estimated on after each draw was programmed (0: not re-estimated)."""
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "top1_draws": list(self.top1_draws), "noise": dict(self.noise)}
@@ -428,15 +438,16 @@ def baked(model: nn.Module) -> nn.Module:
 
 
 def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, draws: int = 10, seed: int = 0,
-                       batch_size: int = 256, threads: int | None = None, progress: bool = False
-                       ) -> VariationMetrics:
+                       batch_size: int = 256, threads: int | None = None, progress: bool = False,
+                       calibration: Dataset | None = None) -> VariationMetrics:
     """Top-1 of ``model`` on ``data`` over ``draws`` draws of its crossbars (module docstring).
 
     Draw ``d`` uses a generator seeded by ``draw_seed(seed, d)`` alone, for the cells and for the
     converters, so two designs evaluated with one seed see the same random numbers (common random
     numbers: only the design's scale differs). A layer a plan quantized keeps its own bits and its
     fixed-point grids (its weights' codes are what the cells hold, its inputs' codes what the DACs
-    drive); the others take ``noise``'s bits over their own ranges. ``model`` is not modified.
+    drive); the others take ``noise``'s bits over their own ranges. ``model`` is not modified. With
+    ``calibration``, each draw's batch norms are re-estimated on those images first (module docstring).
     """
     if not isinstance(draws, int) or isinstance(draws, bool) or not 1 <= draws <= MAX_DRAWS:
         raise ConfigError(f"draws={draws!r} is not a whole number in 1..{MAX_DRAWS}.",
@@ -446,6 +457,7 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
     if not modules:
         raise ConfigError("The model has no conv or linear weights to program into crossbars.",
                           "Evaluate a network with convolutions or linear layers.")
+    norms = _batch_norms(network, calibration)
     saved = {name: m.weight.detach().clone() for name, m in modules.items()}
     noises = {name: _layer_noise(noise, m) for name, m in modules.items()}
     weight_steps = {name: _grid_steps(m).get("weight_step") for name, m in modules.items()}
@@ -466,11 +478,48 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
                 m.weight.copy_(program(saved[name], noises[name], generator, None if signs is None else signs[name],
                                        weight_steps[name]))
         with _converters(modules, layers, noises, generator):
+            if calibration is not None:
+                _reestimate(network, norms, calibration, batch_size, threads)
             tops.append(test(network, data, batch_size, threads, progress).top1)
     record = {**asdict(noise), "weight_sigma": noise.weight_sigma, "adc_step": noise.adc_step}
     return VariationMetrics(top1=statistics.fmean(tops), top1_std=statistics.pstdev(tops), top1_min=min(tops),
                             draws=draws, top1_draws=tuple(tops), top1_clean=clean.top1, noise=record, seed=seed,
-                            n_images=clean.n_images, partial=clean.partial)
+                            n_images=clean.n_images, partial=clean.partial,
+                            calibration_images=0 if calibration is None else len(calibration))
+
+
+def _batch_norms(network: nn.Module, calibration: Dataset | None) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The batch norms whose statistics ``calibration`` re-estimates (none without it); a ConfigError
+    when there are calibration images and nothing to re-estimate."""
+    if calibration is None:
+        return []
+    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise ConfigError("Batch-norm re-estimation was asked for, and the model has no batch norm.",
+                          "Drop the calibration images (--bn-calibration 0).")
+    if len(calibration) < 1:
+        raise ConfigError("Batch-norm re-estimation was given no calibration images.",
+                          "Give a number of training images, e.g. --bn-calibration 512.")
+    return norms
+
+
+def _reestimate(network: nn.Module, norms: list[nn.modules.batchnorm._BatchNorm], calibration: Dataset,
+                batch_size: int, threads: int | None) -> None:
+    """Re-estimate ``norms``' running statistics from scratch on ``calibration`` through ``network`` as
+    programmed (a cumulative average over its batches), the rest of the network in eval mode."""
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative: every calibration image counts alike
+        norm.train()
+    try:
+        with run_context(None, threads), torch.no_grad():
+            for images, _ in calibration.batches(batch_size):
+                network(images)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+            norm.eval()
 
 
 def _layer_noise(noise: CrossbarNoise, module: nn.Module) -> CrossbarNoise:
