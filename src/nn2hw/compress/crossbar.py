@@ -5,11 +5,13 @@ Neither changes the workload (shapes, bits and MACs stay): they change what the 
 learns, so a plan carries them to wherever a model is fine-tuned (``nn2hw evaluate --plan
 --finetune-batches``, the search's candidate fine-tune, ``nn2hw.api.evaluate_variation``).
 
-- ``noise_train`` (field ``train_sigma``): NACIM's recipe, Gaussian noise injected on the weights
-  during fine-tuning, fresh at every step: the layer's weight becomes ``w + train_sigma x max|w| x
-  N(0, 1)`` in training mode and ``w`` in eval mode (a weight parametrization). ``train_sigma`` is
-  the weight-level spread of the target design (``nn2hw.evaluate.variation.CrossbarNoise
-  .weight_sigma``: the cell's sigma through bit slicing and the signed scheme).
+- ``noise_train`` (fields ``train_sigma``, ``train_clip``): NACIM's recipe, Gaussian noise injected on
+  the weights during fine-tuning, fresh at every step: the layer's weight becomes ``w + train_sigma x
+  max|w| x N(0, 1)`` in training mode and ``w`` in eval mode (a weight parametrization).
+  ``train_sigma`` is the weight-level spread of the target design (``nn2hw.evaluate.variation
+  .CrossbarNoise.weight_sigma``: the cell's sigma through bit slicing and the signed scheme).
+  ``train_clip`` first clips the weights to ``± train_clip`` standard deviations of the layer's, in
+  both modes (aihwkit's LayerGaussian clipping), so the network deployed holds them clipped.
 - ``polarize`` (field ``polarize_rows``): every column fragment of ``polarize_rows`` crossbar rows
   (``nn2hw.hardware.polarity``) keeps one sign, the one holding more of its L2 norm (the
   Euclidean projection, signs fixed when the plan is applied); a parametrization projects the
