@@ -22,8 +22,8 @@ instead: N Monte-Carlo draws of the programmed weights (``nn2hw.evaluate.variati
 variation-aware); ``--json`` has ``top1`` (the mean over draws), ``top1_std``, ``top1_min`` and
 ``draws``. ``--backend aihwkit`` re-evaluates the draws with IBM's aihwkit-lightning (the cross-check,
 ``pip install "nn2hw[aihwkit]"``); the JSON then says ``backend``. ``--bn-calibration N`` re-estimates
-each programmed draw's batch norms on N training images first (``calibration_images`` in the JSON). A thin shell over
-``nn2hw.api.evaluate_variation``.
+each programmed draw's batch norms on N training images first (``calibration_images`` in the JSON).
+A thin shell over ``nn2hw.api.evaluate_variation``.
 """
 
 from __future__ import annotations
@@ -115,13 +115,13 @@ def _run(args: argparse.Namespace) -> int:
                           "Drop --max-texts, or add --metric cosine.")
     if args.hardware is not None:
         return _run_variation(args, settings)
-    given = [flag for flag, value in ((f"--backend {args.backend}", args.backend != "nn2hw"),
-                                      ("--bn-calibration", args.bn_calibration)) if value]
+    given = [flag for flag, value in (("--backend", args.backend != "nn2hw"), ("--bn-calibration", args.bn_calibration))
+             if value]
     if given:
         from nn2hw.errors import ConfigError
 
         raise ConfigError(f"{given[0]} applies to accuracy under crossbar variation, which needs --hardware.",
-                          f"Add --hardware cim:reram (and --hw-param sigma=...), or drop {given[0].split()[0]}.")
+                          f"Add --hardware cim:reram (and --hw-param sigma=...), or drop {given[0]}.")
     result = evaluate(args.model, args.dataset, args.split, data_dir=args.data_dir, download=args.download,
                       checkpoint=args.checkpoint, plan=args.plan, settings=settings, test_batch_size=args.batch_size,
                       threads=args.threads, progress=console.is_terminal, seq_len=args.seq_len)
