@@ -156,6 +156,12 @@ def test_re_estimation_needs_batch_norms_and_images():
     with pytest.raises(ConfigError, match="no batch norm") as exc:
         evaluate_variation(plain, images, CrossbarNoise(0.1, 2, 16), draws=1, calibration=images)
     assert "--bn-calibration 0" in exc.value.fix
+    normed = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
+                                 torch.nn.Linear(2 * 4 * 4, 2))
+    with pytest.raises(ConfigError, match="no calibration images") as exc:
+        evaluate_variation(normed, images, CrossbarNoise(0.1, 2, 16), draws=1, calibration=images.subset(
+            np.arange(0), "none"))
+    assert "--bn-calibration 512" in exc.value.fix
 
 
 @pytest.mark.parametrize("signed", ["differential", "offset", "polarized"])

@@ -510,7 +510,7 @@ def _reestimate(network: nn.Module, norms: list[nn.modules.batchnorm._BatchNorm]
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
-        norm.momentum = None  # cumulative: every calibration image counts alike
+        norm.momentum = None  # cumulative: every calibration batch counts alike
         norm.train()
     try:
         with run_context(None, threads), torch.no_grad():
