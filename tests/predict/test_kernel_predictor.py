@@ -28,17 +28,21 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[KernelPredictor, Me
     return build(budget_s=20.0, seed=1, workloads=shapes, store=store, calibration=24), store
 
 
-def test_small_build_predicts_held_out_and_orders(small: tuple[KernelPredictor, MeasurementStore]) -> None:
-    predictor, store = small
-    big, tiny = random_cnn(random.Random(500)), random_cnn(random.Random(506))
+def _quiet_median_ms(workload) -> float:
+    """The lowest of three medians (30 runs each, no store): noise on a shared machine only slows."""
     protocol = Protocol(repeats=30, profile_runs=0)
-    measured = {w.name: measure_onnx(workload_graph(w), protocol, store=store).median_ms for w in (big, tiny)}
-    assert big.macs != tiny.macs
-    predicted = {w.name: predictor.predict(w) for w in (big, tiny)}
-    order = sorted(measured, key=measured.__getitem__) == sorted(predicted, key=predicted.__getitem__)
-    assert order, (measured, predicted)
-    for name in measured:
-        assert 0.5 < predicted[name] / measured[name] < 2.0, (name, measured, predicted)
+    return min(measure_onnx(workload_graph(workload), protocol).median_ms for _ in range(3))
+
+
+def test_small_build_predicts_held_out_and_orders(small: tuple[KernelPredictor, MeasurementStore]) -> None:
+    predictor, _ = small
+    networks = {"big": random_cnn(random.Random(501)), "tiny": random_cnn(random.Random(506))}
+    assert networks["big"].macs > 10 * networks["tiny"].macs
+    measured = {label: _quiet_median_ms(w) for label, w in networks.items()}
+    predicted = {label: predictor.predict(w) for label, w in networks.items()}
+    assert measured["big"] > measured["tiny"] and predicted["big"] > predicted["tiny"], (measured, predicted)
+    for label in networks:  # a 20-second build: within a factor of 2 (quiet, 0.72-0.89 on an AVX2 EPYC)
+        assert 0.5 < predicted[label] / measured[label] < 2.0, (label, measured, predicted)
 
 
 def test_predict_layers_sum_to_predict(small: tuple[KernelPredictor, MeasurementStore]) -> None:

@@ -179,7 +179,7 @@ def measured_cost(template: HardwareTemplate, device: str, workload: Workload, m
             uncosted.append(Uncosted(layer.name, layer.op or layer.kind.value, FUSED_REASON.format(kernel=head),
                                      Execution.FUSED, head))
             seen.add(layer.name)
-    overhead_ms = measurement.median_ms - total * scale
+    overhead_ms = measurement.median_ms - total if scale == 1.0 else 0.0  # scaled: none left (no -1e-16)
     costs.append(LayerCost(name=OVERHEAD, op="runtime", macs=0, cycles=0.0, latency_ms=overhead_ms,
                            bottleneck="overhead", execution=Execution.VECTOR))
     untimed = (Uncosted("", "", UNKERNELED_REASON, Execution.LAYOUT) if measurement.runtime != "torch" else
