@@ -13,6 +13,7 @@ Prints (and writes with --json):
 
     python benchmarks/cim_search.py                                 # ResNet-20, Fashion-MNIST
     python benchmarks/cim_search.py --minutes 8 --floor 80 --energy-mj 0.05 --area-mm2 4 --json cim_search.json
+    python benchmarks/cim_search.py --floor 88 --bn-calibration 512    # batch norms re-estimated per draw
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def search(args: argparse.Namespace, specs: dict[str, float]) -> Any:
         finetune=FinetuneSettings(batches=args.finetune_batches, lr=SEARCH_FINETUNE_LR, seed=args.seed),
         final_finetune=replace(FINAL_FINETUNE, batches=args.final_batches, seed=args.seed), pruner=args.pruner,
         search_images=args.search_images, min_accuracy_under_variation=args.floor, variation_draws=args.draws,
-        final_variation_draws=args.final_draws, **specs)
+        final_variation_draws=args.final_draws, bn_calibration=args.bn_calibration, **specs)
 
 
 def _table(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> str:
@@ -127,6 +128,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=3, help="noise draws per candidate (3)")
     parser.add_argument("--final-draws", type=int, default=5, help="fresh draws re-checking the winner (5)")
     parser.add_argument("--search-images", type=int, default=1000)
+    parser.add_argument("--bn-calibration", type=int, default=0, metavar="N",
+                        help="re-estimate each draw's batch norms on N training images (0: the trained statistics)")
     parser.add_argument("--pruner", default="none",
                         help="early stopping on clean partial scores (none: every candidate that meets the cost specs "
                              "gets its Monte-Carlo test)")

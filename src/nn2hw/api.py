@@ -706,9 +706,9 @@ def evaluate_variation(model: str, dataset: str, split: str = "test", *, hardwar
 
 def _check_calibration(images: int, backend: str) -> None:
     """``bn_calibration``: a whole number of training images, for nn2hw's own backend."""
-    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
-        raise ConfigError(f"bn_calibration={images!r} is not a whole number of training images.",
-                          "Give e.g. --bn-calibration 512, or 0 not to re-estimate the batch norms.")
+    from nn2hw.evaluate.settings import check_calibration_images
+
+    check_calibration_images(images)
     if images and backend != "nn2hw":
         raise ConfigError(f"Batch-norm re-estimation is modelled by nn2hw's backend, and --backend is {backend}.",
                           "Drop --bn-calibration to cross-check with aihwkit, or use --backend nn2hw.")

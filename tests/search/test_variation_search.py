@@ -20,7 +20,7 @@ import pytest
 from nn2hw import api
 from nn2hw.cli import main
 from nn2hw.compress.crossbar import DEFAULT_CLIP
-from nn2hw.errors import ConfigError, InfeasibleError, StudyError
+from nn2hw.errors import ConfigError, DatasetError, InfeasibleError, StudyError
 from nn2hw.evaluate import FinetuneSettings
 from nn2hw.hardware.cim.data import devices
 from nn2hw.search import SearchSettings, Spec
@@ -111,6 +111,9 @@ def test_a_winner_failing_the_recheck_is_never_returned(searched, monkeypatch, s
     ({"min_accuracy_under_variation": 50.0, "variation_draws": 0}, "variation_draws"),
     ({"min_accuracy_under_variation": 50.0, "variation_clip": 0.0}, "--variation-clip none"),
     ({"min_accuracy_under_variation": 50.0, "variation_clip": 30.0}, "(0, 20]"),
+    ({"min_accuracy_under_variation": 50.0, "bn_calibration": -1}, "whole number"),
+    ({"min_accuracy_under_variation": 50.0, "bn_calibration": 1.5}, "whole number"),
+    ({"bn_calibration": 64}, "Add --min-accuracy-under-variation"),
 ])
 def test_bad_floors_are_refused_before_any_work(changes, words):
     base = {"model": "resnet20", "dataset": "cifar10", "spec": Spec(latency_ms=1.0), "hardware": "cim:reram"}
@@ -159,5 +162,49 @@ def test_resuming_needs_the_same_floor(searched, spec_ms):
     unclipped = replace(settings, variation_clip=None).identity()["variation"]
     assert unclipped == {"min_top1": FLOOR, "draws": 3, "aware_training": True}  # as studies before clipping
     assert "clip" not in replace(settings, variation_aware_training=False).identity()["variation"]
+    assert replace(settings, bn_calibration=64).identity()["variation"]["bn_calibration"] == 64
     with pytest.raises(StudyError, match="min_top1 40.0 -> 41.0"):
         _search(out, "run", spec_ms, min_accuracy_under_variation=FLOOR + 1, resume=True)
+
+
+def test_batch_norm_re_estimation_needs_training_images_before_any_trial(spec_ms, tmp_path):
+    with pytest.raises(DatasetError, match="CIFAR-10"):  # the shared data hold no CIFAR-10 training batches
+        _search(tmp_path, "bn", spec_ms, min_accuracy_under_variation=FLOOR, bn_calibration=64)
+    assert not any((tmp_path / "bn").glob("*.csv"))
+
+
+def test_the_cli_refuses_calibration_without_a_floor_with_exit_2(capsys):
+    code = main(["search", "--model", "resnet20", "--dataset", "cifar10", "--hardware", "cim:reram",
+                 "--latency-ms", "1", "--bn-calibration", "64"])
+    assert code == 2 and "--min-accuracy-under-variation" in capsys.readouterr().err
+
+
+def test_each_draw_re_estimates_batch_norms_on_training_images(tmp_path, monkeypatch):
+    """A tiny Fashion-MNIST search (it has training images): the candidates' draws and the winner's
+    re-check re-estimate batch norms on the first images of the fine-tune split, and the report says
+    on how many. It reports on a 256-image validation split, and each Monte-Carlo test runs on its
+    first 64 images: the full test split's bit-serial draws would take minutes."""
+    from nn2hw.evaluate import variation
+
+    calls: list[tuple[int, int]] = []
+    real = variation.evaluate_variation
+
+    def first_images(model, data, *args, calibration=None, **kwargs):
+        calls.append((len(data), 0 if calibration is None else len(calibration)))
+        return real(model, data.take(64), *args, calibration=calibration, **kwargs)
+
+    monkeypatch.setattr(variation, "evaluate_variation", first_images)
+    settings = SearchSettings(model="resnet20", dataset="fashion-mnist", spec=Spec(latency_ms=1e3),
+                              hardware="cim:reram", split="test")
+    base_ms = prepare(settings, evaluator=lambda m: {"top1": 0.0}).base_cost.latency_ms
+    api.search("resnet20", "fashion-mnist", latency_ms=0.9 * base_ms, hardware="cim:reram", hw_params=NOISE,
+               progress=False, out=str(tmp_path / "bn"), min_accuracy_under_variation=FLOOR, bn_calibration=32,
+               **{**TINY, "split": "validation", "select_on_test": False, "trials": 1, "validation_size": 256,
+                  "minimize": False})
+    report = json.loads((tmp_path / "bn" / "report.json").read_text())
+    check = report["solution"]["accuracy_under_variation"]
+    assert check["passed"] and check["selection"]["calibration_images"] == check["report"]["calibration_images"] == 32
+    # the candidate's draws on the images scored (128), the re-check's on the whole validation split (256)
+    assert calls[0] == (128, 32) and calls[-2:] == [(256, 32), (256, 32)], calls
+    assert any("re-estimated on 32 training images" in note for note in report["notes"])
+    assert report["settings"]["variation"]["bn_calibration"] == 32

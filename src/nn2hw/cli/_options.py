@@ -96,3 +96,12 @@ def add_precision(target: ArgumentTarget) -> None:
     target.add_argument("--finetune-precision", default="auto", choices=PRECISIONS, metavar="P",
                         help="fine-tune arithmetic: auto (bf16 autocast where the CPU has AVX-512 BF16 or AMX, "
                              "else fp32; the default), bf16 or fp32; tests always run in fp32")
+
+
+def add_bn_calibration(target: ArgumentTarget, context: str) -> None:
+    """``--bn-calibration N``: re-estimate each programmed crossbar draw's batch norms on N training
+    images (``nn2hw.evaluate.variation``); ``context`` says when it applies."""
+    target.add_argument("--bn-calibration", type=int, default=0, metavar="N",
+                        help=f"{context}re-estimate the batch norms of each programmed draw on the first N training "
+                             "images before testing it (a chip whose batch norms are digital; default 0: the trained "
+                             "statistics)")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from nn2hw.cli._common import console, require_output_files, write_json
 from nn2hw.cli._options import (
+    add_bn_calibration,
     add_checkpoint,
     add_data,
     add_dataset,
@@ -91,10 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="who evaluates the draws with --hardware: nn2hw's bit-sliced crossbar model (default) "
                              "or IBM's aihwkit-lightning, a cross-check on the same weights and weight noise "
                              '(pip install "nn2hw[aihwkit]"; no stuck-at faults, lossless ADC only)')
-    parser.add_argument("--bn-calibration", type=int, default=0, metavar="N",
-                        help="with --hardware: re-estimate the batch norms of each programmed draw on the first N "
-                             "training images before testing it (a chip whose batch norms are digital; default 0: "
-                             "the trained statistics)")
+    add_bn_calibration(parser, "with --hardware: ")
     add_json(parser)
     parser.set_defaults(handler=_run)
 

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from nn2hw.cli._common import err_console, parse_key_values, wide_console
 from nn2hw.cli._options import (
+    add_bn_calibration,
     add_checkpoint,
     add_data,
     add_dataset,
@@ -148,6 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cim.add_argument("--variation-clip", type=_clip, default=DEFAULT_CLIP, metavar="K|none",
                      help="with variation-aware training, clip each crossbar layer's weights to K standard "
                           f"deviations of the layer's weights (default {DEFAULT_CLIP:g}; none: no clipping)")
+    add_bn_calibration(cim, "with --min-accuracy-under-variation: ")
     p.add_argument("--space", metavar="FILE", help="YAML/JSON restricting or extending the search space")
     p.add_argument("--storage", metavar="URL", help="study storage (default: sqlite file study.db in --out)")
     p.add_argument("--study", metavar="NAME", help="study name (default from model, dataset, hardware, specs)")
@@ -248,7 +250,7 @@ def _search(args: argparse.Namespace) -> int:
             lat_penalty=args.lat_penalty, minimize=args.minimize,
             min_accuracy_under_variation=args.min_accuracy_under_variation, variation_draws=args.variation_draws,
             final_variation_draws=args.final_variation_draws, variation_aware_training=args.variation_aware_training,
-            variation_clip=args.variation_clip,
+            variation_clip=args.variation_clip, bn_calibration=args.bn_calibration,
             latency_levels_ms=args.latency_levels_ms or (), epochs=args.epochs, space_kind=args.space_kind)
     except KeyboardInterrupt as exc:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study and the interrupted one "

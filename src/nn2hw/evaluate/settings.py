@@ -117,3 +117,11 @@ def resolve_precision(requested: str) -> tuple[str, str]:
     if supported:
         return "bf16", f"bf16 autocast: {why}"
     return "fp32", f"fp32 ({'bf16 was asked for, but ' if requested == 'bf16' else ''}{why})"
+
+
+def check_calibration_images(images: int) -> None:
+    """``bn_calibration``: a whole number of training images that re-estimate each programmed
+    crossbar draw's batch norms (``nn2hw.evaluate.variation``; 0: the trained statistics)."""
+    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        raise ConfigError(f"bn_calibration={images!r} is not a whole number of training images.",
+                          "Give e.g. --bn-calibration 512, or 0 not to re-estimate the batch norms.")

@@ -488,15 +488,21 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
                             calibration_images=0 if calibration is None else len(calibration))
 
 
+def batch_norms(network: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The batch norms batch-norm re-estimation resets; a ConfigError naming the fix when there are none."""
+    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise ConfigError("Batch-norm re-estimation was asked for, and the model has no batch norm.",
+                          "Drop the calibration images (--bn-calibration 0).")
+    return norms
+
+
 def _batch_norms(network: nn.Module, calibration: Dataset | None) -> list[nn.modules.batchnorm._BatchNorm]:
     """The batch norms whose statistics ``calibration`` re-estimates (none without it); a ConfigError
     when there are calibration images and nothing to re-estimate."""
     if calibration is None:
         return []
-    norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        raise ConfigError("Batch-norm re-estimation was asked for, and the model has no batch norm.",
-                          "Drop the calibration images (--bn-calibration 0).")
+    norms = batch_norms(network)
     if len(calibration) < 1:
         raise ConfigError("Batch-norm re-estimation was given no calibration images.",
                           "Give a number of training images, e.g. --bn-calibration 512.")

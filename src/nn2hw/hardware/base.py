@@ -140,6 +140,10 @@ class HardwareTemplate(ABC):
         """Checked option values; an unknown option names the template's options and design fields."""
         declared = {option.name: option for option in self.options}
         for key in options:
+            if key in self.design_fields():
+                raise ConfigError(f"{key!r} is a design parameter of the {self.name} template, given here among its "
+                                  "options.", f"Give it as a design value: --hw-param {key}=... on the command line, "
+                                  "hw_params= in nn2hw.api, hw_grid= in SearchSettings.")
             if key not in declared:
                 known = [*declared, *self.design_fields()]
                 raise ConfigError(

@@ -391,7 +391,9 @@ def _variation_note(found: VariationCheck) -> str:
     return (f"Accuracy under variation re-checked on {sel.draws} fresh draws of the chosen design: "
             f"{sel.top1:.2f} ± {sel.top1_std:.2f} % (worst {sel.top1_min:.2f} %) on {found.selection_split} "
             f">= the {found.min_top1:g} % spec; on {found.report_split}: {rep.top1:.2f} ± {rep.top1_std:.2f} % "
-            f"(worst {rep.top1_min:.2f} %, {rep.top1_clean:.2f} % without noise).")
+            f"(worst {rep.top1_min:.2f} %, {rep.top1_clean:.2f} % without noise)"
+            + (f"; each draw's batch norms re-estimated on {sel.calibration_images} training images."
+               if sel.calibration_images else "."))
 
 
 FINALIZE_ATTR = "nn2hw_finalize"

@@ -12,7 +12,7 @@ from typing import Any
 from nn2hw._json import jsonable
 from nn2hw.compress.crossbar import DEFAULT_CLIP, NoiseChoice
 from nn2hw.errors import ConfigError, PlanError
-from nn2hw.evaluate.settings import OPTIMIZERS, FinetuneSettings
+from nn2hw.evaluate.settings import OPTIMIZERS, FinetuneSettings, check_calibration_images
 from nn2hw.search.pruning import check_pruner
 from nn2hw.spec import Spec
 from nn2hw.splits import FIT, VALIDATION, Holdout
@@ -189,6 +189,9 @@ class SearchSettings:
       ``variation_clip``: with that training, each crossbar layer's weights are also clipped to ±
       this many standard deviations of the layer's weights (aihwkit's LayerGaussian clipping), which
       lowers every cell's noise as the crossbar's range follows max|w|; None clips nothing.
+      ``bn_calibration``: each draw's batch norms are re-estimated on the first this many images of
+      the fine-tune split before it is tested (a chip whose batch norms are digital, AdaBS-style);
+      0 keeps the trained statistics.
     - ``latency_levels_ms``: RT3-style run-time reconfiguration (``nn2hw.search.family``): a family of
       variants, one per latency level (two or more, distinct; kept sorted, tightest first). The
       search targets ``spec.latency_ms``, which must be one of them (``api.search`` sets it to the
@@ -244,6 +247,7 @@ class SearchSettings:
     final_variation_draws: int = 10
     variation_aware_training: bool = True
     variation_clip: float | None = DEFAULT_CLIP
+    bn_calibration: int = 0
     latency_levels_ms: tuple[float, ...] = ()
     epochs: float | None = None
     space_kind: str = "hotstart"
@@ -398,7 +402,12 @@ class SearchSettings:
     def _check_variation(self) -> None:
         """The accuracy-under-variation spec: a percentage of top-1 for one network."""
         floor = self.min_accuracy_under_variation
+        check_calibration_images(self.bn_calibration)
         if floor is None:
+            if self.bn_calibration:
+                raise ConfigError("--bn-calibration re-estimates batch norms in the test under device variation, and "
+                                  "this search has no --min-accuracy-under-variation.",
+                                  "Add --min-accuracy-under-variation PCT, or drop --bn-calibration.")
             return
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 < floor <= 100.0:
             raise ConfigError(f"--min-accuracy-under-variation must be a top-1 percentage in (0, 100], got {floor!r}.",
@@ -473,7 +482,8 @@ class SearchSettings:
                 "min_top1": self.min_accuracy_under_variation, "draws": self.variation_draws,
                 "aware_training": self.variation_aware_training,
                 **({} if self.variation_clip is None or not self.variation_aware_training
-                   else {"clip": self.variation_clip})}}),
+                   else {"clip": self.variation_clip}),
+                **({"bn_calibration": self.bn_calibration} if self.bn_calibration else {})}}),
             **({} if self.epochs is None else {"epochs": self.epochs}),
             **({} if self.space_kind == "hotstart" else {"space_kind": self.space_kind}),
             **({} if self.pruner == "none" else {"pruner": {  # a study from before pruning resumes with 'none'

@@ -15,6 +15,8 @@ bits hardware dimensions of the space beside the per-layer choices, and adds a s
 - at finalize, the winner after its final fine-tune is re-checked on ``final_variation_draws``
   **fresh** draws (another seed) over the whole selection split; a winner that fails gives way to
   the next finalist. Its accuracy under variation on the test split is reported beside.
+- ``bn_calibration`` N > 0: every draw (the candidates' and the re-check's) has its batch norms
+  re-estimated on the first N images of the fine-tune split before it is tested (AdaBS-style).
 
 Among candidates meeting every spec the search maximizes clean top-1, as without this spec.
 """
@@ -65,6 +67,11 @@ def check_variation_search(ctx: SearchContext) -> None:
             raise ConfigError("--min-accuracy-under-variation tests each fine-tuned candidate on the default "
                               "evaluator's images, and this search was given its own evaluator.",
                               "Leave the evaluator to nn2hw, or drop the accuracy spec.")
+        if s.bn_calibration:
+            from nn2hw.evaluate.variation import batch_norms
+
+            batch_norms(m.model)  # a network without batch norm, or no training images: refused before any trial
+            calibration_of(m.evaluator, s.bn_calibration)
 
 
 def check_reachable_accuracy(ctx: SearchContext, base_metric: float) -> None:
@@ -158,7 +165,8 @@ def candidate_variation(ctx: SearchContext, plans: Mapping[str, Plan], cost: Net
         return f"no accuracy under variation: {exc.cause}"
     s = ctx.settings
     key = evaluation_key(plan.network_key, m.name, m.member.dataset,
-                         f"{m.evaluator_id}|variation:{noise.key}|draws:{s.variation_draws}|seed:{s.seed}")
+                         f"{m.evaluator_id}|variation:{noise.key}|draws:{s.variation_draws}|seed:{s.seed}"
+                         + (f"|bn:{s.bn_calibration}" if s.bn_calibration else ""))
     result = store.evaluate(key, lambda: _monte_carlo(ctx, m, plan, noise))
     return variation_attrs(result.metrics)
 
@@ -172,18 +180,26 @@ def _monte_carlo(ctx: SearchContext, m: MemberContext, plan: Plan, noise: Design
         m.evaluator(model)
     evaluator = m.evaluator
     assert isinstance(evaluator, FinetuneEvaluator)  # check_variation_search
-    found = run_draws(model, evaluator.test_data(), noise, ctx.settings.variation_draws, ctx.settings.seed,
-                      evaluator.test_batch_size, ctx.settings.threads)
+    s = ctx.settings
+    found = run_draws(model, evaluator.test_data(), noise, s.variation_draws, s.seed, evaluator.test_batch_size,
+                      s.threads, calibration_of(evaluator, s.bn_calibration))
     return {"top1": found.top1, "top1_std": found.top1_std, "top1_min": found.top1_min, "draws": float(found.draws),
             "n_images": float(found.n_images)}
 
 
+def calibration_of(evaluator: FinetuneEvaluator, images: int) -> Dataset | None:
+    """The first ``images`` of ``evaluator``'s fine-tune split, which re-estimate each draw's batch norms
+    (None: 0, the trained statistics)."""
+    return evaluator.train_data().take(images) if images else None
+
+
 def run_draws(model: nn.Module, data: Dataset, noise: DesignNoise, draws: int, seed: int, batch_size: int,
-              threads: int | None) -> VariationMetrics:
-    """``draws`` Monte-Carlo draws of ``noise`` on ``model`` over ``data``."""
+              threads: int | None, calibration: Dataset | None) -> VariationMetrics:
+    """``draws`` Monte-Carlo draws of ``noise`` on ``model`` over ``data`` (each draw's batch norms
+    re-estimated on ``calibration`` first, when given)."""
     from nn2hw.evaluate.variation import evaluate_variation
 
-    return evaluate_variation(model, data, noise.noise, draws, seed, batch_size, threads)
+    return evaluate_variation(model, data, noise.noise, draws, seed, batch_size, threads, calibration=calibration)
 
 
 @dataclass(frozen=True)
@@ -205,7 +221,7 @@ class VariationCheck:
         def brief(metrics: VariationMetrics, split: str) -> dict[str, Any]:
             return {"split": split, "top1": metrics.top1, "top1_std": metrics.top1_std, "top1_min": metrics.top1_min,
                     "top1_clean": metrics.top1_clean, "draws": metrics.draws, "seed": metrics.seed,
-                    "n_images": metrics.n_images}
+                    "n_images": metrics.n_images, "calibration_images": metrics.calibration_images}
 
         return {"spec_top1": self.min_top1, "passed": self.passed,
                 "selection": brief(self.selection, self.selection_split),
@@ -226,11 +242,12 @@ def final_variation(ctx: SearchContext, plans: Mapping[str, Plan], cost: Network
         noise = design_noise_of(ctx, cost, apply_plan(plans[m.name], m.workload))
     except HardwareError as exc:
         return f"no accuracy under variation: {exc.cause}"
-    selection = default_evaluator(s, m.member, None, s.finetune, selecting=True).test_data()
+    selecting = default_evaluator(s, m.member, None, s.finetune, selecting=True)
     report_data = default_evaluator(s, m.member, None, s.finetune).test_data()
     seed, draws = s.seed + FRESH_SEED_OFFSET, s.final_variation_draws
     assert isinstance(m.evaluator, FinetuneEvaluator)
-    batch = m.evaluator.test_batch_size
-    return VariationCheck(floor, run_draws(models[m.name], selection, noise, draws, seed, batch, s.threads),
-                          run_draws(models[m.name], report_data, noise, draws, seed, batch, s.threads),
+    batch, calibration = m.evaluator.test_batch_size, calibration_of(selecting, s.bn_calibration)
+    return VariationCheck(floor, run_draws(models[m.name], selecting.test_data(), noise, draws, seed, batch, s.threads,
+                                           calibration),
+                          run_draws(models[m.name], report_data, noise, draws, seed, batch, s.threads, calibration),
                           s.selection_split, m.member.split)

@@ -59,6 +59,9 @@ def test_string_parameters_are_parsed_and_checked():
     assert systolic.parse_design({"rows": "16", "dataflow": "OS"}) == SystolicDesign(rows=16, dataflow="os")
     with pytest.raises(ConfigError, match="no option or design parameter 'row'.*Did you mean 'rows'"):
         systolic.split_params({"row": "16"})
+    with pytest.raises(ConfigError, match="'rows' is a design parameter of the systolic template") as given:
+        systolic.parse_options({"rows": 16})  # e.g. SearchSettings(hw_options=...) where hw_grid was meant
+    assert "--hw-param rows=" in given.value.fix and "hw_grid=" in given.value.fix
     with pytest.raises(ConfigError, match="Unknown systolic parameter"):
         systolic.parse_design({"rws": "16"})
     with pytest.raises(UnknownNameError, match="no design preset 'tpu'"):
