@@ -145,6 +145,23 @@ def test_batch_norms_re_estimated_on_each_programmed_draw_recover_its_accuracy(n
                for m, (mean, var, momentum) in zip(norms, before, strict=True))  # the caller's model untouched
 
 
+def test_calibration_images_also_set_the_converters_input_ranges(net_and_data, monkeypatch):
+    """With calibration images, the DACs' ranges come from their first batch, not from a test batch."""
+    from nn2hw.evaluate import variation
+
+    net, data = net_and_data
+    seen: list[torch.Tensor] = []
+    real = variation._input_ranges
+    monkeypatch.setattr(variation, "_input_ranges", lambda model, modules, images: seen.append(images) or real(
+        model, modules, images))
+    calibration = data.subset(list(range(len(data) - 16, len(data))), "cal")
+    noise = CrossbarNoise(0.1, 2, 16, input_bits=8)
+    evaluate_variation(net, data.take(16), noise, draws=1, batch_size=16)
+    evaluate_variation(net, data.take(16), noise, draws=1, batch_size=16, calibration=calibration)
+    first_test, first_calibration = (next(iter(d.batches(16)))[0] for d in (data, calibration))
+    assert torch.equal(seen[0], first_test) and torch.equal(seen[1], first_calibration)
+
+
 def test_re_estimation_needs_batch_norms_and_images():
     import numpy as np
 

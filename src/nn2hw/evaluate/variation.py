@@ -20,8 +20,8 @@ time); a cell is stuck at its lowest level with probability ``stuck_at_off`` and
 ``stuck_at_on``. So a weight is off by ``weight_sigma`` x max|w| (``CrossbarNoise.weight_sigma``).
 
 **Converters** (per forward pass, hooks on every conv/linear module). Inputs are quantized to
-``input_bits`` over the largest |input| a layer sees on a calibration batch (the first test batch;
-larger inputs clip); signed inputs keep a sign bit and take two passes. They enter ``dac_bits`` at a
+``input_bits`` over the largest |input| a layer sees on a calibration batch (the first batch of the
+calibration images when given, below, else of the test images; larger inputs clip); signed inputs keep a sign bit and take two passes. They enter ``dac_bits`` at a
 time, so a column's sum per input cycle and weight slice spans ``rows x (2^cell_bits - 1) x
 (2^dac_bits - 1)`` LSBs, plus the off-state current ``1/(on_off - 1)`` of that, which the ADC's
 range must also cover. An ADC of ``adc_bits`` has a step of ``span / (2^adc_bits - 1)`` LSBs: at
@@ -39,7 +39,8 @@ batch norms' running statistics are re-estimated from scratch on the calibration
 that draw's crossbars and converters (a chip whose batch norms are digital can do this once after
 programming; Joshi et al., Nature Communications 11, 2473, 2020, adapt batch norm to PCM drift the
 same way, their AdaBS). The statistics then match the draw's shifted activations instead of the
-noise-free network's. Give it training images, never the test images.
+noise-free network's. The same images also set the converters' input ranges (above), so no test
+image informs how the chip is set up. Give it training images, never the test images.
 
 Not modelled: drift (needs a time since programming), IR drop, the offset column's own noise, and
 the rounding of noisy analog sums by a lossless ADC. The result is the mean, standard deviation and
@@ -467,7 +468,7 @@ def evaluate_variation(model: nn.Module, data: Dataset, noise: CrossbarNoise, dr
         check_polarized(arrays, noise.rows)
         signs = {name: torch.from_numpy(fragment_signs(a, noise.rows)) for name, a in arrays.items()}
     clean = test(network, data, batch_size, threads, progress)
-    layers = _converter_layers(network, modules, noises, data, batch_size)
+    layers = _converter_layers(network, modules, noises, data if calibration is None else calibration, batch_size)
     for name, layer in layers.items():
         layer.weight_lsb = weight_grid(float(saved[name].abs().max()), noises[name], weight_steps[name])[0]
     tops: list[float] = []
