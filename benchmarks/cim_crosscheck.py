@@ -12,6 +12,11 @@ deviations over the draws; the images are shared, so their sampling error cancel
 
     python benchmarks/cim_crosscheck.py                       # 500 images, 5 draws, sigma 0, 0.05, 0.1
     python benchmarks/cim_crosscheck.py --images 300 --draws 5 --threads 1 --json crosscheck.json
+    python benchmarks/cim_crosscheck.py --aware-batches 300 --train-clip 2.5   # a clipped variation-aware copy
+
+With ``--aware-batches N`` both backends test a copy fine-tuned variation-aware first, as
+``benchmarks/cim_variation.py`` makes it (N steps of 64 images, weight noise of sigma 0.1's spread,
+cosine from lr 0.01, weights clipped to ``--train-clip`` standard deviations when given).
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--paired", type=int, default=3,
                         help="draws of the largest sigma replayed in aihwkit on nn2hw's programmed weights (3)")
+    parser.add_argument("--aware-batches", type=int, default=0, metavar="N",
+                        help="test a copy fine-tuned variation-aware for N steps first (0: the zoo checkpoint)")
+    parser.add_argument("--train-clip", type=float, default=None, metavar="K",
+                        help="with --aware-batches: clip each layer's weights to K standard deviations")
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
     args = parser.parse_args()
 
@@ -77,6 +86,16 @@ def main() -> None:
 
     data = zoo.prepare(load_dataset("fashion-mnist", "test"), args.model).take(args.images)
     net = zoo.build(args.model, "fashion-mnist", pretrained=True)
+    if args.aware_batches:
+        from cim_variation import aware_copy  # this folder is on the path when the script runs
+
+        recipe = argparse.Namespace(train_sigma=0.1, faults=False, adc_bits=9, train_clip=args.train_clip,
+                                    batches=args.aware_batches, batch_size=64, lr=0.01, seed=args.seed,
+                                    threads=args.threads)
+        train = zoo.prepare(load_dataset("fashion-mnist", "train"), args.model)
+        net, weight_sigma, seconds = aware_copy(args.model, net, train, recipe)
+        print(f"aware copy: {args.aware_batches} steps at weight noise {weight_sigma:.4f} x max|w|, clip "
+              f"{args.train_clip}, {seconds:.0f} s")
     backends = {"nn2hw": evaluate_variation, "aihwkit": evaluate_variation_aihwkit}
     rows = []
     print(f"{args.model} on the first {args.images} Fashion-MNIST test images, cim:reram (128 rows, 2-bit cells, "
