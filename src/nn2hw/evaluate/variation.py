@@ -21,18 +21,18 @@ time); a cell is stuck at its lowest level with probability ``stuck_at_off`` and
 
 **Converters** (per forward pass, hooks on every conv/linear module). Inputs are quantized to
 ``input_bits`` over the largest |input| a layer sees on a calibration batch (the first batch of the
-calibration images when given, below, else of the test images; larger inputs clip); signed inputs keep a sign bit and take two passes. They enter ``dac_bits`` at a
-time, so a column's sum per input cycle and weight slice spans ``rows x (2^cell_bits - 1) x
-(2^dac_bits - 1)`` LSBs, plus the off-state current ``1/(on_off - 1)`` of that, which the ADC's
-range must also cover. An ADC of ``adc_bits`` has a step of ``span / (2^adc_bits - 1)`` LSBs: at
-most 1, every integer sum is resolved; above, each conversion whose column sees an active input
-digit adds a rounding error of variance step^2/12 (the additive quantization-noise model; the
-off-state current makes the analog sum fractional), while an idle column reads exactly 0. The
-share of active conversions per input cycle comes from the digit densities of the calibration
-batch (rows taken as independent). The shift-and-add units weight cycle j and slice k by ``2^(dac_bits j)
-2^(cell_bits k)``, over every row fragment (``ceil(K^2 C_in / rows)``), both arrays of a pair and
-both input passes, and the layer's output gets that Gaussian error, freshly drawn per forward
-pass from the draw's generator.
+calibration images when given, below, else of the test images; larger inputs clip); signed inputs
+keep a sign bit and take two passes. They enter ``dac_bits`` at a time, so a column's sum per input
+cycle and weight slice spans ``rows x (2^cell_bits - 1) x (2^dac_bits - 1)`` LSBs, plus the
+off-state current ``1/(on_off - 1)`` of that, which the ADC's range must also cover. An ADC of
+``adc_bits`` has a step of ``span / (2^adc_bits - 1)`` LSBs: at most 1, every integer sum is
+resolved; above, each conversion whose column sees an active input digit adds a rounding error of
+variance step^2/12 (the additive quantization-noise model; the off-state current makes the analog
+sum fractional), while an idle column reads exactly 0. The share of active conversions per input
+cycle comes from the digit densities of the calibration batch (rows taken as independent). The
+shift-and-add units weight cycle j and slice k by ``2^(dac_bits j) 2^(cell_bits k)``, over every row
+fragment (``ceil(K^2 C_in / rows)``), both arrays of a pair and both input passes, and the layer's
+output gets that Gaussian error, freshly drawn per forward pass from the draw's generator.
 
 **Batch-norm re-estimation** (``calibration``, off unless given): after each draw is programmed, the
 batch norms' running statistics are re-estimated from scratch on the calibration images, run through
