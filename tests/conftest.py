@@ -22,6 +22,14 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("NN2HW_THREADS", "1")
 
 
+_RUNS: set[str] = set()
+"""The xdist run ids whose lock files the controller removes when the run ends."""
+
+
+def _lock_path(run_id: str, suffix: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"nn2hw-tests-{run_id}.{suffix}"
+
+
 def _locked(path: Path, mode: int) -> int:
     """A descriptor of ``path`` (created if absent) holding an advisory lock; closing it releases it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -34,10 +42,9 @@ def _cpu_turn(run_id: str, alone: bool) -> Iterator[None]:
     """A readers-writer lock across the workers of one run: a ``timed`` test holds the CPU exclusively,
     any other test shares it. A writer waits for the CPU holding the turnstile, so tests that start
     after it queue behind it instead of starving it."""
-    folder = Path(tempfile.gettempdir())
-    turnstile = _locked(folder / f"nn2hw-tests-{run_id}.turn", fcntl.LOCK_EX)
+    turnstile = _locked(_lock_path(run_id, "turn"), fcntl.LOCK_EX)
     try:
-        cpu = _locked(folder / f"nn2hw-tests-{run_id}.cpu", fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        cpu = _locked(_lock_path(run_id, "cpu"), fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
     finally:
         os.close(turnstile)
     try:
@@ -56,6 +63,19 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return
     with _cpu_turn(run_id, alone=item.get_closest_marker("timed") is not None):
         yield
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """On the xdist controller: the run id its workers lock under (``_cpu_turn``)."""
+    _RUNS.add(node.workerinput["testrunuid"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """On the xdist controller, once every worker is done: remove the run's lock files."""
+    for run_id in _RUNS:
+        for suffix in ("turn", "cpu"):
+            _lock_path(run_id, suffix).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
