@@ -45,11 +45,11 @@ def paired_draws(net, data: Dataset, noise: CrossbarNoise, seed: int, draws: int
     to compare draw by draw with nn2hw's: the forward paths on the same weights."""
     import torch
 
-    from nn2hw.evaluate.aihwkit_backend import analog_network
+    from nn2hw.evaluate.aihwkit_backend import analog_network, unparametrized
     from nn2hw.evaluate.loops import test
     from nn2hw.evaluate.variation import baked, crossbar_modules, draw_seed, program
 
-    network = baked(net)
+    network = unparametrized(baked(net))
     saved = {name: m.weight.detach().clone() for name, m in crossbar_modules(network).items()}
     analog, layers = analog_network(network, noise, next(iter(data.batches(256)))[0])
     tops = []

@@ -124,6 +124,26 @@ def test_sigma_zero_gives_the_noise_free_accuracy_in_both_backends(tiny):
 
 
 @needs_aihwkit
+def test_a_variation_aware_clipped_network_is_cross_checked_as_deployed(tiny):
+    """Parametrized layers (a noise_train plan's clipping and training noise) reach aihwkit as plain
+    layers holding the deployed (clipped) weights; the caller's network keeps its parametrizations."""
+    from nn2hw.compress import apply_plan, with_noise_training
+    from nn2hw.plan import Plan
+    from nn2hw.workload import from_module
+
+    net, data = tiny
+    workload = from_module(net, (1, 1, 8, 8))
+    aware = apply_plan(with_noise_training(Plan.for_workload(workload, "tiny"), workload, 0.1, clip=1.0), net).eval()
+    deployed = [w.detach().clone() for w in programmed_weights(aware)]
+    assert not torch.equal(deployed[0], net.conv.weight)  # clipped
+    noise = design_noise("cim:reram", {"sigma": 0.0, **MAPPABLE})[0]
+    ours = evaluate_variation(aware, data, noise, draws=1)
+    theirs = evaluate_variation_aihwkit(aware, data, noise, draws=1)
+    assert ours.top1 == theirs.top1 == theirs.top1_clean == ours.top1_clean
+    assert type(aware.conv).__name__.startswith("Parametrized") and torch.equal(aware.conv.weight, deployed[0])
+
+
+@needs_aihwkit
 def test_a_larger_sigma_never_raises_the_expected_accuracy_and_draws_replay(tiny):
     net, data = tiny
     noise = {s: design_noise("cim:reram", {"sigma": s, **MAPPABLE})[0] for s in (0.05, 0.3, 0.6)}

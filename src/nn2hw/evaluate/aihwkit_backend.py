@@ -47,6 +47,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from nn2hw.data.base import Dataset
 from nn2hw.errors import ConfigError
@@ -130,6 +131,23 @@ def _rpu_config(kit: SimpleNamespace, noise: CrossbarNoise, largest: float, nega
     return config
 
 
+def unparametrized(network: nn.Module) -> nn.Module:
+    """``network`` (a ``baked`` copy, changed in place) with each parametrized module back to its own
+    class, the values its parametrizations give held as plain parameters. aihwkit-lightning converts
+    layers by their exact class, and torch's parametrized modules are subclasses generated for them
+    (a variation-aware plan's clipping and training noise, a pruning mask). The generated class is
+    shared with the model ``baked`` copied, so only the instance's class changes."""
+    for module in list(network.modules()):
+        if parametrize.is_parametrized(module):
+            with torch.no_grad():
+                values = {name: getattr(module, name).detach().clone() for name in module.parametrizations}
+            del module._modules["parametrizations"]
+            module.__class__ = type(module).__bases__[0]
+            for name, value in values.items():
+                module.register_parameter(name, nn.Parameter(value))
+    return network
+
+
 def analog_network(network: nn.Module, noise: CrossbarNoise, calibration: torch.Tensor
                    ) -> tuple[nn.Module, dict[str, Any]]:
     """``network`` converted to aihwkit-lightning analog layers (a copy), with each layer's input range
@@ -163,7 +181,7 @@ def evaluate_variation_aihwkit(model: nn.Module, data: Dataset, noise: CrossbarN
         raise ConfigError(f"draws={draws!r} is not a whole number in 1..{MAX_DRAWS}.",
                           "Give --draws as e.g. 10 (NACIM averages Monte-Carlo draws).")
     check_mappable(noise)
-    network = baked(model)
+    network = unparametrized(baked(model))
     if not crossbar_modules(network):
         raise ConfigError("The model has no conv or linear weights to program into crossbars.",
                           "Evaluate a network with convolutions or linear layers.")
