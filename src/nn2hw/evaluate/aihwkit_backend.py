@@ -43,7 +43,7 @@ import io
 import statistics
 from dataclasses import asdict
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -140,7 +140,8 @@ def unparametrized(network: nn.Module) -> nn.Module:
     for module in list(network.modules()):
         if parametrize.is_parametrized(module):
             with torch.no_grad():
-                values = {name: getattr(module, name).detach().clone() for name in module.parametrizations}
+                values = {name: getattr(module, name).detach().clone()
+                          for name in cast(nn.ModuleDict, module.parametrizations)}
             del module._modules["parametrizations"]
             module.__class__ = type(module).__bases__[0]
             for name, value in values.items():
