@@ -194,3 +194,14 @@ def test_a_quantized_network_is_refused_naming_its_layers(shared_data):
     with pytest.raises(ConfigError, match="layer1.0.conv1") as exc:
         evaluate_variation_aihwkit(quantized, data, CrossbarNoise(0.05, 2, 16, input_bits=16), draws=1)
     assert "--backend nn2hw" in exc.value.fix
+
+
+def test_grouped_convolutions_are_refused_naming_them():
+    """aihwkit-lightning converts one group per convolution: a depthwise layer is named before aihwkit is needed."""
+    from nn2hw.evaluate.variation import CrossbarNoise
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 2)).eval()
+    with pytest.raises(ConfigError, match=r"grouped convolutions \(1, e.g. depthwise\)") as exc:
+        evaluate_variation_aihwkit(net, bright_dark(8), CrossbarNoise(0.05, 2, 16, input_bits=16), draws=1)
+    assert "--backend nn2hw" in exc.value.fix

@@ -193,6 +193,12 @@ def evaluate_variation_aihwkit(model: nn.Module, data: Dataset, noise: CrossbarN
                           "noise per layer over its range at the design's bits, so the two would not model the same "
                           "crossbars.", "Cross-check an unquantized network (a --plan without quantize), or use "
                           "--backend nn2hw.")
+    grouped = [name for name, m in crossbar_modules(network).items() if getattr(m, "groups", 1) > 1]
+    if grouped:
+        raise ConfigError(f"{len(grouped)} layer(s) are grouped convolutions ({', '.join(grouped[:3])}"
+                          f"{'...' if len(grouped) > 3 else ''}, e.g. depthwise), which aihwkit-lightning does not "
+                          "convert (it supports one group per convolution).",
+                          "Cross-check a network without grouped convolutions, or use --backend nn2hw.")
     clean = test(network, data, batch_size, threads, progress)
     images, _ = next(iter(data.batches(batch_size)))
     analog, layers = analog_network(network, noise, images)
