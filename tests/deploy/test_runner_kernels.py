@@ -51,6 +51,21 @@ def test_fp32_kernels_cover_every_layer_with_fused_chains_named(resnet20, tmp_pa
     assert any(layers == (name,) for name, layers in mapping.items())  # layout reorders keep their own name
 
 
+def test_kernels_map_onto_a_workload_read_from_the_onnx_file(resnet20, tmp_path):
+    """`nn2hw analyze --onnx F --hardware cpu`: the NCHWc Conv+BatchNorm+Relu kernels, which ONNX Runtime
+    names after the Relu's output ('/layer1/layer1.0/Relu_output_0_nchwc'), cover their conv."""
+    from nn2hw.workload import from_onnx
+
+    model, workload, _ = resnet20
+    path = export_onnx(model, tmp_path / "f.onnx", workload=workload).path
+    read = from_onnx(path)
+    mapping = kernel_layers(_kernels(path), read)
+    covered = {layer for layers in mapping.values() for layer in layers}
+    assert covered >= {l.name for l in read.layers if l.kind.value != "input"}
+    assert next(layers for layers in mapping.values() if "layer1.0.conv1" in layers) == (
+        "layer1.0.conv1", "layer1.0.bn1", "layer1.0.Relu")
+
+
 def test_int8_kernels_map_to_their_layer(resnet20, tmp_path):
     model, workload, plan0 = resnet20
     result = export_onnx(model, tmp_path / "q.onnx", plan=int8(plan0, workload, model), workload=workload)

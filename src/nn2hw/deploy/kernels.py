@@ -10,6 +10,8 @@ NCHWc Conv+BatchNorm+Relu is named after the Relu) takes the conv, norm and acti
 before it; any other layer without a kernel (never a conv/linear one) goes with the kernel of its
 first input (a Conv kernel with its BatchNorm and activation folded in). A kernel that matches
 no layer (a layout reorder, a transpose ONNX Runtime inserted) is kept under its own name.
+A workload read from the ONNX file (``nn2hw.workload.from_onnx``) names each node's layer after its
+scope and node (``layer1.0.Relu``): a kernel named after that node is that layer.
 A kernel whose name torch's exporter did not give (ONNX Runtime names the kernels of some fusions
 after the pass: 'SkipLayerNormalization_token_7', 'Gelu') is read by the tensor it writes, which
 keeps the name of the last node it replaced (``/encoder/layer.0/output/LayerNorm/LayerNormalization_output_0``).
@@ -57,6 +59,10 @@ def _match(name: str, workload: Workload, scopes: dict[str, str]) -> str | None:
     parsed = parse_node_name(name)
     if parsed is None:
         return None
+    own = f"{parsed.op_type}_{parsed.occurrence}" if parsed.occurrence else parsed.op_type
+    direct = f"{parsed.path}.{own}" if parsed.path else own
+    if direct in workload:  # a workload read from the ONNX file names a node's layer so ('layer1.0.Relu')
+        return direct
     path = parsed.path
     while path:
         if path in workload and _is_module(workload.layer(path)):
