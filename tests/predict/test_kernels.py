@@ -177,3 +177,45 @@ def test_chain_timing_leaves_out_the_reorders_a_lone_nchwc_kernel_pays(tmp_path:
                                            (chained, baseline, kernel_graph(kernel), empty_graph())],
                                           protocol, store=MeasurementStore(tmp_path / "m.sqlite"))]
     assert 0 < times[0] - times[1] < times[2] - times[3], times
+
+
+def test_each_kernel_gets_its_own_baseline_that_runs_as_the_shared_one() -> None:
+    """Kernels whose baseline models are the same graph (the empty model; one pre-conv alone for every
+    conv reading 32 channels at 16x16) get a copy each, tagged with the kernel's model: the measurement
+    store keeps one baseline per kernel, timed beside it, never one timed at another moment."""
+    from nn2hw.predict.kernels import Kernel, chain_graphs, conv_features, empty_graph, in_nchwc_chain, measurement_pair
+
+    convs = [Kernel("c", "conv", (), (), conv_features(cin=32, cout=cout, h=16, w=16, k=3, s=1)) for cout in (16, 64)]
+    acts = [Kernel("a", "act", (), (), {"batch": 1, "c": c, "h": 8, "w": 8, "act": 1, "elements": 64 * c})
+            for c in (8, 16)]
+    pairs = [measurement_pair(k) for k in (*convs, *acts)]
+    assert len({baseline for _, baseline in pairs}) == 4  # four kernels, four baselines
+    for kernel, (model, baseline) in zip((*convs, *acts), pairs):
+        shared = chain_graphs(kernel) if in_nchwc_chain(kernel) else (kernel_graph(kernel), empty_graph())
+        assert model == shared[0]
+        tagged, plain = onnx.load_from_string(baseline), onnx.load_from_string(shared[1])
+        assert tagged.doc_string.startswith("baseline of model sha256 ") and tagged.graph == plain.graph
+        ort.InferenceSession(baseline, providers=["CPUExecutionProvider"])  # it runs
+
+
+def test_a_kernel_and_its_baseline_are_timed_in_one_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build times each kernel's model and its baseline together (interleaved rounds), so the
+    difference it stores is free of the machine's drift between two moments."""
+    from nn2hw.measure import MeasurementStore, Protocol, onnx_runner
+    from nn2hw.predict import sampling
+    from nn2hw.predict.kernels import measurement_pair
+
+    groups: list[list[str]] = []
+    real_measure = sampling.measure
+
+    def recording(runners, protocol, *, store=None):  # type: ignore[no-untyped-def]
+        groups.append([r.key for r in runners])
+        return real_measure(runners, protocol, store=store)
+
+    monkeypatch.setattr(sampling, "measure", recording)
+    timer = sampling._Timer(sampling.BuildSettings(kernel_repeats=5), MeasurementStore(tmp_path / "m.sqlite"))
+    kernels = _prior(random.Random(1), 6)[:4]
+    samples = timer.kernels(kernels, set())
+    assert len(samples) == len({hash(k) for k in kernels}) == len(groups)
+    for kernel, group in zip(kernels, groups):
+        assert group == [onnx_runner(m, Protocol()).key for m in measurement_pair(kernel)]

@@ -6,7 +6,8 @@ decades; trees on logs split sizes by ratio, as latencies scale). A sample's tim
 kernel costs inside a network: its one-kernel model's median minus the empty model's, or, for an
 NCHWc conv reading an NCHWc tensor, a 1x1 NCHWc conv followed by it minus that conv alone
 (``nn2hw.predict.kernels.chain_graphs``), so the layout reorders a lone kernel would pay at the
-model's edges are not counted (between NCHWc kernels a network pays none).
+model's edges are not counted (between NCHWc kernels a network pays none). Each pair is timed
+together (``nn2hw.predict.kernels.measurement_pair``), so the machine's drift cancels.
 
 A network is not exactly the sum of its kernels timed alone: inside it, NCHWc tensors flow between
 convs without reorders, a kernel's input is still in cache from the one before, small kernels'

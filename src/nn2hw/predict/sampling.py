@@ -4,7 +4,8 @@
    residual, plain and inverted-residual CNNs, a quarter int8) for ``CALIBRATION_SHARE`` of the budget.
 2. Sample kernel configurations: the kernels of the ``workloads`` given (the shapes real models use)
    and of the calibration networks, interleaved with draws from a built-in prior of CNN and
-   Transformer-encoder shapes; time each one-kernel model (``kernel_graph``) with ``nn2hw.measure``.
+   Transformer-encoder shapes; time each kernel's model beside its own baseline (``measurement_pair``)
+   with ``nn2hw.measure``.
 3. Fit a random forest per kernel type and the network correction (``nn2hw.predict.kernel``); then
    nn-Meter's adaptive sampling: for samples whose out-of-bag error exceeds 10 % and ``NOISE_FLOOR``
    times their own IQR (so noise alone flags nothing), time 20 neighbours (channels x0.4-1.2) and
@@ -33,14 +34,12 @@ from nn2hw.predict.kernels import (
     RESIDUAL_NCHWC,
     RESIDUAL_NONE,
     Kernel,
-    chain_graphs,
     conv_features,
     empty_graph,
     gemm_features,
-    in_nchwc_chain,
-    kernel_graph,
     kernels_of,
     matmul_features,
+    measurement_pair,
     native_int8,
     nchwc_conv,
     tensor_features,
@@ -124,7 +123,7 @@ def build(device: str = "cpu", *, budget_s: float = DEFAULT_BUDGET_S, seed: int 
     seen: set[int] = set()
     while queue and time.monotonic() - start < initial_s:
         batch, queue = queue[:GROUP], queue[GROUP:]
-        samples += timer.kernels(batch, empty, seen)
+        samples += timer.kernels(batch, seen)
         if len(samples) % 200 < GROUP:
             say(f"kernels timed: {len(samples)} ({time.monotonic() - start:.0f} s of {budget_s:.0f} s)")
     predictor = _fit(samples, empty, nets, seed, timer)
@@ -141,7 +140,7 @@ def build(device: str = "cpu", *, budget_s: float = DEFAULT_BUDGET_S, seed: int 
         for i in range(0, len(extra), GROUP):
             if time.monotonic() - start >= budget_s:
                 break
-            samples += timer.kernels(extra[i:i + GROUP], empty, seen)
+            samples += timer.kernels(extra[i:i + GROUP], seen)
         predictor = _fit(samples, empty, nets, seed, timer)
     say(f"built: {len(samples)} kernel samples over {len(predictor.models)} types and {len(nets)} calibration "
         f"networks in {time.monotonic() - start:.0f} s")
@@ -177,20 +176,15 @@ class _Timer:
             out += [NetworkSample(w, m.median_ms, m.iqr_ms) for w, m in zip(works, measured)]
         return out
 
-    def kernels(self, kernels: Sequence[Kernel], empty: Measurement, seen: set[int]) -> list[KernelSample]:
-        """Each new kernel's time as it runs inside a network: its one-kernel model less the empty model,
-        or, for an NCHWc conv between NCHWc kernels, its chain model less the chain's baseline
-        (``chain_graphs``). The IQR is that of the difference's terms, combined."""
+    def kernels(self, kernels: Sequence[Kernel], seen: set[int]) -> list[KernelSample]:
+        """Each new kernel's time as it runs inside a network: its ``measurement_pair``'s difference, the
+        two models timed in one interleaved group (so the machine's drift cancels). The IQR is that of
+        the difference's terms, combined."""
         fresh = [k for k in kernels if hash(k) not in seen]
         seen.update(hash(k) for k in fresh)
-        if not fresh:
-            return []
-        pairs = [chain_graphs(k) if in_nchwc_chain(k) else (kernel_graph(k), None) for k in fresh]
-        models = [model for pair in pairs for model in pair if model is not None]
-        measured = iter(self.time(models, self.settings.kernel_repeats))
         out = []
-        for kernel, (_, baseline) in zip(fresh, pairs):
-            timed, base = next(measured), next(measured) if baseline is not None else empty
+        for kernel in fresh:
+            timed, base = self.time(measurement_pair(kernel), self.settings.kernel_repeats)
             out.append(KernelSample(kernel.type, dict(kernel.features), timed.median_ms - base.median_ms,
                                     math.hypot(timed.iqr_ms, base.iqr_ms)))
         return out
