@@ -177,3 +177,15 @@ def test_the_same_network_measured_twice_interleaved_agrees_within_the_reported_
     second = Renamed(onnx_runner(path, protocol), first.key + "-again")
     a, b = measure([first, second], protocol, store=MeasurementStore(tmp_path / "m.sqlite"))
     assert abs(a.median_ms - b.median_ms) <= max(a.iqr_ms, b.iqr_ms)
+
+
+def test_profiling_cost_is_taken_out_per_kernel_not_in_proportion():
+    """Kernels profiled at 100, 7 and 7 us in a network whose un-profiled median is 102 us: profiling
+    cost 4 us each (not 10.5 % of each); a kernel below that cost counts 0, and the rest still add up."""
+    from nn2hw.hardware.cpu import profiler_cost_ms
+
+    assert profiler_cost_ms([0.100, 0.007, 0.007], 0.102) == pytest.approx(0.004)
+    assert profiler_cost_ms([0.100, 0.007, 0.007], 0.120) == 0.0  # under the median: nothing to take out
+    cost = profiler_cost_ms([0.100, 0.001, 0.007], 0.096)  # the 1 us kernel is all profiler: 0, the others 6 us
+    assert cost == pytest.approx(0.0055) and (0.100 - cost) + (0.007 - cost) == pytest.approx(0.096)
+    assert profiler_cost_ms([0.003, 0.002], 0.0) == 0.003
