@@ -4,6 +4,7 @@ equal wall time (issue 11).
     python benchmarks/differentiable_search.py                     # both templates, 4 strategies, 3 seeds
     python benchmarks/differentiable_search.py --seeds 1 --hardware fpga:zcu102 --minutes 4 \\
         --final-batches 300 --strategies differentiable,reinforce   # one small run
+    python benchmarks/differentiable_search.py ... --resume        # an interrupted one: runs the rest
 
 The job is the README's: ResNet-20 (Fashion-MNIST), hot-start space, per template of --hardware
 (default ``fpga:zcu102`` and ``eyeriss``) a latency spec of --fraction x the base's latency on that
@@ -151,6 +152,26 @@ def target_line(hardware: str, summary: dict[str, dict]) -> dict:
     return {"verdict": "MET" if met else "NOT MET", "best_discrete": best, "top1_diff": diff, "wall_ratio": ratio}
 
 
+SAME_RUN = ("fraction", "minutes", "epochs", "finetune_batches", "final_batches", "search_images", "threads")
+"""The settings a resumed benchmark must share with the runs it keeps."""
+
+
+def resumed(args: argparse.Namespace) -> list[dict]:
+    """The runs an earlier benchmark wrote to ``--out`` (none when there is no file); an error
+    naming the setting when they were run with other settings."""
+    path = Path(args.out) / "differentiable_search.json"
+    if not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    changed = [k for k in SAME_RUN if earlier["args"].get(k) != getattr(args, k)]
+    if changed:
+        given = ", ".join(f"{k}={earlier['args'].get(k)!r}" for k in changed)
+        raise SystemExit(f"--resume: {path} holds runs made with other {', '.join(changed)} ({given}); give the "
+                         "same, or another --out.")
+    print(f"resuming: keeping {len(earlier['runs'])} run(s) from {path}", flush=True)
+    return list(earlier["runs"])
+
+
 def save(figures: dict, out: str) -> Path:
     path = Path(out) / "differentiable_search.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,9 +192,12 @@ def main() -> None:
     parser.add_argument("--search-images", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="runs/bench-differentiable")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs an interrupted benchmark with the same settings wrote to --out and run "
+                             "only the others (--strategies and --seeds may differ)")
     args = parser.parse_args()
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    figures: dict = {"args": vars(args), "templates": {}, "runs": []}
+    figures: dict = {"args": vars(args), "templates": {}, "runs": resumed(args) if args.resume else []}
     for hardware in [h.strip() for h in args.hardware.split(",") if h.strip()]:
         found = reach(hardware)
         spec = args.fraction * found["base_ms"]
@@ -185,6 +209,9 @@ def main() -> None:
         figures["templates"][hardware] = {**found, "spec_ms": spec}
         for seed in range(args.seeds):
             for strategy in strategies:
+                if any((r["hardware"], r["strategy"], r["seed"]) == (hardware, strategy, seed)
+                       for r in figures["runs"]):
+                    continue  # kept from the interrupted benchmark (--resume)
                 figures["runs"].append(search_run(args, hardware, spec, strategy, seed))
                 print_run(figures["runs"][-1])
                 save(figures, args.out)  # an interrupted benchmark keeps the runs it finished
