@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import pytest
 
 from nn2hw.cli import main
-from nn2hw.errors import DatasetError
+from nn2hw.errors import ConfigError, DatasetError
 from nn2hw.evaluate import FinetuneSettings
 from nn2hw.search import SearchSettings, Spec, run_search
 from nn2hw.search.context import prepare
@@ -76,3 +77,15 @@ def test_select_on_test_scores_on_the_test_split_and_the_report_says_so(shared_d
     assert any(note.startswith("SELECTED ON TEST") for note in report["notes"])
     assert {row["scored_on"] for row in trials if row["top1"]} == {"test-partial"}
     assert "SELECTED ON TEST" in (out / "summary.html").read_text()
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, True])
+def test_report_images_must_be_a_positive_integer(value):
+    with pytest.raises(ConfigError, match="report_images must be a positive integer"):
+        SearchSettings(model="resnet20", dataset="fashion-mnist", spec=Spec(latency_ms=1.0), report_images=value)
+
+
+def test_report_images_says_which_part_of_the_split_is_reported():
+    settings = SearchSettings(model="resnet20", dataset="fashion-mnist", spec=Spec(latency_ms=1.0), report_images=500)
+    assert settings.report_split("fashion-mnist", "test") == "fashion-mnist test (first 500)"
+    assert replace(settings, report_images=None).report_split("fashion-mnist", "test") == "fashion-mnist test"

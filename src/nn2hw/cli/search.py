@@ -110,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "keeps every spec met, and report them)")
     p.add_argument("--search-images", type=int, default=2000, metavar="N",
                    help="score candidates on the first N images of the validation split (default 2000)")
+    p.add_argument("--report-images", type=int, metavar="N",
+                   help="report the base and the result on the first N images of the test split only (a quick run; "
+                        "the accuracies are marked partial; default: the whole split)")
     add_precision(p)
     p.add_argument("--validation-size", type=_count_or_fraction, metavar="N|F",
                    help="training images (or a fraction of them) set aside as the validation split candidates are "
@@ -241,7 +244,8 @@ def _search(args: argparse.Namespace) -> int:
             final_finetune=replace(FINAL_FINETUNE, batches=final_batches, lr=lr, seed=args.seed,
                                    precision=args.finetune_precision, clip_grad_norm=clip,
                                    optimizer=recipe.optimizer),
-            search_images=args.search_images, metric=args.metric, validation_size=args.validation_size,
+            search_images=args.search_images, report_images=args.report_images, metric=args.metric,
+            validation_size=args.validation_size,
             select_on_test=args.select_on_test, pruner=args.pruner, prune_checkpoints=args.prune_checkpoints,
             prune_images=args.prune_images, prune_warmup=args.prune_warmup,
             space_config=args.space, storage=args.storage, study=args.study, resume=args.resume,

@@ -266,11 +266,12 @@ def measure(ctx: SearchContext, plans: Mapping[str, Plan], evaluators: Mapping[s
 def evaluators_for(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None, finetune: FinetuneSettings,
                    progress: bool) -> dict[str, Evaluator]:
     """Per network: the user's evaluator, else the default one (fine-tune as ``finetune`` says,
-    distilling from the unmodified model, then test the whole split)."""
+    distilling from the unmodified model, then test the whole split, or its first ``report_images``)."""
     found = {}
     for m in ctx.members:
         chosen = given.get(m.name) if isinstance(given, Mapping) else given
-        found[m.name] = chosen or member_evaluator(ctx.settings, m.member, None, finetune, m.model, progress)
+        found[m.name] = chosen or member_evaluator(ctx.settings, m.member, ctx.settings.report_images, finetune,
+                                                   m.model, progress)
     return found
 
 
@@ -523,7 +524,7 @@ def splits_used(ctx: SearchContext) -> dict[str, Any]:
 
     s, m = ctx.settings, ctx.members[0]
     evaluator = m.evaluator
-    report = f"{m.member.dataset} {m.member.split}"
+    report = s.report_split(m.member.dataset, m.member.split)
     if isinstance(evaluator, EmbeddingFidelityEvaluator):  # label-free: nothing is fine-tuned
         return {"candidates": evaluator.data().description, "fine_tune": None, "report": report,
                 "selected_on_test": s.selection_split == m.member.split}

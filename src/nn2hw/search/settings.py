@@ -151,7 +151,8 @@ class SearchSettings:
       the first N images of the ``validation`` split score candidates (None: all); ``final_finetune``:
       the longer fine-tune of the winner (default 2000 batches, cosine decay from lr 0.003,
       distilled from the unmodified model), then tested once on all of ``split`` (the test split),
-      as the base model is. ``validation_size``: images (or a fraction) of the training split set
+      as the base model is; ``report_images``: on its first N images only (a quick run: the report's
+      accuracies are then marked partial). ``validation_size``: images (or a fraction) of the training split set
       aside as the validation split (None: the dataset's own split, or its default holdout, e.g.
       5,000 Fashion-MNIST images). ``select_on_test``: score candidates on ``split`` itself, for a
       dataset with no training data here; every accuracy is then marked selected-on-test.
@@ -218,6 +219,7 @@ class SearchSettings:
     minutes: float | None = None
     finetune: FinetuneSettings = field(default_factory=lambda: FinetuneSettings(lr=SEARCH_FINETUNE_LR))
     search_images: int | None = 2000
+    report_images: int | None = None
     final_finetune: FinetuneSettings = field(default_factory=lambda: FINAL_FINETUNE)
     top_k: int = 3
     storage: str | None = None
@@ -268,9 +270,12 @@ class SearchSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.", f"Fix {name}.")
-        if self.search_images is not None and (not isinstance(self.search_images, int) or self.search_images < 1):
-            raise ConfigError(f"search_images must be a positive integer, got {self.search_images!r}.",
-                              "Give e.g. --search-images 2000, or leave it unset to score on the whole split.")
+        for name in ("search_images", "report_images"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}.",
+                                  f"Give e.g. --{name.replace('_', '-')} 2000, or leave it unset to score on the "
+                                  "whole split.")
         if self.seq_len is not None and (isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int)
                                          or self.seq_len < 2):
             raise ConfigError(f"--seq-len must be an integer >= 2, got {self.seq_len!r}.",
@@ -462,6 +467,10 @@ class SearchSettings:
         if self.storage:
             return self.storage if "://" in self.storage else f"sqlite:///{self.storage}"
         return f"sqlite:///{self.out_dir / 'study.db'}"
+
+    def report_split(self, dataset: str, split: str) -> str:
+        """The data the base and the result are reported on, in words."""
+        return f"{dataset} {split}" + (f" (first {self.report_images})" if self.report_images else "")
 
     def identity(self) -> dict[str, Any]:
         """What a resumed study must share with its start (the budget and worker count may change)."""

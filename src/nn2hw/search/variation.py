@@ -243,7 +243,7 @@ def final_variation(ctx: SearchContext, plans: Mapping[str, Plan], cost: Network
     except HardwareError as exc:
         return f"no accuracy under variation: {exc.cause}"
     selecting = default_evaluator(s, m.member, None, s.finetune, selecting=True)
-    report_data = default_evaluator(s, m.member, None, s.finetune).test_data()
+    report_data = default_evaluator(s, m.member, s.report_images, s.finetune).test_data()
     seed, draws = s.seed + FRESH_SEED_OFFSET, s.final_variation_draws
     assert isinstance(m.evaluator, FinetuneEvaluator)
     batch, calibration = m.evaluator.test_batch_size, calibration_of(selecting, s.bn_calibration)

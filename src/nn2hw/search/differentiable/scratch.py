@@ -586,7 +586,7 @@ def finish(run: SpaceRun, state: dict[str, Any], ranked: list[dict[str, Any]], f
     """Re-check, final fine-tune and test the best scored candidate; the baseline; bundle and reports."""
     s = run.settings
     data = training_data(run)
-    final = final_evaluator or default_evaluator(s, s.members[0], None, _finetune(s.final_finetune))
+    final = final_evaluator or default_evaluator(s, s.members[0], s.report_images, _finetune(s.final_finetune))
     notes: list[str] = []
     for c in ranked:
         model, plan = candidate_model(run, c["indices"], data)
@@ -663,7 +663,7 @@ def _counts(state: Mapping[str, Any]) -> dict[str, int]:
 def _splits(s: SearchSettings) -> dict[str, Any]:
     return {"candidates": f"{s.dataset} {s.selection_split}" + (f" (first {s.search_images})" if s.search_images
                                                                  else ""),
-            "fine_tune": f"{s.dataset} {s.train_split}", "report": f"{s.dataset} {s.split}",
+            "fine_tune": f"{s.dataset} {s.train_split}", "report": s.report_split(s.dataset, s.split),
             "selected_on_test": s.selection_split == s.split}
 
 
