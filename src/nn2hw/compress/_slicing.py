@@ -133,15 +133,16 @@ def _slice_compute(model: nn.Module, layer: Layer, in_kept: Any, out_kept: Any) 
     from nn2hw.compress import _torch
 
     module = _torch.weight_module(model, layer.name, transform="channel_cut")
-    weight = module.weight.detach()
     depthwise = layer.conv_type == "depthwise"
+    steps = []
     if out_kept is not None:
-        weight = weight[out_kept]
+        steps.append(_torch.take(0, out_kept))
         if module.bias is not None:
-            _torch.set_weight(module, module.bias.detach()[out_kept], "bias")
+            _torch.derive(module, "bias", _torch.take(0, out_kept))
     if in_kept is not None and not depthwise:
-        weight = weight[:, in_kept]
-    _torch.set_weight(module, weight)
+        steps.append(_torch.take(1, in_kept))
+    _torch.derive(module, "weight", *steps)
+    weight = module.weight
     if isinstance(module, nn.Linear):
         module.out_features, module.in_features = weight.shape[0], weight.shape[1]
         return
@@ -169,12 +170,12 @@ def _slice_channel_params(model: nn.Module, layer: Layer, in_kept: Any) -> None:
         return
     if isinstance(module, nn.PReLU):
         if module.num_parameters > 1:
-            _torch.set_weight(module, module.weight.detach()[in_kept])
+            _torch.derive(module, "weight", _torch.take(0, in_kept))
             module.num_parameters = len(in_kept)
         return
     for pname in ("weight", "bias"):
         if getattr(module, pname, None) is not None:
-            _torch.set_weight(module, getattr(module, pname).detach()[in_kept], pname)
+            _torch.derive(module, pname, _torch.take(0, in_kept))
     for bname in ("running_mean", "running_var"):
         if getattr(module, bname, None) is not None:
             _torch.set_buffer(module, bname, getattr(module, bname)[in_kept])
@@ -193,7 +194,7 @@ def _slice_layer_norm(module: nn.LayerNorm, layer: Layer, in_kept: Any) -> None:
                         "Leave the layers feeding it unchanged (exclude them in the space file).")
     for pname in ("weight", "bias"):
         if getattr(module, pname, None) is not None:
-            _torch.set_weight(module, getattr(module, pname).detach()[in_kept], pname)
+            _torch.derive(module, pname, _torch.take(0, in_kept))
     module.normalized_shape = (len(in_kept),)
 
 

@@ -8,8 +8,9 @@ Their state (mask, integer bits) is in buffers, hence in the ``state_dict`` of a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
 
 import torch
@@ -64,15 +65,78 @@ def record_fixed_point(module: nn.Module, **steps: float) -> None:
     setattr(module, FIXED_POINT_ATTR, {**getattr(module, FIXED_POINT_ATTR, {}), **steps})
 
 
-def set_weight(module: nn.Module, weight: torch.Tensor, name: str = "weight") -> None:
-    """Replace a parameter by a new tensor (new shape allowed), keeping its requires_grad flag."""
+DERIVED_ATTR = "_nn2hw_derived"
+"""Per parameter name of a rewritten module: the ``Take``/``Pad`` steps that made it from the base
+model's parameter of the same name (``derive``); read by ``derivation``."""
+
+
+@dataclass(frozen=True, eq=False)
+class Take:
+    """Keep the entries ``index`` (ascending) along ``axis``: a cut's slice of a parameter."""
+
+    axis: int
+    index: torch.Tensor
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.index_select(self.axis, self.index.to(tensor.device))
+
+    def record(self) -> tuple[str, int, torch.Tensor]:
+        return ("take", self.axis, self.index)
+
+
+@dataclass(frozen=True, eq=False)
+class Pad:
+    """Zero-pad the trailing axes by ``widths`` (``torch.nn.functional.pad``'s order): a grown kernel."""
+
+    widths: tuple[int, ...]
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(tensor, self.widths)
+
+    def record(self) -> tuple[str, tuple[int, ...]]:
+        return ("pad", self.widths)
+
+
+Step = Take | Pad
+
+
+def step_of(record: Sequence[Any]) -> Step:
+    """The step a ``record()`` describes (as saved with a family's shared weights)."""
+    if record[0] == "take":
+        return take(int(record[1]), record[2])
+    if record[0] == "pad":
+        return Pad(tuple(int(w) for w in record[1]))
+    raise ValueError(f"unknown step {record[0]!r}")
+
+
+def derive(module: nn.Module, name: str, *steps: Step) -> None:
+    """Replace parameter ``name`` by the result of ``steps`` on it (new shape allowed; requires_grad
+    kept) and record the steps, so a parameter of a rewritten model can be recomputed from the base
+    model's (``derivation``: networks trained as slices of one set of weights)."""
     old = getattr(module, name)
     if parametrize.is_parametrized(module, name):
         raise PlanError(
             f"The {name} of {type(module).__name__} is parametrized, so its shape cannot be changed.",
             "Cut channels and expand kernels on the plain base model, before other parametrizations.",
         )
-    setattr(module, name, nn.Parameter(weight.detach().clone().contiguous(), requires_grad=old.requires_grad))
+    value = old.detach()
+    for step in steps:
+        value = step(value)
+    setattr(module, name, nn.Parameter(value.clone().contiguous(), requires_grad=old.requires_grad))
+    recorded = getattr(module, DERIVED_ATTR, {})
+    setattr(module, DERIVED_ATTR, {**recorded, name: (*recorded.get(name, ()), *steps)})
+
+
+def take(axis: int, index: Any) -> Take:
+    """``Take`` of integer indices given as a tensor or a sequence."""
+    index = torch.as_tensor(index)
+    assert not index.dtype.is_floating_point and index.dtype != torch.bool, "indices, not a mask"
+    return Take(axis, index.long())
+
+
+def derivation(module: nn.Module, name: str) -> tuple[Step, ...]:
+    """The steps that made ``module``'s parameter ``name`` from the base model's (none: unchanged)."""
+    return tuple(getattr(module, DERIVED_ATTR, {}).get(name, ()))
 
 
 def set_buffer(module: nn.Module, name: str, value: torch.Tensor) -> None:

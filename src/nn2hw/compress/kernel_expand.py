@@ -86,7 +86,7 @@ class KernelExpand(Transform):
                                 f"padding to grow it.", "Give the conv explicit integer padding.")
             e = choice.expand
             assert e is not None  # a selected choice sets it (plans drop None fields)
-            _torch.set_weight(conv, nn.functional.pad(conv.weight.detach(), (e, e, e, e)))
+            _torch.derive(conv, "weight", _torch.Pad((e, e, e, e)))
             kh, kw = conv.kernel_size
             conv.kernel_size = (kh + 2 * e, kw + 2 * e)
             conv.padding = (conv.padding[0] + e * conv.dilation[0], conv.padding[1] + e * conv.dilation[1])

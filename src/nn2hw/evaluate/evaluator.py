@@ -159,17 +159,28 @@ class FinetuneEvaluator:
         """Fine-tune (when ``settings.batches``), then test; the full ``Metrics`` record.
         ``checkpoints``: score the model on the way and report it (early stopping; they leave the
         result unchanged: scoring runs in eval mode without gradients)."""
-        from nn2hw.evaluate.loops import finetune, test
-
         test_data = self.test_data()  # load (and fail on) the test split before spending time training
+        self.fit(model, None if checkpoints is None else self._checkpointed(model, test_data, checkpoints))
+        return self.score(model)
+
+    def fit(self, model: nn.Module, after_step: Callable[[int], None] | None = None) -> None:
+        """The fine-tune alone (``settings``; nothing when it has no batches), in place. ``model`` may
+        also be several networks trained together (``nn2hw.compress._joint.JointNetworks``)."""
+        from nn2hw.evaluate.loops import finetune
+
         if self.settings.batches:
             s = self.settings
             finetune(model, self.train_data(), s.batches, s.batch_size, s.lr, s.momentum, s.weight_decay, s.seed,
                      s.augment, threads=self.threads, progress=self.progress, schedule=s.schedule,
                      teacher=self.teacher if s.distill else None, distill=s.distill, temperature=s.temperature,
                      precision=s.precision, clip_grad_norm=s.clip_grad_norm, optimizer=s.optimizer,
-                     after_step=None if checkpoints is None else self._checkpointed(model, test_data, checkpoints))
-        self.last_metrics = test(model, test_data, self.test_batch_size, threads=self.threads,
+                     after_step=after_step)
+
+    def score(self, model: nn.Module) -> Metrics:
+        """The test alone, on this evaluator's split."""
+        from nn2hw.evaluate.loops import test
+
+        self.last_metrics = test(model, self.test_data(), self.test_batch_size, threads=self.threads,
                                  progress=self.progress)
         return self.last_metrics
 

@@ -85,7 +85,8 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
     the model, putting it back in train mode, or raise to stop). ``precision`` as in
     ``FinetuneSettings`` (``resolve_precision``: bf16 autocast where the CPU computes bf16, else
     fp32; an explicit 'bf16' that cannot run warns once and runs fp32); ``clip_grad_norm`` and
-    ``optimizer`` too.
+    ``optimizer`` too. A model whose ``stacks_members`` is true (``nn2hw.compress._joint.JointNetworks``)
+    returns one output per member stacked on a new first axis; the loss is the sum of theirs.
     Raises ``ModelError`` when the loss stops being finite (the learning rate is too high).
     """
     settings = FinetuneSettings(batches, batch_size, lr, momentum, weight_decay, seed, bool(augment), schedule,
@@ -122,9 +123,8 @@ def finetune(model: nn.Module, train_data: Dataset, batches: int = 100, batch_si
                 with _autocast(ran):
                     logits = model(images)
                     teacher_logits = _teacher_logits(teacher, images) if distill else None
-                loss = nn.functional.cross_entropy(logits.float(), labels)
-                if teacher_logits is not None:
-                    loss = (1.0 - distill) * loss + distill * _distillation(logits, teacher_logits, temperature)
+                members = logits if getattr(model, "stacks_members", False) else logits[None]
+                loss = torch.stack([_loss(m, labels, teacher_logits, distill, temperature) for m in members]).sum()
                 if not torch.isfinite(loss):
                     raise ModelError(f"Fine-tuning diverged: the loss is {loss.item()} at batch {step + 1}.",
                                      f"Lower the learning rate (lr={lr}) or check the model's changes.")
@@ -172,6 +172,15 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None, distill: float,
+          temperature: float) -> torch.Tensor:
+    """Cross-entropy, mixed with the distillation loss when there is a teacher."""
+    loss = nn.functional.cross_entropy(logits.float(), labels)
+    if teacher_logits is None:
+        return loss
+    return (1.0 - distill) * loss + distill * _distillation(logits, teacher_logits, temperature)
 
 
 def _teacher_logits(teacher: nn.Module | None, images: torch.Tensor) -> torch.Tensor:
