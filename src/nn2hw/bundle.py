@@ -10,7 +10,9 @@ Layout::
 
 A search with latency levels writes a family (``family.json``: one variant per level, each with
 its bundle folder, latency and accuracy); ``load_family(folder).select(budget_ms)`` picks the most
-accurate variant that meets a latency budget (RT3-style run-time reconfiguration).
+accurate variant that meets a latency budget (RT3-style run-time reconfiguration). When the
+variants were trained jointly, ``family/shared-weights.pt`` holds the one set of weights they are
+slices of and each variant's slices (``BundleFamily.shared_parameters``).
 
 ``load_bundle`` builds the base architecture (``nn2hw.zoo.build(..., pretrained=False,
 **base_options)``, e.g. a searched ``fbnet`` architecture and width, or a ``builder`` of yours),
@@ -36,6 +38,7 @@ from nn2hw.errors import CheckpointError, ConfigError, InfeasibleError, PlanErro
 from nn2hw.plan import Plan
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 BUNDLE_FORMAT = "nn2hw-bundle"
@@ -287,6 +290,9 @@ class BundleFamily:
     """Levels no candidate met: ``{"level_ms": ..., "reason": ...}``."""
     weights: str = ""
     """What the variants share, in words."""
+    shared_weights: str | None = None
+    """The file (relative to ``folder``) with the one set of weights the variants were trained as
+    slices of, and each variant's slices (``save_shared``); None when each has its own weights."""
 
     def select(self, latency_budget_ms: float) -> FamilyVariant:
         """The most accurate variant (by ``metric``; then the faster) whose latency meets the budget;
@@ -310,11 +316,49 @@ class BundleFamily:
         """The variant's model, exactly (``load_bundle``)."""
         return load_bundle(self.path(variant), builder=builder)
 
+    def shared_parameters(self, variant: FamilyVariant) -> dict[str, torch.Tensor]:
+        """``variant``'s parameters computed from the family's one set of weights (its slices of
+        it): what a device holding that one set runs when it switches to this level. Equal to the
+        parameters of the variant's bundle; batch-norm statistics are not among them (each variant
+        keeps its own, in its bundle)."""
+        import torch
+
+        from nn2hw.compress._torch import step_of
+
+        if self.shared_weights is None:
+            raise CheckpointError(f"The family in {self.folder} was not trained as one set of weights: each variant "
+                                  "has its own (see its 'weights' note).", "Load each variant's bundle (load).")
+        record = torch.load(self.folder / self.shared_weights, map_location="cpu", weights_only=True)
+        owner = variant.shares_weights_with if variant.shares_weights_with is not None else variant.level_ms
+        state, slices = record["state"], record["slices"][_level_key(owner)]
+        found = {}
+        for name, (base, steps) in slices.items():
+            value = state[base]
+            for step in steps:
+                value = step_of(step)(value)
+            found[name] = value
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return {"format": FAMILY_FORMAT, "version": FAMILY_VERSION, "metric": self.metric,
                 "levels_ms": sorted([v.level_ms for v in self.variants] + [m["level_ms"] for m in self.missing]),
                 "variants": [v.to_dict() for v in self.variants], "missing": [dict(m) for m in self.missing],
-                "weights": self.weights}
+                "weights": self.weights, "shared_weights": self.shared_weights}
+
+
+def _level_key(level_ms: float) -> str:
+    return repr(float(level_ms))
+
+
+def save_shared(path: Path, state: Mapping[str, Any], slices_by_level: Mapping[float, Mapping[str, Any]]) -> Path:
+    """Write a family's one set of weights (``state``, by the base model's parameter names) and, per
+    level with a network of its own, its parameters' slices of it (``{name: (base name, steps)}``,
+    ``nn2hw.compress._joint.JointNetworks.steps_of``): tensors, strings and numbers only."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": dict(state), "slices": {_level_key(k): dict(v) for k, v in slices_by_level.items()}}, path)
+    return path
 
 
 def _positive_ms(value: Any) -> float:
@@ -351,12 +395,15 @@ def load_family(folder: str | Path) -> BundleFamily:
             raise ValueError("format")
         variants = tuple(FamilyVariant(**v) for v in record["variants"])
         family = BundleFamily(folder, str(record["metric"]), variants, tuple(record.get("missing", ())),
-                              str(record.get("weights", "")))
+                              str(record.get("weights", "")), record.get("shared_weights"))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise CheckpointError(f"{path} is not an nn2hw family record ({type(exc).__name__}: {exc}).",
                               "Restore the family.json the search wrote.") from None
     if not variants:
         raise CheckpointError(f"{path} lists no variant.", "Restore the family.json the search wrote.")
+    if family.shared_weights is not None and not (folder / family.shared_weights).is_file():
+        raise CheckpointError(f"The family's shared weights ({folder / family.shared_weights}) are missing.",
+                              "Copy the family's whole output folder, with its family/ subfolder.")
     for v in variants:
         if not (family.path(v) / BUNDLE_FILE).is_file():
             raise CheckpointError(f"The bundle of level {v.level_ms:g} ms ({family.path(v)}) is missing.",

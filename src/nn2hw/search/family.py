@@ -12,11 +12,17 @@ How the family is built (``--latency-levels-ms 0.30,0.25,0.20``):
   (``minimize_vector`` against the looser spec, largest accuracy risk first), re-checked exactly
   against its own level (re-timed on a measured template). So the plans are nested: every tighter
   variant holds all the changes of the looser ones, and a looser variant keeps more of the network.
-- Weights: a level whose variant has the same plan as the tighter one uses that variant's bundle
-  (shared weights); a variant with fewer changes is fine-tuned on its own (as the winner is:
-  ``final_finetune``, distilled from the unmodified model) and gets its own bundle. Its plan is a
-  subset of the tighter plan's, so the tighter network's structure is a slice of its own; the
-  weights are not trained jointly.
+- Weights: the variants are **one set of weights** (``nn2hw.compress._joint``). Each variant is its
+  plan applied to the pretrained model, so each of its parameters is a slice of the pretrained
+  model's (a cut keeps rows and columns, a mask or quantizer sits on such a slice); the final
+  fine-tune trains all variants at once on one copy of those parameters (every batch through every
+  variant, their distilled losses summed), so each variant's weights end as its slices of one set.
+  That set is written beside the bundles (``family/shared-weights.pt``) with each variant's slices,
+  and ``BundleFamily.shared_parameters`` recomputes a variant's weights from it (what a device that
+  holds one copy does when it switches level). Batch-norm statistics stay each variant's own. A
+  level whose variant has the same plan as the tighter one uses that variant's bundle. With an
+  evaluator the search did not build (``final_evaluator``), or the cosine metric (no fine-tune),
+  each variant is scored on its own and has its own weights.
 - A level no variant meets is reported with the reason; only when no level can be met is the
   search an error (``NoLevelMet``).
 """
@@ -31,9 +37,11 @@ from pathlib import Path
 import optuna
 
 from nn2hw._json import jsonable
-from nn2hw.bundle import BundleFamily, FamilyVariant, save_family
+from nn2hw.bundle import BundleFamily, FamilyVariant, save_family, save_shared
+from nn2hw.compress import apply_plan
 from nn2hw.errors import InfeasibleError
-from nn2hw.evaluate import Evaluator, FinetuneSettings
+from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings
+from nn2hw.plan import Plan
 from nn2hw.search.context import SearchContext, check_reachable
 from nn2hw.search.finalize import (
     FINAL_REPEATS_FACTOR,
@@ -57,9 +65,13 @@ FAMILY_FOLDER = "family"
 """Where the looser levels' own bundles go, inside the output folder (the tightest level's is the
 output folder's bundle itself)."""
 
-WEIGHTS_NOTE = ("Nested plans: each tighter variant holds every change of the looser ones. A level whose plan equals "
-                "the tighter level's shares its bundle (weights); the others were fine-tuned separately, each from "
-                "the pretrained weights.")
+SHARED_WEIGHTS = "shared-weights.pt"
+"""The one set of weights of a jointly trained family, in ``FAMILY_FOLDER``."""
+NESTED_NOTE = ("Nested plans: each tighter variant holds every change of the looser ones. A level whose plan equals "
+               "the tighter level's shares its bundle.")
+JOINT_NOTE = (" The variants were fine-tuned jointly as slices of one set of weights (every batch through every "
+              "variant), written to {path} with each variant's slices; batch-norm statistics are each variant's own.")
+SEPARATE_NOTE = " The other variants were fine-tuned separately, each from the pretrained weights."
 
 
 class NoLevelMet(InfeasibleError):
@@ -100,11 +112,13 @@ def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
 
 @dataclass(frozen=True)
 class _Built:
-    """A level's variant as built: its record and its index vector in the search space (None: the
-    base network, no change to remove)."""
+    """A level's variant as built: its record, its index vector in the search space (None: the
+    base network, no change to remove), and for a looser level with a network of its own its plans
+    before training (None: it shares a tighter level's bundle, or it is the finalized level)."""
 
     variant: FamilyVariant
     vector: tuple[int, ...] | None
+    plans: Mapping[str, Plan] | None = None
 
 
 def finalize_family(ctx: SearchContext, study: optuna.Study | None, wall_s: float,
@@ -112,16 +126,20 @@ def finalize_family(ctx: SearchContext, study: optuna.Study | None, wall_s: floa
                     base_evaluator: Evaluator | Mapping[str, Evaluator] | None = None,
                     progress: bool = False) -> SearchResult:
     """Finalize the searched level (``finalize``; if no candidate passes its re-check, the next
-    looser level's), then build each looser level's variant from the tighter one, write the
-    family and add it to the reports."""
+    looser level's), build each looser level's variant from the tighter one, train the variants
+    (jointly, as slices of one set of weights, when the search's own evaluator fine-tunes them),
+    write the family and add it to the reports."""
     s = ctx.settings
     levels = s.latency_levels_ms
     searched = s.spec.latency_ms or levels[0]
     missing = [{"level_ms": v, "reason": _unreachable(ctx, v)} for v in levels if v < searched]
+    joint = _joint_evaluator(ctx, final_evaluator, progress) if study is not None else None
+    scoring = final_evaluator if joint is None else evaluators_for(ctx, None, replace(s.final_finetune, batches=0),
+                                                                   progress)  # trained below, with the others
     result: SearchResult | None = None
     for level in (v for v in levels if v >= searched):
         try:
-            result = finalize(at_level(ctx, level), study, wall_s, final_evaluator, base_evaluator, progress)
+            result = finalize(at_level(ctx, level), study, wall_s, scoring, base_evaluator, progress)
         except InfeasibleError as exc:
             missing.append({"level_ms": level, "reason": exc.cause})
             continue
@@ -130,21 +148,85 @@ def finalize_family(ctx: SearchContext, study: optuna.Study | None, wall_s: floa
         raise NoLevelMet("No level of the family met its re-check. " + " ".join(
             f"Level {m['level_ms']:g} ms: {m['reason']}" for m in missing),
             "Resume the study with more trials (--resume --trials N), relax the levels, or widen the space.")
-    first = _from_result(ctx, study, result, result.spec["latency_ms"])
-    built = [first]
+    built = [_from_result(ctx, study, result, result.spec["latency_ms"])]
     notes = list(result.notes)
-    evaluators = _final_evaluators(ctx, final_evaluator, progress)
-    for level in (v for v in levels if v > first.variant.level_ms):
-        built.append(_looser(at_level(ctx, level), built[-1], result, evaluators, notes))
-    family = BundleFamily(result.out_dir, s.metric, tuple(b.variant for b in built),
-                          tuple(sorted(missing, key=lambda m: m["level_ms"])), WEIGHTS_NOTE)
+    for level in (v for v in levels if v > built[0].variant.level_ms):
+        built.append(_looser(at_level(ctx, level), built[-1], result, notes))
+    if joint is not None:
+        built, result, note = _trained_jointly(ctx, built, result, joint, notes)
+    else:
+        built, note = _trained_separately(ctx, built, result, _final_evaluators(ctx, final_evaluator, progress)), \
+            SEPARATE_NOTE
+    family = BundleFamily(result.out_dir, s.metric, _with_shared_metrics(built),
+                          tuple(sorted(missing, key=lambda m: m["level_ms"])), NESTED_NOTE + note,
+                          shared_weights=f"{FAMILY_FOLDER}/{SHARED_WEIGHTS}" if joint is not None else None)
     notes.extend(_order_notes(family))
     files = {**result.files, "family": str(save_family(family))}
-    files.update(write_reports(at_level(ctx, first.variant.level_ms), study, result.baseline, result.solution,
+    files.update(write_reports(at_level(ctx, family.variants[0].level_ms), study, result.baseline, result.solution,
                                result.rows, notes, result.splits, family_facts(family)))
     done = replace(result, family=family.to_dict(), files=files, notes=tuple(notes))
     (result.out_dir / "report.json").write_text(json.dumps(done.to_dict(), indent=2, default=jsonable) + "\n")
     return done
+
+
+def _joint_evaluator(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None,
+                     progress: bool) -> FinetuneEvaluator | None:
+    """The evaluator that trains the family jointly: the search's own final fine-tune (None: an
+    evaluator the caller gave, which can only take one network, or no fine-tune at all)."""
+    if given is not None or ctx.settings.metric == COSINE or not ctx.settings.final_finetune.batches:
+        return None
+    evaluator, = evaluators_for(ctx, None, ctx.settings.final_finetune, progress).values()
+    return evaluator if isinstance(evaluator, FinetuneEvaluator) else None
+
+
+def _trained_jointly(ctx: SearchContext, built: list[_Built], result: SearchResult, evaluator: FinetuneEvaluator,
+                     notes: list[str]) -> tuple[list[_Built], SearchResult, str]:
+    """Fine-tune the finalized variant and every looser one with a network of its own as slices of
+    one set of weights (``JointNetworks``), score each, write their bundles and the shared set; the
+    finalized level's metrics replace the untrained ones in the result."""
+    from nn2hw.compress._joint import JointNetworks
+
+    member, = ctx.members
+    (net, plan), = result.solution.plans.items()
+    owners = [0] + [i for i, b in enumerate(built) if b.plans is not None]
+    plans = [plan] + [built[i].plans[net] for i in owners[1:]]  # type: ignore[index]  # owners have plans
+    joint = JointNetworks(member.model, [apply_plan(p, member.model) for p in plans])
+    evaluator.fit(joint)
+    scored = [_metrics(evaluator.score(model).as_mapping()) for model in joint.materialize()]
+    for i, model, p, metrics in zip(owners, joint.variants, plans, scored):
+        bundle_saved(result.out_dir / built[i].variant.bundle, model, p)
+        built[i] = replace(built[i], variant=replace(built[i].variant, metrics=metrics))
+    path = result.out_dir / FAMILY_FOLDER / SHARED_WEIGHTS
+    save_shared(path, joint.shared_state(), {built[i].variant.level_ms: joint.steps_of(k)
+                                            for k, i in enumerate(owners)})
+    shared, own = joint.counts()
+    notes.append(f"Family: {len(owners)} network(s) fine-tuned jointly as slices of one set of "
+                 f"{sum(t.numel() for t in joint.shared):,} weights ({shared:,} of their weights computed from it, "
+                 f"{own:,} their own).")
+    solution = replace(result.solution, metrics=dict(scored[0]), networks={net: dict(scored[0])})
+    return built, replace(result, solution=solution), JOINT_NOTE.format(path=f"{FAMILY_FOLDER}/{SHARED_WEIGHTS}")
+
+
+def _trained_separately(ctx: SearchContext, built: list[_Built], result: SearchResult,
+                        evaluators: Mapping[str, Evaluator]) -> list[_Built]:
+    """Fine-tune and score each looser variant with a network of its own on its own (the finalized
+    level was, by ``finalize``), and write its bundle."""
+    done = [built[0]]
+    for b in built[1:]:
+        if b.plans is not None:
+            models, networks = measure(ctx, b.plans, evaluators)
+            (net, plan), = b.plans.items()
+            bundle_saved(result.out_dir / b.variant.bundle, models[net], plan)
+            b = replace(b, variant=replace(b.variant, metrics=_metrics(networks[net])))
+        done.append(b)
+    return done
+
+
+def _with_shared_metrics(built: list[_Built]) -> tuple[FamilyVariant, ...]:
+    """The variants, each sharing another level's bundle with that level's metrics."""
+    by_level = {b.variant.level_ms: b.variant for b in built}
+    return tuple(replace(b.variant, metrics=by_level[b.variant.shares_weights_with].metrics)
+                 if b.variant.shares_weights_with is not None else b.variant for b in built)
 
 
 def _unreachable(ctx: SearchContext, level_ms: float) -> str:
@@ -192,11 +274,10 @@ def _metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) for k in KEY_METRICS if k in metrics}
 
 
-def _looser(ctx: SearchContext, tighter: _Built, result: SearchResult, evaluators: Mapping[str, Evaluator],
-            notes: list[str]) -> _Built:
+def _looser(ctx: SearchContext, tighter: _Built, result: SearchResult, notes: list[str]) -> _Built:
     """The variant of ``ctx``'s (looser) level: the tighter variant less every change this level
-    does not need, re-checked against the level and fine-tuned; the tighter variant itself
-    (sharing its bundle) when nothing can go or the smaller plan fails the re-check."""
+    does not need, re-checked against the level (its plans, to be trained); the tighter variant
+    itself (sharing its bundle) when nothing can go or the smaller plan fails the re-check."""
     level = ctx.settings.spec.latency_ms
     assert level is not None
     shared = replace(tighter.variant, level_ms=level, shares_weights_with=tighter.variant.shares_weights_with
@@ -209,15 +290,12 @@ def _looser(ctx: SearchContext, tighter: _Built, result: SearchResult, evaluator
         return _Built(shared, tighter.vector)
     found, checked = smaller
     plans = trained_plans(ctx, checked.plans, checked.cost)
-    models, networks = measure(ctx, plans, evaluators)
-    (net, plan), = plans.items()
-    folder = Path(FAMILY_FOLDER) / f"level-{level:g}ms"
-    bundle_saved(result.out_dir / folder, models[net], plan)
+    (plan,) = plans.values()
     notes.append(f"Level {level:g} ms from level {tighter.variant.level_ms:g} ms's variant: {found.summary()}.")
     spread = (checked.measurement or {}).get("iqr_ms")
-    variant = FamilyVariant(level, checked.cost.latency_ms, _metrics(networks[net]), str(folder), plan.key,
-                            len(plan.choices), nested_in=tighter.variant.level_ms, latency_iqr_ms=spread)
-    return _Built(variant, tuple(found.indices or tighter.vector))
+    variant = FamilyVariant(level, checked.cost.latency_ms, {}, str(Path(FAMILY_FOLDER) / f"level-{level:g}ms"),
+                            plan.key, len(plan.choices), nested_in=tighter.variant.level_ms, latency_iqr_ms=spread)
+    return _Built(variant, tuple(found.indices or tighter.vector), plans)
 
 
 RETRIES = 3
@@ -270,7 +348,7 @@ def family_facts(family: BundleFamily) -> dict[str, str]:
     for v in sorted(family.variants, key=lambda v: -v.level_ms):
         spread = f" (IQR {v.latency_iqr_ms:.3g})" if v.latency_iqr_ms is not None else ""
         weights = (f"weights of level {v.shares_weights_with:g} ms" if v.shares_weights_with is not None
-                   else "own weights")
+                   else "its slices of the shared weights" if family.shared_weights is not None else "own weights")
         nested = f", changes within level {v.nested_in:g} ms's" if v.nested_in is not None else ""
         facts[f"family level {v.level_ms:g} ms"] = (
             f"{v.latency_ms:.4g} ms{spread}, {family.metric} {v.metrics.get(family.metric, float('nan')):.2f} %, "
