@@ -15,7 +15,7 @@ import torch
 from nn2hw import zoo
 from nn2hw.api import search
 from nn2hw.bundle import load_family
-from nn2hw.errors import CheckpointError
+from nn2hw.errors import CheckpointError, ConfigError
 from nn2hw.evaluate import FinetuneSettings
 from nn2hw.search import SearchSettings, Spec
 from nn2hw.search.context import prepare
@@ -73,3 +73,15 @@ def test_a_family_without_shared_weights_says_so(family_run):
     separate = replace(family, shared_weights=None)
     with pytest.raises(CheckpointError, match="not trained as one set of weights"):
         separate.shared_parameters(family.variants[0])
+
+
+def test_the_cli_offers_the_family_weights_the_settings_know():
+    from nn2hw.cli.search import FAMILY_WEIGHTS as CLI_FAMILY_WEIGHTS
+    from nn2hw.search.settings import FAMILY_WEIGHTS
+
+    assert CLI_FAMILY_WEIGHTS == FAMILY_WEIGHTS
+
+
+def test_unknown_family_weights_are_refused():
+    with pytest.raises(ConfigError, match="Unknown family weights 'shared'"):
+        SearchSettings(**BASE, spec=Spec(latency_ms=1.0), family_weights="shared")

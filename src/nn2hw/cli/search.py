@@ -48,6 +48,8 @@ METRICS = ("top1", "top5", "cosine")
 """``nn2hw.search.settings.METRICS``, here so that building the parser imports no search module."""
 SPACE_KINDS = ("hotstart", "fbnet", "nb201")
 """``nn2hw.search.settings.SPACE_KINDS``, for the same reason."""
+FAMILY_WEIGHTS = ("joint", "separate")
+"""``nn2hw.search.settings.FAMILY_WEIGHTS``, for the same reason."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="RT3-style run-time reconfiguration: a family of variants, one per latency level (e.g. "
                         "0.30,0.25,0.20; instead of --latency-ms), nested and each re-checked against its level; "
                         "pick one for a budget with `nn2hw bundle select OUT --latency-ms X`")
+    p.add_argument("--family-weights", choices=FAMILY_WEIGHTS, default="joint",
+                   help="with --latency-levels-ms: 'joint' (default) fine-tunes the variants together as slices of "
+                        "one set of weights; 'separate' fine-tunes each on its own (one weight set per variant)")
     p.add_argument("--strategy", default="reinforce", metavar="NAME",
                    help="search strategy (default reinforce; `nn2hw list strategies` lists them)")
     p.add_argument("--strategy-option", action="append", metavar="KEY=VALUE",
@@ -255,7 +260,8 @@ def _search(args: argparse.Namespace) -> int:
             min_accuracy_under_variation=args.min_accuracy_under_variation, variation_draws=args.variation_draws,
             final_variation_draws=args.final_variation_draws, variation_aware_training=args.variation_aware_training,
             variation_clip=args.variation_clip, bn_calibration=args.bn_calibration,
-            latency_levels_ms=args.latency_levels_ms or (), epochs=args.epochs, space_kind=args.space_kind)
+            latency_levels_ms=args.latency_levels_ms or (), family_weights=args.family_weights, epochs=args.epochs,
+            space_kind=args.space_kind)
     except KeyboardInterrupt as exc:
         err_console.print("[bold]interrupted:[/] every completed trial is saved in the study and the interrupted one "
                           "runs again first; continue with the same command plus --resume.", soft_wrap=True)

@@ -171,9 +171,10 @@ def finalize_family(ctx: SearchContext, study: optuna.Study | None, wall_s: floa
 
 def _joint_evaluator(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluator] | None,
                      progress: bool) -> FinetuneEvaluator | None:
-    """The evaluator that trains the family jointly: the search's own final fine-tune (None: an
-    evaluator the caller gave, which can only take one network, or no fine-tune at all)."""
-    if given is not None or ctx.settings.metric == COSINE or not ctx.settings.final_finetune.batches:
+    """The evaluator that trains the family jointly: the search's own final fine-tune (None: separate
+    weights asked for, an evaluator the caller gave, which takes one network, or no fine-tune at all)."""
+    s = ctx.settings
+    if s.family_weights == "separate" or given is not None or s.metric == COSINE or not s.final_finetune.batches:
         return None
     evaluator, = evaluators_for(ctx, None, ctx.settings.final_finetune, progress).values()
     return evaluator if isinstance(evaluator, FinetuneEvaluator) else None

@@ -139,6 +139,10 @@ class Member:
         return cls(*parts)
 
 
+FAMILY_WEIGHTS = ("joint", "separate")
+"""How a family's variants are fine-tuned (``SearchSettings.family_weights``)."""
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """A co-search: model, data, hardware, specs, strategy, budget, fine-tuning, storage, output.
@@ -198,6 +202,9 @@ class SearchSettings:
       search targets ``spec.latency_ms``, which must be one of them (``api.search`` sets it to the
       tightest level the space can reach); finalize derives each looser level's variant from the
       tighter one by removing the changes that level does not need (nested plans).
+      ``family_weights``: 'joint' (default) fine-tunes the variants together as slices of one set of
+      weights; 'separate' fine-tunes each on its own (a weight set per variant, usually a few tenths
+      of a point more accurate: ``benchmarks/family_weights.py``).
     - ``epochs`` (default 1) and ``space_kind`` ('hotstart'): the supernet of ``strategy='differentiable'``
       (``nn2hw.search.differentiable``): its training epochs over the ``fit`` split (a fraction is
       allowed) and the space it relaxes; other strategies refuse them.
@@ -251,6 +258,7 @@ class SearchSettings:
     variation_clip: float | None = DEFAULT_CLIP
     bn_calibration: int = 0
     latency_levels_ms: tuple[float, ...] = ()
+    family_weights: str = "joint"
     epochs: float | None = None
     space_kind: str = "hotstart"
 
@@ -320,6 +328,9 @@ class SearchSettings:
     def _check_levels(self) -> None:
         """A family's latency levels (``nn2hw.search.family``): sorted here, two or more, positive and
         distinct, one of them the spec's latency (the level searched); one network, no variation spec."""
+        if self.family_weights not in FAMILY_WEIGHTS:
+            raise ConfigError(f"Unknown family weights {self.family_weights!r}.",
+                              f"Use one of {', '.join(FAMILY_WEIGHTS)}.")
         if not self.latency_levels_ms:
             return
         levels = self.latency_levels_ms
