@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,15 +329,22 @@ class BundleFamily:
         if self.shared_weights is None:
             raise CheckpointError(f"The family in {self.folder} was not trained as one set of weights: each variant "
                                   "has its own (see its 'weights' note).", "Load each variant's bundle (load).")
-        record = torch.load(self.folder / self.shared_weights, map_location="cpu", weights_only=True)
+        path = self.folder / self.shared_weights
         owner = variant.shares_weights_with if variant.shares_weights_with is not None else variant.level_ms
-        state, slices = record["state"], record["slices"][_level_key(owner)]
-        found = {}
-        for name, (base, steps) in slices.items():
-            value = state[base]
-            for step in steps:
-                value = step_of(step)(value)
-            found[name] = value
+        try:
+            record = torch.load(path, map_location="cpu", weights_only=True)
+            state, slices = record["state"], record["slices"][_level_key(owner)]
+            found = {}
+            for name, (base, steps) in slices.items():
+                value = state[base]
+                for step in steps:
+                    value = step_of(step)(value)
+                found[name] = value
+        except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
+                pickle.UnpicklingError) as exc:  # torch.load's and a damaged record's failures
+            raise CheckpointError(f"{path} is not the family's shared weights for level {owner:g} ms "
+                                  f"({type(exc).__name__}: {exc}).",
+                                  "Restore the family/ folder the search wrote.") from None
         return found
 
     def to_dict(self) -> dict[str, Any]:

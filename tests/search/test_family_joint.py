@@ -85,3 +85,12 @@ def test_the_cli_offers_the_family_weights_the_settings_know():
 def test_unknown_family_weights_are_refused():
     with pytest.raises(ConfigError, match="Unknown family weights 'shared'"):
         SearchSettings(**BASE, spec=Spec(latency_ms=1.0), family_weights="shared")
+
+
+def test_damaged_shared_weights_are_refused_naming_the_file(family_run, tmp_path):
+    _, family = family_run
+    damaged = tmp_path / "shared-weights.pt"
+    damaged.write_bytes(b"not a torch file")
+    moved = replace(family, folder=tmp_path, shared_weights="shared-weights.pt")
+    with pytest.raises(CheckpointError, match="is not the family's shared weights"):
+        moved.shared_parameters(family.variants[0])

@@ -20,9 +20,10 @@ How the family is built (``--latency-levels-ms 0.30,0.25,0.20``):
   That set is written beside the bundles (``family/shared-weights.pt``) with each variant's slices,
   and ``BundleFamily.shared_parameters`` recomputes a variant's weights from it (what a device that
   holds one copy does when it switches level). Batch-norm statistics stay each variant's own. A
-  level whose variant has the same plan as the tighter one uses that variant's bundle. With an
-  evaluator the search did not build (``final_evaluator``), or the cosine metric (no fine-tune),
-  each variant is scored on its own and has its own weights.
+  level whose variant has the same plan as the tighter one uses that variant's bundle. With
+  ``family_weights='separate'``, an evaluator the search did not build (``final_evaluator``), or
+  the cosine metric (no fine-tune), each variant is fine-tuned (or scored) on its own and has its
+  own weights.
 - A level no variant meets is reported with the reason; only when no level can be met is the
   search an error (``NoLevelMet``).
 """
@@ -176,7 +177,7 @@ def _joint_evaluator(ctx: SearchContext, given: Evaluator | Mapping[str, Evaluat
     s = ctx.settings
     if s.family_weights == "separate" or given is not None or s.metric == COSINE or not s.final_finetune.batches:
         return None
-    evaluator, = evaluators_for(ctx, None, ctx.settings.final_finetune, progress).values()
+    evaluator, = evaluators_for(ctx, None, s.final_finetune, progress).values()
     return evaluator if isinstance(evaluator, FinetuneEvaluator) else None
 
 

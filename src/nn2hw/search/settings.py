@@ -203,8 +203,8 @@ class SearchSettings:
       tightest level the space can reach); finalize derives each looser level's variant from the
       tighter one by removing the changes that level does not need (nested plans).
       ``family_weights``: 'joint' (default) fine-tunes the variants together as slices of one set of
-      weights; 'separate' fine-tunes each on its own (a weight set per variant, usually a few tenths
-      of a point more accurate: ``benchmarks/family_weights.py``).
+      weights; 'separate' fine-tunes each on its own (a weight set per variant; 0.1-0.3 points more
+      accurate in the run ``benchmarks/family_weights.py`` measured).
     - ``epochs`` (default 1) and ``space_kind`` ('hotstart'): the supernet of ``strategy='differentiable'``
       (``nn2hw.search.differentiable``): its training epochs over the ``fit`` split (a fraction is
       allowed) and the space it relaxes; other strategies refuse them.
