@@ -3,7 +3,7 @@ the variants of every level are fine-tuned jointly as slices of one set of the b
 weights; the family records that set and each variant's slices, and every bundle's weights are
 exactly its slices of it. The Fashion-MNIST ResNet-20 on the analytical ZCU102 template; candidates
 scored without training on 256 validation images, the family's final fine-tune 30 batches, the
-base and the variants reported on the first 2,000 test images (``report_images``)."""
+base and the variants reported on the first 1,000 test images (``report_images``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from nn2hw.search.context import prepare
 from nn2hw.search.settings import FINAL_FINETUNE
 from tests.data.helpers import real_fmnist
 
-pytestmark = [pytest.mark.data, pytest.mark.slow]  # five test passes over 2,000 images and a joint fine-tune
+pytestmark = [pytest.mark.data, pytest.mark.slow]  # five test passes over 1,000 images and a joint fine-tune
 BASE = {"model": "resnet20", "dataset": "fashion-mnist", "hardware": "fpga:zcu102"}
 
 
@@ -35,7 +35,7 @@ def family_run(tmp_path_factory):
     levels = tuple(round(lean + f * (base - lean), 6) for f in (0.3, 0.55, 0.8))
     out = tmp_path_factory.mktemp("family")
     result = search(**BASE, latency_levels_ms=levels, strategy="random", trials=8, seed=0, progress=False,
-                    finetune=FinetuneSettings(batches=0), search_images=256, report_images=2000,
+                    finetune=FinetuneSettings(batches=0), search_images=256, report_images=1000,
                     final_finetune=replace(FINAL_FINETUNE, batches=30), out=str(out))
     return result, load_family(out)
 
@@ -61,8 +61,8 @@ def test_the_shared_set_was_trained_and_the_scores_are_the_trained_networks(fami
     assert not torch.equal(record["state"]["conv1.weight"], pretrained["conv1.weight"])
     tightest = family.variants[0]
     assert result.solution.metrics["top1"] == tightest.metrics["top1"]
-    assert (tightest.metrics["n_images"], tightest.metrics["partial"]) == (2000, True)
-    assert result.splits["report"] == "fashion-mnist test (first 2000)"
+    assert (tightest.metrics["n_images"], tightest.metrics["partial"]) == (1000, True)
+    assert result.splits["report"] == "fashion-mnist test (first 1000)"
     assert any("fine-tuned jointly" in note for note in result.notes)
     for v in family.variants:
         assert 10 < v.metrics["top1"] <= 100
