@@ -2,7 +2,7 @@
 the variants of every level are fine-tuned jointly as slices of one set of the base model's
 weights; the family records that set and each variant's slices, and every bundle's weights are
 exactly its slices of it. The Fashion-MNIST ResNet-20 on the analytical ZCU102 template; candidates
-scored without training on 256 validation images, the family's final fine-tune 30 batches, the
+scored without training on 256 validation images, the family's final fine-tune 12 batches, the
 base and the variants reported on the first 1,000 test images (``report_images``)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def family_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("family")
     result = search(**BASE, latency_levels_ms=levels, strategy="random", trials=8, seed=0, progress=False,
                     finetune=FinetuneSettings(batches=0), search_images=256, report_images=1000,
-                    final_finetune=replace(FINAL_FINETUNE, batches=30), out=str(out))
+                    final_finetune=replace(FINAL_FINETUNE, batches=12), out=str(out))
     return result, load_family(out)
 
 
