@@ -63,6 +63,7 @@ def test_the_shared_set_was_trained_and_the_scores_are_the_trained_networks(fami
     assert result.solution.metrics["top1"] == tightest.metrics["top1"]
     assert (tightest.metrics["n_images"], tightest.metrics["partial"]) == (1000, True)
     assert result.splits["report"] == "fashion-mnist test (first 1000)"
+    assert (result.settings["report_images"], result.settings["family_weights"]) == (1000, "joint")
     assert any("fine-tuned jointly" in note for note in result.notes)
     for v in family.variants:
         assert 10 < v.metrics["top1"] <= 100
