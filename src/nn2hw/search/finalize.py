@@ -582,7 +582,7 @@ def _settings_dict(ctx: SearchContext) -> dict[str, Any]:
     s = ctx.settings
     return {**s.identity(), "trials": s.trials, "minutes": s.minutes, "workers": s.workers,
             "study": s.study_name, "storage": _redacted(s.storage_url), "final_finetune": s.final_finetune.key,
-            "report_images": s.report_images, **({"family_weights": s.family_weights} if s.latency_levels_ms else {}),
+            "report_images": s.report_images, "family_weights": s.family_weights,
             "space_size": ctx.space.size, "space_dimensions": len(ctx.space.dimensions),
             "base_metric_during_search": ctx.base_metric,
             "predictor_calibration": ctx.target.options.get("calibration")}
