@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,14 +48,24 @@ def _zombie(pid: int) -> bool:
 @contextmanager
 def every(interval_s: float, action: Callable[[], None], first: bool = False) -> Iterator[None]:
     """Run ``action`` every ``interval_s`` seconds in a background thread while the block runs
-    (once at the start too when ``first``): heartbeats of trials and of evaluation claims."""
+    (once at the start too when ``first``): heartbeats of trials and of evaluation claims. A beat
+    that fails (SQLite's "database is locked" on a loaded machine) is reported in one line and the
+    next one is tried on time: a missed beat is within the grace period, a stopped beating is not."""
     stop = threading.Event()
+
+    def attempt() -> None:
+        try:
+            action()
+        except Exception as exc:  # any failure of one beat: the next one retries
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"nn2hw: a heartbeat failed ({type(exc).__name__}: {first_line}); the next one is in "
+                  f"{interval_s:g} s", file=sys.stderr, flush=True)
 
     def beat() -> None:
         if first:
-            action()
+            attempt()
         while not stop.wait(interval_s):
-            action()
+            attempt()
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()

@@ -193,3 +193,26 @@ def test_budget_counts_completed_and_errored_trials_not_interrupted_ones(tmp_pat
     assert budget.step(study) == "wait"  # the running trial holds the last unit of budget
     study.tell(running, 2.0)
     assert budget.step(study) == "done"
+
+
+def test_a_failed_heartbeat_is_one_line_and_the_beating_goes_on(capsys):
+    """SQLite's "database is locked" under load used to end the beat thread with a traceback, and
+    then no beat came at all; now that beat is reported in one line and the next one is on time."""
+    import time
+
+    from nn2hw._liveness import every
+
+    calls = []
+
+    def action():
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("database is locked\n(more detail)")
+
+    with every(0.02, action, first=True):
+        deadline = time.monotonic() + 5
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(calls) >= 3
+    err = capsys.readouterr().err
+    assert "a heartbeat failed (RuntimeError: database is locked)" in err and "Traceback" not in err
