@@ -96,6 +96,28 @@ def test_bad_bits():
         QuantChoice(weight_int_bits=2)
     with pytest.raises(PlanError, match="weight_bits=True"):
         QuantChoice(weight_bits=True)
+    with pytest.raises(PlanError, match="out_int_bits is set without act_bits"):
+        QuantChoice(weight_bits=8, out_int_bits=3)
+    with pytest.raises(PlanError, match=r"out_int_bits=9 is not an integer in -24..8"):
+        QuantChoice(act_bits=8, out_int_bits=9)
+
+
+def test_a_layer_reads_and_writes_on_grids_of_its_own():
+    """A layer whose output range is 2^5 times its input's (a Transformer's FFN output: GELU values in,
+    outlier dimensions out) quantizes its input on the step its input range needs, not the output's."""
+    layer = nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(4) * 32)
+    model = nn.Sequential(layer)
+    workload = from_module(model, torch.zeros(1, 4), name="wide")
+    batch = torch.tensor([[0.9, -0.5, 0.25, 0.1]])
+    plan = with_quantization(Plan.for_workload(workload, "t"), workload, 8, act_bits=8, model=model,
+                             calibration=batch)
+    choice = plan.choices["0"]
+    assert (choice.get("act_int_bits"), choice.get("out_int_bits")) == (1, 6)  # [-1, 1) in, [-32, 32) out
+    x = torch.tensor([[0.3, 0.0, 0.0, 0.0]])  # 0.3 on the input's 2^-7 grid, times 32, on the output's 2^-2
+    expected = torch.round(torch.round(x * 128) / 128 * 32 * 4) / 4
+    assert torch.equal(apply_plan(plan, model)(x), expected)
 
 
 @pytest.mark.parametrize("build, message", [
@@ -137,10 +159,10 @@ def test_calibrated_activation_int_bits_hold_the_largest_values():
     largest = {}
     for layer in workload.compute_layers:
         model.get_submodule(layer.name).register_forward_hook(
-            lambda m, a, out, n=layer.name: largest.__setitem__(n, max(a[0].abs().max(), out.abs().max())))
+            lambda m, a, out, n=layer.name: largest.__setitem__(n, (a[0].abs().max(), out.abs().max())))
     model(batch)
     for name, choice in plan.choices.items():
-        bits = choice.get("act_int_bits")
-        assert 2.0 ** (bits - 2) <= largest[name] <= 2.0 ** (bits - 1), name
+        for bits, seen in zip((choice.get("act_int_bits"), choice.get("out_int_bits")), largest[name], strict=True):
+            assert 2.0 ** (bits - 2) <= seen <= 2.0 ** (bits - 1), name
     with pytest.raises(PlanError, match="needs act_bits and the base model"):
         with_quantization(Plan("t"), workload, 8, calibration=batch, model=model)

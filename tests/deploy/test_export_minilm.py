@@ -70,7 +70,7 @@ def test_torch_adds_the_bias_on_the_accumulator_grid_and_keeps_the_trained_one(m
         y = module(x)
         grid = torch.round(base.bias / step) * step
         act = getattr(module, ACT_QUANTIZER_ATTR)
-        want = act(torch.nn.functional.linear(act(x), module.weight, grid))
+        want = act.output(torch.nn.functional.linear(act.input(x), module.weight, grid))
     assert torch.equal(y, want) and not torch.equal(grid, base.bias)
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from nn2hw.compress import SpaceContext
+from nn2hw.compress.quantize import ActivationRange
 from nn2hw.hardware.base import TEMPLATES
 from nn2hw.hardware.predicted import INT8_SLOWER, int8_slower, predicted_cost
 from nn2hw.plan import Plan
@@ -59,7 +60,7 @@ def test_int8_slower_names_the_dense_kernels_whose_int8_form_costs_more():
 def _space(template, work, labels):
     space = build_space(work, labels, Plan.for_workload(work, work.name), remedies=template.remedies,
                         vocabulary=template.bottlenecks, space_options=template.space_options,
-                        context=SpaceContext(activation_range=lambda _: 4.0))
+                        context=SpaceContext(activation_range=lambda _: ActivationRange(4.0, 4.0)))
     return Counter((d.technique, layer) for d in space.dimensions for layer in d.layers)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from nn2hw.compress import SpaceContext
 from nn2hw.compress.layer_drop import block_of
+from nn2hw.compress.quantize import ActivationRange
 from nn2hw.hardware import get_template
 from nn2hw.hardware.predicted import bottleneck_of
 from nn2hw.plan import Plan
@@ -28,7 +29,7 @@ def _space(workload, template_name, config=None):
     labels = {layer.name: bottleneck_of([layer]) for layer in workload.compute_layers}
     return build_space(workload, labels, Plan.for_workload(workload, workload.name), remedies=template.remedies,
                        vocabulary=template.bottlenecks, space_options=template.space_options, config=config,
-                       context=SpaceContext(activation_range=lambda _: 4.0))
+                       context=SpaceContext(activation_range=lambda _: ActivationRange(4.0, 4.0)))
 
 
 def _predictor_template():

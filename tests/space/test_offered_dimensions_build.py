@@ -14,6 +14,7 @@ import torch
 
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.compress.channel_cut import hidden_width_norms
+from nn2hw.compress.quantize import ActivationRange
 from nn2hw.hardware import get_template
 from nn2hw.hardware.predicted import bottleneck_of
 from nn2hw.plan import Plan
@@ -26,7 +27,8 @@ TARGETS = (("fpga:zcu102", {"linear": "engine"}), ("eyeriss", {}), ("systolic", 
 
 def _dimensions(model: torch.nn.Module, workload: Workload, variant: str | None) -> list[Dimension]:
     """The distinct dimensions of the templates' spaces (cpu: every dense kernel labelled 'compute')."""
-    context = SpaceContext(weights=lambda name: model.get_submodule(name).weight, activation_range=lambda _: 4.0)
+    context = SpaceContext(weights=lambda name: model.get_submodule(name).weight,
+                           activation_range=lambda _: ActivationRange(4.0, 4.0))
     base = Plan.for_workload(workload, workload.name, variant)
     found: dict[tuple, Dimension] = {}
     cpu, _ = get_template("cpu")

@@ -14,6 +14,7 @@ import torch
 from nn2hw.api import zoo_workload
 from nn2hw.compress import SpaceContext, apply_plan
 from nn2hw.compress.layer_drop import block_of
+from nn2hw.compress.quantize import ActivationRange
 from nn2hw.hardware import get_template
 from nn2hw.hardware.base import TRANSFORMER_REMEDIES, TRANSFORMER_SPACE_OPTIONS, HardwareTemplate
 from nn2hw.plan import Plan
@@ -26,7 +27,7 @@ VIT = ("vit_fmnist", "fashion-mnist")
 TARGETS = (("fpga:zcu102", {"linear": "engine"}), ("eyeriss", {}), ("systolic", {}), ("chunk", {}))
 """The FPGA template costs linear layers and matmuls only with ``linear=engine`` (else they run on the
 host, uncosted, and no Transformer remedy is offered there: nothing it changes is costed)."""
-CONTEXT = SpaceContext(activation_range=lambda _: 4.0)
+CONTEXT = SpaceContext(activation_range=lambda _: ActivationRange(4.0, 4.0))
 
 
 def _target(hardware: str, options: dict) -> tuple[HardwareTemplate, str | None, dict]:

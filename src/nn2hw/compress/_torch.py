@@ -184,14 +184,20 @@ class Passthrough(nn.Module):
 
 
 class ActivationQuantizer:
-    """Fixed-point fake quantization of activations with a straight-through gradient."""
+    """Fixed-point fake quantization of a layer's input (``int_bits``) and output (``out_int_bits``,
+    the input's when None) with a straight-through gradient: each side has its own range, since a
+    Transformer's FFN output holds outliers (|y| ~ 200) its input never shows."""
 
-    def __init__(self, bits: int, int_bits: int) -> None:
+    def __init__(self, bits: int, int_bits: int, out_int_bits: int | None = None) -> None:
         self.bits = bits
         self.int_bits = int_bits
+        self.out_int_bits = int_bits if out_int_bits is None else out_int_bits
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def input(self, x: torch.Tensor) -> torch.Tensor:
         return straight_through(x, fixed_point(x, self.bits, self.int_bits))
+
+    def output(self, y: torch.Tensor) -> torch.Tensor:
+        return straight_through(y, fixed_point(y, self.bits, self.out_int_bits))
 
 
 def accumulator_bias(bias: torch.Tensor, input_frac_bits: int, weight_frac_bits: int) -> torch.Tensor:
@@ -240,7 +246,7 @@ def _act_quantized_class(cls: type[nn.Module]) -> type[nn.Module]:
             quantize = getattr(self, ACT_QUANTIZER_ATTR)
             with _bias_in_accumulator(self, quantize):
                 # nn.Module declares forward as a Callable attribute, which mypy does not find through super()
-                return quantize(super(sub, self).forward(quantize(x), *args, **kwargs))  # type: ignore[misc]
+                return quantize.output(super(sub, self).forward(quantize.input(x), *args, **kwargs))  # type: ignore[misc]
 
         sub: type[nn.Module] = type(f"ActQuantized{cls.__name__}", (cls,),
                                     {"forward": forward, "__module__": cls.__module__})
@@ -248,9 +254,10 @@ def _act_quantized_class(cls: type[nn.Module]) -> type[nn.Module]:
     return _ACT_QUANTIZED[cls]
 
 
-def quantize_activations(module: nn.Module, bits: int, int_bits: int) -> None:
-    """Make ``module`` fake-quantize its first input and its output to ``bits``-bit fixed point."""
-    setattr(module, ACT_QUANTIZER_ATTR, ActivationQuantizer(bits, int_bits))
+def quantize_activations(module: nn.Module, bits: int, int_bits: int, out_int_bits: int | None = None) -> None:
+    """Make ``module`` fake-quantize its first input (``int_bits`` integer bits) and its output
+    (``out_int_bits``, the input's when None) to ``bits``-bit fixed point."""
+    setattr(module, ACT_QUANTIZER_ATTR, ActivationQuantizer(bits, int_bits, out_int_bits))
     module.__class__ = _act_quantized_class(type(module))
 
 

@@ -34,6 +34,8 @@ from nn2hw.workload import Layer, OpKind, Workload
 if TYPE_CHECKING:
     from torch import nn
 
+    from nn2hw.compress.quantize import ActivationRange
+
 __all__ = ["FUNCTIONAL_OPS", "TRANSFORMS", "Offer", "Problem", "SpaceContext", "Transform", "check_int",
            "has_module_weights", "ordered_transforms"]
 
@@ -84,12 +86,12 @@ class SpaceContext:
 
     ``weights`` maps a layer name to its pretrained weight (a tensor or an array; None when the
     caller has no model): kernel patterns are chosen from it. ``activation_range`` maps a layer
-    name to the largest |input| or |output| the pretrained model shows on a calibration batch
+    name to the largest |input| and |output| the pretrained model shows on a calibration batch
     (None without one): quantized activations take their integer bits from it.
     """
 
     weights: Callable[[str], Any] | None = None
-    activation_range: Callable[[str], float] | None = None
+    activation_range: Callable[[str], ActivationRange] | None = None
 
 
 class Transform(ABC):

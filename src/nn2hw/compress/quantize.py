@@ -14,9 +14,13 @@ Integer bits when only a total width is given:
 - weights: ``auto_int_bits``: with max|w| = f * 2^e (0.5 <= f < 1), int = e + 1, the range
   [-2^e, 2^e) holds every weight, so nothing is clipped and every other bit is resolution. The
   chosen value is a buffer, saved with the weights.
-- activations: ``activation_int_bits`` applies the same rule to the largest |input| or |output|
-  of each layer on a calibration batch (``Plan.with_quantization(..., calibration=batch)`` stores
-  the result in the plan, which stays self-contained). Without calibration, half the bits
+- activations: ``activation_int_bits`` applies the same rule to the largest |input| and, on its
+  own, to the largest |output| of each layer on a calibration batch (``act_int_bits`` and
+  ``out_int_bits``; ``with_quantization(..., calibration=batch)`` stores them in the plan, which
+  stays self-contained). Each side has its own format because the two ranges can differ by 2^4 or
+  more: MiniLM's FFN output layers read GELU outputs (|x| <= 25) and write its outlier dimensions
+  (|y| ~ 200); one format for both put the input on a step of 2 and cost 10 points of accuracy, two
+  formats cost 4 (docs/transformers.md). Without calibration, half the bits for both
   (``default_act_int_bits``): 8-bit activations cover [-8, 8) in steps of 1/16, which clips the
   large pre-BatchNorm outputs of many layers: calibrate.
 """
@@ -47,12 +51,14 @@ MAX_BITS = 32
 @dataclass(frozen=True)
 class QuantChoice:
     """``weight_bits`` / ``weight_int_bits``: fixed-point weights (integer bits chosen from the weight
-    range when unset); ``act_bits`` / ``act_int_bits``: the layer's input and output activations."""
+    range when unset); ``act_bits``: the width of the layer's input and output activations,
+    ``act_int_bits`` the input's integer bits, ``out_int_bits`` the output's (the input's when unset)."""
 
     weight_bits: int | None = None
     weight_int_bits: int | None = None
     act_bits: int | None = None
     act_int_bits: int | None = None
+    out_int_bits: int | None = None
 
     def __post_init__(self) -> None:
         for kind in ("weight", "act"):
@@ -64,6 +70,12 @@ class QuantChoice:
                 check_int(f"{kind}_int_bits", int_bits, bits - MAX_FRAC_BITS, bits,
                           f"Integer bits lie between {bits - MAX_FRAC_BITS} and {bits} for {bits}-bit values "
                           f"(at most {MAX_FRAC_BITS} fraction bits), or leave them unset to choose automatically.")
+        if self.out_int_bits is not None:
+            if self.act_bits is None:
+                raise PlanError("out_int_bits is set without act_bits.", "Give act_bits (the total) too.")
+            check_int("out_int_bits", self.out_int_bits, self.act_bits - MAX_FRAC_BITS, self.act_bits,
+                      f"Integer bits lie between {self.act_bits - MAX_FRAC_BITS} and {self.act_bits} for "
+                      f"{self.act_bits}-bit values, or leave them unset to use the input's.")
 
 
 def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
@@ -71,21 +83,36 @@ def auto_int_bits(weight: torch.Tensor, bits: int) -> int:
     return int_bits_for(float(weight.detach().abs().max()) if weight.numel() else 0.0, bits)
 
 
-def activation_int_bits(model: nn.Module, layers: Iterable[str], batch: torch.Tensor, bits: int) -> dict[str, int]:
-    """Per layer, integer bits that hold its largest |input| and |output| on ``batch`` (eval mode)."""
-    return {name: int_bits_for(value, bits) for name, value in activation_ranges(model, layers, batch).items()}
+@dataclass(frozen=True)
+class ActivationRange:
+    """The largest |input| and |output| a layer shows on a calibration batch."""
+
+    input_max: float
+    output_max: float
+
+    def int_bits(self, bits: int) -> dict[str, int]:
+        """The plan fields of ``bits``-bit activations that hold both sides unclipped."""
+        return {"act_int_bits": int_bits_for(self.input_max, bits), "out_int_bits": int_bits_for(self.output_max, bits)}
 
 
-def activation_ranges(model: nn.Module, layers: Iterable[str], batch: torch.Tensor) -> dict[str, float]:
-    """Per layer, the largest |input| or |output| it sees on ``batch`` (eval mode)."""
+def activation_int_bits(model: nn.Module, layers: Iterable[str], batch: torch.Tensor,
+                        bits: int) -> dict[str, dict[str, int]]:
+    """Per layer, the input and output integer bits (``act_int_bits``, ``out_int_bits``) that hold its
+    largest |input| and |output| on ``batch`` (eval mode)."""
+    return {name: seen.int_bits(bits) for name, seen in activation_ranges(model, layers, batch).items()}
+
+
+def activation_ranges(model: nn.Module, layers: Iterable[str], batch: torch.Tensor) -> dict[str, ActivationRange]:
+    """Per layer, the largest |input| and |output| it sees on ``batch`` (eval mode)."""
     import torch
 
-    largest: dict[str, float] = {}
+    largest: dict[str, ActivationRange] = {}
     handles = []
     for name in layers:
         def record(module, args, output, _name=name):
-            seen = max(float(args[0].detach().abs().max()), float(output.detach().abs().max()))
-            largest[_name] = max(largest.get(_name, 0.0), seen)
+            old = largest.get(_name, ActivationRange(0.0, 0.0))
+            largest[_name] = ActivationRange(max(old.input_max, float(args[0].detach().abs().max())),
+                                             max(old.output_max, float(output.detach().abs().max())))
 
         handles.append(model.get_submodule(name).register_forward_hook(record))
     was_training = model.training
@@ -110,9 +137,9 @@ def with_quantization(plan: Plan, workload: Workload, weight_bits: int | None = 
                       calibration: Any = None) -> Plan:
     """``plan`` with every conv/linear layer matching the glob ``layers`` quantized (8-bit weights by default).
 
-    With ``act_bits`` and a ``calibration`` batch (plus the base ``model``), each layer's
-    activation integer bits are chosen from the largest |input| / |output| it sees on the batch
-    and written into the plan (``activation_int_bits``).
+    With ``act_bits`` and a ``calibration`` batch (plus the base ``model``), each layer's input and
+    output integer bits are chosen from the largest |input| and |output| it sees on the batch and
+    written into the plan (``activation_int_bits``).
     """
     chosen = [l.name for l in workload.compute_layers if fnmatch.fnmatchcase(l.name, layers) and has_module_weights(l)]
     if not chosen:
@@ -125,8 +152,8 @@ def with_quantization(plan: Plan, workload: Workload, weight_bits: int | None = 
                             "model, and no act_int_bits.", "Pass act_bits=..., model=... and calibration=batch.")
         per_layer = activation_int_bits(model, chosen, calibration, act_bits)
     for name in chosen:
-        plan = plan.with_choice(name, weight_bits=weight_bits, weight_int_bits=weight_int_bits,
-                                act_bits=act_bits, act_int_bits=per_layer.get(name, act_int_bits))
+        plan = plan.with_choice(name, weight_bits=weight_bits, weight_int_bits=weight_int_bits, act_bits=act_bits,
+                                **per_layer.get(name, {"act_int_bits": act_int_bits, "out_int_bits": None}))
     return plan
 
 
@@ -147,14 +174,14 @@ def _narrower(bits: tuple[int, int | None], layer: Layer) -> bool:
     return weight < layer.weight_bits or (act is not None and act < layer.input_bits)
 
 
-def _choice(weight: int, act: int | None, largest: float | None) -> dict[str, int]:
-    """The plan fields of a width; activations take the integer bits that hold ``largest`` (the
-    calibrated range) when it is known, else the default (half the bits)."""
+def _choice(weight: int, act: int | None, largest: ActivationRange | None) -> dict[str, int]:
+    """The plan fields of a width; activations take the input and output integer bits that hold
+    ``largest`` (the calibrated ranges) when they are known, else the default (half the bits)."""
     if act is None:
         return {"weight_bits": weight}
     choice = {"weight_bits": weight, "act_bits": act}
     if largest is not None:
-        choice["act_int_bits"] = int_bits_for(largest, act)
+        choice.update(largest.int_bits(act))
     return choice
 
 
@@ -227,7 +254,7 @@ class Quantize(Transform):
             if choice.act_bits is not None:
                 bits = choice.act_bits
                 int_bits = default_act_int_bits(bits) if choice.act_int_bits is None else choice.act_int_bits
-                _torch.quantize_activations(module, bits, int_bits)
+                _torch.quantize_activations(module, bits, int_bits, choice.out_int_bits)
                 _torch.record_fields(module, input_bits=bits, output_bits=bits)
                 _torch.record_fixed_point(module, input_step=fixed_point_step(bits, int_bits))
 

@@ -254,7 +254,7 @@ def _checked(result: ExportResult, model: nn.Module, quantized: Mapping[str, Lay
     int8_layers = [quantized[n] for n in result.int8_layers]
     if int8_layers:
         out_layer = next(iter(outputs.values()), None)
-        step = quantized[out_layer].act_step if out_layer else max(q.act_step for q in int8_layers)
+        step = quantized[out_layer].out_step if out_layer else max(max(q.act_step, q.out_step) for q in int8_layers)
         tolerance = INT8_STEPS * step + FLIP_FACTOR * spread
         rule = (f"int8: max abs error <= {INT8_STEPS:g} x {step:g} (the "
                 f"{'output' if out_layer else 'coarsest int8 activation'} quantization step){flips}; top-1 "
@@ -323,7 +323,7 @@ def _layer_check(path: Path, taps: Mapping[str, tuple[str, str]], model: nn.Modu
         for name, (tensor_in, tensor_out) in taps.items():
             with torch.inference_mode():
                 want = model.get_submodule(name)(torch.from_numpy(values[tensor_in])).float().numpy()
-            off = np.abs(want - values[tensor_out]) / quantized[name].act_step
+            off = np.abs(want - values[tensor_out]) / quantized[name].out_step
             fraction, steps = found[name]
             found[name] = (max(fraction, float((off > 0.5).mean())), max(steps, float(off.max())))
     return found

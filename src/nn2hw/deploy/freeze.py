@@ -34,6 +34,8 @@ class LayerQuant:
     weight_int_bits: int | None = None
     act_bits: int | None = None
     act_int_bits: int | None = None
+    out_int_bits: int | None = None
+    """The output's integer bits (``act_int_bits`` holds the input's)."""
 
     @property
     def int8(self) -> bool:
@@ -62,8 +64,15 @@ class LayerQuant:
 
     @property
     def act_step(self) -> float:
+        """The input's quantization step."""
         assert self.act_bits is not None and self.act_int_bits is not None
         return 2.0 ** (self.act_int_bits - self.act_bits)
+
+    @property
+    def out_step(self) -> float:
+        """The output's quantization step."""
+        assert self.act_bits is not None and self.out_int_bits is not None
+        return 2.0 ** (self.out_int_bits - self.act_bits)
 
     @property
     def bias_step(self) -> float | None:
@@ -75,10 +84,17 @@ class LayerQuant:
 
     @property
     def act_range(self) -> tuple[float, float]:
-        """The fixed-point activation range [-2^(int-1), 2^(int-1) - step]."""
+        """The input's fixed-point range [-2^(int-1), 2^(int-1) - step]."""
         assert self.act_int_bits is not None
         top = 2.0 ** (self.act_int_bits - 1)
         return -top, top - self.act_step
+
+    @property
+    def out_range(self) -> tuple[float, float]:
+        """The output's fixed-point range."""
+        assert self.out_int_bits is not None
+        top = 2.0 ** (self.out_int_bits - 1)
+        return -top, top - self.out_step
 
 
 def weight_parametrizations(module: nn.Module) -> tuple[nn.Module, ...]:
@@ -98,7 +114,8 @@ def read_quant(name: str, module: nn.Module) -> LayerQuant | None:
                       weight.bits if weight is not None else None,
                       int(weight.int_bits) if weight is not None else None,
                       act.bits if act is not None else None,
-                      act.int_bits if act is not None else None)
+                      act.int_bits if act is not None else None,
+                      act.out_int_bits if act is not None else None)
 
 
 def _bake_weight(module: nn.Module) -> None:
@@ -146,5 +163,5 @@ def freeze(model: nn.Module, *, int8: bool = True) -> tuple[nn.Module, dict[str,
         quantized[name] = quant
         if quant.act_bits is not None and not (int8 and quant.int8):
             assert quant.act_int_bits is not None
-            quantize_activations(module, quant.act_bits, quant.act_int_bits)
+            quantize_activations(module, quant.act_bits, quant.act_int_bits, quant.out_int_bits)
     return frozen, quantized

@@ -93,9 +93,11 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant], storage: str = 
         s_x, s_w = np.float32(quant.act_step), np.float32(quant.weight_step)
         zero = const("zp", np.array(stored.zero_point, dtype=stored.dtype))
         x_scale, w_scale = const("x_scale", np.array(s_x)), const("w_scale", np.array(s_w))
+        y_scale = const("y_scale", np.array(np.float32(quant.out_step)))
         narrow = quant.act_bits is not None and quant.act_bits < 8
-        lo, hi = (const(k, np.array(v, dtype=np.float32)) for k, v in zip(("lo", "hi"), quant.act_range)) \
-            if narrow else ("", "")
+        lo, hi, y_lo, y_hi = (const(k, np.array(v, dtype=np.float32)) for k, v in
+                              zip(("lo", "hi", "y_lo", "y_hi"), (*quant.act_range, *quant.out_range))) \
+            if narrow else ("", "", "", "")
         # input: [Clip] -> Q -> DQ, for this node only (other readers of x see it unquantized, as in torch)
         src = node.input[0]
         taps[name] = (src, last.output[0])
@@ -127,11 +129,11 @@ def quantize_graph(model: Any, layers: Mapping[str, LayerQuant], storage: str = 
         # output: Q -> DQ [-> Clip], read by every consumer (the module returns the quantized value)
         out = last.output[0]
         last.output[0] = f"{tag}_y"
-        tail = [helper.make_node("QuantizeLinear", [f"{tag}_y", x_scale, zero], [f"{tag}_y_q"], name=f"{tag}_y_q"),
-                helper.make_node("DequantizeLinear", [f"{tag}_y_q", x_scale, zero],
+        tail = [helper.make_node("QuantizeLinear", [f"{tag}_y", y_scale, zero], [f"{tag}_y_q"], name=f"{tag}_y_q"),
+                helper.make_node("DequantizeLinear", [f"{tag}_y_q", y_scale, zero],
                                  [f"{tag}_y_dq" if narrow else out], name=f"{tag}_y_dq")]
         if narrow:
-            tail.append(helper.make_node("Clip", [f"{tag}_y_dq", lo, hi], [out], name=f"{tag}_y_clip"))
+            tail.append(helper.make_node("Clip", [f"{tag}_y_dq", y_lo, y_hi], [out], name=f"{tag}_y_clip"))
         new_after += tail
         before.setdefault(id(node), []).extend(new_before)
         after.setdefault(id(last), []).extend(new_after)

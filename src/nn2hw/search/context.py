@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from nn2hw.compress.quantize import ActivationRange
     from nn2hw.measured import MeasuredNetwork
     from nn2hw.search.strategies import RewardConfig
 
@@ -270,7 +271,7 @@ CALIBRATION_IMAGES = 32
 
 @dataclass
 class CalibratedRanges:
-    """The largest |input| or |output| each layer of the pretrained model shows on a calibration
+    """The largest |input| and |output| each layer of the pretrained model shows on a calibration
     batch: the first ``CALIBRATION_IMAGES`` images of the training split (of the member's split
     where the dataset has no training split here), measured on first use: quantized activations
     take their integer bits from it, not from a default that clips pre-BatchNorm outputs."""
@@ -279,14 +280,14 @@ class CalibratedRanges:
     member: Member
     model: nn.Module
     variant: str | None = None
-    _ranges: dict[str, float] | None = field(default=None, repr=False)
+    _ranges: dict[str, ActivationRange] | None = field(default=None, repr=False)
 
-    def __call__(self, layer: str) -> float:
+    def __call__(self, layer: str) -> ActivationRange:
         if self._ranges is None:
             self._ranges = self._measure()
         return self._ranges[layer]
 
-    def _measure(self) -> dict[str, float]:
+    def _measure(self) -> dict[str, ActivationRange]:
         from nn2hw import zoo
         from nn2hw.compress.quantize import activation_ranges
         from nn2hw.data import load_dataset

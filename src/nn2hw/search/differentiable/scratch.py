@@ -484,7 +484,7 @@ def candidate_model(run: SpaceRun, indices: Sequence[int], data: Any) -> tuple[n
         by_bits.setdefault(bits, []).append(name)
     for bits, names in by_bits.items():
         for name, int_bits in activation_int_bits(derived, names, images, bits).items():
-            plan = plan.with_choice(name, act_int_bits=int_bits)
+            plan = plan.with_choice(name, **int_bits)
     return apply_plan(plan, derived), plan
 
 
