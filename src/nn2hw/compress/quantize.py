@@ -18,9 +18,9 @@ Integer bits when only a total width is given:
   own, to the largest |output| of each layer on a calibration batch (``act_int_bits`` and
   ``out_int_bits``; ``with_quantization(..., calibration=batch)`` stores them in the plan, which
   stays self-contained). Each side has its own format because the two ranges can differ by 2^4 or
-  more: MiniLM's FFN output layers read GELU outputs (|x| <= 25) and write its outlier dimensions
-  (|y| ~ 200); one format for both put the input on a step of 2 and cost 10 points of accuracy, two
-  formats cost 4 (docs/transformers.md). Without calibration, half the bits for both
+  more: MiniLM's FFN output layers read GELU outputs (|x| up to 25) and write its outlier
+  dimensions (|y| up to 196); one format for both put the input on a step of 2 and cost 10 points
+  of accuracy, two formats cost 4 (docs/compression.md). Without calibration, half the bits for both
   (``default_act_int_bits``): 8-bit activations cover [-8, 8) in steps of 1/16, which clips the
   large pre-BatchNorm outputs of many layers: calibrate.
 """
