@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/transformer_search.py --strategy tpe --minutes 14 --search-images 2000 \
         --finetune-batches 0 --final-batches 400                   # MiniLM: -40 % within 1 point (docs/transformers.md)
-    .venv/bin/python benchmarks/transformer_search.py --fraction 0.5 --out runs/ts-2x  # the 2x stretch
+    .venv/bin/python benchmarks/transformer_search.py --strategy tpe --minutes 14 --search-images 2000 \
+        --finetune-batches 0 --final-batches 400 --fraction 0.5 --out runs/ts-2x   # the 2x stretch
     .venv/bin/python benchmarks/transformer_search.py --model vit_fmnist --dataset fashion-mnist --minutes 4 \
         --finetune-batches 100 --search-images 2000 --final-batches 500 --out runs/ts-vit
 
