@@ -483,8 +483,8 @@ def candidate_model(run: SpaceRun, indices: Sequence[int], data: Any) -> tuple[n
     for name, bits in run.supernet.layer_bits(indices).items():
         by_bits.setdefault(bits, []).append(name)
     for bits, names in by_bits.items():
-        for name, int_bits in activation_int_bits(derived, names, images, bits).items():
-            plan = plan.with_choice(name, **int_bits)
+        for name, formats in activation_int_bits(derived, names, images, bits).items():
+            plan = plan.with_choice(name, **formats)
     return apply_plan(plan, derived), plan
 
 
