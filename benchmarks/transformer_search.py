@@ -1,7 +1,7 @@
 """CANAO-style search of a Transformer classifier on this CPU, re-measured (issue 10, part 4).
 
     .venv/bin/python benchmarks/transformer_search.py --strategy tpe --minutes 14 --search-images 2000 \
-        --finetune-batches 0 --final-batches 400                   # MiniLM: -40 % within 1 point (docs/transformers.md)
+        --finetune-batches 0 --final-batches 400                   # MiniLM, spec 0.6 x base (docs/transformers.md)
     .venv/bin/python benchmarks/transformer_search.py --strategy tpe --minutes 14 --search-images 2000 \
         --finetune-batches 0 --final-batches 400 --fraction 0.5 --out runs/ts-2x   # the 2x stretch
     .venv/bin/python benchmarks/transformer_search.py --model vit_fmnist --dataset fashion-mnist --minutes 4 \
