@@ -45,20 +45,20 @@ from nn2hw.evaluate import Evaluator, FinetuneEvaluator, FinetuneSettings
 from nn2hw.plan import Plan
 from nn2hw.search.context import SearchContext, check_reachable
 from nn2hw.search.finalize import (
-    FINAL_REPEATS_FACTOR,
     KEY_METRICS,
     Checked,
     FinalizedElsewhere,
     SearchResult,
+    at_level,
     bundle_saved,
     evaluators_for,
     finalize,
     measure,
-    recheck,
+    minimal_plan,
     write_reports,
 )
 from nn2hw.search.loop import run_search
-from nn2hw.search.minimize import Minimized, minimize_vector
+from nn2hw.search.minimize import Minimized
 from nn2hw.search.settings import COSINE, SearchSettings
 from nn2hw.search.variation import trained_plans
 
@@ -102,13 +102,6 @@ def run_family(settings: SearchSettings, evaluator: Evaluator | None = None,
     raise NoLevelMet("No level of the family can be met. " + " ".join(refused),
                      last.fix if last is not None else "Relax the levels.",
                      best_bound=last.best_bound if last is not None else None)
-
-
-def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
-    """The search's context as a single search's with the latency spec at ``level_ms`` (its other
-    specs kept): what finalizing, re-checking and minimizing one level need."""
-    s = ctx.settings
-    return replace(ctx, settings=replace(s, spec=replace(s.spec, latency_ms=level_ms), latency_levels_ms=()))
 
 
 @dataclass(frozen=True)
@@ -300,40 +293,28 @@ def _looser(ctx: SearchContext, tighter: _Built, result: SearchResult, notes: li
     return _Built(variant, tuple(found.indices or tighter.vector), plans)
 
 
-RETRIES = 3
-"""Minimizations a looser level tries on a measured template, each against the level scaled by the
-measured / predicted ratio of the plan the previous one found (the predictor's error there)."""
-
-
 def _smaller(ctx: SearchContext, tighter: _Built, number: int, notes: list[str]) -> tuple[Minimized, Checked] | None:
     """The tighter variant less the changes ``ctx``'s level does not need, re-checked against that
-    level: a plan and its check, or None (with a note) when nothing can go or no smaller plan passes.
-    On a measured template a plan the predictor let through but the measurement refuses is tried
-    again with the target tightened by what the predictor missed there."""
+    level (``minimal_plan``: on a measured template a plan the measurement refuses is minimized again
+    against a target tightened by what the predictor missed): a plan and its check, or None (with a
+    note) when nothing can go or no smaller plan passes."""
     level = ctx.settings.spec.latency_ms
     assert level is not None and tighter.vector is not None
-    target, knobs = level, ctx.space.decode(tighter.vector).hardware
-    for _ in range(RETRIES):
-        try:
-            found = minimize_vector(at_level(ctx, target), tighter.vector)
-        except InfeasibleError as exc:  # predicted above the level although measured below the tighter one
-            notes.append(f"Level {level:g} ms uses level {tighter.variant.level_ms:g} ms's variant and weights: "
-                         f"{exc.cause}")
-            return None
-        if not found.removed:
-            notes.append(f"Level {level:g} ms: every change of level {tighter.variant.level_ms:g} ms's variant is "
-                         "needed; it shares that variant's weights.")
-            return None
-        checked = recheck(ctx, number, found.plans, knobs)
-        if not isinstance(checked, str):
-            return found, checked
-        if ctx.measured_base is None:
-            break
-        ratio = ctx.timed(found.plans, repeats_factor=FINAL_REPEATS_FACTOR).median_ms / found.after.latency_ms
-        target = target / max(ratio, 1.01)
-    notes.append(f"Level {level:g} ms: no smaller plan passed the re-check (last: {checked}); the level uses level "
-                 f"{tighter.variant.level_ms:g} ms's variant and weights.")
-    return None
+    try:
+        tried = minimal_plan(ctx, tighter.vector, number, ctx.space.decode(tighter.vector).hardware)
+    except InfeasibleError as exc:  # predicted above the level although measured below the tighter one
+        notes.append(f"Level {level:g} ms uses level {tighter.variant.level_ms:g} ms's variant and weights: "
+                     f"{exc.cause}")
+        return None
+    if tried.checked is None:
+        notes.append(f"Level {level:g} ms: every change of level {tighter.variant.level_ms:g} ms's variant is "
+                     "needed; it shares that variant's weights.")
+        return None
+    if isinstance(tried.checked, str):
+        notes.append(f"Level {level:g} ms: no smaller plan passed the re-check (last: {tried.checked}); the level "
+                     f"uses level {tighter.variant.level_ms:g} ms's variant and weights.")
+        return None
+    return tried.found, tried.checked
 
 
 def _order_notes(family: BundleFamily) -> list[str]:

@@ -211,26 +211,87 @@ def recheck(ctx: SearchContext, number: int, plans: Mapping[str, Plan], knobs: M
     return checked if ctx.measured_base is None else _measured(ctx, number, checked)
 
 
+def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
+    """The search's context as a single search's with the latency spec at ``level_ms`` (its other
+    specs kept): what finalizing, re-checking and minimizing one level need."""
+    s = ctx.settings
+    return replace(ctx, settings=replace(s, spec=replace(s.spec, latency_ms=level_ms), latency_levels_ms=()))
+
+
+RETRIES = 3
+"""Minimizations tried on a measured template, each after the first against the latency spec divided
+by the measured / predicted ratio of the plan the one before found (the predictor's error there)."""
+
+
+@dataclass(frozen=True)
+class MinimalPlan:
+    """A candidate minimized and re-checked: the last minimization, its re-check (None: it removed
+    nothing, so the candidate is its own minimal plan; a reason: no minimal plan passed) and the
+    latency targets minimized against (ms; more than one when the measurement refused a plan)."""
+
+    found: Minimized
+    checked: Checked | str | None
+    targets_ms: tuple[float, ...] = ()
+
+
+def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number: int,
+                 knobs: Mapping[str, Any]) -> MinimalPlan:
+    """Candidate ``vector`` (trial ``number``, hardware ``knobs``) less the changes no spec of
+    ``ctx`` needs, re-checked against those specs. On a measured template a plan the predictor let
+    through but the measurement refuses (it is slower there than predicted) is minimized again with
+    the latency target tightened by that error, so a predictor that is a few percent low near the
+    spec costs some of the removed changes, not all of them. Raises ``InfeasibleError`` when the
+    candidate itself is predicted to miss the spec."""
+    level = ctx.settings.spec.latency_ms
+    found = minimize_vector(ctx, vector)
+    targets = [] if level is None else [level]
+    if not found.removed:
+        return MinimalPlan(found, None, tuple(targets))
+    checked = recheck(ctx, number, found.plans, knobs)
+    for _ in range(RETRIES - 1):
+        if not isinstance(checked, str) or ctx.measured_base is None or not targets:
+            break
+        try:  # read from the measurement store: the re-check timed it
+            ratio = ctx.timed(found.plans, repeats_factor=FINAL_REPEATS_FACTOR).median_ms / found.after.latency_ms
+            target = targets[-1] / max(ratio, 1.01)
+            tighter = minimize_vector(at_level(ctx, target), vector)
+        except ModelError:  # refused for its export, not its time: a tighter target would not help
+            break
+        except InfeasibleError:  # the whole candidate is predicted above the tightened target
+            break
+        if not tighter.removed:
+            break
+        found, checked = tighter, recheck(ctx, number, tighter.plans, knobs)
+        targets.append(target)
+    return MinimalPlan(found, checked, tuple(targets))
+
+
 def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked | str:
-    """The trial's candidate without the changes no spec needs (``minimize_vector``), re-checked as
-    ``guaranteed`` does; the candidate as searched when its minimal one fails the re-check (e.g.
-    measured slower than predicted), with a note saying so."""
+    """The trial's candidate without the changes no spec needs (``minimal_plan``), re-checked as
+    ``guaranteed`` does; the candidate as searched when no minimal plan passes the re-check (e.g.
+    each measured slower than predicted), with a note saying so."""
     vector = [int(trial.params[name]) for name in ctx.space.names]
     try:
-        found = minimize_vector(ctx, vector)
+        tried = minimal_plan(ctx, vector, trial.number, trial.user_attrs.get("knobs") or {})
     except InfeasibleError as exc:
         notes.append(f"Trial {trial.number} was not minimized: {exc.cause}")
         return guaranteed(ctx, trial)
-    checked = recheck(ctx, trial.number, found.plans, trial.user_attrs.get("knobs") or {}) if found.removed \
-        else guaranteed(ctx, trial)
-    if isinstance(checked, str):
-        if found.removed:
-            notes.append(f"The minimal plan of trial {trial.number} failed the re-check ({checked}); the trial is "
-                         "returned with all its changes.")
-            return guaranteed(ctx, trial)
-        return checked
-    notes.append(f"Minimal plan of trial {trial.number}: {found.summary()}.")
-    return replace(checked, minimized=found)
+    if tried.checked is None:
+        return guaranteed(ctx, trial)
+    if isinstance(tried.checked, str):
+        notes.append(f"The minimal plan of trial {trial.number}{_retries(tried)} failed the re-check "
+                     f"({tried.checked}); the trial is returned with all its changes.")
+        return guaranteed(ctx, trial)
+    notes.append(f"Minimal plan of trial {trial.number}{_retries(tried)}: {tried.found.summary()}.")
+    return replace(tried.checked, minimized=tried.found)
+
+
+def _retries(tried: MinimalPlan) -> str:
+    """' (minimized against 20.8, 19.5 ms: ...)' when the measurement refused a plan, else ''."""
+    if len(tried.targets_ms) < 2:
+        return ""
+    return (f" (minimized against {', '.join(f'{t:.4g}' for t in tried.targets_ms)} ms: the measurement refused "
+            "the plan found for each target before the last, slower than predicted)")
 
 
 def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:
