@@ -350,3 +350,19 @@ def test_the_trial_comes_back_whole_after_at_most_retries_refused_minimal_plans(
     assert len(targets) == finalize.RETRIES and targets == sorted(targets, reverse=True), targets
     assert notes[0].startswith("The minimal plan of trial 7 (minimized against 0.35, "), notes
     assert "returned with all its changes" in notes[0]
+
+
+def test_the_note_says_why_a_refused_minimal_plan_was_not_minimized_again(monkeypatch):
+    """A plan measured 3x its prediction leaves a target below the trial itself: no second
+    minimization, the trial comes back whole, and the note gives the ratio and the target."""
+    from nn2hw.search import finalize
+
+    ctx = _measured_context(0.35)
+    vector = feasible_vectors(ctx, 1, seed=0)[0]
+    whole = ctx.space.decode(vector).plans
+    _timed_as(monkeypatch, lambda predicted, plans: predicted if plans[MODEL].choices == whole[MODEL].choices
+              else 3 * predicted)
+    notes: list[str] = []
+    checked = finalize.minimal(ctx, _trial(ctx, vector), notes)
+    assert not isinstance(checked, str) and checked.minimized is None
+    assert "; not minimized again: it measured 3x its prediction, which leaves a 0.1167 ms target" in notes[0], notes

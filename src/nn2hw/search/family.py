@@ -55,6 +55,7 @@ from nn2hw.search.finalize import (
     finalize,
     measure,
     minimal_plan,
+    stopped_note,
     write_reports,
 )
 from nn2hw.search.loop import run_search
@@ -311,8 +312,9 @@ def _smaller(ctx: SearchContext, tighter: _Built, number: int, notes: list[str])
                      "needed; it shares that variant's weights.")
         return None
     if isinstance(tried.checked, str):
-        notes.append(f"Level {level:g} ms: no smaller plan passed the re-check (last: {tried.checked}); the level "
-                     f"uses level {tighter.variant.level_ms:g} ms's variant and weights.")
+        notes.append(f"Level {level:g} ms: no smaller plan passed the re-check (last: {tried.checked}"
+                     f"{stopped_note(tried)}); the level uses level {tighter.variant.level_ms:g} ms's variant and "
+                     "weights.")
         return None
     return tried.found, tried.checked
 

@@ -226,12 +226,14 @@ by the measured / predicted ratio of the plan the one before found (the predicto
 @dataclass(frozen=True)
 class MinimalPlan:
     """A candidate minimized and re-checked: the last minimization, its re-check (None: it removed
-    nothing, so the candidate is its own minimal plan; a reason: no minimal plan passed) and the
-    latency targets minimized against (ms; more than one when the measurement refused a plan)."""
+    nothing, so the candidate is its own minimal plan; a reason: no minimal plan passed), the
+    latency targets minimized against (ms; more than one when the measurement refused a plan) and,
+    when a refused plan was not followed by another, why."""
 
     found: Minimized
     checked: Checked | str | None
     targets_ms: tuple[float, ...] = ()
+    stopped: str = ""
 
 
 def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number: int,
@@ -247,23 +249,27 @@ def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number
     targets = [] if level is None else [level]
     if not found.removed:
         return MinimalPlan(found, None, tuple(targets))
-    checked = recheck(ctx, number, found.plans, knobs)
+    checked, stopped = recheck(ctx, number, found.plans, knobs), ""
     for _ in range(RETRIES - 1):
         if not isinstance(checked, str) or ctx.measured_base is None or not targets:
             break
         try:  # read from the measurement store: the re-check timed it
             ratio = ctx.timed(found.plans, repeats_factor=FINAL_REPEATS_FACTOR).median_ms / found.after.latency_ms
-            target = targets[-1] / max(ratio, 1.01)
-            tighter = minimize_vector(at_level(ctx, target), vector)
         except ModelError:  # refused for its export, not its time: a tighter target would not help
             break
-        except InfeasibleError:  # the whole candidate is predicted above the tightened target
+        target = targets[-1] / max(ratio, 1.01)
+        try:
+            tighter = minimize_vector(at_level(ctx, target), vector)
+        except InfeasibleError as exc:
+            stopped = f"it measured {ratio:.3g}x its prediction, which leaves a {target:.4g} ms target: {exc.cause}"
             break
         if not tighter.removed:
+            stopped = (f"it measured {ratio:.3g}x its prediction, which leaves a {target:.4g} ms target that needs "
+                       "every change")
             break
         found, checked = tighter, recheck(ctx, number, tighter.plans, knobs)
         targets.append(target)
-    return MinimalPlan(found, checked, tuple(targets))
+    return MinimalPlan(found, checked, tuple(targets), stopped)
 
 
 def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked | str:
@@ -280,7 +286,7 @@ def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked
         return guaranteed(ctx, trial)
     if isinstance(tried.checked, str):
         notes.append(f"The minimal plan of trial {trial.number}{_retries(tried)} failed the re-check "
-                     f"({tried.checked}); the trial is returned with all its changes.")
+                     f"({tried.checked}){stopped_note(tried)}; the trial is returned with all its changes.")
         return guaranteed(ctx, trial)
     notes.append(f"Minimal plan of trial {trial.number}{_retries(tried)}: {tried.found.summary()}.")
     return replace(tried.checked, minimized=tried.found)
@@ -292,6 +298,11 @@ def _retries(tried: MinimalPlan) -> str:
         return ""
     return (f" (minimized against {', '.join(f'{t:.4g}' for t in tried.targets_ms)} ms: the measurement refused "
             "the plan found for each target before the last, slower than predicted)")
+
+
+def stopped_note(tried: MinimalPlan) -> str:
+    """'; not minimized again: ...' when a refused plan was not followed by another, else ''."""
+    return f"; not minimized again: {tried.stopped}" if tried.stopped else ""
 
 
 def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:
