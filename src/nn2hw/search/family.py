@@ -55,7 +55,6 @@ from nn2hw.search.finalize import (
     finalize,
     measure,
     minimal_plan,
-    stopped_note,
     write_reports,
 )
 from nn2hw.search.loop import run_search
@@ -296,9 +295,9 @@ def _looser(ctx: SearchContext, tighter: _Built, result: SearchResult, notes: li
 
 def _smaller(ctx: SearchContext, tighter: _Built, number: int, notes: list[str]) -> tuple[Minimized, Checked] | None:
     """The tighter variant less the changes ``ctx``'s level does not need, re-checked against that
-    level (``minimal_plan``: on a measured template a plan the measurement refuses is minimized again
-    against a target tightened by what the predictor missed): a plan and its check, or None (with a
-    note) when nothing can go or no smaller plan passes."""
+    level (``minimal_plan``: on a measured template the removals of a plan the measurement refuses
+    are undone from the last back until one passes): a plan and its check, or None (with a note)
+    when nothing can go or no smaller plan passes."""
     level = ctx.settings.spec.latency_ms
     assert level is not None and tighter.vector is not None
     try:
@@ -312,9 +311,8 @@ def _smaller(ctx: SearchContext, tighter: _Built, number: int, notes: list[str])
                      "needed; it shares that variant's weights.")
         return None
     if isinstance(tried.checked, str):
-        notes.append(f"Level {level:g} ms: no smaller plan passed the re-check (last: {tried.checked}"
-                     f"{stopped_note(tried)}); the level uses level {tighter.variant.level_ms:g} ms's variant and "
-                     "weights.")
+        notes.append(f"Level {level:g} ms: no smaller plan passed the re-check ({len(tried.refused)} timed; first: "
+                     f"{tried.checked}); the level uses level {tighter.variant.level_ms:g} ms's variant and weights.")
         return None
     return tried.found, tried.checked
 

@@ -40,7 +40,7 @@ from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write
 from nn2hw.report.layers import LayerRow, write_layers_csv
 from nn2hw.search.context import SearchContext, member_evaluator
 from nn2hw.search.evaluations import joint_key, joint_metrics
-from nn2hw.search.minimize import Minimized, hardware_record, minimize_vector
+from nn2hw.search.minimize import Minimized, hardware_record, minimize_vector, partly_minimized
 from nn2hw.search.settings import COSINE
 from nn2hw.search.study import beat_periods, count_trials, reclaim
 from nn2hw.search.variation import VARIATION_METRIC, VariationCheck, final_variation, trained_plans
@@ -218,58 +218,44 @@ def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
     return replace(ctx, settings=replace(s, spec=replace(s.spec, latency_ms=level_ms), latency_levels_ms=()))
 
 
-RETRIES = 3
-"""Minimizations tried on a measured template, each after the first against the latency spec divided
-by the measured / predicted ratio of the plan the one before found (the predictor's error there)."""
-
-
 @dataclass(frozen=True)
 class MinimalPlan:
-    """A candidate minimized and re-checked: the last minimization, its re-check (None: it removed
-    nothing, so the candidate is its own minimal plan; a reason: no minimal plan passed), the
-    latency targets minimized against (ms; more than one when the measurement refused a plan) and,
-    when a refused plan was not followed by another, why."""
+    """A candidate minimized and re-checked: the minimal plan (on a measured template, the most
+    minimized plan along the way to it that the measurement let through), its re-check (None: it
+    removed nothing, so the candidate is its own minimal plan; a reason: no plan with a removal
+    passed) and the re-checks the measurement refused (their reasons)."""
 
     found: Minimized
     checked: Checked | str | None
-    targets_ms: tuple[float, ...] = ()
-    stopped: str = ""
+    refused: tuple[str, ...] = ()
 
 
 def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number: int,
                  knobs: Mapping[str, Any]) -> MinimalPlan:
     """Candidate ``vector`` (trial ``number``, hardware ``knobs``) less the changes no spec of
-    ``ctx`` needs, re-checked against those specs. On a measured template a plan the predictor let
-    through but the measurement refuses (it is slower there than predicted) is minimized again with
-    the latency target tightened by that error, so a predictor that is a few percent low near the
-    spec costs some of the removed changes, not all of them. Raises ``InfeasibleError`` when the
-    candidate itself is predicted to miss the spec."""
-    level = ctx.settings.spec.latency_ms
+    ``ctx`` needs, re-checked against those specs. On a measured template a minimal plan the
+    predictor let through but the measurement refuses is not all-or-nothing: the removals are
+    undone from the last back (a bisection over how many of them, in the order made, each candidate
+    re-timed), so a predictor that is low on a few of them costs those removals, not all of them.
+    Raises ``InfeasibleError`` when the candidate itself is predicted to miss the spec."""
     found = minimize_vector(ctx, vector)
-    targets = [] if level is None else [level]
     if not found.removed:
-        return MinimalPlan(found, None, tuple(targets))
-    checked, stopped = recheck(ctx, number, found.plans, knobs), ""
-    for _ in range(RETRIES - 1):
-        if not isinstance(checked, str) or ctx.measured_base is None or not targets:
-            break
-        try:  # read from the measurement store: the re-check timed it
-            ratio = ctx.timed(found.plans, repeats_factor=FINAL_REPEATS_FACTOR).median_ms / found.after.latency_ms
-        except ModelError:  # refused for its export, not its time: a tighter target would not help
-            break
-        target = targets[-1] / max(ratio, 1.01)
-        try:
-            tighter = minimize_vector(at_level(ctx, target), vector)
-        except InfeasibleError as exc:
-            stopped = f"it measured {ratio:.3g}x its prediction, which leaves a {target:.4g} ms target: {exc.cause}"
-            break
-        if not tighter.removed:
-            stopped = (f"it measured {ratio:.3g}x its prediction, which leaves a {target:.4g} ms target that needs "
-                       "every change")
-            break
-        found, checked = tighter, recheck(ctx, number, tighter.plans, knobs)
-        targets.append(target)
-    return MinimalPlan(found, checked, tuple(targets), stopped)
+        return MinimalPlan(found, None)
+    checked = recheck(ctx, number, found.plans, knobs)
+    if not isinstance(checked, str) or ctx.measured_base is None:
+        return MinimalPlan(found, checked)
+    refused, best = [checked], MinimalPlan(found, checked)
+    low, high = 0, len(found.removed)  # removals: none is the candidate itself; ``high`` were refused
+    while high - low > 1:
+        middle = (low + high) // 2
+        part = partly_minimized(ctx, vector, found, middle)
+        result = recheck(ctx, number, part.plans, knobs)
+        if isinstance(result, str):
+            high = middle
+            refused.append(result)
+        else:
+            low, best = middle, MinimalPlan(part, result)
+    return replace(best, refused=tuple(refused))
 
 
 def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked | str:
@@ -285,24 +271,21 @@ def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked
     if tried.checked is None:
         return guaranteed(ctx, trial)
     if isinstance(tried.checked, str):
-        notes.append(f"The minimal plan of trial {trial.number}{_retries(tried)} failed the re-check "
-                     f"({tried.checked}){stopped_note(tried)}; the trial is returned with all its changes.")
+        notes.append(f"The minimal plan of trial {trial.number} failed the re-check ({tried.checked}), and so did "
+                     f"{len(tried.refused) - 1} less minimized plan(s) on the way to it; the trial is returned with "
+                     "all its changes.")
         return guaranteed(ctx, trial)
     notes.append(f"Minimal plan of trial {trial.number}{_retries(tried)}: {tried.found.summary()}.")
     return replace(tried.checked, minimized=tried.found)
 
 
 def _retries(tried: MinimalPlan) -> str:
-    """' (minimized against 20.8, 19.5 ms: ...)' when the measurement refused a plan, else ''."""
-    if len(tried.targets_ms) < 2:
+    """' (k of the n removals ...)' when the measurement refused a more minimized plan, else ''."""
+    if not tried.refused or isinstance(tried.checked, str):
         return ""
-    return (f" (minimized against {', '.join(f'{t:.4g}' for t in tried.targets_ms)} ms: the measurement refused "
-            "the plan found for each target before the last, slower than predicted)")
-
-
-def stopped_note(tried: MinimalPlan) -> str:
-    """'; not minimized again: ...' when a refused plan was not followed by another, else ''."""
-    return f"; not minimized again: {tried.stopped}" if tried.stopped else ""
+    undone = sum(c.needed.startswith("the measured") for c in tried.found.kept)
+    return (f" ({undone} removals undone: the measurement refused {len(tried.refused)} more minimized plan(s), "
+            f"first: {tried.refused[0]})")
 
 
 def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:

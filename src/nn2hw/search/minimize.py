@@ -293,10 +293,10 @@ def minimize_vector(ctx: SearchContext, indices: tuple[int, ...] | list[int]) ->
     dims = ctx.space.dimensions
     knobs = ctx.space.decode(vector).hardware
     names = tuple(net for net, _ in ctx.space.parts)
-    owners = [f"{net}/" if len(names) > 1 else "" for net, space in ctx.space.parts for _ in space.dimensions]
+    layers = _dimension_layers(ctx)
 
     def units(state: tuple[int, ...]) -> list[_Unit]:
-        return [_Unit(k, d.technique, tuple(owners[k] + n for n in d.layers), f"{d.labels[0]} -> {d.labels[i]}")
+        return [_Unit(k, d.technique, layers[k], f"{d.labels[0]} -> {d.labels[i]}")
                 for k, (d, i) in enumerate(zip(dims, state)) if i != 0 and d.technique != HARDWARE]
 
     def drop(state: tuple[int, ...], key: int) -> tuple[int, ...]:
@@ -307,6 +307,31 @@ def minimize_vector(ctx: SearchContext, indices: tuple[int, ...] | list[int]) ->
                        lambda networks: ctx.target.best(networks, knobs), ctx.spec)
     state, found = _greedy(problem, vector, "The candidate")
     return replace(found, plans=ctx.space.decode(state).plans, indices=state)
+
+
+def _dimension_layers(ctx: SearchContext) -> list[tuple[str, ...]]:
+    """Each dimension's layers as its changes name them (a joint search: 'network/layer')."""
+    joint = len(ctx.space.parts) > 1
+    return [tuple(f"{net}/{n}" if joint else n for n in d.layers) for net, space in ctx.space.parts
+            for d in space.dimensions]
+
+
+def partly_minimized(ctx: SearchContext, indices: tuple[int, ...] | list[int], found: Minimized,
+                     removals: int) -> Minimized:
+    """``found`` (``minimize_vector`` of candidate ``indices``) with only its first ``removals``
+    removals made, the later ones kept: the candidate the greedy held after that many, which met
+    every spec as costed, re-costed. What finalize falls back to, step by step, when the
+    measurement refuses the minimal plan."""
+    keys = {(d.technique, names): k for k, (d, names) in enumerate(zip(ctx.space.dimensions, _dimension_layers(ctx)))}
+    state = [int(i) for i in indices]
+    for change in found.removed[:removals]:
+        state[keys[change.technique, change.layers]] = 0
+    plans = ctx.space.decode(tuple(state)).plans
+    after = ctx.target.best(ctx.workloads(plans), ctx.space.decode(tuple(state)).hardware)
+    restored = tuple(replace(c, needed="the measured re-check refused the plan without it")
+                     for c in found.removed[removals:])
+    return replace(found, plans=plans, removed=found.removed[:removals], kept=found.kept + restored, after=after,
+                   indices=tuple(state))
 
 
 # --- any plan --------------------------------------------------------------------------------------
