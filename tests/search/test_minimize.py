@@ -333,8 +333,8 @@ def test_a_minimal_plan_the_measurement_refuses_loses_only_the_removals_it_must(
     assert [(c.technique, c.layers) for c in undone] == [(c.technique, c.layers) for c in first.removed[fast:]]
     assert checked.cost.latency_ms == pytest.approx(path[fast])
     assert len(timings) <= 1 + math.ceil(math.log2(len(first.removed)))
-    assert notes[0].startswith(f"Minimal plan of trial 7 ({len(undone)} removals undone: the measurement "
-                               "refused 2 more minimized plan(s)"), notes
+    assert notes[0].startswith(f"Minimal plan of trial 7 ({len(undone)} of its {len(first.removed)} removals undone: "
+                               "the measurement refused 2 more minimized plan(s)"), notes
 
 
 def test_the_trial_comes_back_whole_when_the_measurement_refuses_every_removal(monkeypatch):

@@ -284,8 +284,9 @@ def _retries(tried: MinimalPlan) -> str:
     if not tried.refused or isinstance(tried.checked, str):
         return ""
     undone = sum(c.needed.startswith("the measured") for c in tried.found.kept)
-    return (f" ({undone} removals undone: the measurement refused {len(tried.refused)} more minimized plan(s), "
-            f"first: {tried.refused[0]})")
+    made = len(tried.found.removed) + undone
+    return (f" ({undone} of its {made} removals undone: the measurement refused {len(tried.refused)} more "
+            f"minimized plan(s), first: {tried.refused[0]})")
 
 
 def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:
