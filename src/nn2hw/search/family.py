@@ -49,7 +49,6 @@ from nn2hw.search.finalize import (
     Checked,
     FinalizedElsewhere,
     SearchResult,
-    at_level,
     bundle_saved,
     evaluators_for,
     finalize,
@@ -102,6 +101,13 @@ def run_family(settings: SearchSettings, evaluator: Evaluator | None = None,
     raise NoLevelMet("No level of the family can be met. " + " ".join(refused),
                      last.fix if last is not None else "Relax the levels.",
                      best_bound=last.best_bound if last is not None else None)
+
+
+def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
+    """The search's context as a single search's with the latency spec at ``level_ms`` (its other
+    specs kept): what finalizing, re-checking and minimizing one level need."""
+    s = ctx.settings
+    return replace(ctx, settings=replace(s, spec=replace(s.spec, latency_ms=level_ms), latency_levels_ms=()))
 
 
 @dataclass(frozen=True)

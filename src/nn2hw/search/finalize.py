@@ -40,7 +40,7 @@ from nn2hw.report import ParetoPoint, layer_rows, plot_pareto, write_html, write
 from nn2hw.report.layers import LayerRow, write_layers_csv
 from nn2hw.search.context import SearchContext, member_evaluator
 from nn2hw.search.evaluations import joint_key, joint_metrics
-from nn2hw.search.minimize import Minimized, hardware_record, minimize_vector, partly_minimized
+from nn2hw.search.minimize import UNDONE, Minimized, hardware_record, minimize_vector, partly_minimized
 from nn2hw.search.settings import COSINE
 from nn2hw.search.study import beat_periods, count_trials, reclaim
 from nn2hw.search.variation import VARIATION_METRIC, VariationCheck, final_variation, trained_plans
@@ -211,19 +211,12 @@ def recheck(ctx: SearchContext, number: int, plans: Mapping[str, Plan], knobs: M
     return checked if ctx.measured_base is None else _measured(ctx, number, checked)
 
 
-def at_level(ctx: SearchContext, level_ms: float) -> SearchContext:
-    """The search's context as a single search's with the latency spec at ``level_ms`` (its other
-    specs kept): what finalizing, re-checking and minimizing one level need."""
-    s = ctx.settings
-    return replace(ctx, settings=replace(s, spec=replace(s.spec, latency_ms=level_ms), latency_levels_ms=()))
-
-
 @dataclass(frozen=True)
 class MinimalPlan:
     """A candidate minimized and re-checked: the minimal plan (on a measured template, the most
     minimized plan along the way to it that the measurement let through), its re-check (None: it
     removed nothing, so the candidate is its own minimal plan; a reason: no plan with a removal
-    passed) and the re-checks the measurement refused (their reasons)."""
+    passed) and why the measurement refused each plan it refused, the first minimal plan first."""
 
     found: Minimized
     checked: Checked | str | None
@@ -283,7 +276,7 @@ def _retries(tried: MinimalPlan) -> str:
     """' (k of the n removals ...)' when the measurement refused a more minimized plan, else ''."""
     if not tried.refused or isinstance(tried.checked, str):
         return ""
-    undone = sum(c.needed.startswith("the measured") for c in tried.found.kept)
+    undone = sum(c.needed == UNDONE for c in tried.found.kept)
     made = len(tried.found.removed) + undone
     return (f" ({undone} of its {made} removals undone: the measurement refused {len(tried.refused)} more "
             f"minimized plan(s), first: {tried.refused[0]})")

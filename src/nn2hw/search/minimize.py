@@ -316,6 +316,10 @@ def _dimension_layers(ctx: SearchContext) -> list[tuple[str, ...]]:
             for d in space.dimensions]
 
 
+UNDONE = "the measured re-check refused the plan without it"
+"""What a change undone by ``partly_minimized`` needs (``Change.needed``)."""
+
+
 def partly_minimized(ctx: SearchContext, indices: tuple[int, ...] | list[int], found: Minimized,
                      removals: int) -> Minimized:
     """``found`` (``minimize_vector`` of candidate ``indices``) with only its first ``removals``
@@ -328,8 +332,7 @@ def partly_minimized(ctx: SearchContext, indices: tuple[int, ...] | list[int], f
         state[keys[change.technique, change.layers]] = 0
     plans = ctx.space.decode(tuple(state)).plans
     after = ctx.target.best(ctx.workloads(plans), ctx.space.decode(tuple(state)).hardware)
-    restored = tuple(replace(c, needed="the measured re-check refused the plan without it")
-                     for c in found.removed[removals:])
+    restored = tuple(replace(c, needed=UNDONE) for c in found.removed[removals:])
     return replace(found, plans=plans, removed=found.removed[:removals], kept=found.kept + restored, after=after,
                    indices=tuple(state))
 
