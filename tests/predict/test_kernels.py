@@ -219,3 +219,36 @@ def test_a_kernel_and_its_baseline_are_timed_in_one_group(tmp_path: Path, monkey
     assert len(samples) == len({hash(k) for k in kernels}) == len(groups)
     for kernel, group in zip(kernels, groups):
         assert group == [onnx_runner(m, Protocol()).key for m in measurement_pair(kernel)]
+
+
+def test_a_gelu_after_an_int8_layer_is_timed_unfused_as_the_int8_export_runs_it(tmp_path: Path) -> None:
+    """After an int8 linear layer ORT cannot fuse the exported GELU (each of its two reads gets its own
+    DequantizeLinear): the detector makes it an ``act`` kernel of its own (``dq``), timed as those
+    element-wise ops, where the float layer's GELU is fused."""
+    torch = pytest.importorskip("torch")
+    from nn2hw.compress import apply_plan, with_quantization
+    from nn2hw.deploy import export_onnx
+    from nn2hw.plan import Plan
+    from nn2hw.workload import from_module
+    from nn2hw.zoo.archs.bert import bert
+
+    torch.manual_seed(0)
+    model = bert(1, 0, vocab_size=120, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                 intermediate_size=32, max_position_embeddings=24).eval()
+    workload = from_module(model, (1, 12), dtype=torch.int64, name="tiny")
+    ids = torch.randint(1, 120, (4, 12), generator=torch.Generator().manual_seed(3))
+    plan = with_quantization(Plan.for_workload(workload, "tiny"), workload, 8, "encoder.layer.0.*", act_bits=8,
+                             model=model, calibration=ids)
+    export_onnx(model, tmp_path / "q.onnx", plan=plan, workload=workload)
+    real = _optimized_ops((tmp_path / "q.onnx").read_bytes(), tmp_path)
+    assert real["Erf"] == 1 and real["Gelu"] == 1  # layer 0's GELU (after int8) unfused, layer 1's fused
+    kernels = kernels_of(apply_plan(plan, workload))
+    acts = [k for k in kernels if k.type == "act" and k.features["act"] == 5]
+    assert [k.features["dq"] for k in acts] == [1]
+    assert sum(k.type == "gemm" and k.features["act"] == 5 for k in kernels) == 1  # layer 1's, fused
+    unfused = _optimized_ops(kernel_graph(acts[0]), tmp_path)
+    assert unfused["Erf"] == 1 and unfused["DequantizeLinear"] == 2 and not unfused["Gelu"]
+    from nn2hw.predict.kernels import Kernel
+
+    fused = Kernel("f", "act", (), (), {**acts[0].features, "dq": 0})
+    assert _optimized_ops(kernel_graph(fused), tmp_path)["Gelu"] == 1

@@ -136,11 +136,13 @@ def measuring_protocol(device: str | None, options: Mapping[str, Any]) -> Protoc
 
 def default_predictor_name(runtime: str, threads: int) -> str:
     """This machine's predictor for a runtime and thread count (a name in ``NN2HW_CACHE/predictors``),
-    its int8 kernels timed in the storage this CPU's exports use (``nn2hw.predict.kernels.native_int8``)."""
+    its int8 kernels timed in the storage this CPU's exports use (``nn2hw.predict.kernels.native_int8``),
+    its kernels those of this version of the detector (``DETECTOR_VERSION``)."""
     from nn2hw.measure import this_machine
-    from nn2hw.predict.kernels import native_int8
+    from nn2hw.predict.kernels import DETECTOR_VERSION, native_int8
 
-    return f"cpu-{runtime}-t{threads}-{native_int8().name}-{this_machine(runtime).fingerprint()}"
+    return (f"cpu-{runtime}-t{threads}-{native_int8().name}-k{DETECTOR_VERSION}-"
+            f"{this_machine(runtime).fingerprint()}")
 
 
 def margin_of(options: Mapping[str, Any]) -> float:

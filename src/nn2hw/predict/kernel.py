@@ -121,7 +121,7 @@ class KernelPredictor(Predictor):
         import numpy as np
 
         rows = [s for s in self.samples if s.type == kind]
-        columns = tuple(sorted(rows[0].features))
+        columns = tuple(sorted({key for s in rows for key in s.features}))  # a missing feature reads 0
         self.columns[kind] = columns
         x = np.array([_row(s.features, columns) for s in rows])
         y = np.log([max(s.median_ms, MIN_KERNEL_MS) for s in rows])
