@@ -133,7 +133,9 @@ def main() -> None:
     parser.add_argument("--search-images", type=int, default=0,
                         help="score candidates on the first N validation inputs (0: all of them, the default: "
                              "the whole split ranks candidates best)")
-    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (timing), and torch's by default")
+    parser.add_argument("--train-threads", type=int, default=None,
+                        help="torch threads of the fine-tunes and scoring (default: --threads); timing keeps --threads")
     parser.add_argument("--repeats", type=int, default=40, help="interleaved runs of the re-measurement")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--predict-margin", type=float, default=None,
@@ -164,7 +166,8 @@ def main() -> None:
                                                   optimizer=recipe.optimizer),
                         final_finetune=FinetuneSettings(**{**FINAL_FINETUNE.__dict__, "batches": args.final_batches,
                                                            "lr": recipe.lr, "optimizer": recipe.optimizer}),
-                        search_images=args.search_images or None, threads=args.threads, seed=args.seed, out=args.out,
+                        search_images=args.search_images or None, threads=args.train_threads or args.threads,
+                        seed=args.seed, out=args.out,
                         storage=args.storage, resume=args.resume,
                         progress=False)
     search_s = time.perf_counter() - start
