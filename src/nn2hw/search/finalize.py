@@ -229,7 +229,9 @@ def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number
     ``ctx`` needs, re-checked against those specs. On a measured template a minimal plan the
     predictor let through but the measurement refuses is not all-or-nothing: the removals are
     undone from the last back (a bisection over how many of them, in the order made, each candidate
-    re-timed), so a predictor that is low on a few of them costs those removals, not all of them.
+    re-timed), then each removal after the refused one is tried on its own on top of the plan kept
+    (re-timed; kept when the measurement lets it through), so a predictor that is low on a few
+    removals costs those removals, not all of them nor the ones after them.
     Raises ``InfeasibleError`` when the candidate itself is predicted to miss the spec."""
     found = minimize_vector(ctx, vector)
     if not found.removed:
@@ -241,13 +243,22 @@ def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number
     low, high = 0, len(found.removed)  # removals: none is the candidate itself; ``high`` were refused
     while high - low > 1:
         middle = (low + high) // 2
-        part = partly_minimized(ctx, vector, found, middle)
+        part = partly_minimized(ctx, vector, found, range(middle))
         result = recheck(ctx, number, part.plans, knobs)
         if isinstance(result, str):
             high = middle
             refused.append(result)
         else:
             low, best = middle, MinimalPlan(part, result)
+    made = list(range(low))
+    for extra in range(high, len(found.removed)):  # removal ``high - 1`` was refused on top of ``made``
+        part = partly_minimized(ctx, vector, found, [*made, extra])
+        result = recheck(ctx, number, part.plans, knobs)
+        if isinstance(result, str):
+            refused.append(result)
+        else:
+            made.append(extra)
+            best = MinimalPlan(part, result)
     return replace(best, refused=tuple(refused))
 
 
@@ -265,8 +276,8 @@ def minimal(ctx: SearchContext, trial: FrozenTrial, notes: list[str]) -> Checked
         return guaranteed(ctx, trial)
     if isinstance(tried.checked, str):
         notes.append(f"The minimal plan of trial {trial.number} failed the re-check ({tried.checked}), and so did "
-                     f"{len(tried.refused) - 1} less minimized plan(s) on the way to it; the trial is returned with "
-                     "all its changes.")
+                     f"{len(tried.refused) - 1} plan(s) with fewer of its removals; the trial is returned with all "
+                     "its changes.")
         return guaranteed(ctx, trial)
     notes.append(f"Minimal plan of trial {trial.number}{_retries(tried)}: {tried.found.summary()}.")
     return replace(tried.checked, minimized=tried.found)

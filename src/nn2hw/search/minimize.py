@@ -23,7 +23,7 @@ removes (a cut or a bit width inside a dropped block) changes nothing at all: it
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
@@ -321,19 +321,21 @@ UNDONE = "the measured re-check refused the plan without it"
 
 
 def partly_minimized(ctx: SearchContext, indices: tuple[int, ...] | list[int], found: Minimized,
-                     removals: int) -> Minimized:
-    """``found`` (``minimize_vector`` of candidate ``indices``) with only its first ``removals``
-    removals made, the later ones kept: the candidate the greedy held after that many, which met
-    every spec as costed, re-costed. What finalize falls back to, step by step, when the
-    measurement refuses the minimal plan."""
+                     made: Sequence[int]) -> Minimized:
+    """``found`` (``minimize_vector`` of candidate ``indices``) with only the removals at positions
+    ``made`` of ``found.removed`` made, the others kept (marked ``UNDONE``), re-costed. What finalize
+    falls back to, step by step, when the measurement refuses the minimal plan."""
     keys = {(d.technique, names): k for k, (d, names) in enumerate(zip(ctx.space.dimensions, _dimension_layers(ctx)))}
     state = [int(i) for i in indices]
-    for change in found.removed[:removals]:
+    chosen = set(made)
+    for position in chosen:
+        change = found.removed[position]
         state[keys[change.technique, change.layers]] = 0
-    plans = ctx.space.decode(tuple(state)).plans
-    after = ctx.target.best(ctx.workloads(plans), ctx.space.decode(tuple(state)).hardware)
-    restored = tuple(replace(c, needed=UNDONE) for c in found.removed[removals:])
-    return replace(found, plans=plans, removed=found.removed[:removals], kept=found.kept + restored, after=after,
+    candidate = ctx.space.decode(tuple(state))
+    after = ctx.target.best(ctx.workloads(candidate.plans), candidate.hardware)
+    removed = tuple(c for i, c in enumerate(found.removed) if i in chosen)
+    restored = tuple(replace(c, needed=UNDONE) for i, c in enumerate(found.removed) if i not in chosen)
+    return replace(found, plans=candidate.plans, removed=removed, kept=found.kept + restored, after=after,
                    indices=tuple(state))
 
 
