@@ -24,7 +24,7 @@ AVX-512, 8 with AVX2, read from the CPU's flags by ``nchwc_block``):
   GELU (Div, Erf, Add, Mul, Mul) reads its input twice, ORT gives each read its own DequantizeLinear,
   and the Gelu fusion no longer matches, so five element-wise ops run (MiniLM's 128 x 1536 GELU:
   0.29 ms measured so, 0.12 ms fused after a float layer; the difference the int8 GEMM + GELU model
-  makes over the GEMM alone agreed with it within 4 %). Its
+  makes over the GEMM alone agreed with it within 4 %). An int8 layer's
   integers are stored as the export stores them on this CPU (``nn2hw.measure.int8``: uint8 offset
   by 128 on x86 without VNNI, whose u8 x u8 kernels are slower than u8 x s8: ResNet-20 w8a8 took
   2.38 ms stored u8u8 against 1.93 ms s8s8 on an AVX2 EPYC), so the kernels timed are the ones the
