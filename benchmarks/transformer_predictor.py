@@ -47,11 +47,10 @@ def context(out: Path) -> tuple[SearchContext, list[tuple[int, ...]]]:
 def summary(measured: list[float], predicted: list[float]) -> dict[str, float]:
     logs = [math.log(m / p) for m, p in zip(measured, predicted)]
     bias = statistics.median(logs)
-    unbiased = [p * math.exp(bias) for p in predicted]
-    return {"median_ratio": math.exp(bias), "sd_log": statistics.pstdev(logs),
-            "kendall_tau": score(predicted, measured).kendall_tau,
-            "within_10_pct": score(predicted, measured).within_10_pct,
-            "within_10_pct_unbiased": score(unbiased, measured).within_10_pct}
+    scaled = score(predicted, measured)
+    unbiased = score([p * math.exp(bias) for p in predicted], measured)
+    return {"median_ratio": math.exp(bias), "sd_log": statistics.pstdev(logs), "kendall_tau": scaled.kendall_tau,
+            "within_10_pct": scaled.within_10_pct, "within_10_pct_unbiased": unbiased.within_10_pct}
 
 
 def main() -> None:
