@@ -214,7 +214,7 @@ def recheck(ctx: SearchContext, number: int, plans: Mapping[str, Plan], knobs: M
 @dataclass(frozen=True)
 class MinimalPlan:
     """A candidate minimized and re-checked: the minimal plan (on a measured template, the most
-    minimized plan along the way to it that the measurement let through), its re-check (None: it
+    minimized plan ``minimal_plan`` found that the measurement let through), its re-check (None: it
     removed nothing, so the candidate is its own minimal plan; a reason: no plan with a removal
     passed) and why the measurement refused each plan it refused, the first minimal plan first."""
 
@@ -240,25 +240,30 @@ def minimal_plan(ctx: SearchContext, vector: tuple[int, ...] | list[int], number
     if not isinstance(checked, str) or ctx.measured_base is None:
         return MinimalPlan(found, checked)
     refused, best = [checked], MinimalPlan(found, checked)
+
+    def attempt(made: Sequence[int]) -> MinimalPlan | None:
+        """The plan with the removals at positions ``made``, re-checked: None (and its reason kept) when refused."""
+        part = partly_minimized(ctx, vector, found, made)
+        result = recheck(ctx, number, part.plans, knobs)
+        if isinstance(result, str):
+            refused.append(result)
+            return None
+        return MinimalPlan(part, result)
+
     low, high = 0, len(found.removed)  # removals: none is the candidate itself; ``high`` were refused
     while high - low > 1:
         middle = (low + high) // 2
-        part = partly_minimized(ctx, vector, found, range(middle))
-        result = recheck(ctx, number, part.plans, knobs)
-        if isinstance(result, str):
+        passed = attempt(range(middle))
+        if passed is None:
             high = middle
-            refused.append(result)
         else:
-            low, best = middle, MinimalPlan(part, result)
+            low, best = middle, passed
     made = list(range(low))
     for extra in range(high, len(found.removed)):  # removal ``high - 1`` was refused on top of ``made``
-        part = partly_minimized(ctx, vector, found, [*made, extra])
-        result = recheck(ctx, number, part.plans, knobs)
-        if isinstance(result, str):
-            refused.append(result)
-        else:
+        passed = attempt([*made, extra])
+        if passed is not None:
             made.append(extra)
-            best = MinimalPlan(part, result)
+            best = passed
     return replace(best, refused=tuple(refused))
 
 
