@@ -7,6 +7,11 @@ and that file is timed with ONNX Runtime (``cpu:onnxruntime``), or the model its
 drift on a shared machine hits them alike. Every measurement is kept in the measurement store:
 a network is never timed twice. The runtime's per-kernel times are mapped back to the workload's
 layers (``measured_cost``).
+
+A finalist's re-check is timed anew, interleaved with its base network (``measure_against_base``),
+and its median referred to the base's reference timing (the one the spec was checked against):
+a shared machine that runs slower for a while (another tenant, stop 31: the same export 18 %
+slower ten minutes later) slows both alike, so that drift does not decide the re-check.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,23 +43,47 @@ MEDIAN_SE = 1.2533
 
 
 @dataclass(frozen=True)
+class Drift:
+    """How the machine ran while a network was timed against how it ran when its base network was
+    timed for reference: the base's median in the same interleaved rounds over its reference median
+    (1.1: 10 % slower now)."""
+
+    base_now_ms: float
+    base_reference_ms: float
+
+    @property
+    def factor(self) -> float:
+        return self.base_now_ms / self.base_reference_ms
+
+    def to_dict(self) -> dict[str, float]:
+        return {"base_median_ms": self.base_now_ms, "base_reference_median_ms": self.base_reference_ms,
+                "factor": self.factor}
+
+
+@dataclass(frozen=True)
 class MeasuredNetwork:
     """One network timed on this CPU: the cost record (per kernel, adding up to the median), the
-    measurement (runs, median, IQR, threads, runtime, CPU) and the exported file that was timed."""
+    measurement (runs, median, IQR, threads, runtime, CPU) and the exported file that was timed.
+    With ``drift`` (timed against its base) the median and the cost are referred to the base's
+    reference timing: the measured median divided by the drift factor."""
 
     cost: NetworkCost
     measurement: Measurement
     export: ExportResult | None = None
+    drift: Drift | None = None
 
     @property
     def median_ms(self) -> float:
-        return self.measurement.median_ms
+        return self.measurement.median_ms / (1.0 if self.drift is None else self.drift.factor)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``measurement`` section of a result: the measurement plus what was timed."""
+        """The ``measurement`` section of a result: the measurement plus what was timed (and, timed
+        against its base, the drift and the referred median)."""
         data = self.measurement.to_dict()
         if self.export is not None:
             data["onnx"] = self.export.to_dict()
+        if self.drift is not None:
+            data.update({"drift": self.drift.to_dict(), "referred_median_ms": self.median_ms})
         return data
 
 
@@ -102,6 +131,26 @@ def measure_models(template: HardwareTemplate, device: str | None, options: Mapp
     return results
 
 
+def measure_against_base(template: HardwareTemplate, device: str | None, options: Mapping[str, Any],
+                         model: nn.Module, workload: Workload, plan: Plan, reference: MeasuredNetwork
+                         ) -> MeasuredNetwork:
+    """The network ``plan`` makes of ``model`` (base ``workload``) timed now, interleaved with the base
+    network in a throwaway store (both timed anew), its median and cost referred to ``reference``
+    (the base's timing the spec was checked against): x reference median / base median now."""
+    from nn2hw.compress import apply_plan
+
+    with tempfile.TemporaryDirectory(prefix="nn2hw-against-base-") as folder:
+        base_now, timed = measure_models(template, device, options,
+                                         [(model, workload, None), (model, apply_plan(plan, workload), plan)],
+                                         store=MeasurementStore(Path(folder) / "pair.sqlite"))
+    drift = Drift(base_now.measurement.median_ms, reference.measurement.median_ms)
+    note = (f"referred to the base network's reference timing: the base ran {drift.base_now_ms:.4g} ms in the same "
+            f"rounds against {drift.base_reference_ms:.4g} ms then (x{drift.factor:.3f}), so each time here is the "
+            f"measured one / {drift.factor:.3f}")
+    layers = tuple(replace(layer, latency_ms=layer.latency_ms / drift.factor) for layer in timed.cost.layers)
+    return replace(timed, cost=replace(timed.cost, layers=layers, notes=(*timed.cost.notes, note)), drift=drift)
+
+
 def measure_onnx_file(template: HardwareTemplate, device: str | None, options: Mapping[str, Any], path: str | Path,
                       workload: Workload, *, store: MeasurementStore | None = None) -> MeasuredNetwork:
     """Time an ONNX file as it is (ONNX Runtime only: a file has no torch model)."""
@@ -133,7 +182,8 @@ def _input_name(path: str | Path) -> str:
 
 
 def meets(measured: MeasuredNetwork, latency_ms: float, margin: float) -> bool:
-    """A measured median meets a latency spec with the margin kept for measurement drift."""
+    """A measured median (referred to the base's reference timing, when timed against it) meets a
+    latency spec with the margin kept for measurement drift."""
     return measured.median_ms * (1 + margin) <= latency_ms
 
 
@@ -142,7 +192,10 @@ def missed(measured: MeasuredNetwork, latency_ms: float | None, margin: float, p
     without a latency spec)."""
     if latency_ms is None or meets(measured, latency_ms, margin):
         return ""
-    return (f"measured median {measured.median_ms:.4g} ms (IQR {measured.measurement.iqr_ms:.3g} ms; predicted "
+    m, drift = measured.measurement, measured.drift
+    referred = "" if drift is None else (f", {measured.median_ms:.4g} ms referred to the base's reference timing: "
+                                         f"the base ran x{drift.factor:.3f} of it in the same rounds")
+    return (f"measured median {m.median_ms:.4g} ms (IQR {m.iqr_ms:.3g} ms{referred}; predicted "
             f"{predicted_ms:.4g} ms) does not keep the {margin:.0%} margin below {latency_ms:g} ms")
 
 

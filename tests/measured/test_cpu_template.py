@@ -15,7 +15,7 @@ from nn2hw.errors import ConfigError, InfeasibleError
 from nn2hw.hardware import get_template
 from nn2hw.hardware.cpu import OVERHEAD
 from nn2hw.measure import Measurement
-from nn2hw.measured import MeasuredNetwork, check_verifiable, meets
+from nn2hw.measured import Drift, MeasuredNetwork, check_verifiable, meets, missed
 
 pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
 
@@ -135,6 +135,52 @@ def test_a_spec_is_met_with_the_margin_and_refused_below_the_noise():
     with pytest.raises(InfeasibleError, match="outside kernels") as bound:
         check_verifiable(floor, 0.15, 0.05)
     assert math.isclose(bound.value.best_bound, 0.2)
+
+
+def test_a_network_timed_against_its_base_is_judged_on_its_median_referred_to_the_base_reference():
+    """Timed while the machine ran 10 % slow (the base 1.1 x its reference timing), a raw 1.1 ms median
+    is 1.0 ms referred: it meets a 1.05 ms spec with the 5 % margin, and alone it would not."""
+    from dataclasses import replace
+
+    raw = _measured(1.1, 1.08, 1.12)
+    against = replace(raw, drift=Drift(base_now_ms=2.2, base_reference_ms=2.0))
+    assert against.median_ms == pytest.approx(1.0) and not meets(raw, 1.05, 0.05) and meets(against, 1.05, 0.05)
+    data = against.to_dict()
+    assert data["median_ms"] == 1.1 and data["referred_median_ms"] == pytest.approx(1.0)
+    assert data["drift"] == {"base_median_ms": 2.2, "base_reference_median_ms": 2.0, "factor": pytest.approx(1.1)}
+    said = missed(against, 1.0, 0.05, predicted_ms=0.9)
+    assert said.startswith("measured median 1.1 ms (IQR 0.04 ms, 1 ms referred to the base's reference timing: the "
+                           "base ran x1.100 of it in the same rounds; predicted 0.9 ms)")
+
+
+def test_a_finalist_is_timed_anew_in_the_same_rounds_as_its_base(tmp_path, monkeypatch):
+    """``measure_against_base``: the cut network and the base timed together now (not read from the
+    store), the cut's median and per-layer times divided by the base's drift from its reference."""
+    from dataclasses import replace
+
+    from nn2hw import zoo
+    from nn2hw.compress import with_uniform_cut
+    from nn2hw.measure import MeasurementStore
+    from nn2hw.measured import measure_against_base, measure_models
+    from nn2hw.plan import Plan
+
+    monkeypatch.setenv("NN2HW_CACHE", str(tmp_path))
+    template, _ = get_template("cpu")
+    model = zoo.build("resnet20", "fashion-mnist", pretrained=True).eval()
+    workload = load_workload(model="resnet20", dataset="fashion-mnist")
+    plan = with_uniform_cut(Plan.for_workload(workload, "resnet20", "fashion-mnist"), workload, 0.5)
+    options = {"repeats": 20}
+    reference, = measure_models(template, "onnxruntime", options, [(model, workload, None)])
+    stored = len(MeasurementStore(tmp_path / "measurements.sqlite").entries())
+    timed = measure_against_base(template, "onnxruntime", options, model, workload, plan, reference)
+    assert len(MeasurementStore(tmp_path / "measurements.sqlite").entries()) == stored  # timed apart from the store
+    assert timed.drift is not None and timed.drift.base_reference_ms == reference.median_ms
+    assert timed.median_ms == pytest.approx(timed.measurement.median_ms / timed.drift.factor)
+    assert sum(layer.latency_ms for layer in timed.cost.layers) == pytest.approx(timed.median_ms)
+    assert timed.median_ms < 0.9 * reference.median_ms and "referred to the base network's" in timed.cost.notes[-1]
+    slow = replace(reference, measurement=replace(reference.measurement, median_ms=reference.median_ms / 2))
+    halved = measure_against_base(template, "onnxruntime", options, model, workload, plan, slow)
+    assert halved.median_ms < 0.6 * timed.median_ms  # a base that ran twice as fast then: the cut counts half
 
 
 def test_batch_and_input_shape_are_options():

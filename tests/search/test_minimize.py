@@ -281,11 +281,13 @@ def test_finalize_returns_the_winner_whole_when_its_minimal_plan_fails_the_reche
 def _timed_as(monkeypatch: pytest.MonkeyPatch, measured_ms: Callable[[float, Mapping[str, Plan]], float]) -> None:
     """Make a search context time a candidate (as a measured template's re-check does) at
     ``measured_ms(predicted_ms, plans)``."""
-    def timed(self: SearchContext, plans: Mapping[str, Plan], repeats_factor: int = 1) -> SimpleNamespace:
+    def timed(self: SearchContext, plans: Mapping[str, Plan], repeats_factor: int = 1, *,
+              against_base: bool = False) -> SimpleNamespace:
+        assert against_base and repeats_factor == 2, "a re-check times the finalist anew, against its base"
         cost = self.target.best(self.workloads(plans))
         median = measured_ms(cost.latency_ms, plans)
-        return SimpleNamespace(median_ms=median, cost=cost, measurement=SimpleNamespace(iqr_ms=0.0),
-                               to_dict=lambda: {"median_ms": median})
+        return SimpleNamespace(median_ms=median, cost=cost, measurement=SimpleNamespace(median_ms=median, iqr_ms=0.0),
+                               drift=None, to_dict=lambda: {"median_ms": median})
 
     monkeypatch.setattr(SearchContext, "timed", timed)
 

@@ -104,7 +104,7 @@ def test_a_finalist_whose_export_fails_its_check_is_refused_not_fatal():
     from nn2hw.errors import ModelError
     from nn2hw.search.finalize import Checked, _measured
 
-    def timed(plans, repeats_factor=1):
+    def timed(plans, repeats_factor=1, against_base=False):
         raise ModelError("The exported network0.onnx disagrees with the torch model.", "Export with int8=False.")
 
     refused = _measured(SimpleNamespace(timed=timed), 7, Checked({}, None))  # type: ignore[arg-type]

@@ -94,17 +94,23 @@ class SearchContext:
             return self.settings.spec
         return replace(self.settings.spec, latency_ms=limit / (1 + search_margin_of(self.target.options)))
 
-    def timed(self, plans: Mapping[str, Plan], repeats_factor: int = 1) -> MeasuredNetwork:
+    def timed(self, plans: Mapping[str, Plan], repeats_factor: int = 1, *, against_base: bool = False
+              ) -> MeasuredNetwork:
         """The network ``plans`` make, timed on this machine (measured templates): exported as
-        deployed, measured once (the measurement store keeps it), ``repeats_factor`` times the
-        protocol's runs."""
-        from nn2hw.measured import measure_models
+        deployed, with ``repeats_factor`` times the protocol's runs; measured once (the measurement
+        store keeps it), or ``against_base`` anew, interleaved with the base network and referred to
+        the base's timing the spec was checked against (``nn2hw.measured.measure_against_base``)."""
+        from nn2hw.measured import measure_against_base, measure_models
 
         m, = self.members
         options = dict(self.target.options)
         if repeats_factor != 1:
             options["repeats"] = repeats_factor * measuring_protocol(self.target.device, options).repeats
         plan = plans[m.name]
+        if against_base:
+            assert self.measured_base is not None, "a base timing to refer to: measured templates only"
+            return measure_against_base(self.target.template, self.target.device, options, m.model, m.workload, plan,
+                                        self.measured_base[m.name])
         timed, = measure_models(self.target.template, self.target.device, options,
                                 [(m.model, apply_plan(plan, m.workload), plan)])
         return timed

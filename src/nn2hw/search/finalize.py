@@ -299,12 +299,13 @@ def _retries(tried: MinimalPlan) -> str:
 
 
 def _measured(ctx: SearchContext, number: int, checked: Checked) -> Checked | str:
-    """Time a candidate again on this machine, with twice the runs (a fresh measurement, kept apart
-    from the one the search made); it passes when its median keeps the margin."""
+    """Time a candidate again on this machine, anew with twice the runs, interleaved with the base
+    network; it passes when its median, referred to the base's reference timing (the drift since
+    then taken out), keeps the margin."""
     from nn2hw.measured import missed
 
     try:
-        timed = ctx.timed(checked.plans, repeats_factor=FINAL_REPEATS_FACTOR)
+        timed = ctx.timed(checked.plans, repeats_factor=FINAL_REPEATS_FACTOR, against_base=True)
     except ModelError as exc:  # an export failing its own check is not deployable: refused, like a miss
         return f"trial {number}: its exported network failed the export check ({exc.cause})"
     predicted = checked.cost.latency_ms
@@ -766,7 +767,9 @@ def _measured_facts(ctx: SearchContext, baseline: Solution, solution: Solution) 
     for label, sol in (("base", baseline), ("solution", solution)):
         if sol.measurement is not None and sol.predicted_ms is not None:
             m = sol.measurement
+            referred = (f"; timed against the base, which ran x{m['drift']['factor']:.3f} of its reference "
+                        f"timing: {m['referred_median_ms']:.4g} ms referred to it" if "drift" in m else "")
             facts[f"{label} latency: predicted / measured (ms)"] = (
                 f"{sol.predicted_ms:.4g} / {m['median_ms']:.4g} (IQR {m['iqr_ms']:.3g}, {m['runs']} runs, "
-                f"{m['threads']} thread(s), {m['runtime']} {m['runtime_version']})")
+                f"{m['threads']} thread(s), {m['runtime']} {m['runtime_version']}{referred})")
     return facts
