@@ -1,7 +1,7 @@
 """CANAO-style search of a Transformer classifier on this CPU, re-measured (issue 10, part 4).
 
-    .venv/bin/python benchmarks/transformer_search.py --strategy tpe --minutes 14 --search-images 2000 \
-        --finetune-batches 0 --final-batches 400                   # MiniLM, spec 0.6 x base (docs/transformers.md)
+    .venv/bin/python benchmarks/transformer_search.py --strategy tpe --train-threads 2 --minutes 12 \
+        --search-images 2000 --finetune-batches 0 --final-batches 800  # MiniLM, spec 0.6 x base (docs/transformers.md)
     .venv/bin/python benchmarks/transformer_search.py --strategy tpe --minutes 14 --search-images 2000 \
         --finetune-batches 0 --final-batches 400 --fraction 0.5 --out runs/ts-2x   # the 2x stretch
     .venv/bin/python benchmarks/transformer_search.py --model vit_fmnist --dataset fashion-mnist --minutes 4 \
@@ -23,7 +23,8 @@ hand the search a base timed under another load than its candidates.
    first ``--search-images`` of the validation split; the winner is minimized, re-timed, fine-tuned
    ``--final-batches`` distilled from the unmodified model and tested once on the whole test split.
    ``--train-threads N`` runs the fine-tunes and scoring on N torch threads while every timing
-   keeps ``--threads`` (stop 31: 800 final batches on 2 threads took 12.1 minutes of finalize).
+   keeps ``--threads`` (stop 32: with ``--minutes 12`` and 800 final batches, each whole run 21-23
+   minutes, the predictor's build included).
 3. The base and the returned network are timed again here, interleaved (``--repeats`` runs each):
    median, IQR and the speed-up with its spread [base q1 / solution q3, base q3 / solution q1].
 
