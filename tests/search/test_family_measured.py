@@ -21,7 +21,9 @@ MARGIN = 0.1
 
 def test_a_measured_family_meets_each_level_in_order(tmp_path, scorer, measured_predictor):  # noqa: F811
     predictor, base_ms, _ = measured_predictor
-    levels = tuple(round(f * base_ms, 4) for f in (0.92, 0.68, 0.8))  # the leanest cut: ~0.52 x base
+    # the leanest cut is predicted at 0.52-0.67 x base (the predictor is fitted on this run's timings); a
+    # level must keep the 15 % of margins above it to be searched
+    levels = tuple(round(f * base_ms, 4) for f in (0.95, 0.8, 0.87))
     space = tmp_path / "space.yaml"
     space.write_text("techniques:\n  quantize: false\n")  # the predictor saw channel cuts only
     result = search(**BASE, hardware="cpu", hw_params={"predictor": str(predictor), "margin": str(MARGIN)},
