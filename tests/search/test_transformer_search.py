@@ -78,7 +78,7 @@ def test_a_small_transformer_search_meets_the_spec_as_measured_and_names_its_tec
                         log=lambda _: None)
     solution = result.solution
     m = solution.measurement
-    assert m is not None and m["median_ms"] * 1.1 <= spec  # the margin, on the re-measured median
+    assert m is not None and m["referred_median_ms"] * 1.1 <= spec  # the margin, on the re-check referred to the base
     used = {row.technique for row in result.rows if row.technique in TRANSFORMER_TECHNIQUES}
     assert used, [(r.layer, r.technique) for r in result.rows]
     for row in result.rows:
