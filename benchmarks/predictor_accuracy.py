@@ -2,10 +2,10 @@
 
 Builds (or loads cached builds of) kernel predictors with the stated budgets, then times networks
 they never saw as whole ONNX models the way a deployed network runs (ONNX Runtime, 1 thread; groups
-of 3 networks interleaved, each warmed up first; median of 40): the zoo's CIFAR/Fashion-MNIST
-ResNet-20/32/44/56, MobileNetV2 and VGG (torch export), their uniform channel cuts (every cuttable
-layer kept at 25/50/75 %), their int8 variants (w8a8 on every conv/linear, base and 50 % cut,
-written by ``nn2hw.deploy.export_onnx``: exactly what the ``cpu`` template times),
+of 3 networks interleaved, each warmed up first; median of 40 runs spread over 8 passes): the zoo's
+CIFAR/Fashion-MNIST ResNet-20/32/44/56, MobileNetV2 and VGG (torch export), their uniform channel
+cuts (every cuttable layer kept at 25/50/75 %), their int8 variants (w8a8 on every conv/linear, base
+and 50 % cut, written by ``nn2hw.deploy.export_onnx``: exactly what the ``cpu`` template times),
 NAS-Bench-201-style cells (nn2hw.testing.nets) and random CNNs (seeds the builds never used).
 Prints per budget the fraction within +-10 % / +-5 %, RMSPE, Kendall tau, and the repeatability of
 the measurement itself (every network timed in two separate runs).
@@ -33,7 +33,7 @@ from nn2hw.paths import cache_root
 from nn2hw.plan import Plan
 from nn2hw.predict import load
 from nn2hw.predict.kernels import workload_graph
-from nn2hw.predict.sampling import GROUP, build, random_cnn
+from nn2hw.predict.sampling import build, random_cnn
 from nn2hw.testing import nets
 from nn2hw.workload import Workload, from_onnx
 from nn2hw.workload.onnx_export import to_onnx
@@ -89,15 +89,13 @@ def held_out(folder: Path) -> dict[str, tuple[bytes, Workload]]:
 
 
 def time_all(models: dict[str, tuple[bytes, Workload]], store: MeasurementStore) -> dict[str, tuple[float, float]]:
-    """Median and IQR of every model, timed as the build times its calibration networks: ``GROUP`` at a
-    time, interleaved, each warmed up first (a deployed network runs warm)."""
-    protocol = Protocol(threads=1, warmup=5, repeats=40, profile_runs=0)
-    names, out = list(models), {}
-    for i in range(0, len(names), GROUP):
-        runners = [onnx_runner(models[n][0], protocol) for n in names[i:i + GROUP]]
-        out.update({n: (m.median_ms, m.iqr_ms) for n, m in zip(names[i:i + GROUP], measure(runners, protocol,
-                                                                                          store=store))})
-    return out
+    """Median and IQR of every model, timed as the build times its calibration networks: 3 at a time,
+    interleaved, each warmed up first (a deployed network runs warm), the 40 runs spread over 8 passes
+    through all of them (a burst of load slows a few runs of each, not all)."""
+    protocol = Protocol(threads=1, warmup=5, repeats=40, profile_runs=0, passes=8)
+    names = list(models)
+    measured = measure([onnx_runner(models[n][0], protocol) for n in names], protocol, store=store)
+    return {n: (m.median_ms, m.iqr_ms) for n, m in zip(names, measured)}
 
 
 def kendall(a: list[float], b: list[float]) -> float:

@@ -92,3 +92,34 @@ def test_a_runner_of_another_runtime_is_refused(tmp_path):
     runner.runtime = "torch"
     with pytest.raises(ConfigError, match="torch runner"):
         measure([runner], FAST, store=MeasurementStore(tmp_path / "m.sqlite"))
+
+
+def test_passes_spread_each_networks_runs_over_the_whole_measurement(tmp_path):
+    """With passes, every group is warmed up and timed a share of the rounds in each pass through all
+    groups: a burst of load during one pass slows a share of each network's runs, not all of one's."""
+    log: list[str] = []
+    runners = [FakeRunner(key, log) for key in "abcdef"]
+    protocol = Protocol(warmup=1, repeats=10, profile_runs=0, passes=3)
+    measured = measure(runners, protocol, store=MeasurementStore(tmp_path / "m.sqlite"))
+    blocks = [sorted(set(log[i:i + 3 * (1 + rounds)])) for i, rounds in
+              zip(_starts([4, 4, 3, 3, 3, 3]), [4, 4, 3, 3, 3, 3])]
+    assert blocks == [["a", "b", "c"], ["d", "e", "f"]] * 3  # pass 1: 4 rounds each, then 3 and 3
+    assert all(r.calls == 3 * protocol.warmup + protocol.repeats for r in runners)
+    assert all(m.runs == protocol.repeats for m in measured)
+
+
+def _starts(rounds: list[int]) -> list[int]:
+    """Where each block of a group of 3 (1 warm-up + its rounds) starts in the log."""
+    out, at = [], 0
+    for count in rounds:
+        out.append(at)
+        at += 3 * (1 + count)
+    return out
+
+
+def test_passes_are_part_of_the_key_only_when_used():
+    assert "passes" not in Protocol().key()  # measurements stored before passes existed keep their key
+    assert Protocol(passes=2).key() != Protocol().key() and "passes=2" in Protocol(passes=2).key()
+    with pytest.raises(ConfigError, match="passes"):
+        Protocol(repeats=5, passes=6)
+

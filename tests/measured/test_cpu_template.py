@@ -87,6 +87,9 @@ def test_bad_input_is_refused_with_its_fix(tmp_path):
         analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", explore=True)
     with pytest.raises(ConfigError, match="input_shape"):
         analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", hw_params={"input_shape": "1x0x28"})
+    with pytest.raises(ConfigError, match="passes must be an integer 1..10") as info:
+        analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", hw_params={"repeats": "10", "passes": "11"})
+    assert "at most one per timed run" in info.value.fix
     with pytest.raises(ConfigError, match="no option or design parameter 'Tm'"):
         analyze(model="resnet20", dataset="fashion-mnist", hardware="cpu", hw_params={"Tm": "8"})
     with pytest.raises(ConfigError, match="No predictor file"):
@@ -181,6 +184,13 @@ def test_a_finalist_is_timed_anew_in_the_same_rounds_as_its_base(tmp_path, monke
     slow = replace(reference, measurement=replace(reference.measurement, median_ms=reference.median_ms / 2))
     halved = measure_against_base(template, "onnxruntime", options, model, workload, plan, slow)
     assert halved.median_ms < 0.6 * timed.median_ms  # a base that ran twice as fast then: the cut counts half
+
+
+def test_passes_are_an_option_of_the_protocol():
+    from nn2hw.hardware.cpu import measuring_protocol
+
+    assert measuring_protocol(None, {"passes": 3, "repeats": 12}).passes == 3
+    assert measuring_protocol(None, {}).passes == 1
 
 
 def test_batch_and_input_shape_are_options():

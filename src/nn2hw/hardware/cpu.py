@@ -60,6 +60,9 @@ OPTIONS = (
     Option("threads", lambda v: as_int(v, "threads"), "intra-op threads the runtime uses (default 1)"),
     Option("repeats", lambda v: as_int(v, "repeats", 5), "timed runs per network, interleaved (default 30)"),
     Option("warmup", lambda v: as_int(v, "warmup", 0), "untimed runs before timing (default 5)"),
+    Option("passes", lambda v: as_int(v, "passes", 1),
+           "passes the timed runs are split over when networks are timed together, each warmed up again "
+           "(default 1)"),
     Option("batch", lambda v: as_int(v, "batch"), "batch size of the timed input (default: the workload's)"),
     Option("input_shape", lambda v: as_shape(v, "input_shape"),
            "input shape NxCxHxW of the timed network (default: the workload's)"),
@@ -131,7 +134,8 @@ def measuring_protocol(device: str | None, options: Mapping[str, Any]) -> Protoc
     from nn2hw.measure import Protocol
 
     return Protocol(runtime=device or RUNTIMES[0], threads=options.get("threads", 1),
-                    warmup=options.get("warmup", 5), repeats=options.get("repeats", 30))
+                    warmup=options.get("warmup", 5), repeats=options.get("repeats", 30),
+                    passes=options.get("passes", 1))
 
 
 def default_predictor_name(runtime: str, threads: int) -> str:

@@ -19,7 +19,12 @@ MIN_REPEATS = 5
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a network is timed: fixed threads, warm-up, interleaved repetitions."""
+    """How a network is timed: fixed threads, warm-up, interleaved repetitions.
+
+    ``passes``: the timed rounds are split over this many passes through all the networks measured
+    together (each group warmed up again in each pass), so each network's runs are spread over the
+    whole measurement: a burst of load on a shared machine (tenths of a second, +10-25 % on this
+    project's machine) then slows a few of its runs, not all of them."""
 
     runtime: str = "onnxruntime"
     threads: int = 1
@@ -27,6 +32,7 @@ class Protocol:
     repeats: int = 30
     profile_runs: int = 10
     optimization: str = "all"
+    passes: int = 1
 
     def __post_init__(self) -> None:
         _check_choice(self.runtime, "runtime", RUNTIMES)
@@ -37,10 +43,13 @@ class Protocol:
         _check_int(self.repeats, "repeats", MIN_REPEATS, None,
                    f"Use at least {MIN_REPEATS} timed runs (30 or more on a shared machine)")
         _check_int(self.profile_runs, "profile_runs", 0, None, "Use 0 (no profile) or more profile runs, e.g. 10")
+        _check_int(self.passes, "passes", 1, self.repeats, f"Use 1..{self.repeats} passes (at most one per timed run)")
 
     def key(self) -> str:
-        """A stable, readable key of every setting (part of the measurement store's key)."""
-        return ";".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        """A stable, readable key of every setting (part of the measurement store's key); ``passes``
+        only when not 1, so measurements stored before it existed keep their key."""
+        return ";".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                        if f.name != "passes" or self.passes != 1)
 
 
 def _check_choice(value: object, what: str, options: tuple[str, ...]) -> None:

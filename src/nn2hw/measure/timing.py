@@ -48,20 +48,24 @@ def measure(runners: Sequence[Runner], protocol: Protocol, *,
             store: MeasurementStore | None = None) -> list[Measurement]:
     """One measurement per runner (in order). Runners already in the store (same network key, machine
     fingerprint and protocol key) are not run; the others are warmed up, timed in ``protocol.repeats``
-    interleaved rounds (``GROUP`` networks at a time), profiled, and stored. Runners sharing a key are
-    timed once."""
+    interleaved rounds (``GROUP`` networks at a time; split over ``protocol.passes`` passes through all
+    the groups), profiled, and stored. Runners sharing a key are timed once."""
     store = default_store() if store is None else store
     _check_runtimes(runners, protocol)
     unique = list({runner.key: runner for runner in runners}.values())
     cached = {r.key: store.get(r.key, this_machine(r.runtime, r.runtime_version), protocol) for r in unique}
     found = {key: measurement for key, measurement in cached.items() if measurement is not None}
     todo = [r for r in unique if r.key not in found]
-    for start in range(0, len(todo), GROUP):
-        group = todo[start:start + GROUP]
-        for runner, times_ms in zip(group, _interleaved_times_ms(group, protocol), strict=True):
-            measurement = _measurement(runner, protocol, times_ms)
-            store.put(measurement, protocol)
-            found[runner.key] = measurement
+    groups = [todo[start:start + GROUP] for start in range(0, len(todo), GROUP)]
+    times: dict[str, list[float]] = {runner.key: [] for runner in todo}
+    for rounds in _rounds_per_pass(protocol):
+        for members in groups:
+            for runner, times_ms in zip(members, _interleaved_times_ms(members, protocol.warmup, rounds), strict=True):
+                times[runner.key] += times_ms
+                if len(times[runner.key]) == protocol.repeats:
+                    measurement = _measurement(runner, protocol, times[runner.key])
+                    store.put(measurement, protocol)
+                    found[runner.key] = measurement
     return [found[runner.key] for runner in runners]
 
 
@@ -73,14 +77,20 @@ def measure_onnx(model: bytes | str | Path, protocol: Protocol | None = None, *,
     return measure([onnx_runner(model, protocol, input_shapes=input_shapes)], protocol, store=store)[0]
 
 
-def _interleaved_times_ms(runners: Sequence[Runner], protocol: Protocol) -> list[list[float]]:
-    """Warm every runner up, then time ``repeats`` rounds; round r starts at runner r mod n."""
+def _rounds_per_pass(protocol: Protocol) -> list[int]:
+    """The timed rounds of each pass: ``repeats`` split as evenly as ``passes`` allow."""
+    share, extra = divmod(protocol.repeats, protocol.passes)
+    return [share + (index < extra) for index in range(protocol.passes)]
+
+
+def _interleaved_times_ms(runners: Sequence[Runner], warmup: int, rounds: int) -> list[list[float]]:
+    """Warm every runner up, then time ``rounds`` rounds; round r starts at runner r mod n."""
     for runner in runners:
-        for _ in range(protocol.warmup):
+        for _ in range(warmup):
             runner.run()
     times: list[list[float]] = [[] for _ in runners]
     count = len(runners)
-    for round_index in range(protocol.repeats if count else 0):
+    for round_index in range(rounds if count else 0):
         for offset in range(count):
             index = (round_index + offset) % count
             start = time.perf_counter_ns()
