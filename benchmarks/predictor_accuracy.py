@@ -89,9 +89,9 @@ def held_out(folder: Path) -> dict[str, tuple[bytes, Workload]]:
 
 
 def time_all(models: dict[str, tuple[bytes, Workload]], store: MeasurementStore) -> dict[str, tuple[float, float]]:
-    """Median and IQR of every model, timed as the build times its calibration networks: 3 at a time,
-    interleaved, each warmed up first (a deployed network runs warm), the 40 runs spread over 8 passes
-    through all of them (a burst of load slows a few runs of each, not all)."""
+    """Median and IQR of every model, timed as the build times its calibration networks (3 at a time,
+    interleaved, each warmed up first: a deployed network runs warm), but with the 40 runs spread over
+    8 passes through all of them, so a burst of load slows a few runs of each, not all of one."""
     protocol = Protocol(threads=1, warmup=5, repeats=40, profile_runs=0, passes=8)
     names = list(models)
     measured = measure([onnx_runner(models[n][0], protocol) for n in names], protocol, store=store)

@@ -122,4 +122,3 @@ def test_passes_are_part_of_the_key_only_when_used():
     assert Protocol(passes=2).key() != Protocol().key() and "passes=2" in Protocol(passes=2).key()
     with pytest.raises(ConfigError, match="passes"):
         Protocol(repeats=5, passes=6)
-
