@@ -187,9 +187,9 @@ def main() -> None:
         else:
             first = time_all(models, MeasurementStore(folder / "run1.sqlite"))
             second = time_all(models, MeasurementStore(folder / "run2.sqlite"))
-            timings.write_text(json.dumps([first, second]))
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            (args.out / f"held-out-timings-{stamp}.json").write_text(timings.read_text())
+            for path in (timings, args.out / f"held-out-timings-{stamp}.json"):
+                path.write_text(json.dumps([first, second]))
     names = list(models)
     measured = [first[n][0] for n in names]
     repeat = [second[n][0] / first[n][0] - 1 for n in names]
