@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from nn2hw.bench import (
+    FBNET_METRICS,
     NB201_METRICS,
     load_fbnet_tables,
     load_hwnasbench,
@@ -46,8 +47,7 @@ def _fbnet_tables() -> dict:
     """The shipped FBNet tables when present (so the pickle's FBNet entry can be checked), else stand-ins."""
     if any((d / FBNET_TABLE[-1]).is_file() for d in search_dirs(*FBNET_TABLE[:-1])):
         return {m: dict(t) for m, t in load_fbnet_tables().items()}
-    return {m: {"stand-in": 1.0} for m in NB201_METRICS if m != "eyeriss_arithmetic_intensity"
-            and m != "edgetpu_latency"}
+    return {m: {"stand-in": 1.0} for m in FBNET_METRICS}
 
 
 def _layout(seed: int = 0) -> dict:

@@ -47,7 +47,7 @@ NB201_METRICS = ("edgegpu_latency", "edgegpu_energy", "raspi4_latency", "edgetpu
 NB201_AVERAGED = tuple(m for m in NB201_METRICS if m != "eyeriss_arithmetic_intensity")
 """The metrics whose product is a NAS-Bench-201 cell's ``average_hw_metric`` (all but the intensity)."""
 PICKLE_PARTS = ("hw-nas-bench", "HW-NAS-Bench-v1_0.pickle")
-PICKLE_SOURCE = "https://github.com/GATECH-EIC/HW-NAS-Bench (HW-NAS-Bench-v1_0.pickle, in the repository's root)"
+PICKLE_SOURCE = "https://github.com/GATECH-EIC/HW-NAS-Bench (in the repository's root)"
 _PICKLE_GLOBALS = frozenset({("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
                              ("_codecs", "encode"),  # protocol 2's bytes
                              *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
@@ -165,8 +165,8 @@ def hwnasbench_path() -> Path:
     if found is None:
         looked = ", ".join(str(p) for p in candidates) or "nowhere (no data root set)"
         raise DatasetError(f"HW-NAS-Bench's pickle was not found (looked in: {looked}).",
-                           f"Download it from {PICKLE_SOURCE} into $NN2HW_DATA/{PICKLE_PARTS[0]}/, or pass its "
-                           "path (--pickle FILE).")
+                           f"Download {PICKLE_PARTS[-1]} from {PICKLE_SOURCE} into $NN2HW_DATA/{PICKLE_PARTS[0]}/, "
+                           "or pass its path (--pickle FILE).")
     return found
 
 
@@ -177,7 +177,7 @@ def load_hwnasbench(path: str | Path | None = None) -> HwNasBench:
 
 @lru_cache(maxsize=2)
 def _load_pickle(path: str) -> HwNasBench:
-    fix = f"Use the benchmark's own file, HW-NAS-Bench-v1_0.pickle from {PICKLE_SOURCE}."
+    fix = f"Use the benchmark's own file, {PICKLE_PARTS[-1]} from {PICKLE_SOURCE}."
     try:
         with open(path, "rb") as handle:
             data = _DataOnly(handle).load()
