@@ -57,16 +57,22 @@ _PICKLE_GLOBALS = frozenset({("collections", "OrderedDict"), ("numpy", "ndarray"
 Tables = Mapping[str, Mapping[str, float]]
 
 
-def fbnet_table_path() -> Path:
-    """The first FBNet table file under the data root, then the cache; a ``DatasetError`` if none exists."""
-    candidates = [folder / TABLE_PARTS[-1] for folder in search_dirs(*TABLE_PARTS[:-1])]
+def _data_file(parts: tuple[str, ...], what: str, fix: str) -> Path:
+    """The first file ``parts`` under the data root, then the cache; a ``DatasetError`` naming where it
+    looked if none exists."""
+    candidates = [folder / parts[-1] for folder in search_dirs(*parts[:-1])]
     found = next((path for path in candidates if path.is_file()), None)
     if found is None:
         looked = ", ".join(str(p) for p in candidates) or "nowhere (no data root set)"
-        raise DatasetError(f"The HW-NAS-Bench FBNet tables were not found (looked in: {looked}).",
-                           f"Set {DATA_ENV} to a folder holding {'/'.join(TABLE_PARTS)} (the project's "
-                           "../shared/data has it), or pass the file's path.")
+        raise DatasetError(f"{what} not found (looked in: {looked}).", fix)
     return found
+
+
+def fbnet_table_path() -> Path:
+    """The first FBNet table file under the data root, then the cache; a ``DatasetError`` if none exists."""
+    return _data_file(TABLE_PARTS, "The HW-NAS-Bench FBNet tables were",
+                      f"Set {DATA_ENV} to a folder holding {'/'.join(TABLE_PARTS)} (the project's ../shared/data "
+                      "has it), or pass the file's path.")
 
 
 def load_fbnet_tables(path: str | Path | None = None) -> Tables:
@@ -160,14 +166,9 @@ class _DataOnly(pickle.Unpickler):
 def hwnasbench_path() -> Path:
     """The first ``hw-nas-bench/HW-NAS-Bench-v1_0.pickle`` under the data root, then the cache; a
     ``DatasetError`` saying where to get it if none exists."""
-    candidates = [folder / PICKLE_PARTS[-1] for folder in search_dirs(*PICKLE_PARTS[:-1])]
-    found = next((path for path in candidates if path.is_file()), None)
-    if found is None:
-        looked = ", ".join(str(p) for p in candidates) or "nowhere (no data root set)"
-        raise DatasetError(f"HW-NAS-Bench's pickle was not found (looked in: {looked}).",
-                           f"Download {PICKLE_PARTS[-1]} from {PICKLE_SOURCE} into $NN2HW_DATA/{PICKLE_PARTS[0]}/, "
-                           "or pass its path (--pickle FILE).")
-    return found
+    return _data_file(PICKLE_PARTS, "HW-NAS-Bench's pickle was",
+                      f"Download {PICKLE_PARTS[-1]} from {PICKLE_SOURCE} into ${DATA_ENV}/{PICKLE_PARTS[0]}/, or pass "
+                      "its path (--pickle FILE).")
 
 
 def load_hwnasbench(path: str | Path | None = None) -> HwNasBench:
