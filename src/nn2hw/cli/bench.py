@@ -1,14 +1,14 @@
 """``nn2hw bench``: benchmark spaces and HW-NAS-Bench's published costs.
 
     nn2hw bench hwnasbench --space fbnet --arch 0,0,...,0 --dataset cifar100 [--pickle FILE] [--json F]
-    nn2hw bench hwnasbench --space nb201 --arch INDEX|CELL --dataset cifar10 [--pickle FILE] [--json F]
+    nn2hw bench hwnasbench --space nb201 --arch INDEX|CELL|OPS --dataset cifar10 [--pickle FILE] [--json F]
     nn2hw bench agreement --hardware eyeriss --metric eyeriss_latency --samples 50 [--seed 0] [--json F]
 
 ``hwnasbench`` prints HW-NAS-Bench's own cost of one architecture on each of its devices (its
 lookup sums over the FBNet tables under ``NN2HW_DATA``, or the pickle's; a NAS-Bench-201 cell's
-entry in HW-NAS-Bench's pickle, by NAS-Bench-201's index or by the cell); ``agreement`` ranks a seeded sample of
-the space's architectures with an nn2hw template and with one HW-NAS-Bench metric and prints
-Kendall's tau and Spearman's rho. A thin shell over ``nn2hw.bench``.
+entry in HW-NAS-Bench's pickle, by NAS-Bench-201's index, its cell string or its op indices);
+``agreement`` ranks a seeded sample of the space's architectures with an nn2hw template and with one
+HW-NAS-Bench metric and prints Kendall's tau and Spearman's rho. A thin shell over ``nn2hw.bench``.
 """
 
 from __future__ import annotations
