@@ -220,8 +220,9 @@ def _nb201_entries(path: str, space: object, dataset: str, fix: str) -> Mapping[
 def query_nb201(index: int, dataset: str = "cifar10", bench: HwNasBench | None = None) -> dict[str, float]:
     """HW-NAS-Bench's costs of NAS-Bench-201 cell ``index`` (NAS-Bench-201's own numbering) on ``dataset``
     (``cifar10``, ``cifar100`` or ``ImageNet16-120``), with the API's keys: the ten metrics (ms, mJ;
-    the arithmetic intensity in MACs per byte) and ``average_hw_metric``, the product of all but the
-    intensity. ``bench`` defaults to ``load_hwnasbench()``."""
+    the arithmetic intensity as the file holds it, its unit unstated by the API) and
+    ``average_hw_metric``, the product of all but the intensity. ``bench`` defaults to
+    ``load_hwnasbench()``."""
     _check_index(index)
     name = nb201_dataset(dataset).name
     entry = (load_hwnasbench() if bench is None else bench).nb201[name]
