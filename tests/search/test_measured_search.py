@@ -21,16 +21,20 @@ pytest.importorskip("sklearn", reason="predictors need scikit-learn (pip install
 pytestmark = [pytest.mark.slow, pytest.mark.timed]  # timed: runs alone (tests/conftest.py)
 
 BASE = {"model": "resnet20", "dataset": "fashion-mnist"}
+RANDOM_CUTS = 16  # per-group cuts: the search's candidates cut some groups, not all by one fraction
 KEEPS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0.25, 0.1875, 0.125)
 
 
 @pytest.fixture(scope="module")
 def measured_predictor(module_cache):
-    """A whole-network predictor fitted on ResNet-20's uniform channel cuts as timed on this CPU, the
-    base network's measured median and its network key (in the module's measurement store)."""
+    """A whole-network predictor fitted, as a user would, on ResNet-20 variants like those the search
+    proposes (uniform channel cuts and per-group random cuts) as timed on this CPU, the base network's
+    measured median and its network key (in the module's measurement store)."""
+    import random
+
     from nn2hw import zoo
     from nn2hw.api import load_workload
-    from nn2hw.compress import apply_plan, with_uniform_cut
+    from nn2hw.compress import apply_plan, with_cut, with_uniform_cut
     from nn2hw.hardware import get_template
     from nn2hw.measured import measure_models
     from nn2hw.plan import Plan
@@ -41,6 +45,12 @@ def measured_predictor(module_cache):
     workload = load_workload(model="resnet20", dataset="fashion-mnist")
     base = Plan.for_workload(workload, "resnet20", "fashion-mnist")
     plans = [with_uniform_cut(base, workload, keep) if keep < 1 else base for keep in KEEPS]
+    rng, groups = random.Random(0), [g for g in workload.coupling_groups if g.cuttable]
+    for _ in range(RANDOM_CUTS):
+        plan = base
+        for group in rng.sample(groups, rng.randint(1, len(groups))):
+            plan = with_cut(plan, workload, group.layers[0], max(1, round(group.channels * rng.choice(KEEPS[1:]))))
+        plans.append(plan)
     workloads = [apply_plan(plan, workload) for plan in plans]
     timed = measure_models(template, "onnxruntime", {"repeats": 20}, list(zip([model] * len(plans), workloads, plans)))
     path = module_cache / "r20-cuts.json"
@@ -144,7 +154,7 @@ def test_a_noisy_stored_base_is_timed_again_before_the_search_refuses(tmp_path, 
     noisy = replace(m, q1_ms=0.7 * m.median_ms, q3_ms=1.3 * m.median_ms)
     store.forget(base_row)
     store.put(noisy, protocol)
-    result = _search(tmp_path, scorer, predictor, 0.8 * base_ms, trials=2, proposals=8, margin="0.1")
+    result = _search(tmp_path, scorer, predictor, 0.8 * base_ms, trials=4, proposals=8, margin="0.1")
     assert result.solution.measurement["referred_median_ms"] * 1.1 <= 0.8 * base_ms  # re-checked beside the base
     timed_again, = filter(base_row, store.entries())
     assert timed_again.relative_iqr < 0.6 and timed_again.created_at_s > stored.created_at_s
