@@ -141,11 +141,13 @@ def measuring_protocol(device: str | None, options: Mapping[str, Any]) -> Protoc
 def default_predictor_name(runtime: str, threads: int) -> str:
     """This machine's predictor for a runtime and thread count (a name in ``NN2HW_CACHE/predictors``),
     its int8 kernels timed in the storage this CPU's exports use (``nn2hw.predict.kernels.native_int8``),
-    its kernels those of this version of the detector (``DETECTOR_VERSION``)."""
+    its kernels those of this version of the detector (``DETECTOR_VERSION``), fitted by this regressor
+    (``nn2hw.predict.kernel.REGRESSOR``)."""
     from nn2hw.measure import this_machine
+    from nn2hw.predict.kernel import REGRESSOR
     from nn2hw.predict.kernels import DETECTOR_VERSION, native_int8
 
-    return (f"cpu-{runtime}-t{threads}-{native_int8().name}-k{DETECTOR_VERSION}-"
+    return (f"cpu-{runtime}-t{threads}-{native_int8().name}-k{DETECTOR_VERSION}-{REGRESSOR}-"
             f"{this_machine(runtime).fingerprint()}")
 
 
