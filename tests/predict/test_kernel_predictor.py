@@ -152,3 +152,19 @@ def test_cut_variants_cut_the_given_networks_as_a_search_would() -> None:
     head_only = _NetBuilder("head", (1, 3, 8, 8)).workload(10)  # pool, flatten, linear: its width is the output's
     assert not any(g.cuttable for g in head_only.coupling_groups)
     assert _cut_variant(head_only, random.Random(0)) is None
+
+
+def test_the_searched_networks_cuts_come_before_the_other_networks() -> None:
+    """The cpu template gives the network about to be searched first: its cuts are sampled before the
+    zoo's other networks and their cuts (a 120-s build stops after about 1,000 kernels of that queue)."""
+    from nn2hw.api import zoo_workload
+    from nn2hw.predict.sampling import CUT_SOURCE, CUT_VARIANTS, _with_cut_variants
+
+    searched, *zoo = [zoo_workload("resnet20", "fashion-mnist"), zoo_workload("vgg_fmnist", "fashion-mnist"),
+                      zoo_workload("mobilenetv2_fmnist", "fashion-mnist")]
+    order = _with_cut_variants([searched, *zoo], random.Random(0))
+    assert order[0] is searched and order[CUT_VARIANTS + 1:CUT_VARIANTS + 3] == zoo
+    assert all(w.source == CUT_SOURCE and w.input_shape == searched.input_shape and
+               {layer.name for layer in w.layers} == {layer.name for layer in searched.layers}
+               for w in order[1:CUT_VARIANTS + 1])
+    assert len(order) == 3 + 3 * CUT_VARIANTS
