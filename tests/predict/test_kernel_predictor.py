@@ -156,7 +156,7 @@ def test_cut_variants_cut_the_given_networks_as_a_search_would() -> None:
 
 def test_the_searched_networks_cuts_come_before_the_other_networks() -> None:
     """The cpu template gives the network about to be searched first: its cuts are sampled before the
-    zoo's other networks and their cuts (a 120-s build stops after about 1,000 kernels of that queue)."""
+    zoo's other networks and their cuts (a 120-s build times about 1,000 kernels of that queue first)."""
     from nn2hw.api import zoo_workload
     from nn2hw.predict.sampling import CUT_SOURCE, CUT_VARIANTS, _with_cut_variants
 
