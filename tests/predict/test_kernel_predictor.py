@@ -101,6 +101,22 @@ def test_adaptive_sampling_ignores_noise() -> None:
     assert _bad_samples(clean)
 
 
+def test_the_samples_timed_furthest_above_their_prediction_are_timed_again_first() -> None:
+    """Load only slows a timing: of the bad samples, one timed at twice its neighbours' trend comes
+    before those timed below theirs, so a budget that ends early has re-timed it."""
+    from nn2hw.predict.kernel import KernelSample
+    from nn2hw.predict.kernels import conv_features
+    from nn2hw.predict.sampling import _bad_samples
+
+    samples = []
+    for i in range(30):
+        features = conv_features(cin=8 + 4 * i, cout=16, h=8, w=8, k=3, s=1)
+        median = 0.01 * (1 + i) * (2.0 if i == 17 else 0.8 if i % 7 == 3 else 1.0)
+        samples.append(KernelSample("conv", features, median, 0.001 * median))
+    bad = _bad_samples(KernelPredictor(samples, empty_ms=0.001))
+    assert len(bad) > 1 and bad[0] is samples[17]
+
+
 def test_a_build_times_its_bad_samples_and_calibration_networks_again(
         small: tuple[KernelPredictor, MeasurementStore]) -> None:
     """Load on a shared machine only slows a run: a build times its calibration networks a second time
@@ -127,6 +143,24 @@ def test_a_file_fitted_with_another_regressor_is_refused(small: tuple[KernelPred
     path = tmp_path / "old.json"
     path.write_text(json.dumps(record))
     with pytest.raises(ConfigError, match="random forests") as err:
+        load(path)
+    assert "Build it again" in err.value.fix
+
+
+def test_a_file_of_another_detector_version_is_refused(small: tuple[KernelPredictor, MeasurementStore],
+                                                       tmp_path: Path) -> None:
+    """Samples of other kernels (version 2 had no int8 max pools) would be refitted into wrong prices."""
+    import json
+
+    from nn2hw.predict.kernels import DETECTOR_VERSION
+
+    predictor, _ = small
+    record = predictor.to_dict()
+    assert record["detector"] == DETECTOR_VERSION
+    del record["detector"]  # as files of nn2hw before it was stored are
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="detector version 2") as err:
         load(path)
     assert "Build it again" in err.value.fix
 

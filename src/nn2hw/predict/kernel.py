@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from nn2hw.errors import ConfigError
 from nn2hw.predict.base import Predictor, register_kind, sklearn_ensemble
-from nn2hw.predict.kernels import KERNEL_TYPES, Kernel, kernels_of
+from nn2hw.predict.kernels import DETECTOR_VERSION, KERNEL_TYPES, Kernel, kernels_of
 from nn2hw.workload import Workload
 
 REGRESSOR = "hist_gradient_boosting"
@@ -230,23 +230,35 @@ class KernelPredictor(Predictor):
 
     # --- storage --------------------------------------------------------------------------------
     def stored(self) -> dict[str, Any]:
-        return {"regressor": REGRESSOR, "hyper": dict(self.hyper), "correction_hyper": dict(self.correction_hyper),
+        return {"regressor": REGRESSOR, "detector": DETECTOR_VERSION, "hyper": dict(self.hyper),
+                "correction_hyper": dict(self.correction_hyper),
                 "machine": self.machine,
                 "empty_ms": self.empty_ms, "int8_storage": self.int8_storage,
                 "samples": [s.to_dict() for s in self.samples], "networks": [n.to_dict() for n in self.networks]}
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> KernelPredictor:
-        if record.get("regressor", "random_forest") != REGRESSOR:
-            raise ConfigError(f"The kernel predictor was fitted with {record.get('regressor', 'random forests')} "
-                              f"(nn2hw {record.get('nn2hw_version', '?')}); this nn2hw fits {REGRESSOR}.",
-                              "Build it again (`nn2hw predictor build --device cpu --out FILE`; the cpu template "
-                              "rebuilds its own on first use).")
+        _check_compatible(record)
         return cls([KernelSample.from_dict(s) for s in record["samples"]], empty_ms=float(record["empty_ms"]),
                    networks=[NetworkSample.from_dict(n) for n in record.get("networks", ())],
                    device=str(record["device"]), seed=int(record["seed"]), hyper=dict(record["hyper"]),
                    machine=dict(record.get("machine", {})), correction_hyper=dict(record.get("correction_hyper", {})),
                    int8_storage=str(record.get("int8_storage", "s8s8")))  # files before it was recorded: s8s8
+
+
+def _check_compatible(record: Mapping[str, Any]) -> None:
+    """Refuse a stored predictor fitted by another regressor or on another detector's kernels: its samples
+    would be refitted into wrong prices (a kernel feature it never saw reads 0), not fail."""
+    version = f"nn2hw {record.get('nn2hw_version', '?')}"
+    fix = ("Build it again (`nn2hw predictor build --device cpu --out FILE`; the cpu template rebuilds its own "
+           "on first use).")
+    if record.get("regressor", "random_forest") != REGRESSOR:
+        raise ConfigError(f"The kernel predictor was fitted with {record.get('regressor', 'random forests')} "
+                          f"({version}); this nn2hw fits {REGRESSOR}.", fix)
+    detector = record.get("detector", 2)  # files before it was recorded: version 2
+    if detector != DETECTOR_VERSION:
+        raise ConfigError(f"The kernel predictor's samples are kernels of detector version {detector} ({version}); "
+                          f"this nn2hw detects kernels as version {DETECTOR_VERSION}.", fix)
 
 
 def network_features(workload: Workload, kernels: Sequence[Kernel], times_ms: Sequence[float],
