@@ -1,12 +1,12 @@
 """Accuracy of the kernel-level latency predictor on held-out networks, on this machine.
 
 Builds (or loads cached builds of) kernel predictors with the stated budgets, then times networks
-they never saw as whole ONNX models the way a deployed network runs (ONNX Runtime, 1 thread; groups
+they never saw as whole ONNX models, each the file ``nn2hw.deploy.export_onnx`` writes (exactly what
+the ``cpu`` template times), the way a deployed network runs (ONNX Runtime, 1 thread; groups
 of 3 networks interleaved, each warmed up first; median of 40 runs spread over 8 passes): the zoo's
-CIFAR/Fashion-MNIST ResNet-20/32/44/56, MobileNetV2 and VGG (torch export), their uniform channel
+CIFAR/Fashion-MNIST ResNet-20/32/44/56, MobileNetV2 and VGG, their uniform channel
 cuts (every cuttable layer kept at 25/50/75 %), their int8 variants (w8a8 on every conv/linear, base
-and 50 % cut, written by ``nn2hw.deploy.export_onnx``: exactly what the ``cpu`` template times),
-NAS-Bench-201-style cells (nn2hw.testing.nets) and random CNNs (seeds the builds never used).
+and 50 % cut), NAS-Bench-201-style cells (nn2hw.testing.nets) and random CNNs (seeds the builds never used).
 Prints per budget the fraction within +-10 % / +-5 %, RMSPE, Kendall tau, and the repeatability of
 the measurement itself (every network timed in two separate runs).
 
@@ -38,7 +38,6 @@ from nn2hw.predict.kernels import workload_graph
 from nn2hw.predict.sampling import build, random_cnn
 from nn2hw.testing import nets
 from nn2hw.workload import Workload, from_onnx
-from nn2hw.workload.onnx_export import to_onnx
 from nn2hw.zoo.archs.nb201 import nb201_network
 
 ZOO = [(f"resnet{d}", ds) for d in (20, 32, 44, 56) for ds in ("fashion-mnist", "cifar10")] + \
@@ -48,8 +47,10 @@ INT8_CUTS = (1.0, 0.5)
 
 
 def exported(model, shape, folder: Path, name: str) -> tuple[bytes, Workload]:
+    """The float network as ``nn2hw.deploy`` writes the file a user deploys (its opset, 17: at 19 and
+    later, ONNX Runtime runs NCHW AveragePools through a generic path about 9x slower)."""
     path = folder / f"{name}.onnx"
-    to_onnx(model, shape, path, dynamo=False)
+    export_onnx(model, path, input_shape=shape, check=False)
     return path.read_bytes(), from_onnx(path)
 
 
