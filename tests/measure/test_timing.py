@@ -122,3 +122,16 @@ def test_passes_are_part_of_the_key_only_when_used():
     assert Protocol(passes=2).key() != Protocol().key() and "passes=2" in Protocol(passes=2).key()
     with pytest.raises(ConfigError, match="passes"):
         Protocol(repeats=5, passes=6)
+
+
+def test_a_probe_times_a_runner_now_and_stores_nothing(tmp_path, monkeypatch):
+    """``probe_ms`` (a build's load sentinel) warms up, times ``repeats`` runs and returns their median;
+    a few slow runs do not move it, and nothing reaches the store."""
+    from nn2hw.measure import probe_ms
+
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    monkeypatch.setattr("nn2hw.measure.timing.default_store", lambda: store)  # where measure() would store
+    runner = FakeRunner("net", [], slow_calls=frozenset({4, 9}), slow_s=0.02)
+    median = probe_ms(runner, Protocol(warmup=2, repeats=11, profile_runs=0))
+    assert runner.calls == 13 and runner.profiles == 0
+    assert median < 20.0 and len(store) == 0

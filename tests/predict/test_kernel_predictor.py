@@ -101,6 +101,37 @@ def test_adaptive_sampling_ignores_noise() -> None:
     assert _bad_samples(clean)
 
 
+def test_samples_timed_under_load_are_timed_again_first() -> None:
+    """The sentinel's fastest reading is the unloaded machine: samples timed around a reading more than
+    ``LOAD_TOLERANCE`` slower are suspects, the most slowed first, then samples of a wide IQR (not the
+    microsecond ones, whose IQR is mostly the baseline's); the others are not."""
+    from nn2hw.predict.kernel import KernelSample
+    from nn2hw.predict.kernels import conv_features
+    from nn2hw.predict.sampling import LOAD_TOLERANCE, WIDE_IQR_MIN_MS, WIDE_IQR_SHARE, _sample_key, _suspects
+
+    def sample(i: int, median_ms: float = 0.01, iqr_share: float = 0.1) -> KernelSample:
+        features = conv_features(cin=8 * (i + 1), cout=16, h=8, w=8, k=3, s=1)
+        return KernelSample("conv", features, median_ms, iqr_share * median_ms)
+
+    samples = [sample(0), sample(1), sample(2), sample(3), sample(4, iqr_share=2 * WIDE_IQR_SHARE),
+               sample(5, iqr_share=1.5 * WIDE_IQR_SHARE), sample(6, WIDE_IQR_MIN_MS / 2, 4 * WIDE_IQR_SHARE)]
+    readings = [0.050, 0.065, 0.050 * (1 + LOAD_TOLERANCE / 2), 0.080, 0.049, 0.050, 0.050]
+    loads = {_sample_key(s): r for s, r in zip(samples, readings)}
+    assert _suspects(samples, loads) == [samples[3], samples[1], samples[4], samples[5]]
+    assert _suspects(samples[:4], {}) == []
+
+
+def test_the_sentinel_reads_the_machine_without_storing(tmp_path: Path) -> None:
+    from nn2hw.predict.sampling import BuildSettings, _Timer
+
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    timer = _Timer(BuildSettings(), store)
+    first = timer.sentinel_ms()
+    runner = timer.sentinel
+    assert first > 0 and timer.sentinel_ms() > 0 and timer.sentinel is runner  # one session, reused
+    assert len(store) == 0
+
+
 def test_the_samples_timed_furthest_above_their_prediction_are_timed_again_first() -> None:
     """Load only slows a timing: of the bad samples, one timed at twice its neighbours' trend comes
     before those timed below theirs, so a budget that ends early has re-timed it."""

@@ -14,7 +14,8 @@ from nn2hw.measure.onnxrt import onnx_runner
 from nn2hw.measure.protocol import OPTIMIZATION_LEVELS, RUNTIMES, Protocol
 from nn2hw.measure.records import KernelTime, Measurement
 from nn2hw.measure.store import MeasurementStore, StoredMeasurement, default_store
-from nn2hw.measure.timing import Runner, measure, measure_onnx
+from nn2hw.measure.timing import Runner, measure, measure_onnx, probe_ms
 
 __all__ = ["OPTIMIZATION_LEVELS", "RUNTIMES", "KernelTime", "Machine", "Measurement", "MeasurementStore", "Protocol",
-           "Runner", "StoredMeasurement", "default_store", "measure", "measure_onnx", "onnx_runner", "this_machine"]
+           "Runner", "StoredMeasurement", "default_store", "measure", "measure_onnx", "onnx_runner", "probe_ms",
+           "this_machine"]

@@ -77,6 +77,12 @@ def measure_onnx(model: bytes | str | Path, protocol: Protocol | None = None, *,
     return measure([onnx_runner(model, protocol, input_shapes=input_shapes)], protocol, store=store)[0]
 
 
+def probe_ms(runner: Runner, protocol: Protocol) -> float:
+    """The median (ms) of ``runner`` timed now under ``protocol`` (warm-up, ``repeats`` runs), never
+    stored: a reading of how fast the machine runs at this moment (a build's load sentinel)."""
+    return summarize(_interleaved_times_ms([runner], protocol.warmup, protocol.repeats)[0]).median_ms
+
+
 def _rounds_per_pass(protocol: Protocol) -> list[int]:
     """The timed rounds of each pass: ``repeats`` split as evenly as ``passes`` allow."""
     share, extra = divmod(protocol.repeats, protocol.passes)
