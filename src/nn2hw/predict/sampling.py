@@ -11,12 +11,13 @@
    Transformer-encoder shapes; time each kernel's model beside its own
    baseline (``measurement_pair``) with ``nn2hw.measure``.
 3. Fit gradient-boosted trees per kernel type and the network correction (``nn2hw.predict.kernel``);
-   then nn-Meter's adaptive sampling: samples whose cross-validated error exceeds 10 % and
-   ``NOISE_FLOOR`` times their own IQR (so noise alone flags nothing) are timed again first, each
-   keeping its faster timing (load on a shared machine only slows a run, and a kernel's timing lasts
-   milliseconds, so a burst of load inflates it whole: one build timed ResNet-20's int8 16-channel
-   conv at 43 us, 26 us when timed again); those still off get 20 neighbours (channels x0.4-1.2);
-   refit, until ``budget_s``.
+   then nn-Meter's adaptive sampling: samples timed while the load sentinel (``SENTINEL``, read after
+   every group of kernels) ran slow or with a wide IQR, then samples whose cross-validated error
+   exceeds 10 % and ``NOISE_FLOOR`` times their own IQR (so noise alone flags nothing), are timed
+   again first, each keeping its faster timing (load on a shared machine only slows a run, and a
+   kernel's timing lasts milliseconds, so a burst of load inflates it whole: one build timed
+   ResNet-20's int8 16-channel conv at 43 us, 26 us when timed again); those still off get 20
+   neighbours (channels x0.4-1.2); refit, until ``budget_s``.
 
 Everything is timed as a deployed network runs: warm (each model warmed up before its timed runs)
 and in small interleaved groups (``GROUP``), never among many models that evict each other's weights
