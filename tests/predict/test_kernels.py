@@ -213,6 +213,33 @@ def test_chain_timing_leaves_out_the_reorders_a_lone_nchwc_kernel_pays(tmp_path:
     assert 0 < times[0] - times[1] < times[2] - times[3], times
 
 
+def test_a_float_pool_between_nchwc_convs_is_timed_in_a_chain(tmp_path: Path) -> None:
+    """VGG's float max pools read and write NCHWc between its convs (3 us in the network): they are timed
+    behind an NCHWc 1x1 conv, where the pool runs NCHWc without the reorders its one-kernel model adds
+    around it (4 + 3 us); a pool on channels that are no whole block stays a lone NCHW kernel."""
+    from nn2hw.api import zoo_workload
+    from nn2hw.measure import MeasurementStore, Protocol, measure, onnx_runner
+    from nn2hw.predict.kernels import chain_graphs, empty_graph, in_nchwc_chain, nchwc_block
+    from nn2hw.predict.sampling import _NetBuilder
+
+    if nchwc_block() <= 1:
+        pytest.skip("no NCHWc layout on this CPU")
+    pools = [k for k in kernels_of(zoo_workload("vgg_fmnist", "fashion-mnist")) if k.type == "pool"]
+    assert len(pools) == 3 and all(in_nchwc_chain(k) for k in pools)
+    chained, baseline = chain_graphs(pools[0])
+    assert _optimized_ops(chained, tmp_path)["ReorderInput"] == 1  # the 1x1 conv's input only
+    protocol = Protocol(repeats=40, profile_runs=0)
+    times = [m.median_ms for m in measure([onnx_runner(m, protocol) for m in
+                                           (chained, baseline, kernel_graph(pools[0]), empty_graph())],
+                                          protocol, store=MeasurementStore(tmp_path / "m.sqlite"))]
+    assert times[0] - times[1] < times[2] - times[3], times
+    for width, whole in ((24, False), (32, True)):
+        net = _NetBuilder("t", (1, 3, 16, 16))
+        net.conv_bn(net.pool(net.conv_bn("x", width, 3, 1, True), 2, 2, 0, "max_pool2d"), 32, 3, 1, True)
+        (pool,) = [k for k in kernels_of(net.workload(10)) if k.type == "pool"]
+        assert in_nchwc_chain(pool) is whole, width
+
+
 def test_each_kernel_gets_its_own_baseline_that_runs_as_the_shared_one() -> None:
     """Kernels whose baseline models are the same graph (the empty model; one pre-conv alone for every
     conv reading 32 channels at 16x16) get a copy each, tagged with the kernel's model: the measurement

@@ -7,7 +7,8 @@ Random forests, nn-Meter's choice, priced kernels they had not seen worse here: 
 networks their kernel sums had 70 % within ±10 % against 83-84 % for the boosted trees, fitted on
 the same samples (docs/measured-devices.md, stop 35). A sample's time is what the
 kernel costs inside a network: its one-kernel model's median minus the empty model's, or, for an
-NCHWc conv reading an NCHWc tensor, a 1x1 NCHWc conv followed by it minus that conv alone
+NCHWc conv reading an NCHWc tensor or a pool kept NCHWc, a 1x1 NCHWc conv followed by it minus that
+conv alone
 (``nn2hw.predict.kernels.chain_graphs``), so the layout reorders a lone kernel would pay at the
 model's edges are not counted (between NCHWc kernels a network pays none). Each pair is timed
 together (``nn2hw.predict.kernels.measurement_pair``), so the machine's drift cancels.

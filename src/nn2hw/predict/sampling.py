@@ -60,6 +60,7 @@ from nn2hw.predict.kernels import (
     matmul_features,
     measurement_pair,
     native_int8,
+    nchwc_block,
     nchwc_conv,
     tensor_features,
     workload_graph,
@@ -445,8 +446,10 @@ def _tensor_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
             s = rng.choice((1, 2)) if k == 3 else 2
             p = 1 if k == 3 else 0
             is_max = kind == "pool_int8" or rng.random() < 0.5  # int8 pools are max pools (see kernels_of)
+            nchwc = kind == "pool" and c % nchwc_block() == 0 and rng.random() < 0.5  # between NCHWc convs
             return Kernel("prior", kind, (), (), tensor_features(shape, k=k, s=s, p=p, oh=(size + 2 * p - k) // s + 1,
-                                                                 ow=(size + 2 * p - k) // s + 1, max=float(is_max)))
+                                                                 ow=(size + 2 * p - k) // s + 1, max=float(is_max),
+                                                                 nchwc=float(nchwc)))
         if kind == "add":
             return Kernel("prior", kind, (), (), tensor_features(shape, op=rng.choice((0, 0, 1)), operands=2,
                                                                  broadcast=0.0, act=rng.choice((0, 1))))
@@ -514,6 +517,8 @@ def _vary(sample: KernelSample, rng: random.Random) -> Kernel:
     else:
         c = _scaled(f["c"], rng)
         features = {**sample.features, "c": c, "elements": f["batch"] * c * f["h"] * f["w"]}
+        if features.get("nchwc"):  # a pool stays NCHWc only on whole blocks (kernels_of)
+            features["nchwc"] = float(c % nchwc_block() == 0)
         if kind == "layout":
             oc = c * f["oc"] // max(f["c"], 1)
             features.update(oc=oc, out_elements=f["batch"] * oc * f["oh"] * f["ow"])
