@@ -122,6 +122,7 @@ def test_samples_timed_under_load_are_timed_again_first() -> None:
 
 
 def test_the_sentinel_reads_the_machine_without_storing(tmp_path: Path) -> None:
+    """Its readings describe a moment, not a kernel: the store a build keeps stays empty."""
     from nn2hw.predict.sampling import BuildSettings, _Timer
 
     store = MeasurementStore(tmp_path / "m.sqlite")

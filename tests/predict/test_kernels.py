@@ -17,13 +17,18 @@ from nn2hw.predict.sampling import _prior, random_cnn  # noqa: E402
 pytestmark = pytest.mark.timed  # times code on the CPU: runs alone (tests/conftest.py)
 
 
-def _optimized_ops(model: bytes, tmp_path: Path) -> collections.Counter[str]:
+def _optimized_nodes(model: bytes, tmp_path: Path) -> list:
+    """The nodes of ORT's optimized graph of ``model`` (what the CPU provider runs)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.optimized_model_filepath = str(tmp_path / "opt.onnx")
     options.log_severity_level = 3
     ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    return list(onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+
+
+def _optimized_ops(model: bytes, tmp_path: Path) -> collections.Counter[str]:
+    return collections.Counter(n.op_type for n in _optimized_nodes(model, tmp_path))
 
 
 def _resnet20() -> object:
@@ -130,11 +135,7 @@ def test_int8_workload_graph_runs_what_the_int8_export_runs(tmp_path: Path) -> N
 
 def _int8_max_pools(model: bytes, tmp_path: Path) -> int:
     """MaxPools ORT runs on 8-bit integers: in its optimized graph, fed by a QuantizeLinear."""
-    options = ort.SessionOptions()
-    options.optimized_model_filepath = str(tmp_path / "opt.onnx")
-    options.log_severity_level = 3
-    ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    nodes = onnx.load(str(tmp_path / "opt.onnx")).graph.node
+    nodes = _optimized_nodes(model, tmp_path)
     quantized = {out for n in nodes if n.op_type == "QuantizeLinear" for out in n.output}
     return sum(n.op_type == "MaxPool" and n.input[0] in quantized for n in nodes)
 
