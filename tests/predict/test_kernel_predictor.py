@@ -133,6 +133,50 @@ def test_the_sentinel_reads_the_machine_without_storing(tmp_path: Path) -> None:
     assert len(store) == 0
 
 
+def test_calibration_networks_timed_under_load_are_timed_again_until_calm(tmp_path: Path) -> None:
+    """The correction learns its level from the calibration networks: those whose kept timing ran while
+    the sentinel was slow, or with a wide IQR, are timed again (the most slowed first), up to
+    ``CALM_ROUNDS`` more times, each keeping its fastest timing; quiet ones are not touched."""
+    from nn2hw.predict.kernel import NetworkSample
+    from nn2hw.predict.sampling import CALM_ROUNDS, LOAD_TOLERANCE, WIDE_IQR_SHARE, _TimedNetwork, _Timer
+
+    works = [random_cnn(random.Random(i), f"calibration-{i}") for i in range(5)]
+    quiet_ms, slow_ms = 0.050, 0.050 * (1 + 2 * LOAD_TOLERANCE)
+
+    class Scripted(_Timer):
+        """Each network's next timings from a script (median ms, sentinel ms); records what it timed."""
+
+        def __init__(self, script: dict[str, list[tuple[float, float]]]) -> None:
+            super().__init__(BuildSettings(), MeasurementStore(tmp_path / "m.sqlite"))
+            self.readings_ms, self.script, self.calls = [quiet_ms], script, []
+
+        def _networks(self, group, passes):  # type: ignore[no-untyped-def]
+            self.calls.append(([w.name for w in group], passes))
+            return [_TimedNetwork(NetworkSample(w, *self.next(w.name)), self.load) for w in group]
+
+        def next(self, name: str) -> tuple[float, float]:
+            median, self.load = self.script[name].pop(0)
+            return median, 0.01 * median
+
+    def kept(i: int, load_ms: float, iqr_share: float = 0.01) -> _TimedNetwork:
+        return _TimedNetwork(NetworkSample(works[i], 1.0, iqr_share), load_ms)
+
+    nets = [kept(0, quiet_ms), kept(1, slow_ms), kept(2, 2 * slow_ms),  # quiet, slowed, most slowed
+            kept(3, quiet_ms, iqr_share=2 * WIDE_IQR_SHARE)]            # a wide IQR
+    timer = Scripted({"calibration-1": [(0.9, slow_ms)] * CALM_ROUNDS,            # never calm: every round
+                      "calibration-2": [(0.8, quiet_ms)],                          # calm after one
+                      "calibration-3": [(1.1, quiet_ms)] * CALM_ROUNDS})          # slower again: kept slowed
+    out, count = timer.networks_calm(nets, deadline=float("inf"))
+    assert [n.sample.median_ms for n in out] == [1.0, 0.9, 0.8, 1.0]
+    assert timer.calls[0] == (["calibration-2", "calibration-1", "calibration-3"], 3)  # most slowed first
+    assert [passes for _, passes in timer.calls] == [3 + r for r in range(CALM_ROUNDS)]  # one store key each
+    assert "calibration-0" not in {n for names, _ in timer.calls for n in names}
+    assert count == 3 + 2 * (CALM_ROUNDS - 1)
+    assert [timer.slowed(n) for n in out] == [False, True, False, True]
+    again, count = Scripted({}).networks_calm(nets, deadline=0.0)  # no time left: nothing timed
+    assert again == nets and count == 0
+
+
 def test_the_samples_timed_furthest_above_their_prediction_are_timed_again_first() -> None:
     """Load only slows a timing: of the bad samples, one timed at twice its neighbours' trend comes
     before those timed below theirs, so a budget that ends early has re-timed it."""
