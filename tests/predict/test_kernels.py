@@ -95,6 +95,28 @@ def test_nchwc_block_follows_the_cpu_flags(tmp_path: Path) -> None:
     assert nchwc_block(str(tmp_path / "missing")) == 1
 
 
+def test_an_nchwc_conv_is_priced_by_the_channels_its_blocks_compute() -> None:
+    """ORT pads an NCHWc conv's channels to whole blocks (input channels below a block stay as they are;
+    a depthwise conv's groups with them): 36-, 40- and 48-channel convs compute 48 on a 16-channel
+    block, and their ``padded_macs`` say so; an int8 or NCHW conv's are its MACs."""
+    from nn2hw.predict.kernels import conv_features, nchwc_block, nchwc_channels
+
+    assert nchwc_channels(36, 40, 1, block=16) == (48, 48, 1)
+    assert nchwc_channels(48, 17, 1, block=16) == (48, 32, 1)
+    assert nchwc_channels(3, 24, 1, block=16) == (3, 32, 1)  # a stem conv reads its 3 channels unblocked
+    assert nchwc_channels(40, 40, 40, block=16) == (48, 48, 48)  # depthwise: one channel per group
+    assert nchwc_channels(36, 40, 1, block=8) == (40, 40, 1)
+    block = nchwc_block()
+    for cin, cout, groups, bits in ((36, 36, 1, 32), (20, 20, 20, 32), (3, 24, 1, 32), (36, 36, 1, 8), (18, 32, 1, 32)):
+        f = conv_features(cin=cin, cout=cout, h=14, w=14, k=3, s=1, groups=groups, bits=bits)
+        if f["nchwc"] and bits == 32:
+            pin, pout, pgroups = nchwc_channels(cin, cout, groups)
+            assert f["padded_macs"] == 14 * 14 * 9 * pout * (pin // pgroups)
+            assert f["padded_macs"] > f["macs"] or block <= 1 or all(c % block == 0 for c in (cin, cout))
+        else:  # int8, or NCHW (18 input channels on a 16-channel block)
+            assert f["padded_macs"] == f["macs"]
+
+
 def test_nchwc_rule_matches_ort_layout(tmp_path: Path) -> None:
     """Channel counts that are not multiples of the block: ORT pads outputs, needs inputs below the
     block or a multiple of 4 (depthwise: a multiple of 4)."""
