@@ -549,9 +549,10 @@ def _rows_draw(kind: str) -> Callable[[random.Random], Kernel | None]:
         if kind == "softmax":
             heads, seq = rng.choice((1, 2, 4, 8, 12)), rng.choice(SEQUENCES)
             rows, cols = heads * seq, seq
-        else:
-            rows, cols = rng.choice(SEQUENCES), rng.choice(HIDDEN)
-        return Kernel("prior", kind, (), (), {"rows": rows, "cols": cols, "elements": rows * cols})
+            return Kernel("prior", kind, (), (), {"rows": rows, "cols": cols, "elements": rows * cols})
+        rows, cols = rng.choice(SEQUENCES), rng.choice(HIDDEN)
+        return Kernel("prior", kind, (), (), {"rows": rows, "cols": cols, "elements": rows * cols,
+                                              "skip": float(rng.random() < 0.5)})  # after a residual Add
     return draw
 
 
@@ -588,7 +589,7 @@ def _vary(sample: KernelSample, rng: random.Random) -> Kernel:
                                    n=_scaled(f["n"], rng))
     elif kind in ("softmax", "layernorm"):
         rows, cols = _scaled(f["rows"], rng), _scaled(f["cols"], rng)
-        features = {"rows": rows, "cols": cols, "elements": rows * cols}
+        features = {**sample.features, "rows": rows, "cols": cols, "elements": rows * cols}
     elif kind == "gather":
         dim = _scaled(f["dim"], rng)
         features = {**sample.features, "dim": dim, "elements": f["tokens"] * dim}
