@@ -324,7 +324,7 @@ class _Detector:
         if add.op.lower() != "add" or len(add.inputs) != 2 or len(add.output_shape) != 3 \
                 or len(set(shapes)) != 1 or shapes[0] != add.output_shape:
             return None
-        return self._follow(add, lambda n: n.kind is OpKind.NORM and _is_layer_norm(n))
+        return self._follow(add, lambda n: n.kind is OpKind.NORM and "layer" in n.op.lower())
 
     def _act(self, layer: Layer) -> Kernel:
         self._keep_layout(layer)
@@ -334,7 +334,7 @@ class _Detector:
         return Kernel(layer.name, "act", (layer.name,), (layer.op,), features)
 
     def _norm(self, layer: Layer) -> Kernel:
-        if _is_layer_norm(layer):
+        if "layer" in layer.op.lower() or "batch" not in layer.op.lower():
             return self._rows("layernorm")(layer)
         self._keep_layout(layer)
         return Kernel(layer.name, "norm", (layer.name,), (layer.op,), tensor_features(layer.output_shape))
@@ -486,10 +486,6 @@ class _Graph:
 def native_int8() -> Int8Storage:
     """How this CPU's int8 exports store their integers (``resolve_int8_storage('auto')``)."""
     return INT8_STORAGES[resolve_int8_storage("auto")[0]]
-
-
-def _is_layer_norm(layer: Layer) -> bool:
-    return "layer" in layer.op.lower() or "batch" not in layer.op.lower()
 
 
 def kernel_graph(kernel: Kernel) -> bytes:
