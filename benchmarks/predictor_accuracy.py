@@ -5,9 +5,9 @@ they never saw as whole ONNX models the way a deployed network runs (ONNX Runtim
 of 3 networks interleaved, each warmed up first; median of 40 runs spread over 8 passes): the zoo's
 CIFAR/Fashion-MNIST ResNet-20/32/44/56, MobileNetV2 and VGG and the Transformer encoder MiniLM-L6
 (128 tokens), their uniform channel cuts (every cuttable layer kept at 25/50/75 %; MiniLM's FFNs),
-their int8 variants (w8a8 on every conv/linear, base and 50 % cut) and NAS-Bench-201-style cells (nn2hw.testing.nets), each the file
-``nn2hw.deploy.export_onnx`` writes (exactly what the ``cpu`` template times), and random CNNs
-(seeds the builds never used) as ``workload_graph`` builds them.
+their int8 variants (w8a8 on every conv/linear, base and 50 % cut) and NAS-Bench-201-style cells
+(nn2hw.testing.nets), each the file ``nn2hw.deploy.export_onnx`` writes (exactly what the ``cpu``
+template times), and random CNNs (seeds the builds never used) as ``workload_graph`` builds them.
 Prints per budget the fraction within +-10 % / +-5 %, RMSPE, Kendall tau, and the repeatability of
 the measurement itself (every network timed in two separate runs).
 
