@@ -19,8 +19,8 @@ AVX-512, 8 with AVX2, read from the CPU's flags by ``nchwc_block``):
   Transpose/Concat are layout kernels (cheap, but not free).
 - A residual Add of two same-shaped 3-D tensors whose only consumer is a LayerNorm runs with it as one
   SkipLayerNormalization: a ``layernorm`` kernel with feature ``skip``. ORT's CPU kernel for it is
-  slow: 248 us at 128 x 384 against 29 us for the LayerNorm alone, so MiniLM-L6's twelve ran 2.7 ms
-  more than an Add and a LayerNorm timed apart (its kernel sum 28.2 ms, the network 33.5 ms).
+  slow: 248 us at 128 x 384 against 29 us for the LayerNorm alone (MiniLM-L6: its kernels timed
+  apart summed to 28.0 ms, the network ran 33.5 ms, 3.2 ms of it in SkipLayerNormalization nodes).
 - An int8 layer (weights and inputs of 8 bits or fewer) is exported by ``nn2hw.deploy`` as
   Q-DQ-Conv/Gemm-Q-DQ, which ORT runs as QuantizeLinear, Transpose to NHWC, QLinearConv (the
   output QuantizeLinear folded in), Transpose back, DequantizeLinear (QGemm for a linear layer;

@@ -85,8 +85,8 @@ CALM_SHARE = 0.1
 CALM_ROUNDS = 3
 """After their second timing, calibration networks whose faster timing the sentinel or a wide IQR marks
 as slowed are timed again, up to ``CALM_ROUNDS`` times each within ``CALM_SHARE`` of the budget: the
-correction learns its level from them, and builds whose networks kept timings 2-4 % slower (median)
-than another build's priced held-out networks worse (samples of one build with networks of five:
+correction learns its level from them, and builds whose networks kept timings 1.4-3.3 % slower
+(median) than another build's priced held-out networks worse (samples of one build with networks of five:
 75.0-90.4 % within ±10 %, docs/measured-devices.md)."""
 KERNEL_SHARE = 0.35
 """Part of the budget spent on the first kernel samples (the rest: adaptive sampling)."""
